@@ -1,0 +1,110 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace forq {
+
+enum class log_format { text, json };
+enum class log_level { trace, debug, info, warn, error, critical, off };
+// How the embedded redis-server keeps its append-only file.
+enum class aof_policy {
+  everysec, // fsync once a second: at most ~1 s of acknowledged writes lost on a host crash
+  always,   // fsync every write: nothing lost, slower
+  no,       // AOF on, fsync left to the kernel
+  off       // no AOF: the queue is lost when the embedded Redis stops
+};
+
+struct listen_address {
+  std::string host = "127.0.0.1"; // an IP literal (IPv6 without brackets)
+  std::uint16_t port = 7600;      // 0: any free port
+};
+
+// forq's whole configuration. Filled, in this order, from defaults, the JSON file, FORQ_*
+// environment variables and command-line flags (later sources win), then validated once before
+// any I/O. docs/configuration.md lists every field; `forq --help` prints the same table.
+struct config {
+  // file `redis.url`, env FORQ_REDIS_URL, flag --redis. Empty: forq starts its own redis-server
+  // in data_dir (the embedded default).
+  std::string redis_url;
+  // file `redis.aof`, env FORQ_REDIS_AOF, flag --redis-aof. Embedded Redis only.
+  aof_policy redis_aof = aof_policy::everysec;
+  // file `workers`, env FORQ_WORKERS, flag --workers. Child processes; 0 = one per CPU.
+  unsigned workers = 0;
+  // file `listen`, env FORQ_LISTEN, flag --listen. HTTP listener (health, metrics, API).
+  listen_address listen;
+  // file `data_dir`, env FORQ_DATA_DIR, flag --data-dir. Embedded Redis socket, AOF, lock.
+  std::filesystem::path data_dir = ".forq";
+  // file `drain_timeout`, env FORQ_DRAIN_TIMEOUT, flag --drain-timeout (seconds, may be
+  // fractional). How long in-flight jobs may run on after TERM; 0 = hand them back at once.
+  std::chrono::milliseconds drain_timeout{std::chrono::seconds(30)};
+  // file `log.format`, env FORQ_LOG_FORMAT, flag --log-format.
+  log_format log_fmt = log_format::text;
+  // file `log.level`, env FORQ_LOG_LEVEL, flag --log-level.
+  log_level log_lvl = log_level::info;
+
+  // The number of child processes `workers` means on this machine.
+  unsigned effective_workers() const;
+};
+
+// One field of the table behind config: how it is named in each source, and how to read it.
+// File, environment and flags all go through the same `set`, so a value means the same
+// wherever it comes from.
+struct config_field {
+  enum class json_kind { string, integer, number };
+
+  std::string key;     // in the JSON file, dotted for nesting: "redis.url"
+  std::string env;     // "FORQ_REDIS_URL"
+  std::string flag;    // "--redis"
+  std::string help;    // one line, with the unit
+  std::string allowed; // what values are allowed, for help and errors
+  std::string metavar; // what --help shows after the flag: URL, N, SECONDS, ...
+  json_kind kind = json_kind::string;
+  // Parses and checks one value; returns why it is not allowed, or nothing when it was set.
+  std::function<std::optional<std::string>(config&, std::string_view)> set;
+  // The current value, printable (secrets redacted).
+  std::function<std::string(const config&)> show;
+};
+
+const std::vector<config_field>& config_fields();
+
+// Where configuration comes from. Flags are keyed by field key ("redis.url"), as the CLI
+// collected them; env is a lookup so tests need not touch the process environment.
+struct config_sources {
+  std::optional<std::string> config_file; // --config (FORQ_CONFIG is read from env)
+  std::map<std::string, std::string> flags;
+  std::function<std::optional<std::string>(const std::string&)> env;
+
+  static std::function<std::optional<std::string>(const std::string&)> process_env();
+  static std::vector<std::string> process_env_names(); // every FORQ_* name set now
+};
+
+struct config_error {
+  std::string message; // names the source, the field, the value and what is allowed
+};
+
+struct loaded_config {
+  config cfg;
+  std::vector<std::string> warnings; // e.g. an unknown FORQ_* variable; logged once logging is up
+};
+
+// Defaults, then file, then env, then flags; each value validated as it is read, then the whole.
+// env_names lists the FORQ_* variables present, to warn about unknown ones.
+std::variant<loaded_config, config_error>
+load_config(const config_sources& sources, const std::vector<std::string>& env_names = {});
+
+// The effective configuration as JSON (secrets redacted), for `forq config` and the start-up log.
+std::string to_json(const config& cfg);
+
+std::string_view to_string(log_format f);
+std::string_view to_string(log_level l);
+std::string_view to_string(aof_policy p);
+
+} // namespace forq

@@ -1,0 +1,462 @@
+#include "forq/config.hpp"
+
+#include "forq/redis_url.hpp"
+
+#include <boost/json.hpp>
+
+#include <algorithm>
+#include <arpa/inet.h>
+#include <charconv>
+#include <cmath>
+#include <fstream>
+#include <sstream>
+#include <thread>
+#include <unistd.h>
+
+extern char** environ;
+
+namespace forq {
+namespace {
+
+namespace json = boost::json;
+
+constexpr unsigned max_workers = 1024;
+constexpr double max_drain_seconds = 24 * 3600;
+
+template <class Enum, std::size_t N>
+std::optional<Enum> parse_enum(std::string_view text, const std::array<Enum, N>& values) {
+  for (Enum e : values)
+    if (to_string(e) == text) return e;
+  return std::nullopt;
+}
+
+template <class Enum, std::size_t N>
+std::string enum_choices(const std::array<Enum, N>& values) {
+  std::string out;
+  for (Enum e : values) {
+    if (!out.empty()) out += "|";
+    out += to_string(e);
+  }
+  return out;
+}
+
+constexpr std::array all_formats{log_format::text, log_format::json};
+constexpr std::array all_levels{log_level::trace, log_level::debug, log_level::info,
+                                log_level::warn,  log_level::error, log_level::critical,
+                                log_level::off};
+constexpr std::array all_aof{aof_policy::everysec, aof_policy::always, aof_policy::no,
+                             aof_policy::off};
+
+std::optional<unsigned> parse_uint(std::string_view text, unsigned max) {
+  unsigned value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc{} || end != text.data() + text.size() || text.empty() || value > max)
+    return std::nullopt;
+  return value;
+}
+
+std::optional<std::chrono::milliseconds> parse_seconds(std::string_view text, double max) {
+  double value = 0;
+  auto [end, ec] =
+      std::from_chars(text.data(), text.data() + text.size(), value, std::chars_format::general);
+  if (ec != std::errc{} || end != text.data() + text.size() || text.empty() ||
+      !std::isfinite(value) || value < 0 || value > max)
+    return std::nullopt;
+  return std::chrono::milliseconds(std::llround(value * 1000));
+}
+
+std::optional<listen_address> parse_listen(std::string_view text) {
+  std::string_view host, port;
+  if (text.starts_with('[')) { // [v6]:port
+    auto close = text.find("]:");
+    if (close == std::string_view::npos) return std::nullopt;
+    host = text.substr(1, close - 1);
+    port = text.substr(close + 2);
+    in6_addr a6{};
+    if (inet_pton(AF_INET6, std::string(host).c_str(), &a6) != 1) return std::nullopt;
+  } else {
+    auto colon = text.rfind(':');
+    if (colon == std::string_view::npos) return std::nullopt;
+    host = text.substr(0, colon);
+    port = text.substr(colon + 1);
+    if (host == "localhost") host = "127.0.0.1";
+    in_addr a4{};
+    if (inet_pton(AF_INET, std::string(host).c_str(), &a4) != 1) return std::nullopt;
+  }
+  auto p = parse_uint(port, 65535);
+  if (!p) return std::nullopt;
+  return listen_address{std::string(host), static_cast<std::uint16_t>(*p)};
+}
+
+std::string show_seconds(std::chrono::milliseconds ms) {
+  auto count = ms.count();
+  if (count % 1000 == 0) return std::to_string(count / 1000);
+  char buf[32];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, static_cast<double>(count) / 1000.0);
+  return std::string(buf, end);
+}
+
+std::string show_listen(const listen_address& a) {
+  auto host = a.host.find(':') != std::string::npos ? "[" + a.host + "]" : a.host;
+  return host + ":" + std::to_string(a.port);
+}
+
+std::vector<config_field> make_fields() {
+  using kind = config_field::json_kind;
+  std::vector<config_field> f;
+
+  f.push_back({"redis.url", "FORQ_REDIS_URL", "--redis",
+               "Redis server URL; empty: forq starts its own redis-server in the data directory",
+               "redis://[user:password@]host[:port][/db], rediss://..., unix:///path[?db=N], or "
+               "empty",
+               "URL", kind::string,
+               [](config& c, std::string_view v) -> std::optional<std::string> {
+                 if (!v.empty()) {
+                   auto parsed = parse_redis_url(v);
+                   if (auto* err = std::get_if<redis_url_error>(&parsed)) return err->message;
+                 }
+                 c.redis_url = std::string(v);
+                 return std::nullopt;
+               },
+               [](const config& c) { return redact_url(c.redis_url); }});
+
+  f.push_back({"redis.aof", "FORQ_REDIS_AOF", "--redis-aof",
+               "Append-only file fsync policy of the embedded redis-server (unused with --redis)",
+               enum_choices(all_aof), "POLICY", kind::string,
+               [](config& c, std::string_view v) -> std::optional<std::string> {
+                 auto p = parse_enum(v, all_aof);
+                 if (!p) return "expected one of " + enum_choices(all_aof);
+                 c.redis_aof = *p;
+                 return std::nullopt;
+               },
+               [](const config& c) { return std::string(to_string(c.redis_aof)); }});
+
+  f.push_back({"workers", "FORQ_WORKERS", "--workers",
+               "Worker processes forked by the master; 0: one per CPU",
+               "an integer from 0 to " + std::to_string(max_workers), "N", kind::integer,
+               [](config& c, std::string_view v) -> std::optional<std::string> {
+                 auto n = parse_uint(v, max_workers);
+                 if (!n)
+                   return "expected an integer from 0 to " + std::to_string(max_workers) +
+                          " (0 = one per CPU)";
+                 c.workers = *n;
+                 return std::nullopt;
+               },
+               [](const config& c) { return std::to_string(c.workers); }});
+
+  f.push_back({"listen", "FORQ_LISTEN", "--listen",
+               "HTTP listener address (health, metrics, API), HOST:PORT; port 0: any free port",
+               "HOST:PORT with an IP address or localhost, e.g. 127.0.0.1:7600, [::1]:7600, "
+               "0.0.0.0:7600",
+               "HOST:PORT", kind::string,
+               [](config& c, std::string_view v) -> std::optional<std::string> {
+                 auto a = parse_listen(v);
+                 if (!a)
+                   return "expected HOST:PORT with an IP address or localhost and a port "
+                          "from 0 to 65535, e.g. 127.0.0.1:7600 or [::1]:7600";
+                 c.listen = *a;
+                 return std::nullopt;
+               },
+               [](const config& c) { return show_listen(c.listen); }});
+
+  f.push_back({"data_dir", "FORQ_DATA_DIR", "--data-dir",
+               "Directory for the embedded Redis (socket, AOF, log) and forq's lock file",
+               "a non-empty path", "DIR", kind::string,
+               [](config& c, std::string_view v) -> std::optional<std::string> {
+                 if (v.empty()) return "expected a non-empty path";
+                 c.data_dir = std::filesystem::path(std::string(v));
+                 return std::nullopt;
+               },
+               [](const config& c) { return c.data_dir.string(); }});
+
+  f.push_back({"drain_timeout", "FORQ_DRAIN_TIMEOUT", "--drain-timeout",
+               "Seconds in-flight jobs may run on after SIGTERM before they are handed back",
+               "seconds from 0 to 86400, fractions allowed", "SECONDS", kind::number,
+               [](config& c, std::string_view v) -> std::optional<std::string> {
+                 auto d = parse_seconds(v, max_drain_seconds);
+                 if (!d) return "expected seconds from 0 to 86400 (e.g. 30 or 2.5)";
+                 c.drain_timeout = *d;
+                 return std::nullopt;
+               },
+               [](const config& c) { return show_seconds(c.drain_timeout); }});
+
+  f.push_back({"log.format", "FORQ_LOG_FORMAT", "--log-format",
+               "Log line format: text for people, json for log collectors",
+               enum_choices(all_formats), "FORMAT", kind::string,
+               [](config& c, std::string_view v) -> std::optional<std::string> {
+                 auto p = parse_enum(v, all_formats);
+                 if (!p) return "expected one of " + enum_choices(all_formats);
+                 c.log_fmt = *p;
+                 return std::nullopt;
+               },
+               [](const config& c) { return std::string(to_string(c.log_fmt)); }});
+
+  f.push_back({"log.level", "FORQ_LOG_LEVEL", "--log-level", "Lowest level logged",
+               enum_choices(all_levels), "LEVEL", kind::string,
+               [](config& c, std::string_view v) -> std::optional<std::string> {
+                 auto p = parse_enum(v, all_levels);
+                 if (!p) return "expected one of " + enum_choices(all_levels);
+                 c.log_lvl = *p;
+                 return std::nullopt;
+               },
+               [](const config& c) { return std::string(to_string(c.log_lvl)); }});
+  return f;
+}
+
+// Edit distance, to suggest the key a typo meant.
+std::size_t distance(std::string_view a, std::string_view b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j)
+    row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t diag = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      std::size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+std::string unknown_key_message(const std::string& where, const std::string& key) {
+  std::string msg = where + ": unknown key \"" + key + "\"";
+  const config_field* best = nullptr;
+  std::size_t best_d = 3; // suggest only close matches
+  for (const auto& f : config_fields()) {
+    auto d = distance(key, f.key);
+    if (d < best_d) best_d = d, best = &f;
+  }
+  if (best) return msg + "; did you mean \"" + best->key + "\"?";
+  std::string known;
+  for (const auto& f : config_fields())
+    known += (known.empty() ? "" : ", ") + f.key;
+  return msg + "; known keys: " + known;
+}
+
+std::optional<config_error> apply(config& cfg, const config_field& f, std::string_view value,
+                                  const std::string& where) {
+  if (auto why = f.set(cfg, value)) {
+    // A rejected URL may carry a password: print only its redacted form.
+    std::string shown = f.key == "redis.url" ? redact_url(value) : std::string(value);
+    return config_error{"invalid " + f.key + " \"" + shown + "\" (" + where + "): " + *why};
+  }
+  return std::nullopt;
+}
+
+// Where in the text a JSON parse stopped, as line:column.
+std::string position_of(const std::string& text, std::size_t offset) {
+  std::size_t line = 1, col = 1;
+  for (std::size_t i = 0; i < offset && i < text.size(); ++i) {
+    if (text[i] == '\n')
+      ++line, col = 1;
+    else
+      ++col;
+  }
+  return std::to_string(line) + ":" + std::to_string(col);
+}
+
+std::optional<config_error> apply_json(config& cfg, const json::object& obj,
+                                       const std::string& prefix, const std::string& file) {
+  const auto& fields = config_fields();
+  for (const auto& [k, v] : obj) {
+    std::string key = prefix + std::string(k);
+    std::string where = "config file " + file;
+    auto field = std::find_if(fields.begin(), fields.end(),
+                              [&](const config_field& f) { return f.key == key; });
+    if (field == fields.end()) {
+      bool is_section = std::any_of(fields.begin(), fields.end(), [&](const config_field& f) {
+        return f.key.starts_with(key + ".");
+      });
+      if (is_section && v.is_object()) {
+        if (auto err = apply_json(cfg, v.as_object(), key + ".", file)) return err;
+        continue;
+      }
+      if (is_section)
+        return config_error{where + ": \"" + key + "\" must be an object of settings"};
+      return config_error{unknown_key_message(where, key)};
+    }
+    std::string text;
+    using kind = config_field::json_kind;
+    if (v.is_string()) {
+      if (field->kind != kind::string)
+        return config_error{where + ": " + key + " must be a number (" + field->allowed + ")"};
+      text = std::string(v.as_string());
+    } else if (v.is_int64() || v.is_uint64() || v.is_double()) {
+      if (field->kind == kind::string)
+        return config_error{where + ": " + key + " must be a string (" + field->allowed + ")"};
+      if (field->kind == kind::integer && !v.is_int64() && !v.is_uint64())
+        return config_error{where + ": " + key + " must be a whole number (" + field->allowed +
+                            ")"};
+      if (v.is_double()) {
+        char buf[64];
+        auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v.as_double());
+        text.assign(buf, end);
+      } else {
+        text = json::serialize(v);
+      }
+    } else {
+      return config_error{where + ": " + key + " must be a " +
+                          (field->kind == kind::string ? "string" : "number") + " (" +
+                          field->allowed + "), not " + json::serialize(v)};
+    }
+    if (auto err = apply(cfg, *field, text, where + " key " + key)) return err;
+  }
+  return std::nullopt;
+}
+
+std::optional<config_error> apply_file(config& cfg, const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return config_error{"cannot read config file " + path + ": " + std::strerror(errno)};
+  std::stringstream buf;
+  buf << in.rdbuf();
+  if (in.bad()) return config_error{"cannot read config file " + path + ": read error"};
+  std::string text = buf.str();
+
+  json::stream_parser parser;
+  boost::system::error_code ec;
+  std::size_t used = parser.write_some(text.data(), text.size(), ec);
+  if (!ec) parser.finish(ec);
+  if (!ec && used < text.size()) ec = json::error::extra_data;
+  if (ec)
+    return config_error{"config file " + path + " is not valid JSON at " + position_of(text, used) +
+                        ": " + ec.message()};
+  json::value root = parser.release();
+  if (!root.is_object())
+    return config_error{"config file " + path + " must hold a JSON object of settings"};
+  return apply_json(cfg, root.as_object(), "", path);
+}
+
+} // namespace
+
+unsigned config::effective_workers() const {
+  if (workers != 0) return workers;
+  unsigned cpus = std::thread::hardware_concurrency();
+  return cpus == 0 ? 1 : cpus;
+}
+
+const std::vector<config_field>& config_fields() {
+  static const std::vector<config_field> fields = make_fields();
+  return fields;
+}
+
+std::function<std::optional<std::string>(const std::string&)> config_sources::process_env() {
+  return [](const std::string& name) -> std::optional<std::string> {
+    const char* v = std::getenv(name.c_str());
+    if (!v) return std::nullopt;
+    return std::string(v);
+  };
+}
+
+std::vector<std::string> config_sources::process_env_names() {
+  std::vector<std::string> names;
+  for (char** e = environ; e && *e; ++e) {
+    std::string_view kv(*e);
+    if (!kv.starts_with("FORQ_")) continue;
+    names.emplace_back(kv.substr(0, kv.find('=')));
+  }
+  return names;
+}
+
+std::variant<loaded_config, config_error> load_config(const config_sources& sources,
+                                                      const std::vector<std::string>& env_names) {
+  loaded_config out;
+  auto env = [&](const std::string& name) -> std::optional<std::string> {
+    if (!sources.env) return std::nullopt;
+    auto v = sources.env(name);
+    // An empty variable counts as unset: containers often declare every variable, some empty.
+    if (v && v->empty()) return std::nullopt;
+    return v;
+  };
+
+  auto file = sources.config_file ? sources.config_file : env("FORQ_CONFIG");
+  if (file)
+    if (auto err = apply_file(out.cfg, *file)) return *err;
+
+  for (const auto& f : config_fields())
+    if (auto v = env(f.env))
+      if (auto err = apply(out.cfg, f, *v, "environment " + f.env)) return *err;
+
+  for (const auto& f : config_fields())
+    if (auto it = sources.flags.find(f.key); it != sources.flags.end())
+      if (auto err = apply(out.cfg, f, it->second, "flag " + f.flag)) return *err;
+
+  // Variables forq sets for the commands it runs (FORQ_JOB_ID, ...) are not settings; a typo in
+  // a setting's name is worth a warning, not a refusal, since the environment is shared.
+  static const std::array<std::string_view, 4> not_settings{"FORQ_CONFIG", "FORQ_JOB_ID",
+                                                            "FORQ_ATTEMPT", "FORQ_QUEUE"};
+  for (const auto& name : env_names) {
+    bool known = std::find(not_settings.begin(), not_settings.end(), name) != not_settings.end() ||
+                 std::any_of(config_fields().begin(), config_fields().end(),
+                             [&](const config_field& f) { return f.env == name; });
+    if (!known) out.warnings.push_back("ignoring unknown environment variable " + name);
+  }
+  return out;
+}
+
+std::string to_json(const config& cfg) {
+  json::object root;
+  for (const auto& f : config_fields()) {
+    json::object* at = &root;
+    std::string_view key = f.key;
+    for (auto dot = key.find('.'); dot != std::string_view::npos; dot = key.find('.')) {
+      auto& sub = (*at)[key.substr(0, dot)];
+      if (!sub.is_object()) sub = json::object{};
+      at = &sub.as_object();
+      key.remove_prefix(dot + 1);
+    }
+    auto text = f.show(cfg);
+    if (f.kind == config_field::json_kind::string)
+      (*at)[key] = text;
+    else
+      (*at)[key] = json::parse(text);
+  }
+  return json::serialize(root);
+}
+
+std::string_view to_string(log_format f) {
+  switch (f) {
+  case log_format::text:
+    return "text";
+  case log_format::json:
+    return "json";
+  }
+  return "?";
+}
+
+std::string_view to_string(log_level l) {
+  switch (l) {
+  case log_level::trace:
+    return "trace";
+  case log_level::debug:
+    return "debug";
+  case log_level::info:
+    return "info";
+  case log_level::warn:
+    return "warn";
+  case log_level::error:
+    return "error";
+  case log_level::critical:
+    return "critical";
+  case log_level::off:
+    return "off";
+  }
+  return "?";
+}
+
+std::string_view to_string(aof_policy p) {
+  switch (p) {
+  case aof_policy::everysec:
+    return "everysec";
+  case aof_policy::always:
+    return "always";
+  case aof_policy::no:
+    return "no";
+  case aof_policy::off:
+    return "off";
+  }
+  return "?";
+}
+
+} // namespace forq

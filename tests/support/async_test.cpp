@@ -1,0 +1,29 @@
+#include "support/async_test.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <gtest/gtest.h>
+
+namespace forq::test {
+
+bool run_async(std::function<boost::asio::awaitable<void>()> body,
+               std::chrono::milliseconds deadline) {
+  boost::asio::io_context ioc(1);
+  bool done = false;
+  boost::asio::co_spawn(ioc, body(), [&](std::exception_ptr e) {
+    done = true;
+    if (!e) return;
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& x) {
+      ADD_FAILURE() << "the coroutine threw: " << x.what();
+    } catch (...) {
+      ADD_FAILURE() << "the coroutine threw a non-standard exception";
+    }
+  });
+  ioc.run_for(deadline);
+  if (!done) ADD_FAILURE() << "the coroutine did not finish within " << deadline.count() << " ms";
+  return done;
+}
+
+} // namespace forq::test

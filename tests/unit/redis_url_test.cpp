@@ -1,0 +1,95 @@
+#include "forq/redis_url.hpp"
+
+#include <gtest/gtest.h>
+
+namespace {
+
+using forq::redis_endpoint;
+
+redis_endpoint parse_ok(std::string_view url) {
+  auto r = forq::parse_redis_url(url);
+  if (auto* e = std::get_if<forq::redis_url_error>(&r)) {
+    ADD_FAILURE() << url << ": " << e->message;
+    return {};
+  }
+  return std::get<redis_endpoint>(r);
+}
+
+std::string parse_error(std::string_view url) {
+  auto r = forq::parse_redis_url(url);
+  if (auto* e = std::get_if<forq::redis_url_error>(&r)) return e->message;
+  ADD_FAILURE() << url << " was accepted";
+  return {};
+}
+
+TEST(redis_url, tcp_with_everything) {
+  auto e = parse_ok("redis://alice:s3cret@redis.example:6380/4");
+  EXPECT_EQ(e.kind, redis_endpoint::transport::tcp);
+  EXPECT_EQ(e.host, "redis.example");
+  EXPECT_EQ(e.port, 6380);
+  EXPECT_EQ(e.user, "alice");
+  EXPECT_EQ(e.password, "s3cret");
+  EXPECT_EQ(e.db, 4u);
+  EXPECT_EQ(e.redacted(), "redis://alice:***@redis.example:6380/4");
+}
+
+TEST(redis_url, defaults_and_password_only) {
+  auto e = parse_ok("redis://:pw@127.0.0.1");
+  EXPECT_EQ(e.port, 6379);
+  EXPECT_EQ(e.user, "");
+  EXPECT_EQ(e.password, "pw");
+  EXPECT_EQ(e.db, 0u);
+  EXPECT_EQ(parse_ok("redis://localhost/").db, 0u);
+}
+
+TEST(redis_url, percent_encoded_password_is_decoded) {
+  EXPECT_EQ(parse_ok("redis://u:p%40ss@h").password, "p@ss");
+}
+
+TEST(redis_url, ipv6_and_tls) {
+  auto e = parse_ok("rediss://[::1]:7000");
+  EXPECT_EQ(e.kind, redis_endpoint::transport::tls);
+  EXPECT_EQ(e.host, "::1");
+  EXPECT_EQ(e.port, 7000);
+  EXPECT_EQ(e.redacted(), "rediss://[::1]:7000");
+}
+
+TEST(redis_url, unix_socket) {
+  auto e = parse_ok("unix:///run/redis/redis.sock?db=3");
+  EXPECT_EQ(e.kind, redis_endpoint::transport::unix_socket);
+  EXPECT_EQ(e.path, "/run/redis/redis.sock");
+  EXPECT_EQ(e.db, 3u);
+  EXPECT_EQ(parse_ok("unix://:pw@/tmp/r.sock").password, "pw");
+}
+
+TEST(redis_url, malformed_forms_say_what_is_wrong) {
+  EXPECT_NE(parse_error("http://h").find("unknown scheme \"http\""), std::string::npos);
+  EXPECT_NE(parse_error("redis://h:0").find("1 to 65535"), std::string::npos);
+  EXPECT_NE(parse_error("redis://h:port").find("1 to 65535"), std::string::npos);
+  EXPECT_NE(parse_error("redis://h/abc").find("database number"), std::string::npos);
+  EXPECT_NE(parse_error("redis://h?db=1").find("no query"), std::string::npos);
+  EXPECT_NE(parse_error("redis://h#x").find("fragment"), std::string::npos);
+  EXPECT_NE(parse_error("redis:///0").find("missing host"), std::string::npos);
+  EXPECT_NE(parse_error("unix://host/tmp/s").find("no host"), std::string::npos);
+  EXPECT_NE(parse_error("unix:///tmp/s?timeout=1").find("only db=N"), std::string::npos);
+  EXPECT_NE(parse_error("unix:///tmp/s?db=x").find("whole number"), std::string::npos);
+  EXPECT_NE(parse_error("localhost:6379").find("unknown scheme"), std::string::npos);
+  EXPECT_NE(parse_error("").find("not a URL"), std::string::npos);
+}
+
+TEST(redis_url, errors_never_contain_the_password) {
+  for (auto url : {"redis://u:topsecret@h:99999", "redis://u:topsecret@h/x", "ftp://u:topsecret@h"})
+    EXPECT_EQ(parse_error(url).find("topsecret"), std::string::npos) << url;
+}
+
+TEST(redis_url, redaction_works_on_any_text) {
+  EXPECT_EQ(forq::redact_url("redis://u:pw@h:1"), "redis://u:***@h:1");
+  EXPECT_EQ(forq::redact_url("redis://:pw@h"), "redis://:***@h");
+  EXPECT_EQ(forq::redact_url("redis://u:p@w@h"), "redis://u:***@h"); // unencoded @ in password
+  EXPECT_EQ(forq::redact_url("redis://u@h"), "redis://u@h");         // no password
+  EXPECT_EQ(forq::redact_url("redis://h:6379"), "redis://h:6379");
+  EXPECT_EQ(forq::redact_url("garbage :pw@ garbage"), "garbage :***@ garbage");
+  EXPECT_EQ(forq::redact_url(""), "");
+}
+
+} // namespace
