@@ -263,6 +263,10 @@ std::optional<config_error> apply_json(config& cfg, const json::object& obj,
   for (const auto& [k, v] : obj) {
     std::string key = prefix + std::string(k);
     std::string where = "config file " + file;
+    // One spelling only: {"redis": {"url": ...}}, never {"redis.url": ...}.
+    if (k.find('.') != std::string_view::npos)
+      return config_error{where + ": key \"" + key +
+                          "\" has a dot; nest it instead, e.g. {\"redis\": {\"url\": ...}}"};
     auto field = std::find_if(fields.begin(), fields.end(),
                               [&](const config_field& f) { return f.key == key; });
     if (field == fields.end()) {

@@ -95,7 +95,8 @@ struct loaded_config {
   std::vector<std::string> warnings; // e.g. an unknown FORQ_* variable; logged once logging is up
 };
 
-// Defaults, then file, then env, then flags; each value validated as it is read, then the whole.
+// Defaults, then file, then env, then flags; each value is validated as it is read (no setting
+// depends on another yet, so there is no whole-config check).
 // env_names lists the FORQ_* variables present, to warn about unknown ones.
 std::variant<loaded_config, config_error>
 load_config(const config_sources& sources, const std::vector<std::string>& env_names = {});

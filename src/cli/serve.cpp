@@ -33,6 +33,11 @@ class redis_keeper {
   asio::awaitable<bool> on_child_exit() {
     auto how = redis_.poll_exit();
     if (!how) co_return true;
+    // A Redis that ran a good while before dying starts again quickly; one that keeps dying
+    // waits longer each time, up to 30 s.
+    auto now = std::chrono::steady_clock::now();
+    if (now - last_restart_ > 60s) backoff_ = 250ms;
+    last_restart_ = now;
     auto pause = backoff_;
     backoff_ = std::min(backoff_ * 2, std::chrono::milliseconds(30s));
     spdlog::error("embedded redis-server exited ({}); restarting it in {} ms", *how, pause.count());
@@ -48,6 +53,7 @@ class redis_keeper {
  private:
   embedded_redis& redis_;
   std::chrono::milliseconds backoff_{250ms};
+  std::chrono::steady_clock::time_point last_restart_{};
 };
 
 asio::awaitable<int> supervise(asio::signal_set& signals, embedded_redis* redis) {
