@@ -24,6 +24,9 @@ forq_require(PKG_CONFIG_FOUND pkg-config "pkg-config")
 pkg_check_modules(hiredis QUIET IMPORTED_TARGET hiredis)
 forq_require(hiredis_FOUND libhiredis-dev "hiredis")
 
+find_package(OpenSSL QUIET)
+forq_require(OPENSSL_FOUND libssl-dev "OpenSSL (TLS to Redis)")
+
 find_package(Threads REQUIRED)
 
 if(FORQ_BUILD_TESTS)

@@ -12,6 +12,7 @@ bool run_async(std::function<boost::asio::awaitable<void>()> body,
   bool done = false;
   boost::asio::co_spawn(ioc, body(), [&](std::exception_ptr e) {
     done = true;
+    ioc.stop(); // whatever the body left running (servers, loops) ends with it
     if (!e) return;
     try {
       std::rethrow_exception(e);

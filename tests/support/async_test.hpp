@@ -5,6 +5,14 @@
 #include <chrono>
 #include <functional>
 
+// ASSERT_* returns, which a coroutine cannot: this fails the test and leaves the coroutine.
+#define FORQ_CO_ASSERT(cond)                                                                       \
+  if (!(cond)) {                                                                                   \
+    ADD_FAILURE() << "assertion failed: " #cond;                                                   \
+    co_return;                                                                                     \
+  } else                                                                                           \
+    (void)0
+
 namespace forq::test {
 
 // Runs a coroutine test on a fresh single-threaded io_context. The test fails (it does not hang)

@@ -1,0 +1,38 @@
+#pragma once
+
+#include <boost/system/error_code.hpp>
+
+#include <type_traits>
+
+namespace forq {
+
+// forq's one error domain. Expected outcomes travel as values (error_code, system::result);
+// exceptions are for bugs and for handler code forq does not control.
+enum class errc {
+  // A request was written but the connection dropped before its reply: it may or may not have
+  // run on the server. The caller decides whether a retry is safe.
+  redis_connection_lost = 1,
+  // No reply within the command timeout. The connection is closed and made again, since a
+  // pipelined connection cannot skip a reply.
+  redis_timeout,
+  // The server answered -LOADING, -BUSY, -TRYAGAIN or -MASTERDOWN: not a failure of the
+  // command, try again shortly.
+  redis_retry_later,
+  // The connection was stopped; the request was not (or no longer) going to be sent.
+  redis_shutdown,
+  // The server sent bytes that are not RESP.
+  redis_protocol,
+  // The server answered with an error reply (-ERR, -WRONGTYPE, ...); the reply holds the text.
+  redis_error_reply,
+};
+
+const boost::system::error_category& error_category() noexcept;
+
+inline boost::system::error_code make_error_code(errc e) noexcept {
+  return {static_cast<int>(e), error_category()};
+}
+
+} // namespace forq
+
+template <>
+struct boost::system::is_error_code_enum<forq::errc> : std::true_type {};

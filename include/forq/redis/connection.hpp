@@ -1,0 +1,158 @@
+#pragma once
+
+#include "forq/error.hpp"
+#include "forq/redis/connection_state.hpp"
+#include "forq/redis/reply.hpp"
+#include "forq/redis/request.hpp"
+#include "forq/redis_url.hpp"
+
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/system/result.hpp>
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace forq::redis {
+
+struct connection_options {
+  redis_endpoint endpoint;
+  // CLIENT SETNAME value; by default forq:<host>:<pid>:<role> (see client_name()).
+  std::string client_name = "forq";
+  // Connect, TLS handshake and login (AUTH, SELECT, SETNAME, PING) together.
+  milliseconds connect_timeout{3000};
+  // How long a written request may wait for its reply (a blocking command adds its own wait).
+  // A reply that is late closes the connection: a pipeline cannot skip a reply.
+  milliseconds command_timeout{5000};
+  // PING a connection that has seen no traffic for this long; 0: never.
+  milliseconds health_interval{2000};
+  reconnect_policy reconnect;
+  // Backpressure: exec() waits while this many requests are queued or awaiting replies...
+  std::size_t max_in_flight = 8192;
+  // ...or while their formatted bytes exceed this (a single larger request still goes alone).
+  std::size_t max_buffered_bytes = 16u << 20;
+  // rediss://: the CA bundle that signs the server's certificate; empty: the system's.
+  std::string tls_ca_file;
+  bool tls_verify = true;
+  // Seeds the backoff jitter; 0: random.
+  std::uint64_t seed = 0;
+};
+
+struct exec_options {
+  // Added to the reply deadline: the server-side wait of a blocking command (BLMOVE ... 5).
+  milliseconds extra_timeout{0};
+};
+
+// forq:<host>:<pid>:<role>, the name every forq connection gives itself in CLIENT LIST.
+std::string client_name(std::string_view role);
+
+// One Redis connection, pipelined and self-healing. Any number of coroutines on the
+// connection's executor may exec() at once: requests made in the same turn of the event loop go
+// out in one write, and replies are matched to requests in order. run() owns the connection's
+// whole life: connect (TCP with TCP_NODELAY, unix socket or TLS), log in, PING when idle, time
+// out late replies, and reconnect with exponential backoff and jitter, one log line per change.
+//
+// Single-threaded: the connection, run() and every exec() must be on one executor (a child's
+// single-threaded io_context).
+class connection {
+ public:
+  connection(boost::asio::any_io_executor ex, connection_options options);
+  ~connection();
+  connection(const connection&) = delete;
+  connection& operator=(const connection&) = delete;
+
+  // Completes only after stop() (or cancellation): every request still queued then completes
+  // with errc::redis_shutdown, every request awaiting a reply with redis_connection_lost.
+  boost::asio::awaitable<void> run();
+  void stop();
+
+  using response = std::vector<reply>;
+
+  // Sends a request and completes with one reply per command, or with an error:
+  // redis_connection_lost (written, no reply: it may have run), redis_timeout, redis_protocol,
+  // redis_shutdown. Error replies (-ERR, ...) are replies, not errors. While there is no
+  // connection the request waits for one; while the bounds are reached it waits for room.
+  // `req` must outlive the call; the connection must outlive it too.
+  boost::asio::awaitable<boost::system::result<response>> exec(const request& req,
+                                                               exec_options opts = {});
+  boost::asio::awaitable<boost::system::result<response>> exec(const request& req,
+                                                               milliseconds extra_timeout) {
+    return exec(req, exec_options{extra_timeout});
+  }
+
+  // One command. A -LOADING, -BUSY, -TRYAGAIN or -MASTERDOWN reply becomes
+  // errc::redis_retry_later; other error replies are returned as replies.
+  template <class... Args>
+  boost::asio::awaitable<boost::system::result<reply>> command(std::string_view cmd,
+                                                               const Args&... args) {
+    request req(cmd, args...);
+    co_return single(co_await exec(req));
+  }
+
+  // Connected and logged in: requests go out now.
+  bool ready() const { return ready_; }
+  std::size_t in_flight() const { return queued_.size() + awaiting_.size(); }
+  std::size_t buffered_bytes() const { return bytes_; }
+  const std::string& where() const { return where_; }
+
+  struct counters {
+    std::uint64_t requests = 0; // requests written
+    std::uint64_t writes = 0;   // write operations (one per turn of the loop, at most)
+    std::uint64_t connects = 0; // successful connects, first one included
+    std::uint64_t timeouts = 0; // connections dropped because a reply was late
+  };
+  const counters& stats() const { return stats_; }
+
+  static boost::system::result<reply> single(boost::system::result<response> r);
+
+  class transport; // the byte stream (TCP, unix socket, TLS); defined in connection.cpp
+
+ private:
+  struct pending;
+
+  boost::asio::awaitable<void> life();
+  boost::asio::awaitable<std::string> connect_and_login();
+  boost::asio::awaitable<std::string> login();
+  boost::asio::awaitable<void> reader();
+  boost::asio::awaitable<void> writer();
+  boost::asio::awaitable<void> health();
+  boost::asio::awaitable<void> wait_for_stop();
+  boost::asio::awaitable<void> sleep(milliseconds d);
+  boost::asio::awaitable<void> wait_for_reply(pending& p);
+  void complete(pending& p, boost::system::error_code ec);
+  std::size_t fail_awaiting(bool timed_out);
+  void fail_queued(boost::system::error_code ec);
+  void enqueue(std::shared_ptr<pending> p);
+
+  boost::asio::any_io_executor ex_;
+  connection_options options_;
+  std::string where_;
+  connection_state state_;
+  std::unique_ptr<transport> transport_;
+  reply_parser parser_;
+  std::vector<char> read_buffer_;
+
+  std::deque<std::shared_ptr<pending>> queued_;   // not written yet: safe to send later
+  std::deque<std::shared_ptr<pending>> awaiting_; // written, replies outstanding, in order
+  std::size_t bytes_ = 0;
+
+  boost::asio::steady_timer writer_wake_; // cancel() = there is something to write
+  boost::asio::steady_timer health_wake_; // cancel() = the oldest deadline changed
+  boost::asio::steady_timer room_;        // cancel_one() = a request finished
+  boost::asio::steady_timer stop_;        // cancel() = stop()
+  steady_clock::time_point last_traffic_;
+  std::string lost_reason_;
+  bool timed_out_ = false;
+  bool protocol_error_ = false;
+  bool ready_ = false;
+  bool running_ = false;
+  bool stopped_ = false;
+  counters stats_;
+};
+
+} // namespace forq::redis

@@ -1,0 +1,42 @@
+#include "forq/error.hpp"
+
+#include <string>
+
+namespace forq {
+namespace {
+
+// Boost's error_category has a protected non-virtual destructor by design; instances are never
+// deleted through a base pointer.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wnon-virtual-dtor"
+class category final : public boost::system::error_category {
+ public:
+  const char* name() const noexcept override { return "forq"; }
+  std::string message(int ev) const override {
+    switch (static_cast<errc>(ev)) {
+    case errc::redis_connection_lost:
+      return "redis connection lost before the reply (the command may have run)";
+    case errc::redis_timeout:
+      return "redis did not reply in time";
+    case errc::redis_retry_later:
+      return "redis is busy or loading; retry later";
+    case errc::redis_shutdown:
+      return "redis connection stopped";
+    case errc::redis_protocol:
+      return "redis sent a malformed reply";
+    case errc::redis_error_reply:
+      return "redis answered with an error";
+    }
+    return "forq error " + std::to_string(ev);
+  }
+};
+#pragma GCC diagnostic pop
+
+} // namespace
+
+const boost::system::error_category& error_category() noexcept {
+  static const category instance;
+  return instance;
+}
+
+} // namespace forq

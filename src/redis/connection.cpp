@@ -1,0 +1,503 @@
+// The Redis connection: every Asio-heavy template of the Redis layer lives in this one
+// translation unit (awaitable operators, SSL streams), to keep builds fast.
+#include "forq/redis/connection.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <spdlog/spdlog.h>
+
+#include <cctype>
+#include <optional>
+#include <random>
+#include <unistd.h>
+
+namespace forq::redis {
+
+namespace asio = boost::asio;
+namespace ssl = boost::asio::ssl;
+using asio::ip::tcp;
+using boost::system::error_code;
+using namespace asio::experimental::awaitable_operators;
+
+namespace {
+
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+
+// "connection refused", as an operator reads it in a sentence.
+std::string describe(const error_code& ec) {
+  if (ec == asio::error::eof) return "connection closed by the server";
+  auto text = ec.message();
+  if (!text.empty()) text[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(text[0])));
+  return text;
+}
+
+std::string describe_endpoint(const redis_endpoint& ep) {
+  if (ep.kind == redis_endpoint::transport::unix_socket) return "redis " + ep.path;
+  auto host = ep.host.find(':') != std::string::npos ? "[" + ep.host + "]" : ep.host;
+  return std::string(ep.kind == redis_endpoint::transport::tls ? "rediss " : "redis ") + host +
+         ":" + std::to_string(ep.port);
+}
+
+void log_step(const connection_state::step& s) {
+  if (s.log.empty()) return;
+  if (s.warn)
+    spdlog::warn("{}", s.log);
+  else
+    spdlog::info("{}", s.log);
+}
+
+bool is_ip_literal(const std::string& host) {
+  error_code ec;
+  asio::ip::make_address(host, ec);
+  return !ec;
+}
+
+} // namespace
+
+std::string client_name(std::string_view role) {
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  std::string name =
+      "forq:" + std::string(host) + ":" + std::to_string(::getpid()) + ":" + std::string(role);
+  for (auto& c : name) // CLIENT SETNAME refuses spaces and newlines
+    if (std::isspace(static_cast<unsigned char>(c))) c = '-';
+  return name;
+}
+
+// A byte stream to Redis: TCP, unix socket or TLS behind one interface, so the loops below are
+// written once.
+class connection::transport {
+ public:
+  virtual ~transport() = default;
+  virtual asio::awaitable<std::tuple<error_code, std::size_t>>
+  read_some(asio::mutable_buffer b) = 0;
+  virtual asio::awaitable<std::tuple<error_code, std::size_t>>
+  write(const std::vector<asio::const_buffer>& b) = 0;
+  virtual void close() = 0;
+};
+
+namespace {
+
+template <class Stream>
+class stream_transport final : public connection::transport {
+ public:
+  template <class... Args>
+  explicit stream_transport(Args&&... args)
+      : stream(std::forward<Args>(args)...) {}
+
+  asio::awaitable<std::tuple<error_code, std::size_t>> read_some(asio::mutable_buffer b) override {
+    co_return co_await stream.async_read_some(b, use_tuple);
+  }
+  asio::awaitable<std::tuple<error_code, std::size_t>>
+  write(const std::vector<asio::const_buffer>& b) override {
+    co_return co_await asio::async_write(stream, b, use_tuple);
+  }
+  void close() override {
+    error_code ignored;
+    stream.lowest_layer().close(ignored);
+  }
+
+  Stream stream;
+};
+
+// The SSL context lives as long as the stream that uses it.
+struct tls_stream {
+  tls_stream(tcp::socket socket, ssl::context context)
+      : ctx(std::move(context))
+      , stream(std::move(socket), ctx) {}
+  template <class Buffer, class Token>
+  auto async_read_some(const Buffer& b, Token&& t) {
+    return stream.async_read_some(b, std::forward<Token>(t));
+  }
+  template <class Buffer, class Token>
+  auto async_write_some(const Buffer& b, Token&& t) {
+    return stream.async_write_some(b, std::forward<Token>(t));
+  }
+  using executor_type = ssl::stream<tcp::socket>::executor_type;
+  executor_type get_executor() { return stream.get_executor(); }
+  tcp::socket::lowest_layer_type& lowest_layer() { return stream.lowest_layer(); }
+
+  ssl::context ctx;
+  ssl::stream<tcp::socket> stream;
+};
+
+} // namespace
+
+struct connection::pending {
+  std::string_view payload; // the caller's request outlives the exec() that sent it
+  std::size_t expected = 0;
+  milliseconds extra{0};
+  bool internal = false; // a health PING: nobody waits for it
+  bool done = false;
+  steady_clock::time_point deadline{};
+  error_code ec;
+  response replies;
+  // Emplaced, never assigned: Boost 1.81's any_completion_handler move-assignment re-wraps
+  // the handler in itself without end.
+  std::optional<asio::any_completion_handler<void()>> handler;
+};
+
+connection::connection(asio::any_io_executor ex, connection_options options)
+    : ex_(std::move(ex))
+    , options_(std::move(options))
+    , where_(describe_endpoint(options_.endpoint))
+    , state_(where_, options_.reconnect, options_.seed ? options_.seed : std::random_device{}())
+    , read_buffer_(64 * 1024)
+    , writer_wake_(ex_)
+    , health_wake_(ex_)
+    , room_(ex_, steady_clock::time_point::max())
+    , stop_(ex_, steady_clock::time_point::max()) {}
+
+connection::~connection() {
+  // Normally run() has ended and nothing is left. If the io_context is being torn down with
+  // callers still suspended, break the cycle pending -> handler -> coroutine frame -> pending.
+  for (auto* q : {&queued_, &awaiting_})
+    for (auto& p : *q)
+      p->handler.reset();
+}
+
+asio::awaitable<void> connection::run() {
+  if (stopped_ || running_) co_return;
+  running_ = true;
+  co_await (life() || wait_for_stop());
+  running_ = false;
+  ready_ = false;
+  if (transport_) transport_->close();
+  transport_.reset();
+  fail_awaiting(false);
+  fail_queued(errc::redis_shutdown);
+  parser_.reset();
+}
+
+void connection::stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  stop_.cancel();
+  room_.cancel();
+  if (!running_) fail_queued(errc::redis_shutdown);
+}
+
+asio::awaitable<void> connection::wait_for_stop() {
+  if (!stopped_) co_await stop_.async_wait(use_tuple);
+}
+
+asio::awaitable<void> connection::sleep(milliseconds d) {
+  asio::steady_timer t(ex_, d);
+  co_await t.async_wait(use_tuple);
+}
+
+asio::awaitable<void> connection::life() {
+  while (!stopped_) {
+    std::string failure;
+    auto attempt = co_await (connect_and_login() || sleep(options_.connect_timeout));
+    if (attempt.index() == 0)
+      failure = std::get<0>(attempt);
+    else
+      failure = "no answer within " + std::to_string(options_.connect_timeout.count()) + " ms";
+    if (!failure.empty()) {
+      if (transport_) transport_->close();
+      transport_.reset();
+      auto step = state_.on_connect_failed(failure);
+      log_step(step);
+      co_await sleep(step.delay);
+      continue;
+    }
+
+    ++stats_.connects;
+    spdlog::info("{}", state_.on_ready(steady_clock::now()));
+    ready_ = true;
+    timed_out_ = false;
+    lost_reason_.clear();
+    last_traffic_ = steady_clock::now();
+    co_await (reader() || writer() || health());
+
+    ready_ = false;
+    transport_->close();
+    auto failed = fail_awaiting(timed_out_);
+    transport_.reset();
+    parser_.reset();
+    if (stopped_) break;
+    auto step = state_.on_lost(lost_reason_, failed, steady_clock::now());
+    log_step(step);
+    co_await sleep(step.delay);
+  }
+}
+
+asio::awaitable<std::string> connection::connect_and_login() {
+  const auto& ep = options_.endpoint;
+  parser_.reset();
+  if (ep.kind == redis_endpoint::transport::unix_socket) {
+    asio::local::stream_protocol::socket socket(ex_);
+    auto [ec] =
+        co_await socket.async_connect(asio::local::stream_protocol::endpoint(ep.path), use_tuple);
+    if (ec) co_return describe(ec);
+    transport_ =
+        std::make_unique<stream_transport<asio::local::stream_protocol::socket>>(std::move(socket));
+    co_return co_await login();
+  }
+
+  tcp::resolver resolver(ex_);
+  auto [rec, results] =
+      co_await resolver.async_resolve(ep.host, std::to_string(ep.port), use_tuple);
+  if (rec) co_return "cannot resolve " + ep.host + ": " + describe(rec);
+  tcp::socket socket(ex_);
+  auto [cec, endpoint] = co_await asio::async_connect(socket, results, use_tuple);
+  if (cec) co_return describe(cec);
+  error_code ignored;
+  socket.set_option(tcp::no_delay(true), ignored); // pipelined small writes must not wait
+  socket.set_option(asio::socket_base::keep_alive(true), ignored);
+
+  if (ep.kind == redis_endpoint::transport::tcp) {
+    transport_ = std::make_unique<stream_transport<tcp::socket>>(std::move(socket));
+    co_return co_await login();
+  }
+
+  ssl::context ctx(ssl::context::tls_client);
+  error_code ctx_ec;
+  if (options_.tls_ca_file.empty())
+    ctx.set_default_verify_paths(ctx_ec);
+  else
+    ctx.load_verify_file(options_.tls_ca_file, ctx_ec);
+  if (ctx_ec) co_return "cannot load TLS certificates: " + describe(ctx_ec);
+  auto tls = std::make_unique<stream_transport<tls_stream>>(std::move(socket), std::move(ctx));
+  auto& stream = tls->stream.stream;
+  if (options_.tls_verify) {
+    stream.set_verify_mode(ssl::verify_peer);
+    stream.set_verify_callback(ssl::host_name_verification(ep.host));
+  } else {
+    stream.set_verify_mode(ssl::verify_none);
+  }
+  if (!is_ip_literal(ep.host)) // SNI, spelled out: the OpenSSL macro is an old-style cast
+    SSL_ctrl(stream.native_handle(), SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
+             const_cast<char*>(ep.host.c_str()));
+  auto [hec] = co_await stream.async_handshake(ssl::stream_base::client, use_tuple);
+  if (hec) co_return "TLS handshake failed: " + describe(hec);
+  transport_ = std::move(tls);
+  co_return co_await login();
+}
+
+asio::awaitable<std::string> connection::login() {
+  const auto& ep = options_.endpoint;
+  request req;
+  bool auth = !ep.password.empty();
+  if (auth && !ep.user.empty())
+    req.push("AUTH", ep.user, ep.password);
+  else if (auth)
+    req.push("AUTH", ep.password);
+  if (ep.db != 0) req.push("SELECT", ep.db);
+  req.push("CLIENT", "SETNAME", options_.client_name);
+  req.push("PING"); // answers -LOADING while the server loads its data
+
+  std::vector<asio::const_buffer> out{asio::buffer(req.payload())};
+  auto [wec, wn] = co_await transport_->write(out);
+  if (wec) co_return describe(wec);
+  response replies;
+  while (replies.size() < req.commands()) {
+    reply r;
+    auto st = parser_.next(r);
+    if (st == reply_parser::status::reply) {
+      replies.push_back(std::move(r));
+      continue;
+    }
+    if (st == reply_parser::status::protocol_error)
+      co_return "malformed reply: " + parser_.error_text();
+    auto [rec, n] = co_await transport_->read_some(asio::buffer(read_buffer_));
+    if (rec) co_return describe(rec);
+    parser_.feed({read_buffer_.data(), n});
+  }
+  for (std::size_t i = 0; i < replies.size(); ++i) {
+    const auto& r = replies[i];
+    if (!r.is_error()) continue;
+    if (auth && i == 0) co_return "authentication failed: " + std::string(r.str());
+    if (r.is_retry_later()) co_return "not ready: " + std::string(r.str());
+    co_return "login failed: " + std::string(r.str());
+  }
+  co_return std::string();
+}
+
+asio::awaitable<void> connection::reader() {
+  for (;;) {
+    auto [ec, n] = co_await transport_->read_some(asio::buffer(read_buffer_));
+    if (ec) {
+      if (lost_reason_.empty()) lost_reason_ = describe(ec);
+      co_return;
+    }
+    last_traffic_ = steady_clock::now();
+    parser_.feed({read_buffer_.data(), n});
+    for (reply r;;) {
+      auto st = parser_.next(r);
+      if (st == reply_parser::status::need_more) break;
+      if (st == reply_parser::status::protocol_error || awaiting_.empty()) {
+        lost_reason_ = st == reply_parser::status::protocol_error
+                           ? "malformed reply: " + parser_.error_text()
+                           : std::string("a reply arrived that no request was waiting for");
+        protocol_error_ = true;
+        co_return;
+      }
+      auto& front = *awaiting_.front();
+      front.replies.push_back(std::move(r));
+      if (front.replies.size() == front.expected) {
+        auto done = std::move(awaiting_.front());
+        awaiting_.pop_front();
+        complete(*done, {});
+      }
+    }
+  }
+}
+
+asio::awaitable<void> connection::writer() {
+  std::vector<asio::const_buffer> buffers;
+  for (;;) {
+    if (queued_.empty()) {
+      writer_wake_.expires_at(steady_clock::time_point::max());
+      co_await writer_wake_.async_wait(use_tuple);
+      continue;
+    }
+    // Everything requested since the last write goes out in this one.
+    buffers.clear();
+    bool was_idle = awaiting_.empty();
+    auto now = steady_clock::now();
+    while (!queued_.empty()) {
+      auto p = std::move(queued_.front());
+      queued_.pop_front();
+      buffers.push_back(asio::buffer(p->payload));
+      p->deadline = now + options_.command_timeout + p->extra;
+      awaiting_.push_back(std::move(p));
+    }
+    stats_.requests += buffers.size();
+    ++stats_.writes;
+    if (was_idle) health_wake_.cancel(); // a reply deadline now exists
+    auto [ec, n] = co_await transport_->write(buffers);
+    if (ec) {
+      if (lost_reason_.empty()) lost_reason_ = describe(ec);
+      co_return;
+    }
+    last_traffic_ = steady_clock::now();
+  }
+}
+
+asio::awaitable<void> connection::health() {
+  static const request ping("PING");
+  for (;;) {
+    auto now = steady_clock::now();
+    std::optional<steady_clock::time_point> oldest;
+    if (!awaiting_.empty()) oldest = awaiting_.front()->deadline;
+    bool idle = awaiting_.empty() && queued_.empty();
+    switch (connection_state::health(now, last_traffic_, oldest, idle, options_.health_interval)) {
+    case connection_state::check::timed_out:
+      ++stats_.timeouts;
+      timed_out_ = true;
+      lost_reason_ = "no reply within " +
+                     std::to_string(std::chrono::duration_cast<milliseconds>(
+                                        options_.command_timeout + awaiting_.front()->extra)
+                                        .count()) +
+                     " ms";
+      co_return;
+    case connection_state::check::ping: {
+      auto p = std::make_shared<pending>();
+      p->payload = ping.payload();
+      p->expected = 1;
+      p->internal = true;
+      enqueue(std::move(p));
+      idle = false;
+      break;
+    }
+    case connection_state::check::nothing:
+      break;
+    }
+    health_wake_.expires_at(
+        connection_state::next_check(now, last_traffic_, oldest, idle, options_.health_interval));
+    co_await health_wake_.async_wait(use_tuple);
+  }
+}
+
+asio::awaitable<boost::system::result<connection::response>> connection::exec(const request& req,
+                                                                              exec_options opts) {
+  if (req.empty()) co_return response{};
+  auto size = req.payload().size();
+  // Backpressure: wait for room, but never refuse the only request.
+  while (!stopped_ && in_flight() > 0 &&
+         (in_flight() >= options_.max_in_flight || bytes_ + size > options_.max_buffered_bytes))
+    co_await room_.async_wait(use_tuple);
+  if (stopped_) co_return error_code(errc::redis_shutdown);
+
+  auto p = std::make_shared<pending>();
+  p->payload = req.payload();
+  p->expected = req.commands();
+  p->extra = opts.extra_timeout;
+  p->replies.reserve(p->expected);
+  enqueue(p);
+  co_await wait_for_reply(*p);
+  if (p->ec) co_return p->ec;
+  co_return std::move(p->replies);
+}
+
+void connection::enqueue(std::shared_ptr<pending> p) {
+  bytes_ += p->payload.size();
+  queued_.push_back(std::move(p));
+  writer_wake_.cancel();
+}
+
+asio::awaitable<void> connection::wait_for_reply(pending& p) {
+  if (p.done) co_return;
+  co_await asio::async_initiate<decltype(asio::use_awaitable), void()>(
+      [&p](auto handler) { p.handler.emplace(std::move(handler)); }, asio::use_awaitable);
+}
+
+void connection::complete(pending& p, error_code ec) {
+  p.ec = ec;
+  p.done = true;
+  bytes_ -= p.payload.size();
+  room_.cancel_one();
+  // Resume the caller from the loop, not from inside the reader.
+  if (p.handler) {
+    asio::post(ex_, [h = std::move(*p.handler)]() mutable { std::move(h)(); });
+    p.handler.reset();
+  }
+}
+
+std::size_t connection::fail_awaiting(bool timed_out) {
+  std::size_t failed = 0;
+  bool first = true;
+  while (!awaiting_.empty()) {
+    auto p = std::move(awaiting_.front());
+    awaiting_.pop_front();
+    error_code ec = errc::redis_connection_lost;
+    if (first && timed_out)
+      ec = errc::redis_timeout;
+    else if (first && protocol_error_)
+      ec = errc::redis_protocol;
+    first = false;
+    if (!p->internal) ++failed;
+    complete(*p, ec);
+  }
+  protocol_error_ = false;
+  return failed;
+}
+
+void connection::fail_queued(error_code ec) {
+  while (!queued_.empty()) {
+    auto p = std::move(queued_.front());
+    queued_.pop_front();
+    complete(*p, ec);
+  }
+}
+
+boost::system::result<reply> connection::single(boost::system::result<response> r) {
+  if (!r) return r.error();
+  if (r->size() != 1) return error_code(errc::redis_protocol);
+  auto& one = r->front();
+  if (one.is_retry_later()) return error_code(errc::redis_retry_later);
+  return std::move(one);
+}
+
+} // namespace forq::redis

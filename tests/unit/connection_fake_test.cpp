@@ -1,0 +1,346 @@
+// The connection against a fake RESP server on loopback: the faults a real Redis does not
+// produce on demand. Every test runs under a deadline (run_async).
+#include "forq/log.hpp"
+#include "forq/redis/connection.hpp"
+#include "forq/redis/script.hpp"
+#include "support/async_test.hpp"
+#include "support/fake_redis.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
+
+namespace {
+
+namespace asio = boost::asio;
+using namespace forq::redis;
+using namespace std::chrono_literals;
+using namespace asio::experimental::awaitable_operators;
+using forq::errc;
+using forq::test::fake_action;
+using forq::test::fake_command;
+using forq::test::fake_redis;
+
+connection_options options_for(std::uint16_t port) {
+  connection_options o;
+  o.endpoint.host = "127.0.0.1";
+  o.endpoint.port = port;
+  o.connect_timeout = 500ms;
+  o.command_timeout = 300ms;
+  o.health_interval = 0ms;
+  o.reconnect = {5ms, 20ms};
+  o.seed = 42;
+  return o;
+}
+
+asio::awaitable<void> sleep_for(std::chrono::milliseconds d) {
+  asio::steady_timer t(co_await asio::this_coro::executor, d);
+  co_await t.async_wait(asio::use_awaitable);
+}
+
+// Runs `body` against a connection to a fake server with `script`, then stops both.
+void with_fake(fake_redis::script script,
+               std::function<asio::awaitable<void>(connection&, fake_redis&)> body,
+               connection_options (*tweak)(connection_options) = nullptr) {
+  forq::test::run_async([&]() -> asio::awaitable<void> {
+    auto ex = co_await asio::this_coro::executor;
+    fake_redis fake(ex, script);
+    auto opts = options_for(fake.port());
+    if (tweak) opts = tweak(opts);
+    connection conn(ex, opts);
+    auto test = [&]() -> asio::awaitable<void> {
+      co_await body(conn, fake);
+      conn.stop();
+    };
+    co_await (conn.run() && test());
+    fake.stop();
+  });
+}
+
+std::string reply_text(const boost::system::result<reply>& r) {
+  return r ? r->to_string() : "error: " + r.error().message();
+}
+
+TEST(connection_fake, replies_split_at_every_byte_boundary_are_matched) {
+  const std::string wire = "*3\r\n$3\r\nfoo\r\n:42\r\n*2\r\n$-1\r\n+OK\r\n";
+  with_fake(
+      [&](const fake_command& c) {
+        if (c.argv[0] != "GET") return fake_redis::standard(c);
+        auto a = fake_action::raw(wire);
+        a.split_at = std::stoul(c.argv[1]);
+        return a;
+      },
+      [&](connection& conn, fake_redis&) -> asio::awaitable<void> {
+        for (std::size_t cut = 1; cut < wire.size(); ++cut) {
+          auto r = co_await conn.command("GET", std::to_string(cut));
+          EXPECT_EQ(reply_text(r), "[\"foo\", (integer) 42, [(nil), OK]]") << "split at " << cut;
+        }
+        EXPECT_EQ(conn.stats().connects, 1u);
+      });
+}
+
+TEST(connection_fake, a_reply_cut_by_a_closed_connection_fails_then_the_next_request_works) {
+  with_fake(
+      [](const fake_command& c) {
+        if (c.argv[0] == "GET" && c.connection == 0)
+          return fake_action{fake_action::kind::reply_then_close, "$5\r\nhel"};
+        if (c.argv[0] == "GET") return fake_action::bulk("hello");
+        return fake_redis::standard(c);
+      },
+      [](connection& conn, fake_redis& fake) -> asio::awaitable<void> {
+        auto r = co_await conn.command("GET", "k");
+        FORQ_CO_ASSERT(!r);
+        EXPECT_EQ(r.error(), errc::redis_connection_lost);
+        auto again = co_await conn.command("GET", "k");
+        EXPECT_EQ(reply_text(again), "\"hello\"");
+        EXPECT_EQ(fake.connections(), 2u);
+      });
+}
+
+TEST(connection_fake, a_reply_that_never_comes_times_out_with_a_named_error) {
+  with_fake(
+      [](const fake_command& c) {
+        if (c.argv[0] == "GET" && c.connection == 0) return fake_action::never();
+        if (c.argv[0] == "GET") return fake_action::bulk("late but fine");
+        return fake_redis::standard(c);
+      },
+      [](connection& conn, fake_redis&) -> asio::awaitable<void> {
+        auto start = std::chrono::steady_clock::now();
+        auto r = co_await conn.command("GET", "k");
+        FORQ_CO_ASSERT(!r);
+        EXPECT_EQ(r.error(), errc::redis_timeout);
+        EXPECT_GE(std::chrono::steady_clock::now() - start, 300ms);
+        EXPECT_EQ(conn.stats().timeouts, 1u);
+        EXPECT_EQ(reply_text(co_await conn.command("GET", "k")), "\"late but fine\"");
+      });
+}
+
+TEST(connection_fake, requests_behind_a_lost_reply_fail_as_connection_lost) {
+  with_fake(
+      [](const fake_command& c) {
+        if (c.argv[0] == "GET" && c.connection == 0) return fake_action::never();
+        return fake_redis::standard(c);
+      },
+      [](connection& conn, fake_redis&) -> asio::awaitable<void> {
+        // Three requests in one pipeline; the first never gets its reply.
+        auto r = co_await (conn.command("GET", "a") && conn.command("GET", "b") &&
+                           conn.command("GET", "c"));
+        EXPECT_EQ(std::get<0>(r).error(), errc::redis_timeout);
+        EXPECT_EQ(std::get<1>(r).error(), errc::redis_connection_lost);
+        EXPECT_EQ(std::get<2>(r).error(), errc::redis_connection_lost);
+      });
+}
+
+TEST(connection_fake, noscript_loads_the_script_and_calls_it_again) {
+  script seven("seven", "return 7");
+  EXPECT_EQ(seven.sha1(), "59b6ab2fbe0ee4b25733de0f62e6cda4899ef8e9");
+  // Built outside the coroutine: GCC 12 cannot hold initializer lists in a coroutine frame.
+  const std::vector<std::string_view> keys{"k1"}, args{"a1"};
+  const std::vector<std::vector<std::string>> expect{{"EVALSHA", seven.sha1(), "1", "k1", "a1"},
+                                                     {"SCRIPT", "LOAD", "return 7"},
+                                                     {"EVALSHA", seven.sha1(), "1", "k1", "a1"}};
+  int evalsha_calls = 0;
+  with_fake(
+      [&](const fake_command& c) {
+        if (c.argv[0] == "EVALSHA" && evalsha_calls++ == 0)
+          return fake_action::error("NOSCRIPT No matching script. Please use EVAL.");
+        if (c.argv[0] == "EVALSHA") return fake_action::integer(7);
+        if (c.argv[0] == "SCRIPT") return fake_action::bulk(seven.sha1());
+        return fake_redis::standard(c);
+      },
+      [&](connection& conn, fake_redis& fake) -> asio::awaitable<void> {
+        auto r = co_await eval(conn, seven, keys, args);
+        EXPECT_EQ(reply_text(r), "(integer) 7");
+        std::vector<std::vector<std::string>> sent;
+        for (const auto& c : fake.commands())
+          if (c.argv[0] == "EVALSHA" || c.argv[0] == "SCRIPT") sent.push_back(c.argv);
+        EXPECT_EQ(sent, expect);
+      });
+}
+
+TEST(connection_fake, an_error_reply_is_a_reply_and_the_connection_stays) {
+  with_fake(
+      [](const fake_command& c) {
+        if (c.argv[0] == "INCR") return fake_action::error("ERR value is not an integer");
+        return fake_redis::standard(c);
+      },
+      [](connection& conn, fake_redis&) -> asio::awaitable<void> {
+        auto r = co_await conn.command("INCR", "k");
+        FORQ_CO_ASSERT(r);
+        EXPECT_TRUE(r->is_error());
+        EXPECT_EQ(r->error_code(), "ERR");
+        EXPECT_EQ(reply_text(co_await conn.command("ECHO", "still here")), "\"still here\"");
+        EXPECT_EQ(conn.stats().connects, 1u);
+      });
+}
+
+TEST(connection_fake, loading_at_login_is_waited_out_then_requests_go_through) {
+  with_fake(
+      [](const fake_command& c) {
+        if (c.argv[0] == "PING" && c.connection < 2)
+          return fake_action::error("LOADING Redis is loading the dataset in memory");
+        if (c.argv[0] == "GET") return fake_action::error("LOADING Redis is loading the dataset");
+        return fake_redis::standard(c);
+      },
+      [](connection& conn, fake_redis& fake) -> asio::awaitable<void> {
+        // Sent before the server is ready: it waits for a login that succeeds.
+        EXPECT_EQ(reply_text(co_await conn.command("ECHO", "x")), "\"x\"");
+        EXPECT_EQ(fake.connections(), 3u);
+        EXPECT_EQ(conn.stats().connects, 1u);
+        // A command that meets -LOADING is "retry later", not a failure.
+        auto r = co_await conn.command("GET", "k");
+        FORQ_CO_ASSERT(!r);
+        EXPECT_EQ(r.error(), errc::redis_retry_later);
+      });
+}
+
+TEST(connection_fake, garbage_from_the_server_is_a_protocol_error_then_it_reconnects) {
+  with_fake(
+      [](const fake_command& c) {
+        if (c.argv[0] == "GET" && c.connection == 0) return fake_action::raw("?garbage\r\n");
+        if (c.argv[0] == "GET") return fake_action::bulk("v");
+        return fake_redis::standard(c);
+      },
+      [](connection& conn, fake_redis&) -> asio::awaitable<void> {
+        auto r = co_await conn.command("GET", "k");
+        FORQ_CO_ASSERT(!r);
+        EXPECT_EQ(r.error(), errc::redis_protocol);
+        EXPECT_EQ(reply_text(co_await conn.command("GET", "k")), "\"v\"");
+      });
+}
+
+// The server closes the connection at its n-th operation, n = 1, 2, ... (login commands
+// included) until a run passes with no fault at all; each run must still succeed, retrying
+// only on the errors that say "the connection failed".
+TEST(connection_fake, a_failure_swept_through_every_operation_is_survived) {
+  for (std::size_t fail_at = 0;; ++fail_at) {
+    SCOPED_TRACE("failure at operation " + std::to_string(fail_at));
+    bool failed_once = false;
+    std::size_t ops = 0;
+    with_fake(
+        [&](const fake_command& c) {
+          ops = c.op + 1;
+          if (c.op == fail_at) {
+            failed_once = true;
+            return fake_action::close_now();
+          }
+          if (c.argv[0] == "GET") return fake_action::bulk("v");
+          return fake_redis::standard(c);
+        },
+        [&](connection& conn, fake_redis&) -> asio::awaitable<void> {
+          int attempts = 0;
+          for (const char* cmd : {"SET", "GET"}) {
+            boost::system::result<reply> r = boost::system::error_code(errc::redis_connection_lost);
+            while (!r && r.error() == errc::redis_connection_lost && attempts++ < 5) {
+              // No co_await inside ?: here: GCC 12 miscompiles it.
+              if (cmd == std::string("SET"))
+                r = co_await conn.command("SET", "k", "v");
+              else
+                r = co_await conn.command("GET", "k");
+            }
+            EXPECT_TRUE(r) << cmd << ": " << reply_text(r);
+          }
+          EXPECT_LE(attempts, 3);
+        });
+    if (!failed_once) {
+      EXPECT_GE(fail_at, 4u); // the login (SETNAME, PING), SET and GET were all swept
+      break;
+    }
+    ASSERT_LT(fail_at, 20u) << "the sweep should have ended after " << ops << " operations";
+  }
+}
+
+TEST(connection_fake, in_flight_requests_are_bounded) {
+  with_fake(
+      [](const fake_command& c) {
+        auto a = fake_redis::standard(c);
+        if (c.argv[0] == "ECHO") a.delay = 5ms;
+        return a;
+      },
+      [](connection& conn, fake_redis& fake) -> asio::awaitable<void> {
+        auto ex = co_await asio::this_coro::executor;
+        int done = 0;
+        std::size_t most = 0;
+        for (int i = 0; i < 20; ++i)
+          asio::co_spawn(
+              ex,
+              [&, i]() -> asio::awaitable<void> {
+                auto r = co_await conn.command("ECHO", std::to_string(i));
+                EXPECT_EQ(reply_text(r), "\"" + std::to_string(i) + "\"");
+                most = std::max(most, conn.in_flight());
+                ++done;
+              },
+              asio::detached);
+        while (done < 20) {
+          most = std::max(most, conn.in_flight());
+          co_await sleep_for(1ms);
+        }
+        EXPECT_LE(most, 4u);
+        EXPECT_LE(fake.max_outstanding(), 4u);
+      },
+      [](connection_options o) {
+        o.max_in_flight = 4;
+        return o;
+      });
+}
+
+TEST(connection_fake, stop_fails_what_is_queued_and_refuses_what_comes_after) {
+  with_fake(
+      [](const fake_command& c) {
+        if (c.argv[0] == "GET") return fake_action::never();
+        return fake_redis::standard(c);
+      },
+      [](connection& conn, fake_redis&) -> asio::awaitable<void> {
+        auto ex = co_await asio::this_coro::executor;
+        std::optional<boost::system::error_code> got;
+        asio::co_spawn(
+            ex,
+            [&]() -> asio::awaitable<void> { got = (co_await conn.command("GET", "k")).error(); },
+            asio::detached);
+        co_await sleep_for(20ms);
+        conn.stop();
+        while (!got)
+          co_await sleep_for(1ms);
+        EXPECT_EQ(*got, errc::redis_connection_lost); // written: it may have run
+        auto after = co_await conn.command("PING");
+        EXPECT_EQ(after.error(), errc::redis_shutdown);
+      },
+      [](connection_options o) {
+        o.command_timeout = 10s;
+        return o;
+      });
+}
+
+TEST(connection_fake, an_unreachable_server_is_logged_once_in_an_operators_words) {
+  std::ostringstream log;
+  forq::init_logging(forq::log_format::text, forq::log_level::info, "test",
+                     std::make_shared<spdlog::sinks::ostream_sink_st>(log));
+  forq::test::run_async([&]() -> asio::awaitable<void> {
+    auto ex = co_await asio::this_coro::executor;
+    std::uint16_t port;
+    {
+      fake_redis closed(ex, fake_redis::standard); // take a port, then free it
+      port = closed.port();
+    }
+    connection conn(ex, options_for(port));
+    auto test = [&]() -> asio::awaitable<void> {
+      co_await sleep_for(200ms);
+      EXPECT_FALSE(conn.ready());
+      conn.stop();
+    };
+    co_await (conn.run() && test());
+    auto text = log.str();
+    auto line = "redis 127.0.0.1:" + std::to_string(port) +
+                " unreachable: connection refused; retrying in ";
+    EXPECT_NE(text.find(line), std::string::npos) << text;
+    EXPECT_EQ(text.find(line), text.rfind(line)) << "logged more than once:\n" << text;
+  });
+  forq::init_logging(forq::log_format::text, forq::log_level::info);
+}
+
+} // namespace
