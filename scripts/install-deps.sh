@@ -12,7 +12,7 @@ packages=(
   # tests
   libgtest-dev libgmock-dev
   # the embedded default and the test servers
-  redis-server redis-tools
+  redis-server redis-tools openssl
 )
 
 missing=()

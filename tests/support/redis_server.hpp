@@ -22,6 +22,7 @@ class redis_server {
   std::uint16_t port() const { return port_; }
   std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_); }
   pid_t pid() const { return process_ ? process_->pid() : -1; }
+  const std::filesystem::path& dir() const { return dir_.path(); }
 
   void stop();  // SIGKILL: the fastest way down, as a crash would be
   void start(); // again, on the same port
