@@ -160,9 +160,16 @@ connection::connection(asio::any_io_executor ex, connection_options options)
 connection::~connection() {
   // Normally run() has ended and nothing is left. If the io_context is being torn down with
   // callers still suspended, break the cycle pending -> handler -> coroutine frame -> pending.
-  for (auto* q : {&queued_, &awaiting_})
-    for (auto& p : *q)
+  for (auto* q : {&queued_, &awaiting_}) {
+    while (!q->empty()) {
+      pending* p = q->front();
+      q->pop_front();
+      if (!p->handler) continue;
+      // Destroying the handler destroys the caller's frame, and with it *p: move it out first.
+      auto h = std::move(*p->handler);
       p->handler.reset();
+    }
+  }
 }
 
 asio::awaitable<void> connection::run() {
@@ -346,9 +353,8 @@ asio::awaitable<void> connection::reader() {
       auto& front = *awaiting_.front();
       front.replies.push_back(std::move(r));
       if (front.replies.size() == front.expected) {
-        auto done = std::move(awaiting_.front());
         awaiting_.pop_front();
-        complete(*done, {});
+        complete(front, {});
       }
     }
   }
@@ -359,7 +365,9 @@ asio::awaitable<void> connection::writer() {
   for (;;) {
     if (queued_.empty()) {
       writer_wake_.expires_at(steady_clock::time_point::max());
+      writer_idle_ = true;
       co_await writer_wake_.async_wait(use_tuple);
+      writer_idle_ = false;
       continue;
     }
     // Everything requested since the last write goes out in this one.
@@ -367,11 +375,11 @@ asio::awaitable<void> connection::writer() {
     bool was_idle = awaiting_.empty();
     auto now = steady_clock::now();
     while (!queued_.empty()) {
-      auto p = std::move(queued_.front());
+      pending* p = queued_.front();
       queued_.pop_front();
       buffers.push_back(asio::buffer(p->payload));
       p->deadline = now + options_.command_timeout + p->extra;
-      awaiting_.push_back(std::move(p));
+      awaiting_.push_back(p);
     }
     stats_.requests += buffers.size();
     ++stats_.writes;
@@ -402,15 +410,15 @@ asio::awaitable<void> connection::health() {
                                         .count()) +
                      " ms";
       co_return;
-    case connection_state::check::ping: {
-      auto p = std::make_shared<pending>();
-      p->payload = ping.payload();
-      p->expected = 1;
-      p->internal = true;
-      enqueue(std::move(p));
+    case connection_state::check::ping:
+      // Only when idle, so at most one is in flight: the connection owns it.
+      ping_ = std::make_unique<pending>();
+      ping_->payload = ping.payload();
+      ping_->expected = 1;
+      ping_->internal = true;
+      enqueue(*ping_);
       idle = false;
       break;
-    }
     case connection_state::check::nothing:
       break;
     }
@@ -426,38 +434,40 @@ asio::awaitable<boost::system::result<connection::response>> connection::exec(co
   auto size = req.payload().size();
   // Backpressure: wait for room, but never refuse the only request.
   while (!stopped_ && in_flight() > 0 &&
-         (in_flight() >= options_.max_in_flight || bytes_ + size > options_.max_buffered_bytes))
+         (in_flight() >= options_.max_in_flight || bytes_ + size > options_.max_buffered_bytes)) {
+    ++waiting_for_room_;
     co_await room_.async_wait(use_tuple);
+    --waiting_for_room_;
+  }
   if (stopped_) co_return error_code(errc::redis_shutdown);
 
-  auto p = std::make_shared<pending>();
-  p->payload = req.payload();
-  p->expected = req.commands();
-  p->extra = opts.extra_timeout;
-  p->replies.reserve(p->expected);
+  // The record lives in this coroutine's frame: the connection only points at it, and lets go
+  // of it (complete()) before this frame can resume. No allocation per request.
+  pending p;
+  p.payload = req.payload();
+  p.expected = req.commands();
+  p.extra = opts.extra_timeout;
+  p.replies.reserve(p.expected);
   enqueue(p);
-  co_await wait_for_reply(*p);
-  if (p->ec) co_return p->ec;
-  co_return std::move(p->replies);
-}
-
-void connection::enqueue(std::shared_ptr<pending> p) {
-  bytes_ += p->payload.size();
-  queued_.push_back(std::move(p));
-  writer_wake_.cancel();
-}
-
-asio::awaitable<void> connection::wait_for_reply(pending& p) {
-  if (p.done) co_return;
+  // Suspend until complete() hands the handler to the loop (no extra coroutine frame: this is
+  // the per-request hot path). Nothing can complete p before this suspends.
   co_await asio::async_initiate<decltype(asio::use_awaitable), void()>(
       [&p](auto handler) { p.handler.emplace(std::move(handler)); }, asio::use_awaitable);
+  if (p.ec) co_return p.ec;
+  co_return std::move(p.replies);
+}
+
+void connection::enqueue(pending& p) {
+  bytes_ += p.payload.size();
+  queued_.push_back(&p);
+  if (writer_idle_) writer_wake_.cancel(); // a timer cancel is not free: only when it waits
 }
 
 void connection::complete(pending& p, error_code ec) {
   p.ec = ec;
   p.done = true;
   bytes_ -= p.payload.size();
-  room_.cancel_one();
+  if (waiting_for_room_ > 0) room_.cancel_one();
   // Resume the caller from the loop, not from inside the reader.
   if (p.handler) {
     asio::post(ex_, [h = std::move(*p.handler)]() mutable { std::move(h)(); });
@@ -469,7 +479,7 @@ std::size_t connection::fail_awaiting(bool timed_out) {
   std::size_t failed = 0;
   bool first = true;
   while (!awaiting_.empty()) {
-    auto p = std::move(awaiting_.front());
+    pending* p = awaiting_.front();
     awaiting_.pop_front();
     error_code ec = errc::redis_connection_lost;
     if (first && timed_out)
@@ -486,7 +496,7 @@ std::size_t connection::fail_awaiting(bool timed_out) {
 
 void connection::fail_queued(error_code ec) {
   while (!queued_.empty()) {
-    auto p = std::move(queued_.front());
+    pending* p = queued_.front();
     queued_.pop_front();
     complete(*p, ec);
   }

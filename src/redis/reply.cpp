@@ -6,29 +6,56 @@
 #include <charconv>
 
 namespace forq::redis {
+// The one place hiredis's parse becomes forq replies: hiredis calls these as it reads, and each
+// builds the reply where it belongs, the parser's top-level slot or its parent array's element.
+struct reply_builder {
+  static reply* slot(const redisReadTask* t) {
+    if (t->parent)
+      return &static_cast<reply*>(t->parent->obj)->elements_[static_cast<std::size_t>(t->idx)];
+    return static_cast<reply*>(t->privdata);
+  }
+  static reply* reset(const redisReadTask* t, reply::kind k) {
+    reply* r = slot(t);
+    r->kind_ = k;
+    r->text_.clear();
+    r->integer_ = 0;
+    r->elements_.clear();
+    return r;
+  }
+  static void* string(const redisReadTask* t, char* s, size_t len) {
+    auto k = t->type == REDIS_REPLY_ERROR    ? reply::kind::error
+             : t->type == REDIS_REPLY_STATUS ? reply::kind::status
+                                             : reply::kind::string;
+    reply* r = reset(t, k);
+    r->text_.assign(s, len);
+    return r;
+  }
+  static void* array(const redisReadTask* t, int n) {
+    reply* r = reset(t, reply::kind::array);
+    r->elements_.resize(static_cast<std::size_t>(n));
+    return r;
+  }
+  static void* integer(const redisReadTask* t, long long v) {
+    reply* r = reset(t, reply::kind::integer);
+    r->integer_ = v;
+    return r;
+  }
+  static void* nil(const redisReadTask* t) { return reset(t, reply::kind::nil); }
+  static void release(void*) {} // every object lives in the parser's slot or its parent
+};
+
 namespace {
 
-// The one place a hiredis reply tree becomes a forq reply.
-reply convert(const redisReply* r) {
-  switch (r->type) {
-  case REDIS_REPLY_STRING:
-    return reply::make_string(std::string(r->str, r->len));
-  case REDIS_REPLY_STATUS:
-    return reply::make_status(std::string(r->str, r->len));
-  case REDIS_REPLY_ERROR:
-    return reply::make_error(std::string(r->str, r->len));
-  case REDIS_REPLY_INTEGER:
-    return reply::make_integer(r->integer);
-  case REDIS_REPLY_ARRAY: {
-    std::vector<reply> items;
-    items.reserve(r->elements);
-    for (std::size_t i = 0; i < r->elements; ++i)
-      items.push_back(convert(r->element[i]));
-    return reply::make_array(std::move(items));
-  }
-  default:
-    return reply{};
-  }
+redisReplyObjectFunctions builder_functions{&reply_builder::string, &reply_builder::array,
+                                            &reply_builder::integer, &reply_builder::nil,
+                                            &reply_builder::release};
+
+redisReader* make_reader(reply* top) {
+  redisReader* r = redisReaderCreateWithFunctions(&builder_functions);
+  if (!r) throw std::bad_alloc();
+  r->privdata = top;
+  r->maxbuf = 0; // keep the read buffer, do not shrink it after every large reply
+  return r;
 }
 
 } // namespace
@@ -99,10 +126,7 @@ std::string reply::to_string() const {
 }
 
 reply_parser::reply_parser()
-    : reader_(redisReaderCreate()) {
-  if (!reader_) throw std::bad_alloc();
-  reader_->maxbuf = 0; // keep the read buffer, do not shrink it after every large reply
-}
+    : reader_(make_reader(&top_)) {}
 
 reply_parser::~reply_parser() {
   redisReaderFree(reader_);
@@ -116,8 +140,7 @@ reply_parser::status reply_parser::next(reply& out) {
   void* raw = nullptr;
   if (redisReaderGetReply(reader_, &raw) != REDIS_OK) return status::protocol_error;
   if (!raw) return status::need_more;
-  out = convert(static_cast<redisReply*>(raw));
-  freeReplyObject(raw);
+  out = std::move(top_);
   return status::reply;
 }
 
@@ -127,9 +150,7 @@ std::string reply_parser::error_text() const {
 
 void reply_parser::reset() {
   redisReaderFree(reader_);
-  reader_ = redisReaderCreate();
-  if (!reader_) throw std::bad_alloc();
-  reader_->maxbuf = 0;
+  reader_ = make_reader(&top_);
 }
 
 } // namespace forq::redis

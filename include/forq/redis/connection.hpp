@@ -123,11 +123,10 @@ class connection {
   boost::asio::awaitable<void> health();
   boost::asio::awaitable<void> wait_for_stop();
   boost::asio::awaitable<void> sleep(milliseconds d);
-  boost::asio::awaitable<void> wait_for_reply(pending& p);
   void complete(pending& p, boost::system::error_code ec);
   std::size_t fail_awaiting(bool timed_out);
   void fail_queued(boost::system::error_code ec);
-  void enqueue(std::shared_ptr<pending> p);
+  void enqueue(pending& p);
 
   boost::asio::any_io_executor ex_;
   connection_options options_;
@@ -137,8 +136,10 @@ class connection {
   reply_parser parser_;
   std::vector<char> read_buffer_;
 
-  std::deque<std::shared_ptr<pending>> queued_;   // not written yet: safe to send later
-  std::deque<std::shared_ptr<pending>> awaiting_; // written, replies outstanding, in order
+  // Requests live in their exec() frames; the connection points at them until complete().
+  std::deque<pending*> queued_;   // not written yet: safe to send later
+  std::deque<pending*> awaiting_; // written, replies outstanding, in order
+  std::unique_ptr<pending> ping_; // the health PING, when one is in flight
   std::size_t bytes_ = 0;
 
   boost::asio::steady_timer writer_wake_; // cancel() = there is something to write
@@ -150,6 +151,8 @@ class connection {
   bool timed_out_ = false;
   bool protocol_error_ = false;
   bool ready_ = false;
+  bool writer_idle_ = false;         // the writer waits on writer_wake_
+  std::size_t waiting_for_room_ = 0; // exec() calls waiting on room_
   bool running_ = false;
   bool stopped_ = false;
   counters stats_;

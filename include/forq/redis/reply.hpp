@@ -48,6 +48,7 @@ class reply {
   std::string to_string() const;
 
   friend bool operator==(const reply&, const reply&) = default;
+  friend struct reply_builder; // reply.cpp: hiredis builds replies in place through it
 
  private:
   reply(kind k, std::string s)
@@ -61,7 +62,8 @@ class reply {
 };
 
 // Incremental RESP parser over hiredis's redisReader: feed bytes as they arrive, take whole
-// replies out as they complete, whatever the split of the bytes.
+// replies out as they complete, whatever the split of the bytes. hiredis builds forq replies
+// directly (its object-factory hooks), so no intermediate redisReply tree is made and freed.
 class reply_parser {
  public:
   reply_parser();
@@ -78,6 +80,7 @@ class reply_parser {
 
  private:
   redisReader* reader_;
+  reply top_; // hiredis builds each top-level reply here, then next() moves it out
 };
 
 } // namespace forq::redis
