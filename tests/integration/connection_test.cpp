@@ -29,10 +29,7 @@ using forq::errc;
 using forq::test::redis_server;
 using forq::test::redis_test;
 
-asio::awaitable<void> sleep_for(std::chrono::milliseconds d) {
-  asio::steady_timer t(co_await asio::this_coro::executor, d);
-  co_await t.async_wait(asio::use_awaitable);
-}
+using forq::test::sleep_for;
 
 connection_options options_for(const std::string& url) {
   connection_options o;

@@ -2,6 +2,9 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <gtest/gtest.h>
 
 namespace forq::test {
@@ -25,6 +28,11 @@ bool run_async(std::function<boost::asio::awaitable<void>()> body,
   ioc.run_for(deadline);
   if (!done) ADD_FAILURE() << "the coroutine did not finish within " << deadline.count() << " ms";
   return done;
+}
+
+boost::asio::awaitable<void> sleep_for(std::chrono::milliseconds d) {
+  boost::asio::steady_timer t(co_await boost::asio::this_coro::executor, d);
+  co_await t.async_wait(boost::asio::use_awaitable);
 }
 
 } // namespace forq::test

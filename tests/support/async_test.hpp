@@ -21,4 +21,7 @@ namespace forq::test {
 bool run_async(std::function<boost::asio::awaitable<void>()> body,
                std::chrono::milliseconds deadline = std::chrono::seconds(10));
 
+// Waits on a timer of the calling coroutine's executor.
+boost::asio::awaitable<void> sleep_for(std::chrono::milliseconds d);
+
 } // namespace forq::test

@@ -12,10 +12,7 @@ namespace {
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 
-asio::awaitable<void> sleep_for(std::chrono::milliseconds d) {
-  asio::steady_timer t(co_await asio::this_coro::executor, d);
-  co_await t.async_wait(asio::use_awaitable);
-}
+using forq::test::sleep_for;
 
 TEST(run_async, passes_a_coroutine_that_finishes_in_time) {
   int steps = 0;

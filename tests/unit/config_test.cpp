@@ -261,7 +261,7 @@ INSTANTIATE_TEST_SUITE_P(
                                "unknown key \"wrokers\"; did you mean \"workers\"?"},
                       bad_file{R"({"redis": {"uri": "redis://x"}})", "unknown key \"redis.uri\""},
                       bad_file{R"({"frobnicate": true})", "known keys: redis.url"},
-        bad_file{R"({"redis.url": "redis://h"})", "has a dot; nest it instead"},
+                      bad_file{R"({"redis.url": "redis://h"})", "has a dot; nest it instead"},
                       bad_file{R"({"workers": "4"})", "workers must be a number"},
                       bad_file{R"({"workers": 2.5})", "whole number"},
                       bad_file{R"({"listen": 7600})", "listen must be a string"},

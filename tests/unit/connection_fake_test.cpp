@@ -38,10 +38,7 @@ connection_options options_for(std::uint16_t port) {
   return o;
 }
 
-asio::awaitable<void> sleep_for(std::chrono::milliseconds d) {
-  asio::steady_timer t(co_await asio::this_coro::executor, d);
-  co_await t.async_wait(asio::use_awaitable);
-}
+using forq::test::sleep_for;
 
 // Runs `body` against a connection to a fake server with `script`, then stops both.
 void with_fake(fake_redis::script script,
