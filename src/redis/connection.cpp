@@ -4,7 +4,9 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/async_result.hpp>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/connect.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
@@ -59,6 +61,13 @@ bool is_ip_literal(const std::string& host) {
   error_code ec;
   asio::ip::make_address(host, ec);
   return !ec;
+}
+
+// Has the `||` around this coroutine (run() or life()) asked it to stop? A wake-up through a
+// timer's cancel() is not this: it only ends the wait.
+asio::awaitable<bool> cancelled() {
+  co_return (co_await asio::this_coro::cancellation_state).cancelled() !=
+      asio::cancellation_type::none;
 }
 
 } // namespace
@@ -178,6 +187,10 @@ asio::awaitable<void> connection::run() {
   co_await (life() || wait_for_stop());
   running_ = false;
   ready_ = false;
+  // Whether stop() or an outer cancellation ended it, the connection is done: later exec()
+  // calls get redis_shutdown instead of waiting for a run() that will not come.
+  stopped_ = true;
+  room_.cancel();
   if (transport_) transport_->close();
   transport_.reset();
   fail_awaiting(false);
@@ -213,6 +226,7 @@ asio::awaitable<void> connection::life() {
     if (!failure.empty()) {
       if (transport_) transport_->close();
       transport_.reset();
+      if (stopped_ || co_await cancelled()) break; // stopping, not a failure worth a line
       auto step = state_.on_connect_failed(failure);
       log_step(step);
       co_await sleep(step.delay);
@@ -232,7 +246,7 @@ asio::awaitable<void> connection::life() {
     auto failed = fail_awaiting(timed_out_);
     transport_.reset();
     parser_.reset();
-    if (stopped_) break;
+    if (stopped_ || co_await cancelled()) break; // stopping, not a lost connection
     auto step = state_.on_lost(lost_reason_, failed, steady_clock::now());
     log_step(step);
     co_await sleep(step.delay);
@@ -252,12 +266,40 @@ asio::awaitable<std::string> connection::connect_and_login() {
     co_return co_await login();
   }
 
-  tcp::resolver resolver(ex_);
-  auto [rec, results] =
-      co_await resolver.async_resolve(ep.host, std::to_string(ep.port), use_tuple);
-  if (rec) co_return "cannot resolve " + ep.host + ": " + describe(rec);
+  std::vector<tcp::endpoint> endpoints;
+  if (is_ip_literal(ep.host)) {
+    endpoints.emplace_back(asio::ip::make_address(ep.host), ep.port);
+  } else {
+    // getaddrinfo cannot be cancelled, and `||` waits for every branch: resolve in a coroutine
+    // of its own and wait for it on a timer, which connect_timeout and stop() can cut short.
+    struct lookup {
+      explicit lookup(asio::any_io_executor ex)
+          : resolver(ex)
+          , done(ex) {}
+      tcp::resolver resolver;
+      asio::steady_timer done;
+      error_code ec;
+      tcp::resolver::results_type results;
+      bool finished = false;
+    };
+    auto l = std::make_shared<lookup>(ex_);
+    l->done.expires_at(steady_clock::time_point::max());
+    asio::co_spawn(
+        ex_,
+        [l, host = ep.host, port = std::to_string(ep.port)]() -> asio::awaitable<void> {
+          std::tie(l->ec, l->results) = co_await l->resolver.async_resolve(host, port, use_tuple);
+          l->finished = true;
+          l->done.cancel();
+        },
+        asio::detached);
+    co_await l->done.async_wait(use_tuple);
+    if (!l->finished) co_return std::string("name lookup of ") + ep.host + " did not finish";
+    if (l->ec) co_return "cannot resolve " + ep.host + ": " + describe(l->ec);
+    for (const auto& r : l->results)
+      endpoints.push_back(r.endpoint());
+  }
   tcp::socket socket(ex_);
-  auto [cec, endpoint] = co_await asio::async_connect(socket, results, use_tuple);
+  auto [cec, endpoint] = co_await asio::async_connect(socket, endpoints, use_tuple);
   if (cec) co_return describe(cec);
   error_code ignored;
   socket.set_option(tcp::no_delay(true), ignored); // pipelined small writes must not wait
@@ -370,6 +412,9 @@ asio::awaitable<void> connection::writer() {
       writer_idle_ = false;
       continue;
     }
+    // The reader may have failed in this same turn: then nothing more goes out, and what is
+    // queued stays queued (certainly not run) for the next connection.
+    if (!lost_reason_.empty() || stopped_ || co_await cancelled()) co_return;
     // Everything requested since the last write goes out in this one.
     buffers.clear();
     bool was_idle = awaiting_.empty();
@@ -396,6 +441,7 @@ asio::awaitable<void> connection::writer() {
 asio::awaitable<void> connection::health() {
   static const request ping("PING");
   for (;;) {
+    if (!lost_reason_.empty() || stopped_ || co_await cancelled()) co_return;
     auto now = steady_clock::now();
     std::optional<steady_clock::time_point> oldest;
     if (!awaiting_.empty()) oldest = awaiting_.front()->deadline;
@@ -435,9 +481,14 @@ asio::awaitable<boost::system::result<connection::response>> connection::exec(co
   // Backpressure: wait for room, but never refuse the only request.
   while (!stopped_ && in_flight() > 0 &&
          (in_flight() >= options_.max_in_flight || bytes_ + size > options_.max_buffered_bytes)) {
-    ++waiting_for_room_;
+    // Counted down however the wait ends, an exception from a cancelled caller included.
+    struct waiting {
+      std::size_t& n;
+      explicit waiting(std::size_t& c)
+          : n(++c) {}
+      ~waiting() { --n; }
+    } w(waiting_for_room_);
     co_await room_.async_wait(use_tuple);
-    --waiting_for_room_;
   }
   if (stopped_) co_return error_code(errc::redis_shutdown);
 
@@ -448,11 +499,15 @@ asio::awaitable<boost::system::result<connection::response>> connection::exec(co
   p.expected = req.commands();
   p.extra = opts.extra_timeout;
   p.replies.reserve(p.expected);
-  enqueue(p);
-  // Suspend until complete() hands the handler to the loop (no extra coroutine frame: this is
-  // the per-request hot path). Nothing can complete p before this suspends.
+  // Queued only inside the initiation, once this coroutine is certain to suspend: a caller
+  // cancelled just before would otherwise leave a pointer to its destroyed frame behind.
+  // complete() hands the handler back to the loop; no extra coroutine frame on this hot path.
   co_await asio::async_initiate<decltype(asio::use_awaitable), void()>(
-      [&p](auto handler) { p.handler.emplace(std::move(handler)); }, asio::use_awaitable);
+      [this, &p](auto handler) {
+        p.handler.emplace(std::move(handler));
+        enqueue(p);
+      },
+      asio::use_awaitable);
   if (p.ec) co_return p.ec;
   co_return std::move(p.replies);
 }

@@ -26,14 +26,25 @@ struct reply_builder {
     auto k = t->type == REDIS_REPLY_ERROR    ? reply::kind::error
              : t->type == REDIS_REPLY_STATUS ? reply::kind::status
                                              : reply::kind::string;
-    reply* r = reset(t, k);
-    r->text_.assign(s, len);
-    return r;
+    try {
+      reply* r = reset(t, k);
+      r->text_.assign(s, len);
+      return r;
+    } catch (...) { // never unwind through hiredis's C frames
+      return nullptr;
+    }
   }
   static void* array(const redisReadTask* t, int n) {
-    reply* r = reset(t, reply::kind::array);
-    r->elements_.resize(static_cast<std::size_t>(n));
-    return r;
+    // hiredis 0.14 does not bound multi-bulk lengths: a corrupt or hostile length must become
+    // a protocol error, not a huge allocation. Returning null makes hiredis fail the parse.
+    if (n < 0 || static_cast<std::size_t>(n) > reply_parser::max_array_elements) return nullptr;
+    try {
+      reply* r = reset(t, reply::kind::array);
+      r->elements_.resize(static_cast<std::size_t>(n));
+      return r;
+    } catch (...) { // never unwind through hiredis's C frames
+      return nullptr;
+    }
   }
   static void* integer(const redisReadTask* t, long long v) {
     reply* r = reset(t, reply::kind::integer);

@@ -162,6 +162,13 @@ TEST_F(redis_test, select_and_client_name_are_set_at_login) {
   EXPECT_EQ(redis_.command({"EXISTS", "in-db-3"}), "0"); // not in db 0
 }
 
+TEST_F(redis_test, a_host_name_is_resolved) {
+  with_connection(options_for("redis://localhost:" + std::to_string(redis_.port())),
+                  [](connection& conn) -> asio::awaitable<void> {
+                    EXPECT_EQ(text(co_await conn.command("PING")), "PONG");
+                  });
+}
+
 TEST(redis_connection, unix_socket) {
   forq::test::temp_dir dir;
   auto socket = (dir / "r.sock").string();

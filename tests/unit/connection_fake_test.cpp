@@ -340,4 +340,102 @@ TEST(connection_fake, an_unreachable_server_is_logged_once_in_an_operators_words
   forq::init_logging(forq::log_format::text, forq::log_level::info);
 }
 
+// Review finding: a caller cancelled while waiting for room must not leave its request queued
+// (its frame, where the request lives, is gone). The exact race (room frees up in the same
+// turn as the cancellation) cannot be forced from here; this guards the visible half: an
+// abandoned request never reaches the server, and nothing is left in flight.
+TEST(connection_fake, a_caller_cancelled_while_waiting_for_room_leaves_nothing_behind) {
+  with_fake(
+      [](const fake_command& c) {
+        auto a = fake_redis::standard(c);
+        if (c.argv[0] == "ECHO") a.delay = 50ms;
+        return a;
+      },
+      [](connection& conn, fake_redis& fake) -> asio::awaitable<void> {
+        auto ex = co_await asio::this_coro::executor;
+        bool first_done = false;
+        asio::co_spawn(
+            ex,
+            [&]() -> asio::awaitable<void> {
+              EXPECT_EQ(reply_text(co_await conn.command("ECHO", "first")), "\"first\"");
+              first_done = true;
+            },
+            asio::detached);
+        co_await sleep_for(5ms);
+        // Full (max_in_flight 1): this one waits for room, and its caller gives up first.
+        auto r = co_await (conn.command("ECHO", "abandoned") || sleep_for(10ms));
+        EXPECT_EQ(r.index(), 1u);
+        while (!first_done)
+          co_await sleep_for(1ms);
+        EXPECT_EQ(reply_text(co_await conn.command("ECHO", "after")), "\"after\"");
+        for (const auto& c : fake.commands())
+          EXPECT_NE(c.argv.back(), "abandoned") << "a cancelled request was sent";
+        EXPECT_EQ(conn.in_flight(), 0u);
+      },
+      [](connection_options o) {
+        o.max_in_flight = 1;
+        return o;
+      });
+}
+
+// Review finding: a request made in the same turn as a failed read was never written, so it
+// must wait for the next connection, not fail as "may have run".
+TEST(connection_fake, a_request_made_as_the_connection_fails_is_sent_on_the_next_one) {
+  with_fake(
+      [](const fake_command& c) {
+        if (c.argv[0] == "GET" && c.argv[1] == "c" && c.connection == 0)
+          return fake_action::raw("+OK\r\n?garbage\r\n"); // a reply, then garbage
+        if (c.argv[0] == "GET") return fake_action::bulk("v");
+        return fake_redis::standard(c);
+      },
+      [](connection& conn, fake_redis& fake) -> asio::awaitable<void> {
+        EXPECT_EQ(reply_text(co_await conn.command("GET", "c")), "OK");
+        // Resumed from the read that also held the garbage: the connection is failing now.
+        auto r = co_await conn.command("GET", "b");
+        EXPECT_EQ(reply_text(r), "\"v\"");
+        for (const auto& c : fake.commands())
+          if (c.argv[0] == "GET" && c.argv[1] == "b") {
+            EXPECT_EQ(c.connection, 1u);
+          }
+      });
+}
+
+// Review finding: arrays whose length hiredis 0.14 does not bound.
+TEST(connection_fake, an_array_length_out_of_range_is_a_protocol_error) {
+  with_fake(
+      [](const fake_command& c) {
+        if (c.argv[0] == "GET" && c.connection == 0) return fake_action::raw("*-2\r\n");
+        if (c.argv[0] == "GET" && c.connection == 1) return fake_action::raw("*999999999\r\n");
+        if (c.argv[0] == "GET") return fake_action::bulk("v");
+        return fake_redis::standard(c);
+      },
+      [](connection& conn, fake_redis&) -> asio::awaitable<void> {
+        EXPECT_EQ((co_await conn.command("GET", "k")).error(), errc::redis_protocol);
+        EXPECT_EQ((co_await conn.command("GET", "k")).error(), errc::redis_protocol);
+        EXPECT_EQ(reply_text(co_await conn.command("GET", "k")), "\"v\"");
+      });
+}
+
+// Review finding: a run() ended by its caller (not by stop()) must not strand later requests,
+// and stopping is not a "connection lost" worth a warning.
+TEST(connection_fake, a_run_cancelled_from_outside_refuses_later_requests_quietly) {
+  std::ostringstream log;
+  forq::init_logging(forq::log_format::text, forq::log_level::info, "test",
+                     std::make_shared<spdlog::sinks::ostream_sink_st>(log));
+  forq::test::run_async([&]() -> asio::awaitable<void> {
+    auto ex = co_await asio::this_coro::executor;
+    fake_redis fake(ex, fake_redis::standard);
+    connection conn(ex, options_for(fake.port()));
+    auto test = [&]() -> asio::awaitable<void> {
+      EXPECT_EQ(reply_text(co_await conn.command("PING")), "PONG");
+      co_await sleep_for(1h); // the caller's own deadline below ends run()
+    };
+    co_await ((conn.run() && test()) || sleep_for(100ms));
+    EXPECT_EQ((co_await conn.command("PING")).error(), errc::redis_shutdown);
+  });
+  forq::init_logging(forq::log_format::text, forq::log_level::info);
+  EXPECT_EQ(log.str().find("connection lost"), std::string::npos) << log.str();
+  EXPECT_EQ(log.str().find("unreachable"), std::string::npos) << log.str();
+}
+
 } // namespace

@@ -68,6 +68,22 @@ TEST(reply_parser, garbage_is_a_protocol_error) {
   EXPECT_EQ(r.str(), "PONG");
 }
 
+TEST(reply_parser, array_lengths_out_of_range_are_protocol_errors) {
+  for (std::string bad : {"*-2\r\n", "*2147483648\r\n", "*16777217\r\n", "*2\r\n*-5\r\n"}) {
+    reply_parser p;
+    p.feed(bad);
+    reply r;
+    EXPECT_EQ(p.next(r), reply_parser::status::protocol_error) << bad;
+  }
+  reply_parser ok; // nil arrays and empty arrays are fine
+  ok.feed("*-1\r\n*0\r\n");
+  reply r;
+  ASSERT_EQ(ok.next(r), reply_parser::status::reply);
+  EXPECT_TRUE(r.is_nil());
+  ASSERT_EQ(ok.next(r), reply_parser::status::reply);
+  EXPECT_TRUE(r.is_array());
+}
+
 TEST(reply, typed_accessors) {
   EXPECT_EQ(reply::make_string("12").as_integer(), 12);
   EXPECT_EQ(reply::make_string("x").as_integer(), std::nullopt);

@@ -73,6 +73,9 @@ class reply_parser {
 
   void feed(std::string_view bytes);
   enum class status { reply, need_more, protocol_error };
+  // A longer array is refused as a protocol error (hiredis 0.14 does not bound them): 16 Mi
+  // elements, far beyond anything forq asks for.
+  static constexpr std::size_t max_array_elements = std::size_t(1) << 24;
   // On status::reply, `out` holds the next complete reply.
   status next(reply& out);
   std::string error_text() const;
