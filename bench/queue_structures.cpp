@@ -63,6 +63,15 @@ asio::awaitable<server_figures> snapshot(connection& c) {
   co_return parse_info((*r)[0].str(), (*r)[1].str());
 }
 
+// Waits until every coroutine of a phase has counted itself out.
+asio::awaitable<void> all_finished(const long& running) {
+  asio::steady_timer t(co_await asio::this_coro::executor);
+  while (running > 0) {
+    t.expires_after(std::chrono::milliseconds(1));
+    co_await t.async_wait(asio::use_awaitable);
+  }
+}
+
 void report(const char* phase, const server_figures& a, const server_figures& b, double jobs,
             double requests) {
   std::printf("%-8s redis CPU %6.2f us/job   commands %5.2f/job   in-command %5.2f us/job   "
@@ -179,10 +188,7 @@ int main(int argc, char** argv) {
                 --running;
               },
               asio::detached);
-        while (running > 0) {
-          asio::steady_timer t(ex, std::chrono::milliseconds(1));
-          co_await t.async_wait(asio::use_awaitable);
-        }
+        co_await all_finished(running);
         auto enqueued = co_await snapshot(conn);
         report("enqueue", before, enqueued, double(jobs), double(requests));
 
@@ -249,10 +255,7 @@ int main(int argc, char** argv) {
                 --running;
               },
               asio::detached);
-        while (running > 0) {
-          asio::steady_timer t(ex, std::chrono::milliseconds(1));
-          co_await t.async_wait(asio::use_awaitable);
-        }
+        co_await all_finished(running);
         auto drained = co_await snapshot(conn);
         report("drain", enqueued, drained, double(jobs), double(drain_requests));
         report("total", before, drained, double(jobs), double(requests + drain_requests));

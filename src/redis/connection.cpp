@@ -184,7 +184,11 @@ connection::~connection() {
 asio::awaitable<void> connection::run() {
   if (stopped_ || running_) co_return;
   running_ = true;
-  co_await (life() || wait_for_stop());
+  try {
+    co_await (life() || wait_for_stop());
+  } catch (const boost::system::system_error&) {
+    // Cancelled from outside while life() was between steps: the cleanup below still runs.
+  }
   running_ = false;
   ready_ = false;
   // Whether stop() or an outer cancellation ended it, the connection is done: later exec()
@@ -230,6 +234,7 @@ asio::awaitable<void> connection::life() {
       auto step = state_.on_connect_failed(failure);
       log_step(step);
       co_await sleep(step.delay);
+      if (co_await cancelled()) break;
       continue;
     }
 
@@ -250,6 +255,7 @@ asio::awaitable<void> connection::life() {
     auto step = state_.on_lost(lost_reason_, failed, steady_clock::now());
     log_step(step);
     co_await sleep(step.delay);
+    if (co_await cancelled()) break;
   }
 }
 

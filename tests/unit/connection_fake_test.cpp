@@ -438,4 +438,21 @@ TEST(connection_fake, a_run_cancelled_from_outside_refuses_later_requests_quietl
   EXPECT_EQ(log.str().find("unreachable"), std::string::npos) << log.str();
 }
 
+// The same, with the cancellation arriving while the connection backs off between attempts.
+TEST(connection_fake, a_run_cancelled_during_backoff_still_cleans_up) {
+  forq::test::run_async([&]() -> asio::awaitable<void> {
+    auto ex = co_await asio::this_coro::executor;
+    std::uint16_t port;
+    {
+      fake_redis closed(ex, fake_redis::standard); // take a port, then free it
+      port = closed.port();
+    }
+    auto o = options_for(port);
+    o.reconnect = {50ms, 50ms};
+    connection conn(ex, o);
+    co_await (conn.run() || sleep_for(60ms)); // lands in a backoff sleep
+    EXPECT_EQ((co_await conn.command("PING")).error(), errc::redis_shutdown);
+  });
+}
+
 } // namespace
