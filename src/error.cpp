@@ -24,8 +24,10 @@ class category final : public boost::system::error_category {
       return "redis connection stopped";
     case errc::redis_protocol:
       return "redis sent a malformed reply";
-    case errc::redis_error_reply:
-      return "redis answered with an error";
+    case errc::invalid_job:
+      return "the job is invalid";
+    case errc::queue_schema_mismatch:
+      return "the queue was written by an incompatible forq";
     }
     return "forq error " + std::to_string(ev);
   }

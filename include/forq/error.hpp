@@ -22,8 +22,10 @@ enum class errc {
   redis_shutdown,
   // The server sent bytes that are not RESP.
   redis_protocol,
-  // The server answered with an error reply (-ERR, -WRONGTYPE, ...); the reply holds the text.
-  redis_error_reply,
+  // A job refused before it reached Redis (not JSON, too large, no handler, bad option).
+  invalid_job,
+  // The queue on Redis was written by a forq with another protocol version.
+  queue_schema_mismatch,
 };
 
 const boost::system::error_category& error_category() noexcept;

@@ -1,0 +1,65 @@
+#pragma once
+
+// The producer side of forq's native protocol (docs/protocol.md): queue keys, job validation,
+// enqueue, and queue initialisation. The consumer side comes with the rest of issue 4.
+
+#include "forq/redis/connection.hpp"
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/system/result.hpp>
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace forq::queue {
+
+inline constexpr int schema_version = 1;
+inline constexpr std::size_t default_max_payload = 1u << 20; // 1 MiB
+
+// Every key of a queue, under its hash tag.
+struct keys {
+  explicit keys(std::string_view queue);
+  std::string meta, stream, stats;
+  std::string stream_for(int priority) const; // priority 0: `stream`; 1..9: stream:p<N>
+  std::string unique(std::string_view caller_id) const;
+  static constexpr std::string_view all_queues = "forq:queues";
+
+ private:
+  std::string prefix_;
+};
+
+// A queue name: 1 to 128 characters of [A-Za-z0-9_.:-] (no braces: they would break the hash
+// tag). Returns why a name is refused, or nothing.
+std::optional<std::string> check_queue_name(std::string_view name);
+
+struct job {
+  std::string handler;
+  std::string payload = "{}";    // JSON text
+  std::optional<std::string> id; // caller-given: enqueued at most once
+  int priority = 0;              // 0 to 9, higher first
+  std::optional<int> max_attempts;
+};
+
+// Why a job is refused before it reaches Redis (not JSON, too large, no handler, ...), or
+// nothing. The message names the field and what is allowed.
+std::optional<std::string> check_job(const job& j, std::size_t max_payload = default_max_payload);
+
+struct enqueue_result {
+  std::string id; // the job id: the caller's, or the stream entry id
+  bool duplicate; // a job with this caller-given id was already enqueued: nothing was added
+};
+
+// Adds a job to the queue: one XADD, or the enqueue_unique script for a caller-given id. Checks
+// the job first (errc::invalid_job, with the reason in `why` when given). The connection must
+// be running.
+boost::asio::awaitable<boost::system::result<enqueue_result>>
+enqueue(redis::connection& conn, std::string_view queue, const job& j, std::string* why = nullptr);
+
+// Start-up of a queue: writes the schema version on first use, creates the consumer group, and
+// refuses a queue written by an incompatible forq (errc::queue_schema_mismatch). Completes with
+// the connection's errors while Redis is away (callers retry with the connection's backoff).
+boost::asio::awaitable<boost::system::error_code> init_queue(redis::connection& conn,
+                                                             std::string_view queue);
+
+} // namespace forq::queue

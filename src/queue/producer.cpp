@@ -1,0 +1,152 @@
+#include "forq/queue/producer.hpp"
+
+#include "forq/redis/script.hpp"
+#include "forq_lua.hpp"
+
+#include <boost/json/parse.hpp>
+
+#include <algorithm>
+
+namespace forq::queue {
+
+namespace {
+
+using boost::system::error_code;
+
+bool name_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+         c == '.' || c == ':' || c == '-';
+}
+
+const redis::script& init_script() {
+  static const redis::script s("init_queue", lua::init_queue_lua);
+  return s;
+}
+
+const redis::script& unique_script() {
+  static const redis::script s("enqueue_unique", lua::enqueue_unique_lua);
+  return s;
+}
+
+} // namespace
+
+keys::keys(std::string_view queue)
+    : prefix_("forq:{" + std::string(queue) + "}:") {
+  meta = prefix_ + "meta";
+  stream = prefix_ + "stream";
+  stats = prefix_ + "stats";
+}
+
+std::string keys::stream_for(int priority) const {
+  return priority == 0 ? stream : stream + ":p" + std::to_string(priority);
+}
+
+std::string keys::unique(std::string_view caller_id) const {
+  return prefix_ + "unique:" + std::string(caller_id);
+}
+
+std::optional<std::string> check_queue_name(std::string_view name) {
+  if (name.empty() || name.size() > 128 || !std::all_of(name.begin(), name.end(), name_char))
+    return "queue name \"" + std::string(name) +
+           "\" is not allowed: use 1 to 128 characters of A-Z a-z 0-9 _ . : -";
+  return std::nullopt;
+}
+
+std::optional<std::string> check_job(const job& j, std::size_t max_payload) {
+  if (j.handler.empty() || j.handler.size() > 128 ||
+      !std::all_of(j.handler.begin(), j.handler.end(), name_char))
+    return "handler \"" + j.handler +
+           "\" is not allowed: use 1 to 128 characters of A-Z a-z 0-9 _ . : -";
+  if (j.payload.size() > max_payload)
+    return "payload is " + std::to_string(j.payload.size()) + " bytes; the limit is " +
+           std::to_string(max_payload);
+  error_code ec;
+  boost::json::parse(j.payload, ec);
+  if (ec) return "payload is not JSON: " + ec.message();
+  if (j.id && (j.id->empty() || j.id->size() > 256)) return "id must be 1 to 256 bytes";
+  if (j.priority < 0 || j.priority > 9)
+    return "priority " + std::to_string(j.priority) + " is not allowed: use 0 to 9";
+  if (j.max_attempts && (*j.max_attempts < 1 || *j.max_attempts > 1000))
+    return "max_attempts " + std::to_string(*j.max_attempts) + " is not allowed: use 1 to 1000";
+  return std::nullopt;
+}
+
+boost::asio::awaitable<boost::system::result<enqueue_result>>
+enqueue(redis::connection& conn, std::string_view queue, const job& j, std::string* why) {
+  auto refused = check_queue_name(queue);
+  if (!refused) refused = check_job(j);
+  if (refused) {
+    if (why) *why = *refused;
+    co_return error_code(errc::invalid_job);
+  }
+  keys k(queue);
+  auto stream = k.stream_for(j.priority);
+  // No braced lists in these coroutines: GCC 12 miscompiles initializer lists in a frame.
+  std::string attempts = j.max_attempts ? std::to_string(*j.max_attempts) : std::string();
+  std::vector<std::string_view> fields;
+  fields.push_back("handler");
+  fields.push_back(j.handler);
+  fields.push_back("payload");
+  fields.push_back(j.payload);
+  if (j.max_attempts) {
+    fields.push_back("max_attempts");
+    fields.push_back(attempts);
+  }
+
+  if (!j.id) { // the common case: one XADD, the entry id is the job id
+    std::vector<std::string_view> args;
+    args.push_back(stream);
+    args.push_back("*");
+    args.insert(args.end(), fields.begin(), fields.end());
+    redis::request xadd;
+    xadd.push_range("XADD", args);
+    auto r = redis::connection::single(co_await conn.exec(xadd));
+    if (!r) co_return r.error();
+    if (r->is_error()) {
+      if (why) *why = std::string(r->str());
+      co_return error_code(errc::invalid_job);
+    }
+    co_return enqueue_result{std::string(r->str()), false};
+  }
+
+  auto unique_key = k.unique(*j.id);
+  std::string ttl = "604800"; // a week: the dedupe window until result retention is configurable
+  std::vector<std::string_view> keys_v, args;
+  keys_v.push_back(unique_key);
+  keys_v.push_back(stream);
+  args.push_back(*j.id);
+  args.push_back(ttl);
+  args.insert(args.end(), fields.begin(), fields.end());
+  auto r = co_await redis::eval(conn, unique_script(), keys_v, args);
+  if (!r) co_return r.error();
+  if (r->is_error() || r->elements().size() != 2) {
+    if (why) *why = r->to_string();
+    co_return error_code(errc::redis_protocol);
+  }
+  co_return enqueue_result{*j.id, r->elements()[0].str() == "duplicate"};
+}
+
+boost::asio::awaitable<error_code> init_queue(redis::connection& conn, std::string_view queue) {
+  if (check_queue_name(queue)) co_return error_code(errc::invalid_job);
+  keys k(queue);
+  std::string version = std::to_string(schema_version);
+  std::vector<std::string_view> keys_v, args;
+  keys_v.push_back(k.meta);
+  args.push_back(version);
+  auto stored = co_await redis::eval(conn, init_script(), keys_v, args);
+  if (!stored) co_return stored.error();
+  if (stored->str() != version) co_return error_code(errc::queue_schema_mismatch);
+
+  // The group, and the queue in the registry (another slot: not in the script), in one trip.
+  redis::request setup("XGROUP", "CREATE", k.stream, "workers", "0", "MKSTREAM");
+  setup.push("SADD", keys::all_queues, queue);
+  auto replies = co_await conn.exec(setup);
+  if (!replies) co_return replies.error();
+  const auto& group = (*replies)[0];
+  if (group.is_error() && group.error_code() != "BUSYGROUP") // BUSYGROUP: it exists already
+    co_return error_code(errc::redis_protocol);
+  if ((*replies)[1].is_error()) co_return error_code(errc::redis_protocol);
+  co_return error_code{};
+}
+
+} // namespace forq::queue
