@@ -5,6 +5,7 @@
 #include "forq/redis/pool.hpp"
 #include "forq/redis/script.hpp"
 #include "support/async_test.hpp"
+#include "support/log_capture.hpp"
 #include "support/redis_server.hpp"
 #include "test_lua.hpp"
 
@@ -15,7 +16,6 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <gtest/gtest.h>
-#include <spdlog/sinks/ostream_sink.h>
 
 #include <sstream>
 
@@ -136,18 +136,15 @@ TEST_F(redis_test, acl_user_logs_in_and_a_wrong_password_is_reported) {
     EXPECT_EQ(text(co_await conn.command("ACL", "WHOAMI")), "\"app\"");
   });
 
-  std::ostringstream log;
-  forq::init_logging(forq::log_format::text, forq::log_level::info, "test",
-                     std::make_shared<spdlog::sinks::ostream_sink_st>(log));
+  forq::test::log_capture log;
   auto bad = "redis://app:wrong@127.0.0.1:" + std::to_string(redis_.port());
   with_connection(options_for(bad), [](connection& conn) -> asio::awaitable<void> {
     co_await sleep_for(300ms);
     EXPECT_FALSE(conn.ready());
   });
-  forq::init_logging(forq::log_format::text, forq::log_level::info);
-  EXPECT_NE(log.str().find("unreachable: authentication failed: WRONGPASS"), std::string::npos)
-      << log.str();
-  EXPECT_EQ(log.str().find("wrong"), std::string::npos) << "the password was logged";
+  EXPECT_NE(log.text().find("unreachable: authentication failed: WRONGPASS"), std::string::npos)
+      << log.text();
+  EXPECT_EQ(log.text().find("wrong"), std::string::npos) << "the password was logged";
 }
 
 TEST_F(redis_test, select_and_client_name_are_set_at_login) {
@@ -201,17 +198,14 @@ TEST(redis_connection, tls_with_a_certificate_made_for_the_test) {
   });
 
   // Without the test CA the certificate is not trusted: no connection, a clear reason.
-  std::ostringstream log;
-  forq::init_logging(forq::log_format::text, forq::log_level::info, "test",
-                     std::make_shared<spdlog::sinks::ostream_sink_st>(log));
+  forq::test::log_capture log;
   o.tls_ca_file.clear();
   with_connection(o, [](connection& conn) -> asio::awaitable<void> {
     co_await sleep_for(300ms);
     EXPECT_FALSE(conn.ready());
   });
-  forq::init_logging(forq::log_format::text, forq::log_level::info);
-  EXPECT_NE(log.str().find("TLS handshake failed: certificate verify failed"), std::string::npos)
-      << log.str();
+  EXPECT_NE(log.text().find("TLS handshake failed: certificate verify failed"), std::string::npos)
+      << log.text();
 }
 
 TEST_F(redis_test, a_blocking_read_in_the_pool_never_delays_the_command_connection) {

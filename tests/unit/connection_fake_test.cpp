@@ -5,6 +5,7 @@
 #include "forq/redis/script.hpp"
 #include "support/async_test.hpp"
 #include "support/fake_redis.hpp"
+#include "support/log_capture.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -13,7 +14,6 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <gtest/gtest.h>
-#include <spdlog/sinks/ostream_sink.h>
 
 namespace {
 
@@ -314,9 +314,7 @@ TEST(connection_fake, stop_fails_what_is_queued_and_refuses_what_comes_after) {
 }
 
 TEST(connection_fake, an_unreachable_server_is_logged_once_in_an_operators_words) {
-  std::ostringstream log;
-  forq::init_logging(forq::log_format::text, forq::log_level::info, "test",
-                     std::make_shared<spdlog::sinks::ostream_sink_st>(log));
+  forq::test::log_capture log;
   forq::test::run_async([&]() -> asio::awaitable<void> {
     auto ex = co_await asio::this_coro::executor;
     std::uint16_t port;
@@ -331,13 +329,12 @@ TEST(connection_fake, an_unreachable_server_is_logged_once_in_an_operators_words
       conn.stop();
     };
     co_await (conn.run() && test());
-    auto text = log.str();
+    auto text = log.text();
     auto line = "redis 127.0.0.1:" + std::to_string(port) +
                 " unreachable: connection refused; retrying in ";
     EXPECT_NE(text.find(line), std::string::npos) << text;
     EXPECT_EQ(text.find(line), text.rfind(line)) << "logged more than once:\n" << text;
   });
-  forq::init_logging(forq::log_format::text, forq::log_level::info);
 }
 
 // Review finding: a caller cancelled while waiting for room must not leave its request queued
@@ -419,9 +416,7 @@ TEST(connection_fake, an_array_length_out_of_range_is_a_protocol_error) {
 // Review finding: a run() ended by its caller (not by stop()) must not strand later requests,
 // and stopping is not a "connection lost" worth a warning.
 TEST(connection_fake, a_run_cancelled_from_outside_refuses_later_requests_quietly) {
-  std::ostringstream log;
-  forq::init_logging(forq::log_format::text, forq::log_level::info, "test",
-                     std::make_shared<spdlog::sinks::ostream_sink_st>(log));
+  forq::test::log_capture log;
   forq::test::run_async([&]() -> asio::awaitable<void> {
     auto ex = co_await asio::this_coro::executor;
     fake_redis fake(ex, fake_redis::standard);
@@ -433,9 +428,8 @@ TEST(connection_fake, a_run_cancelled_from_outside_refuses_later_requests_quietl
     co_await ((conn.run() && test()) || sleep_for(100ms));
     EXPECT_EQ((co_await conn.command("PING")).error(), errc::redis_shutdown);
   });
-  forq::init_logging(forq::log_format::text, forq::log_level::info);
-  EXPECT_EQ(log.str().find("connection lost"), std::string::npos) << log.str();
-  EXPECT_EQ(log.str().find("unreachable"), std::string::npos) << log.str();
+  EXPECT_EQ(log.text().find("connection lost"), std::string::npos) << log.text();
+  EXPECT_EQ(log.text().find("unreachable"), std::string::npos) << log.text();
 }
 
 // The same, with the cancellation arriving while the connection backs off between attempts.
