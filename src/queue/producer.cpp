@@ -35,6 +35,12 @@ keys::keys(std::string_view queue)
   meta = prefix_ + "meta";
   stream = prefix_ + "stream";
   stats = prefix_ + "stats";
+  delayed = prefix_ + "delayed";
+  delayed_jobs = prefix_ + "delayed:jobs";
+  dead = prefix_ + "dead";
+  dead_jobs = prefix_ + "dead:jobs";
+  results = prefix_ + "results";
+  results_data = prefix_ + "results:data";
 }
 
 std::string keys::stream_for(int priority) const {
@@ -138,14 +144,15 @@ boost::asio::awaitable<error_code> init_queue(redis::connection& conn, std::stri
   if (stored->str() != version) co_return error_code(errc::queue_schema_mismatch);
 
   // The group, and the queue in the registry (another slot: not in the script), in one trip.
-  redis::request setup("XGROUP", "CREATE", k.stream, "workers", "0", "MKSTREAM");
+  redis::request setup;
+  for (int priority = 0; priority <= 9; ++priority)
+    setup.push("XGROUP", "CREATE", k.stream_for(priority), "workers", "0", "MKSTREAM");
   setup.push("SADD", keys::all_queues, queue);
   auto replies = co_await conn.exec(setup);
   if (!replies) co_return replies.error();
-  const auto& group = (*replies)[0];
-  if (group.is_error() && group.error_code() != "BUSYGROUP") // BUSYGROUP: it exists already
-    co_return error_code(errc::redis_protocol);
-  if ((*replies)[1].is_error()) co_return error_code(errc::redis_protocol);
+  for (const auto& r : *replies)
+    if (r.is_error() && r.error_code() != "BUSYGROUP") // BUSYGROUP: the group exists already
+      co_return error_code(errc::redis_protocol);
   co_return error_code{};
 }
 

@@ -21,6 +21,7 @@ inline constexpr std::size_t default_max_payload = 1u << 20; // 1 MiB
 struct keys {
   explicit keys(std::string_view queue);
   std::string meta, stream, stats;
+  std::string delayed, delayed_jobs, dead, dead_jobs, results, results_data;
   std::string stream_for(int priority) const; // priority 0: `stream`; 1..9: stream:p<N>
   std::string unique(std::string_view caller_id) const;
   static constexpr std::string_view all_queues = "forq:queues";
@@ -56,7 +57,8 @@ struct enqueue_result {
 boost::asio::awaitable<boost::system::result<enqueue_result>>
 enqueue(redis::connection& conn, std::string_view queue, const job& j, std::string* why = nullptr);
 
-// Start-up of a queue: writes the schema version on first use, creates the consumer group, and
+// Start-up of a queue: writes the schema version on first use, creates the consumer group on
+// every priority's stream, and
 // refuses a queue written by an incompatible forq (errc::queue_schema_mismatch). Completes with
 // the connection's errors while Redis is away (callers retry with the connection's backoff).
 boost::asio::awaitable<boost::system::error_code> init_queue(redis::connection& conn,

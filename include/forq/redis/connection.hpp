@@ -99,6 +99,7 @@ class connection {
   std::size_t in_flight() const { return queued_.size() + awaiting_.size(); }
   std::size_t buffered_bytes() const { return bytes_; }
   const std::string& where() const { return where_; }
+  const boost::asio::any_io_executor& executor() const { return ex_; }
 
   struct counters {
     std::uint64_t requests = 0; // requests written

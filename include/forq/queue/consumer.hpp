@@ -1,0 +1,103 @@
+#pragma once
+
+// The consumer side of forq's native protocol (docs/protocol.md): fetch, run handlers, ack in
+// batches, retry with backoff, dead set. Not yet here: lease renewal and stall recovery (a
+// killed consumer's jobs stay pending), pause, rate limits.
+
+#include "forq/queue/job.hpp"
+#include "forq/redis/pool.hpp"
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/system/error_code.hpp>
+
+#include <chrono>
+#include <deque>
+#include <functional>
+#include <map>
+#include <optional>
+#include <random>
+#include <string>
+
+namespace forq::queue {
+
+// What a handler says about one attempt.
+struct outcome {
+  enum class kind { done, retry, fail };
+  kind what = kind::done;
+  std::string text; // done: the result (JSON text); retry/fail: the error, for an operator
+  std::optional<std::chrono::milliseconds> retry_after; // retry: the handler's own delay
+
+  static outcome success(std::string result = "null") {
+    return {kind::done, std::move(result), {}};
+  }
+  // Worth another attempt, after the policy's backoff (or `after`).
+  static outcome retry_later(std::string error,
+                             std::optional<std::chrono::milliseconds> after = std::nullopt) {
+    return {kind::retry, std::move(error), after};
+  }
+  // Retrying cannot help: dead at once, with this reason.
+  static outcome failure(std::string error) { return {kind::fail, std::move(error), {}}; }
+};
+
+// A handler runs one attempt of a job. It must not outlive the consumer; an exception it
+// throws counts as a failed attempt (retried per policy) with the exception's message.
+using handler = std::function<boost::asio::awaitable<outcome>(const delivered_job&)>;
+using handler_map = std::map<std::string, handler, std::less<>>;
+
+struct consumer_options {
+  std::string queue = "default";
+  std::string name;                      // consumer name in the group; empty: <host>:<pid>
+  std::size_t concurrency = 64;          // attempts running at once
+  std::chrono::milliseconds block{2000}; // one fetch's wait inside Redis; stop() waits it out
+  retry_policy retry;                    // a job's max_attempts field overrides the policy's
+  std::chrono::milliseconds keep_results{std::chrono::hours(1)};
+  std::size_t max_results = 10000;
+};
+
+// Consumes one queue through a pool: blocking fetches on pool.blocking(0), everything else on
+// pool.commands(). Single-threaded, like the pool.
+class consumer {
+ public:
+  consumer(redis::pool& pool, consumer_options options, handler_map handlers);
+
+  // Initialises the queue, then consumes until stop(); completes once every attempt in flight
+  // has finished and been acknowledged or failed. Completes early with the error if the
+  // queue cannot be initialised (errc::queue_schema_mismatch is fatal).
+  boost::asio::awaitable<boost::system::error_code> run();
+  // Stop fetching; attempts in flight finish. run() completes after them.
+  void stop();
+
+  struct counters {
+    std::uint64_t fetched = 0, done = 0, retried = 0, dead = 0;
+  };
+  const counters& stats() const { return stats_; }
+
+ private:
+  struct finished {
+    std::string stream, entry_id, id, result;
+  };
+
+  boost::asio::awaitable<void> fetch_loop();
+  boost::asio::awaitable<void> attempt(delivered_job job);
+  boost::asio::awaitable<void> ack_loop();
+  boost::asio::awaitable<void> promote_loop();
+  boost::asio::awaitable<void> fail(const delivered_job& job, int attempt_made, bool permanent,
+                                    const std::string& error,
+                                    std::optional<std::chrono::milliseconds> retry_after);
+
+  redis::pool& pool_;
+  consumer_options options_;
+  handler_map handlers_;
+  std::string name_;
+  std::mt19937_64 rng_;
+  std::size_t running_ = 0;
+  bool stopping_ = false;
+  bool fetching_done_ = false;
+  std::deque<finished> to_ack_;
+  // cancel() = something changed: a slot freed, an ack is due, a retry was scheduled, stop.
+  boost::asio::steady_timer slot_free_, ack_due_, promote_due_;
+  counters stats_;
+};
+
+} // namespace forq::queue

@@ -1,0 +1,328 @@
+#include "forq/queue/consumer.hpp"
+
+#include "forq/queue/producer.hpp"
+#include "forq/redis/script.hpp"
+#include "forq_lua.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <spdlog/spdlog.h>
+
+#include <unistd.h>
+
+namespace forq::queue {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+using namespace asio::experimental::awaitable_operators;
+using std::chrono::milliseconds;
+
+namespace {
+
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+const std::string group = "workers";
+
+const redis::script& ack_script() {
+  static const redis::script s("ack", lua::ack_lua);
+  return s;
+}
+const redis::script& fail_script() {
+  static const redis::script s("fail", lua::fail_lua);
+  return s;
+}
+const redis::script& fetch_script() {
+  static const redis::script s("fetch", lua::fetch_lua);
+  return s;
+}
+const redis::script& promote_script() {
+  static const redis::script s("promote", lua::promote_lua);
+  return s;
+}
+
+std::string now_ms(milliseconds plus = milliseconds(0)) {
+  auto t = std::chrono::duration_cast<milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch()) +
+           plus;
+  return std::to_string(t.count());
+}
+
+int priority_of(std::string_view stream) {
+  auto p = stream.rfind(":p");
+  if (p == std::string_view::npos || p + 3 != stream.size()) return 0;
+  char c = stream[p + 2];
+  return c >= '1' && c <= '9' ? c - '0' : 0;
+}
+
+std::string host_and_pid() {
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  return std::string(host) + ":" + std::to_string(::getpid());
+}
+
+asio::awaitable<void> wait(asio::steady_timer& t) {
+  t.expires_at(asio::steady_timer::time_point::max());
+  co_await t.async_wait(use_tuple);
+}
+
+asio::awaitable<void> pause_for(milliseconds d) {
+  asio::steady_timer t(co_await asio::this_coro::executor, d);
+  co_await t.async_wait(use_tuple);
+}
+
+} // namespace
+
+consumer::consumer(redis::pool& pool, consumer_options options, handler_map handlers)
+    : pool_(pool)
+    , options_(std::move(options))
+    , handlers_(std::move(handlers))
+    , name_(options_.name.empty() ? host_and_pid() : options_.name)
+    , rng_(std::random_device{}())
+    , slot_free_(pool.commands().executor())
+    , ack_due_(pool.commands().executor())
+    , promote_due_(pool.commands().executor()) {}
+
+void consumer::stop() {
+  stopping_ = true;
+  slot_free_.cancel();
+  ack_due_.cancel();
+  promote_due_.cancel();
+}
+
+asio::awaitable<error_code> consumer::run() {
+  if (auto ec = co_await init_queue(pool_.commands(), options_.queue)) co_return ec;
+  co_await (fetch_loop() && ack_loop() && promote_loop());
+  co_return error_code{};
+}
+
+asio::awaitable<void> consumer::fetch_loop() {
+  keys k(options_.queue);
+  auto ex = co_await asio::this_coro::executor;
+  auto& conn = pool_.blocking(0);
+  std::vector<std::string> stream_names; // highest priority first
+  for (int p = 9; p >= 0; --p)
+    stream_names.push_back(k.stream_for(p));
+  std::vector<std::string_view> streams(stream_names.begin(), stream_names.end());
+  while (!stopping_) {
+    if (running_ >= options_.concurrency) {
+      co_await wait(slot_free_);
+      continue;
+    }
+    // First the exact number of free slots, highest priority first, without waiting (one
+    // script call); only when nothing is ready, wait inside Redis for the next job. That wait
+    // takes at most one entry per priority, so it can start up to 9 attempts beyond
+    // `concurrency`, once, when an idle consumer wakes.
+    auto free_slots = std::to_string(options_.concurrency - running_);
+    std::vector<std::string_view> script_args;
+    script_args.push_back(group);
+    script_args.push_back(name_);
+    script_args.push_back(free_slots);
+    auto fetched = co_await redis::eval(pool_.commands(), fetch_script(), streams, script_args);
+    boost::system::result<redis::reply> r = std::move(fetched);
+    if (r && !r->is_error() && r->elements().empty()) {
+      redis::request req;
+      std::vector<std::string> args;
+      // (No braced lists inside these coroutines: GCC 12 miscompiles them.)
+      args.emplace_back("GROUP");
+      args.push_back(group);
+      args.push_back(name_);
+      args.emplace_back("COUNT");
+      args.emplace_back("1");
+      args.emplace_back("BLOCK");
+      args.push_back(std::to_string(options_.block.count()));
+      args.emplace_back("STREAMS");
+      for (const auto& key : stream_names)
+        args.push_back(key);
+      for (std::size_t i = 0; i < stream_names.size(); ++i)
+        args.emplace_back(">");
+      req.push_range("XREADGROUP", args);
+      r = redis::connection::single(co_await conn.exec(req, options_.block));
+      if (r && r->is_nil()) continue; // nothing within `block`
+    }
+    if (!r) {
+      if (r.error() == errc::redis_shutdown) break;
+      co_await pause_for(milliseconds(100)); // the connection is reconnecting by itself
+      continue;
+    }
+    const auto& answer = *r;
+    if (answer.is_error()) {
+      spdlog::error("fetching from queue {} failed: {}", options_.queue, answer.str());
+      co_await pause_for(milliseconds(1000));
+      continue;
+    }
+    for (const auto& s : answer.elements()) {
+      if (s.elements().size() != 2) continue;
+      std::string stream(s.elements()[0].str());
+      int priority = priority_of(stream);
+      for (const auto& e : s.elements()[1].elements()) {
+        ++stats_.fetched;
+        auto parsed = parse_entry(options_.queue, stream, priority, e);
+        if (auto* why = std::get_if<std::string>(&parsed)) {
+          // A foreign producer's mistake: dead with the reason, the queue moves on.
+          delivered_job raw;
+          raw.queue = options_.queue;
+          raw.stream = stream;
+          raw.priority = priority;
+          if (e.is_array() && e.elements().size() == 2) {
+            raw.entry_id = raw.id = e.elements()[0].str();
+            const auto& kv = e.elements()[1].elements();
+            for (std::size_t i = 0; i + 1 < kv.size(); i += 2)
+              raw.fields.emplace_back(kv[i].str(), kv[i + 1].str());
+          }
+          if (raw.entry_id.empty()) continue;
+          co_await fail(raw, 1, true, "malformed job: " + *why, std::nullopt);
+          continue;
+        }
+        ++running_;
+        asio::co_spawn(ex, attempt(std::move(std::get<delivered_job>(parsed))), asio::detached);
+      }
+    }
+  }
+  fetching_done_ = true;
+  ack_due_.cancel();
+  promote_due_.cancel();
+}
+
+asio::awaitable<void> consumer::attempt(delivered_job job) {
+  outcome out;
+  auto h = handlers_.find(job.handler);
+  if (h == handlers_.end()) {
+    out = outcome::failure("unknown handler \"" + job.handler + "\"");
+  } else {
+    try {
+      out = co_await h->second(job);
+    } catch (const std::exception& e) {
+      out = outcome::retry_later(std::string("the handler threw: ") + e.what());
+    }
+  }
+  if (out.what == outcome::kind::done)
+    to_ack_.push_back({job.stream, job.entry_id, job.id, std::move(out.text)});
+  else
+    co_await fail(job, job.attempt + 1, out.what == outcome::kind::fail, out.text, out.retry_after);
+  --running_;
+  slot_free_.cancel();
+  ack_due_.cancel();
+  if (stopping_ && running_ == 0) promote_due_.cancel(); // the last one out: loops may end
+}
+
+asio::awaitable<void> consumer::ack_loop() {
+  keys k(options_.queue);
+  auto keep_ms = std::to_string(options_.keep_results.count());
+  auto keep_max = std::to_string(options_.max_results);
+  for (;;) {
+    if (to_ack_.empty()) {
+      if (stopping_ && fetching_done_ && running_ == 0) break;
+      co_await wait(ack_due_);
+      continue;
+    }
+    // Everything finished since the last ack goes in one script call per stream.
+    std::map<std::string, std::vector<finished>> by_stream;
+    while (!to_ack_.empty()) {
+      by_stream[to_ack_.front().stream].push_back(std::move(to_ack_.front()));
+      to_ack_.pop_front();
+    }
+    for (auto& [stream, batch] : by_stream) {
+      std::vector<std::string_view> keys_v, args;
+      keys_v.push_back(stream);
+      keys_v.push_back(k.results);
+      keys_v.push_back(k.results_data);
+      keys_v.push_back(k.stats);
+      auto now = now_ms();
+      args.push_back(group);
+      args.push_back(now);
+      args.push_back(keep_ms);
+      args.push_back(keep_max);
+      for (const auto& f : batch) {
+        args.push_back(f.entry_id);
+        args.push_back(f.id);
+        args.push_back(f.result);
+      }
+      auto r = co_await redis::eval(pool_.commands(), ack_script(), keys_v, args);
+      if (!r || r->is_error()) {
+        // Acks repeat safely (XACK of an acked entry is a no-op): put them back, try again.
+        spdlog::warn("acknowledging {} jobs of queue {} failed ({}); retrying", batch.size(),
+                     options_.queue, r ? std::string(r->str()) : r.error().message());
+        for (auto& f : batch)
+          to_ack_.push_back(std::move(f));
+        co_await pause_for(milliseconds(100));
+        break;
+      }
+      stats_.done += batch.size();
+    }
+  }
+}
+
+asio::awaitable<void> consumer::fail(const delivered_job& job, int attempt_made, bool permanent,
+                                     const std::string& error,
+                                     std::optional<milliseconds> retry_after) {
+  auto policy = options_.retry;
+  if (job.max_attempts) policy.max_attempts = *job.max_attempts;
+  auto v = decide(policy, attempt_made, permanent, error, retry_after, rng_);
+  keys k(options_.queue);
+  std::vector<std::pair<std::string, std::string>> extra;
+  extra.emplace_back("last_error", error);
+  if (!v.retry) extra.emplace_back("reason", v.reason);
+  auto json = to_json(job, attempt_made, extra);
+  auto when = v.retry ? now_ms(v.delay) : now_ms();
+  std::vector<std::string_view> keys_v, args;
+  keys_v.push_back(job.stream);
+  keys_v.push_back(k.delayed);
+  keys_v.push_back(k.delayed_jobs);
+  keys_v.push_back(k.dead);
+  keys_v.push_back(k.dead_jobs);
+  keys_v.push_back(k.stats);
+  args.push_back(group);
+  args.push_back(job.entry_id);
+  args.push_back(job.id);
+  args.push_back(v.retry ? "retry" : "dead");
+  args.push_back(when);
+  args.push_back(json);
+  for (int tries = 0; tries < 50; ++tries) {
+    auto r = co_await redis::eval(pool_.commands(), fail_script(), keys_v, args);
+    if (r && !r->is_error()) break;
+    spdlog::warn("recording the failure of job {} of queue {} failed ({}); retrying", job.id,
+                 options_.queue, r ? std::string(r->str()) : r.error().message());
+    co_await pause_for(milliseconds(100));
+  }
+  if (v.retry) {
+    ++stats_.retried;
+    promote_due_.cancel(); // it may be due before the promoter's next look
+  } else {
+    ++stats_.dead;
+    spdlog::warn("job {} of queue {} is dead: {}", job.id, options_.queue, v.reason);
+  }
+}
+
+asio::awaitable<void> consumer::promote_loop() {
+  keys k(options_.queue);
+  std::vector<std::string> key_storage;
+  key_storage.push_back(k.delayed);
+  key_storage.push_back(k.delayed_jobs);
+  for (int p = 0; p <= 9; ++p)
+    key_storage.push_back(k.stream_for(p));
+  std::vector<std::string_view> keys_v(key_storage.begin(), key_storage.end());
+  const std::string limit = "100";
+  while (!(stopping_ && fetching_done_ && running_ == 0)) {
+    auto now = now_ms();
+    std::vector<std::string_view> args;
+    args.push_back(now);
+    args.push_back(limit);
+    auto r = co_await redis::eval(pool_.commands(), promote_script(), keys_v, args);
+    milliseconds next(1000); // look at least once a second
+    if (r && r->is_array() && r->elements().size() == 2) {
+      auto promoted = r->elements()[0].as_integer().value_or(0);
+      auto wait_ms = r->elements()[1].as_integer().value_or(-1);
+      if (promoted == 100)
+        next = milliseconds(0);
+      else if (wait_ms >= 0)
+        next = std::min(next, milliseconds(wait_ms));
+    }
+    promote_due_.expires_after(next);
+    co_await promote_due_.async_wait(use_tuple);
+  }
+}
+
+} // namespace forq::queue

@@ -1,0 +1,221 @@
+// The consumer side of the queue protocol against a real redis-server: every job runs, retries
+// and dead jobs land where docs/protocol.md says, bad jobs never block good ones.
+#include "forq/queue/consumer.hpp"
+#include "forq/queue/producer.hpp"
+#include "support/async_test.hpp"
+#include "support/redis_server.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/json.hpp>
+#include <gtest/gtest.h>
+
+#include <map>
+#include <stdexcept>
+
+namespace {
+
+namespace asio = boost::asio;
+using namespace forq;
+using namespace std::chrono_literals;
+using namespace asio::experimental::awaitable_operators;
+using forq::test::sleep_for;
+
+class consumer_test : public forq::test::redis_test {
+ protected:
+  std::map<std::string, int> calls_; // attempts per job id
+  std::vector<std::string> order_;   // job ids in the order their attempts started
+
+  queue::handler counting(std::function<queue::outcome(const queue::delivered_job&, int)> f) {
+    return [this, f](const queue::delivered_job& j) -> asio::awaitable<queue::outcome> {
+      order_.push_back(j.id);
+      co_return f(j, ++calls_[j.id]);
+    };
+  }
+
+  // Enqueues with `produce`, runs a consumer until `until` holds (or the deadline), stops it,
+  // and waits for it to finish.
+  void run(queue::consumer_options o, queue::handler_map handlers,
+           std::function<asio::awaitable<void>(redis::connection&)> produce,
+           std::function<bool(const queue::consumer&)> until) {
+    test::run_async(
+        [&]() -> asio::awaitable<void> {
+          auto ex = co_await asio::this_coro::executor;
+          redis::pool_options po;
+          po.connection.endpoint.host = "127.0.0.1";
+          po.connection.endpoint.port = redis_.port();
+          po.role = "test";
+          redis::pool pool(ex, po);
+          queue::consumer c(pool, o, handlers);
+          auto body = [&]() -> asio::awaitable<void> {
+            co_await produce(pool.commands());
+            auto result = co_await c.run();
+            EXPECT_FALSE(result) << result.message();
+            pool.stop();
+          };
+          auto watch = [&]() -> asio::awaitable<void> {
+            while (!until(c))
+              co_await sleep_for(5ms);
+            c.stop();
+          };
+          co_await (pool.run() && body() && watch());
+        },
+        30s);
+  }
+
+  static queue::consumer_options options() {
+    queue::consumer_options o;
+    o.queue = "work";
+    o.block = 100ms;
+    o.retry.backoff = 20ms;
+    o.retry.exponential = false;
+    return o;
+  }
+
+  static asio::awaitable<void> enqueue_n(redis::connection& conn, int n, std::string handler) {
+    for (int i = 0; i < n; ++i) {
+      queue::job j;
+      j.handler = handler;
+      j.payload = "{\"n\":" + std::to_string(i) + "}";
+      auto r = co_await queue::enqueue(conn, "work", j);
+      EXPECT_TRUE(r);
+    }
+  }
+};
+
+TEST_F(consumer_test, every_job_runs_once_and_is_acknowledged) {
+  queue::handler_map h{
+      {"count", counting([](auto&, int) { return queue::outcome::success("1"); })}};
+  run(
+      options(), h, [](redis::connection& c) { return enqueue_n(c, 500, "count"); },
+      [](const queue::consumer& c) { return c.stats().done == 500; });
+  EXPECT_EQ(calls_.size(), 500u);
+  for (const auto& [id, n] : calls_)
+    EXPECT_EQ(n, 1) << id;
+  EXPECT_EQ(redis_.command({"HGET", "forq:{work}:stats", "completed"}), "500");
+  EXPECT_EQ(redis_.command({"XPENDING", "forq:{work}:stream", "workers"}).substr(0, 3), "[0,");
+  EXPECT_EQ(redis_.command({"HLEN", "forq:{work}:results:data"}), "500");
+}
+
+TEST_F(consumer_test, a_failing_job_is_retried_after_its_backoff_then_succeeds) {
+  queue::handler_map h{{"flaky", counting([](auto&, int n) {
+                          return n < 3 ? queue::outcome::retry_later("boom " + std::to_string(n))
+                                       : queue::outcome::success("\"ok\"");
+                        })}};
+  run(
+      options(), h, [](redis::connection& c) { return enqueue_n(c, 1, "flaky"); },
+      [](const queue::consumer& c) { return c.stats().done == 1; });
+  ASSERT_EQ(calls_.size(), 1u);
+  auto id = calls_.begin()->first;
+  EXPECT_EQ(calls_[id], 3); // one id for life, across attempts
+  EXPECT_EQ(redis_.command({"HGET", "forq:{work}:stats", "retried"}), "2");
+  EXPECT_EQ(redis_.command({"HGET", "forq:{work}:results:data", id}), "\"ok\"");
+  EXPECT_EQ(redis_.command({"ZCARD", "forq:{work}:delayed"}), "0");
+}
+
+TEST_F(consumer_test, a_job_that_keeps_failing_is_dead_with_the_reason) {
+  queue::handler_map h{
+      {"broken", counting([](auto&, int) { return queue::outcome::retry_later("boom"); })}};
+  run(
+      options(), h, [](redis::connection& c) { return enqueue_n(c, 1, "broken"); },
+      [](const queue::consumer& c) { return c.stats().dead == 1; });
+  EXPECT_EQ(calls_.begin()->second, 3); // the policy's max_attempts
+  auto id = calls_.begin()->first;
+  auto dead = boost::json::parse(redis_.command({"HGET", "forq:{work}:dead:jobs", id})).as_object();
+  EXPECT_EQ(dead.at("reason").as_string(), "failed 3 times; last error: boom");
+  EXPECT_EQ(dead.at("attempt").as_string(), "3");
+  EXPECT_EQ(dead.at("handler").as_string(), "broken");
+}
+
+TEST_F(consumer_test, a_handler_that_throws_is_retried_with_the_message) {
+  queue::handler_map h{
+      {"thrower", [](const queue::delivered_job&) -> asio::awaitable<queue::outcome> {
+         throw std::runtime_error("null pointer in user code");
+         co_return queue::outcome::success();
+       }}};
+  auto o = options();
+  o.retry.max_attempts = 2;
+  run(
+      o, h, [](redis::connection& c) { return enqueue_n(c, 1, "thrower"); },
+      [](const queue::consumer& c) { return c.stats().dead == 1; });
+  auto all = redis_.command({"HVALS", "forq:{work}:dead:jobs"});
+  EXPECT_NE(all.find("the handler threw: null pointer in user code"), std::string::npos) << all;
+}
+
+TEST_F(consumer_test, bad_jobs_go_dead_with_reasons_and_never_block_good_ones) {
+  queue::handler_map h{{"good", counting([](auto&, int) { return queue::outcome::success(); })}};
+  run(
+      options(), h,
+      [&](redis::connection& c) -> asio::awaitable<void> {
+        // As a careless foreign producer would write them, straight into the stream.
+        redis_.command({"XADD", "forq:{work}:stream", "*", "payload", "{}"});
+        redis_.command({"XADD", "forq:{work}:stream", "*", "handler", "good", "payload", "{nope"});
+        redis_.command({"XADD", "forq:{work}:stream", "*", "handler", "nobody", "payload", "{}"});
+        redis_.command({"XADD", "forq:{work}:stream", "*", "handler", "good", "payload", "{}",
+                        "attempt", "minus one"});
+        co_await enqueue_n(c, 20, "good");
+      },
+      [](const queue::consumer& c) { return c.stats().done == 20 && c.stats().dead == 4; });
+  auto dead = redis_.command({"HVALS", "forq:{work}:dead:jobs"});
+  for (auto reason :
+       {"malformed job: no handler field", "malformed job: payload is not JSON",
+        "unknown handler \\\"nobody\\\"", "malformed job: field attempt is not a whole number"})
+    EXPECT_NE(dead.find(reason), std::string::npos) << reason << " in " << dead;
+  EXPECT_EQ(calls_.size(), 20u);
+}
+
+TEST_F(consumer_test, higher_priorities_run_first) {
+  queue::handler_map h{{"p", counting([](auto&, int) { return queue::outcome::success(); })}};
+  auto o = options();
+  o.concurrency = 1;
+  std::vector<std::string> high;
+  run(
+      o, h,
+      [&](redis::connection& c) -> asio::awaitable<void> {
+        for (int i = 0; i < 5; ++i) {
+          queue::job low;
+          low.handler = "p";
+          co_await queue::enqueue(c, "work", low);
+        }
+        for (int i = 0; i < 5; ++i) {
+          queue::job urgent;
+          urgent.handler = "p";
+          urgent.priority = 9;
+          auto r = co_await queue::enqueue(c, "work", urgent);
+          if (r) high.push_back(r->id);
+        }
+      },
+      [](const queue::consumer& c) { return c.stats().done == 10; });
+  ASSERT_EQ(order_.size(), 10u);
+  for (std::size_t i = 0; i < 5; ++i)
+    EXPECT_EQ(order_[i], high[i]) << "position " << i;
+}
+
+TEST_F(consumer_test, results_are_bounded_by_count) {
+  queue::handler_map h{{"r", counting([](auto&, int) { return queue::outcome::success("{}"); })}};
+  auto o = options();
+  o.max_results = 10;
+  run(
+      o, h, [](redis::connection& c) { return enqueue_n(c, 50, "r"); },
+      [](const queue::consumer& c) { return c.stats().done == 50; });
+  EXPECT_EQ(redis_.command({"ZCARD", "forq:{work}:results"}), "10");
+  EXPECT_EQ(redis_.command({"HLEN", "forq:{work}:results:data"}), "10");
+}
+
+TEST_F(consumer_test, stop_lets_jobs_in_flight_finish_and_acknowledges_them) {
+  queue::handler_map h{
+      {"slow", [this](const queue::delivered_job& j) -> asio::awaitable<queue::outcome> {
+         ++calls_[j.id];
+         co_await sleep_for(200ms);
+         co_return queue::outcome::success();
+       }}};
+  run(
+      options(), h, [](redis::connection& c) { return enqueue_n(c, 5, "slow"); },
+      [this](const queue::consumer&) { return calls_.size() == 5; }); // stop while all run
+  EXPECT_EQ(redis_.command({"HGET", "forq:{work}:stats", "completed"}), "5");
+  EXPECT_EQ(redis_.command({"XPENDING", "forq:{work}:stream", "workers"}).substr(0, 3), "[0,");
+}
+
+} // namespace
