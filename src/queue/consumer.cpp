@@ -83,18 +83,20 @@ consumer::consumer(redis::pool& pool, consumer_options options, handler_map hand
     , rng_(std::random_device{}())
     , slot_free_(pool.commands().executor())
     , ack_due_(pool.commands().executor())
-    , promote_due_(pool.commands().executor()) {}
+    , promote_due_(pool.commands().executor())
+    , lease_due_(pool.commands().executor()) {}
 
 void consumer::stop() {
   stopping_ = true;
   slot_free_.cancel();
   ack_due_.cancel();
   promote_due_.cancel();
+  lease_due_.cancel();
 }
 
 asio::awaitable<error_code> consumer::run() {
   if (auto ec = co_await init_queue(pool_.commands(), options_.queue)) co_return ec;
-  co_await (fetch_loop() && ack_loop() && promote_loop());
+  co_await (fetch_loop() && ack_loop() && promote_loop() && lease_loop());
   co_return error_code{};
 }
 
@@ -184,9 +186,11 @@ asio::awaitable<void> consumer::fetch_loop() {
   fetching_done_ = true;
   ack_due_.cancel();
   promote_due_.cancel();
+  lease_due_.cancel();
 }
 
 asio::awaitable<void> consumer::attempt(delivered_job job) {
+  active_[job.stream].insert(job.entry_id); // its lease is renewed from now until it ends
   outcome out;
   auto h = handlers_.find(job.handler);
   if (h == handlers_.end()) {
@@ -198,6 +202,7 @@ asio::awaitable<void> consumer::attempt(delivered_job job) {
       out = outcome::retry_later(std::string("the handler threw: ") + e.what());
     }
   }
+  active_[job.stream].erase(job.entry_id);
   if (out.what == outcome::kind::done)
     to_ack_.push_back({job.stream, job.entry_id, job.id, std::move(out.text)});
   else
@@ -205,7 +210,10 @@ asio::awaitable<void> consumer::attempt(delivered_job job) {
   --running_;
   slot_free_.cancel();
   ack_due_.cancel();
-  if (stopping_ && running_ == 0) promote_due_.cancel(); // the last one out: loops may end
+  if (stopping_ && running_ == 0) { // the last one out: the loops may end
+    promote_due_.cancel();
+    lease_due_.cancel();
+  }
 }
 
 asio::awaitable<void> consumer::ack_loop() {
@@ -323,6 +331,88 @@ asio::awaitable<void> consumer::promote_loop() {
     promote_due_.expires_after(next);
     co_await promote_due_.async_wait(use_tuple);
   }
+}
+
+asio::awaitable<void> consumer::lease_loop() {
+  while (!(stopping_ && fetching_done_ && running_ == 0)) {
+    lease_due_.expires_after(options_.lease / 3);
+    co_await lease_due_.async_wait(use_tuple);
+    // Renew every lease this process holds, one XCLAIM per stream: min-idle 0 and JUSTID reset
+    // the idle time without counting a delivery. A timer, so a busy handler cannot starve it.
+    redis::request renew;
+    for (const auto& [stream, ids] : active_) {
+      if (ids.empty()) continue;
+      std::vector<std::string_view> args;
+      args.push_back(stream);
+      args.push_back(group);
+      args.push_back(name_);
+      args.push_back("0");
+      for (const auto& id : ids)
+        args.push_back(id);
+      args.push_back("JUSTID");
+      renew.push_range("XCLAIM", args);
+    }
+    if (!renew.empty()) co_await pool_.commands().exec(renew);
+    if (!stopping_) co_await recover_stalled();
+  }
+}
+
+asio::awaitable<void> consumer::recover_stalled() {
+  keys k(options_.queue);
+  auto lease_ms = std::to_string(options_.lease.count());
+  // Entries whose lease ran out, on every priority's stream, in one round trip.
+  redis::request claim;
+  std::vector<std::string> streams;
+  for (int p = 9; p >= 0; --p) {
+    streams.push_back(k.stream_for(p));
+    claim.push("XAUTOCLAIM", streams.back(), group, name_, lease_ms, "0-0", "COUNT", "100");
+  }
+  auto claimed = co_await pool_.commands().exec(claim);
+  if (!claimed) co_return;
+  struct stalled {
+    std::string stream;
+    const redis::reply* entry;
+  };
+  std::vector<stalled> found;
+  redis::request deliveries; // how often each was delivered: the stall count
+  for (std::size_t i = 0; i < streams.size(); ++i) {
+    const auto& r = (*claimed)[i];
+    if (!r.is_array() || r.elements().size() < 2) continue;
+    for (const auto& e : r.elements()[1].elements()) {
+      if (!e.is_array() || e.elements().size() != 2) continue;
+      found.push_back({streams[i], &e});
+      deliveries.push("XPENDING", streams[i], group, e.elements()[0].str(), e.elements()[0].str(),
+                      "1");
+    }
+  }
+  if (found.empty()) co_return;
+  auto counts = co_await pool_.commands().exec(deliveries);
+  auto ex = co_await asio::this_coro::executor;
+  for (std::size_t i = 0; i < found.size(); ++i) {
+    long long delivered = 2;
+    if (counts && (*counts)[i].is_array() && !(*counts)[i].elements().empty()) {
+      const auto& row = (*counts)[i].elements()[0];
+      if (row.elements().size() == 4) delivered = row.elements()[3].as_integer().value_or(2);
+    }
+    auto stalls = static_cast<int>(delivered - 1);
+    const auto& stream = found[i].stream;
+    auto parsed = parse_entry(options_.queue, stream, priority_of(stream), *found[i].entry);
+    auto* job = std::get_if<delivered_job>(&parsed);
+    if (!job) continue; // malformed: it goes dead when fetched again through the normal path
+    ++stats_.recovered;
+    spdlog::warn("job {} of queue {} stalled (lease of {} ms expired, {} time{}); {}", job->id,
+                 options_.queue, options_.lease.count(), stalls, stalls == 1 ? "" : "s",
+                 stalls > options_.max_stalls ? "giving up" : "running it again");
+    if (stalls > options_.max_stalls) {
+      co_await fail(*job, job->attempt + 1, true, "stalled " + std::to_string(stalls) + " times",
+                    std::nullopt);
+      continue;
+    }
+    ++running_;
+    asio::co_spawn(ex, attempt(std::move(*job)), asio::detached);
+  }
+  redis::request count("HINCRBY", k.stats, "stalled", std::to_string(found.size()));
+  co_await pool_.commands().exec(count);
 }
 
 } // namespace forq::queue

@@ -218,4 +218,94 @@ TEST_F(consumer_test, stop_lets_jobs_in_flight_finish_and_acknowledges_them) {
   EXPECT_EQ(redis_.command({"XPENDING", "forq:{work}:stream", "workers"}).substr(0, 3), "[0,");
 }
 
+// A consumer that died holding a job (here: a "ghost" that read it and never acknowledged):
+// once the lease runs out, a live consumer takes it back and runs it.
+TEST_F(consumer_test, a_job_held_by_a_dead_consumer_is_recovered_after_its_lease) {
+  queue::handler_map h{{"j", counting([](auto&, int) { return queue::outcome::success(); })}};
+  auto o = options();
+  o.lease = 300ms;
+  run(
+      o, h,
+      [&](redis::connection& c) -> asio::awaitable<void> {
+        co_await enqueue_n(c, 1, "j");
+        co_await queue::init_queue(c, "work");
+        redis_.command({"XREADGROUP", "GROUP", "workers", "ghost", "COUNT", "1", "STREAMS",
+                        "forq:{work}:stream", ">"});
+      },
+      [](const queue::consumer& c) { return c.stats().done == 1; });
+  EXPECT_EQ(calls_.size(), 1u);
+  EXPECT_EQ(redis_.command({"HGET", "forq:{work}:stats", "stalled"}), "1");
+  EXPECT_EQ(redis_.command({"XPENDING", "forq:{work}:stream", "workers"}).substr(0, 3), "[0,");
+}
+
+TEST_F(consumer_test, a_job_that_stalls_too_often_is_dead_with_the_count) {
+  queue::handler_map h{{"j", counting([](auto&, int) { return queue::outcome::success(); })}};
+  auto o = options();
+  o.lease = 300ms;
+  o.max_stalls = 3;
+  run(
+      o, h,
+      [&](redis::connection& c) -> asio::awaitable<void> {
+        co_await enqueue_n(c, 1, "j");
+        co_await queue::init_queue(c, "work");
+        redis_.command({"XREADGROUP", "GROUP", "workers", "ghost", "COUNT", "1", "STREAMS",
+                        "forq:{work}:stream", ">"});
+        auto listing = redis_.command({"XRANGE", "forq:{work}:stream", "-", "+"}); // [[id, [...]]]
+        auto id = listing.substr(2, listing.find(',') - 2);
+        // As if it had been recovered four times already.
+        redis_.command({"XCLAIM", "forq:{work}:stream", "workers", "ghost", "0", id, "RETRYCOUNT",
+                        "4", "JUSTID"});
+      },
+      [](const queue::consumer& c) { return c.stats().dead == 1; });
+  EXPECT_TRUE(calls_.empty()) << "a job past max_stalls was run again";
+  auto dead = redis_.command({"HVALS", "forq:{work}:dead:jobs"});
+  EXPECT_NE(dead.find("stalled 4 times"), std::string::npos) << dead;
+}
+
+// Two consumers on one queue; the job runs longer than its lease. Renewal must keep the other
+// consumer from taking it back: it runs once.
+TEST_F(consumer_test, a_renewed_lease_keeps_a_long_job_from_running_twice) {
+  test::run_async(
+      [&]() -> asio::awaitable<void> {
+        auto ex = co_await asio::this_coro::executor;
+        redis::pool_options po;
+        po.connection.endpoint.host = "127.0.0.1";
+        po.connection.endpoint.port = redis_.port();
+        redis::pool pool_a(ex, po), pool_b(ex, po);
+        int runs = 0;
+        queue::handler_map h{
+            {"long", [&](const queue::delivered_job&) -> asio::awaitable<queue::outcome> {
+               ++runs;
+               co_await sleep_for(900ms); // three leases
+               co_return queue::outcome::success();
+             }}};
+        auto o = options();
+        o.lease = 300ms;
+        o.name = "a";
+        queue::consumer a(pool_a, o, h);
+        o.name = "b";
+        queue::consumer b(pool_b, o, h);
+        auto body = [&]() -> asio::awaitable<void> {
+          co_await enqueue_n(pool_a.commands(), 1, "long");
+          auto watch = [&]() -> asio::awaitable<void> {
+            while (a.stats().done + b.stats().done < 1)
+              co_await sleep_for(5ms);
+            co_await sleep_for(400ms); // a stolen copy would have started by now
+            a.stop();
+            b.stop();
+          };
+          // (Boost 1.81's && cannot mix two error_code results with void: wrap them.)
+          auto run_a = [&]() -> asio::awaitable<void> { EXPECT_FALSE(co_await a.run()); };
+          auto run_b = [&]() -> asio::awaitable<void> { EXPECT_FALSE(co_await b.run()); };
+          co_await (run_a() && run_b() && watch());
+          pool_a.stop();
+          pool_b.stop();
+        };
+        co_await (pool_a.run() && pool_b.run() && body());
+        EXPECT_EQ(runs, 1);
+        EXPECT_EQ(a.stats().recovered + b.stats().recovered, 0u);
+      },
+      30s);
+}
+
 } // namespace

@@ -1,8 +1,8 @@
 #pragma once
 
 // The consumer side of forq's native protocol (docs/protocol.md): fetch, run handlers, ack in
-// batches, retry with backoff, dead set. Not yet here: lease renewal and stall recovery (a
-// killed consumer's jobs stay pending), pause, rate limits.
+// batches, retry with backoff, dead set, lease renewal and stall recovery. Not yet here: pause,
+// rate limits, handing jobs back at once on drain.
 
 #include "forq/queue/job.hpp"
 #include "forq/redis/pool.hpp"
@@ -17,6 +17,7 @@
 #include <map>
 #include <optional>
 #include <random>
+#include <set>
 #include <string>
 
 namespace forq::queue {
@@ -53,6 +54,11 @@ struct consumer_options {
   retry_policy retry;                    // a job's max_attempts field overrides the policy's
   std::chrono::milliseconds keep_results{std::chrono::hours(1)};
   std::size_t max_results = 10000;
+  // A fetched job is leased for this long, and the lease is renewed every third of it while the
+  // attempt runs. A lease that expires (the process died, or its loop stalled) lets any
+  // consumer take the job back; more than max_stalls such recoveries and the job is dead.
+  std::chrono::milliseconds lease{30000};
+  int max_stalls = 3;
 };
 
 // Consumes one queue through a pool: blocking fetches on pool.blocking(0), everything else on
@@ -69,7 +75,7 @@ class consumer {
   void stop();
 
   struct counters {
-    std::uint64_t fetched = 0, done = 0, retried = 0, dead = 0;
+    std::uint64_t fetched = 0, done = 0, retried = 0, dead = 0, recovered = 0;
   };
   const counters& stats() const { return stats_; }
 
@@ -82,6 +88,8 @@ class consumer {
   boost::asio::awaitable<void> attempt(delivered_job job);
   boost::asio::awaitable<void> ack_loop();
   boost::asio::awaitable<void> promote_loop();
+  boost::asio::awaitable<void> lease_loop();
+  boost::asio::awaitable<void> recover_stalled();
   boost::asio::awaitable<void> fail(const delivered_job& job, int attempt_made, bool permanent,
                                     const std::string& error,
                                     std::optional<std::chrono::milliseconds> retry_after);
@@ -95,8 +103,9 @@ class consumer {
   bool stopping_ = false;
   bool fetching_done_ = false;
   std::deque<finished> to_ack_;
+  std::map<std::string, std::set<std::string>> active_; // stream -> entry ids being attempted
   // cancel() = something changed: a slot freed, an ack is due, a retry was scheduled, stop.
-  boost::asio::steady_timer slot_free_, ack_due_, promote_due_;
+  boost::asio::steady_timer slot_free_, ack_due_, promote_due_, lease_due_;
   counters stats_;
 };
 
