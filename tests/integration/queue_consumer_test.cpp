@@ -74,6 +74,15 @@ class consumer_test : public forq::test::redis_test {
     return o;
   }
 
+  // One job of handler "j", read by a consumer "ghost" that will never acknowledge it: what a
+  // worker killed mid-job leaves behind.
+  asio::awaitable<void> hand_to_ghost(redis::connection& c) {
+    co_await enqueue_n(c, 1, "j");
+    co_await queue::init_queue(c, "work");
+    redis_.command({"XREADGROUP", "GROUP", "workers", "ghost", "COUNT", "1", "STREAMS",
+                    "forq:{work}:stream", ">"});
+  }
+
   static asio::awaitable<void> enqueue_n(redis::connection& conn, int n, std::string handler) {
     for (int i = 0; i < n; ++i) {
       queue::job j;
@@ -225,13 +234,7 @@ TEST_F(consumer_test, a_job_held_by_a_dead_consumer_is_recovered_after_its_lease
   auto o = options();
   o.lease = 300ms;
   run(
-      o, h,
-      [&](redis::connection& c) -> asio::awaitable<void> {
-        co_await enqueue_n(c, 1, "j");
-        co_await queue::init_queue(c, "work");
-        redis_.command({"XREADGROUP", "GROUP", "workers", "ghost", "COUNT", "1", "STREAMS",
-                        "forq:{work}:stream", ">"});
-      },
+      o, h, [&](redis::connection& c) -> asio::awaitable<void> { co_await hand_to_ghost(c); },
       [](const queue::consumer& c) { return c.stats().done == 1; });
   EXPECT_EQ(calls_.size(), 1u);
   EXPECT_EQ(redis_.command({"HGET", "forq:{work}:stats", "stalled"}), "1");
@@ -246,10 +249,7 @@ TEST_F(consumer_test, a_job_that_stalls_too_often_is_dead_with_the_count) {
   run(
       o, h,
       [&](redis::connection& c) -> asio::awaitable<void> {
-        co_await enqueue_n(c, 1, "j");
-        co_await queue::init_queue(c, "work");
-        redis_.command({"XREADGROUP", "GROUP", "workers", "ghost", "COUNT", "1", "STREAMS",
-                        "forq:{work}:stream", ">"});
+        co_await hand_to_ghost(c);
         auto listing = redis_.command({"XRANGE", "forq:{work}:stream", "-", "+"}); // [[id, [...]]]
         auto id = listing.substr(2, listing.find(',') - 2);
         // As if it had been recovered four times already.
