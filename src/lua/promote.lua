@@ -1,26 +1,38 @@
 -- Delayed jobs whose time has come go back to their stream (docs/protocol.md, delayed -> ready).
 -- KEYS[1] delayed (zset), KEYS[2] delayed:jobs (hash), KEYS[3..12] the streams of priorities
--- 0..9. ARGV[1] now (ms), ARGV[2] at most this many. Returns {promoted, ms until the next is
--- due or -1}.
+-- 0..9, KEYS[13] dead (zset), KEYS[14] dead:jobs (hash). ARGV[1] now (ms), ARGV[2] at most this
+-- many. Returns {promoted, ms until the next is due or -1}. A record that is missing or not a
+-- JSON object goes to the dead set with the reason: it must never stop promotion behind it.
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+local promoted = 0
 for _, id in ipairs(due) do
   local json = redis.call('HGET', KEYS[2], id)
-  if json then
-    local job = cjson.decode(json)
-    local priority = tonumber(job['priority']) or 0
+  local ok, job = false, nil
+  if json then ok, job = pcall(cjson.decode, json) end
+  local usable = ok and type(job) == 'table' and next(job) ~= nil
+  if usable then
+    local priority = math.floor(tonumber(job['priority']) or 0)
     if priority < 0 or priority > 9 then priority = 0 end
     job['priority'] = nil
     local fields = {}
     for k, v in pairs(job) do
-      fields[#fields + 1] = k
-      fields[#fields + 1] = tostring(v)
+      if type(v) ~= 'table' then
+        fields[#fields + 1] = tostring(k)
+        fields[#fields + 1] = tostring(v)
+      end
     end
     redis.call('XADD', KEYS[3 + priority], '*', unpack(fields))
+    promoted = promoted + 1
+  else
+    local reason = json and 'its delayed record is not a JSON object with fields' or
+                   'its delayed record is missing'
+    redis.call('ZADD', KEYS[13], ARGV[1], id)
+    redis.call('HSET', KEYS[14], id, cjson.encode({id = id, reason = reason, record = json or ''}))
   end
   redis.call('ZREM', KEYS[1], id)
   redis.call('HDEL', KEYS[2], id)
 end
-local next = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 local wait = -1
-if #next == 2 then wait = math.max(0, tonumber(next[2]) - tonumber(ARGV[1])) end
-return {#due, wait}
+if #first == 2 then wait = math.max(0, tonumber(first[2]) - tonumber(ARGV[1])) end
+return {promoted, wait}

@@ -97,6 +97,8 @@ void consumer::stop() {
 asio::awaitable<error_code> consumer::run() {
   if (auto ec = co_await init_queue(pool_.commands(), options_.queue)) co_return ec;
   co_await (fetch_loop() && ack_loop() && promote_loop() && lease_loop());
+  // Attempts started while the loops wound down may have finished after ack_loop ended.
+  if (!to_ack_.empty()) co_await ack_loop();
   co_return error_code{};
 }
 
@@ -163,19 +165,7 @@ asio::awaitable<void> consumer::fetch_loop() {
         ++stats_.fetched;
         auto parsed = parse_entry(options_.queue, stream, priority, e);
         if (auto* why = std::get_if<std::string>(&parsed)) {
-          // A foreign producer's mistake: dead with the reason, the queue moves on.
-          delivered_job raw;
-          raw.queue = options_.queue;
-          raw.stream = stream;
-          raw.priority = priority;
-          if (e.is_array() && e.elements().size() == 2) {
-            raw.entry_id = raw.id = e.elements()[0].str();
-            const auto& kv = e.elements()[1].elements();
-            for (std::size_t i = 0; i + 1 < kv.size(); i += 2)
-              raw.fields.emplace_back(kv[i].str(), kv[i + 1].str());
-          }
-          if (raw.entry_id.empty()) continue;
-          co_await fail(raw, 1, true, "malformed job: " + *why, std::nullopt);
+          co_await bury_malformed(stream, priority, e, *why);
           continue;
         }
         ++running_;
@@ -189,6 +179,23 @@ asio::awaitable<void> consumer::fetch_loop() {
   lease_due_.cancel();
 }
 
+asio::awaitable<void> consumer::bury_malformed(const std::string& stream, int priority,
+                                               const redis::reply& entry, const std::string& why) {
+  // A foreign producer's mistake: dead with the reason, and the queue moves on.
+  delivered_job raw;
+  raw.queue = options_.queue;
+  raw.stream = stream;
+  raw.priority = priority;
+  if (entry.is_array() && entry.elements().size() == 2) {
+    raw.entry_id = raw.id = entry.elements()[0].str();
+    const auto& kv = entry.elements()[1].elements();
+    for (std::size_t i = 0; i + 1 < kv.size(); i += 2)
+      raw.fields.emplace_back(kv[i].str(), kv[i + 1].str());
+  }
+  if (raw.entry_id.empty()) co_return;
+  co_await fail(raw, 1, true, "malformed job: " + why, std::nullopt);
+}
+
 asio::awaitable<void> consumer::attempt(delivered_job job) {
   active_[job.stream].insert(job.entry_id); // its lease is renewed from now until it ends
   outcome out;
@@ -200,13 +207,22 @@ asio::awaitable<void> consumer::attempt(delivered_job job) {
       out = co_await h->second(job);
     } catch (const std::exception& e) {
       out = outcome::retry_later(std::string("the handler threw: ") + e.what());
+    } catch (...) {
+      out = outcome::retry_later("the handler threw something that is not a std::exception");
     }
   }
-  active_[job.stream].erase(job.entry_id);
-  if (out.what == outcome::kind::done)
-    to_ack_.push_back({job.stream, job.entry_id, job.id, std::move(out.text)});
-  else
+  // The lease stays renewed until the outcome is recorded: ack_loop, or fail() below, lets go.
+  if (out.what == outcome::kind::done) {
+    finished f;
+    f.stream = job.stream;
+    f.entry_id = job.entry_id;
+    f.id = job.id;
+    f.result = std::move(out.text);
+    to_ack_.push_back(std::move(f));
+  } else {
     co_await fail(job, job.attempt + 1, out.what == outcome::kind::fail, out.text, out.retry_after);
+    active_[job.stream].erase(job.entry_id);
+  }
   --running_;
   slot_free_.cancel();
   ack_due_.cancel();
@@ -226,13 +242,16 @@ asio::awaitable<void> consumer::ack_loop() {
       co_await wait(ack_due_);
       continue;
     }
-    // Everything finished since the last ack goes in one script call per stream.
+    // Everything finished since the last ack: one script call per stream, 1,000 at most each
+    // (Lua's unpack() limit).
     std::map<std::string, std::vector<finished>> by_stream;
-    while (!to_ack_.empty()) {
+    for (std::size_t n = 0; n < 1000 && !to_ack_.empty(); ++n) {
       by_stream[to_ack_.front().stream].push_back(std::move(to_ack_.front()));
       to_ack_.pop_front();
     }
+    bool gave_up = false;
     for (auto& [stream, batch] : by_stream) {
+      if (batch.empty()) continue;
       std::vector<std::string_view> keys_v, args;
       keys_v.push_back(stream);
       keys_v.push_back(k.results);
@@ -249,17 +268,28 @@ asio::awaitable<void> consumer::ack_loop() {
         args.push_back(f.result);
       }
       auto r = co_await redis::eval(pool_.commands(), ack_script(), keys_v, args);
+      if (!r && r.error() == errc::redis_shutdown) {
+        // The pool is stopping: these stay pending and come back through stall recovery.
+        gave_up = true;
+        break;
+      }
       if (!r || r->is_error()) {
-        // Acks repeat safely (XACK of an acked entry is a no-op): put them back, try again.
+        // Acks repeat safely (XACK of an acked entry is a no-op): put every batch not yet
+        // acknowledged back, and try again shortly.
         spdlog::warn("acknowledging {} jobs of queue {} failed ({}); retrying", batch.size(),
                      options_.queue, r ? std::string(r->str()) : r.error().message());
-        for (auto& f : batch)
-          to_ack_.push_back(std::move(f));
+        for (auto& [s2, b2] : by_stream)
+          for (auto& f : b2)
+            to_ack_.push_back(std::move(f));
         co_await pause_for(milliseconds(100));
         break;
       }
       stats_.done += batch.size();
+      for (const auto& f : batch)
+        active_[f.stream].erase(f.entry_id);
+      batch.clear();
     }
+    if (gave_up) break;
   }
 }
 
@@ -288,13 +318,21 @@ asio::awaitable<void> consumer::fail(const delivered_job& job, int attempt_made,
   args.push_back(v.retry ? "retry" : "dead");
   args.push_back(when);
   args.push_back(json);
+  bool recorded = false;
   for (int tries = 0; tries < 50; ++tries) {
     auto r = co_await redis::eval(pool_.commands(), fail_script(), keys_v, args);
-    if (r && !r->is_error()) break;
+    if (r && !r->is_error()) {
+      // 0: no longer pending, settled by whoever recovered it; nothing was written.
+      recorded = r->as_integer().value_or(0) == 1;
+      break;
+    }
+    if (!r && r.error() == errc::redis_shutdown) break;
     spdlog::warn("recording the failure of job {} of queue {} failed ({}); retrying", job.id,
                  options_.queue, r ? std::string(r->str()) : r.error().message());
     co_await pause_for(milliseconds(100));
   }
+  // Not recorded: the job stays pending, and stall recovery brings it back.
+  if (!recorded) co_return;
   if (v.retry) {
     ++stats_.retried;
     promote_due_.cancel(); // it may be due before the promoter's next look
@@ -311,6 +349,8 @@ asio::awaitable<void> consumer::promote_loop() {
   key_storage.push_back(k.delayed_jobs);
   for (int p = 0; p <= 9; ++p)
     key_storage.push_back(k.stream_for(p));
+  key_storage.push_back(k.dead);
+  key_storage.push_back(k.dead_jobs);
   std::vector<std::string_view> keys_v(key_storage.begin(), key_storage.end());
   const std::string limit = "100";
   while (!(stopping_ && fetching_done_ && running_ == 0)) {
@@ -359,13 +399,18 @@ asio::awaitable<void> consumer::lease_loop() {
 
 asio::awaitable<void> consumer::recover_stalled() {
   keys k(options_.queue);
+  if (running_ >= options_.concurrency) co_return; // no room: others, or a later look, take them
   auto lease_ms = std::to_string(options_.lease.count());
-  // Entries whose lease ran out, on every priority's stream, in one round trip.
+  auto room = std::to_string(std::min<std::size_t>(100, options_.concurrency - running_));
+  // Entries whose lease ran out, on every priority's stream, in one round trip. Each stream's
+  // scan goes on from where the last one stopped (XAUTOCLAIM looks at COUNT x 10 entries a call).
   redis::request claim;
   std::vector<std::string> streams;
   for (int p = 9; p >= 0; --p) {
     streams.push_back(k.stream_for(p));
-    claim.push("XAUTOCLAIM", streams.back(), group, name_, lease_ms, "0-0", "COUNT", "100");
+    auto& cursor = cursors_[streams.back()];
+    if (cursor.empty()) cursor = "0-0";
+    claim.push("XAUTOCLAIM", streams.back(), group, name_, lease_ms, cursor, "COUNT", room);
   }
   auto claimed = co_await pool_.commands().exec(claim);
   if (!claimed) co_return;
@@ -378,9 +423,15 @@ asio::awaitable<void> consumer::recover_stalled() {
   for (std::size_t i = 0; i < streams.size(); ++i) {
     const auto& r = (*claimed)[i];
     if (!r.is_array() || r.elements().size() < 2) continue;
+    cursors_[streams[i]] = std::string(r.elements()[0].str());
     for (const auto& e : r.elements()[1].elements()) {
       if (!e.is_array() || e.elements().size() != 2) continue;
-      found.push_back({streams[i], &e});
+      // One of this consumer's own attempts whose renewal failed: it is still running here.
+      if (active_[streams[i]].count(std::string(e.elements()[0].str()))) continue;
+      stalled one;
+      one.stream = streams[i];
+      one.entry = &e;
+      found.push_back(one);
       deliveries.push("XPENDING", streams[i], group, e.elements()[0].str(), e.elements()[0].str(),
                       "1");
     }
@@ -398,7 +449,12 @@ asio::awaitable<void> consumer::recover_stalled() {
     const auto& stream = found[i].stream;
     auto parsed = parse_entry(options_.queue, stream, priority_of(stream), *found[i].entry);
     auto* job = std::get_if<delivered_job>(&parsed);
-    if (!job) continue; // malformed: it goes dead when fetched again through the normal path
+    if (!job) { // never fetched again by XREADGROUP >: it must go dead here
+      co_await bury_malformed(stream, priority_of(stream), *found[i].entry,
+                              std::get<std::string>(parsed));
+      continue;
+    }
+    if (stopping_) continue; // stays pending: recovered again after a lease, by whoever runs
     ++stats_.recovered;
     spdlog::warn("job {} of queue {} stalled (lease of {} ms expired, {} time{}); {}", job->id,
                  options_.queue, options_.lease.count(), stalls, stalls == 1 ? "" : "s",

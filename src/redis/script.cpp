@@ -52,9 +52,11 @@ eval(connection& conn, const script& s, const std::vector<std::string_view>& key
   auto both = co_await conn.exec(load_and_call);
   if (!both) co_return both.error();
   auto& replies = *both;
-  if (replies[0].is_error())
-    co_return connection::single(connection::response{std::move(replies[0])});
-  co_return connection::single(connection::response{std::move(replies[1])});
+  // The load's error if it failed, else the call's reply. No braced list: GCC 12 miscompiles
+  // initializer lists in coroutine frames.
+  connection::response one;
+  one.push_back(std::move(replies[0].is_error() ? replies[0] : replies[1]));
+  co_return connection::single(std::move(one));
 }
 
 } // namespace forq::redis

@@ -308,4 +308,66 @@ TEST_F(consumer_test, a_renewed_lease_keeps_a_long_job_from_running_twice) {
       30s);
 }
 
+// Review finding: XREADGROUP > never delivers a pending entry again, so a malformed entry left
+// by a dead consumer must go dead through recovery, not be claimed again every lease.
+TEST_F(consumer_test, a_malformed_job_held_by_a_dead_consumer_goes_dead_through_recovery) {
+  queue::handler_map h{{"j", counting([](auto&, int) { return queue::outcome::success(); })}};
+  auto o = options();
+  o.lease = 300ms;
+  run(
+      o, h,
+      [&](redis::connection& c) -> asio::awaitable<void> {
+        co_await queue::init_queue(c, "work");
+        redis_.command({"XADD", "forq:{work}:stream", "*", "payload", "{}"}); // no handler
+        redis_.command({"XREADGROUP", "GROUP", "workers", "ghost", "COUNT", "1", "STREAMS",
+                        "forq:{work}:stream", ">"});
+      },
+      [](const queue::consumer& c) { return c.stats().dead == 1; });
+  EXPECT_NE(redis_.command({"HVALS", "forq:{work}:dead:jobs"}).find("malformed job: no handler"),
+            std::string::npos);
+  EXPECT_EQ(redis_.command({"XPENDING", "forq:{work}:stream", "workers"}).substr(0, 3), "[0,");
+}
+
+// Review finding: Lua's unpack() takes about 8,000 values; evicting a large backlog of old
+// results in one ack failed the ack forever. Eviction now takes at most 1,000 per ack.
+TEST_F(consumer_test, an_ack_facing_a_large_backlog_of_old_results_still_succeeds) {
+  for (int batch = 0; batch < 9; ++batch) {
+    std::vector<std::string> zadd{"ZADD", "forq:{work}:results"};
+    std::vector<std::string> hset{"HSET", "forq:{work}:results:data"};
+    for (int i = 0; i < 1000; ++i) {
+      auto id = "old-" + std::to_string(batch * 1000 + i);
+      zadd.push_back("1"); // finished in 1970: older than any keep_results
+      zadd.push_back(id);
+      hset.push_back(id);
+      hset.push_back("{}");
+    }
+    redis_.command(zadd);
+    redis_.command(hset);
+  }
+  queue::handler_map h{{"j", counting([](auto&, int) { return queue::outcome::success(); })}};
+  run(
+      options(), h, [](redis::connection& c) { return enqueue_n(c, 1, "j"); },
+      [](const queue::consumer& c) { return c.stats().done == 1; });
+  EXPECT_EQ(redis_.command({"HGET", "forq:{work}:stats", "completed"}), "1");
+  EXPECT_EQ(redis_.command({"ZCARD", "forq:{work}:results"}), "8001"); // 9,000 - 1,000 + 1
+}
+
+// Review finding: a delayed record that is not a JSON object stopped every promotion behind it.
+TEST_F(consumer_test, a_corrupt_delayed_record_goes_dead_and_promotion_goes_on) {
+  queue::handler_map h{{"j", counting([](auto&, int) { return queue::outcome::success(); })}};
+  run(
+      options(), h,
+      [&](redis::connection& c) -> asio::awaitable<void> {
+        co_await queue::init_queue(c, "work");
+        redis_.command({"ZADD", "forq:{work}:delayed", "1", "broken", "2", "good"});
+        redis_.command({"HSET", "forq:{work}:delayed:jobs", "broken", "[not an object", "good",
+                        R"({"id":"good","handler":"j","payload":"{}","attempt":"1"})"});
+      },
+      [](const queue::consumer& c) { return c.stats().done == 1; });
+  EXPECT_EQ(calls_.count("good"), 1u);
+  EXPECT_NE(redis_.command({"HGET", "forq:{work}:dead:jobs", "broken"}).find("not a JSON object"),
+            std::string::npos);
+  EXPECT_EQ(redis_.command({"ZCARD", "forq:{work}:delayed"}), "0");
+}
+
 } // namespace

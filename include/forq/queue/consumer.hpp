@@ -90,6 +90,8 @@ class consumer {
   boost::asio::awaitable<void> promote_loop();
   boost::asio::awaitable<void> lease_loop();
   boost::asio::awaitable<void> recover_stalled();
+  boost::asio::awaitable<void> bury_malformed(const std::string& stream, int priority,
+                                              const redis::reply& entry, const std::string& why);
   boost::asio::awaitable<void> fail(const delivered_job& job, int attempt_made, bool permanent,
                                     const std::string& error,
                                     std::optional<std::chrono::milliseconds> retry_after);
@@ -103,7 +105,9 @@ class consumer {
   bool stopping_ = false;
   bool fetching_done_ = false;
   std::deque<finished> to_ack_;
-  std::map<std::string, std::set<std::string>> active_; // stream -> entry ids being attempted
+  // stream -> entry ids attempted here whose outcome is not recorded yet (leases renewed)
+  std::map<std::string, std::set<std::string>> active_;
+  std::map<std::string, std::string> cursors_; // stream -> where stall recovery goes on
   // cancel() = something changed: a slot freed, an ack is due, a retry was scheduled, stop.
   boost::asio::steady_timer slot_free_, ack_due_, promote_due_, lease_due_;
   counters stats_;
