@@ -130,8 +130,4 @@ void set_log_role(std::string role) {
   role_storage() = std::move(role);
 }
 
-const std::string& log_role() {
-  return role_storage();
-}
-
 } // namespace forq

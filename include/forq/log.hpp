@@ -20,6 +20,5 @@ void init_logging(log_format format, log_level level, std::string role,
                   std::shared_ptr<spdlog::sinks::sink> sink);
 
 void set_log_role(std::string role);
-const std::string& log_role();
 
 } // namespace forq

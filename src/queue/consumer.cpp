@@ -1,8 +1,7 @@
 #include "forq/queue/consumer.hpp"
 
 #include "forq/queue/producer.hpp"
-#include "forq/redis/script.hpp"
-#include "forq_lua.hpp"
+#include "scripts.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -25,23 +24,6 @@ namespace {
 
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 const std::string group = "workers";
-
-const redis::script& ack_script() {
-  static const redis::script s("ack", lua::ack_lua);
-  return s;
-}
-const redis::script& fail_script() {
-  static const redis::script s("fail", lua::fail_lua);
-  return s;
-}
-const redis::script& fetch_script() {
-  static const redis::script s("fetch", lua::fetch_lua);
-  return s;
-}
-const redis::script& promote_script() {
-  static const redis::script s("promote", lua::promote_lua);
-  return s;
-}
 
 std::string now_ms(milliseconds plus = milliseconds(0)) {
   auto t = std::chrono::duration_cast<milliseconds>(
@@ -124,7 +106,8 @@ asio::awaitable<void> consumer::fetch_loop() {
     script_args.push_back(group);
     script_args.push_back(name_);
     script_args.push_back(free_slots);
-    auto fetched = co_await redis::eval(pool_.commands(), fetch_script(), streams, script_args);
+    auto fetched =
+        co_await redis::eval(pool_.commands(), detail::scripts().fetch, streams, script_args);
     boost::system::result<redis::reply> r = std::move(fetched);
     if (r && !r->is_error() && r->elements().empty()) {
       redis::request req;
@@ -267,7 +250,7 @@ asio::awaitable<void> consumer::ack_loop() {
         args.push_back(f.id);
         args.push_back(f.result);
       }
-      auto r = co_await redis::eval(pool_.commands(), ack_script(), keys_v, args);
+      auto r = co_await redis::eval(pool_.commands(), detail::scripts().ack, keys_v, args);
       if (!r && r.error() == errc::redis_shutdown) {
         // The pool is stopping: these stay pending and come back through stall recovery.
         gave_up = true;
@@ -320,7 +303,7 @@ asio::awaitable<void> consumer::fail(const delivered_job& job, int attempt_made,
   args.push_back(json);
   bool recorded = false;
   for (int tries = 0; tries < 50; ++tries) {
-    auto r = co_await redis::eval(pool_.commands(), fail_script(), keys_v, args);
+    auto r = co_await redis::eval(pool_.commands(), detail::scripts().fail, keys_v, args);
     if (r && !r->is_error()) {
       // 0: no longer pending, settled by whoever recovered it; nothing was written.
       recorded = r->as_integer().value_or(0) == 1;
@@ -358,7 +341,7 @@ asio::awaitable<void> consumer::promote_loop() {
     std::vector<std::string_view> args;
     args.push_back(now);
     args.push_back(limit);
-    auto r = co_await redis::eval(pool_.commands(), promote_script(), keys_v, args);
+    auto r = co_await redis::eval(pool_.commands(), detail::scripts().promote, keys_v, args);
     milliseconds next(1000); // look at least once a second
     if (r && r->is_array() && r->elements().size() == 2) {
       auto promoted = r->elements()[0].as_integer().value_or(0);

@@ -1,7 +1,6 @@
 #include "forq/queue/producer.hpp"
 
-#include "forq/redis/script.hpp"
-#include "forq_lua.hpp"
+#include "scripts.hpp"
 
 #include <boost/json/parse.hpp>
 
@@ -18,37 +17,33 @@ bool name_char(char c) {
          c == '.' || c == ':' || c == '-';
 }
 
-const redis::script& init_script() {
-  static const redis::script s("init_queue", lua::init_queue_lua);
-  return s;
-}
-
-const redis::script& unique_script() {
-  static const redis::script s("enqueue_unique", lua::enqueue_unique_lua);
-  return s;
-}
-
 } // namespace
 
 keys::keys(std::string_view queue)
-    : prefix_("forq:{" + std::string(queue) + "}:") {
-  meta = prefix_ + "meta";
-  stream = prefix_ + "stream";
-  stats = prefix_ + "stats";
-  delayed = prefix_ + "delayed";
-  delayed_jobs = prefix_ + "delayed:jobs";
-  dead = prefix_ + "dead";
-  dead_jobs = prefix_ + "dead:jobs";
-  results = prefix_ + "results";
-  results_data = prefix_ + "results:data";
+    : queue_(queue) {
+  const std::string prefix = "forq:{" + queue_ + "}:";
+  meta = prefix + "meta";
+  stream = stream_key(queue_, 0);
+  stats = prefix + "stats";
+  delayed = prefix + "delayed";
+  delayed_jobs = prefix + "delayed:jobs";
+  dead = prefix + "dead";
+  dead_jobs = prefix + "dead:jobs";
+  results = prefix + "results";
+  results_data = prefix + "results:data";
+}
+
+std::string keys::stream_key(std::string_view queue, int priority) {
+  std::string k = "forq:{" + std::string(queue) + "}:stream";
+  return priority == 0 ? k : k + ":p" + std::to_string(priority);
+}
+
+std::string keys::unique_key(std::string_view queue, std::string_view caller_id) {
+  return "forq:{" + std::string(queue) + "}:unique:" + std::string(caller_id);
 }
 
 std::string keys::stream_for(int priority) const {
-  return priority == 0 ? stream : stream + ":p" + std::to_string(priority);
-}
-
-std::string keys::unique(std::string_view caller_id) const {
-  return prefix_ + "unique:" + std::string(caller_id);
+  return stream_key(queue_, priority);
 }
 
 std::optional<std::string> check_queue_name(std::string_view name) {
@@ -85,8 +80,8 @@ enqueue(redis::connection& conn, std::string_view queue, const job& j, std::stri
     if (why) *why = *refused;
     co_return error_code(errc::invalid_job);
   }
-  keys k(queue);
-  auto stream = k.stream_for(j.priority);
+  // Only the keys this needs: enqueue is every producer's hot path.
+  auto stream = keys::stream_key(queue, j.priority);
   // No braced lists in these coroutines: GCC 12 miscompiles initializer lists in a frame.
   std::string attempts = j.max_attempts ? std::to_string(*j.max_attempts) : std::string();
   std::vector<std::string_view> fields;
@@ -115,7 +110,7 @@ enqueue(redis::connection& conn, std::string_view queue, const job& j, std::stri
     co_return enqueue_result{std::string(r->str()), false};
   }
 
-  auto unique_key = k.unique(*j.id);
+  auto unique_key = keys::unique_key(queue, *j.id);
   std::string ttl = "604800"; // a week: the dedupe window until result retention is configurable
   std::vector<std::string_view> keys_v, args;
   keys_v.push_back(unique_key);
@@ -123,7 +118,7 @@ enqueue(redis::connection& conn, std::string_view queue, const job& j, std::stri
   args.push_back(*j.id);
   args.push_back(ttl);
   args.insert(args.end(), fields.begin(), fields.end());
-  auto r = co_await redis::eval(conn, unique_script(), keys_v, args);
+  auto r = co_await redis::eval(conn, detail::scripts().enqueue_unique, keys_v, args);
   if (!r) co_return r.error();
   if (r->is_error() || r->elements().size() != 2) {
     if (why) *why = r->to_string();
@@ -139,7 +134,7 @@ boost::asio::awaitable<error_code> init_queue(redis::connection& conn, std::stri
   std::vector<std::string_view> keys_v, args;
   keys_v.push_back(k.meta);
   args.push_back(version);
-  auto stored = co_await redis::eval(conn, init_script(), keys_v, args);
+  auto stored = co_await redis::eval(conn, detail::scripts().init_queue, keys_v, args);
   if (!stored) co_return stored.error();
   if (stored->str() != version) co_return error_code(errc::queue_schema_mismatch);
 

@@ -83,6 +83,18 @@ class consumer_test : public forq::test::redis_test {
                     "forq:{work}:stream", ">"});
   }
 
+  // Leases short enough for a test to see one expire.
+  static queue::consumer_options short_lease() {
+    auto o = options();
+    o.lease = 300ms;
+    return o;
+  }
+
+  // A handler that counts its calls and succeeds.
+  queue::handler_map succeed(const std::string& name) {
+    return {{name, counting([](auto&, int) { return queue::outcome::success(); })}};
+  }
+
   static asio::awaitable<void> enqueue_n(redis::connection& conn, int n, std::string handler) {
     for (int i = 0; i < n; ++i) {
       queue::job j;
@@ -230,9 +242,8 @@ TEST_F(consumer_test, stop_lets_jobs_in_flight_finish_and_acknowledges_them) {
 // A consumer that died holding a job (here: a "ghost" that read it and never acknowledged):
 // once the lease runs out, a live consumer takes it back and runs it.
 TEST_F(consumer_test, a_job_held_by_a_dead_consumer_is_recovered_after_its_lease) {
-  queue::handler_map h{{"j", counting([](auto&, int) { return queue::outcome::success(); })}};
-  auto o = options();
-  o.lease = 300ms;
+  auto h = succeed("j");
+  auto o = short_lease();
   run(
       o, h, [&](redis::connection& c) -> asio::awaitable<void> { co_await hand_to_ghost(c); },
       [](const queue::consumer& c) { return c.stats().done == 1; });
@@ -242,9 +253,8 @@ TEST_F(consumer_test, a_job_held_by_a_dead_consumer_is_recovered_after_its_lease
 }
 
 TEST_F(consumer_test, a_job_that_stalls_too_often_is_dead_with_the_count) {
-  queue::handler_map h{{"j", counting([](auto&, int) { return queue::outcome::success(); })}};
-  auto o = options();
-  o.lease = 300ms;
+  auto h = succeed("j");
+  auto o = short_lease();
   o.max_stalls = 3;
   run(
       o, h,
@@ -311,9 +321,8 @@ TEST_F(consumer_test, a_renewed_lease_keeps_a_long_job_from_running_twice) {
 // Review finding: XREADGROUP > never delivers a pending entry again, so a malformed entry left
 // by a dead consumer must go dead through recovery, not be claimed again every lease.
 TEST_F(consumer_test, a_malformed_job_held_by_a_dead_consumer_goes_dead_through_recovery) {
-  queue::handler_map h{{"j", counting([](auto&, int) { return queue::outcome::success(); })}};
-  auto o = options();
-  o.lease = 300ms;
+  auto h = succeed("j");
+  auto o = short_lease();
   run(
       o, h,
       [&](redis::connection& c) -> asio::awaitable<void> {

@@ -23,11 +23,13 @@ struct keys {
   std::string meta, stream, stats;
   std::string delayed, delayed_jobs, dead, dead_jobs, results, results_data;
   std::string stream_for(int priority) const; // priority 0: `stream`; 1..9: stream:p<N>
-  std::string unique(std::string_view caller_id) const;
+  // The same keys without building the others, for enqueue's hot path.
+  static std::string stream_key(std::string_view queue, int priority);
+  static std::string unique_key(std::string_view queue, std::string_view caller_id);
   static constexpr std::string_view all_queues = "forq:queues";
 
  private:
-  std::string prefix_;
+  std::string queue_;
 };
 
 // A queue name: 1 to 128 characters of [A-Za-z0-9_.:-] (no braces: they would break the hash

@@ -54,8 +54,6 @@ class connection_state {
              std::optional<steady_clock::time_point> oldest_deadline, bool idle,
              milliseconds ping_after);
 
-  int failed_attempts() const { return failures_; }
-
  private:
   std::string where_;
   reconnect_policy policy_;

@@ -1,0 +1,23 @@
+#pragma once
+
+// The protocol's Lua scripts (src/lua/*.lua, embedded at build time), each hashed once.
+#include "forq/redis/script.hpp"
+#include "forq_lua.hpp"
+
+namespace forq::queue::detail {
+
+struct protocol_scripts {
+  redis::script init_queue{"init_queue", lua::init_queue_lua};
+  redis::script enqueue_unique{"enqueue_unique", lua::enqueue_unique_lua};
+  redis::script fetch{"fetch", lua::fetch_lua};
+  redis::script ack{"ack", lua::ack_lua};
+  redis::script fail{"fail", lua::fail_lua};
+  redis::script promote{"promote", lua::promote_lua};
+};
+
+inline const protocol_scripts& scripts() {
+  static const protocol_scripts all;
+  return all;
+}
+
+} // namespace forq::queue::detail
