@@ -43,11 +43,7 @@ class consumer_test : public forq::test::redis_test {
     test::run_async(
         [&]() -> asio::awaitable<void> {
           auto ex = co_await asio::this_coro::executor;
-          redis::pool_options po;
-          po.connection.endpoint.host = "127.0.0.1";
-          po.connection.endpoint.port = redis_.port();
-          po.role = "test";
-          redis::pool pool(ex, po);
+          redis::pool pool(ex, pool_options());
           queue::consumer c(pool, o, handlers);
           auto body = [&]() -> asio::awaitable<void> {
             co_await produce(pool.commands());
@@ -81,6 +77,15 @@ class consumer_test : public forq::test::redis_test {
     co_await queue::init_queue(c, "work");
     redis_.command({"XREADGROUP", "GROUP", "workers", "ghost", "COUNT", "1", "STREAMS",
                     "forq:{work}:stream", ">"});
+  }
+
+  // A pool on this test's redis-server.
+  redis::pool_options pool_options() const {
+    redis::pool_options po;
+    po.connection.endpoint.host = "127.0.0.1";
+    po.connection.endpoint.port = redis_.port();
+    po.role = "test";
+    return po;
   }
 
   // Leases short enough for a test to see one expire.
@@ -278,10 +283,7 @@ TEST_F(consumer_test, a_renewed_lease_keeps_a_long_job_from_running_twice) {
   test::run_async(
       [&]() -> asio::awaitable<void> {
         auto ex = co_await asio::this_coro::executor;
-        redis::pool_options po;
-        po.connection.endpoint.host = "127.0.0.1";
-        po.connection.endpoint.port = redis_.port();
-        redis::pool pool_a(ex, po), pool_b(ex, po);
+        redis::pool pool_a(ex, pool_options()), pool_b(ex, pool_options());
         int runs = 0;
         queue::handler_map h{
             {"long", [&](const queue::delivered_job&) -> asio::awaitable<queue::outcome> {
