@@ -1,4 +1,5 @@
 #include "forq/config.hpp"
+#include "forq/queue/producer.hpp"
 
 #include "forq/redis_url.hpp"
 
@@ -179,6 +180,43 @@ std::vector<config_field> make_fields() {
                  return std::nullopt;
                },
                [](const config& c) { return show_seconds(c.drain_timeout); }});
+
+  f.push_back({"queues", "FORQ_QUEUES", "--queues",
+               "Queues each worker consumes, comma-separated", "comma-separated queue names "
+               "(1 to 128 of A-Z a-z 0-9 _ . : - each), e.g. default or emails,reports",
+               "NAMES", kind::string,
+               [](config& c, std::string_view v) -> std::optional<std::string> {
+                 std::vector<std::string> names;
+                 while (true) {
+                   auto comma = v.find(',');
+                   auto name = v.substr(0, comma);
+                   if (auto bad = queue::check_queue_name(name)) return *bad;
+                   if (std::find(names.begin(), names.end(), name) != names.end())
+                     return "queue \"" + std::string(name) + "\" is listed twice";
+                   names.emplace_back(name);
+                   if (comma == std::string_view::npos) break;
+                   v.remove_prefix(comma + 1);
+                 }
+                 c.queues = std::move(names);
+                 return std::nullopt;
+               },
+               [](const config& c) {
+                 std::string all;
+                 for (const auto& q : c.queues)
+                   all += (all.empty() ? "" : ",") + q;
+                 return all;
+               }});
+
+  f.push_back({"concurrency", "FORQ_CONCURRENCY", "--concurrency",
+               "Jobs each worker runs at once, per queue", "an integer from 1 to 100000", "N",
+               kind::integer,
+               [](config& c, std::string_view v) -> std::optional<std::string> {
+                 auto n = parse_uint(v, 100000);
+                 if (!n || *n == 0) return "expected an integer from 1 to 100000";
+                 c.concurrency = *n;
+                 return std::nullopt;
+               },
+               [](const config& c) { return std::to_string(c.concurrency); }});
 
   f.push_back({"log.format", "FORQ_LOG_FORMAT", "--log-format",
                "Log line format: text for people, json for log collectors",

@@ -9,7 +9,12 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
 #include <spdlog/spdlog.h>
+
+#include <algorithm>
 
 #include <unistd.h>
 
@@ -55,6 +60,19 @@ asio::awaitable<void> pause_for(milliseconds d) {
   co_await t.async_wait(use_tuple);
 }
 
+// results:data's value for a finished job (docs/protocol.md): the handler's result as JSON
+// (text that is not JSON is kept as a JSON string), the attempt, and when it finished. Empty
+// for a job that returned nothing (null): its end is recorded in the results index only.
+std::string result_record(const std::string& result, int attempt) {
+  if (result == "null" || result.empty()) return {};
+  std::string out = "{\"result\":";
+  error_code ec;
+  boost::json::parse(result, ec);
+  out += ec ? boost::json::serialize(boost::json::value(result)) : result;
+  out += ",\"attempt\":" + std::to_string(attempt) + ",\"finished_ms\":" + now_ms() + "}";
+  return out;
+}
+
 } // namespace
 
 consumer::consumer(redis::pool& pool, consumer_options options, handler_map handlers)
@@ -66,7 +84,8 @@ consumer::consumer(redis::pool& pool, consumer_options options, handler_map hand
     , slot_free_(pool.commands().executor())
     , ack_due_(pool.commands().executor())
     , promote_due_(pool.commands().executor())
-    , lease_due_(pool.commands().executor()) {}
+    , lease_due_(pool.commands().executor())
+    , tidy_due_(pool.commands().executor()) {}
 
 void consumer::stop() {
   stopping_ = true;
@@ -74,57 +93,148 @@ void consumer::stop() {
   ack_due_.cancel();
   promote_due_.cancel();
   lease_due_.cancel();
+  tidy_due_.cancel();
 }
 
 asio::awaitable<error_code> consumer::run() {
   if (auto ec = co_await init_queue(pool_.commands(), options_.queue)) co_return ec;
-  co_await (fetch_loop() && ack_loop() && promote_loop() && lease_loop());
+  co_await (fetch_loop() && ack_loop() && promote_loop() && lease_loop() && tidy_loop());
   // Attempts started while the loops wound down may have finished after ack_loop ended.
   if (!to_ack_.empty()) co_await ack_loop();
+  co_await tidy(); // a stopped consumer leaves its queue tidy
   co_return error_code{};
+}
+
+void consumer::start(delivered_job job) {
+  ++running_;
+  asio::co_spawn(pool_.commands().executor(), attempt(std::move(job)), asio::detached);
+}
+
+asio::awaitable<std::vector<delivered_job>> consumer::take(const redis::reply& answer) {
+  std::vector<delivered_job> got;
+  int streams_with_jobs = 0;
+  keys k(options_.queue);
+  for (const auto& s : answer.elements()) {
+    if (s.elements().size() != 2) continue;
+    std::string stream(s.elements()[0].str());
+    if (stream == k.wake) { // a delayed job was enqueued: promote on its time, and ack the bell
+      std::vector<std::string_view> args;
+      args.push_back(k.wake);
+      args.push_back(group);
+      for (const auto& e : s.elements()[1].elements())
+        if (e.is_array() && !e.elements().empty()) args.push_back(e.elements()[0].str());
+      redis::request ack;
+      ack.push_range("XACK", args);
+      co_await pool_.commands().exec(ack);
+      promote_due_.cancel();
+      continue;
+    }
+    int priority = priority_of(stream);
+    if (!s.elements()[1].elements().empty()) ++streams_with_jobs;
+    for (const auto& e : s.elements()[1].elements()) {
+      ++stats_.fetched;
+      auto parsed = parse_entry(options_.queue, stream, priority, e);
+      if (auto* why = std::get_if<std::string>(&parsed)) {
+        co_await bury_malformed(stream, priority, e, *why);
+        continue;
+      }
+      got.push_back(std::move(std::get<delivered_job>(parsed)));
+    }
+  }
+  // Several priorities have jobs at once: fetch exactly, by priority, for a while.
+  if (streams_with_jobs > 1) exact_until_ = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  co_return got;
+}
+
+void consumer::keep(std::vector<delivered_job> got) {
+  for (auto& j : got) {
+    active_[j.stream].insert(j.entry_id); // leased (and renewed) from now on
+    auto at = std::find_if(waiting_.begin(), waiting_.end(),
+                           [&](const delivered_job& w) { return w.priority < j.priority; });
+    waiting_.insert(at, std::move(j));
+  }
 }
 
 asio::awaitable<void> consumer::fetch_loop() {
   keys k(options_.queue);
-  auto ex = co_await asio::this_coro::executor;
-  auto& conn = pool_.blocking(0);
+  auto& conn = pool_.blocking(options_.blocking_connection);
   std::vector<std::string> stream_names; // highest priority first
   for (int p = 9; p >= 0; --p)
     stream_names.push_back(k.stream_for(p));
-  std::vector<std::string_view> streams(stream_names.begin(), stream_names.end());
+  stream_names.push_back(k.wake); // the doorbell: read by the XREADGROUP below, not fetch.lua
+  // The priority streams only (views: stream_names does not change from here on).
+  std::vector<std::string_view> streams(stream_names.begin(), stream_names.end() - 1);
+  const auto block = std::to_string(options_.block.count());
+  auto fetch_exactly = [&](std::size_t n_streams,
+                           std::size_t count) -> asio::awaitable<boost::system::result<redis::reply>> {
+    // Fills exactly `count` slots from the first n_streams streams, highest first (one script
+    // call: XREADGROUP's COUNT is per stream, so one call over all would over-fetch and take
+    // low priorities as eagerly as high ones).
+    std::vector<std::string_view> some(streams.begin(), streams.begin() + n_streams);
+    std::vector<std::string> script_args;
+    script_args.push_back(group);
+    script_args.push_back(name_);
+    script_args.push_back(std::to_string(count));
+    std::vector<std::string_view> args(script_args.begin(), script_args.end());
+    co_return co_await redis::eval(pool_.commands(), detail::scripts().fetch, some, args);
+  };
   while (!stopping_) {
+    if (!waiting_.empty() && running_ < options_.concurrency) {
+      // Fetched earlier, beyond the free slots. Whatever higher priority reached Redis since
+      // goes first.
+      const int below = waiting_.front().priority;
+      if (below < 9 && std::chrono::steady_clock::now() < exact_until_) {
+        auto r = co_await fetch_exactly(static_cast<std::size_t>(9 - below),
+                                        options_.concurrency - running_);
+        if (r && !r->is_error()) keep(co_await take(*r));
+      }
+      // As many as were free when that was asked: an attempt can end within start() (a
+      // handler that never suspends), and the next one must be weighed against Redis again.
+      for (auto n = options_.concurrency - running_; n > 0 && !waiting_.empty(); --n) {
+        start(std::move(waiting_.front()));
+        waiting_.pop_front();
+      }
+      continue;
+    }
     if (running_ >= options_.concurrency) {
       co_await wait(slot_free_);
       continue;
     }
-    // First the exact number of free slots, highest priority first, without waiting (one
-    // script call); only when nothing is ready, wait inside Redis for the next job. That wait
-    // takes at most one entry per priority, so it can start up to 9 attempts beyond
-    // `concurrency`, once, when an idle consumer wakes.
-    auto free_slots = std::to_string(options_.concurrency - running_);
-    std::vector<std::string_view> script_args;
-    script_args.push_back(group);
-    script_args.push_back(name_);
-    script_args.push_back(free_slots);
-    auto fetched =
-        co_await redis::eval(pool_.commands(), detail::scripts().fetch, streams, script_args);
-    boost::system::result<redis::reply> r = std::move(fetched);
-    if (r && !r->is_error() && r->elements().empty()) {
+    if (paused_ || std::chrono::steady_clock::now() - paused_checked_ > options_.pause_check_every)
+      if (co_await refresh_paused()) {
+        slot_free_.expires_after(options_.pause_check_every);
+        co_await slot_free_.async_wait(use_tuple);
+        continue;
+      }
+    const auto free_slots = std::to_string(options_.concurrency - running_);
+    const auto asked = std::chrono::steady_clock::now();
+    const bool exact = asked < exact_until_;
+    boost::system::result<redis::reply> r = redis::reply{};
+    bool fetched_some = false;
+    if (exact) {
+      r = co_await fetch_exactly(streams.size(), options_.concurrency - running_);
+      fetched_some = r && !r->is_error() && !r->elements().empty();
+    }
+    if (!fetched_some && (!r || !r->is_error())) {
+      // The common case: one XREADGROUP over every priority's stream. It returns at once with
+      // up to `free` entries of each stream that has any, or waits inside Redis for the next
+      // job (no polling). With one priority in use (the usual case) that is exact; when the
+      // reply shows several, the surplus waits here, leased, and fetching turns exact.
       redis::request req;
-      std::vector<std::string> args;
+      std::vector<std::string_view> args;
       // (No braced lists inside these coroutines: GCC 12 miscompiles them.)
-      args.emplace_back("GROUP");
+      args.push_back("GROUP");
       args.push_back(group);
       args.push_back(name_);
-      args.emplace_back("COUNT");
-      args.emplace_back("1");
-      args.emplace_back("BLOCK");
-      args.push_back(std::to_string(options_.block.count()));
-      args.emplace_back("STREAMS");
+      args.push_back("COUNT");
+      args.push_back(exact ? std::string_view("1") : std::string_view(free_slots));
+      args.push_back("BLOCK");
+      args.push_back(block);
+      args.push_back("STREAMS");
       for (const auto& key : stream_names)
         args.push_back(key);
       for (std::size_t i = 0; i < stream_names.size(); ++i)
-        args.emplace_back(">");
+        args.push_back(">");
       req.push_range("XREADGROUP", args);
       r = redis::connection::single(co_await conn.exec(req, options_.block));
       if (r && r->is_nil()) continue; // nothing within `block`
@@ -134,32 +244,70 @@ asio::awaitable<void> consumer::fetch_loop() {
       co_await pause_for(milliseconds(100)); // the connection is reconnecting by itself
       continue;
     }
-    const auto& answer = *r;
-    if (answer.is_error()) {
-      spdlog::error("fetching from queue {} failed: {}", options_.queue, answer.str());
+    if (r->is_error()) {
+      spdlog::error("fetching from queue {} failed: {}", options_.queue, r->str());
       co_await pause_for(milliseconds(1000));
       continue;
     }
-    for (const auto& s : answer.elements()) {
-      if (s.elements().size() != 2) continue;
-      std::string stream(s.elements()[0].str());
-      int priority = priority_of(stream);
-      for (const auto& e : s.elements()[1].elements()) {
-        ++stats_.fetched;
-        auto parsed = parse_entry(options_.queue, stream, priority, e);
-        if (auto* why = std::get_if<std::string>(&parsed)) {
-          co_await bury_malformed(stream, priority, e, *why);
-          continue;
-        }
-        ++running_;
-        asio::co_spawn(ex, attempt(std::move(std::get<delivered_job>(parsed))), asio::detached);
-      }
+    auto got = co_await take(*r);
+    // A fetch that waited inside Redis may have outlived a pause: look again before running
+    // anything (one HGET, only for fetches that blocked: idle consumers).
+    if (!got.empty() && std::chrono::steady_clock::now() - asked > milliseconds(10) &&
+        co_await refresh_paused()) {
+      co_await hand_back(std::move(got));
+      continue;
     }
+    keep(std::move(got));
+  }
+  // Fetched but never started: back to the queue for others, at once.
+  if (!waiting_.empty()) {
+    std::vector<delivered_job> rest(std::make_move_iterator(waiting_.begin()),
+                                    std::make_move_iterator(waiting_.end()));
+    waiting_.clear();
+    co_await hand_back(std::move(rest));
   }
   fetching_done_ = true;
   ack_due_.cancel();
   promote_due_.cancel();
   lease_due_.cancel();
+  tidy_due_.cancel();
+}
+
+asio::awaitable<bool> consumer::refresh_paused() {
+  keys k(options_.queue);
+  redis::request req("HGET", k.meta, "paused");
+  auto r = redis::connection::single(co_await pool_.commands().exec(req));
+  if (r && !r->is_error()) {
+    bool now_paused = r->str() == "1";
+    if (now_paused != paused_)
+      spdlog::info("queue {} {}", options_.queue, now_paused ? "is paused" : "is resumed");
+    paused_ = now_paused;
+    paused_checked_ = std::chrono::steady_clock::now();
+  }
+  co_return paused_;
+}
+
+asio::awaitable<void> consumer::hand_back(std::vector<delivered_job> jobs) {
+  std::map<std::string, std::vector<std::string>> by_stream;
+  for (const auto& j : jobs)
+    by_stream[j.stream].push_back(j.entry_id);
+  for (const auto& [stream, ids] : by_stream) {
+    std::vector<std::string_view> keys_v, args;
+    keys_v.push_back(stream);
+    args.push_back(group);
+    for (const auto& id : ids)
+      args.push_back(id);
+    auto r = co_await redis::eval(pool_.commands(), detail::scripts().handback, keys_v, args);
+    if (r && !r->is_error()) {
+      stats_.handed_back += static_cast<std::uint64_t>(r->as_integer().value_or(0));
+    } else {
+      // Still pending here: stall recovery brings them back after a lease.
+      spdlog::warn("handing {} jobs of queue {} back failed ({}); they return after a lease",
+                   ids.size(), options_.queue, r ? std::string(r->str()) : r.error().message());
+    }
+    for (const auto& id : ids)
+      active_[stream].erase(id);
+  }
 }
 
 asio::awaitable<void> consumer::bury_malformed(const std::string& stream, int priority,
@@ -200,7 +348,7 @@ asio::awaitable<void> consumer::attempt(delivered_job job) {
     f.stream = job.stream;
     f.entry_id = job.entry_id;
     f.id = job.id;
-    f.result = std::move(out.text);
+    f.record = result_record(out.text, job.attempt + 1);
     to_ack_.push_back(std::move(f));
   } else {
     co_await fail(job, job.attempt + 1, out.what == outcome::kind::fail, out.text, out.retry_after);
@@ -212,68 +360,107 @@ asio::awaitable<void> consumer::attempt(delivered_job job) {
   if (stopping_ && running_ == 0) { // the last one out: the loops may end
     promote_due_.cancel();
     lease_due_.cancel();
+    tidy_due_.cancel();
   }
 }
 
 asio::awaitable<void> consumer::ack_loop() {
   keys k(options_.queue);
-  auto keep_ms = std::to_string(options_.keep_results.count());
-  auto keep_max = std::to_string(options_.max_results);
   for (;;) {
     if (to_ack_.empty()) {
       if (stopping_ && fetching_done_ && running_ == 0) break;
       co_await wait(ack_due_);
       continue;
     }
-    // Everything finished since the last ack: one script call per stream, 1,000 at most each
-    // (Lua's unpack() limit).
-    std::map<std::string, std::vector<finished>> by_stream;
+    // Everything finished since the last ack, in one round trip of plain commands (1,000 jobs
+    // at most): the results (one HSET), their index (one RPUSH), one XACK per stream, counts. Not atomic, and need not be: a job whose XACK is lost runs again (at least
+    // once) and its result is written again.
+    std::vector<finished> batch;
     for (std::size_t n = 0; n < 1000 && !to_ack_.empty(); ++n) {
-      by_stream[to_ack_.front().stream].push_back(std::move(to_ack_.front()));
+      batch.push_back(std::move(to_ack_.front()));
       to_ack_.pop_front();
     }
-    bool gave_up = false;
-    for (auto& [stream, batch] : by_stream) {
-      if (batch.empty()) continue;
-      std::vector<std::string_view> keys_v, args;
-      keys_v.push_back(stream);
-      keys_v.push_back(k.results);
-      keys_v.push_back(k.results_data);
-      keys_v.push_back(k.stats);
-      auto now = now_ms();
-      args.push_back(group);
-      args.push_back(now);
-      args.push_back(keep_ms);
-      args.push_back(keep_max);
-      for (const auto& f : batch) {
-        args.push_back(f.entry_id);
-        args.push_back(f.id);
-        args.push_back(f.result);
+    std::map<std::string_view, std::vector<std::string_view>> by_stream;
+    std::vector<std::string_view> data, index;
+    data.push_back(k.results_data);
+    auto finished_at = now_ms();
+    auto count = std::to_string(batch.size());
+    index.push_back(k.results);
+    index.push_back(finished_at);
+    index.push_back(count);
+    for (const auto& f : batch) {
+      by_stream[f.stream].push_back(f.entry_id);
+      if (!f.record.empty()) { // a job that returned nothing has nothing to keep but its end
+        data.push_back(f.id);
+        data.push_back(f.record);
       }
-      auto r = co_await redis::eval(pool_.commands(), detail::scripts().ack, keys_v, args);
-      if (!r && r.error() == errc::redis_shutdown) {
-        // The pool is stopping: these stay pending and come back through stall recovery.
-        gave_up = true;
-        break;
-      }
-      if (!r || r->is_error()) {
-        // Acks repeat safely (XACK of an acked entry is a no-op): put every batch not yet
-        // acknowledged back, and try again shortly.
-        spdlog::warn("acknowledging {} jobs of queue {} failed ({}); retrying", batch.size(),
-                     options_.queue, r ? std::string(r->str()) : r.error().message());
-        for (auto& [s2, b2] : by_stream)
-          for (auto& f : b2)
-            to_ack_.push_back(std::move(f));
-        co_await pause_for(milliseconds(100));
-        break;
-      }
-      stats_.done += batch.size();
-      for (const auto& f : batch)
-        active_[f.stream].erase(f.entry_id);
-      batch.clear();
+      index.push_back(f.id);
     }
-    if (gave_up) break;
+    redis::request req;
+    if (data.size() > 1) req.push_range("HSET", data);
+    req.push_range("RPUSH", index);
+    for (auto& [stream, ids] : by_stream) {
+      std::vector<std::string_view> args;
+      args.push_back(stream);
+      args.push_back(group);
+      args.insert(args.end(), ids.begin(), ids.end());
+      req.push_range("XACK", args);
+    }
+    req.push("HINCRBY", k.stats, "completed", count);
+    req.push("HINCRBY", k.stats, "results_kept", count); // the index's size, for tidy.lua
+    auto r = co_await pool_.commands().exec(req);
+    if (!r && r.error() == errc::redis_shutdown) break; // these stay pending: stall recovery
+    const redis::reply* refused = nullptr;
+    if (r)
+      for (const auto& one : *r)
+        if (one.is_error()) refused = &one;
+    if (!r || refused) {
+      // Acks repeat safely (XACK of an acked entry is a no-op): put the batch back, retry soon.
+      spdlog::warn("acknowledging {} jobs of queue {} failed ({}); retrying", batch.size(),
+                   options_.queue, r ? std::string(refused->str()) : r.error().message());
+      for (auto& f : batch)
+        to_ack_.push_back(std::move(f));
+      co_await pause_for(milliseconds(100));
+      continue;
+    }
+    stats_.done += batch.size();
+    acked_since_tidy_ += batch.size();
+    if (acked_since_tidy_ >= 20000) tidy_due_.cancel();
+    for (const auto& f : batch)
+      active_[f.stream].erase(f.entry_id);
   }
+}
+
+asio::awaitable<void> consumer::tidy_loop() {
+  while (!(stopping_ && fetching_done_ && running_ == 0)) {
+    tidy_due_.expires_after(options_.tidy_every);
+    co_await tidy_due_.async_wait(use_tuple);
+    co_await tidy();
+  }
+}
+
+asio::awaitable<void> consumer::tidy() {
+  acked_since_tidy_ = 0;
+  keys k(options_.queue);
+  std::vector<std::string> key_storage;
+  key_storage.push_back(k.results);
+  key_storage.push_back(k.results_data);
+  key_storage.push_back(k.stats);
+  for (int p = 0; p <= 9; ++p)
+    key_storage.push_back(k.stream_for(p));
+  std::vector<std::string_view> keys_v(key_storage.begin(), key_storage.end());
+  const auto keep_ms = std::to_string(options_.keep_results.count());
+  const auto keep_max = std::to_string(options_.max_results);
+  const std::string budget = "5000";
+  auto now = now_ms();
+  std::vector<std::string_view> args;
+  args.push_back(group);
+  args.push_back(now);
+  args.push_back(keep_ms);
+  args.push_back(keep_max);
+  args.push_back(budget);
+  auto r = co_await redis::eval(pool_.commands(), detail::scripts().tidy, keys_v, args);
+  if (r && r->is_error()) spdlog::warn("tidying queue {} failed: {}", options_.queue, r->str());
 }
 
 asio::awaitable<void> consumer::fail(const delivered_job& job, int attempt_made, bool permanent,
@@ -342,7 +529,7 @@ asio::awaitable<void> consumer::promote_loop() {
     args.push_back(now);
     args.push_back(limit);
     auto r = co_await redis::eval(pool_.commands(), detail::scripts().promote, keys_v, args);
-    milliseconds next(1000); // look at least once a second
+    milliseconds next = options_.promote_check_every;
     if (r && r->is_array() && r->elements().size() == 2) {
       auto promoted = r->elements()[0].as_integer().value_or(0);
       auto wait_ms = r->elements()[1].as_integer().value_or(-1);
@@ -421,7 +608,6 @@ asio::awaitable<void> consumer::recover_stalled() {
   }
   if (found.empty()) co_return;
   auto counts = co_await pool_.commands().exec(deliveries);
-  auto ex = co_await asio::this_coro::executor;
   for (std::size_t i = 0; i < found.size(); ++i) {
     long long delivered = 2;
     if (counts && (*counts)[i].is_array() && !(*counts)[i].elements().empty()) {
@@ -447,8 +633,7 @@ asio::awaitable<void> consumer::recover_stalled() {
                     std::nullopt);
       continue;
     }
-    ++running_;
-    asio::co_spawn(ex, attempt(std::move(*job)), asio::detached);
+    start(std::move(*job));
   }
   redis::request count("HINCRBY", k.stats, "stalled", std::to_string(found.size()));
   co_await pool_.commands().exec(count);

@@ -2,7 +2,9 @@
 
 #include "scripts.hpp"
 
+#include <boost/json/object.hpp>
 #include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
 
 #include <algorithm>
 
@@ -19,6 +21,12 @@ bool name_char(char c) {
 
 } // namespace
 
+std::int64_t epoch_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 keys::keys(std::string_view queue)
     : queue_(queue) {
   const std::string prefix = "forq:{" + queue_ + "}:";
@@ -31,6 +39,7 @@ keys::keys(std::string_view queue)
   dead_jobs = prefix + "dead:jobs";
   results = prefix + "results";
   results_data = prefix + "results:data";
+  wake = prefix + "wake";
 }
 
 std::string keys::stream_key(std::string_view queue, int priority) {
@@ -94,6 +103,36 @@ enqueue(redis::connection& conn, std::string_view queue, const job& j, std::stri
     fields.push_back(attempts);
   }
 
+  if (j.run_at_ms && *j.run_at_ms > epoch_ms()) { // later: the delayed set, by script
+    boost::json::object record;
+    for (std::size_t i = 0; i + 1 < fields.size(); i += 2)
+      record[fields[i]] = fields[i + 1];
+    if (j.priority != 0) record["priority"] = std::to_string(j.priority);
+    auto json = boost::json::serialize(record);
+    keys k(queue);
+    auto at = std::to_string(*j.run_at_ms);
+    auto marker = keys::unique_key(queue, j.id.value_or(""));
+    std::string ttl = "604800";
+    std::vector<std::string_view> keys_v, args;
+    keys_v.push_back(k.delayed);
+    keys_v.push_back(k.delayed_jobs);
+    keys_v.push_back(k.stats);
+    keys_v.push_back(k.wake);
+    if (j.id) keys_v.push_back(marker);
+    args.push_back(at);
+    args.push_back(j.id ? std::string_view(*j.id) : std::string_view());
+    args.push_back(ttl);
+    args.push_back(json);
+    auto r = co_await redis::eval(conn, detail::scripts().enqueue_delayed, keys_v, args);
+    if (!r) co_return r.error();
+    if (r->is_error() || r->elements().size() != 2) {
+      if (why) *why = r->to_string();
+      co_return error_code(errc::redis_protocol);
+    }
+    co_return enqueue_result{std::string(r->elements()[1].str()),
+                             r->elements()[0].str() == "duplicate"};
+  }
+
   if (!j.id) { // the common case: one XADD, the entry id is the job id
     std::vector<std::string_view> args;
     args.push_back(stream);
@@ -142,6 +181,7 @@ boost::asio::awaitable<error_code> init_queue(redis::connection& conn, std::stri
   redis::request setup;
   for (int priority = 0; priority <= 9; ++priority)
     setup.push("XGROUP", "CREATE", k.stream_for(priority), "workers", "0", "MKSTREAM");
+  setup.push("XGROUP", "CREATE", k.wake, "workers", "0", "MKSTREAM");
   setup.push("SADD", keys::all_queues, queue);
   auto replies = co_await conn.exec(setup);
   if (!replies) co_return replies.error();

@@ -10,9 +10,12 @@ struct protocol_scripts {
   redis::script init_queue{"init_queue", lua::init_queue_lua};
   redis::script enqueue_unique{"enqueue_unique", lua::enqueue_unique_lua};
   redis::script fetch{"fetch", lua::fetch_lua};
-  redis::script ack{"ack", lua::ack_lua};
+  redis::script tidy{"tidy", lua::tidy_lua};
   redis::script fail{"fail", lua::fail_lua};
   redis::script promote{"promote", lua::promote_lua};
+  redis::script handback{"handback", lua::handback_lua};
+  redis::script enqueue_delayed{"enqueue_delayed", lua::enqueue_delayed_lua};
+  redis::script dead{"dead", lua::dead_lua};
 };
 
 inline const protocol_scripts& scripts() {

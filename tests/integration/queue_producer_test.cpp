@@ -38,7 +38,8 @@ TEST_F(queue_test, init_writes_the_schema_and_the_group_and_is_idempotent) {
     EXPECT_FALSE(co_await queue::init_queue(conn, "emails"));
     EXPECT_FALSE(co_await queue::init_queue(conn, "emails")); // a second start: nothing changes
   });
-  EXPECT_EQ(redis_.command({"HGET", "forq:{emails}:meta", "schema"}), "1");
+  EXPECT_EQ(redis_.command({"HGET", "forq:{emails}:meta", "schema"}),
+            std::to_string(queue::schema_version));
   EXPECT_EQ(redis_.command({"SMEMBERS", "forq:queues"}), "[emails]");
   EXPECT_NE(redis_.command({"XINFO", "GROUPS", "forq:{emails}:stream"}).find("workers"),
             std::string::npos);

@@ -1,8 +1,8 @@
 #pragma once
 
 // The consumer side of forq's native protocol (docs/protocol.md): fetch, run handlers, ack in
-// batches, retry with backoff, dead set, lease renewal and stall recovery. Not yet here: pause,
-// rate limits, handing jobs back at once on drain.
+// batches, retry with backoff, dead set, lease renewal and stall recovery, pause, tidying.
+// Not yet here: rate limits.
 
 #include "forq/queue/job.hpp"
 #include "forq/redis/pool.hpp"
@@ -49,6 +49,7 @@ using handler_map = std::map<std::string, handler, std::less<>>;
 struct consumer_options {
   std::string queue = "default";
   std::string name;                      // consumer name in the group; empty: <host>:<pid>
+  std::size_t blocking_connection = 0;   // the pool's blocking connection this one waits on
   std::size_t concurrency = 64;          // attempts running at once
   std::chrono::milliseconds block{2000}; // one fetch's wait inside Redis; stop() waits it out
   retry_policy retry;                    // a job's max_attempts field overrides the policy's
@@ -59,10 +60,19 @@ struct consumer_options {
   // consumer take the job back; more than max_stalls such recoveries and the job is dead.
   std::chrono::milliseconds lease{30000};
   int max_stalls = 3;
+  // How often results are evicted and settled entries trimmed (tidy.lua), and how often a
+  // busy consumer looks whether its queue was paused.
+  std::chrono::milliseconds tidy_every{1000};
+  std::chrono::milliseconds pause_check_every{250};
+  // Due delayed jobs and retries are promoted on time: a producer's doorbell (the `wake`
+  // stream) or this consumer's own retry sets the promoter's timer. This is the fallback look,
+  // for doorbells another consumer answered and then died.
+  std::chrono::milliseconds promote_check_every{1000};
 };
 
-// Consumes one queue through a pool: blocking fetches on pool.blocking(0), everything else on
-// pool.commands(). Single-threaded, like the pool.
+// Consumes one queue through a pool: blocking fetches on its own blocking connection
+// (options.blocking_connection), everything else on pool.commands(). Single-threaded, like the
+// pool.
 class consumer {
  public:
   consumer(redis::pool& pool, consumer_options options, handler_map handlers);
@@ -75,19 +85,27 @@ class consumer {
   void stop();
 
   struct counters {
-    std::uint64_t fetched = 0, done = 0, retried = 0, dead = 0, recovered = 0;
+    std::uint64_t fetched = 0, done = 0, retried = 0, dead = 0, recovered = 0, handed_back = 0;
   };
   const counters& stats() const { return stats_; }
 
  private:
   struct finished {
-    std::string stream, entry_id, id, result;
+    std::string stream, entry_id, id, record; // record: results:data's value (JSON)
   };
 
   boost::asio::awaitable<void> fetch_loop();
   boost::asio::awaitable<void> attempt(delivered_job job);
   boost::asio::awaitable<void> ack_loop();
   boost::asio::awaitable<void> promote_loop();
+  boost::asio::awaitable<void> tidy_loop();
+  boost::asio::awaitable<void> tidy();
+  boost::asio::awaitable<bool> refresh_paused();
+  boost::asio::awaitable<void> hand_back(std::vector<delivered_job> jobs);
+  void start(delivered_job job);
+  // A fetch's reply as jobs (malformed entries go dead on the way); notes mixed priorities.
+  boost::asio::awaitable<std::vector<delivered_job>> take(const redis::reply& answer);
+  void keep(std::vector<delivered_job> got); // into waiting_, by priority, leased
   boost::asio::awaitable<void> lease_loop();
   boost::asio::awaitable<void> recover_stalled();
   boost::asio::awaitable<void> bury_malformed(const std::string& stream, int priority,
@@ -104,12 +122,18 @@ class consumer {
   std::size_t running_ = 0;
   bool stopping_ = false;
   bool fetching_done_ = false;
+  bool paused_ = false;
+  std::chrono::steady_clock::time_point paused_checked_{};
+  // Priorities in use at once: fetch exactly by priority (fetch.lua) until this time.
+  std::chrono::steady_clock::time_point exact_until_{};
+  std::deque<delivered_job> waiting_; // fetched, not started: highest priority first
   std::deque<finished> to_ack_;
+  std::size_t acked_since_tidy_ = 0;
   // stream -> entry ids attempted here whose outcome is not recorded yet (leases renewed)
   std::map<std::string, std::set<std::string>> active_;
   std::map<std::string, std::string> cursors_; // stream -> where stall recovery goes on
   // cancel() = something changed: a slot freed, an ack is due, a retry was scheduled, stop.
-  boost::asio::steady_timer slot_free_, ack_due_, promote_due_, lease_due_;
+  boost::asio::steady_timer slot_free_, ack_due_, promote_due_, lease_due_, tidy_due_;
   counters stats_;
 };
 

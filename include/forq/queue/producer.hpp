@@ -1,7 +1,8 @@
 #pragma once
 
 // The producer side of forq's native protocol (docs/protocol.md): queue keys, job validation,
-// enqueue, and queue initialisation. The consumer side comes with the rest of issue 4.
+// enqueue, and queue initialisation. The consumer side is consumer.hpp; operators' and
+// applications' wider API (stats, job lookup, dead jobs, pause) is forq/client.hpp.
 
 #include "forq/redis/connection.hpp"
 
@@ -14,7 +15,7 @@
 
 namespace forq::queue {
 
-inline constexpr int schema_version = 1;
+inline constexpr int schema_version = 2; // 2: results index is a stream, tidy.lua
 inline constexpr std::size_t default_max_payload = 1u << 20; // 1 MiB
 
 // Every key of a queue, under its hash tag.
@@ -22,6 +23,7 @@ struct keys {
   explicit keys(std::string_view queue);
   std::string meta, stream, stats;
   std::string delayed, delayed_jobs, dead, dead_jobs, results, results_data;
+  std::string wake; // stream: a doorbell rung by producers of delayed jobs
   std::string stream_for(int priority) const; // priority 0: `stream`; 1..9: stream:p<N>
   // The same keys without building the others, for enqueue's hot path.
   static std::string stream_key(std::string_view queue, int priority);
@@ -42,7 +44,12 @@ struct job {
   std::optional<std::string> id; // caller-given: enqueued at most once
   int priority = 0;              // 0 to 9, higher first
   std::optional<int> max_attempts;
+  // Run no earlier than this (ms since the Unix epoch); in the past or absent: ready now.
+  std::optional<std::int64_t> run_at_ms;
 };
+
+// Milliseconds since the Unix epoch, now: the clock of run_at_ms and of every *_ms field.
+std::int64_t epoch_ms();
 
 // Why a job is refused before it reaches Redis (not JSON, too large, no handler, ...), or
 // nothing. The message names the field and what is allowed.
@@ -53,7 +60,8 @@ struct enqueue_result {
   bool duplicate; // a job with this caller-given id was already enqueued: nothing was added
 };
 
-// Adds a job to the queue: one XADD, or the enqueue_unique script for a caller-given id. Checks
+// Adds a job to the queue: one XADD, the enqueue_unique script for a caller-given id, or the
+// enqueue_delayed script for a job that runs later (run_at_ms in the future). Checks
 // the job first (errc::invalid_job, with the reason in `why` when given). The connection must
 // be running.
 boost::asio::awaitable<boost::system::result<enqueue_result>>

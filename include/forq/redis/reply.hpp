@@ -28,6 +28,7 @@ class reply {
   bool is_nil() const { return kind_ == kind::nil; }
   bool is_error() const { return kind_ == kind::error; }
   bool is_array() const { return kind_ == kind::array; }
+  bool is_string() const { return kind_ == kind::string; } // a bulk string
 
   // The text of a bulk string, a status or an error; empty for other kinds.
   std::string_view str() const { return text_; }

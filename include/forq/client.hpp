@@ -1,0 +1,102 @@
+#pragma once
+
+// forq::client: what an application or an operator does to queues besides consuming them
+// (docs/protocol.md): enqueue one or many, look a job up, queue figures, the dead set, pause.
+// Built on one redis::connection; every call is a few round trips at most, and none of it is
+// on a consumer's hot path. The `forq enqueue|queues|job|dead|pause|resume` commands are thin
+// shells around it.
+
+#include "forq/queue/producer.hpp"
+#include "forq/redis/connection.hpp"
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/json/object.hpp>
+#include <boost/system/result.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace forq {
+
+// One job as it stands, gathered from wherever the protocol keeps it.
+struct job_info {
+  std::string queue, id;
+  // ready | active | delayed | completed | dead
+  std::string state;
+  std::string handler, payload; // when still known (not kept for completed jobs)
+  int attempts = 0;             // attempts made; completed: including the last
+  std::optional<std::string> result; // completed with a result: its JSON
+  std::optional<std::string> last_error, reason;
+  std::optional<std::int64_t> run_at_ms;   // delayed: when it becomes ready
+  std::optional<std::int64_t> finished_ms; // completed or dead: when
+  boost::json::object to_json() const;
+};
+
+struct queue_stats {
+  std::string queue;
+  std::int64_t ready = 0, active = 0, delayed = 0, dead = 0;
+  std::int64_t completed = 0, retried = 0, stalled = 0, died = 0; // running totals
+  bool paused = false;
+  boost::json::object to_json() const;
+};
+
+struct dead_job {
+  std::string id;
+  std::int64_t died_ms = 0;
+  std::string record; // the job's fields, `reason` and `last_error`, as a JSON object
+};
+
+// One job of enqueue_many: the result, or why it was refused (nothing was added for it).
+struct enqueue_outcome {
+  std::optional<queue::enqueue_result> added;
+  std::string refused;
+};
+
+class client {
+ public:
+  explicit client(redis::connection& conn)
+      : conn_(conn) {}
+
+  boost::asio::awaitable<boost::system::result<queue::enqueue_result>>
+  enqueue(std::string_view queue, const queue::job& j, std::string* why = nullptr);
+
+  // Many jobs: plain ones pipelined, 1,000 XADDs a round trip; caller-given ids and delayed
+  // jobs one script call each. One outcome per job, in order. Fails as a whole only when Redis
+  // does (then some may have been added: their ids are lost with the error).
+  boost::asio::awaitable<boost::system::result<std::vector<enqueue_outcome>>>
+  enqueue_many(std::string_view queue, const std::vector<queue::job>& jobs);
+
+  // Nothing: no queue knows the id (never enqueued, or completed and its record evicted).
+  boost::asio::awaitable<boost::system::result<std::optional<job_info>>>
+  get_job(std::string_view queue, std::string_view id);
+
+  boost::asio::awaitable<boost::system::result<queue_stats>> stats(std::string_view queue);
+  // Every queue a forq has initialised or enqueued to on this Redis (forq:queues).
+  boost::asio::awaitable<boost::system::result<std::vector<std::string>>> queues();
+
+  // The oldest `limit` dead jobs.
+  boost::asio::awaitable<boost::system::result<std::vector<dead_job>>>
+  dead(std::string_view queue, std::size_t limit = 100);
+  // Back to ready as fresh jobs (same id, attempt 0) / gone for good. No ids: every dead job.
+  // Returns how many were handled.
+  boost::asio::awaitable<boost::system::result<std::size_t>>
+  retry_dead(std::string_view queue, const std::vector<std::string>& ids = {});
+  boost::asio::awaitable<boost::system::result<std::size_t>>
+  purge_dead(std::string_view queue, const std::vector<std::string>& ids = {});
+
+  // Consumers stop fetching from a paused queue within their pause_check_every (250 ms by
+  // default); attempts in flight finish; jobs fetched meanwhile are handed back.
+  boost::asio::awaitable<boost::system::error_code> pause(std::string_view queue);
+  boost::asio::awaitable<boost::system::error_code> resume(std::string_view queue);
+
+ private:
+  boost::asio::awaitable<boost::system::result<std::size_t>>
+  dead_op(std::string_view queue, std::string_view op, const std::vector<std::string>& ids);
+  boost::asio::awaitable<boost::system::error_code> set_paused(std::string_view queue,
+                                                               std::string_view value);
+  redis::connection& conn_;
+};
+
+} // namespace forq

@@ -1,0 +1,40 @@
+-- Operators' work on the dead set (docs/protocol.md, dead -> ready / gone).
+-- KEYS[1] dead (zset), KEYS[2] dead:jobs (hash), KEYS[3..12] the streams of priorities 0..9.
+-- ARGV[1] 'retry' or 'purge', ARGV[2..] job ids; with no ids, the oldest 1,000 dead jobs (the
+-- caller repeats while 1,000 come back).
+-- retry: each job goes back to its priority's stream as a fresh job (attempt 0, same id); a
+-- record that cannot be read stays dead. Returns {handled, looked at}.
+local ids = {}
+for i = 2, #ARGV do ids[#ids + 1] = ARGV[i] end
+if #ids == 0 then ids = redis.call('ZRANGE', KEYS[1], 0, 999) end
+local handled = 0
+for _, id in ipairs(ids) do
+  if ARGV[1] == 'purge' then
+    handled = handled + redis.call('ZREM', KEYS[1], id)
+    redis.call('HDEL', KEYS[2], id)
+  else
+    local json = redis.call('HGET', KEYS[2], id)
+    local ok, job = false, nil
+    if json then ok, job = pcall(cjson.decode, json) end
+    if ok and type(job) == 'table' and type(job['handler']) == 'string' then
+      local priority = math.floor(tonumber(job['priority']) or 0)
+      if priority < 0 or priority > 9 then priority = 0 end
+      job['priority'] = nil
+      job['reason'] = nil
+      job['attempt'] = '0'
+      job['id'] = id
+      local fields = {}
+      for k, v in pairs(job) do
+        if type(v) ~= 'table' then
+          fields[#fields + 1] = tostring(k)
+          fields[#fields + 1] = tostring(v)
+        end
+      end
+      redis.call('XADD', KEYS[3 + priority], '*', unpack(fields))
+      redis.call('ZREM', KEYS[1], id)
+      redis.call('HDEL', KEYS[2], id)
+      handled = handled + 1
+    end
+  end
+end
+return {handled, #ids}

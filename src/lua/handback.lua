@@ -1,0 +1,25 @@
+-- Hand fetched jobs back without running them (docs/protocol.md, "Handing back"): the queue was
+-- paused while they were fetched, or the consumer stops with jobs it has not started. Each
+-- still-pending entry is added again at the end of its stream (with `id`, so the job keeps its
+-- id) and the original acknowledged (tidying trims it later; no XDEL, which would leave the
+-- group's lag unknown to XINFO): nothing counts as a stall.
+-- KEYS[1] the stream; ARGV[1] group, ARGV[2..] entry ids. Returns how many were handed back.
+local n = 0
+for i = 2, #ARGV do
+  local pending = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
+  local entry = redis.call('XRANGE', KEYS[1], ARGV[i], ARGV[i])
+  if #pending == 1 and #entry == 1 then
+    local fields, has_id = entry[1][2], false
+    for j = 1, #fields, 2 do
+      if fields[j] == 'id' then has_id = true end
+    end
+    if not has_id then
+      fields[#fields + 1] = 'id'
+      fields[#fields + 1] = ARGV[i]
+    end
+    redis.call('XADD', KEYS[1], '*', unpack(fields))
+    redis.call('XACK', KEYS[1], ARGV[1], ARGV[i])
+    n = n + 1
+  end
+end
+return n

@@ -1,0 +1,61 @@
+-- Housekeeping of one queue, run by every consumer about once a second (docs/protocol.md,
+-- "Tidying"): evict finished jobs' results beyond their age or count bound, and trim from the
+-- streams the entries every consumer is done with.
+-- KEYS[1] results (list: per ack batch <finish ms> <n> <job id> x n, oldest first), KEYS[2]
+-- results:data (hash: job id -> record, for jobs that returned something), KEYS[3] stats
+-- (`results_kept`: job ids in the list), KEYS[4..] the queue's streams.
+-- ARGV[1] group, ARGV[2] now (ms), ARGV[3] keep_ms, ARGV[4] keep_max, ARGV[5] at most this many
+-- results evicted per call (a backlog is worked off over the next calls).
+-- Returns {results evicted, stream entries trimmed}.
+local horizon = tonumber(ARGV[2]) - tonumber(ARGV[3])
+local excess = (tonumber(redis.call('HGET', KEYS[3], 'results_kept')) or 0) - tonumber(ARGV[4])
+local budget = tonumber(ARGV[5])
+local evicted = 0
+while evicted < budget do
+  local head = redis.call('LRANGE', KEYS[1], 0, 1)
+  if #head < 2 then break end
+  local ms, n = tonumber(head[1]), tonumber(head[2])
+  if not ms or not n or n < 0 then -- not forq's: drop the element, never stop tidying on it
+    redis.call('LPOP', KEYS[1])
+  else
+    local take = n
+    if ms >= horizon then take = math.max(0, excess) end
+    take = math.min(take, n, budget - evicted, 1000) -- unpack() takes about 8,000 values
+    if take <= 0 and n > 0 then break end
+    if take > 0 then
+      redis.call('HDEL', KEYS[2], unpack(redis.call('LRANGE', KEYS[1], 2, 1 + take)))
+    end
+    if take == n then
+      redis.call('LTRIM', KEYS[1], 2 + n, -1)
+    else -- part of a batch: drop its first `take` ids and write the header again in front
+      redis.call('LTRIM', KEYS[1], take, -1)
+      redis.call('LSET', KEYS[1], 0, head[1])
+      redis.call('LSET', KEYS[1], 1, n - take)
+    end
+    redis.call('HINCRBY', KEYS[3], 'results_kept', -take)
+    excess = excess - take
+    evicted = evicted + take
+  end
+end
+-- A stream entry older than the oldest one still pending was delivered (XREADGROUP '>' hands
+-- entries out in order) and settled, so it can go; with nothing pending, everything up to the
+-- last delivered entry. '~' removes whole nodes only: cheap, and a few entries linger.
+local trimmed = 0
+for i = 4, #KEYS do
+  local pending = redis.call('XPENDING', KEYS[i], ARGV[1])
+  local bound = pending[2]
+  if not bound then
+    for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[i])) do
+      local name, last
+      for j = 1, #g, 2 do
+        if g[j] == 'name' then name = g[j + 1] end
+        if g[j] == 'last-delivered-id' then last = g[j + 1] end
+      end
+      if name == ARGV[1] then bound = last end
+    end
+  end
+  if bound and bound ~= '0-0' then
+    trimmed = trimmed + redis.call('XTRIM', KEYS[i], 'MINID', '~', bound)
+  end
+end
+return {evicted, trimmed}

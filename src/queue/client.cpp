@@ -1,0 +1,451 @@
+#include "forq/client.hpp"
+
+#include "forq/error.hpp"
+#include "scripts.hpp"
+
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <charconv>
+
+namespace forq {
+
+namespace json = boost::json;
+using boost::system::error_code;
+using boost::system::result;
+
+namespace {
+
+const std::string group = "workers";
+
+std::int64_t to_int(std::string_view s) {
+  std::int64_t v = 0;
+  std::from_chars(s.data(), s.data() + s.size(), v);
+  return v;
+}
+
+// A job record (delayed:jobs, dead:jobs, results:data) as an object; empty when unreadable.
+json::object parse_object(std::string_view text) {
+  error_code ec;
+  auto v = json::parse(text, ec);
+  if (ec || !v.is_object()) return {};
+  return v.as_object();
+}
+
+std::optional<std::string> string_field(const json::object& o, std::string_view key) {
+  auto* v = o.if_contains(key);
+  if (!v) return std::nullopt;
+  if (v->is_string()) return std::string(v->as_string());
+  return json::serialize(*v);
+}
+
+// Fills what a job's fields say (stream entry fields or a JSON record of strings).
+void take_fields(job_info& info, const json::object& o) {
+  if (auto h = string_field(o, "handler")) info.handler = *h;
+  if (auto p = string_field(o, "payload")) info.payload = *p;
+  if (auto a = string_field(o, "attempt")) info.attempts = static_cast<int>(to_int(*a));
+  if (auto e = string_field(o, "last_error")) info.last_error = *e;
+  if (auto r = string_field(o, "reason")) info.reason = *r;
+}
+
+json::object entry_fields(const redis::reply& entry) {
+  json::object o;
+  if (!entry.is_array() || entry.elements().size() != 2) return o;
+  const auto& kv = entry.elements()[1].elements();
+  for (std::size_t i = 0; i + 1 < kv.size(); i += 2)
+    o[kv[i].str()] = kv[i + 1].str();
+  return o;
+}
+
+bool looks_like_entry_id(std::string_view id) {
+  auto dash = id.find('-');
+  if (dash == 0 || dash == std::string_view::npos || dash + 1 == id.size()) return false;
+  for (std::size_t i = 0; i < id.size(); ++i)
+    if (i != dash && (id[i] < '0' || id[i] > '9')) return false;
+  return true;
+}
+
+} // namespace
+
+json::object job_info::to_json() const {
+  json::object o;
+  o["queue"] = queue;
+  o["id"] = id;
+  o["state"] = state;
+  if (!handler.empty()) o["handler"] = handler;
+  if (!payload.empty()) {
+    error_code ec;
+    auto p = json::parse(payload, ec);
+    o["payload"] = ec ? json::value(payload) : p;
+  }
+  o["attempts"] = attempts;
+  if (result) {
+    error_code ec;
+    auto r = json::parse(*result, ec);
+    o["result"] = ec ? json::value(*result) : r;
+  }
+  if (last_error) o["last_error"] = *last_error;
+  if (reason) o["reason"] = *reason;
+  if (run_at_ms) o["run_at_ms"] = *run_at_ms;
+  if (finished_ms) o["finished_ms"] = *finished_ms;
+  return o;
+}
+
+json::object queue_stats::to_json() const {
+  json::object o;
+  o["queue"] = queue;
+  o["ready"] = ready;
+  o["delayed"] = delayed;
+  o["active"] = active;
+  o["dead"] = dead;
+  o["completed"] = completed;
+  o["retried"] = retried;
+  o["stalled"] = stalled;
+  o["died"] = died;
+  o["paused"] = paused;
+  return o;
+}
+
+boost::asio::awaitable<result<queue::enqueue_result>>
+client::enqueue(std::string_view queue, const queue::job& j, std::string* why) {
+  auto r = co_await queue::enqueue(conn_, queue, j, why);
+  if (r) {
+    redis::request reg("SADD", queue::keys::all_queues, queue); // for `forq queues`
+    co_await conn_.exec(reg);
+  }
+  co_return r;
+}
+
+boost::asio::awaitable<result<std::vector<enqueue_outcome>>>
+client::enqueue_many(std::string_view queue, const std::vector<queue::job>& jobs) {
+  std::vector<enqueue_outcome> out(jobs.size());
+  if (auto bad = queue::check_queue_name(queue)) {
+    for (auto& o : out)
+      o.refused = *bad;
+    co_return out;
+  }
+  redis::request reg("SADD", queue::keys::all_queues, queue);
+  if (auto r = co_await conn_.exec(reg); !r) co_return r.error();
+  std::size_t i = 0;
+  while (i < jobs.size()) {
+    // A run of plain jobs: one pipelined request of XADDs.
+    redis::request batch;
+    std::vector<std::size_t> in_batch;
+    for (; i < jobs.size() && in_batch.size() < 1000; ++i) {
+      const auto& j = jobs[i];
+      if (auto bad = queue::check_job(j)) {
+        out[i].refused = *bad;
+        continue;
+      }
+      if (j.id || j.run_at_ms) break;
+      std::vector<std::string_view> args;
+      auto stream = queue::keys::stream_key(queue, j.priority);
+      std::string attempts = j.max_attempts ? std::to_string(*j.max_attempts) : "";
+      args.push_back(stream);
+      args.push_back("*");
+      args.push_back("handler");
+      args.push_back(j.handler);
+      args.push_back("payload");
+      args.push_back(j.payload);
+      if (j.max_attempts) {
+        args.push_back("max_attempts");
+        args.push_back(attempts);
+      }
+      batch.push_range("XADD", args);
+      in_batch.push_back(i);
+    }
+    if (!in_batch.empty()) {
+      auto r = co_await conn_.exec(batch);
+      if (!r) co_return r.error();
+      for (std::size_t k = 0; k < in_batch.size(); ++k) {
+        const auto& reply = (*r)[k];
+        if (reply.is_error())
+          out[in_batch[k]].refused = std::string(reply.str());
+        else
+          out[in_batch[k]].added = queue::enqueue_result{std::string(reply.str()), false};
+      }
+    }
+    // One that needs a script (caller-given id, or later).
+    if (i < jobs.size() && out[i].refused.empty() && !out[i].added) {
+      std::string why;
+      auto r = co_await queue::enqueue(conn_, queue, jobs[i], &why);
+      if (r)
+        out[i].added = *r;
+      else if (r.error() == errc::invalid_job)
+        out[i].refused = why;
+      else
+        co_return r.error();
+      ++i;
+    }
+  }
+  co_return out;
+}
+
+boost::asio::awaitable<result<std::optional<job_info>>> client::get_job(std::string_view queue,
+                                                                        std::string_view id) {
+  if (auto bad = queue::check_queue_name(queue)) co_return error_code(errc::invalid_job);
+  queue::keys k(queue);
+  job_info info;
+  info.queue = queue;
+  info.id = id;
+  std::vector<std::string> streams;
+  for (int p = 0; p <= 9; ++p)
+    streams.push_back(k.stream_for(p));
+
+  // Everything addressable by the id, in one round trip.
+  redis::request req;
+  req.push("HGET", k.results_data, id);             // 0
+  req.push("HGET", k.dead_jobs, id);                // 1
+  req.push("ZSCORE", k.dead, id);                   // 2
+  req.push("HGET", k.delayed_jobs, id);             // 3
+  req.push("ZSCORE", k.delayed, id);                // 4
+  req.push("GET", queue::keys::unique_key(queue, id)); // 5: caller id -> first entry id
+  auto r = co_await conn_.exec(req);
+  if (!r) co_return r.error();
+  const auto& at = *r;
+  if (at[0].is_string()) {
+    auto o = parse_object(at[0].str());
+    info.state = "completed";
+    if (auto* v = o.if_contains("result")) info.result = json::serialize(*v);
+    if (auto* v = o.if_contains("attempt"); v && v->is_int64()) info.attempts = static_cast<int>(v->as_int64());
+    if (auto* v = o.if_contains("finished_ms"); v && v->is_int64()) info.finished_ms = v->as_int64();
+    co_return info;
+  }
+  if (at[1].is_string()) {
+    info.state = "dead";
+    take_fields(info, parse_object(at[1].str()));
+    if (at[2].is_string()) info.finished_ms = to_int(at[2].str());
+    co_return info;
+  }
+  if (at[3].is_string()) {
+    info.state = "delayed";
+    take_fields(info, parse_object(at[3].str()));
+    if (at[4].is_string()) info.run_at_ms = to_int(at[4].str());
+    co_return info;
+  }
+
+  // In a stream: its first attempt's entry (the id itself, or where a caller id's marker
+  // points), or a later attempt's entry, found by its `id` field.
+  std::string first = at[5].is_string() ? std::string(at[5].str()) : std::string(id);
+  auto active_or_ready = [&](const std::string& stream,
+                             const std::string& entry) -> boost::asio::awaitable<void> {
+    redis::request p("XPENDING", stream, group, entry, entry, "1");
+    auto pr = redis::connection::single(co_await conn_.exec(p));
+    info.state = pr && pr->is_array() && !pr->elements().empty() ? "active" : "ready";
+  };
+  if (looks_like_entry_id(first)) {
+    redis::request look;
+    for (const auto& s : streams)
+      look.push("XRANGE", s, first, first);
+    auto lr = co_await conn_.exec(look);
+    if (!lr) co_return lr.error();
+    for (std::size_t p = 0; p < streams.size(); ++p) {
+      const auto& e = (*lr)[p];
+      if (!e.is_array() || e.elements().empty()) continue;
+      auto fields = entry_fields(e.elements()[0]);
+      // A caller id's marker outlives the entry: only an entry of this job counts.
+      if (auto own = string_field(fields, "id"); own && *own != id) continue;
+      take_fields(info, fields);
+      co_await active_or_ready(streams[p], first);
+      co_return info;
+    }
+  }
+
+  // Completed without a result: only the results index knows it (bounded by max_results).
+  redis::request idx("LRANGE", k.results, "0", "-1");
+  auto ir = redis::connection::single(co_await conn_.exec(idx));
+  if (!ir) co_return ir.error();
+  const auto& list = ir->elements();
+  for (std::size_t p = 0; p + 1 < list.size();) {
+    auto ms = to_int(list[p].str());
+    auto n = static_cast<std::size_t>(to_int(list[p + 1].str()));
+    for (std::size_t q = p + 2; q < p + 2 + n && q < list.size(); ++q)
+      if (list[q].str() == id) {
+        info.state = "completed";
+        info.finished_ms = ms;
+        co_return info;
+      }
+    p += 2 + n;
+  }
+
+  // A later attempt (after a retry or a hand-back): scan the streams' entries for its id
+  // field. Bounded to the newest 10,000 entries of each stream.
+  for (const auto& s : streams) {
+    redis::request scan("XREVRANGE", s, "+", "-", "COUNT", "10000");
+    auto sr = redis::connection::single(co_await conn_.exec(scan));
+    if (!sr || !sr->is_array()) continue;
+    for (const auto& e : sr->elements()) {
+      auto fields = entry_fields(e);
+      if (auto own = string_field(fields, "id"); own && *own == id) {
+        take_fields(info, fields);
+        co_await active_or_ready(s, std::string(e.elements()[0].str()));
+        co_return info;
+      }
+    }
+  }
+  co_return std::optional<job_info>{};
+}
+
+boost::asio::awaitable<result<queue_stats>> client::stats(std::string_view queue) {
+  if (queue::check_queue_name(queue)) co_return error_code(errc::invalid_job);
+  queue::keys k(queue);
+  redis::request req;
+  for (int p = 0; p <= 9; ++p)
+    req.push("XINFO", "GROUPS", k.stream_for(p)); // 0..9
+  req.push("ZCARD", k.delayed);                   // 10
+  req.push("ZCARD", k.dead);                      // 11
+  req.push("HGETALL", k.stats);                   // 12
+  req.push("HGET", k.meta, "paused");             // 13
+  for (int p = 0; p <= 9; ++p)
+    req.push("XLEN", k.stream_for(p)); // 14..23
+  auto r = co_await conn_.exec(req);
+  if (!r) co_return r.error();
+  const auto& at = *r;
+  queue_stats s;
+  s.queue = queue;
+  for (int p = 0; p <= 9; ++p) {
+    if (!at[p].is_array()) continue; // no stream yet: nothing there
+    bool grouped = false;
+    for (const auto& g : at[p].elements()) {
+      const auto& kv = g.elements();
+      std::string name, last;
+      std::optional<std::int64_t> lag;
+      std::int64_t pending = 0;
+      for (std::size_t i = 0; i + 1 < kv.size(); i += 2) {
+        auto key = kv[i].str();
+        if (key == "name") name = kv[i + 1].str();
+        if (key == "pending") pending = kv[i + 1].as_integer().value_or(0);
+        if (key == "lag" && kv[i + 1].as_integer()) lag = *kv[i + 1].as_integer();
+        if (key == "last-delivered-id") last = kv[i + 1].str();
+      }
+      if (name != group) continue;
+      grouped = true;
+      s.active += pending;
+      if (!lag) { // unknown after an XDEL: count what lies beyond the last delivered entry
+        redis::request c("XRANGE", k.stream_for(p), "(" + last, "+", "COUNT", "1000000");
+        auto cr = redis::connection::single(co_await conn_.exec(c));
+        lag = cr && cr->is_array() ? static_cast<std::int64_t>(cr->elements().size()) : 0;
+      }
+      s.ready += *lag;
+    }
+    // No consumer has started on the queue yet: every entry is ready.
+    if (!grouped) s.ready += at[14 + p].as_integer().value_or(0);
+  }
+  s.delayed = at[10].as_integer().value_or(0);
+  s.dead = at[11].as_integer().value_or(0);
+  const auto& kv = at[12].elements();
+  for (std::size_t i = 0; i + 1 < kv.size(); i += 2) {
+    auto key = kv[i].str();
+    auto v = to_int(kv[i + 1].str());
+    if (key == "completed") s.completed = v;
+    if (key == "retried") s.retried = v;
+    if (key == "stalled") s.stalled = v;
+    if (key == "dead") s.died = v;
+  }
+  s.paused = at[13].is_string() && at[13].str() == "1";
+  co_return s;
+}
+
+boost::asio::awaitable<result<std::vector<std::string>>> client::queues() {
+  redis::request req("SMEMBERS", queue::keys::all_queues);
+  auto r = redis::connection::single(co_await conn_.exec(req));
+  if (!r) co_return r.error();
+  std::vector<std::string> names;
+  for (const auto& e : r->elements())
+    names.emplace_back(e.str());
+  std::sort(names.begin(), names.end());
+  co_return names;
+}
+
+boost::asio::awaitable<result<std::vector<dead_job>>> client::dead(std::string_view queue,
+                                                                   std::size_t limit) {
+  if (queue::check_queue_name(queue)) co_return error_code(errc::invalid_job);
+  queue::keys k(queue);
+  std::vector<dead_job> out;
+  if (limit == 0) co_return out;
+  redis::request req("ZRANGE", k.dead, "0", std::to_string(limit - 1), "WITHSCORES");
+  auto r = redis::connection::single(co_await conn_.exec(req));
+  if (!r) co_return r.error();
+  const auto& e = r->elements();
+  if (e.empty()) co_return out;
+  std::vector<std::string_view> args;
+  args.push_back(k.dead_jobs);
+  for (std::size_t i = 0; i + 1 < e.size(); i += 2) {
+    dead_job d;
+    d.id = e[i].str();
+    d.died_ms = to_int(e[i + 1].str());
+    out.push_back(std::move(d));
+  }
+  for (const auto& d : out)
+    args.push_back(d.id);
+  redis::request get;
+  get.push_range("HMGET", args);
+  auto records = redis::connection::single(co_await conn_.exec(get));
+  if (!records) co_return records.error();
+  for (std::size_t i = 0; i < out.size() && i < records->elements().size(); ++i)
+    out[i].record = records->elements()[i].is_string() ? records->elements()[i].str() : "{}";
+  co_return out;
+}
+
+boost::asio::awaitable<result<std::size_t>>
+client::dead_op(std::string_view queue, std::string_view op, const std::vector<std::string>& ids) {
+  if (queue::check_queue_name(queue)) co_return error_code(errc::invalid_job);
+  queue::keys k(queue);
+  std::vector<std::string> key_storage;
+  key_storage.push_back(k.dead);
+  key_storage.push_back(k.dead_jobs);
+  for (int p = 0; p <= 9; ++p)
+    key_storage.push_back(k.stream_for(p));
+  std::vector<std::string_view> keys_v(key_storage.begin(), key_storage.end());
+  std::size_t handled = 0;
+  std::size_t next = 0;
+  do {
+    std::vector<std::string_view> args;
+    args.push_back(op);
+    for (std::size_t n = 0; n < 1000 && next < ids.size(); ++n)
+      args.push_back(ids[next++]);
+    auto r = co_await redis::eval(conn_, queue::detail::scripts().dead, keys_v, args);
+    if (!r) co_return r.error();
+    if (r->is_error() || r->elements().size() != 2) co_return error_code(errc::redis_protocol);
+    auto done = r->elements()[0].as_integer().value_or(0);
+    auto looked = r->elements()[1].as_integer().value_or(0);
+    handled += static_cast<std::size_t>(done);
+    // "All": the script takes the oldest 1,000 each time; stop when a call moves nothing
+    // (the rest cannot be retried) or fewer than 1,000 were left.
+    if (ids.empty() && (looked < 1000 || done == 0)) break;
+  } while (next < ids.size() || ids.empty());
+  co_return handled;
+}
+
+boost::asio::awaitable<result<std::size_t>>
+client::retry_dead(std::string_view queue, const std::vector<std::string>& ids) {
+  return dead_op(queue, "retry", ids);
+}
+
+boost::asio::awaitable<result<std::size_t>>
+client::purge_dead(std::string_view queue, const std::vector<std::string>& ids) {
+  return dead_op(queue, "purge", ids);
+}
+
+boost::asio::awaitable<error_code> client::set_paused(std::string_view queue,
+                                                     std::string_view value) {
+  if (queue::check_queue_name(queue)) co_return error_code(errc::invalid_job);
+  queue::keys k(queue);
+  redis::request req("HSET", k.meta, "paused", value);
+  req.push("SADD", queue::keys::all_queues, queue);
+  auto r = co_await conn_.exec(req);
+  if (!r) co_return r.error();
+  for (const auto& one : *r)
+    if (one.is_error()) co_return error_code(errc::redis_protocol);
+  co_return error_code{};
+}
+
+boost::asio::awaitable<error_code> client::pause(std::string_view queue) {
+  return set_paused(queue, "1");
+}
+
+boost::asio::awaitable<error_code> client::resume(std::string_view queue) {
+  return set_paused(queue, "0");
+}
+
+} // namespace forq
