@@ -11,6 +11,8 @@ packages=(
   libspdlog-dev libfmt-dev libcli11-dev libhiredis-dev libssl-dev
   # tests
   libgtest-dev libgmock-dev
+  # the foreign-producer test: a Python producer written from docs/protocol.md alone
+  python3 python3-redis
   # the embedded default and the test servers
   redis-server redis-tools openssl
 )

@@ -61,9 +61,12 @@ std::string explain(const CLI::ParseError& e, int argc, char** argv,
       continue;
     }
     if (std::find(commands.begin(), commands.end(), arg) != commands.end()) return e.what();
-    return "unknown command \"" + std::string(arg) + "\"; the commands are: serve, config";
+    std::string all;
+    for (const auto& c : commands)
+      all += (all.empty() ? "" : ", ") + c;
+    return "unknown command \"" + std::string(arg) + "\"; the commands are: " + all;
   }
-  return "a command is required: serve or config";
+  return "a command is required: serve, config, enqueue, queues, job, dead, pause or resume";
 }
 
 int usage_error(const std::string& message) {
@@ -94,6 +97,65 @@ int main(int argc, char** argv) {
                 "code 2 if it is invalid.");
   flags.add_to(*show_config);
 
+  forq::cli::enqueue_args enq;
+  auto* enqueue = app.add_subcommand(
+      "enqueue", "Add a job (PAYLOAD_JSON given) or many (one JSON payload per stdin line, "
+                 "NDJSON); prints each job's id. Exit 1 if any job was refused (the others are "
+                 "added; stderr names the refused lines).");
+  flags.add_to(*enqueue);
+  enqueue->add_option("--queue", enq.queue, "queue name")->default_str("default");
+  enqueue->add_option("--handler", enq.handler, "handler that runs the job")->required();
+  enqueue->add_option("--id", enq.id,
+                      "your id for the job: enqueued at most once (a duplicate prints "
+                      "\"<id>\\tduplicate\" and adds nothing)");
+  enqueue->add_option("--delay-ms", enq.delay_ms, "run no earlier than this many ms from now")
+      ->check(CLI::NonNegativeNumber);
+  enqueue->add_option("--priority", enq.priority, "0 to 9, higher runs first")
+      ->check(CLI::Range(0, 9));
+  enqueue->add_option("--attempts", enq.attempts, "attempts at most (1 to 1000)")
+      ->check(CLI::Range(1, 1000));
+  enqueue->add_option("PAYLOAD_JSON", enq.payload, "the job's payload (JSON)");
+
+  bool queues_json = false;
+  auto* queues = app.add_subcommand(
+      "queues", "For each queue: ready, delayed, active, dead, and completed (a running total).");
+  flags.add_to(*queues);
+  queues->add_flag("--json", queues_json, "one JSON array");
+
+  std::string job_id;
+  std::optional<std::string> job_queue;
+  bool job_json = false;
+  auto* job = app.add_subcommand(
+      "job", "One job: state, attempts, result, last error. Exit 1 if no queue knows it.");
+  flags.add_to(*job);
+  job->add_option("ID", job_id, "the job's id")->required();
+  job->add_option("--queue", job_queue, "look in this queue only (default: every queue)");
+  job->add_flag("--json", job_json, "as a JSON object");
+
+  forq::cli::dead_args dead_a;
+  auto* dead = app.add_subcommand(
+      "dead", "Dead jobs: list them, retry them (back to ready, attempts reset) or purge them.");
+  flags.add_to(*dead);
+  dead->add_option("ACTION", dead_a.action, "list, retry or purge")
+      ->required()
+      ->check(CLI::IsMember({"list", "retry", "purge"}));
+  dead->add_option("--queue", dead_a.queue, "queue name")->default_str("default");
+  dead->add_option("--id", dead_a.ids, "only these jobs (repeatable; default: all)");
+  dead->add_option("--limit", dead_a.limit, "list at most this many, oldest first")
+      ->default_str("100");
+  dead->add_flag("--json", dead_a.json, "list as a JSON array");
+
+  std::string pause_queue;
+  auto* pause = app.add_subcommand(
+      "pause", "Stop consumers fetching from a queue (within 250 ms); jobs running finish.");
+  flags.add_to(*pause);
+  pause->add_option("QUEUE", pause_queue, "queue name")->required();
+  auto* resume = app.add_subcommand("resume", "Let consumers fetch from a paused queue again.");
+  flags.add_to(*resume);
+  resume->add_option("QUEUE", pause_queue, "queue name")->required();
+  const std::vector<std::string> command_names{"serve", "config", "enqueue", "queues",
+                                               "job",   "dead",   "pause",   "resume"};
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -103,14 +165,18 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    return usage_error(explain(e, argc, argv, {"serve", "config"}));
+    return usage_error(explain(e, argc, argv, command_names));
   }
 
   auto loaded = forq::load_config(flags.sources(), forq::config_sources::process_env_names());
   if (auto* err = std::get_if<forq::config_error>(&loaded)) return usage_error(err->message);
   auto& [cfg, warnings] = std::get<forq::loaded_config>(loaded);
 
-  forq::init_logging(cfg.log_fmt, cfg.log_lvl, serve->parsed() ? "master" : "cli");
+  // The short-lived commands say what matters on stdout/stderr; their logs start at warnings
+  // unless a level below info was asked for.
+  auto level = cfg.log_lvl;
+  if (!serve->parsed() && level == forq::log_level::info) level = forq::log_level::warn;
+  forq::init_logging(cfg.log_fmt, level, serve->parsed() ? "master" : "cli");
   for (const auto& w : warnings)
     spdlog::warn("{}", w);
 
@@ -118,5 +184,11 @@ int main(int argc, char** argv) {
     std::cout << forq::to_json(cfg) << '\n';
     return forq::exit_code::ok;
   }
+  if (enqueue->parsed()) return forq::cli::enqueue(cfg, enq);
+  if (queues->parsed()) return forq::cli::queues(cfg, queues_json);
+  if (job->parsed()) return forq::cli::job(cfg, job_id, job_queue, job_json);
+  if (dead->parsed()) return forq::cli::dead(cfg, dead_a);
+  if (pause->parsed()) return forq::cli::pause(cfg, pause_queue, true);
+  if (resume->parsed()) return forq::cli::pause(cfg, pause_queue, false);
   return forq::cli::serve(cfg);
 }

@@ -1,0 +1,329 @@
+// The operators' commands: forq enqueue, queues, job, dead, pause, resume. Each connects to
+// the configured Redis (--redis), or to the embedded one a running `forq serve` owns in the data
+// directory, does its work through forq::client and exits: 0 done, 1 a runtime failure (Redis
+// unreachable, job not found, a job refused), 2 bad usage (main.cpp).
+#include "commands.hpp"
+#include "forq/client.hpp"
+#include "forq/embedded_redis.hpp"
+#include "forq/exit_codes.hpp"
+#include "forq/redis_url.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <cstdio>
+#include <iostream>
+
+namespace forq::cli {
+namespace {
+
+namespace asio = boost::asio;
+namespace json = boost::json;
+using namespace std::chrono_literals;
+
+void fail(const std::string& message) {
+  std::fprintf(stderr, "forq: %s\n", message.c_str());
+}
+
+// Connects, waits until the connection is ready (at most its connect timeout and a little),
+// runs `body` and returns its exit code. Never hangs on an unreachable Redis.
+int with_client(const config& cfg, std::function<asio::awaitable<int>(client&)> body) {
+  std::string url = cfg.redis_url;
+  if (url.empty()) {
+    auto found = find_embedded_redis(cfg.data_dir);
+    if (!found) {
+      fail("no Redis to talk to: give --redis URL (or FORQ_REDIS_URL), or run `forq serve` with "
+           "data directory " + cfg.data_dir.string() + " (--data-dir)");
+      return exit_code::failure;
+    }
+    url = *found;
+  }
+  auto parsed = parse_redis_url(url);
+  if (auto* err = std::get_if<redis_url_error>(&parsed)) {
+    fail("bad Redis URL " + redact_url(url) + ": " + err->message);
+    return exit_code::fatal;
+  }
+  asio::io_context ioc(1);
+  redis::connection_options o;
+  o.endpoint = std::get<redis_endpoint>(parsed);
+  o.client_name = redis::client_name("cli");
+  redis::connection conn(ioc.get_executor(), o);
+  int code = exit_code::failure;
+  asio::co_spawn(ioc, conn.run(), asio::detached);
+  asio::co_spawn(
+      ioc,
+      [&]() -> asio::awaitable<void> {
+        asio::steady_timer t(ioc);
+        auto deadline = std::chrono::steady_clock::now() + o.connect_timeout + 2s;
+        while (!conn.ready() && std::chrono::steady_clock::now() < deadline) {
+          t.expires_after(10ms);
+          co_await t.async_wait(asio::use_awaitable);
+        }
+        if (!conn.ready()) {
+          fail("cannot reach Redis at " + redact_url(url) + " (gave up after " +
+               std::to_string((o.connect_timeout + 2s).count()) + " ms)");
+        } else {
+          client c(conn);
+          code = co_await body(c);
+        }
+        conn.stop();
+      },
+      [&](std::exception_ptr e) {
+        if (e) {
+          try {
+            std::rethrow_exception(e);
+          } catch (const std::exception& ex) {
+            fail(std::string("unexpected error: ") + ex.what());
+          }
+          code = exit_code::failure;
+          conn.stop();
+        }
+      });
+  ioc.run();
+  return code;
+}
+
+std::string redis_error(const boost::system::error_code& ec) {
+  return "Redis request failed: " + ec.message();
+}
+
+std::string number_or_dash(std::optional<std::int64_t> v) {
+  return v ? std::to_string(*v) : "-";
+}
+
+} // namespace
+
+int enqueue(const config& cfg, const enqueue_args& a) {
+  queue::job proto;
+  proto.handler = a.handler;
+  proto.priority = a.priority;
+  if (a.attempts) proto.max_attempts = a.attempts;
+  if (a.delay_ms > 0) proto.run_at_ms = queue::epoch_ms() + a.delay_ms;
+  // Refuse what can be refused before touching Redis.
+  if (auto bad = queue::check_queue_name(a.queue)) {
+    fail(*bad);
+    return exit_code::fatal;
+  }
+  if (a.payload) {
+    auto j = proto;
+    j.payload = *a.payload;
+    if (a.id) j.id = *a.id;
+    if (auto bad = queue::check_job(j)) {
+      fail(*bad);
+      return exit_code::fatal;
+    }
+    return with_client(cfg, [&](client& c) -> asio::awaitable<int> {
+      std::string why;
+      auto r = co_await c.enqueue(a.queue, j, &why);
+      if (!r) {
+        fail(why.empty() ? redis_error(r.error()) : why);
+        co_return exit_code::failure;
+      }
+      if (r->duplicate) {
+        std::printf("%s\tduplicate\n", r->id.c_str());
+        std::fprintf(stderr, "forq: job %s was enqueued before; nothing was added\n",
+                     r->id.c_str());
+      } else {
+        std::printf("%s\n", r->id.c_str());
+      }
+      co_return exit_code::ok;
+    });
+  }
+  if (a.id) {
+    fail("--id needs a PAYLOAD argument: ids of jobs read from stdin are generated");
+    return exit_code::fatal;
+  }
+  // NDJSON on stdin: one payload per line, in bulk; each refused line is named, the rest go in.
+  return with_client(cfg, [&](client& c) -> asio::awaitable<int> {
+    int code = exit_code::ok;
+    std::size_t line_no = 0;
+    std::string line;
+    bool more = true;
+    while (more) {
+      std::vector<queue::job> jobs;
+      std::vector<std::size_t> lines;
+      while (jobs.size() < 10000 && (more = static_cast<bool>(std::getline(std::cin, line)))) {
+        ++line_no;
+        if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+        auto j = proto;
+        j.payload = line;
+        jobs.push_back(std::move(j));
+        lines.push_back(line_no);
+      }
+      if (jobs.empty()) break;
+      auto r = co_await c.enqueue_many(a.queue, jobs);
+      if (!r) {
+        fail(redis_error(r.error()) + " (at input line " + std::to_string(lines.front()) +
+             "; lines before it were enqueued)");
+        co_return exit_code::failure;
+      }
+      for (std::size_t i = 0; i < r->size(); ++i) {
+        const auto& o = (*r)[i];
+        if (o.added) {
+          std::printf("%s\n", o.added->id.c_str());
+        } else {
+          std::fprintf(stderr, "forq: line %zu refused: %s\n", lines[i], o.refused.c_str());
+          code = exit_code::failure;
+        }
+      }
+    }
+    std::fflush(stdout);
+    co_return code;
+  });
+}
+
+int queues(const config& cfg, bool as_json) {
+  return with_client(cfg, [&](client& c) -> asio::awaitable<int> {
+    auto names = co_await c.queues();
+    if (!names) {
+      fail(redis_error(names.error()));
+      co_return exit_code::failure;
+    }
+    json::array all;
+    if (!as_json)
+      std::printf("%-24s %10s %10s %10s %10s %12s %s\n", "QUEUE", "READY", "DELAYED", "ACTIVE",
+                  "DEAD", "COMPLETED", "PAUSED");
+    for (const auto& n : *names) {
+      auto s = co_await c.stats(n);
+      if (!s) {
+        fail(redis_error(s.error()));
+        co_return exit_code::failure;
+      }
+      if (as_json)
+        all.push_back(s->to_json());
+      else
+        std::printf("%-24s %10lld %10lld %10lld %10lld %12lld %s\n", n.c_str(),
+                    static_cast<long long>(s->ready), static_cast<long long>(s->delayed),
+                    static_cast<long long>(s->active), static_cast<long long>(s->dead),
+                    static_cast<long long>(s->completed), s->paused ? "yes" : "no");
+    }
+    if (as_json) std::printf("%s\n", json::serialize(all).c_str());
+    co_return exit_code::ok;
+  });
+}
+
+int job(const config& cfg, const std::string& id, const std::optional<std::string>& queue,
+        bool as_json) {
+  return with_client(cfg, [&](client& c) -> asio::awaitable<int> {
+    std::vector<std::string> where;
+    if (queue) {
+      where.push_back(*queue);
+    } else {
+      auto names = co_await c.queues();
+      if (!names) {
+        fail(redis_error(names.error()));
+        co_return exit_code::failure;
+      }
+      where = *names;
+    }
+    for (const auto& q : where) {
+      auto r = co_await c.get_job(q, id);
+      if (!r) {
+        fail(redis_error(r.error()));
+        co_return exit_code::failure;
+      }
+      if (!*r) continue;
+      const auto& info = **r;
+      if (as_json) {
+        std::printf("%s\n", json::serialize(info.to_json()).c_str());
+      } else {
+        std::printf("id:          %s\nqueue:       %s\nstate:       %s\nattempts:    %d\n",
+                    info.id.c_str(), info.queue.c_str(), info.state.c_str(), info.attempts);
+        if (!info.handler.empty()) std::printf("handler:     %s\n", info.handler.c_str());
+        if (!info.payload.empty()) std::printf("payload:     %s\n", info.payload.c_str());
+        if (info.result) std::printf("result:      %s\n", info.result->c_str());
+        if (info.last_error) std::printf("last error:  %s\n", info.last_error->c_str());
+        if (info.reason) std::printf("reason:      %s\n", info.reason->c_str());
+        if (info.run_at_ms) std::printf("run at (ms): %s\n", number_or_dash(info.run_at_ms).c_str());
+        if (info.finished_ms)
+          std::printf("finished at (ms): %s\n", number_or_dash(info.finished_ms).c_str());
+      }
+      co_return exit_code::ok;
+    }
+    fail("no job " + id + " in " + (queue ? "queue " + *queue : "any queue") +
+         " (never enqueued, or finished and its record evicted)");
+    co_return exit_code::failure;
+  });
+}
+
+int dead(const config& cfg, const dead_args& a) {
+  if (auto bad = queue::check_queue_name(a.queue)) {
+    fail(*bad);
+    return exit_code::fatal;
+  }
+  return with_client(cfg, [&](client& c) -> asio::awaitable<int> {
+    if (a.action == "list") {
+      auto r = co_await c.dead(a.queue, a.limit);
+      if (!r) {
+        fail(redis_error(r.error()));
+        co_return exit_code::failure;
+      }
+      json::array all;
+      for (const auto& d : *r) {
+        boost::system::error_code ec;
+        auto record = json::parse(d.record, ec);
+        if (a.json) {
+          json::object o;
+          o["id"] = d.id;
+          o["died_ms"] = d.died_ms;
+          o["record"] = ec ? json::value(d.record) : record;
+          all.push_back(o);
+          continue;
+        }
+        std::string reason = "?";
+        if (!ec && record.is_object())
+          if (auto* v = record.as_object().if_contains("reason"); v && v->is_string())
+            reason = v->as_string();
+        std::printf("%s\t%lld\t%s\n", d.id.c_str(), static_cast<long long>(d.died_ms),
+                    reason.c_str());
+      }
+      if (a.json) std::printf("%s\n", json::serialize(all).c_str());
+      co_return exit_code::ok;
+    }
+    // (No co_await inside ?: : GCC 12 miscompiles it.)
+    boost::system::result<std::size_t> r = std::size_t{0};
+    if (a.action == "retry")
+      r = co_await c.retry_dead(a.queue, a.ids);
+    else
+      r = co_await c.purge_dead(a.queue, a.ids);
+    if (!r) {
+      fail(redis_error(r.error()));
+      co_return exit_code::failure;
+    }
+    std::printf("%s %zu dead job%s of queue %s\n", a.action == "retry" ? "retried" : "purged", *r,
+                *r == 1 ? "" : "s", a.queue.c_str());
+    if (!a.ids.empty() && *r < a.ids.size()) {
+      fail(std::to_string(a.ids.size() - *r) + " of the given ids are not dead jobs of queue " +
+           a.queue + (a.action == "retry" ? " (or their records cannot be read)" : ""));
+      co_return exit_code::failure;
+    }
+    co_return exit_code::ok;
+  });
+}
+
+int pause(const config& cfg, const std::string& queue, bool paused) {
+  if (auto bad = queue::check_queue_name(queue)) {
+    fail(*bad);
+    return exit_code::fatal;
+  }
+  return with_client(cfg, [&](client& c) -> asio::awaitable<int> {
+    boost::system::error_code ec;
+    if (paused)
+      ec = co_await c.pause(queue);
+    else
+      ec = co_await c.resume(queue);
+    if (ec) {
+      fail(redis_error(ec));
+      co_return exit_code::failure;
+    }
+    std::printf("queue %s %s\n", queue.c_str(), paused ? "paused" : "resumed");
+    co_return exit_code::ok;
+  });
+}
+
+} // namespace forq::cli

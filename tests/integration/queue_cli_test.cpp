@@ -1,0 +1,234 @@
+// The queue as an operator and a foreign producer meet it: `forq serve` consuming the default
+// queue, the ops commands (enqueue, queues, job, dead, pause, resume) against a real
+// redis-server, and a Python producer written from docs/protocol.md alone (python3-redis).
+#include "forq/queue/producer.hpp"
+#include "support/process.hpp"
+#include "support/redis_server.hpp"
+
+#include <boost/json.hpp>
+#include <gtest/gtest.h>
+
+#include <csignal>
+#include <sstream>
+#include <sys/wait.h>
+#include <thread>
+
+namespace {
+
+namespace fs = std::filesystem;
+using forq::test::child_process;
+using forq::test::run;
+using forq::test::run_result;
+using namespace std::chrono_literals;
+
+const std::string forq_bin = FORQ_BINARY;
+const std::string source_dir = FORQ_SOURCE_DIR;
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty()) out.push_back(line);
+  return out;
+}
+
+class queue_cli_test : public forq::test::redis_test {
+ protected:
+  run_result forq(std::vector<std::string> args) {
+    args.insert(args.begin(), forq_bin);
+    args.push_back("--redis");
+    args.push_back(redis_.url());
+    return run(args);
+  }
+
+  // `forq enqueue ...` with `input` on stdin (NDJSON).
+  run_result forq_stdin(const std::string& input, const std::string& args) {
+    forq::test::write_file(dir_ / "in.ndjson", input);
+    return run({"/bin/sh", "-c",
+                forq_bin + " enqueue --redis " + redis_.url() + " " + args + " < " +
+                    (dir_ / "in.ndjson").string()});
+  }
+
+  std::unique_ptr<child_process> serve(std::vector<std::string> extra = {}) {
+    std::vector<std::string> argv{forq_bin, "serve", "--redis", redis_.url(), "--data-dir",
+                                  (dir_ / "data").string()};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    auto p = std::make_unique<child_process>(argv);
+    EXPECT_TRUE(p->wait_for_err("consuming")) << p->err();
+    return p;
+  }
+
+  std::string completed(const std::string& queue = "default") {
+    auto v = redis_.command({"HGET", "forq:{" + queue + "}:stats", "completed"});
+    return v == "(nil)" ? "0" : v;
+  }
+
+  bool wait_until(const std::function<bool()>& done, std::chrono::milliseconds limit = 15s) {
+    auto deadline = std::chrono::steady_clock::now() + limit;
+    while (!done()) {
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      std::this_thread::sleep_for(10ms);
+    }
+    return true;
+  }
+
+  static void stop(child_process& p) {
+    p.signal(SIGTERM);
+    auto status = p.wait_for(20s);
+    ASSERT_TRUE(status) << "forq serve did not stop";
+    EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << p.err();
+  }
+
+  forq::test::temp_dir dir_;
+};
+
+TEST_F(queue_cli_test, serve_runs_what_enqueue_adds_and_job_reports_it) {
+  auto one = forq({"enqueue", "--handler", "echo", R"({"hello":"world"})"});
+  ASSERT_EQ(one.exit_code, 0) << one.err;
+  auto id = lines_of(one.out).at(0);
+  auto shown = forq({"job", id, "--json"});
+  ASSERT_EQ(shown.exit_code, 0) << shown.err;
+  EXPECT_EQ(boost::json::parse(shown.out).at("state"), "ready");
+
+  auto p = serve();
+  ASSERT_TRUE(wait_until([&] { return completed() == "1"; })) << p->err();
+  shown = forq({"job", id, "--json"});
+  ASSERT_EQ(shown.exit_code, 0) << shown.err;
+  auto info = boost::json::parse(shown.out).as_object();
+  EXPECT_EQ(info.at("state"), "completed");
+  EXPECT_EQ(info.at("result").at("hello"), "world");
+  EXPECT_EQ(info.at("queue"), "default");
+  stop(*p);
+}
+
+TEST_F(queue_cli_test, bulk_enqueue_from_stdin_names_the_refused_lines_and_adds_the_rest) {
+  auto r = forq_stdin("{\"n\":1}\n{\"n\":2}\nnot json\n\n{\"n\":4}\n", "--handler noop --queue bulk");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(lines_of(r.out).size(), 3u) << r.out;
+  EXPECT_NE(r.err.find("line 3 refused: payload is not JSON"), std::string::npos) << r.err;
+  auto q = forq({"queues", "--json"});
+  ASSERT_EQ(q.exit_code, 0) << q.err;
+  auto all = boost::json::parse(q.out).as_array();
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_EQ(all[0].at("queue"), "bulk");
+  EXPECT_EQ(all[0].at("ready"), 3);
+}
+
+TEST_F(queue_cli_test, a_caller_id_is_enqueued_once) {
+  auto first = forq({"enqueue", "--handler", "noop", "--id", "order-7", "{}"});
+  auto second = forq({"enqueue", "--handler", "noop", "--id", "order-7", "{}"});
+  EXPECT_EQ(first.exit_code, 0);
+  EXPECT_EQ(first.out, "order-7\n");
+  EXPECT_EQ(second.exit_code, 0);
+  EXPECT_EQ(second.out, "order-7\tduplicate\n");
+  EXPECT_NE(second.err.find("nothing was added"), std::string::npos);
+  EXPECT_EQ(redis_.command({"XLEN", "forq:{default}:stream"}), "1");
+}
+
+TEST_F(queue_cli_test, bad_options_and_an_unreachable_redis_are_clear_errors) {
+  struct bad {
+    std::vector<std::string> args;
+    int code;
+    std::string says;
+  };
+  for (const auto& b : std::vector<bad>{
+           {{"enqueue", "--handler", "x", "--priority", "10", "{}"}, 2, "--priority"},
+           {{"enqueue", "--handler", "x", "--attempts", "0", "{}"}, 2, "--attempts"},
+           {{"enqueue", "--handler", "bad name!", "{}"}, 2, "handler \"bad name!\""},
+           {{"enqueue", "--handler", "x", "{oops"}, 2, "payload is not JSON"},
+           {{"enqueue", "--handler", "x", "--queue", "a{b}", "{}"}, 2, "queue name"},
+           {{"dead", "bury"}, 2, "ACTION"},
+           {{"job", "no-such-job"}, 1, "no job no-such-job"},
+       }) {
+    auto r = forq(b.args);
+    EXPECT_EQ(r.exit_code, b.code) << b.args[0] << " " << r.err;
+    EXPECT_NE(r.err.find(b.says), std::string::npos) << r.err;
+  }
+  auto port = forq::test::free_port();
+  auto r = run({forq_bin, "queues", "--redis", "redis://127.0.0.1:" + std::to_string(port)});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("cannot reach Redis"), std::string::npos) << r.err;
+  auto none = run({forq_bin, "queues", "--data-dir", (dir_ / "nothing-here").string()});
+  EXPECT_EQ(none.exit_code, 1);
+  EXPECT_NE(none.err.find("no Redis to talk to"), std::string::npos) << none.err;
+}
+
+TEST_F(queue_cli_test, dead_jobs_are_listed_retried_and_purged_from_the_command_line) {
+  auto p = serve();
+  auto r = forq({"enqueue", "--handler", "not-a-handler", "{}"});
+  ASSERT_EQ(r.exit_code, 0);
+  auto id = lines_of(r.out).at(0);
+  ASSERT_TRUE(wait_until([&] { return redis_.command({"ZCARD", "forq:{default}:dead"}) == "1"; }));
+  auto listed = forq({"dead", "list"});
+  ASSERT_EQ(listed.exit_code, 0);
+  EXPECT_NE(listed.out.find(id), std::string::npos);
+  EXPECT_NE(listed.out.find("unknown handler \"not-a-handler\""), std::string::npos) << listed.out;
+
+  auto retried = forq({"dead", "retry", "--id", id});
+  EXPECT_EQ(retried.exit_code, 0) << retried.err;
+  EXPECT_EQ(retried.out, "retried 1 dead job of queue default\n");
+  ASSERT_TRUE(wait_until([&] {
+    return redis_.command({"HGET", "forq:{default}:stats", "dead"}) == "2"; // died again
+  }));
+  auto purged = forq({"dead", "purge"});
+  EXPECT_EQ(purged.exit_code, 0);
+  EXPECT_EQ(purged.out, "purged 1 dead job of queue default\n");
+  auto unknown = forq({"dead", "purge", "--id", "1-1"});
+  EXPECT_EQ(unknown.exit_code, 1);
+  stop(*p);
+}
+
+TEST_F(queue_cli_test, a_paused_queue_waits_for_resume) {
+  auto p = serve();
+  EXPECT_EQ(forq({"pause", "default"}).exit_code, 0);
+  std::this_thread::sleep_for(300ms); // the consumer's look at the flag (250 ms)
+  auto r = forq({"enqueue", "--handler", "noop", "{}"});
+  ASSERT_EQ(r.exit_code, 0);
+  std::this_thread::sleep_for(700ms);
+  EXPECT_EQ(completed(), "0");
+  auto q = forq({"queues", "--json"});
+  EXPECT_EQ(boost::json::parse(q.out).as_array().at(0).at("paused"), true);
+  EXPECT_EQ(forq({"resume", "default"}).exit_code, 0);
+  EXPECT_TRUE(wait_until([&] { return completed() == "1"; }));
+  stop(*p);
+}
+
+// Issue 4: a producer in another language, written only from docs/protocol.md.
+TEST_F(queue_cli_test, a_python_producer_s_jobs_run_and_their_results_read_back) {
+  const std::string py = source_dir + "/tests/foreign/producer.py";
+  auto enq = run({"/usr/bin/python3", py, redis_.url(), "default", "enqueue", "50"});
+  ASSERT_EQ(enq.exit_code, 0) << enq.err;
+  auto ids = lines_of(enq.out);
+  ASSERT_EQ(ids.size(), 50u);
+  auto unique = run({"/usr/bin/python3", py, redis_.url(), "default", "enqueue-unique", "py-1",
+                     source_dir + "/src/lua/enqueue_unique.lua"});
+  ASSERT_EQ(unique.exit_code, 0) << unique.err;
+  EXPECT_EQ(unique.out, "enqueued py-1\n");
+  auto again = run({"/usr/bin/python3", py, redis_.url(), "default", "enqueue-unique", "py-1",
+                    source_dir + "/src/lua/enqueue_unique.lua"});
+  EXPECT_EQ(again.out, "duplicate py-1\n");
+  auto bad = run({"/usr/bin/python3", py, redis_.url(), "default", "enqueue-bad"});
+  ASSERT_EQ(bad.exit_code, 0) << bad.err;
+  auto bad_id = lines_of(bad.out).at(0);
+
+  auto p = serve();
+  ASSERT_TRUE(wait_until([&] { return completed() == "51"; })) << p->err();
+  ASSERT_TRUE(wait_until([&] { return redis_.command({"ZCARD", "forq:{default}:dead"}) == "1"; }));
+
+  std::vector<std::string> args{"/usr/bin/python3", py, redis_.url(), "default", "results"};
+  args.insert(args.end(), ids.begin(), ids.end());
+  args.push_back("py-1");
+  auto results = run(args);
+  ASSERT_EQ(results.exit_code, 0) << results.err;
+  auto got = lines_of(results.out);
+  ASSERT_EQ(got.size(), 51u);
+  for (std::size_t i = 0; i < ids.size(); ++i)
+    EXPECT_EQ(got[i], ids[i] + " {\"n\": " + std::to_string(i) + "}");
+  EXPECT_EQ(got[50], "py-1 {\"id\": \"py-1\"}");
+
+  auto dead = run({"/usr/bin/python3", py, redis_.url(), "default", "dead", bad_id});
+  EXPECT_NE(dead.out.find("malformed job: payload is not JSON"), std::string::npos) << dead.out;
+  stop(*p);
+}
+
+} // namespace
