@@ -182,33 +182,50 @@ std::vector<config_field> make_fields() {
                [](const config& c) { return show_seconds(c.drain_timeout); }});
 
   f.push_back({"queues", "FORQ_QUEUES", "--queues",
-               "Queues each worker consumes, comma-separated", "comma-separated queue names "
-               "(1 to 128 of A-Z a-z 0-9 _ . : - each), e.g. default or emails,reports",
-               "NAMES", kind::string,
+               "Queues each worker consumes, comma-separated, each with an optional weight: "
+               "while several have work, each gets its weighted share of the concurrency",
+               "NAME[:WEIGHT],... with names of 1 to 128 of A-Z a-z 0-9 _ . - and weights from "
+               "1 to 1000, e.g. default or emails:3,reports",
+               "QUEUES", kind::string,
                [](config& c, std::string_view v) -> std::optional<std::string> {
-                 std::vector<std::string> names;
+                 std::vector<config::queue_choice> chosen;
                  while (true) {
                    auto comma = v.find(',');
-                   auto name = v.substr(0, comma);
-                   if (auto bad = queue::check_queue_name(name)) return *bad;
-                   if (std::find(names.begin(), names.end(), name) != names.end())
-                     return "queue \"" + std::string(name) + "\" is listed twice";
-                   names.emplace_back(name);
+                   auto item = v.substr(0, comma);
+                   config::queue_choice q;
+                   // The last ':' separates a weight (queue names may contain ':').
+                   auto colon = item.rfind(':');
+                   if (colon != std::string_view::npos) {
+                     auto w = parse_uint(item.substr(colon + 1), 1000);
+                     if (!w || *w == 0)
+                       return "weight \"" + std::string(item.substr(colon + 1)) + "\" of queue \"" +
+                              std::string(item.substr(0, colon)) +
+                              "\" is not allowed: use a whole number from 1 to 1000";
+                     q.weight = *w;
+                     item = item.substr(0, colon);
+                   }
+                   if (auto bad = queue::check_queue_name(item)) return *bad;
+                   q.name = std::string(item);
+                   for (const auto& other : chosen)
+                     if (other.name == q.name) return "queue \"" + q.name + "\" is listed twice";
+                   chosen.push_back(std::move(q));
                    if (comma == std::string_view::npos) break;
                    v.remove_prefix(comma + 1);
                  }
-                 c.queues = std::move(names);
+                 c.queues = std::move(chosen);
                  return std::nullopt;
                },
                [](const config& c) {
                  std::string all;
                  for (const auto& q : c.queues)
-                   all += (all.empty() ? "" : ",") + q;
+                   all += (all.empty() ? "" : ",") + q.name +
+                          (q.weight == 1 ? "" : ":" + std::to_string(q.weight));
                  return all;
                }});
 
   f.push_back({"concurrency", "FORQ_CONCURRENCY", "--concurrency",
-               "Jobs each worker runs at once, per queue", "an integer from 1 to 100000", "N",
+               "Jobs each worker runs at once, all its queues together",
+               "an integer from 1 to 100000", "N",
                kind::integer,
                [](config& c, std::string_view v) -> std::optional<std::string> {
                  auto n = parse_uint(v, 100000);

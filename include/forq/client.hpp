@@ -39,6 +39,7 @@ struct queue_stats {
   std::int64_t ready = 0, active = 0, delayed = 0, dead = 0;
   std::int64_t completed = 0, retried = 0, stalled = 0, died = 0; // running totals
   bool paused = false;
+  std::int64_t rate_max = 0, rate_ms = 0; // 0: no rate limit
   boost::json::object to_json() const;
 };
 
@@ -90,6 +91,12 @@ class client {
   // default); attempts in flight finish; jobs fetched meanwhile are handed back.
   boost::asio::awaitable<boost::system::error_code> pause(std::string_view queue);
   boost::asio::awaitable<boost::system::error_code> resume(std::string_view queue);
+
+  // At most `max` jobs of the queue start per `interval`, counted across every consumer on this
+  // Redis (a fixed window); consumers pick a change up within pause_check_every. Nothing: no
+  // limit. errc::invalid_job for a bad name or a limit below 1.
+  boost::asio::awaitable<boost::system::error_code>
+  set_rate_limit(std::string_view queue, std::optional<std::pair<std::int64_t, std::chrono::milliseconds>> limit);
 
  private:
   boost::asio::awaitable<boost::system::result<std::size_t>>

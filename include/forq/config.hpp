@@ -45,10 +45,15 @@ struct config {
   // file `drain_timeout`, env FORQ_DRAIN_TIMEOUT, flag --drain-timeout (seconds, may be
   // fractional). How long in-flight jobs may run on after TERM; 0 = hand them back at once.
   std::chrono::milliseconds drain_timeout{std::chrono::seconds(30)};
-  // file `queues`, env FORQ_QUEUES, flag --queues. Comma-separated queue names.
-  std::vector<std::string> queues{"default"};
-  // file `concurrency`, env FORQ_CONCURRENCY, flag --concurrency. Jobs at once, per queue, per
-  // worker.
+  // file `queues`, env FORQ_QUEUES, flag --queues. "name[:weight],...": the queues each worker
+  // consumes, sharing its concurrency by weight (1 to 1000, default 1).
+  struct queue_choice {
+    std::string name;
+    unsigned weight = 1;
+  };
+  std::vector<queue_choice> queues{{"default", 1}};
+  // file `concurrency`, env FORQ_CONCURRENCY, flag --concurrency. Jobs each worker runs at
+  // once, all its queues together.
   unsigned concurrency = 64;
   // file `log.format`, env FORQ_LOG_FORMAT, flag --log-format.
   log_format log_fmt = log_format::text;

@@ -36,5 +36,7 @@ struct dead_args {
 };
 int dead(const config& cfg, const dead_args& a);
 int pause(const config& cfg, const std::string& queue, bool paused);
+// max == 0: remove the limit.
+int rate_limit(const config& cfg, const std::string& queue, long long max, long long per_ms);
 
 } // namespace forq::cli

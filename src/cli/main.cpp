@@ -66,7 +66,8 @@ std::string explain(const CLI::ParseError& e, int argc, char** argv,
       all += (all.empty() ? "" : ", ") + c;
     return "unknown command \"" + std::string(arg) + "\"; the commands are: " + all;
   }
-  return "a command is required: serve, config, enqueue, queues, job, dead, pause or resume";
+  return "a command is required: serve, config, enqueue, queues, job, dead, pause, resume or "
+         "limit";
 }
 
 int usage_error(const std::string& message) {
@@ -153,8 +154,21 @@ int main(int argc, char** argv) {
   auto* resume = app.add_subcommand("resume", "Let consumers fetch from a paused queue again.");
   flags.add_to(*resume);
   resume->add_option("QUEUE", pause_queue, "queue name")->required();
-  const std::vector<std::string> command_names{"serve", "config", "enqueue", "queues",
-                                               "job",   "dead",   "pause",   "resume"};
+  std::string limit_queue, limit_max;
+  long long limit_per_ms = 1000;
+  auto* limit = app.add_subcommand(
+      "limit", "Rate-limit a queue: at most N jobs start per --per-ms, across every worker on "
+               "this Redis; N = off removes the limit.");
+  flags.add_to(*limit);
+  limit->add_option("QUEUE", limit_queue, "queue name")->required();
+  limit->add_option("N", limit_max, "jobs per interval (1 to 1000000), or off")
+      ->required()
+      ->check(CLI::IsMember({"off"}) | CLI::Range(1, 1000000));
+  limit->add_option("--per-ms", limit_per_ms, "the interval in ms (1 to 86400000)")
+      ->default_str("1000")
+      ->check(CLI::Range(1LL, 86400000LL));
+  const std::vector<std::string> command_names{"serve", "config", "enqueue", "queues", "job",
+                                               "dead",  "pause",  "resume",  "limit"};
 
   try {
     app.parse(argc, argv);
@@ -190,5 +204,8 @@ int main(int argc, char** argv) {
   if (dead->parsed()) return forq::cli::dead(cfg, dead_a);
   if (pause->parsed()) return forq::cli::pause(cfg, pause_queue, true);
   if (resume->parsed()) return forq::cli::pause(cfg, pause_queue, false);
+  if (limit->parsed())
+    return forq::cli::rate_limit(cfg, limit_queue,
+                                 limit_max == "off" ? 0 : std::stoll(limit_max), limit_per_ms);
   return forq::cli::serve(cfg);
 }

@@ -326,4 +326,25 @@ int pause(const config& cfg, const std::string& queue, bool paused) {
   });
 }
 
+int rate_limit(const config& cfg, const std::string& queue, long long max, long long per_ms) {
+  if (auto bad = queue::check_queue_name(queue)) {
+    fail(*bad);
+    return exit_code::fatal;
+  }
+  return with_client(cfg, [&](client& c) -> asio::awaitable<int> {
+    std::optional<std::pair<std::int64_t, std::chrono::milliseconds>> limit;
+    if (max > 0) limit.emplace(max, std::chrono::milliseconds(per_ms));
+    auto ec = co_await c.set_rate_limit(queue, limit);
+    if (ec) {
+      fail(redis_error(ec));
+      co_return exit_code::failure;
+    }
+    if (limit)
+      std::printf("queue %s: at most %lld jobs per %lld ms\n", queue.c_str(), max, per_ms);
+    else
+      std::printf("queue %s: no rate limit\n", queue.c_str());
+    co_return exit_code::ok;
+  });
+}
+
 } // namespace forq::cli

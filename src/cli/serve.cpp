@@ -16,7 +16,6 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
 #include <csignal>
@@ -85,10 +84,15 @@ class workers {
     po.blocking_connections = cfg.queues.size();
     po.role = "worker";
     pool_ = std::make_unique<redis::pool>(ex, po);
+    // One queue has every slot; several share them by weight.
+    auto share = cfg.queues.size() > 1 ? std::make_shared<queue::slot_share>(cfg.concurrency)
+                                       : nullptr;
     for (std::size_t i = 0; i < cfg.queues.size(); ++i) {
       queue::consumer_options o;
-      o.queue = cfg.queues[i];
+      o.queue = cfg.queues[i].name;
       o.concurrency = cfg.concurrency;
+      o.share = share;
+      o.weight = cfg.queues[i].weight;
       o.blocking_connection = i;
       consumers_.push_back(std::make_unique<queue::consumer>(*pool_, o, builtin_handlers()));
     }
@@ -102,15 +106,18 @@ class workers {
                      [this, i, on_fatal](std::exception_ptr e, boost::system::error_code ec) {
                        ++finished_;
                        if (e || ec) {
-                         spdlog::critical("consuming queue {} failed: {}", cfg_.queues[i],
+                         spdlog::critical("consuming queue {} failed: {}", cfg_.queues[i].name,
                                           e ? "an exception" : ec.message());
                          on_fatal(ec == errc::queue_schema_mismatch ? exit_code::fatal
                                                                     : exit_code::failure);
                        }
                      });
-    spdlog::info("consuming {} queue{} ({}), {} jobs at once each", consumers_.size(),
-                 consumers_.size() == 1 ? "" : "s", fmt::join(cfg_.queues, ", "),
-                 cfg_.concurrency);
+    std::string names;
+    for (const auto& q : cfg_.queues)
+      names += (names.empty() ? "" : ", ") + q.name +
+               (cfg_.queues.size() > 1 ? " (weight " + std::to_string(q.weight) + ")" : "");
+    spdlog::info("consuming {} queue{}: {}; {} jobs at once", consumers_.size(),
+                 consumers_.size() == 1 ? "" : "s", names, cfg_.concurrency);
   }
 
   // Stop fetching, let the jobs in flight finish for up to drain_timeout, then close Redis.

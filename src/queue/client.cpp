@@ -103,6 +103,12 @@ json::object queue_stats::to_json() const {
   o["stalled"] = stalled;
   o["died"] = died;
   o["paused"] = paused;
+  if (rate_max > 0) {
+    json::object limit;
+    limit["max"] = rate_max;
+    limit["per_ms"] = rate_ms;
+    o["rate_limit"] = limit;
+  }
   return o;
 }
 
@@ -295,7 +301,7 @@ boost::asio::awaitable<result<queue_stats>> client::stats(std::string_view queue
   req.push("ZCARD", k.delayed);                   // 10
   req.push("ZCARD", k.dead);                      // 11
   req.push("HGETALL", k.stats);                   // 12
-  req.push("HGET", k.meta, "paused");             // 13
+  req.push("HMGET", k.meta, "paused", "rate_max", "rate_ms"); // 13
   for (int p = 0; p <= 9; ++p)
     req.push("XLEN", k.stream_for(p)); // 14..23
   auto r = co_await conn_.exec(req);
@@ -342,7 +348,12 @@ boost::asio::awaitable<result<queue_stats>> client::stats(std::string_view queue
     if (key == "stalled") s.stalled = v;
     if (key == "dead") s.died = v;
   }
-  s.paused = at[13].is_string() && at[13].str() == "1";
+  if (at[13].is_array() && at[13].elements().size() == 3) {
+    const auto& m = at[13].elements();
+    s.paused = m[0].str() == "1";
+    s.rate_max = m[1].as_integer().value_or(0);
+    s.rate_ms = m[2].as_integer().value_or(0);
+  }
   co_return s;
 }
 
@@ -432,6 +443,27 @@ boost::asio::awaitable<error_code> client::set_paused(std::string_view queue,
   if (queue::check_queue_name(queue)) co_return error_code(errc::invalid_job);
   queue::keys k(queue);
   redis::request req("HSET", k.meta, "paused", value);
+  req.push("SADD", queue::keys::all_queues, queue);
+  auto r = co_await conn_.exec(req);
+  if (!r) co_return r.error();
+  for (const auto& one : *r)
+    if (one.is_error()) co_return error_code(errc::redis_protocol);
+  co_return error_code{};
+}
+
+boost::asio::awaitable<error_code>
+client::set_rate_limit(std::string_view queue,
+                       std::optional<std::pair<std::int64_t, std::chrono::milliseconds>> limit) {
+  if (queue::check_queue_name(queue)) co_return error_code(errc::invalid_job);
+  if (limit && (limit->first < 1 || limit->second.count() < 1))
+    co_return error_code(errc::invalid_job);
+  queue::keys k(queue);
+  redis::request req;
+  if (limit)
+    req.push("HSET", k.meta, "rate_max", std::to_string(limit->first), "rate_ms",
+             std::to_string(limit->second.count()));
+  else
+    req.push("HDEL", k.meta, "rate_max", "rate_ms");
   req.push("SADD", queue::keys::all_queues, queue);
   auto r = co_await conn_.exec(req);
   if (!r) co_return r.error();

@@ -15,6 +15,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cmath>
 
 #include <unistd.h>
 
@@ -85,7 +86,9 @@ consumer::consumer(redis::pool& pool, consumer_options options, handler_map hand
     , ack_due_(pool.commands().executor())
     , promote_due_(pool.commands().executor())
     , lease_due_(pool.commands().executor())
-    , tidy_due_(pool.commands().executor()) {}
+    , tidy_due_(pool.commands().executor()) {
+  if (options_.share) member_ = options_.share->join(options_.weight, slot_free_);
+}
 
 void consumer::stop() {
   stopping_ = true;
@@ -105,8 +108,50 @@ asio::awaitable<error_code> consumer::run() {
   co_return error_code{};
 }
 
+std::size_t slot_share::join(double weight, asio::steady_timer& wake) {
+  members_.push_back(member{weight > 0 ? weight : 1, &wake});
+  return members_.size() - 1;
+}
+
+std::size_t slot_share::room(std::size_t me) const {
+  std::size_t used = 0;
+  double weights = members_[me].weight;
+  bool contended = false;
+  for (std::size_t i = 0; i < members_.size(); ++i) {
+    used += members_[i].used;
+    if (i != me && members_[i].hungry) {
+      weights += members_[i].weight;
+      contended = true;
+    }
+  }
+  std::size_t free = used < total_ ? total_ - used : 0;
+  if (!contended) return free;
+  // Others wait for slots too: no more than this queue's weighted share of the total.
+  auto share = static_cast<std::size_t>(
+      std::ceil(static_cast<double>(total_) * members_[me].weight / weights));
+  auto mine = share > members_[me].used ? share - members_[me].used : 0;
+  return std::min(free, mine);
+}
+
+void slot_share::finished(std::size_t me) {
+  --members_[me].used;
+  wake_others(me);
+}
+
+void slot_share::hungry(std::size_t me, bool h) {
+  if (members_[me].hungry == h) return;
+  members_[me].hungry = h;
+  if (!h) wake_others(me); // its claim on a share is gone
+}
+
+void slot_share::wake_others(std::size_t me) {
+  for (std::size_t i = 0; i < members_.size(); ++i)
+    if (i != me) members_[i].wake->cancel();
+}
+
 void consumer::start(delivered_job job) {
   ++running_;
+  if (options_.share) options_.share->started(member_);
   asio::co_spawn(pool_.commands().executor(), attempt(std::move(job)), asio::detached);
 }
 
@@ -179,24 +224,24 @@ asio::awaitable<void> consumer::fetch_loop() {
     co_return co_await redis::eval(pool_.commands(), detail::scripts().fetch, some, args);
   };
   while (!stopping_) {
-    if (!waiting_.empty() && running_ < options_.concurrency) {
+    if (!waiting_.empty() && room() > 0) {
       // Fetched earlier, beyond the free slots. Whatever higher priority reached Redis since
       // goes first.
       const int below = waiting_.front().priority;
-      if (below < 9 && std::chrono::steady_clock::now() < exact_until_) {
-        auto r = co_await fetch_exactly(static_cast<std::size_t>(9 - below),
-                                        options_.concurrency - running_);
+      if (below < 9 && std::chrono::steady_clock::now() < exact_until_ && rate_max_ == 0) {
+        auto r = co_await fetch_exactly(static_cast<std::size_t>(9 - below), room());
         if (r && !r->is_error()) keep(co_await take(*r));
       }
       // As many as were free when that was asked: an attempt can end within start() (a
       // handler that never suspends), and the next one must be weighed against Redis again.
-      for (auto n = options_.concurrency - running_; n > 0 && !waiting_.empty(); --n) {
+      for (auto n = room(); n > 0 && !waiting_.empty(); --n) {
         start(std::move(waiting_.front()));
         waiting_.pop_front();
       }
       continue;
     }
-    if (running_ >= options_.concurrency) {
+    if (!waiting_.empty() || room() == 0) {
+      if (options_.share) options_.share->hungry(member_, true);
       co_await wait(slot_free_);
       continue;
     }
@@ -206,18 +251,26 @@ asio::awaitable<void> consumer::fetch_loop() {
         co_await slot_free_.async_wait(use_tuple);
         continue;
       }
-    const auto free_slots = std::to_string(options_.concurrency - running_);
+    // The rate limit's permits (all of them when the queue has none).
+    auto [allowed, wait_ms] = co_await permits(room());
+    if (allowed == 0) {
+      slot_free_.expires_after(std::max(wait_ms, milliseconds(1)));
+      co_await slot_free_.async_wait(use_tuple);
+      continue;
+    }
+    const auto want = std::to_string(allowed);
     const auto asked = std::chrono::steady_clock::now();
-    const bool exact = asked < exact_until_;
+    // A rate-limited queue always fetches exactly: a plain fetch can take one per priority.
+    const bool exact = asked < exact_until_ || rate_max_ > 0;
     boost::system::result<redis::reply> r = redis::reply{};
     bool fetched_some = false;
     if (exact) {
-      r = co_await fetch_exactly(streams.size(), options_.concurrency - running_);
+      r = co_await fetch_exactly(streams.size(), allowed);
       fetched_some = r && !r->is_error() && !r->elements().empty();
     }
     if (!fetched_some && (!r || !r->is_error())) {
       // The common case: one XREADGROUP over every priority's stream. It returns at once with
-      // up to `free` entries of each stream that has any, or waits inside Redis for the next
+      // up to `allowed` entries of each stream that has any, or waits inside Redis for the next
       // job (no polling). With one priority in use (the usual case) that is exact; when the
       // reply shows several, the surplus waits here, leased, and fetching turns exact.
       redis::request req;
@@ -227,7 +280,7 @@ asio::awaitable<void> consumer::fetch_loop() {
       args.push_back(group);
       args.push_back(name_);
       args.push_back("COUNT");
-      args.push_back(exact ? std::string_view("1") : std::string_view(free_slots));
+      args.push_back(exact ? std::string_view("1") : std::string_view(want));
       args.push_back("BLOCK");
       args.push_back(block);
       args.push_back("STREAMS");
@@ -237,19 +290,34 @@ asio::awaitable<void> consumer::fetch_loop() {
         args.push_back(">");
       req.push_range("XREADGROUP", args);
       r = redis::connection::single(co_await conn.exec(req, options_.block));
-      if (r && r->is_nil()) continue; // nothing within `block`
+      if (r && r->is_nil()) {
+        if (options_.share) options_.share->hungry(member_, false); // its queue is empty
+        co_await give_back(allowed);
+        continue; // nothing within `block`
+      }
     }
     if (!r) {
+      co_await give_back(allowed);
       if (r.error() == errc::redis_shutdown) break;
       co_await pause_for(milliseconds(100)); // the connection is reconnecting by itself
       continue;
     }
     if (r->is_error()) {
+      co_await give_back(allowed);
       spdlog::error("fetching from queue {} failed: {}", options_.queue, r->str());
       co_await pause_for(milliseconds(1000));
       continue;
     }
     auto got = co_await take(*r);
+    if (options_.share) options_.share->hungry(member_, got.size() >= allowed);
+    if (rate_max_ > 0 && got.size() > allowed) {
+      // The blocking fetch takes one per priority: what the permits do not cover goes back.
+      std::vector<delivered_job> extra(std::make_move_iterator(got.begin() + allowed),
+                                       std::make_move_iterator(got.end()));
+      got.resize(allowed);
+      co_await hand_back(std::move(extra));
+    }
+    if (got.size() < allowed) co_await give_back(allowed - got.size());
     // A fetch that waited inside Redis may have outlived a pause: look again before running
     // anything (one HGET, only for fetches that blocked: idle consumers).
     if (!got.empty() && std::chrono::steady_clock::now() - asked > milliseconds(10) &&
@@ -275,16 +343,62 @@ asio::awaitable<void> consumer::fetch_loop() {
 
 asio::awaitable<bool> consumer::refresh_paused() {
   keys k(options_.queue);
-  redis::request req("HGET", k.meta, "paused");
+  redis::request req("HMGET", k.meta, "paused", "rate_max", "rate_ms");
   auto r = redis::connection::single(co_await pool_.commands().exec(req));
-  if (r && !r->is_error()) {
-    bool now_paused = r->str() == "1";
+  if (r && r->is_array() && r->elements().size() == 3) {
+    const auto& v = r->elements();
+    bool now_paused = v[0].str() == "1";
     if (now_paused != paused_)
       spdlog::info("queue {} {}", options_.queue, now_paused ? "is paused" : "is resumed");
     paused_ = now_paused;
+    auto max = v[1].as_integer().value_or(0), ms = v[2].as_integer().value_or(0);
+    if (max <= 0 || ms <= 0) max = ms = 0;
+    if (max != rate_max_ || ms != rate_ms_) {
+      if (max > 0)
+        spdlog::info("queue {} is limited to {} jobs per {} ms", options_.queue, max, ms);
+      else if (rate_max_ > 0)
+        spdlog::info("queue {} is no longer rate limited", options_.queue);
+    }
+    rate_max_ = max;
+    rate_ms_ = ms;
     paused_checked_ = std::chrono::steady_clock::now();
   }
   co_return paused_;
+}
+
+std::size_t consumer::room() const {
+  if (options_.share) return options_.share->room(member_);
+  return running_ < options_.concurrency ? options_.concurrency - running_ : 0;
+}
+
+asio::awaitable<std::pair<std::size_t, milliseconds>> consumer::permits(std::size_t want) {
+  if (rate_max_ == 0 || want == 0) co_return std::make_pair(want, milliseconds(0));
+  keys k(options_.queue);
+  std::vector<std::string_view> keys_v, args;
+  keys_v.push_back(k.rate);
+  auto max = std::to_string(rate_max_), ms = std::to_string(rate_ms_), n = std::to_string(want);
+  args.push_back(max);
+  args.push_back(ms);
+  args.push_back("take");
+  args.push_back(n);
+  auto r = co_await redis::eval(pool_.commands(), detail::scripts().rate, keys_v, args);
+  if (!r || !r->is_array() || r->elements().size() != 2)
+    co_return std::make_pair(std::size_t{0}, milliseconds(100)); // Redis trouble: wait a little
+  auto granted = static_cast<std::size_t>(r->elements()[0].as_integer().value_or(0));
+  co_return std::make_pair(granted, milliseconds(r->elements()[1].as_integer().value_or(100)));
+}
+
+asio::awaitable<void> consumer::give_back(std::size_t unused) {
+  if (rate_max_ == 0 || unused == 0) co_return;
+  keys k(options_.queue);
+  std::vector<std::string_view> keys_v, args;
+  keys_v.push_back(k.rate);
+  auto max = std::to_string(rate_max_), ms = std::to_string(rate_ms_), n = std::to_string(unused);
+  args.push_back(max);
+  args.push_back(ms);
+  args.push_back("give");
+  args.push_back(n);
+  co_await redis::eval(pool_.commands(), detail::scripts().rate, keys_v, args);
 }
 
 asio::awaitable<void> consumer::hand_back(std::vector<delivered_job> jobs) {
@@ -355,6 +469,7 @@ asio::awaitable<void> consumer::attempt(delivered_job job) {
     active_[job.stream].erase(job.entry_id);
   }
   --running_;
+  if (options_.share) options_.share->finished(member_);
   slot_free_.cancel();
   ack_due_.cancel();
   if (stopping_ && running_ == 0) { // the last one out: the loops may end
@@ -569,9 +684,9 @@ asio::awaitable<void> consumer::lease_loop() {
 
 asio::awaitable<void> consumer::recover_stalled() {
   keys k(options_.queue);
-  if (running_ >= options_.concurrency) co_return; // no room: others, or a later look, take them
+  if (room() == 0) co_return; // no room: others, or a later look, take them
   auto lease_ms = std::to_string(options_.lease.count());
-  auto room = std::to_string(std::min<std::size_t>(100, options_.concurrency - running_));
+  auto claim_count = std::to_string(std::min<std::size_t>(100, room()));
   // Entries whose lease ran out, on every priority's stream, in one round trip. Each stream's
   // scan goes on from where the last one stopped (XAUTOCLAIM looks at COUNT x 10 entries a call).
   redis::request claim;
@@ -580,7 +695,7 @@ asio::awaitable<void> consumer::recover_stalled() {
     streams.push_back(k.stream_for(p));
     auto& cursor = cursors_[streams.back()];
     if (cursor.empty()) cursor = "0-0";
-    claim.push("XAUTOCLAIM", streams.back(), group, name_, lease_ms, cursor, "COUNT", room);
+    claim.push("XAUTOCLAIM", streams.back(), group, name_, lease_ms, cursor, "COUNT", claim_count);
   }
   auto claimed = co_await pool_.commands().exec(claim);
   if (!claimed) co_return;

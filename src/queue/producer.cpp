@@ -40,6 +40,7 @@ keys::keys(std::string_view queue)
   results = prefix + "results";
   results_data = prefix + "results:data";
   wake = prefix + "wake";
+  rate = prefix + "rate";
 }
 
 std::string keys::stream_key(std::string_view queue, int priority) {

@@ -16,6 +16,7 @@ struct protocol_scripts {
   redis::script handback{"handback", lua::handback_lua};
   redis::script enqueue_delayed{"enqueue_delayed", lua::enqueue_delayed_lua};
   redis::script dead{"dead", lua::dead_lua};
+  redis::script rate{"rate", lua::rate_lua};
 };
 
 inline const protocol_scripts& scripts() {

@@ -331,3 +331,135 @@ TEST_F(client_test, queue_figures_follow_the_jobs) {
 }
 
 } // namespace
+
+namespace {
+
+// Consumers sharing one process: a rate limit across them, and weights between queues.
+class sharing_test : public client_test {
+ protected:
+  struct span {
+    std::string queue;
+    clock_type::time_point start, end;
+  };
+  std::vector<span> spans_;
+
+  // Runs one consumer per options entry on one pool (a blocking connection each), each with
+  // handler "slow" (sleeps `work`, records its span), until `total` jobs are done.
+  void consume(std::vector<queue::consumer_options> all, std::chrono::milliseconds work,
+               std::size_t total, std::function<asio::awaitable<void>(client&)> produce) {
+    test::run_async(
+        [&]() -> asio::awaitable<void> {
+          auto ex = co_await asio::this_coro::executor;
+          auto po = pool_options();
+          po.blocking_connections = all.size();
+          redis::pool pool(ex, po);
+          client cl(pool.commands());
+          std::vector<std::unique_ptr<queue::consumer>> consumers;
+          for (std::size_t i = 0; i < all.size(); ++i) {
+            all[i].blocking_connection = i;
+            all[i].name = "c" + std::to_string(i);
+            queue::handler_map h;
+            h.emplace("slow", [this, work](const queue::delivered_job& j)
+                                  -> asio::awaitable<queue::outcome> {
+              span s{j.queue, clock_type::now(), {}};
+              co_await sleep_for(work);
+              s.end = clock_type::now();
+              spans_.push_back(s);
+              co_return queue::outcome::success();
+            });
+            consumers.push_back(std::make_unique<queue::consumer>(pool, all[i], h));
+          }
+          std::size_t finished = 0;
+          auto body = [&]() -> asio::awaitable<void> {
+            for (auto& c : consumers)
+              asio::co_spawn(ex, c->run(), [&](std::exception_ptr, boost::system::error_code) {
+                ++finished;
+              });
+            co_await produce(cl);
+            auto deadline = clock_type::now() + 40s;
+            while (spans_.size() < total && clock_type::now() < deadline)
+              co_await sleep_for(5ms);
+            for (auto& c : consumers)
+              c->stop();
+            while (finished < consumers.size())
+              co_await sleep_for(5ms);
+            pool.stop();
+          };
+          co_await (pool.run() && body());
+        },
+        60s);
+  }
+
+  std::size_t running_at(const std::string& queue, clock_type::time_point t) const {
+    std::size_t n = 0;
+    for (const auto& s : spans_)
+      if (s.queue == queue && s.start <= t && t < s.end) ++n;
+    return n;
+  }
+};
+
+TEST_F(sharing_test, a_rate_limit_holds_across_consumers) {
+  // Two consumers of one queue; 5 jobs per 400 ms between them.
+  auto o = options();
+  o.block = 200ms;
+  const auto interval = 400ms;
+  consume({o, o}, 1ms, 20, [&](client& cl) -> asio::awaitable<void> {
+    std::pair<std::int64_t, std::chrono::milliseconds> limit(5, interval);
+    EXPECT_FALSE(co_await cl.set_rate_limit("work", limit));
+    co_await sleep_for(300ms); // both consumers have looked at the queue's settings
+    for (int i = 0; i < 20; ++i)
+      FORQ_CO_ASSERT(co_await cl.enqueue("work", job_of("slow")));
+  });
+  ASSERT_EQ(spans_.size(), 20u);
+  std::vector<clock_type::time_point> starts;
+  for (const auto& s : spans_)
+    starts.push_back(s.start);
+  std::sort(starts.begin(), starts.end());
+  // A fixed window lets at most 2 x 5 start within any 400 ms (the end of one window and the
+  // start of the next); 20 jobs need at least 4 windows, so 3 full intervals pass.
+  for (std::size_t i = 0; i < starts.size(); ++i) {
+    auto in_window = std::count_if(starts.begin(), starts.end(), [&](auto t) {
+      return t >= starts[i] && t < starts[i] + interval;
+    });
+    EXPECT_LE(in_window, 10) << "at start " << i;
+  }
+  EXPECT_GE(starts.back() - starts.front(), 3 * interval - 50ms);
+}
+
+TEST_F(sharing_test, weights_share_the_slots_while_both_queues_have_work) {
+  auto share = std::make_shared<queue::slot_share>(4);
+  auto a = options(), b = options();
+  a.queue = "heavy";
+  a.weight = 3;
+  a.share = share;
+  b.queue = "light";
+  b.weight = 1;
+  b.share = share;
+  consume({a, b}, 50ms, 60, [&](client& cl) -> asio::awaitable<void> {
+    std::vector<queue::job> jobs(30, job_of("slow"));
+    FORQ_CO_ASSERT(co_await cl.enqueue_many("heavy", jobs));
+    FORQ_CO_ASSERT(co_await cl.enqueue_many("light", jobs));
+  });
+  ASSERT_EQ(spans_.size(), 60u);
+  clock_type::time_point first = spans_.front().start, heavy_done{};
+  for (const auto& s : spans_) {
+    first = std::min(first, s.start);
+    if (s.queue == "heavy") heavy_done = std::max(heavy_done, s.end);
+  }
+  // While both have work (after the first round, in which one may take every idle slot):
+  // 3 heavy to 1 light, and never more than the 4 slots.
+  int samples = 0;
+  for (auto t = first + 120ms; t < heavy_done - 60ms; t += 20ms, ++samples) {
+    EXPECT_LE(running_at("heavy", t) + running_at("light", t), 4u);
+    EXPECT_LE(running_at("heavy", t), 3u);
+    EXPECT_GE(running_at("light", t), 1u) << "the light queue starved";
+  }
+  EXPECT_GT(samples, 5);
+  // Once the heavy queue is done, the light one uses every slot (work-conserving).
+  std::size_t most = 0;
+  for (const auto& s : spans_)
+    if (s.queue == "light" && s.start > heavy_done) most = std::max(most, running_at("light", s.start));
+  EXPECT_EQ(most, 4u);
+}
+
+} // namespace

@@ -15,6 +15,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <random>
 #include <set>
@@ -41,6 +42,35 @@ struct outcome {
   static outcome failure(std::string error) { return {kind::fail, std::move(error), {}}; }
 };
 
+// Several consumers of one process sharing `total` slots by weight (one per queue, as forq
+// serve runs them). Work-conserving: a queue may use slots the others leave idle; while several
+// queues have work waiting, each gets its weighted share as slots free up (running attempts are
+// never interrupted). Single-threaded, like the consumers.
+class slot_share {
+ public:
+  explicit slot_share(std::size_t total)
+      : total_(total) {}
+  std::size_t total() const { return total_; }
+
+  // For consumers: join once; wake is cancelled whenever the member may have room.
+  std::size_t join(double weight, boost::asio::steady_timer& wake);
+  std::size_t room(std::size_t me) const; // slots `me` may fill now
+  void started(std::size_t me) { ++members_[me].used; }
+  void finished(std::size_t me);
+  void hungry(std::size_t me, bool h); // has work waiting (or not) beyond what it runs
+
+ private:
+  struct member {
+    double weight;
+    boost::asio::steady_timer* wake;
+    std::size_t used = 0;
+    bool hungry = false;
+  };
+  void wake_others(std::size_t me);
+  std::size_t total_;
+  std::vector<member> members_;
+};
+
 // A handler runs one attempt of a job. It must not outlive the consumer; an exception it
 // throws counts as a failed attempt (retried per policy) with the exception's message.
 using handler = std::function<boost::asio::awaitable<outcome>(const delivered_job&)>;
@@ -50,6 +80,10 @@ struct consumer_options {
   std::string queue = "default";
   std::string name;                      // consumer name in the group; empty: <host>:<pid>
   std::size_t blocking_connection = 0;   // the pool's blocking connection this one waits on
+  // Shared with the consumers of other queues (concurrency is then the share's total, split by
+  // weight). Null: this consumer has `concurrency` slots to itself.
+  std::shared_ptr<slot_share> share;
+  double weight = 1;
   std::size_t concurrency = 64;          // attempts running at once
   std::chrono::milliseconds block{2000}; // one fetch's wait inside Redis; stop() waits it out
   retry_policy retry;                    // a job's max_attempts field overrides the policy's
@@ -100,7 +134,13 @@ class consumer {
   boost::asio::awaitable<void> promote_loop();
   boost::asio::awaitable<void> tidy_loop();
   boost::asio::awaitable<void> tidy();
+  // Reads the queue's paused flag and rate limit (forq:{Q}:meta); returns paused.
   boost::asio::awaitable<bool> refresh_paused();
+  std::size_t room() const; // slots this consumer may fill now
+  // Permits of the queue's rate limit for up to `want` jobs (all of them when unlimited), or
+  // how long until there are some.
+  boost::asio::awaitable<std::pair<std::size_t, std::chrono::milliseconds>> permits(std::size_t want);
+  boost::asio::awaitable<void> give_back(std::size_t unused);
   boost::asio::awaitable<void> hand_back(std::vector<delivered_job> jobs);
   void start(delivered_job job);
   // A fetch's reply as jobs (malformed entries go dead on the way); notes mixed priorities.
@@ -123,6 +163,8 @@ class consumer {
   bool stopping_ = false;
   bool fetching_done_ = false;
   bool paused_ = false;
+  std::int64_t rate_max_ = 0, rate_ms_ = 0; // the queue's rate limit; 0: none
+  std::size_t member_ = 0;                  // in options_.share
   std::chrono::steady_clock::time_point paused_checked_{};
   // Priorities in use at once: fetch exactly by priority (fetch.lua) until this time.
   std::chrono::steady_clock::time_point exact_until_{};
