@@ -118,7 +118,7 @@ std::size_t slot_share::room(std::size_t me) const {
   double weights = members_[me].weight;
   bool contended = false;
   for (std::size_t i = 0; i < members_.size(); ++i) {
-    used += members_[i].used;
+    used += members_[i].used + members_[i].reserved;
     if (i != me && members_[i].hungry) {
       weights += members_[i].weight;
       contended = true;
@@ -129,12 +129,18 @@ std::size_t slot_share::room(std::size_t me) const {
   // Others wait for slots too: no more than this queue's weighted share of the total.
   auto share = static_cast<std::size_t>(
       std::ceil(static_cast<double>(total_) * members_[me].weight / weights));
-  auto mine = share > members_[me].used ? share - members_[me].used : 0;
+  auto held = members_[me].used + members_[me].reserved;
+  auto mine = share > held ? share - held : 0;
   return std::min(free, mine);
 }
 
 void slot_share::finished(std::size_t me) {
   --members_[me].used;
+  wake_others(me);
+}
+
+void slot_share::release(std::size_t me, std::size_t n) {
+  members_[me].reserved -= std::min(n, members_[me].reserved);
   wake_others(me);
 }
 
@@ -273,6 +279,9 @@ asio::awaitable<void> consumer::fetch_loop() {
       // up to `allowed` entries of each stream that has any, or waits inside Redis for the next
       // job (no polling). With one priority in use (the usual case) that is exact; when the
       // reply shows several, the surplus waits here, leased, and fetching turns exact.
+      // Sharing slots with other queues after a full fetch (more is likely waiting): hold the
+      // slots while the fetch is in flight, and do not wait inside Redis with them held.
+      const bool hold = options_.share && last_full_;
       redis::request req;
       std::vector<std::string_view> args;
       // (No braced lists inside these coroutines: GCC 12 miscompiles them.)
@@ -281,16 +290,22 @@ asio::awaitable<void> consumer::fetch_loop() {
       args.push_back(name_);
       args.push_back("COUNT");
       args.push_back(exact ? std::string_view("1") : std::string_view(want));
-      args.push_back("BLOCK");
-      args.push_back(block);
+      if (!hold) {
+        args.push_back("BLOCK");
+        args.push_back(block);
+      }
       args.push_back("STREAMS");
       for (const auto& key : stream_names)
         args.push_back(key);
       for (std::size_t i = 0; i < stream_names.size(); ++i)
         args.push_back(">");
       req.push_range("XREADGROUP", args);
-      r = redis::connection::single(co_await conn.exec(req, options_.block));
+      if (hold) options_.share->reserve(member_, allowed);
+      r = redis::connection::single(
+          co_await conn.exec(req, hold ? milliseconds(0) : options_.block));
+      if (hold) options_.share->release(member_, allowed);
       if (r && r->is_nil()) {
+        last_full_ = false;
         if (options_.share) options_.share->hungry(member_, false); // its queue is empty
         co_await give_back(allowed);
         continue; // nothing within `block`
@@ -309,7 +324,8 @@ asio::awaitable<void> consumer::fetch_loop() {
       continue;
     }
     auto got = co_await take(*r);
-    if (options_.share) options_.share->hungry(member_, got.size() >= allowed);
+    last_full_ = got.size() >= allowed;
+    if (options_.share) options_.share->hungry(member_, last_full_);
     if (rate_max_ > 0 && got.size() > allowed) {
       // The blocking fetch takes one per priority: what the permits do not cover goes back.
       std::vector<delivered_job> extra(std::make_move_iterator(got.begin() + allowed),

@@ -56,6 +56,9 @@ class slot_share {
   std::size_t join(double weight, boost::asio::steady_timer& wake);
   std::size_t room(std::size_t me) const; // slots `me` may fill now
   void started(std::size_t me) { ++members_[me].used; }
+  // Slots held for a fetch in flight, so others do not take them meanwhile.
+  void reserve(std::size_t me, std::size_t n) { members_[me].reserved += n; }
+  void release(std::size_t me, std::size_t n);
   void finished(std::size_t me);
   void hungry(std::size_t me, bool h); // has work waiting (or not) beyond what it runs
 
@@ -63,7 +66,7 @@ class slot_share {
   struct member {
     double weight;
     boost::asio::steady_timer* wake;
-    std::size_t used = 0;
+    std::size_t used = 0, reserved = 0;
     bool hungry = false;
   };
   void wake_others(std::size_t me);
@@ -165,6 +168,7 @@ class consumer {
   bool paused_ = false;
   std::int64_t rate_max_ = 0, rate_ms_ = 0; // the queue's rate limit; 0: none
   std::size_t member_ = 0;                  // in options_.share
+  bool last_full_ = false; // the last fetch got all it asked for: more is likely waiting
   std::chrono::steady_clock::time_point paused_checked_{};
   // Priorities in use at once: fetch exactly by priority (fetch.lua) until this time.
   std::chrono::steady_clock::time_point exact_until_{};
