@@ -28,6 +28,8 @@ class category final : public boost::system::error_category {
       return "the job is invalid";
     case errc::queue_schema_mismatch:
       return "the queue was written by an incompatible forq";
+    case errc::redis_refused:
+      return "Redis refused the command";
     }
     return "forq error " + std::to_string(ev);
   }

@@ -26,6 +26,8 @@ enum class errc {
   invalid_job,
   // The queue on Redis was written by a forq with another protocol version.
   queue_schema_mismatch,
+  // Redis answered with an error that retrying cannot fix (WRONGTYPE, NOPERM, ...).
+  redis_refused,
 };
 
 const boost::system::error_category& error_category() noexcept;

@@ -108,8 +108,10 @@ class workers {
                        if (e || ec) {
                          spdlog::critical("consuming queue {} failed: {}", cfg_.queues[i].name,
                                           e ? "an exception" : ec.message());
-                         on_fatal(ec == errc::queue_schema_mismatch ? exit_code::fatal
-                                                                    : exit_code::failure);
+                         // A schema or a key Redis refuses: restarting cannot help.
+                         on_fatal(ec == errc::queue_schema_mismatch || ec == errc::redis_refused
+                                      ? exit_code::fatal
+                                      : exit_code::failure);
                        }
                      });
     std::string names;

@@ -100,7 +100,7 @@ void consumer::stop() {
 }
 
 asio::awaitable<error_code> consumer::run() {
-  if (auto ec = co_await init_queue(pool_.commands(), options_.queue)) co_return ec;
+  if (auto ec = co_await start_queue(pool_.commands(), options_.queue)) co_return ec;
   co_await (fetch_loop() && ack_loop() && promote_loop() && lease_loop() && tidy_loop());
   // Attempts started while the loops wound down may have finished after ack_loop ended.
   if (!to_ack_.empty()) co_await ack_loop();

@@ -6,6 +6,12 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 
 namespace forq::queue {
@@ -176,7 +182,15 @@ boost::asio::awaitable<error_code> init_queue(redis::connection& conn, std::stri
   args.push_back(version);
   auto stored = co_await redis::eval(conn, detail::scripts().init_queue, keys_v, args);
   if (!stored) co_return stored.error();
-  if (stored->str() != version) co_return error_code(errc::queue_schema_mismatch);
+  if (stored->is_error()) {
+    spdlog::error("starting queue {}: Redis answered {}", queue, stored->str());
+    co_return error_code(errc::redis_refused);
+  }
+  if (stored->str() != version) {
+    spdlog::critical("queue {} was written with protocol schema {}; this forq speaks {}", queue,
+                     stored->str(), version);
+    co_return error_code(errc::queue_schema_mismatch);
+  }
 
   // The group, and the queue in the registry (another slot: not in the script), in one trip.
   redis::request setup;
@@ -186,10 +200,29 @@ boost::asio::awaitable<error_code> init_queue(redis::connection& conn, std::stri
   setup.push("SADD", keys::all_queues, queue);
   auto replies = co_await conn.exec(setup);
   if (!replies) co_return replies.error();
-  for (const auto& r : *replies)
-    if (r.is_error() && r.error_code() != "BUSYGROUP") // BUSYGROUP: the group exists already
-      co_return error_code(errc::redis_protocol);
+  for (const auto& r : *replies) {
+    if (!r.is_error() || r.error_code() == "BUSYGROUP") continue; // BUSYGROUP: it exists
+    if (r.is_retry_later()) co_return error_code(errc::redis_retry_later);
+    spdlog::error("starting queue {}: Redis answered {}", queue, r.str());
+    co_return error_code(errc::redis_refused);
+  }
   co_return error_code{};
+}
+
+boost::asio::awaitable<error_code> start_queue(redis::connection& conn, std::string_view queue) {
+  auto delay = std::chrono::milliseconds(100);
+  for (int attempt = 1;; ++attempt) {
+    auto ec = co_await init_queue(conn, queue);
+    if (!ec || ec == errc::queue_schema_mismatch || ec == errc::invalid_job ||
+        ec == errc::redis_refused || ec == errc::redis_shutdown)
+      co_return ec;
+    spdlog::warn("starting queue {}: Redis cannot answer yet ({}); trying again in {} ms "
+                 "(attempt {})",
+                 queue, ec.message(), delay.count(), attempt);
+    boost::asio::steady_timer t(co_await boost::asio::this_coro::executor, delay);
+    co_await t.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+    delay = std::min(delay * 2, std::chrono::milliseconds(5000));
+  }
 }
 
 } // namespace forq::queue

@@ -394,6 +394,35 @@ TEST_F(consumer_test, a_large_backlog_of_old_results_is_worked_off_in_steps) {
   EXPECT_EQ(redis_.command({"LLEN", "forq:{work}:results"}), "3"); // <ms> 1 <id>
 }
 
+// Issue 4: a worker that starts before its Redis waits for it (the connection retries and logs)
+// and then consumes; it never gives up on its own.
+TEST_F(consumer_test, start_up_waits_for_a_redis_that_is_not_there_yet) {
+  redis_.stop();
+  test::run_async(
+      [&]() -> asio::awaitable<void> {
+        auto ex = co_await asio::this_coro::executor;
+        redis::pool pool(ex, pool_options());
+        queue::consumer c(pool, options(), succeed("j"));
+        auto body = [&]() -> asio::awaitable<void> {
+          auto ec = co_await c.run();
+          EXPECT_FALSE(ec) << ec.message();
+          pool.stop();
+        };
+        auto later = [&]() -> asio::awaitable<void> {
+          co_await sleep_for(500ms);
+          EXPECT_EQ(c.stats().fetched, 0u);
+          redis_.start();
+          co_await enqueue_n(pool.commands(), 3, "j");
+          while (c.stats().done < 3)
+            co_await sleep_for(5ms);
+          c.stop();
+        };
+        co_await (pool.run() && body() && later());
+      },
+      30s);
+  EXPECT_EQ(redis_.command({"HGET", "forq:{work}:stats", "completed"}), "3");
+}
+
 // Review finding: a delayed record that is not a JSON object stopped every promotion behind it.
 TEST_F(consumer_test, a_corrupt_delayed_record_goes_dead_and_promotion_goes_on) {
   queue::handler_map h{{"j", counting([](auto&, int) { return queue::outcome::success(); })}};

@@ -2,6 +2,7 @@
 // produce on demand. Every test runs under a deadline (run_async).
 #include "forq/log.hpp"
 #include "forq/redis/connection.hpp"
+#include "forq/queue/producer.hpp"
 #include "forq/redis/script.hpp"
 #include "support/async_test.hpp"
 #include "support/fake_redis.hpp"
@@ -447,6 +448,51 @@ TEST(connection_fake, a_run_cancelled_during_backoff_still_cleans_up) {
     co_await (conn.run() || sleep_for(60ms)); // lands in a backoff sleep
     EXPECT_EQ((co_await conn.command("PING")).error(), errc::redis_shutdown);
   });
+}
+
+} // namespace
+
+namespace {
+
+// Issue 4: while Redis is loading its data, queue start-up waits and says so, then goes on;
+// an error retrying cannot fix is fatal at once.
+TEST(queue_start_fake, waits_while_redis_is_loading_then_starts) {
+  forq::test::log_capture logs;
+  int evals = 0;
+  with_fake(
+      [&](const fake_command& c) {
+        if (c.argv[0] == "EVALSHA" || c.argv[0] == "EVAL") {
+          if (++evals <= 2) return fake_action::error("LOADING Redis is loading the dataset");
+          return fake_action::bulk(std::to_string(forq::queue::schema_version));
+        }
+        if (c.argv[0] == "XGROUP") return fake_action::status("OK");
+        if (c.argv[0] == "SADD") return fake_action::integer(1);
+        return fake_redis::standard(c);
+      },
+      [&](connection& conn, fake_redis&) -> asio::awaitable<void> {
+        auto ec = co_await forq::queue::start_queue(conn, "jobs");
+        EXPECT_FALSE(ec) << ec.message();
+      });
+  EXPECT_EQ(evals, 3);
+  EXPECT_NE(logs.text().find("starting queue jobs: Redis cannot answer yet"), std::string::npos)
+      << logs.text();
+}
+
+TEST(queue_start_fake, an_error_retrying_cannot_fix_is_fatal_at_once) {
+  int evals = 0;
+  with_fake(
+      [&](const fake_command& c) {
+        if (c.argv[0] == "EVALSHA" || c.argv[0] == "EVAL") {
+          ++evals;
+          return fake_action::error("WRONGTYPE Operation against a key holding the wrong kind");
+        }
+        return fake_redis::standard(c);
+      },
+      [&](connection& conn, fake_redis&) -> asio::awaitable<void> {
+        auto ec = co_await forq::queue::start_queue(conn, "jobs");
+        EXPECT_EQ(ec, errc::redis_refused);
+      });
+  EXPECT_EQ(evals, 1);
 }
 
 } // namespace

@@ -114,9 +114,10 @@ class consumer {
  public:
   consumer(redis::pool& pool, consumer_options options, handler_map handlers);
 
-  // Initialises the queue, then consumes until stop(); completes once every attempt in flight
-  // has finished and been acknowledged or failed. Completes early with the error if the
-  // queue cannot be initialised (errc::queue_schema_mismatch is fatal).
+  // Starts the queue (start_queue: waits for Redis as long as it takes), then consumes until
+  // stop(); completes once every attempt in flight has finished and been acknowledged or
+  // failed. Completes early with start_queue's fatal errors (queue_schema_mismatch,
+  // redis_refused, invalid_job).
   boost::asio::awaitable<boost::system::error_code> run();
   // Stop fetching; attempts in flight finish. run() completes after them.
   void stop();

@@ -75,4 +75,12 @@ enqueue(redis::connection& conn, std::string_view queue, const job& j, std::stri
 boost::asio::awaitable<boost::system::error_code> init_queue(redis::connection& conn,
                                                              std::string_view queue);
 
+// Start-up as a worker does it: init_queue, tried again with backoff (100 ms doubling to 5 s,
+// each wait logged) while Redis cannot answer (loading, busy, connection lost, timed out; an
+// unreachable Redis makes the request wait inside the connection, which logs that itself).
+// Completes with success, or a fatal error: queue_schema_mismatch, invalid_job (bad name),
+// redis_refused (an error reply retrying cannot fix), or redis_shutdown (stopped meanwhile).
+boost::asio::awaitable<boost::system::error_code> start_queue(redis::connection& conn,
+                                                              std::string_view queue);
+
 } // namespace forq::queue
