@@ -235,6 +235,19 @@ std::vector<config_field> make_fields() {
                },
                [](const config& c) { return std::to_string(c.concurrency); }});
 
+  f.push_back({"lease", "FORQ_LEASE", "--lease",
+               "Seconds a fetched job stays leased without renewal; a worker that dies holding it "
+               "lets another run it after this long",
+               "seconds from 0.3 to 3600, fractions allowed", "SECONDS", kind::number,
+               [](config& c, std::string_view v) -> std::optional<std::string> {
+                 auto d = parse_seconds(v, 3600);
+                 if (!d || *d < std::chrono::milliseconds(300))
+                   return "expected seconds from 0.3 to 3600 (e.g. 30 or 2.5)";
+                 c.lease = *d;
+                 return std::nullopt;
+               },
+               [](const config& c) { return show_seconds(c.lease); }});
+
   f.push_back({"log.format", "FORQ_LOG_FORMAT", "--log-format",
                "Log line format: text for people, json for log collectors",
                enum_choices(all_formats), "FORMAT", kind::string,

@@ -132,6 +132,11 @@ ping_result ping(const fs::path& socket) {
 
 } // namespace
 
+void embedded_redis::close_inherited_lock() {
+  if (lock_fd_ >= 0) ::close(lock_fd_); // the owner's descriptor keeps the lock
+  lock_fd_ = -1;
+}
+
 embedded_redis::embedded_redis(embedded_redis_options options, fs::path dir, int lock_fd)
     : options_(std::move(options))
     , dir_(std::move(dir))

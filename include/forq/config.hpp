@@ -55,6 +55,9 @@ struct config {
   // file `concurrency`, env FORQ_CONCURRENCY, flag --concurrency. Jobs each worker runs at
   // once, all its queues together.
   unsigned concurrency = 64;
+  // file `lease`, env FORQ_LEASE, flag --lease (seconds). How long a fetched job stays leased
+  // without renewal (renewed every third of it while it runs).
+  std::chrono::milliseconds lease{std::chrono::seconds(30)};
   // file `log.format`, env FORQ_LOG_FORMAT, flag --log-format.
   log_format log_fmt = log_format::text;
   // file `log.level`, env FORQ_LOG_LEVEL, flag --log-level.

@@ -64,6 +64,12 @@ class embedded_redis {
   // SIGTERM, wait up to stop_timeout for the final AOF write, then SIGKILL. Idempotent.
   void stop();
 
+  // In a child forked from the owner (a worker): closes the child's copy of the data
+  // directory's lock, so the lock goes with the owner (a forq serve started after the master
+  // died is not refused while old workers drain). Touches nothing else; the child must never
+  // destroy this object.
+  void close_inherited_lock();
+
  private:
   embedded_redis(embedded_redis_options options, std::filesystem::path dir, int lock_fd);
   std::optional<embedded_redis_error> spawn_and_wait();

@@ -1,6 +1,14 @@
 #pragma once
 
 #include "forq/config.hpp"
+#include "forq/queue/consumer.hpp"
+#include "forq/redis/pool.hpp"
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+
+#include <functional>
+#include <memory>
 
 #include <optional>
 #include <string>
@@ -10,8 +18,41 @@ namespace forq::cli {
 
 // Each returns the process exit code (forq/exit_codes.hpp).
 
-// `forq serve`: the long-running service.
+// `forq serve`: the long-running service; the master's side (serve.cpp).
 int serve(const config& cfg);
+
+// One worker process of serve (worker.cpp): runs until SIGTERM/SIGINT (drain) or SIGQUIT (at
+// once), or a fatal error. Returns its exit code.
+int run_worker(const config& cfg, const std::string& url, unsigned slot);
+
+// The built-in handlers: noop, echo, sleep.
+queue::handler_map builtin_handlers();
+
+// A worker's consumers, one per configured queue, on one pool.
+class consumers {
+ public:
+  consumers(boost::asio::any_io_executor ex, const config& cfg, const std::string& url);
+  ~consumers();
+  // on_fatal(exit code): a consumer cannot go on (schema mismatch, a refused key, ...).
+  void start(std::function<void(int)> on_fatal);
+  // Stop fetching; with wait_for_running, let jobs in flight finish for up to drain_timeout;
+  // hand back whatever still runs; close Redis.
+  boost::asio::awaitable<void> drain(bool wait_for_running);
+  std::uint64_t done() const;
+  bool redis_ready() const; // the command connection is up
+
+ private:
+  const config& cfg_;
+  std::unique_ptr<redis::pool> pool_;
+  std::vector<std::unique_ptr<queue::consumer>> list_;
+  std::size_t finished_ = 0;
+  bool pool_done_ = false;
+};
+
+// Process titles as ps shows them ("forq: master", "forq: worker 3 [draining]"). init once in
+// main() with its argv; set_process_title truncates to the space argv had.
+void init_process_title(int argc, char** argv);
+void set_process_title(const std::string& title);
 
 // The operators' commands (ops.cpp).
 struct enqueue_args {

@@ -79,6 +79,7 @@ int usage_error(const std::string& message) {
 } // namespace
 
 int main(int argc, char** argv) {
+  forq::cli::init_process_title(argc, argv); // before anything keeps pointers into argv
   CLI::App app{"forq runs background jobs out of Redis, on every core.", "forq"};
   app.set_version_flag("--version", "forq " FORQ_VERSION);
   app.require_subcommand(1, 1);

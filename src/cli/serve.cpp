@@ -1,12 +1,11 @@
-// `forq serve`. Today one process: it brings up the embedded Redis (or takes the configured
-// one), consumes the configured queues with the built-in handlers until SIGINT or SIGTERM, then
-// lets the jobs in flight finish (up to drain_timeout) and stops. The pre-fork process model
-// and the HTTP surface (issue 5) and the exec/HTTP handlers (issue 6) grow this file.
+// `forq serve`, the master (docs/signals.md): brings up the embedded Redis (or takes the
+// configured one), forks `workers` children (worker.cpp) and from then on only supervises:
+// restarts a child that dies (with backoff in a crash loop), stops when a child exits with the
+// fatal code, drains every child on SIGTERM/SIGINT, adds or removes one on SIGTTIN/SIGTTOU.
 #include "commands.hpp"
 #include "forq/embedded_redis.hpp"
 #include "forq/exit_codes.hpp"
-#include "forq/queue/consumer.hpp"
-#include "forq/redis/pool.hpp"
+#include "forq/log.hpp"
 #include "forq/redis_url.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -19,12 +18,18 @@
 #include <spdlog/spdlog.h>
 
 #include <csignal>
+#include <cstring>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 namespace forq::cli {
 namespace {
 
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
+using std::chrono::milliseconds;
+using clock_type = std::chrono::steady_clock;
 
 // Keeps the embedded Redis alive while the service runs: a redis-server that dies is started
 // again on the same AOF, with a pause that doubles up to 30 s while it keeps dying.
@@ -60,138 +65,265 @@ class redis_keeper {
   std::chrono::steady_clock::time_point last_restart_{};
 };
 
-// The handlers every forq has: `noop` succeeds with no result, `echo` returns its payload.
-// Others come with issue 6 (exec, HTTP); a job naming one that does not exist goes to the dead
-// set with the reason, and the queue moves on.
-queue::handler_map builtin_handlers() {
-  queue::handler_map h;
-  h.emplace("noop", [](const queue::delivered_job&) -> asio::awaitable<queue::outcome> {
-    co_return queue::outcome::success();
-  });
-  h.emplace("echo", [](const queue::delivered_job& j) -> asio::awaitable<queue::outcome> {
-    co_return queue::outcome::success(j.payload);
-  });
-  return h;
+
+// How a child ended, in an operator's words.
+std::string describe_exit(int status) {
+  if (WIFEXITED(status)) {
+    int c = WEXITSTATUS(status);
+    if (c == exit_code::fatal) return "exited with code 2 (fatal: see its last log lines)";
+    return "exited with code " + std::to_string(c);
+  }
+  if (WIFSIGNALED(status)) {
+    int sig = WTERMSIG(status);
+    std::string why = sig == SIGKILL   ? " (out of memory, or killed by someone?)"
+                      : sig == SIGSEGV ? " (a crash: segmentation fault)"
+                      : sig == SIGABRT ? " (a crash: aborted)"
+                      : sig == SIGBUS  ? " (a crash: bus error)"
+                                       : "";
+    return std::string("killed by SIG") + (sigabbrev_np(sig) ? sigabbrev_np(sig) : "?") + why;
+  }
+  return "ended (status " + std::to_string(status) + ")";
 }
 
-// The consumers of every configured queue on one pool, started and stopped together.
-class workers {
+class master {
  public:
-  workers(asio::any_io_executor ex, const config& cfg, const std::string& url)
-      : cfg_(cfg) {
-    redis::pool_options po;
-    po.connection.endpoint = std::get<redis_endpoint>(parse_redis_url(url));
-    po.blocking_connections = cfg.queues.size();
-    po.role = "worker";
-    pool_ = std::make_unique<redis::pool>(ex, po);
-    // One queue has every slot; several share them by weight.
-    auto share = cfg.queues.size() > 1 ? std::make_shared<queue::slot_share>(cfg.concurrency)
-                                       : nullptr;
-    for (std::size_t i = 0; i < cfg.queues.size(); ++i) {
-      queue::consumer_options o;
-      o.queue = cfg.queues[i].name;
-      o.concurrency = cfg.concurrency;
-      o.share = share;
-      o.weight = cfg.queues[i].weight;
-      o.blocking_connection = i;
-      consumers_.push_back(std::make_unique<queue::consumer>(*pool_, o, builtin_handlers()));
-    }
+  enum class state { starting, running, draining, exited };
+  struct slot {
+    unsigned number;
+    pid_t pid = -1;
+    state st = state::exited;
+    clock_type::time_point started{};
+    milliseconds backoff{1000};
+    bool retiring = false; // removed by TTOU: not restarted
+  };
+
+  master(asio::io_context& ioc, asio::signal_set& signals, const config& cfg, std::string url,
+         embedded_redis* redis)
+      : ioc_(ioc), signals_(signals), cfg_(cfg), url_(std::move(url)), redis_(redis) {
+    if (redis_) keeper_.emplace(*redis_);
   }
 
-  void start(std::function<void(int)> on_fatal) {
-    auto ex = pool_->commands().executor();
-    asio::co_spawn(ex, pool_->run(), [this](std::exception_ptr) { pool_done_ = true; });
-    for (std::size_t i = 0; i < consumers_.size(); ++i)
-      asio::co_spawn(ex, consumers_[i]->run(),
-                     [this, i, on_fatal](std::exception_ptr e, boost::system::error_code ec) {
-                       ++finished_;
-                       if (e || ec) {
-                         spdlog::critical("consuming queue {} failed: {}", cfg_.queues[i].name,
-                                          e ? "an exception" : ec.message());
-                         // A schema or a key Redis refuses: restarting cannot help.
-                         on_fatal(ec == errc::queue_schema_mismatch || ec == errc::redis_refused
-                                      ? exit_code::fatal
-                                      : exit_code::failure);
-                       }
-                     });
-    std::string names;
-    for (const auto& q : cfg_.queues)
-      names += (names.empty() ? "" : ", ") + q.name +
-               (cfg_.queues.size() > 1 ? " (weight " + std::to_string(q.weight) + ")" : "");
-    spdlog::info("consuming {} queue{}: {}; {} jobs at once", consumers_.size(),
-                 consumers_.size() == 1 ? "" : "s", names, cfg_.concurrency);
-  }
-
-  // Stop fetching, let the jobs in flight finish for up to drain_timeout, then close Redis.
-  // Jobs still running then stay pending in Redis and come back through stall recovery.
-  asio::awaitable<void> stop() {
-    for (auto& c : consumers_)
-      c->stop();
-    asio::steady_timer t(co_await asio::this_coro::executor);
-    auto deadline = std::chrono::steady_clock::now() + cfg_.drain_timeout;
-    while (finished_ < consumers_.size() && std::chrono::steady_clock::now() < deadline) {
-      t.expires_after(10ms);
-      co_await t.async_wait(asio::use_awaitable);
+  asio::awaitable<int> run() {
+    for (unsigned i = 0; i < cfg_.effective_workers(); ++i)
+      add_slot();
+    while (!(stopping_ && all_exited())) {
+      auto [ec, sig] = co_await signals_.async_wait(asio::as_tuple(asio::use_awaitable));
+      if (ec) continue;
+      if (sig == SIGCHLD) {
+        if (keeper_ && !co_await keeper_->on_child_exit()) {
+          fatal_ = exit_code::failure;
+          begin_stop(SIGTERM);
+        }
+        reap();
+      } else if (sig == SIGTERM || sig == SIGINT) {
+        if (stopping_ && sig == SIGINT) {
+          spdlog::warn("second SIGINT: stopping the workers at once (SIGQUIT)");
+          signal_children(SIGQUIT);
+        } else {
+          spdlog::info("received SIG{}; draining the workers (up to {} ms for jobs in flight)",
+                       sigabbrev_np(sig), cfg_.drain_timeout.count());
+          begin_stop(SIGTERM);
+        }
+      } else if (sig == SIGQUIT) {
+        spdlog::info("received SIGQUIT; stopping the workers at once (their leases bring the "
+                     "jobs they held back)");
+        begin_stop(SIGQUIT);
+      } else if (sig == SIGTTIN && !stopping_) {
+        add_slot();
+        spdlog::info("SIGTTIN: now {} workers", live_slots());
+      } else if (sig == SIGTTOU && !stopping_) {
+        retire_one();
+      } else if (sig == SIGHUP) {
+        spdlog::warn("SIGHUP: reloading the configuration is not built yet; nothing changes");
+      } else if (sig == SIGUSR1) {
+        spdlog::info("SIGUSR1: forq logs to stderr only; there are no log files to reopen");
+      }
     }
-    if (finished_ < consumers_.size())
-      spdlog::warn("drain timeout ({} ms) passed with jobs still running; they return to their "
-                   "queue after their lease",
-                   cfg_.drain_timeout.count());
-    pool_->stop();
-    while (!pool_done_ || finished_ < consumers_.size()) {
-      t.expires_after(10ms);
-      co_await t.async_wait(asio::use_awaitable);
-    }
+    co_return fatal_ ? fatal_ : exit_code::ok;
   }
 
  private:
-  const config& cfg_;
-  std::unique_ptr<redis::pool> pool_;
-  std::vector<std::unique_ptr<queue::consumer>> consumers_;
-  std::size_t finished_ = 0;
-  bool pool_done_ = false;
-};
-
-asio::awaitable<int> supervise(asio::signal_set& signals, embedded_redis* redis, workers& w,
-                               int& fatal) {
-  std::optional<redis_keeper> keeper;
-  if (redis) keeper.emplace(*redis);
-  int code = exit_code::ok;
-  while (true) {
-    if (fatal) {
-      code = fatal;
-      break;
-    }
-    auto [ec, sig] = co_await signals.async_wait(asio::as_tuple(asio::use_awaitable));
-    if (fatal) { // a consumer cannot go on (signals.cancel() woke us)
-      code = fatal;
-      break;
-    }
-    if (ec) continue;
-    if (sig == SIGCHLD) {
-      if (keeper && !co_await keeper->on_child_exit()) {
-        code = exit_code::failure;
-        break;
-      }
-      continue;
-    }
-    spdlog::info("received SIG{}; finishing the jobs in flight, then stopping", sigabbrev_np(sig));
-    break;
+  void add_slot() {
+    slot s;
+    s.number = next_number_++;
+    slots_.push_back(s);
+    spawn(slots_.back());
   }
-  co_await w.stop();
-  co_return code;
-}
+
+  std::size_t live_slots() const {
+    std::size_t n = 0;
+    for (const auto& s : slots_)
+      if (!s.retiring) ++n;
+    return n;
+  }
+
+  void retire_one() {
+    if (live_slots() <= 1) {
+      spdlog::warn("SIGTTOU: keeping the last worker");
+      return;
+    }
+    for (auto it = slots_.rbegin(); it != slots_.rend(); ++it)
+      if (!it->retiring) {
+        it->retiring = true;
+        if (it->pid > 0) {
+          it->st = state::draining;
+          ::kill(it->pid, SIGTERM);
+        }
+        spdlog::info("SIGTTOU: worker {} drains and is not replaced; {} workers remain",
+                     it->number, live_slots());
+        return;
+      }
+  }
+
+  void spawn(slot& s) {
+    spdlog::default_logger()->flush();
+    // Stop signals stay blocked in the child until its own signal_set listens (run_worker):
+    // one sent meanwhile waits instead of being lost to the master's handlers.
+    sigset_t stops, before;
+    sigemptyset(&stops);
+    for (int sig : {SIGTERM, SIGINT, SIGQUIT})
+      sigaddset(&stops, sig);
+    ::sigprocmask(SIG_BLOCK, &stops, &before);
+    ioc_.notify_fork(asio::execution_context::fork_prepare);
+    const pid_t parent = ::getpid();
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      ioc_.notify_fork(asio::execution_context::fork_child);
+      // The master's death reaches this child as SIGTERM: it drains and exits.
+      ::prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
+      if (::getppid() != parent) ::_exit(exit_code::ok); // it died before prctl
+      if (redis_) redis_->close_inherited_lock();
+      set_log_role("worker " + std::to_string(s.number));
+      set_process_title("forq: worker " + std::to_string(s.number));
+      int code = run_worker(cfg_, url_, s.number);
+      spdlog::default_logger()->flush();
+      ::_exit(code); // never return into the master's frames, never run its destructors
+    }
+    ioc_.notify_fork(asio::execution_context::fork_parent);
+    ::sigprocmask(SIG_SETMASK, &before, nullptr);
+    if (pid < 0) {
+      spdlog::error("cannot fork worker {}: {}; trying again in {} ms", s.number,
+                    std::strerror(errno), s.backoff.count());
+      schedule_respawn(s.number, s.backoff);
+      return;
+    }
+    s.pid = pid;
+    s.st = state::running;
+    s.started = clock_type::now();
+    spdlog::info("worker {} started (pid {})", s.number, pid);
+  }
+
+  void schedule_respawn(unsigned number, milliseconds delay) {
+    asio::co_spawn(
+        ioc_,
+        [this, number, delay]() -> asio::awaitable<void> {
+          asio::steady_timer t(ioc_, delay);
+          co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+          if (stopping_) co_return;
+          for (auto& s : slots_)
+            if (s.number == number && s.pid < 0 && !s.retiring) spawn(s);
+        },
+        asio::detached);
+  }
+
+  void reap() {
+    for (auto it = slots_.begin(); it != slots_.end();) {
+      auto& s = *it;
+      int status = 0;
+      if (s.pid <= 0 || ::waitpid(s.pid, &status, WNOHANG) != s.pid) {
+        ++it;
+        continue;
+      }
+      auto how = describe_exit(status);
+      auto ran = clock_type::now() - s.started;
+      s.pid = -1;
+      s.st = state::exited;
+      bool is_fatal = WIFEXITED(status) && WEXITSTATUS(status) == exit_code::fatal;
+      if (stopping_ || s.retiring) {
+        spdlog::info("worker {} {}", s.number, how);
+        if (s.retiring && !stopping_) {
+          it = slots_.erase(it);
+          continue;
+        }
+      } else if (is_fatal) {
+        spdlog::critical("worker {} {}; not restarting it: stopping forq", s.number, how);
+        fatal_ = exit_code::fatal;
+        begin_stop(SIGTERM);
+      } else {
+        // A child that ran a good while is replaced at once; one that keeps dying waits longer
+        // each time (no fork storm), up to 30 s.
+        if (ran > 60s) s.backoff = 100ms;
+        auto delay = s.backoff;
+        s.backoff = std::min(std::max(s.backoff * 2, milliseconds(1000)), milliseconds(30000));
+        spdlog::error("worker {} {}; restarting in {}", s.number, how,
+                      delay < 1s ? std::to_string(delay.count()) + " ms"
+                                 : std::to_string(delay.count() / 1000) + " s");
+        schedule_respawn(s.number, delay);
+      }
+      ++it;
+    }
+  }
+
+  void begin_stop(int sig) {
+    if (!stopping_) {
+      stopping_ = true;
+      // A child that does not finish after the drain timeout and a margin is killed.
+      asio::co_spawn(
+          ioc_,
+          [this]() -> asio::awaitable<void> {
+            asio::steady_timer t(ioc_, cfg_.drain_timeout + 10s);
+            co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+            for (auto& s : slots_)
+              if (s.pid > 0) {
+                spdlog::error("worker {} did not stop in time; killing it", s.number);
+                ::kill(s.pid, SIGKILL);
+              }
+          },
+          asio::detached);
+    }
+    signal_children(sig);
+    if (all_exited()) signals_.cancel(); // nothing to wait for: let run() see it
+  }
+
+  void signal_children(int sig) {
+    for (auto& s : slots_)
+      if (s.pid > 0) {
+        s.st = state::draining;
+        ::kill(s.pid, sig);
+      }
+  }
+
+  bool all_exited() const {
+    for (const auto& s : slots_)
+      if (s.pid > 0) return false;
+    return true;
+  }
+
+  asio::io_context& ioc_;
+  asio::signal_set& signals_;
+  const config& cfg_;
+  std::string url_;
+  embedded_redis* redis_;
+  std::optional<redis_keeper> keeper_;
+  std::vector<slot> slots_;
+  unsigned next_number_ = 1;
+  bool stopping_ = false;
+  int fatal_ = 0;
+};
 
 } // namespace
 
 int serve(const config& cfg) {
   spdlog::info("forq {} serve starting with {}", FORQ_VERSION, to_json(cfg));
+  set_process_title("forq: master");
 
   // Signals arrive through the event loop from here on; SIGPIPE never kills us.
   std::signal(SIGPIPE, SIG_IGN);
   asio::io_context ioc(1);
   // Installed before Redis starts, so a SIGTERM during start-up is kept and acted on after it.
-  asio::signal_set signals(ioc, SIGINT, SIGTERM, SIGCHLD);
+  asio::signal_set signals(ioc);
+  for (int sig : {SIGINT, SIGTERM, SIGQUIT, SIGCHLD, SIGTTIN, SIGTTOU, SIGHUP, SIGUSR1})
+    signals.add(sig);
 
   std::unique_ptr<embedded_redis> redis;
   std::string url = cfg.redis_url;
@@ -206,27 +338,21 @@ int serve(const config& cfg) {
   }
 
   spdlog::info("using Redis at {}", redact_url(url));
-  spdlog::info("master ready (pid {}); it also runs the consumers until the pre-fork model "
-               "lands (issue 5)",
-               ::getpid());
+  spdlog::info("master ready (pid {}); starting {} worker{}", ::getpid(), cfg.effective_workers(),
+               cfg.effective_workers() == 1 ? "" : "s");
 
   int code = exit_code::failure;
-  int fatal = 0;
   {
-    workers w(ioc.get_executor(), cfg, url);
-    w.start([&](int c) {
-      if (!fatal) fatal = c;
-      signals.cancel();
+    master m(ioc, signals, cfg, url, redis.get());
+    asio::co_spawn(ioc, m.run(), [&](std::exception_ptr e, int result) {
+      if (e) std::rethrow_exception(e);
+      code = result;
+      ioc.stop();
     });
-    asio::co_spawn(ioc, supervise(signals, redis.get(), w, fatal),
-                   [&](std::exception_ptr e, int result) {
-                     if (e) std::rethrow_exception(e);
-                     code = result;
-                   });
     ioc.run();
   }
 
-  redis.reset(); // stops redis-server last, after everything that uses it
+  redis.reset(); // stops redis-server last, after every worker has gone
   spdlog::info("forq serve stopped");
   return code;
 }

@@ -99,6 +99,25 @@ void consumer::stop() {
   tidy_due_.cancel();
 }
 
+asio::awaitable<std::size_t> consumer::release_running() {
+  std::set<std::string> unacked; // outcome known, ack pending: not handed back
+  for (const auto& f : to_ack_)
+    unacked.insert(f.entry_id);
+  std::vector<delivered_job> running;
+  for (const auto& [stream, ids] : active_)
+    for (const auto& id : ids)
+      if (!unacked.count(id)) {
+        delivered_job j;
+        j.stream = stream;
+        j.entry_id = id;
+        running.push_back(std::move(j));
+        released_.insert(id);
+      }
+  auto before = stats_.handed_back;
+  if (!running.empty()) co_await hand_back(std::move(running));
+  co_return static_cast<std::size_t>(stats_.handed_back - before);
+}
+
 asio::awaitable<error_code> consumer::run() {
   if (auto ec = co_await start_queue(pool_.commands(), options_.queue)) co_return ec;
   co_await (fetch_loop() && ack_loop() && promote_loop() && lease_loop() && tidy_loop());
@@ -473,7 +492,10 @@ asio::awaitable<void> consumer::attempt(delivered_job job) {
     }
   }
   // The lease stays renewed until the outcome is recorded: ack_loop, or fail() below, lets go.
-  if (out.what == outcome::kind::done) {
+  if (released_.count(job.entry_id)) {
+    // Handed back while it ran (the process is leaving): another consumer runs it; record
+    // nothing here.
+  } else if (out.what == outcome::kind::done) {
     finished f;
     f.stream = job.stream;
     f.entry_id = job.entry_id;

@@ -121,6 +121,11 @@ class consumer {
   boost::asio::awaitable<boost::system::error_code> run();
   // Stop fetching; attempts in flight finish. run() completes after them.
   void stop();
+  // For a process about to exit (the drain timed out): hands every attempt still running back
+  // to its queue at once (handback.lua), without waiting for a lease to expire, and records
+  // none of their outcomes from then on. Attempts finished but not yet acknowledged are kept
+  // (their ack goes on). Returns how many were handed back.
+  boost::asio::awaitable<std::size_t> release_running();
 
   struct counters {
     std::uint64_t fetched = 0, done = 0, retried = 0, dead = 0, recovered = 0, handed_back = 0;
@@ -179,6 +184,7 @@ class consumer {
   // stream -> entry ids attempted here whose outcome is not recorded yet (leases renewed)
   std::map<std::string, std::set<std::string>> active_;
   std::map<std::string, std::string> cursors_; // stream -> where stall recovery goes on
+  std::set<std::string> released_;             // entry ids handed back by release_running()
   // cancel() = something changed: a slot freed, an ack is due, a retry was scheduled, stop.
   boost::asio::steady_timer slot_free_, ack_due_, promote_due_, lease_due_, tidy_due_;
   counters stats_;

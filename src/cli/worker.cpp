@@ -1,0 +1,229 @@
+// One worker process of `forq serve` (the child side of the pre-fork model, docs/signals.md):
+// its own single-threaded io_context, Redis pool and one consumer per configured queue, until
+// the master (or its own death signal) tells it to stop.
+#include "commands.hpp"
+#include "forq/exit_codes.hpp"
+#include "forq/log.hpp"
+#include "forq/queue/consumer.hpp"
+#include "forq/redis/pool.hpp"
+#include "forq/redis_url.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/json/parse.hpp>
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <unistd.h>
+
+namespace forq::cli {
+namespace {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+
+asio::awaitable<void> pause_for(std::chrono::milliseconds d) {
+  asio::steady_timer t(co_await asio::this_coro::executor, d);
+  co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+}
+
+} // namespace
+
+// The handlers every forq has: `noop` succeeds with no result, `echo` returns its payload,
+// `sleep` waits {"ms": N} (at most 10 minutes) and succeeds: for trying forq out, for tests and
+// for benchmarks. Others come with issue 6 (exec, HTTP); a job naming one that does not exist
+// goes to the dead set with the reason, and the queue moves on.
+queue::handler_map builtin_handlers() {
+  queue::handler_map h;
+  h.emplace("noop", [](const queue::delivered_job&) -> asio::awaitable<queue::outcome> {
+    co_return queue::outcome::success();
+  });
+  h.emplace("echo", [](const queue::delivered_job& j) -> asio::awaitable<queue::outcome> {
+    co_return queue::outcome::success(j.payload);
+  });
+  h.emplace("sleep", [](const queue::delivered_job& j) -> asio::awaitable<queue::outcome> {
+    boost::system::error_code ec;
+    auto v = boost::json::parse(j.payload, ec);
+    const boost::json::value* ms = nullptr;
+    if (!ec && v.is_object()) ms = v.as_object().if_contains("ms");
+    if (!ms || !ms->is_int64() || ms->as_int64() < 0 || ms->as_int64() > 600000)
+      co_return queue::outcome::failure("sleep needs a payload {\"ms\": N}, N from 0 to 600000");
+    co_await pause_for(std::chrono::milliseconds(ms->as_int64()));
+    co_return queue::outcome::success();
+  });
+  return h;
+}
+
+consumers::consumers(asio::any_io_executor ex, const config& cfg, const std::string& url)
+    : cfg_(cfg) {
+  redis::pool_options po;
+  po.connection.endpoint = std::get<redis_endpoint>(parse_redis_url(url));
+  po.blocking_connections = cfg.queues.size();
+  po.role = "worker";
+  pool_ = std::make_unique<redis::pool>(ex, po);
+  // One queue has every slot; several share them by weight.
+  auto share =
+      cfg.queues.size() > 1 ? std::make_shared<queue::slot_share>(cfg.concurrency) : nullptr;
+  for (std::size_t i = 0; i < cfg.queues.size(); ++i) {
+    queue::consumer_options o;
+    o.queue = cfg.queues[i].name;
+    o.concurrency = cfg.concurrency;
+    o.share = share;
+    o.weight = cfg.queues[i].weight;
+    o.lease = cfg.lease;
+    o.blocking_connection = i;
+    list_.push_back(std::make_unique<queue::consumer>(*pool_, o, builtin_handlers()));
+  }
+}
+
+consumers::~consumers() = default;
+
+void consumers::start(std::function<void(int)> on_fatal) {
+  auto ex = pool_->commands().executor();
+  asio::co_spawn(ex, pool_->run(), [this](std::exception_ptr) { pool_done_ = true; });
+  for (std::size_t i = 0; i < list_.size(); ++i)
+    asio::co_spawn(ex, list_[i]->run(),
+                   [this, i, on_fatal](std::exception_ptr e, boost::system::error_code ec) {
+                     ++finished_;
+                     if (e || ec) {
+                       spdlog::critical("consuming queue {} failed: {}", cfg_.queues[i].name,
+                                        e ? "an exception" : ec.message());
+                       // A schema or a key Redis refuses: restarting cannot help.
+                       on_fatal(ec == errc::queue_schema_mismatch || ec == errc::redis_refused
+                                    ? exit_code::fatal
+                                    : exit_code::failure);
+                     }
+                   });
+  std::string names;
+  for (const auto& q : cfg_.queues)
+    names += (names.empty() ? "" : ", ") + q.name +
+             (cfg_.queues.size() > 1 ? " (weight " + std::to_string(q.weight) + ")" : "");
+  spdlog::info("consuming {} queue{}: {}; {} jobs at once", list_.size(),
+               list_.size() == 1 ? "" : "s", names, cfg_.concurrency);
+}
+
+asio::awaitable<void> consumers::drain(bool wait_for_running) {
+  for (auto& c : list_)
+    c->stop();
+  asio::steady_timer t(co_await asio::this_coro::executor);
+  auto deadline = std::chrono::steady_clock::now() + cfg_.drain_timeout;
+  while (wait_for_running && finished_ < list_.size() &&
+         std::chrono::steady_clock::now() < deadline) {
+    t.expires_after(10ms);
+    co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+  if (finished_ < list_.size()) {
+    // Still running: back to their queues now, for other workers, not after a lease.
+    std::size_t back = 0;
+    for (auto& c : list_)
+      back += co_await c->release_running();
+    if (back > 0)
+      spdlog::warn("drain timeout ({} ms) passed: handed {} running job{} back to {} queue",
+                   cfg_.drain_timeout.count(), back, back == 1 ? "" : "s",
+                   list_.size() == 1 ? "its" : "their");
+    // Acks of attempts that ended meanwhile go out with what is left of this turn.
+    t.expires_after(50ms);
+    co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+  pool_->stop();
+  while (!pool_done_) {
+    t.expires_after(10ms);
+    co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+}
+
+bool consumers::redis_ready() const {
+  return pool_->commands().ready();
+}
+
+std::uint64_t consumers::done() const {
+  std::uint64_t n = 0;
+  for (const auto& c : list_)
+    n += c->stats().done;
+  return n;
+}
+
+int run_worker(const config& cfg, const std::string& url, unsigned slot) {
+  asio::io_context ioc(1);
+  asio::signal_set signals(ioc, SIGTERM, SIGINT, SIGQUIT);
+  // The master forked this process with them blocked (serve.cpp); now they have a listener.
+  sigset_t stops;
+  sigemptyset(&stops);
+  for (int sig : {SIGTERM, SIGINT, SIGQUIT})
+    sigaddset(&stops, sig);
+  ::sigprocmask(SIG_UNBLOCK, &stops, nullptr);
+  int code = exit_code::ok;
+  int fatal = 0;
+  consumers work(ioc.get_executor(), cfg, url);
+  work.start([&](int c) {
+    if (!fatal) fatal = c;
+    signals.cancel();
+  });
+  asio::co_spawn(
+      ioc,
+      [&]() -> asio::awaitable<void> {
+        int sig = 0;
+        for (;;) {
+          auto [ec, s] = co_await signals.async_wait(asio::as_tuple(asio::use_awaitable));
+          if (fatal) break;
+          if (ec) continue;
+          sig = s;
+          break;
+        }
+        if (fatal) {
+          code = fatal;
+          co_await work.drain(false);
+          ioc.stop();
+          co_return;
+        }
+        if (sig == SIGQUIT) { // fast stop: leases bring the running jobs back
+          spdlog::info("worker {} stopping now (SIGQUIT); {} jobs done", slot, work.done());
+          spdlog::default_logger()->flush();
+          ::_exit(exit_code::ok);
+        }
+        // A drain that cannot reach Redis (it died with the master, say) must still end: the
+        // jobs this worker holds come back through their leases.
+        asio::co_spawn(
+            ioc,
+            [&]() -> asio::awaitable<void> {
+              auto give_up = std::chrono::steady_clock::now() + cfg.drain_timeout + 5s;
+              auto away = 0ms;
+              while (std::chrono::steady_clock::now() < give_up && away < 3s) {
+                co_await pause_for(100ms);
+                away = work.redis_ready() ? 0ms : away + 100ms;
+              }
+              spdlog::error("worker {}: {}; exiting, leases bring its jobs back", slot,
+                            away >= 3s ? "Redis has been unreachable for 3 s while draining"
+                                       : "the drain did not finish within drain_timeout + 5 s");
+              spdlog::default_logger()->flush();
+              ::_exit(exit_code::failure);
+            },
+            asio::detached);
+        spdlog::info("worker {} draining (SIG{})", slot, sigabbrev_np(sig));
+        set_process_title("forq: worker " + std::to_string(slot) + " [draining]");
+        co_await work.drain(true);
+        spdlog::info("worker {} stopped; {} jobs done", slot, work.done());
+        ioc.stop(); // the drain's watchdog is still waiting
+      },
+      [&](std::exception_ptr e) {
+        if (e) {
+          try {
+            std::rethrow_exception(e);
+          } catch (const std::exception& ex) {
+            spdlog::critical("worker {}: {}", slot, ex.what());
+          }
+          code = exit_code::failure;
+          ioc.stop();
+        }
+      });
+  ioc.run();
+  spdlog::default_logger()->flush();
+  return code;
+}
+
+} // namespace forq::cli

@@ -1,0 +1,186 @@
+// forq serve's process model with the real binary, real signals and a real redis-server:
+// every worker consumes, a killed worker is replaced and nothing is lost, SIGTERM drains and
+// hands back, a fatal worker stops forq without a respawn loop, an orphaned worker drains.
+#include "support/process.hpp"
+#include "support/redis_server.hpp"
+
+#include <gtest/gtest.h>
+
+#include <csignal>
+#include <regex>
+#include <sstream>
+#include <sys/wait.h>
+#include <thread>
+
+namespace {
+
+using forq::test::child_process;
+using forq::test::run;
+using namespace std::chrono_literals;
+
+const std::string forq_bin = FORQ_BINARY;
+
+class workers_test : public forq::test::redis_test {
+ protected:
+  std::unique_ptr<child_process> serve(std::vector<std::string> extra) {
+    std::vector<std::string> argv{forq_bin, "serve", "--redis", redis_.url(), "--data-dir",
+                                  (dir_ / "data").string()};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    auto p = std::make_unique<child_process>(argv);
+    EXPECT_TRUE(p->wait_for_err("master ready")) << p->err();
+    return p;
+  }
+
+  // Enqueues n jobs of `handler` with `payload`, returns their ids.
+  std::vector<std::string> enqueue(int n, const std::string& handler, const std::string& payload) {
+    std::string input;
+    for (int i = 0; i < n; ++i)
+      input += payload + "\n";
+    forq::test::write_file(dir_ / "in.ndjson", input);
+    auto r = run({"/bin/sh", "-c",
+                  forq_bin + " enqueue --redis " + redis_.url() + " --handler " + handler + " < " +
+                      (dir_ / "in.ndjson").string()});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    std::vector<std::string> ids;
+    std::istringstream in(r.out);
+    for (std::string line; std::getline(in, line);)
+      ids.push_back(line);
+    return ids;
+  }
+
+  long long stat(const std::string& field) {
+    auto v = redis_.command({"HGET", "forq:{default}:stats", field});
+    return v == "(nil)" ? 0 : std::stoll(v);
+  }
+
+  bool wait_until(const std::function<bool()>& done, std::chrono::milliseconds limit) {
+    auto deadline = std::chrono::steady_clock::now() + limit;
+    while (!done()) {
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      std::this_thread::sleep_for(20ms);
+    }
+    return true;
+  }
+
+  // "worker N started (pid P)" lines: N -> latest P.
+  static std::map<int, pid_t> worker_pids(const std::string& log) {
+    std::map<int, pid_t> out;
+    std::regex started(R"(worker (\d+) started \(pid (\d+)\))");
+    for (auto it = std::sregex_iterator(log.begin(), log.end(), started);
+         it != std::sregex_iterator(); ++it)
+      out[std::stoi((*it)[1])] = std::stoi((*it)[2]);
+    return out;
+  }
+
+  static int exit_status(child_process& p, std::chrono::milliseconds limit) {
+    auto status = p.wait_for(limit);
+    if (!status) return -1;
+    return WIFEXITED(*status) ? WEXITSTATUS(*status) : 128 + WTERMSIG(*status);
+  }
+
+  forq::test::temp_dir dir_;
+};
+
+TEST_F(workers_test, every_worker_consumes_and_sigterm_stops_them_all) {
+  auto p = serve({"--workers", "2"});
+  enqueue(400, "sleep", R"({"ms":5})");
+  ASSERT_TRUE(wait_until([&] { return stat("completed") == 400; }, 30s)) << p->err();
+  auto pids = worker_pids(p->err());
+  ASSERT_EQ(pids.size(), 2u) << p->err();
+  p->signal(SIGTERM);
+  EXPECT_EQ(exit_status(*p, 15s), 0) << p->err();
+  // Each worker says how many it ran: both took a share.
+  std::regex done(R"(worker (\d) stopped; (\d+) jobs done)");
+  auto log = p->err();
+  std::map<int, long long> counts;
+  for (auto it = std::sregex_iterator(log.begin(), log.end(), done); it != std::sregex_iterator();
+       ++it)
+    counts[std::stoi((*it)[1])] = std::stoll((*it)[2]);
+  ASSERT_EQ(counts.size(), 2u) << log;
+  EXPECT_GT(counts[1], 0);
+  EXPECT_GT(counts[2], 0);
+  EXPECT_EQ(counts[1] + counts[2], 400);
+  for (const auto& [n, pid] : pids)
+    EXPECT_TRUE(forq::test::process_gone(pid)) << "worker " << n;
+}
+
+TEST_F(workers_test, a_worker_killed_under_load_is_replaced_and_no_job_is_lost) {
+  auto p = serve({"--workers", "2", "--lease", "1", "--concurrency", "16"});
+  auto ids = enqueue(300, "sleep", R"({"ms":20})");
+  ASSERT_EQ(ids.size(), 300u);
+  ASSERT_TRUE(wait_until([&] { return stat("completed") >= 40; }, 30s)) << p->err();
+  auto before = worker_pids(p->err());
+  ASSERT_EQ(before.size(), 2u);
+  ::kill(before[1], SIGKILL);
+  ASSERT_TRUE(wait_until([&] { return stat("completed") >= 300; }, 60s)) << p->err();
+  auto log = p->err();
+  EXPECT_NE(log.find("worker 1 killed by SIGKILL (out of memory, or killed by someone?); "
+                     "restarting in"),
+            std::string::npos)
+      << log;
+  auto after = worker_pids(log);
+  EXPECT_NE(after[1], before[1]) << "worker 1 was not started again";
+  // Every job ran to completion (the killed worker's were recovered after their lease).
+  auto index = redis_.command({"LRANGE", "forq:{default}:results", "0", "-1"});
+  for (const auto& id : ids)
+    EXPECT_NE(index.find(id), std::string::npos) << id << " never completed";
+  p->signal(SIGTERM);
+  EXPECT_EQ(exit_status(*p, 15s), 0);
+}
+
+TEST_F(workers_test, sigterm_under_load_hands_unfinished_jobs_back_at_once) {
+  auto p = serve({"--workers", "2", "--concurrency", "4", "--drain-timeout", "0.5"});
+  enqueue(40, "sleep", R"({"ms":5000})");
+  ASSERT_TRUE(wait_until([&] {
+    return redis_.command({"XPENDING", "forq:{default}:stream", "workers"}).rfind("[8,", 0) == 0;
+  }, 10s)) << "8 jobs never ran at once";
+  auto sent = std::chrono::steady_clock::now();
+  p->signal(SIGTERM);
+  EXPECT_EQ(exit_status(*p, 10s), 0) << p->err();
+  EXPECT_LT(std::chrono::steady_clock::now() - sent, 500ms + 1500ms) << p->err();
+  // Nothing is left leased: the 8 that were running are ready again, with the rest.
+  EXPECT_EQ(redis_.command({"XPENDING", "forq:{default}:stream", "workers"}).substr(0, 3), "[0,");
+  EXPECT_NE(p->err().find("handed 4 running jobs back"), std::string::npos) << p->err();
+  auto q = run({forq_bin, "queues", "--json", "--redis", redis_.url()});
+  EXPECT_NE(q.out.find("\"ready\":40"), std::string::npos) << q.out;
+}
+
+TEST_F(workers_test, a_fatal_worker_stops_forq_without_a_respawn_loop) {
+  redis_.command({"HSET", "forq:{default}:meta", "schema", "99"});
+  std::vector<std::string> argv{forq_bin, "serve", "--redis", redis_.url(), "--workers", "2",
+                                "--data-dir", (dir_ / "data").string()};
+  child_process p(argv);
+  EXPECT_EQ(exit_status(p, 15s), 2) << p.err();
+  auto log = p.err();
+  EXPECT_NE(log.find("written with protocol schema 99"), std::string::npos) << log;
+  EXPECT_NE(log.find("not restarting it: stopping forq"), std::string::npos) << log;
+  EXPECT_EQ(log.find("restarting in"), std::string::npos) << log;
+}
+
+TEST_F(workers_test, workers_of_a_killed_master_drain_and_exit) {
+  auto p = serve({"--workers", "2"});
+  ASSERT_TRUE(p->wait_for_err("consuming"));
+  auto pids = worker_pids(p->err());
+  ASSERT_EQ(pids.size(), 2u);
+  p->signal(SIGKILL);
+  p->wait_for(5s);
+  for (const auto& [n, pid] : pids)
+    EXPECT_TRUE(forq::test::wait_process_gone(pid, 10s)) << "worker " << n << " outlived it";
+}
+
+TEST_F(workers_test, ttin_adds_a_worker_and_ttou_retires_one) {
+  auto p = serve({"--workers", "1"});
+  p->signal(SIGTTIN);
+  ASSERT_TRUE(p->wait_for_err("worker 2 started")) << p->err();
+  EXPECT_TRUE(p->wait_for_err("SIGTTIN: now 2 workers"));
+  p->signal(SIGTTOU);
+  EXPECT_TRUE(p->wait_for_err("worker 2 drains and is not replaced; 1 workers remain"))
+      << p->err();
+  EXPECT_TRUE(p->wait_for_err("worker 2 exited with code 0")) << p->err();
+  enqueue(5, "noop", "{}");
+  EXPECT_TRUE(wait_until([&] { return stat("completed") == 5; }, 10s));
+  p->signal(SIGTERM);
+  EXPECT_EQ(exit_status(*p, 15s), 0);
+}
+
+} // namespace
