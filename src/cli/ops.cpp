@@ -147,7 +147,9 @@ int enqueue(const config& cfg, const enqueue_args& a) {
     while (more) {
       std::vector<queue::job> jobs;
       std::vector<std::size_t> lines;
-      while (jobs.size() < 10000 && (more = static_cast<bool>(std::getline(std::cin, line)))) {
+      // 1,000 lines a round trip, and their ids printed before the next: if Redis fails, what
+      // was added is on stdout and what is unknown is named.
+      while (jobs.size() < 1000 && (more = static_cast<bool>(std::getline(std::cin, line)))) {
         ++line_no;
         if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
         auto j = proto;
@@ -158,8 +160,9 @@ int enqueue(const config& cfg, const enqueue_args& a) {
       if (jobs.empty()) break;
       auto r = co_await c.enqueue_many(a.queue, jobs);
       if (!r) {
-        fail(redis_error(r.error()) + " (at input line " + std::to_string(lines.front()) +
-             "; lines before it were enqueued)");
+        fail(redis_error(r.error()) + "; lines " + std::to_string(lines.front()) + " to " +
+             std::to_string(lines.back()) +
+             " may or may not have been enqueued; the ids printed above were");
         co_return exit_code::failure;
       }
       for (std::size_t i = 0; i < r->size(); ++i) {
@@ -171,6 +174,7 @@ int enqueue(const config& cfg, const enqueue_args& a) {
           code = exit_code::failure;
         }
       }
+      std::fflush(stdout);
     }
     std::fflush(stdout);
     co_return code;

@@ -1,12 +1,16 @@
 -- Operators' work on the dead set (docs/protocol.md, dead -> ready / gone).
 -- KEYS[1] dead (zset), KEYS[2] dead:jobs (hash), KEYS[3..12] the streams of priorities 0..9.
--- ARGV[1] 'retry' or 'purge', ARGV[2..] job ids; with no ids, the oldest 1,000 dead jobs (the
--- caller repeats while 1,000 come back).
+-- ARGV[1] 'retry' or 'purge', ARGV[2] 'ids' then job ids; or ARGV[2] 'before', ARGV[3] a time
+-- (ms), ARGV[4] an offset: the oldest 1,000 jobs that died before that time, from the offset
+-- (the caller repeats, skipping those that stayed; jobs that die meanwhile are not taken).
 -- retry: each job goes back to its priority's stream as a fresh job (attempt 0, same id); a
 -- record that cannot be read stays dead. Returns {handled, looked at}.
 local ids = {}
-for i = 2, #ARGV do ids[#ids + 1] = ARGV[i] end
-if #ids == 0 then ids = redis.call('ZRANGE', KEYS[1], 0, 999) end
+if ARGV[2] == 'before' then
+  ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[3], 'LIMIT', tonumber(ARGV[4]), 1000)
+else
+  for i = 3, #ARGV do ids[#ids + 1] = ARGV[i] end
+end
 local handled = 0
 for _, id in ipairs(ids) do
   if ARGV[1] == 'purge' then

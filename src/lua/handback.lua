@@ -3,10 +3,12 @@
 -- still-pending entry is added again at the end of its stream (with `id`, so the job keeps its
 -- id) and the original acknowledged (tidying trims it later; no XDEL, which would leave the
 -- group's lag unknown to XINFO): nothing counts as a stall.
--- KEYS[1] the stream; ARGV[1] group, ARGV[2..] entry ids. Returns how many were handed back.
+-- KEYS[1] the stream; ARGV[1] group, ARGV[2] consumer, ARGV[3..] entry ids. Only entries still
+-- pending for this consumer are handed back (one another consumer recovered is its to run).
+-- Returns how many were handed back.
 local n = 0
-for i = 2, #ARGV do
-  local pending = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
+for i = 3, #ARGV do
+  local pending = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1, ARGV[2])
   local entry = redis.call('XRANGE', KEYS[1], ARGV[i], ARGV[i])
   if #pending == 1 and #entry == 1 then
     local fields, has_id = entry[1][2], false

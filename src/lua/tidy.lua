@@ -13,7 +13,10 @@ local budget = tonumber(ARGV[5])
 local evicted = 0
 while evicted < budget do
   local head = redis.call('LRANGE', KEYS[1], 0, 1)
-  if #head < 2 then break end
+  if #head < 2 then -- an empty index keeps nothing, whatever the counter says
+    if #head == 0 then redis.call('HSET', KEYS[3], 'results_kept', 0) end
+    break
+  end
   local ms, n = tonumber(head[1]), tonumber(head[2])
   if not ms or not n or n < 0 then -- not forq's: drop the element, never stop tidying on it
     redis.call('LPOP', KEYS[1])

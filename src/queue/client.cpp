@@ -57,6 +57,16 @@ json::object entry_fields(const redis::reply& entry) {
   return o;
 }
 
+// A stream entry id as (ms, seq) for ordering; (0, 0) for anything else.
+std::pair<std::uint64_t, std::uint64_t> entry_order(std::string_view id) {
+  auto dash = id.find('-');
+  if (dash == std::string_view::npos) return {0, 0};
+  std::uint64_t ms = 0, seq = 0;
+  std::from_chars(id.data(), id.data() + dash, ms);
+  std::from_chars(id.data() + dash + 1, id.data() + id.size(), seq);
+  return {ms, seq};
+}
+
 bool looks_like_entry_id(std::string_view id) {
   auto dash = id.find('-');
   if (dash == 0 || dash == std::string_view::npos || dash + 1 == id.size()) return false;
@@ -233,11 +243,38 @@ boost::asio::awaitable<result<std::optional<job_info>>> client::get_job(std::str
   // In a stream: its first attempt's entry (the id itself, or where a caller id's marker
   // points), or a later attempt's entry, found by its `id` field.
   std::string first = at[5].is_string() ? std::string(at[5].str()) : std::string(id);
-  auto active_or_ready = [&](const std::string& stream,
-                             const std::string& entry) -> boost::asio::awaitable<void> {
-    redis::request p("XPENDING", stream, group, entry, entry, "1");
-    auto pr = redis::connection::single(co_await conn_.exec(p));
-    info.state = pr && pr->is_array() && !pr->elements().empty() ? "active" : "ready";
+  // An entry still in a stream is active (pending), ready (not delivered yet: beyond the
+  // group's last delivered id), or settled (acknowledged, awaiting trimming: not this job's
+  // current state, which is then found elsewhere).
+  std::vector<std::string> last_delivered(streams.size());
+  {
+    redis::request groups;
+    for (const auto& s : streams)
+      groups.push("XINFO", "GROUPS", s);
+    auto gr = co_await conn_.exec(groups);
+    if (!gr) co_return gr.error();
+    for (std::size_t p = 0; p < streams.size(); ++p) {
+      if (!(*gr)[p].is_array()) continue;
+      for (const auto& g : (*gr)[p].elements()) {
+        const auto& kv = g.elements();
+        std::string name, last;
+        for (std::size_t i = 0; i + 1 < kv.size(); i += 2) {
+          if (kv[i].str() == "name") name = kv[i + 1].str();
+          if (kv[i].str() == "last-delivered-id") last = kv[i + 1].str();
+        }
+        if (name == group) last_delivered[p] = last;
+      }
+    }
+  }
+  // The entry's state, or nothing when it is settled.
+  auto state_of = [&](std::size_t p,
+                      const std::string& entry) -> boost::asio::awaitable<std::optional<std::string>> {
+    redis::request q("XPENDING", streams[p], group, entry, entry, "1");
+    auto pr = redis::connection::single(co_await conn_.exec(q));
+    if (pr && pr->is_array() && !pr->elements().empty()) co_return std::string("active");
+    if (last_delivered[p].empty() || entry_order(entry) > entry_order(last_delivered[p]))
+      co_return std::string("ready");
+    co_return std::nullopt;
   };
   if (looks_like_entry_id(first)) {
     redis::request look;
@@ -251,8 +288,10 @@ boost::asio::awaitable<result<std::optional<job_info>>> client::get_job(std::str
       auto fields = entry_fields(e.elements()[0]);
       // A caller id's marker outlives the entry: only an entry of this job counts.
       if (auto own = string_field(fields, "id"); own && *own != id) continue;
+      auto st = co_await state_of(p, first);
+      if (!st) break; // settled: its later life is elsewhere
       take_fields(info, fields);
-      co_await active_or_ready(streams[p], first);
+      info.state = *st;
       co_return info;
     }
   }
@@ -276,15 +315,17 @@ boost::asio::awaitable<result<std::optional<job_info>>> client::get_job(std::str
 
   // A later attempt (after a retry or a hand-back): scan the streams' entries for its id
   // field. Bounded to the newest 10,000 entries of each stream.
-  for (const auto& s : streams) {
-    redis::request scan("XREVRANGE", s, "+", "-", "COUNT", "10000");
+  for (std::size_t p = 0; p < streams.size(); ++p) {
+    redis::request scan("XREVRANGE", streams[p], "+", "-", "COUNT", "10000");
     auto sr = redis::connection::single(co_await conn_.exec(scan));
     if (!sr || !sr->is_array()) continue;
     for (const auto& e : sr->elements()) {
       auto fields = entry_fields(e);
       if (auto own = string_field(fields, "id"); own && *own == id) {
+        auto st = co_await state_of(p, std::string(e.elements()[0].str()));
+        if (!st) continue; // a settled earlier attempt
         take_fields(info, fields);
-        co_await active_or_ready(s, std::string(e.elements()[0].str()));
+        info.state = *st;
         co_return info;
       }
     }
@@ -410,20 +451,32 @@ client::dead_op(std::string_view queue, std::string_view op, const std::vector<s
   std::vector<std::string_view> keys_v(key_storage.begin(), key_storage.end());
   std::size_t handled = 0;
   std::size_t next = 0;
+  // "All" means the jobs dead when the call began: those dying meanwhile are not taken again.
+  const auto before = std::to_string(queue::epoch_ms() + 1);
+  std::size_t offset = 0; // "all": jobs left in place (unreadable) are skipped
   do {
     std::vector<std::string_view> args;
     args.push_back(op);
-    for (std::size_t n = 0; n < 1000 && next < ids.size(); ++n)
-      args.push_back(ids[next++]);
+    std::string offset_text = std::to_string(offset);
+    if (ids.empty()) {
+      args.push_back("before");
+      args.push_back(before);
+      args.push_back(offset_text);
+    } else {
+      args.push_back("ids");
+      for (std::size_t n = 0; n < 1000 && next < ids.size(); ++n)
+        args.push_back(ids[next++]);
+    }
     auto r = co_await redis::eval(conn_, queue::detail::scripts().dead, keys_v, args);
     if (!r) co_return r.error();
     if (r->is_error() || r->elements().size() != 2) co_return error_code(errc::redis_protocol);
-    auto done = r->elements()[0].as_integer().value_or(0);
-    auto looked = r->elements()[1].as_integer().value_or(0);
-    handled += static_cast<std::size_t>(done);
-    // "All": the script takes the oldest 1,000 each time; stop when a call moves nothing
-    // (the rest cannot be retried) or fewer than 1,000 were left.
-    if (ids.empty() && (looked < 1000 || done == 0)) break;
+    auto done = static_cast<std::size_t>(r->elements()[0].as_integer().value_or(0));
+    auto looked = static_cast<std::size_t>(r->elements()[1].as_integer().value_or(0));
+    handled += done;
+    if (ids.empty()) {
+      offset += looked - done;
+      if (looked < 1000) break;
+    }
   } while (next < ids.size() || ids.empty());
   co_return handled;
 }

@@ -250,8 +250,17 @@ asio::awaitable<void> consumer::fetch_loop() {
   };
   while (!stopping_) {
     if (!waiting_.empty() && room() > 0) {
-      // Fetched earlier, beyond the free slots. Whatever higher priority reached Redis since
-      // goes first.
+      // Fetched earlier, beyond the free slots. A pause since then sends them back.
+      if (std::chrono::steady_clock::now() - paused_checked_ > options_.pause_check_every)
+        co_await refresh_paused();
+      if (paused_ || stopping_) {
+        std::vector<delivered_job> back(std::make_move_iterator(waiting_.begin()),
+                                        std::make_move_iterator(waiting_.end()));
+        waiting_.clear();
+        co_await hand_back(std::move(back));
+        continue;
+      }
+      // Whatever higher priority reached Redis since goes first.
       const int below = waiting_.front().priority;
       if (below < 9 && std::chrono::steady_clock::now() < exact_until_ && rate_max_ == 0) {
         auto r = co_await fetch_exactly(static_cast<std::size_t>(9 - below), room());
@@ -266,12 +275,15 @@ asio::awaitable<void> consumer::fetch_loop() {
       continue;
     }
     if (!waiting_.empty() || room() == 0) {
-      if (options_.share) options_.share->hungry(member_, true);
+      // Only a queue that has work it cannot start claims its share of the slots.
+      if (options_.share) options_.share->hungry(member_, !waiting_.empty() || last_full_);
       co_await wait(slot_free_);
       continue;
     }
     if (paused_ || std::chrono::steady_clock::now() - paused_checked_ > options_.pause_check_every)
       if (co_await refresh_paused()) {
+        if (options_.share) options_.share->hungry(member_, false);
+        if (stopping_) break; // stop() came while we asked: its wake-up is spent
         slot_free_.expires_after(options_.pause_check_every);
         co_await slot_free_.async_wait(use_tuple);
         continue;
@@ -279,6 +291,8 @@ asio::awaitable<void> consumer::fetch_loop() {
     // The rate limit's permits (all of them when the queue has none).
     auto [allowed, wait_ms] = co_await permits(room());
     if (allowed == 0) {
+      if (options_.share) options_.share->hungry(member_, false);
+      if (stopping_) break;
       slot_free_.expires_after(std::max(wait_ms, milliseconds(1)));
       co_await slot_free_.async_wait(use_tuple);
       continue;
@@ -292,6 +306,13 @@ asio::awaitable<void> consumer::fetch_loop() {
     if (exact) {
       r = co_await fetch_exactly(streams.size(), allowed);
       fetched_some = r && !r->is_error() && !r->elements().empty();
+    }
+    // Nothing ready for a rate-limited queue: its permits go back before waiting inside Redis
+    // (held through the wait, they would be returned to a later window: more than the limit).
+    bool permits_returned = false;
+    if (exact && rate_max_ > 0 && !fetched_some && (!r || !r->is_error())) {
+      co_await give_back(allowed);
+      permits_returned = true;
     }
     if (!fetched_some && (!r || !r->is_error())) {
       // The common case: one XREADGROUP over every priority's stream. It returns at once with
@@ -326,10 +347,11 @@ asio::awaitable<void> consumer::fetch_loop() {
       if (r && r->is_nil()) {
         last_full_ = false;
         if (options_.share) options_.share->hungry(member_, false); // its queue is empty
-        co_await give_back(allowed);
+        if (!permits_returned) co_await give_back(allowed);
         continue; // nothing within `block`
       }
     }
+    if (permits_returned) allowed = 0; // the jobs the wait brought need permits of their own
     if (!r) {
       co_await give_back(allowed);
       if (r.error() == errc::redis_shutdown) break;
@@ -343,6 +365,7 @@ asio::awaitable<void> consumer::fetch_loop() {
       continue;
     }
     auto got = co_await take(*r);
+    if (permits_returned && !got.empty()) allowed = (co_await permits(got.size())).first;
     last_full_ = got.size() >= allowed;
     if (options_.share) options_.share->hungry(member_, last_full_);
     if (rate_max_ > 0 && got.size() > allowed) {
@@ -417,9 +440,10 @@ asio::awaitable<std::pair<std::size_t, milliseconds>> consumer::permits(std::siz
   args.push_back("take");
   args.push_back(n);
   auto r = co_await redis::eval(pool_.commands(), detail::scripts().rate, keys_v, args);
-  if (!r || !r->is_array() || r->elements().size() != 2)
+  if (!r || !r->is_array() || r->elements().size() != 3)
     co_return std::make_pair(std::size_t{0}, milliseconds(100)); // Redis trouble: wait a little
   auto granted = static_cast<std::size_t>(r->elements()[0].as_integer().value_or(0));
+  if (r->elements().size() == 3) rate_window_ = std::string(r->elements()[2].str());
   co_return std::make_pair(granted, milliseconds(r->elements()[1].as_integer().value_or(100)));
 }
 
@@ -433,6 +457,7 @@ asio::awaitable<void> consumer::give_back(std::size_t unused) {
   args.push_back(ms);
   args.push_back("give");
   args.push_back(n);
+  args.push_back(rate_window_); // only to the window they were taken from
   co_await redis::eval(pool_.commands(), detail::scripts().rate, keys_v, args);
 }
 
@@ -444,6 +469,7 @@ asio::awaitable<void> consumer::hand_back(std::vector<delivered_job> jobs) {
     std::vector<std::string_view> keys_v, args;
     keys_v.push_back(stream);
     args.push_back(group);
+    args.push_back(name_);
     for (const auto& id : ids)
       args.push_back(id);
     auto r = co_await redis::eval(pool_.commands(), detail::scripts().handback, keys_v, args);

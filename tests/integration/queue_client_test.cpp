@@ -54,6 +54,9 @@ class client_test : public forq::test::redis_test {
             started_[j.id] = clock_type::now();
             co_return queue::outcome::success(j.payload);
           });
+          h.emplace("nothing", [](const queue::delivered_job&) -> asio::awaitable<queue::outcome> {
+            co_return queue::outcome::success(); // no result record, only the index
+          });
           queue::consumer c(pool, o, h);
           client cl(pool.commands());
           auto consume = [&]() -> asio::awaitable<void> {
@@ -193,6 +196,19 @@ TEST_F(client_test, job_lookup_in_every_state) {
     info = co_await cl.get_job("work", "1-1");
     FORQ_CO_ASSERT(info);
     EXPECT_FALSE(*info);
+  });
+}
+
+// Review finding: a settled entry awaiting trimming was reported as "ready".
+TEST_F(client_test, a_job_that_returned_nothing_is_completed_not_ready) {
+  with_consumer(options(), [&](client& cl, queue::consumer& c) -> asio::awaitable<void> {
+    auto r = co_await cl.enqueue("work", job_of("nothing"));
+    FORQ_CO_ASSERT(r);
+    while (c.stats().done < 1)
+      co_await sleep_for(5ms);
+    auto info = co_await cl.get_job("work", r->id);
+    FORQ_CO_ASSERT(info && *info);
+    EXPECT_EQ((*info)->state, "completed");
   });
 }
 
@@ -399,14 +415,16 @@ class sharing_test : public client_test {
 };
 
 TEST_F(sharing_test, a_rate_limit_holds_across_consumers) {
-  // Two consumers of one queue; 5 jobs per 400 ms between them.
+  // Four consumers of one queue, idle (waiting inside Redis) for a while before a burst; 5 jobs
+  // per 400 ms between them. (Review finding: permits held through the wait were returned to a
+  // later window, which then let 20 start at once.)
   auto o = options();
-  o.block = 200ms;
+  o.block = 2000ms;
   const auto interval = 400ms;
-  consume({o, o}, 1ms, 20, [&](client& cl) -> asio::awaitable<void> {
+  consume({o, o, o, o}, 1ms, 20, [&](client& cl) -> asio::awaitable<void> {
     std::pair<std::int64_t, std::chrono::milliseconds> limit(5, interval);
     EXPECT_FALSE(co_await cl.set_rate_limit("work", limit));
-    co_await sleep_for(300ms); // both consumers have looked at the queue's settings
+    co_await sleep_for(1000ms); // every consumer has looked at the settings and is waiting
     for (int i = 0; i < 20; ++i)
       FORQ_CO_ASSERT(co_await cl.enqueue("work", job_of("slow")));
   });

@@ -1,8 +1,8 @@
 #pragma once
 
 // The consumer side of forq's native protocol (docs/protocol.md): fetch, run handlers, ack in
-// batches, retry with backoff, dead set, lease renewal and stall recovery, pause, tidying.
-// Not yet here: rate limits.
+// batches, retry with backoff, dead set, lease renewal and stall recovery, pause, rate limits,
+// slots shared between queues by weight, tidying.
 
 #include "forq/queue/job.hpp"
 #include "forq/redis/pool.hpp"
@@ -173,6 +173,7 @@ class consumer {
   bool fetching_done_ = false;
   bool paused_ = false;
   std::int64_t rate_max_ = 0, rate_ms_ = 0; // the queue's rate limit; 0: none
+  std::string rate_window_;                 // the window the last permits came from
   std::size_t member_ = 0;                  // in options_.share
   bool last_full_ = false; // the last fetch got all it asked for: more is likely waiting
   std::chrono::steady_clock::time_point paused_checked_{};

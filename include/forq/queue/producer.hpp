@@ -15,7 +15,7 @@
 
 namespace forq::queue {
 
-inline constexpr int schema_version = 2; // 2: results index is a stream, tidy.lua
+inline constexpr int schema_version = 2; // 2: results index (a list), tidy.lua, wake, rate
 inline constexpr std::size_t default_max_payload = 1u << 20; // 1 MiB
 
 // Every key of a queue, under its hash tag.
