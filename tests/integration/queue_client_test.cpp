@@ -434,14 +434,15 @@ TEST_F(sharing_test, a_rate_limit_holds_across_consumers) {
     starts.push_back(s.start);
   std::sort(starts.begin(), starts.end());
   // A fixed window lets at most 2 x 5 start within any 400 ms (the end of one window and the
-  // start of the next); 20 jobs need at least 4 windows, so 3 full intervals pass.
+  // start of the next); 20 jobs need at least 4 windows: the first may end just after the first
+  // start and the last begin just before the last, so at least 2 full intervals pass.
   for (std::size_t i = 0; i < starts.size(); ++i) {
     auto in_window = std::count_if(starts.begin(), starts.end(), [&](auto t) {
       return t >= starts[i] && t < starts[i] + interval;
     });
     EXPECT_LE(in_window, 10) << "at start " << i;
   }
-  EXPECT_GE(starts.back() - starts.front(), 3 * interval - 50ms);
+  EXPECT_GE(starts.back() - starts.front(), 2 * interval - 50ms);
 }
 
 TEST_F(sharing_test, weights_share_the_slots_while_both_queues_have_work) {
