@@ -6,6 +6,9 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include <atomic>
 
 #include <functional>
 #include <memory>
@@ -18,12 +21,44 @@ namespace forq::cli {
 
 // Each returns the process exit code (forq/exit_codes.hpp).
 
+// Counters every process of a serve tree writes and any of them reads (/metrics): one slot per
+// worker (its number - 1, modulo max_slots), one set per configured queue (the first
+// max_queues), in a MAP_SHARED region the master maps before forking.
+struct queue_counters {
+  std::atomic<std::uint64_t> fetched{0}, done{0}, retried{0}, dead{0}, recovered{0},
+      handed_back{0}, in_flight{0};
+};
+struct slot_counters {
+  queue_counters queues[16];
+  std::atomic<std::uint64_t> reconnects{0};
+};
+struct shared_metrics {
+  static constexpr std::size_t max_slots = 256, max_queues = 16;
+  std::atomic<std::uint64_t> restarts{0}, workers{0};
+  slot_counters slots[max_slots];
+  static shared_metrics* create(); // nullptr if mmap fails
+};
+
+// What a worker's HTTP server needs (http.cpp, docs/http.md).
+struct http_context {
+  const config* cfg = nullptr;
+  shared_metrics* metrics = nullptr;
+  redis::connection* conn = nullptr; // the worker's command connection
+  std::function<bool()> ready;       // /readyz
+  std::vector<std::string> handlers; // the names this forq runs: others are refused at enqueue
+  bool stopping = false;
+  boost::asio::ip::tcp::acceptor* acceptor = nullptr; // while serve_http runs: close to stop
+};
+// Accepts on the listener the master bound (a copy of listener_fd) until ctx.stopping.
+boost::asio::awaitable<void> serve_http(http_context& ctx, int listener_fd);
+
 // `forq serve`: the long-running service; the master's side (serve.cpp).
 int serve(const config& cfg);
 
 // One worker process of serve (worker.cpp): runs until SIGTERM/SIGINT (drain) or SIGQUIT (at
 // once), or a fatal error. Returns its exit code.
-int run_worker(const config& cfg, const std::string& url, unsigned slot);
+int run_worker(const config& cfg, const std::string& url, unsigned slot, int listener_fd,
+               shared_metrics* metrics);
 
 // The built-in handlers: noop, echo, sleep.
 queue::handler_map builtin_handlers();
@@ -40,6 +75,9 @@ class consumers {
   boost::asio::awaitable<void> drain(bool wait_for_running);
   std::uint64_t done() const;
   bool redis_ready() const; // the command connection is up
+  redis::connection& commands() { return pool_->commands(); }
+  // Adds what happened since the last call to the shared counters of this worker's slot.
+  void publish(slot_counters& slot);
 
  private:
   const config& cfg_;
@@ -47,6 +85,8 @@ class consumers {
   std::vector<std::unique_ptr<queue::consumer>> list_;
   std::size_t finished_ = 0;
   bool pool_done_ = false;
+  std::vector<queue::consumer::counters> published_;
+  std::uint64_t published_connects_ = 0;
 };
 
 // Process titles as ps shows them ("forq: master", "forq: worker 3 [draining]"). init once in

@@ -12,6 +12,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -98,8 +99,9 @@ class master {
   };
 
   master(asio::io_context& ioc, asio::signal_set& signals, const config& cfg, std::string url,
-         embedded_redis* redis)
-      : ioc_(ioc), signals_(signals), cfg_(cfg), url_(std::move(url)), redis_(redis) {
+         embedded_redis* redis, int listener_fd, shared_metrics* metrics)
+      : ioc_(ioc), signals_(signals), cfg_(cfg), url_(std::move(url)), redis_(redis),
+        listener_fd_(listener_fd), metrics_(metrics) {
     if (redis_) keeper_.emplace(*redis_);
   }
 
@@ -195,7 +197,7 @@ class master {
       if (redis_) redis_->close_inherited_lock();
       set_log_role("worker " + std::to_string(s.number));
       set_process_title("forq: worker " + std::to_string(s.number));
-      int code = run_worker(cfg_, url_, s.number);
+      int code = run_worker(cfg_, url_, s.number, listener_fd_, metrics_);
       spdlog::default_logger()->flush();
       ::_exit(code); // never return into the master's frames, never run its destructors
     }
@@ -209,7 +211,9 @@ class master {
     }
     s.pid = pid;
     s.st = state::running;
+    if (s.started != clock_type::time_point{} && metrics_) metrics_->restarts.fetch_add(1);
     s.started = clock_type::now();
+    if (metrics_) metrics_->workers.store(running_workers());
     spdlog::info("worker {} started (pid {})", s.number, pid);
   }
 
@@ -238,6 +242,11 @@ class master {
       auto ran = clock_type::now() - s.started;
       s.pid = -1;
       s.st = state::exited;
+      if (metrics_) { // what it was running is no longer running
+        for (auto& q : metrics_->slots[(s.number - 1) % shared_metrics::max_slots].queues)
+          q.in_flight.store(0);
+        metrics_->workers.store(running_workers());
+      }
       bool is_fatal = WIFEXITED(status) && WEXITSTATUS(status) == exit_code::fatal;
       if (stopping_ || s.retiring) {
         spdlog::info("worker {} {}", s.number, how);
@@ -293,6 +302,13 @@ class master {
       }
   }
 
+  std::uint64_t running_workers() const {
+    std::uint64_t n = 0;
+    for (const auto& s : slots_)
+      if (s.pid > 0) ++n;
+    return n;
+  }
+
   bool all_exited() const {
     for (const auto& s : slots_)
       if (s.pid > 0) return false;
@@ -305,6 +321,8 @@ class master {
   std::string url_;
   embedded_redis* redis_;
   std::optional<redis_keeper> keeper_;
+  int listener_fd_;
+  shared_metrics* metrics_;
   std::vector<slot> slots_;
   unsigned next_number_ = 1;
   bool stopping_ = false;
@@ -338,12 +356,39 @@ int serve(const config& cfg) {
   }
 
   spdlog::info("using Redis at {}", redact_url(url));
+
+  // The HTTP listener, bound before any fork: every worker accepts on it.
+  asio::ip::tcp::acceptor listener(ioc);
+  {
+    boost::system::error_code ec;
+    auto address = asio::ip::make_address(cfg.listen.host == "localhost" ? "127.0.0.1"
+                                                                         : cfg.listen.host,
+                                          ec);
+    asio::ip::tcp::endpoint at(address, cfg.listen.port);
+    if (!ec) listener.open(at.protocol(), ec);
+    if (!ec) listener.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) listener.bind(at, ec);
+    if (!ec) listener.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+      spdlog::critical("cannot listen on {}:{}: {}; give another --listen", cfg.listen.host,
+                       cfg.listen.port, ec.message());
+      return exit_code::fatal;
+    }
+    auto bound = listener.local_endpoint();
+    spdlog::info("listening on http://{}:{} (/healthz, /readyz, /metrics, /v1/...)",
+                 bound.address().is_v6() ? "[" + bound.address().to_string() + "]"
+                                         : bound.address().to_string(),
+                 bound.port());
+  }
+  auto* metrics = shared_metrics::create();
+  if (!metrics) spdlog::warn("no shared memory for metrics: /metrics will read zero");
+
   spdlog::info("master ready (pid {}); starting {} worker{}", ::getpid(), cfg.effective_workers(),
                cfg.effective_workers() == 1 ? "" : "s");
 
   int code = exit_code::failure;
   {
-    master m(ioc, signals, cfg, url, redis.get());
+    master m(ioc, signals, cfg, url, redis.get(), listener.native_handle(), metrics);
     asio::co_spawn(ioc, m.run(), [&](std::exception_ptr e, int result) {
       if (e) std::rethrow_exception(e);
       code = result;

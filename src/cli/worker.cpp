@@ -141,6 +141,33 @@ bool consumers::redis_ready() const {
   return pool_->commands().ready();
 }
 
+void consumers::publish(slot_counters& slot) {
+  published_.resize(list_.size());
+  for (std::size_t i = 0; i < list_.size() && i < shared_metrics::max_queues; ++i) {
+    const auto& now = list_[i]->stats();
+    auto& was = published_[i];
+    auto& q = slot.queues[i];
+    q.fetched.fetch_add(now.fetched - was.fetched, std::memory_order_relaxed);
+    q.done.fetch_add(now.done - was.done, std::memory_order_relaxed);
+    q.retried.fetch_add(now.retried - was.retried, std::memory_order_relaxed);
+    q.dead.fetch_add(now.dead - was.dead, std::memory_order_relaxed);
+    q.recovered.fetch_add(now.recovered - was.recovered, std::memory_order_relaxed);
+    q.handed_back.fetch_add(now.handed_back - was.handed_back, std::memory_order_relaxed);
+    q.in_flight.store(list_[i]->running(), std::memory_order_relaxed);
+    was = now;
+  }
+  std::uint64_t connects = pool_->commands().stats().connects;
+  for (std::size_t b = 0; b < pool_->blocking_count(); ++b)
+    connects += pool_->blocking(b).stats().connects;
+  // Every connection's first connect is not a reconnect.
+  const std::uint64_t firsts = 1 + pool_->blocking_count();
+  auto re = connects > firsts ? connects - firsts : 0;
+  if (re > published_connects_) {
+    slot.reconnects.fetch_add(re - published_connects_, std::memory_order_relaxed);
+    published_connects_ = re;
+  }
+}
+
 std::uint64_t consumers::done() const {
   std::uint64_t n = 0;
   for (const auto& c : list_)
@@ -148,7 +175,8 @@ std::uint64_t consumers::done() const {
   return n;
 }
 
-int run_worker(const config& cfg, const std::string& url, unsigned slot) {
+int run_worker(const config& cfg, const std::string& url, unsigned slot, int listener_fd,
+               shared_metrics* metrics) {
   asio::io_context ioc(1);
   asio::signal_set signals(ioc, SIGTERM, SIGINT, SIGQUIT);
   // The master forked this process with them blocked (serve.cpp); now they have a listener.
@@ -164,6 +192,36 @@ int run_worker(const config& cfg, const std::string& url, unsigned slot) {
     if (!fatal) fatal = c;
     signals.cancel();
   });
+  bool draining = false;
+  // The HTTP surface on the master's listener, and this worker's share of /metrics.
+  http_context http;
+  http.cfg = &cfg;
+  http.metrics = metrics;
+  http.conn = &work.commands();
+  http.ready = [&] { return !draining && work.redis_ready(); };
+  for (const auto& [name, h] : builtin_handlers())
+    http.handlers.push_back(name);
+  if (listener_fd >= 0) asio::co_spawn(ioc, serve_http(http, listener_fd), asio::detached);
+  if (metrics) {
+    auto& mine = metrics->slots[(slot - 1) % shared_metrics::max_slots];
+    asio::co_spawn(
+        ioc,
+        [&]() -> asio::awaitable<void> {
+          for (;;) {
+            co_await pause_for(200ms);
+            work.publish(mine);
+          }
+        },
+        asio::detached);
+  }
+  auto stop_http = [&] {
+    draining = true;
+    http.stopping = true;
+    if (http.acceptor) {
+      boost::system::error_code ignored;
+      http.acceptor->close(ignored);
+    }
+  };
   asio::co_spawn(
       ioc,
       [&]() -> asio::awaitable<void> {
@@ -175,6 +233,7 @@ int run_worker(const config& cfg, const std::string& url, unsigned slot) {
           sig = s;
           break;
         }
+        stop_http();
         if (fatal) {
           code = fatal;
           co_await work.drain(false);
@@ -207,6 +266,7 @@ int run_worker(const config& cfg, const std::string& url, unsigned slot) {
         spdlog::info("worker {} draining (SIG{})", slot, sigabbrev_np(sig));
         set_process_title("forq: worker " + std::to_string(slot) + " [draining]");
         co_await work.drain(true);
+        if (metrics) work.publish(metrics->slots[(slot - 1) % shared_metrics::max_slots]);
         spdlog::info("worker {} stopped; {} jobs done", slot, work.done());
         ioc.stop(); // the drain's watchdog is still waiting
       },

@@ -146,7 +146,8 @@ class serve_test : public ::testing::Test {
   fs::path data_ = dir_ / "data";
 
   std::unique_ptr<child_process> start(std::vector<std::string> extra = {}) {
-    std::vector<std::string> argv{forq_bin, "serve", "--data-dir", data_.string()};
+    std::vector<std::string> argv{forq_bin, "serve", "--data-dir", data_.string(), "--listen",
+                                  "127.0.0.1:0"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     auto p = std::make_unique<child_process>(argv);
     EXPECT_TRUE(p->wait_for_err("master ready")) << p->err();

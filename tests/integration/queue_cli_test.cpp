@@ -50,7 +50,7 @@ class queue_cli_test : public forq::test::redis_test {
   }
 
   std::unique_ptr<child_process> serve(std::vector<std::string> extra = {}) {
-    std::vector<std::string> argv{forq_bin, "serve", "--redis", redis_.url(), "--data-dir",
+    std::vector<std::string> argv{forq_bin, "serve", "--redis", redis_.url(), "--listen", "127.0.0.1:0", "--data-dir",
                                   (dir_ / "data").string()};
     argv.insert(argv.end(), extra.begin(), extra.end());
     auto p = std::make_unique<child_process>(argv);

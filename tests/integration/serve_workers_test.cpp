@@ -23,7 +23,7 @@ const std::string forq_bin = FORQ_BINARY;
 class workers_test : public forq::test::redis_test {
  protected:
   std::unique_ptr<child_process> serve(std::vector<std::string> extra) {
-    std::vector<std::string> argv{forq_bin, "serve", "--redis", redis_.url(), "--data-dir",
+    std::vector<std::string> argv{forq_bin, "serve", "--redis", redis_.url(), "--listen", "127.0.0.1:0", "--data-dir",
                                   (dir_ / "data").string()};
     argv.insert(argv.end(), extra.begin(), extra.end());
     auto p = std::make_unique<child_process>(argv);
@@ -147,7 +147,7 @@ TEST_F(workers_test, sigterm_under_load_hands_unfinished_jobs_back_at_once) {
 
 TEST_F(workers_test, a_fatal_worker_stops_forq_without_a_respawn_loop) {
   redis_.command({"HSET", "forq:{default}:meta", "schema", "99"});
-  std::vector<std::string> argv{forq_bin, "serve", "--redis", redis_.url(), "--workers", "2",
+  std::vector<std::string> argv{forq_bin, "serve", "--redis", redis_.url(), "--workers", "2", "--listen", "127.0.0.1:0",
                                 "--data-dir", (dir_ / "data").string()};
   child_process p(argv);
   EXPECT_EQ(exit_status(p, 15s), 2) << p.err();

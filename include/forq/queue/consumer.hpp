@@ -131,6 +131,7 @@ class consumer {
     std::uint64_t fetched = 0, done = 0, retried = 0, dead = 0, recovered = 0, handed_back = 0;
   };
   const counters& stats() const { return stats_; }
+  std::size_t running() const { return running_; } // attempts running now
 
  private:
   struct finished {

@@ -1,0 +1,358 @@
+// The HTTP surface every worker serves on the listener the master bound before forking
+// (docs/http.md): health, readiness, Prometheus metrics for the whole process tree (from the
+// shared region), and a JSON API over forq::client. Boost.Beast lives in this file only.
+#include "commands.hpp"
+#include "forq/client.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include <netinet/in.h>
+#include <algorithm>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+namespace forq::cli {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace json = boost::json;
+using tcp = asio::ip::tcp;
+using namespace std::chrono_literals;
+
+shared_metrics* shared_metrics::create() {
+  void* p = ::mmap(nullptr, sizeof(shared_metrics), PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return nullptr;
+  return new (p) shared_metrics(); // zeroed by mmap; atomics start at 0
+}
+
+namespace {
+
+constexpr std::size_t max_body = (1u << 20) + 4096; // a 1 MiB payload and its envelope
+
+struct reply_t {
+  http::status status = http::status::ok;
+  std::string body;
+  std::string type = "application/json";
+};
+
+reply_t json_reply(http::status s, const json::value& v) {
+  return {s, json::serialize(v) + "\n", "application/json"};
+}
+
+reply_t error_reply(http::status s, std::string reason) {
+  json::object o;
+  o["error"] = std::move(reason);
+  return json_reply(s, o);
+}
+
+// The path's segments: "/v1/queues/q/dead" -> {"v1", "queues", "q", "dead"}.
+std::vector<std::string> segments(std::string_view target) {
+  auto q = target.find('?');
+  if (q != std::string_view::npos) target = target.substr(0, q);
+  std::vector<std::string> out;
+  std::size_t i = 0;
+  while (i < target.size()) {
+    while (i < target.size() && target[i] == '/')
+      ++i;
+    auto j = target.find('/', i);
+    if (j == std::string_view::npos) j = target.size();
+    if (j > i) out.emplace_back(target.substr(i, j - i));
+    i = j;
+  }
+  return out;
+}
+
+std::string metrics_text(const shared_metrics& m, const config& cfg) {
+  std::string out;
+  auto family = [&](const char* name, const char* type, const char* help) {
+    out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
+  };
+  struct counter {
+    const char* outcome;
+    std::atomic<std::uint64_t> queue_counters::*field;
+  };
+  const counter outcomes[] = {{"completed", &queue_counters::done},
+                              {"retried", &queue_counters::retried},
+                              {"dead", &queue_counters::dead},
+                              {"recovered", &queue_counters::recovered},
+                              {"handed_back", &queue_counters::handed_back}};
+  auto sum = [&](std::size_t q, std::atomic<std::uint64_t> queue_counters::*f) {
+    std::uint64_t n = 0;
+    for (const auto& slot : m.slots)
+      n += (slot.queues[q].*f).load(std::memory_order_relaxed);
+    return n;
+  };
+  const auto nq = std::min(cfg.queues.size(), shared_metrics::max_queues);
+  family("forq_jobs_total", "counter",
+         "Job attempts ended, by queue and outcome, all workers together.");
+  for (std::size_t q = 0; q < nq; ++q)
+    for (const auto& c : outcomes)
+      out += "forq_jobs_total{queue=\"" + cfg.queues[q].name + "\",outcome=\"" + c.outcome +
+             "\"} " + std::to_string(sum(q, c.field)) + "\n";
+  family("forq_jobs_fetched_total", "counter", "Jobs fetched from Redis, by queue.");
+  for (std::size_t q = 0; q < nq; ++q)
+    out += "forq_jobs_fetched_total{queue=\"" + cfg.queues[q].name + "\"} " +
+           std::to_string(sum(q, &queue_counters::fetched)) + "\n";
+  family("forq_jobs_in_flight", "gauge", "Attempts running now, by queue.");
+  for (std::size_t q = 0; q < nq; ++q)
+    out += "forq_jobs_in_flight{queue=\"" + cfg.queues[q].name + "\"} " +
+           std::to_string(sum(q, &queue_counters::in_flight)) + "\n";
+  family("forq_worker_restarts_total", "counter", "Workers the master started again.");
+  out += "forq_worker_restarts_total " + std::to_string(m.restarts.load()) + "\n";
+  family("forq_workers", "gauge", "Worker processes running now.");
+  out += "forq_workers " + std::to_string(m.workers.load()) + "\n";
+  family("forq_redis_reconnects_total", "counter",
+         "Connections to Redis made again after a loss, all workers together.");
+  std::uint64_t reconnects = 0;
+  for (const auto& slot : m.slots)
+    reconnects += slot.reconnects.load(std::memory_order_relaxed);
+  out += "forq_redis_reconnects_total " + std::to_string(reconnects) + "\n";
+  return out;
+}
+
+std::optional<std::string> string_member(const json::object& o, std::string_view k) {
+  auto* v = o.if_contains(k);
+  if (v && v->is_string()) return std::string(v->as_string());
+  return std::nullopt;
+}
+
+// POST /v1/queues/{queue}/jobs: {"handler": "...", "payload": {...}, "id": "...",
+// "delay_ms": N, "priority": N, "attempts": N}; the same checks as `forq enqueue`.
+asio::awaitable<reply_t> post_job(const http_context& ctx, client& c, const std::string& queue,
+                                  const std::string& body) {
+  boost::system::error_code ec;
+  auto v = json::parse(body, ec);
+  if (ec || !v.is_object())
+    co_return error_reply(http::status::bad_request, "the body must be a JSON object");
+  const auto& o = v.as_object();
+  queue::job j;
+  auto handler = string_member(o, "handler");
+  if (!handler)
+    co_return error_reply(http::status::bad_request, "\"handler\" (a string) is required");
+  j.handler = *handler;
+  if (std::find(ctx.handlers.begin(), ctx.handlers.end(), j.handler) == ctx.handlers.end()) {
+    std::string known;
+    for (const auto& h : ctx.handlers)
+      known += (known.empty() ? "" : ", ") + h;
+    co_return error_reply(http::status::bad_request,
+                          "unknown handler \"" + j.handler + "\"; this forq runs: " + known);
+  }
+  if (auto* p = o.if_contains("payload")) j.payload = json::serialize(*p);
+  if (auto id = string_member(o, "id")) j.id = *id;
+  auto integer = [&](std::string_view k, long long lo, long long hi,
+                     long long& out) -> std::optional<std::string> {
+    auto* x = o.if_contains(k);
+    if (!x) return std::nullopt;
+    if (!x->is_int64() || x->as_int64() < lo || x->as_int64() > hi)
+      return "\"" + std::string(k) + "\" must be a whole number from " + std::to_string(lo) +
+             " to " + std::to_string(hi);
+    out = x->as_int64();
+    return std::nullopt;
+  };
+  long long delay = 0, priority = 0, attempts = 0;
+  // (One at a time: GCC 12 miscompiles braced lists in coroutines.)
+  auto why_delay = integer("delay_ms", 0, 31536000000LL, delay);
+  if (why_delay) co_return error_reply(http::status::bad_request, *why_delay);
+  auto why_priority = integer("priority", 0, 9, priority);
+  if (why_priority) co_return error_reply(http::status::bad_request, *why_priority);
+  auto why_attempts = integer("attempts", 1, 1000, attempts);
+  if (why_attempts) co_return error_reply(http::status::bad_request, *why_attempts);
+  j.priority = static_cast<int>(priority);
+  if (attempts > 0) j.max_attempts = static_cast<int>(attempts);
+  if (delay > 0) j.run_at_ms = queue::epoch_ms() + delay;
+  std::string why;
+  auto r = co_await c.enqueue(queue, j, &why);
+  if (!r) {
+    if (r.error() == errc::invalid_job)
+      co_return error_reply(http::status::bad_request,
+                            why.empty() ? "queue name not allowed" : why);
+    co_return error_reply(http::status::service_unavailable, "Redis: " + r.error().message());
+  }
+  json::object out;
+  out["id"] = r->id;
+  out["queue"] = queue;
+  out["duplicate"] = r->duplicate;
+  co_return json_reply(r->duplicate ? http::status::ok : http::status::created, out);
+}
+
+asio::awaitable<reply_t> route(http_context& ctx, const http::request<http::string_body>& req) {
+  auto parts = segments(req.target());
+  const auto method = req.method();
+  if (parts.size() == 1 && parts[0] == "healthz" && method == http::verb::get)
+    co_return reply_t{http::status::ok, "ok\n", "text/plain"};
+  if (parts.size() == 1 && parts[0] == "readyz" && method == http::verb::get) {
+    if (ctx.ready()) co_return reply_t{http::status::ok, "ready\n", "text/plain"};
+    co_return reply_t{http::status::service_unavailable, "not ready: Redis unreachable or "
+                                                         "draining\n",
+                      "text/plain"};
+  }
+  if (parts.size() == 1 && parts[0] == "metrics" && method == http::verb::get)
+    co_return reply_t{http::status::ok, metrics_text(*ctx.metrics, *ctx.cfg),
+                      "text/plain; version=0.0.4"};
+  if (parts.empty() || parts[0] != "v1")
+    co_return error_reply(http::status::not_found, "no such path: " + std::string(req.target()));
+
+  client c(*ctx.conn);
+  auto redis_down = [](const boost::system::error_code& ec) {
+    return error_reply(http::status::service_unavailable, "Redis: " + ec.message());
+  };
+  // /v1/queues
+  if (parts.size() == 2 && parts[1] == "queues" && method == http::verb::get) {
+    auto names = co_await c.queues();
+    if (!names) co_return redis_down(names.error());
+    json::array all;
+    for (const auto& n : *names) {
+      auto s = co_await c.stats(n);
+      if (!s) co_return redis_down(s.error());
+      all.push_back(s->to_json());
+    }
+    co_return json_reply(http::status::ok, all);
+  }
+  // /v1/jobs/{id}
+  if (parts.size() == 3 && parts[1] == "jobs" && method == http::verb::get) {
+    auto names = co_await c.queues();
+    if (!names) co_return redis_down(names.error());
+    for (const auto& n : *names) {
+      auto info = co_await c.get_job(n, parts[2]);
+      if (!info) co_return redis_down(info.error());
+      if (*info) co_return json_reply(http::status::ok, (*info)->to_json());
+    }
+    co_return error_reply(http::status::not_found, "no job " + parts[2]);
+  }
+  if (parts.size() >= 4 && parts[1] == "queues") {
+    const auto& queue = parts[2];
+    if (auto bad = queue::check_queue_name(queue))
+      co_return error_reply(http::status::bad_request, *bad);
+    if (parts.size() == 4 && parts[3] == "jobs" && method == http::verb::post)
+      co_return co_await post_job(ctx, c, queue, req.body());
+    if (parts.size() == 4 && parts[3] == "dead" && method == http::verb::get) {
+      auto dead = co_await c.dead(queue, 100);
+      if (!dead) co_return redis_down(dead.error());
+      json::array all;
+      for (const auto& d : *dead) {
+        json::object o;
+        o["id"] = d.id;
+        o["died_ms"] = d.died_ms;
+        boost::system::error_code ec;
+        auto rec = json::parse(d.record, ec);
+        o["record"] = ec ? json::value(d.record) : rec;
+        all.push_back(o);
+      }
+      co_return json_reply(http::status::ok, all);
+    }
+    if ((parts.size() == 5 && parts[3] == "dead" && parts[4] == "retry" &&
+         method == http::verb::post) ||
+        (parts.size() == 4 && parts[3] == "dead" && method == http::verb::delete_)) {
+      // An optional body {"ids": [...]}; none: every dead job.
+      std::vector<std::string> ids;
+      if (!req.body().empty()) {
+        boost::system::error_code ec;
+        auto v = json::parse(req.body(), ec);
+        const json::array* list = nullptr;
+        if (!ec && v.is_object())
+          if (auto* x = v.as_object().if_contains("ids"); x && x->is_array()) list = &x->as_array();
+        if (!list) co_return error_reply(http::status::bad_request, "the body must be {\"ids\": [...]}");
+        for (const auto& x : *list) {
+          if (!x.is_string()) co_return error_reply(http::status::bad_request, "ids are strings");
+          ids.emplace_back(x.as_string());
+        }
+      }
+      const bool retry = parts.size() == 5;
+      boost::system::result<std::size_t> n = std::size_t{0};
+      if (retry)
+        n = co_await c.retry_dead(queue, ids);
+      else
+        n = co_await c.purge_dead(queue, ids);
+      if (!n) co_return redis_down(n.error());
+      json::object o;
+      o[retry ? "retried" : "purged"] = *n;
+      co_return json_reply(http::status::ok, o);
+    }
+  }
+  co_return error_reply(http::status::not_found,
+                        "no such endpoint: " + std::string(req.method_string()) + " " +
+                            std::string(req.target()));
+}
+
+asio::awaitable<void> session(http_context& ctx, tcp::socket socket) {
+  beast::tcp_stream stream(std::move(socket));
+  beast::flat_buffer buffer;
+  for (;;) {
+    http::request_parser<http::string_body> parser;
+    parser.body_limit(max_body);
+    parser.header_limit(16 * 1024);
+    stream.expires_after(10s); // a slow or silent client loses only its own connection
+    auto [ec, n] = co_await http::async_read(stream, buffer, parser,
+                                             asio::as_tuple(asio::use_awaitable));
+    (void)n;
+    if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
+        ec == asio::error::connection_reset || ec == asio::error::eof)
+      break;
+    reply_t r;
+    bool keep = false;
+    if (ec == http::error::body_limit) {
+      r = error_reply(http::status::payload_too_large, "the body is over 1 MiB");
+    } else if (ec) {
+      r = error_reply(http::status::bad_request, "malformed request: " + ec.message());
+    } else {
+      const auto& req = parser.get();
+      keep = req.keep_alive();
+      try {
+        r = co_await route(ctx, req);
+      } catch (const std::exception& e) {
+        r = error_reply(http::status::internal_server_error, e.what());
+      }
+    }
+    http::response<http::string_body> res{r.status, 11};
+    res.set(http::field::server, "forq");
+    res.set(http::field::content_type, r.type);
+    res.keep_alive(keep);
+    res.body() = std::move(r.body);
+    res.prepare_payload();
+    stream.expires_after(10s);
+    auto [wec, wn] = co_await http::async_write(stream, res, asio::as_tuple(asio::use_awaitable));
+    (void)wn;
+    if (wec || !keep) break;
+  }
+  beast::error_code ignored;
+  stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+}
+
+} // namespace
+
+asio::awaitable<void> serve_http(http_context& ctx, int listener_fd) {
+  auto ex = co_await asio::this_coro::executor;
+  tcp::acceptor acceptor(ex);
+  ctx.acceptor = &acceptor;
+  boost::system::error_code ec;
+  // The master's socket, bound and listening before the fork; IPv6 or IPv4 as it was bound.
+  sockaddr_storage addr{};
+  socklen_t len = sizeof addr;
+  ::getsockname(listener_fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  acceptor.assign(addr.ss_family == AF_INET6 ? tcp::v6() : tcp::v4(), ::dup(listener_fd), ec);
+  if (ec) {
+    spdlog::error("cannot use the HTTP listener: {}", ec.message());
+    co_return;
+  }
+  while (!ctx.stopping) {
+    auto [aec, socket] = co_await acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
+    if (aec == asio::error::operation_aborted || ctx.stopping) break;
+    if (aec) continue; // EMFILE and friends: this one connection is lost, not the server
+    asio::co_spawn(ex, session(ctx, std::move(socket)), asio::detached);
+  }
+  ctx.acceptor = nullptr;
+}
+
+} // namespace forq::cli

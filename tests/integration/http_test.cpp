@@ -1,0 +1,185 @@
+// The HTTP surface of forq serve (docs/http.md) with the real binary, two workers and a real
+// redis-server: every endpoint, and malformed, oversized and slow requests.
+#include "support/process.hpp"
+#include "support/redis_server.hpp"
+
+#include <boost/json.hpp>
+#include <gtest/gtest.h>
+
+#include <arpa/inet.h>
+#include <csignal>
+#include <netinet/in.h>
+#include <regex>
+#include <thread>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace {
+
+using forq::test::child_process;
+using namespace std::chrono_literals;
+
+const std::string forq_bin = FORQ_BINARY;
+
+int connect_to(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<std::uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  timeval tv{15, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  return fd;
+}
+
+struct response {
+  int status = 0;
+  std::string body;
+};
+
+// Sends `raw` as is and reads until the server closes.
+response send_raw(int port, const std::string& raw) {
+  response r;
+  int fd = connect_to(port);
+  if (fd < 0) return r;
+  for (std::size_t sent = 0; sent < raw.size();) {
+    auto n = ::send(fd, raw.data() + sent, raw.size() - sent, MSG_NOSIGNAL);
+    if (n <= 0) break;
+    sent += static_cast<std::size_t>(n);
+  }
+  std::string in;
+  char buf[65536];
+  for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;)
+    in.append(buf, static_cast<std::size_t>(n));
+  ::close(fd);
+  if (in.rfind("HTTP/1.1 ", 0) == 0) r.status = std::stoi(in.substr(9, 3));
+  auto end = in.find("\r\n\r\n");
+  if (end != std::string::npos) r.body = in.substr(end + 4);
+  return r;
+}
+
+response call(int port, const std::string& method, const std::string& path,
+              const std::string& body = "") {
+  return send_raw(port, method + " " + path + " HTTP/1.1\r\nHost: t\r\nConnection: close\r\n" +
+                            "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
+}
+
+class http_test : public forq::test::redis_test {
+ protected:
+  void SetUp() override {
+    std::vector<std::string> argv{forq_bin,   "serve",       "--redis",   redis_.url(),
+                                  "--listen", "127.0.0.1:0", "--workers", "2",
+                                  "--data-dir", (dir_ / "data").string()};
+    forq_ = std::make_unique<child_process>(argv);
+    ASSERT_TRUE(forq_->wait_for_err("master ready")) << forq_->err();
+    std::smatch m;
+    auto log = forq_->err();
+    ASSERT_TRUE(std::regex_search(log, m, std::regex(R"(listening on http://127\.0\.0\.1:(\d+))")))
+        << log;
+    port_ = std::stoi(m[1]);
+    // Both workers accept: wait until they are consuming.
+    ASSERT_TRUE(forq_->wait_for_err("consuming"));
+  }
+  void TearDown() override {
+    forq_->signal(SIGTERM);
+    auto status = forq_->wait_for(20s);
+    ASSERT_TRUE(status);
+    EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << forq_->err();
+  }
+
+  forq::test::temp_dir dir_;
+  std::unique_ptr<child_process> forq_;
+  int port_ = 0;
+};
+
+TEST_F(http_test, health_readiness_and_metrics) {
+  EXPECT_EQ(call(port_, "GET", "/healthz").status, 200);
+  EXPECT_EQ(call(port_, "GET", "/readyz").status, 200);
+  auto m = call(port_, "GET", "/metrics");
+  EXPECT_EQ(m.status, 200);
+  EXPECT_NE(m.body.find("# TYPE forq_jobs_total counter"), std::string::npos) << m.body;
+  EXPECT_NE(m.body.find("forq_workers 2"), std::string::npos) << m.body;
+}
+
+TEST_F(http_test, the_json_api_enqueues_reports_and_repairs) {
+  auto r = call(port_, "POST", "/v1/queues/default/jobs",
+                R"({"handler":"echo","payload":{"x":1}})");
+  ASSERT_EQ(r.status, 201) << r.body;
+  auto id = std::string(boost::json::parse(r.body).at("id").as_string());
+  auto dup = call(port_, "POST", "/v1/queues/default/jobs",
+                  R"({"handler":"echo","id":"once","payload":{}})");
+  EXPECT_EQ(dup.status, 201);
+  dup = call(port_, "POST", "/v1/queues/default/jobs", R"({"handler":"echo","id":"once"})");
+  EXPECT_EQ(dup.status, 200);
+  EXPECT_EQ(boost::json::parse(dup.body).at("duplicate"), true);
+
+  // Every worker gives the same totals: the metrics are the process tree's.
+  bool done = false;
+  for (int i = 0; i < 200 && !done; ++i) {
+    auto job = call(port_, "GET", "/v1/jobs/" + id);
+    done = job.status == 200 && boost::json::parse(job.body).at("state") == "completed";
+    if (!done) std::this_thread::sleep_for(20ms);
+  }
+  ASSERT_TRUE(done);
+  auto job = boost::json::parse(call(port_, "GET", "/v1/jobs/" + id).body);
+  EXPECT_EQ(job.at("result").at("x"), 1);
+  EXPECT_EQ(call(port_, "GET", "/v1/jobs/1-1").status, 404);
+
+  auto queues = boost::json::parse(call(port_, "GET", "/v1/queues").body).as_array();
+  ASSERT_EQ(queues.size(), 1u);
+  EXPECT_EQ(queues[0].at("queue"), "default");
+
+  // A dead job: listed, retried, purged.
+  redis_.command({"ZADD", "forq:{default}:dead", "1", "d-1"});
+  redis_.command({"HSET", "forq:{default}:dead:jobs", "d-1",
+                  R"({"id":"d-1","handler":"nothing-here","payload":"{}","reason":"x"})"});
+  auto dead = boost::json::parse(call(port_, "GET", "/v1/queues/default/dead").body).as_array();
+  ASSERT_EQ(dead.size(), 1u);
+  EXPECT_EQ(dead[0].at("id"), "d-1");
+  auto purged = call(port_, "DELETE", "/v1/queues/default/dead", R"({"ids":["d-1"]})");
+  EXPECT_EQ(purged.status, 200);
+  EXPECT_EQ(boost::json::parse(purged.body).at("purged"), 1);
+  EXPECT_EQ(call(port_, "POST", "/v1/queues/default/dead/retry").status, 200);
+}
+
+TEST_F(http_test, bad_requests_get_clear_errors_and_hurt_no_one_else) {
+  struct bad {
+    std::string method, path, body;
+    int status;
+    std::string says;
+  };
+  for (const auto& b : std::vector<bad>{
+           {"POST", "/v1/queues/default/jobs", "not json", 400, "JSON object"},
+           {"POST", "/v1/queues/default/jobs", R"({"payload":{}})", 400, "handler"},
+           {"POST", "/v1/queues/default/jobs", R"({"handler":"nope"})", 400, "unknown handler"},
+           {"POST", "/v1/queues/default/jobs", R"({"handler":"echo","priority":12})", 400,
+            "priority"},
+           {"POST", "/v1/queues/bad{name}/jobs", R"({"handler":"echo"})", 400, "queue name"},
+           {"GET", "/nowhere", "", 404, "no such path"},
+           {"PUT", "/v1/queues", "", 404, "no such endpoint"},
+       }) {
+    auto r = call(port_, b.method, b.path, b.body);
+    EXPECT_EQ(r.status, b.status) << b.method << " " << b.path << ": " << r.body;
+    EXPECT_NE(r.body.find(b.says), std::string::npos) << r.body;
+  }
+  // Over the 1 MiB limit.
+  auto big = call(port_, "POST", "/v1/queues/default/jobs", std::string(2u << 20, 'a'));
+  EXPECT_EQ(big.status, 413);
+  // Not HTTP at all.
+  auto garbage = send_raw(port_, "\x01\x02 hello there\r\n\r\n");
+  EXPECT_EQ(garbage.status, 400);
+  // A client that connects and says nothing holds only its own connection.
+  int idle = connect_to(port_);
+  ASSERT_GE(idle, 0);
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(call(port_, "GET", "/healthz").status, 200);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s);
+  ::close(idle);
+}
+
+} // namespace
