@@ -52,8 +52,9 @@ struct http_context {
 // Accepts on the listener the master bound (a copy of listener_fd) until ctx.stopping.
 boost::asio::awaitable<void> serve_http(http_context& ctx, int listener_fd);
 
-// `forq serve`: the long-running service; the master's side (serve.cpp).
-int serve(const config& cfg);
+// `forq serve`: the long-running service; the master's side (serve.cpp). `reload` loads the
+// configuration again from the same sources (SIGHUP): a config, or why it is refused.
+int serve(const config& cfg, std::function<std::variant<config, std::string>()> reload);
 
 // One worker process of serve (worker.cpp): runs until SIGTERM/SIGINT (drain) or SIGQUIT (at
 // once), or a fatal error. Returns its exit code.

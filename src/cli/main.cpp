@@ -208,5 +208,9 @@ int main(int argc, char** argv) {
   if (limit->parsed())
     return forq::cli::rate_limit(cfg, limit_queue,
                                  limit_max == "off" ? 0 : std::stoll(limit_max), limit_per_ms);
-  return forq::cli::serve(cfg);
+  return forq::cli::serve(cfg, [&]() -> std::variant<forq::config, std::string> {
+    auto again = forq::load_config(flags.sources(), forq::config_sources::process_env_names());
+    if (auto* err = std::get_if<forq::config_error>(&again)) return err->message;
+    return std::get<forq::loaded_config>(again).cfg;
+  });
 }

@@ -99,9 +99,10 @@ class master {
   };
 
   master(asio::io_context& ioc, asio::signal_set& signals, const config& cfg, std::string url,
-         embedded_redis* redis, int listener_fd, shared_metrics* metrics)
+         embedded_redis* redis, int listener_fd, shared_metrics* metrics,
+         std::function<std::variant<config, std::string>()> reload)
       : ioc_(ioc), signals_(signals), cfg_(cfg), url_(std::move(url)), redis_(redis),
-        listener_fd_(listener_fd), metrics_(metrics) {
+        listener_fd_(listener_fd), metrics_(metrics), reload_(std::move(reload)) {
     if (redis_) keeper_.emplace(*redis_);
   }
 
@@ -135,8 +136,8 @@ class master {
         spdlog::info("SIGTTIN: now {} workers", live_slots());
       } else if (sig == SIGTTOU && !stopping_) {
         retire_one();
-      } else if (sig == SIGHUP) {
-        spdlog::warn("SIGHUP: reloading the configuration is not built yet; nothing changes");
+      } else if (sig == SIGHUP && !stopping_) {
+        reload();
       } else if (sig == SIGUSR1) {
         spdlog::info("SIGUSR1: forq logs to stderr only; there are no log files to reopen");
       }
@@ -174,6 +175,73 @@ class master {
         spdlog::info("SIGTTOU: worker {} drains and is not replaced; {} workers remain",
                      it->number, live_slots());
         return;
+      }
+  }
+
+  // SIGHUP: the configuration from the same sources; refused -> the old one stays. Accepted ->
+  // every worker is replaced, one at a time, the new one started before the old one drains,
+  // so consuming never stops.
+  void reload() {
+    if (replacing_) {
+      spdlog::warn("SIGHUP: still replacing workers after the last one; ignored");
+      return;
+    }
+    auto loaded = reload_ ? reload_() : std::variant<config, std::string>(std::string("no source"));
+    if (auto* why = std::get_if<std::string>(&loaded)) {
+      spdlog::error("SIGHUP: the new configuration is refused ({}); keeping the old one", *why);
+      return;
+    }
+    auto next = std::get<config>(loaded);
+    // What the master set up before forking cannot change under it.
+    auto keep = [&](bool differs, const char* what) {
+      if (differs)
+        spdlog::warn("SIGHUP: {} cannot change without a restart; keeping the old value", what);
+    };
+    keep(next.redis_url != cfg_.redis_url, "redis.url");
+    keep(next.redis_aof != cfg_.redis_aof, "redis.aof");
+    keep(next.data_dir != cfg_.data_dir, "data_dir");
+    keep(next.listen.host != cfg_.listen.host || next.listen.port != cfg_.listen.port, "listen");
+    next.redis_url = cfg_.redis_url;
+    next.redis_aof = cfg_.redis_aof;
+    next.data_dir = cfg_.data_dir;
+    next.listen = cfg_.listen;
+    cfg_ = next;
+    init_logging(cfg_.log_fmt, cfg_.log_lvl, "master");
+    spdlog::info("SIGHUP: configuration reloaded ({}); replacing the workers one at a time",
+                 to_json(cfg_));
+    replacing_ = true;
+    asio::co_spawn(
+        ioc_,
+        [this]() -> asio::awaitable<void> {
+          std::vector<unsigned> old;
+          for (const auto& s : slots_)
+            if (!s.retiring) old.push_back(s.number);
+          asio::steady_timer t(ioc_);
+          for (unsigned number : old) {
+            if (stopping_) break;
+            add_slot(); // the new one first: no gap
+            t.expires_after(500ms);
+            co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+            retire(number);
+          }
+          // Then as many as the new configuration asks for.
+          while (!stopping_ && live_slots() < cfg_.effective_workers())
+            add_slot();
+          while (!stopping_ && live_slots() > cfg_.effective_workers())
+            retire_one();
+          replacing_ = false;
+        },
+        asio::detached);
+  }
+
+  void retire(unsigned number) {
+    for (auto& s : slots_)
+      if (s.number == number && !s.retiring) {
+        s.retiring = true;
+        if (s.pid > 0) {
+          s.st = state::draining;
+          ::kill(s.pid, SIGTERM);
+        }
       }
   }
 
@@ -317,12 +385,14 @@ class master {
 
   asio::io_context& ioc_;
   asio::signal_set& signals_;
-  const config& cfg_;
+  config cfg_; // the master's own copy: SIGHUP replaces it
   std::string url_;
   embedded_redis* redis_;
   std::optional<redis_keeper> keeper_;
   int listener_fd_;
   shared_metrics* metrics_;
+  std::function<std::variant<config, std::string>()> reload_;
+  bool replacing_ = false;
   std::vector<slot> slots_;
   unsigned next_number_ = 1;
   bool stopping_ = false;
@@ -331,7 +401,7 @@ class master {
 
 } // namespace
 
-int serve(const config& cfg) {
+int serve(const config& cfg, std::function<std::variant<config, std::string>()> reload) {
   spdlog::info("forq {} serve starting with {}", FORQ_VERSION, to_json(cfg));
   set_process_title("forq: master");
 
@@ -388,7 +458,8 @@ int serve(const config& cfg) {
 
   int code = exit_code::failure;
   {
-    master m(ioc, signals, cfg, url, redis.get(), listener.native_handle(), metrics);
+    master m(ioc, signals, cfg, url, redis.get(), listener.native_handle(), metrics,
+             std::move(reload));
     asio::co_spawn(ioc, m.run(), [&](std::exception_ptr e, int result) {
       if (e) std::rethrow_exception(e);
       code = result;

@@ -184,3 +184,36 @@ TEST_F(workers_test, ttin_adds_a_worker_and_ttou_retires_one) {
 }
 
 } // namespace
+
+namespace {
+
+TEST_F(workers_test, hup_reloads_the_configuration_and_replaces_workers_without_a_gap) {
+  auto file = dir_ / "forq.json";
+  forq::test::write_file(file, R"({"concurrency": 4})");
+  auto p = serve({"--workers", "2", "--config", file.string()});
+  ASSERT_TRUE(p->wait_for_err("4 jobs at once"));
+  auto ids = enqueue(200, "sleep", R"({"ms":10})");
+
+  forq::test::write_file(file, R"({"concurrency": 8})");
+  p->signal(SIGHUP);
+  ASSERT_TRUE(p->wait_for_err("SIGHUP: configuration reloaded")) << p->err();
+  ASSERT_TRUE(p->wait_for_err("8 jobs at once")) << p->err();
+  ASSERT_TRUE(p->wait_for_err("worker 4 started")) << p->err();
+  EXPECT_TRUE(p->wait_for_err("worker 2 exited with code 0")) << p->err();
+  // No job was dropped on the way: all ran, none is left leased.
+  ASSERT_TRUE(wait_until([&] { return stat("completed") == 200; }, 30s)) << p->err();
+  EXPECT_EQ(redis_.command({"XPENDING", "forq:{default}:stream", "workers"}).substr(0, 3), "[0,");
+
+  // A broken file: refused, the old configuration and workers stay.
+  forq::test::write_file(file, R"({"concurrency": "lots"})");
+  p->signal(SIGHUP);
+  EXPECT_TRUE(p->wait_for_err("the new configuration is refused")) << p->err();
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(p->err().find("worker 5 started"), std::string::npos) << p->err();
+  enqueue(5, "noop", "{}");
+  EXPECT_TRUE(wait_until([&] { return stat("completed") == 205; }, 10s));
+  p->signal(SIGTERM);
+  EXPECT_EQ(exit_status(*p, 15s), 0) << p->err();
+}
+
+} // namespace
