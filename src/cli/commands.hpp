@@ -24,9 +24,14 @@ namespace forq::cli {
 // Counters every process of a serve tree writes and any of them reads (/metrics): one slot per
 // worker (its number - 1, modulo max_slots), one set per configured queue (the first
 // max_queues), in a MAP_SHARED region the master maps before forking.
+struct shared_histogram {
+  std::atomic<std::uint64_t> counts[12]{}; // queue::consumer::histogram's buckets
+  std::atomic<std::uint64_t> sum_us{0};
+};
 struct queue_counters {
   std::atomic<std::uint64_t> fetched{0}, done{0}, retried{0}, dead{0}, recovered{0},
       handed_back{0}, in_flight{0};
+  shared_histogram pickup, run, round_trip;
 };
 struct slot_counters {
   queue_counters queues[16];

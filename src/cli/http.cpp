@@ -74,6 +74,12 @@ std::vector<std::string> segments(std::string_view target) {
   return out;
 }
 
+std::string fmt_bound(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", v);
+  return buf;
+}
+
 std::string metrics_text(const shared_metrics& m, const config& cfg) {
   std::string out;
   auto family = [&](const char* name, const char* type, const char* help) {
@@ -109,6 +115,36 @@ std::string metrics_text(const shared_metrics& m, const config& cfg) {
   for (std::size_t q = 0; q < nq; ++q)
     out += "forq_jobs_in_flight{queue=\"" + cfg.queues[q].name + "\"} " +
            std::to_string(sum(q, &queue_counters::in_flight)) + "\n";
+  auto histogram = [&](const char* name, const char* help, shared_histogram queue_counters::*h) {
+    family(name, "histogram", help);
+    for (std::size_t q = 0; q < nq; ++q) {
+      std::uint64_t cumulative = 0, sum_us = 0;
+      std::array<std::uint64_t, 12> counts{};
+      for (const auto& slot : m.slots) {
+        const auto& x = slot.queues[q].*h;
+        for (std::size_t b = 0; b < counts.size(); ++b)
+          counts[b] += x.counts[b].load(std::memory_order_relaxed);
+        sum_us += x.sum_us.load(std::memory_order_relaxed);
+      }
+      const auto label = "queue=\"" + cfg.queues[q].name + "\"";
+      const auto& bounds = queue::consumer::histogram::bounds;
+      for (std::size_t b = 0; b < counts.size(); ++b) {
+        cumulative += counts[b];
+        std::string le = b < bounds.size() ? fmt_bound(bounds[b]) : "+Inf";
+        out += std::string(name) + "_bucket{" + label + ",le=\"" + le + "\"} " +
+               std::to_string(cumulative) + "\n";
+      }
+      out += std::string(name) + "_sum{" + label + "} " + fmt_bound(static_cast<double>(sum_us) / 1e6) +
+             "\n";
+      out += std::string(name) + "_count{" + label + "} " + std::to_string(cumulative) + "\n";
+    }
+  };
+  histogram("forq_job_pickup_seconds",
+            "From a job becoming ready (its stream entry) to its attempt starting.",
+            &queue_counters::pickup);
+  histogram("forq_job_run_seconds", "The handler's time per attempt.", &queue_counters::run);
+  histogram("forq_redis_round_trip_seconds",
+            "Round trips to Redis of the consumers' acknowledgements.", &queue_counters::round_trip);
   family("forq_worker_restarts_total", "counter", "Workers the master started again.");
   out += "forq_worker_restarts_total " + std::to_string(m.restarts.load()) + "\n";
   family("forq_workers", "gauge", "Worker processes running now.");

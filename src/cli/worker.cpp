@@ -154,6 +154,15 @@ void consumers::publish(slot_counters& slot) {
     q.recovered.fetch_add(now.recovered - was.recovered, std::memory_order_relaxed);
     q.handed_back.fetch_add(now.handed_back - was.handed_back, std::memory_order_relaxed);
     q.in_flight.store(list_[i]->running(), std::memory_order_relaxed);
+    auto add = [](shared_histogram& to, const queue::consumer::histogram& n,
+                  const queue::consumer::histogram& w) {
+      for (std::size_t b = 0; b < n.counts.size(); ++b)
+        to.counts[b].fetch_add(n.counts[b] - w.counts[b], std::memory_order_relaxed);
+      to.sum_us.fetch_add(n.sum_us - w.sum_us, std::memory_order_relaxed);
+    };
+    add(q.pickup, now.pickup, was.pickup);
+    add(q.run, now.run, was.run);
+    add(q.round_trip, now.round_trip, was.round_trip);
     was = now;
   }
   std::uint64_t connects = pool_->commands().stats().connects;
@@ -208,7 +217,7 @@ int run_worker(const config& cfg, const std::string& url, unsigned slot, int lis
         ioc,
         [&]() -> asio::awaitable<void> {
           for (;;) {
-            co_await pause_for(200ms);
+            co_await pause_for(100ms);
             work.publish(mine);
           }
         },
@@ -261,6 +270,22 @@ int run_worker(const config& cfg, const std::string& url, unsigned slot, int lis
                                        : "the drain did not finish within drain_timeout + 5 s");
               spdlog::default_logger()->flush();
               ::_exit(exit_code::failure);
+            },
+            asio::detached);
+        // While draining, SIGQUIT (the master's second SIGINT) still means: now.
+        asio::co_spawn(
+            ioc,
+            [&]() -> asio::awaitable<void> {
+              for (;;) {
+                auto [qec, q] = co_await signals.async_wait(asio::as_tuple(asio::use_awaitable));
+                if (qec == asio::error::operation_aborted) co_return;
+                if (!qec && q == SIGQUIT) {
+                  spdlog::info("worker {} stopping now (SIGQUIT while draining); {} jobs done",
+                               slot, work.done());
+                  spdlog::default_logger()->flush();
+                  ::_exit(exit_code::ok);
+                }
+              }
             },
             asio::detached);
         spdlog::info("worker {} draining (SIG{})", slot, sigabbrev_np(sig));

@@ -15,6 +15,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 
 #include <unistd.h>
@@ -502,8 +503,26 @@ asio::awaitable<void> consumer::bury_malformed(const std::string& stream, int pr
   co_await fail(raw, 1, true, "malformed job: " + why, std::nullopt);
 }
 
+void consumer::histogram::add(std::chrono::microseconds d) {
+  const double s = static_cast<double>(d.count()) / 1e6;
+  std::size_t i = 0;
+  while (i < bounds.size() && s > bounds[i])
+    ++i;
+  ++counts[i];
+  sum_us += static_cast<std::uint64_t>(std::max<std::int64_t>(0, d.count()));
+}
+
 asio::awaitable<void> consumer::attempt(delivered_job job) {
   active_[job.stream].insert(job.entry_id); // its lease is renewed from now until it ends
+  {
+    // The entry id's time is when this attempt became ready.
+    std::int64_t ready_ms = 0;
+    auto dash = job.entry_id.find('-');
+    std::from_chars(job.entry_id.data(), job.entry_id.data() + dash, ready_ms);
+    auto waited = std::chrono::system_clock::now().time_since_epoch() - milliseconds(ready_ms);
+    stats_.pickup.add(std::chrono::duration_cast<std::chrono::microseconds>(waited));
+  }
+  const auto began = std::chrono::steady_clock::now();
   outcome out;
   auto h = handlers_.find(job.handler);
   if (h == handlers_.end()) {
@@ -517,6 +536,8 @@ asio::awaitable<void> consumer::attempt(delivered_job job) {
       out = outcome::retry_later("the handler threw something that is not a std::exception");
     }
   }
+  stats_.run.add(std::chrono::duration_cast<std::chrono::microseconds>(
+      std::chrono::steady_clock::now() - began));
   // The lease stays renewed until the outcome is recorded: ack_loop, or fail() below, lets go.
   if (released_.count(job.entry_id)) {
     // Handed back while it ran (the process is leaving): another consumer runs it; record
@@ -587,7 +608,10 @@ asio::awaitable<void> consumer::ack_loop() {
     }
     req.push("HINCRBY", k.stats, "completed", count);
     req.push("HINCRBY", k.stats, "results_kept", count); // the index's size, for tidy.lua
+    const auto sent = std::chrono::steady_clock::now();
     auto r = co_await pool_.commands().exec(req);
+    stats_.round_trip.add(std::chrono::duration_cast<std::chrono::microseconds>(
+        std::chrono::steady_clock::now() - sent));
     if (!r && r.error() == errc::redis_shutdown) break; // these stay pending: stall recovery
     const redis::reply* refused = nullptr;
     if (r)

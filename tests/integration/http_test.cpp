@@ -1,6 +1,7 @@
 // The HTTP surface of forq serve (docs/http.md) with the real binary, two workers and a real
 // redis-server: every endpoint, and malformed, oversized and slow requests.
 #include "support/process.hpp"
+#include "support/http_client.hpp"
 #include "support/redis_server.hpp"
 
 #include <boost/json.hpp>
@@ -22,51 +23,13 @@ using namespace std::chrono_literals;
 
 const std::string forq_bin = FORQ_BINARY;
 
-int connect_to(int port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<std::uint16_t>(port));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  timeval tv{15, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  return fd;
-}
+using forq::test::http_call;
+using forq::test::http_connect;
+using forq::test::http_send_raw;
 
-struct response {
-  int status = 0;
-  std::string body;
-};
-
-// Sends `raw` as is and reads until the server closes.
-response send_raw(int port, const std::string& raw) {
-  response r;
-  int fd = connect_to(port);
-  if (fd < 0) return r;
-  for (std::size_t sent = 0; sent < raw.size();) {
-    auto n = ::send(fd, raw.data() + sent, raw.size() - sent, MSG_NOSIGNAL);
-    if (n <= 0) break;
-    sent += static_cast<std::size_t>(n);
-  }
-  std::string in;
-  char buf[65536];
-  for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;)
-    in.append(buf, static_cast<std::size_t>(n));
-  ::close(fd);
-  if (in.rfind("HTTP/1.1 ", 0) == 0) r.status = std::stoi(in.substr(9, 3));
-  auto end = in.find("\r\n\r\n");
-  if (end != std::string::npos) r.body = in.substr(end + 4);
-  return r;
-}
-
-response call(int port, const std::string& method, const std::string& path,
-              const std::string& body = "") {
-  return send_raw(port, method + " " + path + " HTTP/1.1\r\nHost: t\r\nConnection: close\r\n" +
-                            "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
+auto call(int port, const std::string& method, const std::string& path,
+          const std::string& body = "") {
+  return http_call(port, method, path, body);
 }
 
 class http_test : public forq::test::redis_test {
@@ -77,11 +40,8 @@ class http_test : public forq::test::redis_test {
                                   "--data-dir", (dir_ / "data").string()};
     forq_ = std::make_unique<child_process>(argv);
     ASSERT_TRUE(forq_->wait_for_err("master ready")) << forq_->err();
-    std::smatch m;
-    auto log = forq_->err();
-    ASSERT_TRUE(std::regex_search(log, m, std::regex(R"(listening on http://127\.0\.0\.1:(\d+))")))
-        << log;
-    port_ = std::stoi(m[1]);
+    port_ = forq::test::listening_port(forq_->err());
+    ASSERT_GT(port_, 0) << forq_->err();
     // Both workers accept: wait until they are consuming.
     ASSERT_TRUE(forq_->wait_for_err("consuming"));
   }
@@ -104,6 +64,10 @@ TEST_F(http_test, health_readiness_and_metrics) {
   EXPECT_EQ(m.status, 200);
   EXPECT_NE(m.body.find("# TYPE forq_jobs_total counter"), std::string::npos) << m.body;
   EXPECT_NE(m.body.find("forq_workers 2"), std::string::npos) << m.body;
+  for (const char* family : {"forq_job_pickup_seconds", "forq_job_run_seconds",
+                             "forq_redis_round_trip_seconds"})
+    EXPECT_NE(m.body.find(std::string("# TYPE ") + family + " histogram"), std::string::npos)
+        << family;
 }
 
 TEST_F(http_test, the_json_api_enqueues_reports_and_repairs) {
@@ -171,10 +135,10 @@ TEST_F(http_test, bad_requests_get_clear_errors_and_hurt_no_one_else) {
   auto big = call(port_, "POST", "/v1/queues/default/jobs", std::string(2u << 20, 'a'));
   EXPECT_EQ(big.status, 413);
   // Not HTTP at all.
-  auto garbage = send_raw(port_, "\x01\x02 hello there\r\n\r\n");
+  auto garbage = http_send_raw(port_, "\x01\x02 hello there\r\n\r\n");
   EXPECT_EQ(garbage.status, 400);
   // A client that connects and says nothing holds only its own connection.
-  int idle = connect_to(port_);
+  int idle = http_connect(port_);
   ASSERT_GE(idle, 0);
   auto t0 = std::chrono::steady_clock::now();
   EXPECT_EQ(call(port_, "GET", "/healthz").status, 200);

@@ -11,6 +11,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/system/error_code.hpp>
 
+#include <array>
 #include <chrono>
 #include <deque>
 #include <functional>
@@ -127,8 +128,19 @@ class consumer {
   // (their ack goes on). Returns how many were handed back.
   boost::asio::awaitable<std::size_t> release_running();
 
+  // Durations in fixed buckets (upper bounds in seconds; the last counts everything above).
+  struct histogram {
+    static constexpr std::array<double, 11> bounds{0.001, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                                   0.25,  0.5,   1,    5,     30};
+    std::array<std::uint64_t, 12> counts{};
+    std::uint64_t sum_us = 0;
+    void add(std::chrono::microseconds d);
+  };
   struct counters {
     std::uint64_t fetched = 0, done = 0, retried = 0, dead = 0, recovered = 0, handed_back = 0;
+    histogram pickup;    // from the attempt's entry reaching its stream to the attempt's start
+    histogram run;       // the handler's own time
+    histogram round_trip; // an ack's round trip to Redis
   };
   const counters& stats() const { return stats_; }
   std::size_t running() const { return running_; } // attempts running now
