@@ -153,21 +153,8 @@ client::enqueue_many(std::string_view queue, const std::vector<queue::job>& jobs
         out[i].refused = *bad;
         continue;
       }
-      if (j.id || j.run_at_ms) break;
-      std::vector<std::string_view> args;
-      auto stream = queue::keys::stream_key(queue, j.priority);
-      std::string attempts = j.max_attempts ? std::to_string(*j.max_attempts) : "";
-      args.push_back(stream);
-      args.push_back("*");
-      args.push_back("handler");
-      args.push_back(j.handler);
-      args.push_back("payload");
-      args.push_back(j.payload);
-      if (j.max_attempts) {
-        args.push_back("max_attempts");
-        args.push_back(attempts);
-      }
-      batch.push_range("XADD", args);
+      if (j.id || (j.run_at_ms && *j.run_at_ms > queue::epoch_ms())) break;
+      queue::push_xadd(batch, queue, j);
       in_batch.push_back(i);
     }
     if (!in_batch.empty()) {

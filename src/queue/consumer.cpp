@@ -430,17 +430,23 @@ std::size_t consumer::room() const {
   return running_ < options_.concurrency ? options_.concurrency - running_ : 0;
 }
 
-asio::awaitable<std::pair<std::size_t, milliseconds>> consumer::permits(std::size_t want) {
-  if (rate_max_ == 0 || want == 0) co_return std::make_pair(want, milliseconds(0));
+asio::awaitable<boost::system::result<redis::reply>> consumer::rate_call(std::string_view op,
+                                                                        std::size_t n) {
   keys k(options_.queue);
   std::vector<std::string_view> keys_v, args;
   keys_v.push_back(k.rate);
-  auto max = std::to_string(rate_max_), ms = std::to_string(rate_ms_), n = std::to_string(want);
+  auto max = std::to_string(rate_max_), ms = std::to_string(rate_ms_), count = std::to_string(n);
   args.push_back(max);
   args.push_back(ms);
-  args.push_back("take");
-  args.push_back(n);
-  auto r = co_await redis::eval(pool_.commands(), detail::scripts().rate, keys_v, args);
+  args.push_back(op);
+  args.push_back(count);
+  args.push_back(rate_window_); // give: only to the window they were taken from
+  co_return co_await redis::eval(pool_.commands(), detail::scripts().rate, keys_v, args);
+}
+
+asio::awaitable<std::pair<std::size_t, milliseconds>> consumer::permits(std::size_t want) {
+  if (rate_max_ == 0 || want == 0) co_return std::make_pair(want, milliseconds(0));
+  auto r = co_await rate_call("take", want);
   if (!r || !r->is_array() || r->elements().size() != 3)
     co_return std::make_pair(std::size_t{0}, milliseconds(100)); // Redis trouble: wait a little
   auto granted = static_cast<std::size_t>(r->elements()[0].as_integer().value_or(0));
@@ -450,16 +456,7 @@ asio::awaitable<std::pair<std::size_t, milliseconds>> consumer::permits(std::siz
 
 asio::awaitable<void> consumer::give_back(std::size_t unused) {
   if (rate_max_ == 0 || unused == 0) co_return;
-  keys k(options_.queue);
-  std::vector<std::string_view> keys_v, args;
-  keys_v.push_back(k.rate);
-  auto max = std::to_string(rate_max_), ms = std::to_string(rate_ms_), n = std::to_string(unused);
-  args.push_back(max);
-  args.push_back(ms);
-  args.push_back("give");
-  args.push_back(n);
-  args.push_back(rate_window_); // only to the window they were taken from
-  co_await redis::eval(pool_.commands(), detail::scripts().rate, keys_v, args);
+  co_await rate_call("give", unused);
 }
 
 asio::awaitable<void> consumer::hand_back(std::vector<delivered_job> jobs) {

@@ -88,6 +88,32 @@ std::optional<std::string> check_job(const job& j, std::size_t max_payload) {
   return std::nullopt;
 }
 
+std::vector<std::string_view> job_fields(const job& j, std::string& storage) {
+  // (Built with push_back: callers are coroutines, and GCC 12 miscompiles braced lists there.)
+  std::vector<std::string_view> fields;
+  fields.push_back("handler");
+  fields.push_back(j.handler);
+  fields.push_back("payload");
+  fields.push_back(j.payload);
+  if (j.max_attempts) {
+    storage = std::to_string(*j.max_attempts);
+    fields.push_back("max_attempts");
+    fields.push_back(storage);
+  }
+  return fields;
+}
+
+void push_xadd(redis::request& req, std::string_view queue, const job& j) {
+  auto stream = keys::stream_key(queue, j.priority);
+  std::string storage;
+  auto fields = job_fields(j, storage);
+  std::vector<std::string_view> args;
+  args.push_back(stream);
+  args.push_back("*");
+  args.insert(args.end(), fields.begin(), fields.end());
+  req.push_range("XADD", args); // copies the arguments into the request
+}
+
 boost::asio::awaitable<boost::system::result<enqueue_result>>
 enqueue(redis::connection& conn, std::string_view queue, const job& j, std::string* why) {
   auto refused = check_queue_name(queue);
@@ -98,17 +124,8 @@ enqueue(redis::connection& conn, std::string_view queue, const job& j, std::stri
   }
   // Only the keys this needs: enqueue is every producer's hot path.
   auto stream = keys::stream_key(queue, j.priority);
-  // No braced lists in these coroutines: GCC 12 miscompiles initializer lists in a frame.
-  std::string attempts = j.max_attempts ? std::to_string(*j.max_attempts) : std::string();
-  std::vector<std::string_view> fields;
-  fields.push_back("handler");
-  fields.push_back(j.handler);
-  fields.push_back("payload");
-  fields.push_back(j.payload);
-  if (j.max_attempts) {
-    fields.push_back("max_attempts");
-    fields.push_back(attempts);
-  }
+  std::string attempts;
+  auto fields = job_fields(j, attempts);
 
   if (j.run_at_ms && *j.run_at_ms > epoch_ms()) { // later: the delayed set, by script
     boost::json::object record;
@@ -141,12 +158,8 @@ enqueue(redis::connection& conn, std::string_view queue, const job& j, std::stri
   }
 
   if (!j.id) { // the common case: one XADD, the entry id is the job id
-    std::vector<std::string_view> args;
-    args.push_back(stream);
-    args.push_back("*");
-    args.insert(args.end(), fields.begin(), fields.end());
     redis::request xadd;
-    xadd.push_range("XADD", args);
+    push_xadd(xadd, queue, j);
     auto r = redis::connection::single(co_await conn.exec(xadd));
     if (!r) co_return r.error();
     if (r->is_error()) {

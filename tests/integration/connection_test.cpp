@@ -211,7 +211,7 @@ TEST(redis_connection, tls_with_a_certificate_made_for_the_test) {
 TEST_F(redis_test, a_blocking_read_in_the_pool_never_delays_the_command_connection) {
   forq::test::run_async([&]() -> asio::awaitable<void> {
     auto ex = co_await asio::this_coro::executor;
-    pool_options po;
+    forq::redis::pool_options po;
     po.connection = options_for(redis_.url());
     po.blocking_connections = 1;
     po.role = "worker-1";

@@ -59,7 +59,16 @@ class http_test : public forq::test::redis_test {
 
 TEST_F(http_test, health_readiness_and_metrics) {
   EXPECT_EQ(call(port_, "GET", "/healthz").status, 200);
-  EXPECT_EQ(call(port_, "GET", "/readyz").status, 200);
+  // Ready once that worker's Redis connection is up (the workers connect as they start).
+  int ready = 0;
+  for (int i = 0; i < 250 && ready != 200; ++i) {
+    ready = call(port_, "GET", "/readyz").status;
+    if (ready != 200) {
+      EXPECT_EQ(ready, 503);
+      std::this_thread::sleep_for(20ms);
+    }
+  }
+  EXPECT_EQ(ready, 200);
   auto m = call(port_, "GET", "/metrics");
   EXPECT_EQ(m.status, 200);
   EXPECT_NE(m.body.find("# TYPE forq_jobs_total counter"), std::string::npos) << m.body;

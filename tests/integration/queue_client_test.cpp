@@ -22,14 +22,6 @@ using clock_type = std::chrono::steady_clock;
 
 class client_test : public forq::test::redis_test {
  protected:
-  redis::pool_options pool_options() const {
-    redis::pool_options po;
-    po.connection.endpoint.host = "127.0.0.1";
-    po.connection.endpoint.port = redis_.port();
-    po.role = "test";
-    return po;
-  }
-
   static queue::consumer_options options() {
     queue::consumer_options o;
     o.queue = "work";

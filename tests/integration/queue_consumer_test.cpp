@@ -79,15 +79,6 @@ class consumer_test : public forq::test::redis_test {
                     "forq:{work}:stream", ">"});
   }
 
-  // A pool on this test's redis-server.
-  redis::pool_options pool_options() const {
-    redis::pool_options po;
-    po.connection.endpoint.host = "127.0.0.1";
-    po.connection.endpoint.port = redis_.port();
-    po.role = "test";
-    return po;
-  }
-
   // Leases short enough for a test to see one expire.
   static queue::consumer_options short_lease() {
     auto o = options();

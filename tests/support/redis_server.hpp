@@ -1,5 +1,6 @@
 #pragma once
 
+#include "forq/redis/pool.hpp"
 #include "support/process.hpp"
 
 #include <gtest/gtest.h>
@@ -44,6 +45,15 @@ class redis_server {
 class redis_test : public ::testing::Test {
  protected:
   redis_server redis_;
+
+  // A pool (forq::redis::pool) on this test's redis-server.
+  redis::pool_options pool_options() const {
+    redis::pool_options po;
+    po.connection.endpoint.host = "127.0.0.1";
+    po.connection.endpoint.port = redis_.port();
+    po.role = "test";
+    return po;
+  }
 };
 
 // A loopback TCP port nobody listens on right now.

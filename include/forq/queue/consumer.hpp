@@ -163,6 +163,8 @@ class consumer {
   // how long until there are some.
   boost::asio::awaitable<std::pair<std::size_t, std::chrono::milliseconds>> permits(std::size_t want);
   boost::asio::awaitable<void> give_back(std::size_t unused);
+  boost::asio::awaitable<boost::system::result<redis::reply>> rate_call(std::string_view op,
+                                                                        std::size_t n);
   boost::asio::awaitable<void> hand_back(std::vector<delivered_job> jobs);
   void start(delivered_job job);
   // A fetch's reply as jobs (malformed entries go dead on the way); notes mixed priorities.

@@ -56,6 +56,13 @@ std::int64_t epoch_ms();
 // nothing. The message names the field and what is allowed.
 std::optional<std::string> check_job(const job& j, std::size_t max_payload = default_max_payload);
 
+// A job's stream fields (handler, payload, max_attempts when set) as XADD's arguments, in the
+// order the protocol writes them. `storage` keeps the numbers the views point into.
+std::vector<std::string_view> job_fields(const job& j, std::string& storage);
+
+// The plain XADD of a job without a caller id or a delay (one command), added to `req`.
+void push_xadd(redis::request& req, std::string_view queue, const job& j);
+
 struct enqueue_result {
   std::string id; // the job id: the caller's, or the stream entry id
   bool duplicate; // a job with this caller-given id was already enqueued: nothing was added
