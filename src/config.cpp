@@ -235,6 +235,80 @@ std::vector<config_field> make_fields() {
                },
                [](const config& c) { return std::to_string(c.concurrency); }});
 
+  f.push_back({"handlers", "FORQ_HANDLERS", "--handlers",
+               "Handlers besides the built-ins (noop, echo, sleep, fail), as a JSON object: name -> "
+               "{\"exec\": [argv...], \"timeout\": seconds, \"retry_exit_code\": N, "
+               "\"max_output\": bytes}",
+               "a JSON object of handler names (A-Z a-z 0-9 _ . : -) to {\"exec\": [...]} "
+               "settings; timeout 0.001 to 86400 s (default 60), retry_exit_code 1 to 255 "
+               "(default 75), max_output 1 to 67108864 (default 1048576)",
+               "JSON", kind::object,
+               [](config& c, std::string_view v) -> std::optional<std::string> {
+                 boost::system::error_code ec;
+                 auto parsed = json::parse(v.empty() ? std::string_view("{}") : v, ec);
+                 if (ec || !parsed.is_object()) return "expected a JSON object";
+                 std::vector<config::handler_spec> specs;
+                 for (const auto& [name, body] : parsed.as_object()) {
+                   std::string n(name);
+                   if (n.empty() || n.size() > 128 ||
+                       n.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                           "0123456789_.:-") != std::string::npos)
+                     return "handler name \"" + n + "\" is not allowed";
+                   for (const char* builtin : {"noop", "echo", "sleep", "fail"})
+                     if (n == builtin) return "\"" + n + "\" is a built-in handler";
+                   if (!body.is_object()) return "handler \"" + n + "\" must be an object";
+                   config::handler_spec h;
+                   h.name = n;
+                   for (const auto& [k, x] : body.as_object()) {
+                     if (k == "exec") {
+                       if (!x.is_array() || x.as_array().empty())
+                         return "handler \"" + n + "\": exec must be a non-empty array of strings";
+                       for (const auto& a : x.as_array()) {
+                         if (!a.is_string())
+                           return "handler \"" + n + "\": exec must be an array of strings";
+                         h.exec.emplace_back(a.as_string());
+                       }
+                     } else if (k == "timeout") {
+                       if (!x.is_number() || x.to_number<double>() < 0.001 ||
+                           x.to_number<double>() > 86400)
+                         return "handler \"" + n + "\": timeout must be 0.001 to 86400 seconds";
+                       h.timeout = std::chrono::milliseconds(
+                           std::max<long long>(1, std::llround(x.to_number<double>() * 1000)));
+                     } else if (k == "retry_exit_code") {
+                       if (!x.is_int64() || x.as_int64() < 1 || x.as_int64() > 255)
+                         return "handler \"" + n + "\": retry_exit_code must be 1 to 255";
+                       h.retry_exit_code = static_cast<int>(x.as_int64());
+                     } else if (k == "max_output") {
+                       if (!x.is_int64() || x.as_int64() < 1 || x.as_int64() > (64 << 20))
+                         return "handler \"" + n + "\": max_output must be 1 to 67108864";
+                       h.max_output = static_cast<std::size_t>(x.as_int64());
+                     } else {
+                       return "handler \"" + n + "\": unknown setting \"" + std::string(k) +
+                              "\" (known: exec, timeout, retry_exit_code, max_output)";
+                     }
+                   }
+                   if (h.exec.empty()) return "handler \"" + n + "\" needs \"exec\"";
+                   specs.push_back(std::move(h));
+                 }
+                 c.handlers = std::move(specs);
+                 return std::nullopt;
+               },
+               [](const config& c) {
+                 json::object o;
+                 for (const auto& h : c.handlers) {
+                   json::object spec;
+                   json::array argv;
+                   for (const auto& a : h.exec)
+                     argv.emplace_back(a);
+                   spec["exec"] = argv;
+                   spec["timeout"] = static_cast<double>(h.timeout.count()) / 1000.0;
+                   spec["retry_exit_code"] = h.retry_exit_code;
+                   spec["max_output"] = h.max_output;
+                   o[h.name] = spec;
+                 }
+                 return json::serialize(o);
+               }});
+
   f.push_back({"lease", "FORQ_LEASE", "--lease",
                "Seconds a fetched job stays leased without renewal; a worker that dies holding it "
                "lets another run it after this long",
@@ -351,7 +425,11 @@ std::optional<config_error> apply_json(config& cfg, const json::object& obj,
     }
     std::string text;
     using kind = config_field::json_kind;
-    if (v.is_string()) {
+    if (field->kind == kind::object) {
+      if (!v.is_object())
+        return config_error{where + ": " + key + " must be a JSON object (" + field->allowed + ")"};
+      text = json::serialize(v);
+    } else if (v.is_string()) {
       if (field->kind != kind::string)
         return config_error{where + ": " + key + " must be a number (" + field->allowed + ")"};
       text = std::string(v.as_string());

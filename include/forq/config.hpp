@@ -55,6 +55,16 @@ struct config {
   // file `concurrency`, env FORQ_CONCURRENCY, flag --concurrency. Jobs each worker runs at
   // once, all its queues together.
   unsigned concurrency = 64;
+  // file `handlers`, env FORQ_HANDLERS, flag --handlers (a JSON object). Handler name ->
+  // how it runs: {"resize": {"exec": ["./resize", "--fast"], "timeout": 60}} (docs/handlers.md).
+  struct handler_spec {
+    std::string name;
+    std::vector<std::string> exec; // argv
+    std::chrono::milliseconds timeout{60000};
+    int retry_exit_code = 75;
+    std::size_t max_output = 1u << 20;
+  };
+  std::vector<handler_spec> handlers;
   // file `lease`, env FORQ_LEASE, flag --lease (seconds). How long a fetched job stays leased
   // without renewal (renewed every third of it while it runs).
   std::chrono::milliseconds lease{std::chrono::seconds(30)};
@@ -71,7 +81,7 @@ struct config {
 // File, environment and flags all go through the same `set`, so a value means the same
 // wherever it comes from.
 struct config_field {
-  enum class json_kind { string, integer, number };
+  enum class json_kind { string, integer, number, object };
 
   std::string key;     // in the JSON file, dotted for nesting: "redis.url"
   std::string env;     // "FORQ_REDIS_URL"

@@ -66,8 +66,8 @@ int serve(const config& cfg, std::function<std::variant<config, std::string>()> 
 int run_worker(const config& cfg, const std::string& url, unsigned slot, int listener_fd,
                shared_metrics* metrics);
 
-// The built-in handlers: noop, echo, sleep.
-queue::handler_map builtin_handlers();
+// The handlers of a worker: the built-ins (noop, echo, sleep, fail) and the configured ones.
+queue::handler_map builtin_handlers(const config& cfg);
 
 // A worker's consumers, one per configured queue, on one pool.
 class consumers {

@@ -3,6 +3,7 @@
 // the master (or its own death signal) tells it to stop.
 #include "commands.hpp"
 #include "forq/exit_codes.hpp"
+#include "forq/handlers.hpp"
 #include "forq/log.hpp"
 #include "forq/queue/consumer.hpp"
 #include "forq/redis/pool.hpp"
@@ -35,11 +36,33 @@ asio::awaitable<void> pause_for(std::chrono::milliseconds d) {
 } // namespace
 
 // The handlers every forq has: `noop` succeeds with no result, `echo` returns its payload,
-// `sleep` waits {"ms": N} (at most 10 minutes) and succeeds: for trying forq out, for tests and
-// for benchmarks. Others come with issue 6 (exec, HTTP); a job naming one that does not exist
-// goes to the dead set with the reason, and the queue moves on.
-queue::handler_map builtin_handlers() {
+// `sleep` waits {"ms": N} (at most 10 minutes) and succeeds, `fail` fails the first
+// {"times": N} attempts and then succeeds: for trying forq out, tests and benchmarks. Then the
+// configured ones (`handlers`: exec). A job naming a handler that does not exist goes to the
+// dead set with the reason, and the queue moves on.
+queue::handler_map builtin_handlers(const config& cfg) {
   queue::handler_map h;
+  for (const auto& spec : cfg.handlers) {
+    handlers::exec_options o;
+    o.command = spec.exec;
+    o.timeout = spec.timeout;
+    o.retry_exit_code = spec.retry_exit_code;
+    o.max_output = spec.max_output;
+    h.emplace(spec.name, handlers::exec(std::move(o)));
+  }
+  h.emplace("fail", [](const queue::delivered_job& j) -> asio::awaitable<queue::outcome> {
+    boost::system::error_code ec;
+    auto v = boost::json::parse(j.payload, ec);
+    const boost::json::value* times = nullptr;
+    if (!ec && v.is_object()) times = v.as_object().if_contains("times");
+    if (!times || !times->is_int64() || times->as_int64() < 0)
+      co_return queue::outcome::failure("fail needs a payload {\"times\": N}, N >= 0");
+    if (j.attempt < times->as_int64())
+      co_return queue::outcome::retry_later("failing on purpose: attempt " +
+                                            std::to_string(j.attempt + 1) + " of the first " +
+                                            std::to_string(times->as_int64()));
+    co_return queue::outcome::success("{\"attempts\":" + std::to_string(j.attempt + 1) + "}");
+  });
   h.emplace("noop", [](const queue::delivered_job&) -> asio::awaitable<queue::outcome> {
     co_return queue::outcome::success();
   });
@@ -77,7 +100,7 @@ consumers::consumers(asio::any_io_executor ex, const config& cfg, const std::str
     o.weight = cfg.queues[i].weight;
     o.lease = cfg.lease;
     o.blocking_connection = i;
-    list_.push_back(std::make_unique<queue::consumer>(*pool_, o, builtin_handlers()));
+    list_.push_back(std::make_unique<queue::consumer>(*pool_, o, builtin_handlers(cfg)));
   }
 }
 
@@ -208,7 +231,7 @@ int run_worker(const config& cfg, const std::string& url, unsigned slot, int lis
   http.metrics = metrics;
   http.conn = &work.commands();
   http.ready = [&] { return !draining && work.redis_ready(); };
-  for (const auto& [name, h] : builtin_handlers())
+  for (const auto& [name, h] : builtin_handlers(cfg))
     http.handlers.push_back(name);
   if (listener_fd >= 0) asio::co_spawn(ioc, serve_http(http, listener_fd), asio::detached);
   if (metrics) {

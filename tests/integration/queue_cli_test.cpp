@@ -232,3 +232,30 @@ TEST_F(queue_cli_test, a_python_producer_s_jobs_run_and_their_results_read_back)
 }
 
 } // namespace
+
+namespace {
+
+// Issue 6: a configured exec handler under forq serve, end to end from the command line.
+TEST_F(queue_cli_test, an_exec_handler_configured_by_flag_runs_jobs_and_fail_retries) {
+  auto p = serve({"--handlers", R"({"upper": {"exec": ["/bin/sh", "-c", "tr a-z A-Z"], "timeout": 5}})"});
+  auto r = forq({"enqueue", "--handler", "upper", R"({"word":"hi"})"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto id = lines_of(r.out).at(0);
+  auto f = forq({"enqueue", "--handler", "fail", "--attempts", "3", R"({"times":2})"});
+  ASSERT_EQ(f.exit_code, 0) << f.err;
+  ASSERT_TRUE(wait_until([&] { return completed() == "2"; }, 30s)) << p->err();
+  auto shown = forq({"job", id, "--json"});
+  auto info = boost::json::parse(shown.out).as_object();
+  EXPECT_EQ(info.at("state"), "completed");
+  EXPECT_EQ(info.at("result").at("PAYLOAD").at("WORD"), "HI") << shown.out;
+  auto failed = boost::json::parse(forq({"job", lines_of(f.out).at(0), "--json"}).out).as_object();
+  EXPECT_EQ(failed.at("attempts"), 3);
+  // A bad handler table is refused before anything starts.
+  auto bad = run({forq_bin, "serve", "--handlers", R"({"x": {"exec": "not a list"}})"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("exec must be a non-empty array of strings"), std::string::npos)
+      << bad.err;
+  stop(*p);
+}
+
+} // namespace

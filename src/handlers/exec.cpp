@@ -1,0 +1,259 @@
+#include "forq/handlers.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/json.hpp>
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char** environ;
+
+namespace forq::handlers {
+
+namespace {
+
+namespace asio = boost::asio;
+using namespace asio::experimental::awaitable_operators;
+using std::chrono::milliseconds;
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+
+struct fd_pair {
+  int read = -1, write = -1;
+};
+
+fd_pair make_pipe() {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) return {};
+  return {fds[0], fds[1]};
+}
+
+void close_fd(int& fd) {
+  if (fd >= 0) ::close(fd);
+  fd = -1;
+}
+
+std::string describe(int status) {
+  if (WIFEXITED(status)) return "exit " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) {
+    const char* name = sigabbrev_np(WTERMSIG(status));
+    return std::string("killed by SIG") + (name ? name : "?");
+  }
+  return "ended with status " + std::to_string(status);
+}
+
+// Reads everything from `in`, keeping the first `keep_head` bytes or the last `keep_tail`.
+asio::awaitable<void> drain_into(asio::posix::stream_descriptor& in, std::string& kept,
+                                 std::size_t& total, std::size_t keep_head,
+                                 std::size_t keep_tail) {
+  char buf[16384];
+  for (;;) {
+    auto [ec, n] = co_await in.async_read_some(asio::buffer(buf), use_tuple);
+    if (n > 0) {
+      total += n;
+      if (keep_head) {
+        if (kept.size() < keep_head) kept.append(buf, std::min(n, keep_head - kept.size()));
+      } else {
+        kept.append(buf, n);
+        if (kept.size() > keep_tail) kept.erase(0, kept.size() - keep_tail);
+      }
+    }
+    if (ec) co_return;
+  }
+}
+
+// The exit status of `pid`, waited for without blocking the loop: on its pidfd when the kernel
+// has them, else by polling waitpid.
+asio::awaitable<int> wait_exit(pid_t pid) {
+  auto ex = co_await asio::this_coro::executor;
+  int status = 0;
+  int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  if (pidfd >= 0) {
+    asio::posix::stream_descriptor d(ex, pidfd);
+    co_await d.async_wait(asio::posix::stream_descriptor::wait_read, use_tuple);
+    ::waitpid(pid, &status, 0); // readable: it has exited, this does not block
+    co_return status;
+  }
+  asio::steady_timer t(ex);
+  while (::waitpid(pid, &status, WNOHANG) == 0) {
+    t.expires_after(milliseconds(5));
+    co_await t.async_wait(use_tuple);
+  }
+  co_return status;
+}
+
+std::string job_json(const queue::delivered_job& j) {
+  boost::json::object o;
+  o["id"] = j.id;
+  o["queue"] = j.queue;
+  o["handler"] = j.handler;
+  o["attempt"] = j.attempt + 1;
+  boost::system::error_code ec;
+  auto payload = boost::json::parse(j.payload, ec);
+  o["payload"] = ec ? boost::json::value(j.payload) : payload;
+  return boost::json::serialize(o);
+}
+
+} // namespace
+
+queue::handler exec(exec_options options) {
+  // A command that exits without reading its stdin must cost its attempt an EPIPE, not the
+  // whole process a SIGPIPE (forq serve ignores SIGPIPE anyway; library users get the same).
+  std::signal(SIGPIPE, SIG_IGN);
+  return [options](const queue::delivered_job& job) -> asio::awaitable<queue::outcome> {
+    auto ex = co_await asio::this_coro::executor;
+    if (options.command.empty()) co_return queue::outcome::failure("exec: no command configured");
+    auto in = make_pipe(), out = make_pipe(), err = make_pipe();
+    if (in.read < 0 || out.read < 0 || err.read < 0) {
+      close_fd(in.read), close_fd(in.write), close_fd(out.read), close_fd(out.write);
+      close_fd(err.read), close_fd(err.write);
+      co_return queue::outcome::retry_later(std::string("exec: no pipes: ") +
+                                            std::strerror(errno));
+    }
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, in.read, 0);
+    posix_spawn_file_actions_adddup2(&actions, out.write, 1);
+    posix_spawn_file_actions_adddup2(&actions, err.write, 2);
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    // Its own process group (killed whole), default signal dispositions and an empty mask
+    // (the worker ignores SIGPIPE and handles others through Asio).
+    sigset_t all, none;
+    sigfillset(&all);
+    sigemptyset(&none);
+    posix_spawnattr_setsigdefault(&attr, &all);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setpgroup(&attr, 0);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF |
+                                        POSIX_SPAWN_SETSIGMASK);
+    std::vector<std::string> env_storage;
+    for (char** e = environ; *e; ++e)
+      env_storage.emplace_back(*e);
+    env_storage.push_back("FORQ_JOB_ID=" + job.id);
+    env_storage.push_back("FORQ_ATTEMPT=" + std::to_string(job.attempt + 1));
+    env_storage.push_back("FORQ_QUEUE=" + job.queue);
+    std::vector<char*> envp, argv;
+    for (auto& e : env_storage)
+      envp.push_back(e.data());
+    envp.push_back(nullptr);
+    auto command = options.command; // argv needs mutable strings
+    for (auto& a : command)
+      argv.push_back(a.data());
+    argv.push_back(nullptr);
+    pid_t pid = -1;
+    int rc = ::posix_spawnp(&pid, argv[0], &actions, &attr, argv.data(), envp.data());
+    posix_spawn_file_actions_destroy(&actions);
+    posix_spawnattr_destroy(&attr);
+    close_fd(in.read), close_fd(out.write), close_fd(err.write);
+    if (rc != 0) {
+      close_fd(in.write), close_fd(out.read), close_fd(err.read);
+      // Retrying cannot make a missing program appear: dead at once, saying so.
+      co_return queue::outcome::failure("exec: cannot run " + options.command[0] + ": " +
+                                        std::strerror(rc));
+    }
+    asio::posix::stream_descriptor stdin_d(ex, in.write), stdout_d(ex, out.read),
+        stderr_d(ex, err.read);
+    std::string output, errors;
+    std::size_t output_bytes = 0, error_bytes = 0;
+    bool timed_out = false;
+    int status = 0;
+
+    auto feed = [&]() -> asio::awaitable<void> {
+      auto text = job_json(job);
+      co_await asio::async_write(stdin_d, asio::buffer(text), use_tuple); // EPIPE: it did not read
+      boost::system::error_code ignored;
+      stdin_d.close(ignored);
+    };
+    auto run = [&]() -> asio::awaitable<void> {
+      co_await (feed() && drain_into(stdout_d, output, output_bytes, options.max_output, 0) &&
+                drain_into(stderr_d, errors, error_bytes, 0, options.stderr_tail));
+    };
+    // The process's exit, or the timeout, which kills its group (and then its exit comes).
+    // Plain timer cancellation links the two: an operation's own cancellation is not relied on.
+    asio::steady_timer timeout(ex, options.timeout);
+    // After the exit, what it wrote is read for at most 2 s more; then the pipes are closed
+    // (something outside its group, a daemon it started, may hold them open forever).
+    asio::steady_timer grace(ex, asio::steady_timer::time_point::max());
+    bool ended = false, io_done = false;
+    auto waited = [&]() -> asio::awaitable<void> {
+      status = co_await wait_exit(pid);
+      // Everything left in its group goes too: whatever still holds its pipes open (a
+      // background child) cannot keep the attempt alive.
+      ::kill(-pid, SIGKILL);
+      ended = true;
+      timeout.cancel();
+      grace.expires_after(milliseconds(2000));
+    };
+    auto deadline = [&]() -> asio::awaitable<void> {
+      auto [ec] = co_await timeout.async_wait(use_tuple);
+      if (!ec && !ended) {
+        timed_out = true;
+        ::kill(-pid, SIGKILL);
+      }
+    };
+    auto supervise = [&]() -> asio::awaitable<void> { co_await (waited() && deadline()); };
+    // Pipes are read while it runs (a full pipe would stall it).
+    auto io = [&]() -> asio::awaitable<void> {
+      co_await run();
+      io_done = true;
+      grace.cancel();
+    };
+    auto closer = [&]() -> asio::awaitable<void> {
+      for (;;) {
+        auto [ec] = co_await grace.async_wait(use_tuple);
+        if (io_done) co_return;
+        if (!ec) { // 2 s after the exit and still not at EOF: stop reading
+          boost::system::error_code ignored;
+          stdin_d.close(ignored);
+          stdout_d.close(ignored);
+          stderr_d.close(ignored);
+          co_return;
+        }
+        // Cancelled because the exit re-armed it: wait again.
+      }
+    };
+    co_await (supervise() && io() && closer());
+
+    auto tail = errors;
+    while (!tail.empty() && (tail.back() == '\n' || tail.back() == '\r'))
+      tail.pop_back();
+    auto reason = [&](const std::string& head) {
+      return tail.empty() ? head : head + ": " + tail;
+    };
+    if (timed_out)
+      co_return queue::outcome::retry_later(
+          reason("exec: timed out after " + std::to_string(options.timeout.count()) +
+                 " ms; its process group was killed"));
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+      if (output_bytes > options.max_output) {
+        boost::json::object note;
+        note["output_truncated"] = true;
+        note["output_bytes"] = output_bytes;
+        note["kept_bytes"] = output.size();
+        note["head"] = output;
+        co_return queue::outcome::success(boost::json::serialize(note));
+      }
+      while (!output.empty() && (output.back() == '\n' || output.back() == '\r'))
+        output.pop_back();
+      co_return queue::outcome::success(output.empty() ? "null" : output);
+    }
+    if (WIFEXITED(status) && WEXITSTATUS(status) == options.retry_exit_code)
+      co_return queue::outcome::retry_later(reason(describe(status) + " (retry later)"));
+    co_return queue::outcome::retry_later(reason(describe(status)));
+  };
+}
+
+} // namespace forq::handlers

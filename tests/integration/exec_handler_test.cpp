@@ -1,0 +1,148 @@
+// The exec handler (forq/handlers.hpp) run by a real consumer against a real redis-server:
+// results, the retry code, failures with stderr, timeouts that kill the whole process group,
+// a command that does not exist, output over the limit.
+#include "forq/client.hpp"
+#include "forq/handlers.hpp"
+#include "support/async_test.hpp"
+#include "support/process.hpp"
+#include "support/redis_server.hpp"
+
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/json.hpp>
+#include <gtest/gtest.h>
+
+namespace {
+
+namespace asio = boost::asio;
+using namespace forq;
+using namespace std::chrono_literals;
+using namespace asio::experimental::awaitable_operators;
+using forq::test::sleep_for;
+
+class exec_test : public forq::test::redis_test {
+ protected:
+  // Runs one job of handler "x" (the exec handler with `o`) until it is done or dead; returns
+  // its job info.
+  std::optional<job_info> run_one(handlers::exec_options o, std::string payload = "{}",
+                                  int max_attempts = 1) {
+    std::optional<job_info> info;
+    test::run_async(
+        [&]() -> asio::awaitable<void> {
+          auto ex = co_await asio::this_coro::executor;
+          redis::pool pool(ex, pool_options());
+          queue::consumer_options co;
+          co.queue = "work";
+          co.block = 100ms;
+          co.retry.backoff = 10ms;
+          co.retry.exponential = false;
+          co.retry.max_attempts = max_attempts;
+          queue::handler_map h;
+          h.emplace("x", handlers::exec(o));
+          queue::consumer c(pool, co, h);
+          client cl(pool.commands());
+          auto consume = [&]() -> asio::awaitable<void> { co_await c.run(); };
+          auto drive = [&]() -> asio::awaitable<void> {
+            queue::job j;
+            j.handler = "x";
+            j.payload = payload;
+            auto r = co_await cl.enqueue("work", j);
+            EXPECT_TRUE(r);
+            while (c.stats().done + c.stats().dead < 1)
+              co_await sleep_for(5ms);
+            c.stop();
+            if (r) {
+              auto got = co_await cl.get_job("work", r->id);
+              if (got && *got) info = **got;
+            }
+          };
+          auto all = [&]() -> asio::awaitable<void> {
+            co_await (consume() && drive());
+            pool.stop();
+          };
+          co_await (pool.run() && all());
+        },
+        60s);
+    return info;
+  }
+
+  static handlers::exec_options shell(std::string script) {
+    handlers::exec_options o;
+    o.command = {"/bin/sh", "-c", std::move(script)};
+    o.timeout = 10s;
+    return o;
+  }
+};
+
+TEST_F(exec_test, stdout_is_the_result_and_the_job_comes_on_stdin_and_in_the_environment) {
+  auto info = run_one(shell(R"(read job; printf '{"stdin":%s,"id":"%s","attempt":%s,"queue":"%s"}' "$job" "$FORQ_JOB_ID" "$FORQ_ATTEMPT" "$FORQ_QUEUE")"),
+                      R"({"n":7})");
+  ASSERT_TRUE(info);
+  EXPECT_EQ(info->state, "completed");
+  auto r = boost::json::parse(info->result.value_or("null")).as_object();
+  EXPECT_EQ(r.at("stdin").at("payload").at("n"), 7);
+  EXPECT_EQ(r.at("stdin").at("id").as_string(), info->id);
+  EXPECT_EQ(r.at("id").as_string(), info->id);
+  EXPECT_EQ(r.at("attempt"), 1);
+  EXPECT_EQ(r.at("queue"), "work");
+}
+
+TEST_F(exec_test, the_retry_exit_code_means_try_again) {
+  auto info = run_one(shell(R"(cat >/dev/null; [ "$FORQ_ATTEMPT" -ge 2 ] || exit 75; echo '"second time"')"),
+                      "{}", 3);
+  ASSERT_TRUE(info);
+  EXPECT_EQ(info->state, "completed");
+  EXPECT_EQ(info->result.value_or(""), "\"second time\"");
+  EXPECT_EQ(info->attempts, 2);
+  EXPECT_EQ(redis_.command({"HGET", "forq:{work}:stats", "retried"}), "1");
+}
+
+TEST_F(exec_test, a_failure_is_dead_after_its_attempts_with_the_end_of_stderr) {
+  auto info = run_one(shell("cat >/dev/null; echo 'first line' >&2; echo 'disk full' >&2; exit 3"));
+  ASSERT_TRUE(info);
+  EXPECT_EQ(info->state, "dead");
+  EXPECT_NE(info->reason.value_or("").find("exit 3: first line\ndisk full"), std::string::npos)
+      << info->reason.value_or("");
+}
+
+TEST_F(exec_test, a_timeout_kills_the_whole_process_group) {
+  const std::string marker = "31.4159"; // a sleep no other process runs
+  auto o = shell("sleep " + marker + " & sleep " + marker + "; wait");
+  o.timeout = 300ms;
+  auto started = std::chrono::steady_clock::now();
+  auto info = run_one(o);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 10s);
+  ASSERT_TRUE(info);
+  EXPECT_EQ(info->state, "dead");
+  EXPECT_NE(info->reason.value_or("").find("timed out after 300 ms"), std::string::npos);
+  // Neither the shell nor its background child is left.
+  std::this_thread::sleep_for(100ms);
+  auto left = forq::test::run({"/bin/sh", "-c", "ps -eo args | grep -c '^sleep " + marker + "'"});
+  EXPECT_EQ(left.out, "0\n") << "orphans left behind";
+}
+
+TEST_F(exec_test, a_command_that_does_not_exist_is_dead_at_once_saying_so) {
+  handlers::exec_options o;
+  o.command = {"/nonexistent/tool", "--flag"};
+  auto info = run_one(o, "{}", 5);
+  ASSERT_TRUE(info);
+  EXPECT_EQ(info->state, "dead");
+  EXPECT_NE(info->reason.value_or("").find("cannot run /nonexistent/tool: No such file"),
+            std::string::npos)
+      << info->reason.value_or("");
+  EXPECT_EQ(redis_.command({"HGET", "forq:{work}:stats", "retried"}), "(nil)"); // not retried
+}
+
+TEST_F(exec_test, output_over_the_limit_is_cut_with_a_note) {
+  auto o = shell("cat >/dev/null; head -c 3000000 /dev/zero | tr '\\0' a");
+  o.max_output = 1000;
+  auto info = run_one(o);
+  ASSERT_TRUE(info);
+  EXPECT_EQ(info->state, "completed");
+  auto r = boost::json::parse(info->result.value_or("null")).as_object();
+  EXPECT_EQ(r.at("output_truncated"), true);
+  EXPECT_EQ(r.at("output_bytes"), 3000000);
+  EXPECT_EQ(r.at("head").as_string().size(), 1000u);
+}
+
+} // namespace
