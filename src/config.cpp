@@ -1,4 +1,5 @@
 #include "forq/config.hpp"
+#include "forq/handlers.hpp"
 #include "forq/queue/producer.hpp"
 
 #include "forq/redis_url.hpp"
@@ -268,6 +269,12 @@ std::vector<config_field> make_fields() {
                            return "handler \"" + n + "\": exec must be an array of strings";
                          h.exec.emplace_back(a.as_string());
                        }
+                     } else if (k == "http") {
+                       if (!x.is_string())
+                         return "handler \"" + n + "\": http must be a URL string";
+                       h.http = std::string(x.as_string());
+                       if (auto bad = handlers::check_http_url(h.http))
+                         return "handler \"" + n + "\": http " + *bad;
                      } else if (k == "timeout") {
                        if (!x.is_number() || x.to_number<double>() < 0.001 ||
                            x.to_number<double>() > 86400)
@@ -284,10 +291,12 @@ std::vector<config_field> make_fields() {
                        h.max_output = static_cast<std::size_t>(x.as_int64());
                      } else {
                        return "handler \"" + n + "\": unknown setting \"" + std::string(k) +
-                              "\" (known: exec, timeout, retry_exit_code, max_output)";
+                              "\" (known: exec, http, timeout, retry_exit_code, max_output)";
                      }
                    }
-                   if (h.exec.empty()) return "handler \"" + n + "\" needs \"exec\"";
+                   if (h.exec.empty() == h.http.empty())
+                     return "handler \"" + n + "\" needs one of \"exec\" (a command) or "
+                            "\"http\" (a URL)";
                    specs.push_back(std::move(h));
                  }
                  c.handlers = std::move(specs);
@@ -297,10 +306,14 @@ std::vector<config_field> make_fields() {
                  json::object o;
                  for (const auto& h : c.handlers) {
                    json::object spec;
-                   json::array argv;
-                   for (const auto& a : h.exec)
-                     argv.emplace_back(a);
-                   spec["exec"] = argv;
+                   if (!h.http.empty()) {
+                     spec["http"] = h.http;
+                   } else {
+                     json::array argv;
+                     for (const auto& a : h.exec)
+                       argv.emplace_back(a);
+                     spec["exec"] = argv;
+                   }
                    spec["timeout"] = static_cast<double>(h.timeout.count()) / 1000.0;
                    spec["retry_exit_code"] = h.retry_exit_code;
                    spec["max_output"] = h.max_output;

@@ -59,7 +59,8 @@ struct config {
   // how it runs: {"resize": {"exec": ["./resize", "--fast"], "timeout": 60}} (docs/handlers.md).
   struct handler_spec {
     std::string name;
-    std::vector<std::string> exec; // argv
+    std::vector<std::string> exec; // argv (an exec handler)
+    std::string http;              // a URL (an http handler)
     std::chrono::milliseconds timeout{60000};
     int retry_exit_code = 75;
     std::size_t max_output = 1u << 20;

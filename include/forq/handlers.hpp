@@ -6,6 +6,7 @@
 #include "forq/queue/consumer.hpp"
 
 #include <chrono>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -29,5 +30,21 @@ struct exec_options {
 // pipes and the exit are awaited (pidfd), and the group is killed when the command ends, so
 // nothing it started outlives the attempt. Using it sets SIGPIPE to ignored in this process.
 queue::handler exec(exec_options options);
+
+struct http_options {
+  std::string url;                          // http://host[:port]/path
+  std::chrono::milliseconds timeout{60000}; // connect + request + reply
+  std::size_t max_output = 1u << 20;        // the reply body kept as the result
+};
+
+// Why a URL cannot be an http handler's (only http:// with a host), or nothing.
+std::optional<std::string> check_http_url(std::string_view url);
+
+// POSTs the job (the exec handler's JSON) to the URL over kept-alive connections, with headers
+// Forq-Job-Id, Forq-Attempt, Forq-Queue and Forq-Deadline (ms since the epoch). 2xx: done, the
+// body is the result. 408, 429, 5xx, connection errors and timeouts: retry later (Retry-After
+// in seconds honoured). Other 4xx: dead, with the status and the head of the body. The lease
+// stays renewed while the app works, up to the timeout.
+queue::handler http(http_options options);
 
 } // namespace forq::handlers

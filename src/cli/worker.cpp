@@ -43,6 +43,14 @@ asio::awaitable<void> pause_for(std::chrono::milliseconds d) {
 queue::handler_map builtin_handlers(const config& cfg) {
   queue::handler_map h;
   for (const auto& spec : cfg.handlers) {
+    if (!spec.http.empty()) {
+      handlers::http_options o;
+      o.url = spec.http;
+      o.timeout = spec.timeout;
+      o.max_output = spec.max_output;
+      h.emplace(spec.name, handlers::http(std::move(o)));
+      continue;
+    }
     handlers::exec_options o;
     o.command = spec.exec;
     o.timeout = spec.timeout;

@@ -1,0 +1,185 @@
+// The http handler: POSTs each job to the app (the sidecar's delivery). Boost.Beast client,
+// keep-alive connections reused per handler (one handler per worker and name).
+#include "forq/handlers.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/json.hpp>
+#include <boost/url/parse.hpp>
+
+#include <charconv>
+#include <deque>
+#include <memory>
+
+namespace forq::handlers {
+
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = beast::http;
+using tcp = asio::ip::tcp;
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+
+struct target {
+  std::string host, port, path, host_header;
+};
+
+struct pool_state {
+  http_options options;
+  target where;
+  std::vector<tcp::endpoint> endpoints; // resolved once
+  std::deque<std::unique_ptr<beast::tcp_stream>> idle;
+};
+
+std::string job_body(const queue::delivered_job& j) {
+  boost::json::object o;
+  o["id"] = j.id;
+  o["queue"] = j.queue;
+  o["handler"] = j.handler;
+  o["attempt"] = j.attempt + 1;
+  boost::system::error_code ec;
+  auto payload = boost::json::parse(j.payload, ec);
+  o["payload"] = ec ? boost::json::value(j.payload) : payload;
+  return boost::json::serialize(o);
+}
+
+std::string head_of(std::string_view body) {
+  std::string h(body.substr(0, 512));
+  while (!h.empty() && (h.back() == '\n' || h.back() == '\r'))
+    h.pop_back();
+  return h;
+}
+
+std::optional<std::chrono::milliseconds> retry_after(std::string_view v) {
+  long long s = 0;
+  auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), s);
+  if (ec != std::errc() || p != v.data() + v.size() || s < 0) return std::nullopt; // dates: no
+  return std::chrono::milliseconds(std::min<long long>(s, 86400) * 1000);
+}
+
+} // namespace
+
+std::optional<std::string> check_http_url(std::string_view url) {
+  auto u = boost::urls::parse_uri(url);
+  if (!u) return "not a URL: " + u.error().message();
+  if (u->scheme() != "http") return "only http:// URLs are supported";
+  if (u->host().empty()) return "the URL has no host";
+  return std::nullopt;
+}
+
+queue::handler http(http_options options) {
+  auto state = std::make_shared<pool_state>();
+  state->options = std::move(options);
+  if (auto u = boost::urls::parse_uri(state->options.url); u) {
+    state->where.host = u->host();
+    state->where.port = u->has_port() ? std::string(u->port()) : "80";
+    state->where.path = u->encoded_target().empty() ? "/" : std::string(u->encoded_target());
+    state->where.host_header = std::string(u->encoded_host_and_port());
+  }
+  return [state](const queue::delivered_job& job) -> asio::awaitable<queue::outcome> {
+    auto ex = co_await asio::this_coro::executor;
+    const auto& o = state->options;
+    if (state->where.host.empty())
+      co_return queue::outcome::failure("http: bad URL " + o.url);
+    const auto deadline = std::chrono::system_clock::now() + o.timeout;
+    auto unreachable = [&](const std::string& why) {
+      return queue::outcome::retry_later("http: cannot deliver to " + o.url + ": " + why);
+    };
+    if (state->endpoints.empty()) {
+      tcp::resolver resolver(ex);
+      auto [ec, found] =
+          co_await resolver.async_resolve(state->where.host, state->where.port, use_tuple);
+      if (ec) co_return unreachable("cannot resolve " + state->where.host + ": " + ec.message());
+      for (const auto& e : found)
+        state->endpoints.push_back(e.endpoint());
+    }
+    bhttp::request<bhttp::string_body> req{bhttp::verb::post, state->where.path, 11};
+    req.set(bhttp::field::host, state->where.host_header);
+    req.set(bhttp::field::content_type, "application/json");
+    req.set(bhttp::field::user_agent, "forq");
+    req.set("Forq-Job-Id", job.id);
+    req.set("Forq-Attempt", std::to_string(job.attempt + 1));
+    req.set("Forq-Queue", job.queue);
+    req.set("Forq-Deadline",
+            std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                               deadline.time_since_epoch())
+                               .count()));
+    req.keep_alive(true);
+    req.body() = job_body(job);
+    req.prepare_payload();
+
+    // A kept-alive connection may have been closed by the app meanwhile: one more try on a
+    // fresh connection if a reused one fails before any reply.
+    for (int tries = 0; tries < 2; ++tries) {
+      std::unique_ptr<beast::tcp_stream> stream;
+      bool reused = false;
+      if (!state->idle.empty()) {
+        stream = std::move(state->idle.front());
+        state->idle.pop_front();
+        reused = true;
+      } else {
+        stream = std::make_unique<beast::tcp_stream>(ex);
+        stream->expires_after(o.timeout);
+        auto [cec, at] = co_await stream->async_connect(state->endpoints, use_tuple);
+        (void)at;
+        if (cec == beast::error::timeout)
+          co_return queue::outcome::retry_later("http: timed out after " +
+                                                std::to_string(o.timeout.count()) +
+                                                " ms connecting to " + o.url);
+        if (cec) co_return unreachable(cec.message());
+      }
+      stream->expires_after(o.timeout); // the whole exchange; the lease is renewed meanwhile
+      auto [wec, wn] = co_await bhttp::async_write(*stream, req, use_tuple);
+      (void)wn;
+      beast::flat_buffer buffer;
+      bhttp::response_parser<bhttp::string_body> parser;
+      parser.body_limit(o.max_output);
+      boost::system::error_code rec;
+      if (!wec) {
+        auto [e, rn] = co_await bhttp::async_read(*stream, buffer, parser, use_tuple);
+        (void)rn;
+        rec = e;
+      }
+      auto ec = wec ? wec : rec;
+      if (ec && reused && !parser.is_header_done() && ec != beast::error::timeout)
+        continue; // the app had closed the idle connection
+      if (ec == beast::error::timeout)
+        co_return queue::outcome::retry_later("http: timed out after " +
+                                              std::to_string(o.timeout.count()) + " ms at " +
+                                              o.url);
+      if (ec && ec != bhttp::error::body_limit) co_return unreachable(ec.message());
+      const auto& res = parser.get();
+      const unsigned status = res.result_int();
+      const bool truncated = ec == bhttp::error::body_limit;
+      if (!truncated && res.keep_alive()) state->idle.push_back(std::move(stream));
+      if (status >= 200 && status < 300) {
+        if (truncated) {
+          boost::json::object note;
+          note["output_truncated"] = true;
+          note["kept_bytes"] = res.body().size();
+          note["head"] = res.body();
+          co_return queue::outcome::success(boost::json::serialize(note));
+        }
+        std::string body = res.body();
+        while (!body.empty() && (body.back() == '\n' || body.back() == '\r'))
+          body.pop_back();
+        co_return queue::outcome::success(body.empty() ? "null" : body);
+      }
+      auto reason = "http: " + std::to_string(status) + " " + std::string(res.reason());
+      auto head = head_of(res.body());
+      if (!head.empty()) reason += ": " + head;
+      if (status == 408 || status == 429 || status >= 500)
+        co_return queue::outcome::retry_later(reason, retry_after(res[bhttp::field::retry_after]));
+      co_return queue::outcome::failure(reason); // the app said: not this job, ever
+    }
+    co_return unreachable("the connection closed before a reply");
+  };
+}
+
+} // namespace forq::handlers

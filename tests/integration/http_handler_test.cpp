@@ -1,0 +1,174 @@
+// The http handler (forq/handlers.hpp) delivering jobs to a real local app (tests/foreign/app.py,
+// Python's http.server) through a real consumer and redis-server: 200 with a body, 500 then 200,
+// 429 with Retry-After, 404 to dead, connection refused, and a job that takes three leases.
+#include "forq/client.hpp"
+#include "forq/handlers.hpp"
+#include "support/async_test.hpp"
+#include "support/process.hpp"
+#include "support/redis_server.hpp"
+
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/json.hpp>
+#include <gtest/gtest.h>
+
+#include <regex>
+#include <thread>
+
+namespace {
+
+namespace asio = boost::asio;
+using namespace forq;
+using namespace std::chrono_literals;
+using namespace asio::experimental::awaitable_operators;
+using forq::test::sleep_for;
+
+class http_handler_test : public forq::test::redis_test {
+ protected:
+  void SetUp() override {
+    app_ = std::make_unique<forq::test::child_process>(std::vector<std::string>{
+        "/usr/bin/python3", std::string(FORQ_SOURCE_DIR) + "/tests/foreign/app.py"});
+    for (int i = 0; i < 500 && app_->out().find('\n') == std::string::npos; ++i)
+      std::this_thread::sleep_for(10ms);
+    auto line = app_->out();
+    ASSERT_EQ(line.rfind("PORT ", 0), 0u) << line << app_->err();
+    port_ = std::stoi(line.substr(5));
+  }
+
+  std::string url(const std::string& path) const {
+    return "http://127.0.0.1:" + std::to_string(port_) + path;
+  }
+
+  // One job of handler "x" delivered to `target` until done or dead; its job info, and how
+  // long it took.
+  std::optional<job_info> run_one(std::string target, int max_attempts = 1,
+                                  std::chrono::milliseconds lease = 30s,
+                                  std::chrono::milliseconds* took = nullptr) {
+    std::optional<job_info> info;
+    test::run_async(
+        [&]() -> asio::awaitable<void> {
+          auto ex = co_await asio::this_coro::executor;
+          redis::pool pool(ex, pool_options());
+          queue::consumer_options co;
+          co.queue = "work";
+          co.block = 100ms;
+          co.lease = lease;
+          co.retry.backoff = 10ms;
+          co.retry.exponential = false;
+          co.retry.max_attempts = max_attempts;
+          handlers::http_options ho;
+          ho.url = target;
+          ho.timeout = 5s;
+          queue::handler_map h;
+          h.emplace("x", handlers::http(ho));
+          queue::consumer c(pool, co, h);
+          client cl(pool.commands());
+          auto consume = [&]() -> asio::awaitable<void> { co_await c.run(); };
+          auto drive = [&]() -> asio::awaitable<void> {
+            queue::job j;
+            j.handler = "x";
+            j.payload = R"({"n":1})";
+            auto started = std::chrono::steady_clock::now();
+            auto r = co_await cl.enqueue("work", j);
+            EXPECT_TRUE(r);
+            if (lease < 1s) { // a long job under a short lease: look at it from Redis midway
+              co_await sleep_for(lease * 2);
+              pending_midway_ = redis_.command(
+                  {"XPENDING", "forq:{work}:stream", "workers", "-", "+", "10"});
+            }
+            while (c.stats().done + c.stats().dead < 1)
+              co_await sleep_for(5ms);
+            if (took)
+              *took = std::chrono::duration_cast<std::chrono::milliseconds>(
+                  std::chrono::steady_clock::now() - started);
+            c.stop();
+            if (r) {
+              auto got = co_await cl.get_job("work", r->id);
+              if (got && *got) info = **got;
+            }
+          };
+          auto all = [&]() -> asio::awaitable<void> {
+            co_await (consume() && drive());
+            pool.stop();
+          };
+          co_await (pool.run() && all());
+        },
+        60s);
+    return info;
+  }
+
+  // How often the app was called for a job.
+  std::size_t calls_for(const std::string& id) {
+    auto r = forq::test::run({"/usr/bin/python3", "-c",
+                              "import json,urllib.request;print(len(json.load(urllib.request."
+                              "urlopen('" + url("/calls") + "')).get('" + id + "',[])))"});
+    return r.out.empty() ? 0 : std::stoul(r.out);
+  }
+
+  std::unique_ptr<forq::test::child_process> app_;
+  int port_ = 0;
+  std::string pending_midway_; // XPENDING's extended form, two leases into a long job
+};
+
+TEST_F(http_handler_test, a_2xx_body_is_the_result_and_the_job_is_posted_with_its_headers) {
+  auto info = run_one(url("/ok"));
+  ASSERT_TRUE(info);
+  EXPECT_EQ(info->state, "completed");
+  auto r = boost::json::parse(info->result.value_or("null")).as_object();
+  EXPECT_EQ(r.at("id").as_string(), info->id);
+  EXPECT_EQ(r.at("attempt"), 1);
+  EXPECT_EQ(r.at("queue"), "work");
+  EXPECT_EQ(r.at("body").at("payload").at("n"), 1);
+}
+
+TEST_F(http_handler_test, a_5xx_is_retried_and_then_succeeds) {
+  auto info = run_one(url("/flaky"), 3);
+  ASSERT_TRUE(info);
+  EXPECT_EQ(info->state, "completed");
+  EXPECT_EQ(info->result.value_or(""), "\"fine\"");
+  EXPECT_EQ(info->attempts, 2);
+}
+
+TEST_F(http_handler_test, a_429_waits_for_its_retry_after) {
+  std::chrono::milliseconds took{};
+  auto info = run_one(url("/busy"), 3, 30s, &took);
+  ASSERT_TRUE(info);
+  EXPECT_EQ(info->state, "completed");
+  EXPECT_GE(took, 950ms) << "Retry-After: 1 was not honoured (the policy's backoff is 10 ms)";
+}
+
+TEST_F(http_handler_test, a_4xx_is_dead_with_the_status_and_the_body) {
+  auto info = run_one(url("/missing"), 5);
+  ASSERT_TRUE(info);
+  EXPECT_EQ(info->state, "dead");
+  EXPECT_NE(info->reason.value_or("").find("http: 404 Not Found: no such thing"),
+            std::string::npos)
+      << info->reason.value_or("");
+  EXPECT_EQ(calls_for(info->id), 1u) << "a 404 must not be retried";
+}
+
+TEST_F(http_handler_test, an_app_that_is_not_there_is_retried_then_dead_saying_why) {
+  auto info = run_one("http://127.0.0.1:" + std::to_string(forq::test::free_port()) + "/x", 2);
+  ASSERT_TRUE(info);
+  EXPECT_EQ(info->state, "dead");
+  EXPECT_NE(info->reason.value_or("").find("cannot deliver to"), std::string::npos)
+      << info->reason.value_or("");
+  EXPECT_NE(info->reason.value_or("").find("refused"), std::string::npos);
+}
+
+TEST_F(http_handler_test, a_job_three_leases_long_stays_leased_and_runs_once) {
+  auto info = run_one(url("/slow?ms=900"), 1, 300ms);
+  ASSERT_TRUE(info);
+  // Two leases in, Redis saw the lease renewed: idle for less than one lease, delivered once.
+  // [[id, consumer, idle ms, deliveries]]
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(pending_midway_, m, std::regex(R"(\[\[[^,]+, [^,]+, (\d+), (\d+)\]\])")))
+      << pending_midway_;
+  EXPECT_LT(std::stoi(m[1]), 300) << pending_midway_;
+  EXPECT_EQ(m[2], "1");
+  EXPECT_EQ(info->state, "completed");
+  EXPECT_EQ(info->attempts, 1);
+  EXPECT_EQ(calls_for(info->id), 1u) << "the lease lapsed and the job ran twice";
+}
+
+} // namespace
