@@ -94,17 +94,6 @@ asio::awaitable<int> wait_exit(pid_t pid) {
   co_return status;
 }
 
-std::string job_json(const queue::delivered_job& j) {
-  boost::json::object o;
-  o["id"] = j.id;
-  o["queue"] = j.queue;
-  o["handler"] = j.handler;
-  o["attempt"] = j.attempt + 1;
-  boost::system::error_code ec;
-  auto payload = boost::json::parse(j.payload, ec);
-  o["payload"] = ec ? boost::json::value(j.payload) : payload;
-  return boost::json::serialize(o);
-}
 
 } // namespace
 
@@ -172,7 +161,7 @@ queue::handler exec(exec_options options) {
     int status = 0;
 
     auto feed = [&]() -> asio::awaitable<void> {
-      auto text = job_json(job);
+      auto text = queue::handoff_json(job);
       co_await asio::async_write(stdin_d, asio::buffer(text), use_tuple); // EPIPE: it did not read
       boost::system::error_code ignored;
       stdin_d.close(ignored);

@@ -37,17 +37,6 @@ struct pool_state {
   std::deque<std::unique_ptr<beast::tcp_stream>> idle;
 };
 
-std::string job_body(const queue::delivered_job& j) {
-  boost::json::object o;
-  o["id"] = j.id;
-  o["queue"] = j.queue;
-  o["handler"] = j.handler;
-  o["attempt"] = j.attempt + 1;
-  boost::system::error_code ec;
-  auto payload = boost::json::parse(j.payload, ec);
-  o["payload"] = ec ? boost::json::value(j.payload) : payload;
-  return boost::json::serialize(o);
-}
 
 std::string head_of(std::string_view body) {
   std::string h(body.substr(0, 512));
@@ -111,7 +100,7 @@ queue::handler http(http_options options) {
                                deadline.time_since_epoch())
                                .count()));
     req.keep_alive(true);
-    req.body() = job_body(job);
+    req.body() = queue::handoff_json(job);
     req.prepare_payload();
 
     // A kept-alive connection may have been closed by the app meanwhile: one more try on a

@@ -68,6 +68,18 @@ std::string to_json(const delivered_job& j, int attempt,
   return boost::json::serialize(o);
 }
 
+std::string handoff_json(const delivered_job& j) {
+  boost::json::object o;
+  o["id"] = j.id;
+  o["queue"] = j.queue;
+  o["handler"] = j.handler;
+  o["attempt"] = j.attempt + 1;
+  boost::system::error_code ec;
+  auto payload = boost::json::parse(j.payload, ec);
+  o["payload"] = ec ? boost::json::value(j.payload) : payload;
+  return boost::json::serialize(o);
+}
+
 verdict decide(const retry_policy& p, int attempt_made, bool permanent, std::string_view error,
                std::optional<std::chrono::milliseconds> retry_after, std::mt19937_64& rng) {
   using std::chrono::milliseconds;

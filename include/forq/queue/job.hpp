@@ -38,6 +38,11 @@ std::variant<delivered_job, std::string> parse_entry(std::string_view queue,
 std::string to_json(const delivered_job& j, int attempt,
                     const std::vector<std::pair<std::string, std::string>>& extra);
 
+// The job as handlers outside the process get it (exec on stdin, http as the POST body):
+// {"id", "queue", "handler", "attempt" (this one, from 1), "payload" (JSON; text kept as a
+// string)}. docs/handlers.md.
+std::string handoff_json(const delivered_job& j);
+
 struct retry_policy {
   int max_attempts = 3;
   std::chrono::milliseconds backoff{1000};
