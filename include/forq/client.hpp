@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -103,7 +104,11 @@ class client {
   dead_op(std::string_view queue, std::string_view op, const std::vector<std::string>& ids);
   boost::asio::awaitable<boost::system::error_code> set_paused(std::string_view queue,
                                                                std::string_view value);
+  // Runs `req` (a change to the queue's meta) with the queue's registration, in one trip.
+  boost::asio::awaitable<boost::system::error_code> change_meta(std::string_view queue,
+                                                                redis::request req);
   redis::connection& conn_;
+  std::set<std::string, std::less<>> registered_; // queues this client has put in forq:queues
 };
 
 } // namespace forq

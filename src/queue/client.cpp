@@ -125,9 +125,10 @@ json::object queue_stats::to_json() const {
 boost::asio::awaitable<result<queue::enqueue_result>>
 client::enqueue(std::string_view queue, const queue::job& j, std::string* why) {
   auto r = co_await queue::enqueue(conn_, queue, j, why);
-  if (r) {
-    redis::request reg("SADD", queue::keys::all_queues, queue); // for `forq queues`
-    co_await conn_.exec(reg);
+  // The registry (for `forq queues`) once per client and queue, not a round trip per job.
+  if (r && registered_.insert(std::string(queue)).second) {
+    redis::request reg("SADD", queue::keys::all_queues, queue);
+    if (!co_await conn_.exec(reg)) registered_.erase(std::string(queue));
   }
   co_return r;
 }
@@ -478,17 +479,21 @@ client::purge_dead(std::string_view queue, const std::vector<std::string>& ids) 
   return dead_op(queue, "purge", ids);
 }
 
-boost::asio::awaitable<error_code> client::set_paused(std::string_view queue,
-                                                     std::string_view value) {
-  if (queue::check_queue_name(queue)) co_return error_code(errc::invalid_job);
-  queue::keys k(queue);
-  redis::request req("HSET", k.meta, "paused", value);
-  req.push("SADD", queue::keys::all_queues, queue);
+boost::asio::awaitable<error_code> client::change_meta(std::string_view queue,
+                                                      redis::request req) {
+  req.push("SADD", queue::keys::all_queues, queue); // operators see the queue in `forq queues`
   auto r = co_await conn_.exec(req);
   if (!r) co_return r.error();
   for (const auto& one : *r)
     if (one.is_error()) co_return error_code(errc::redis_protocol);
   co_return error_code{};
+}
+
+boost::asio::awaitable<error_code> client::set_paused(std::string_view queue,
+                                                     std::string_view value) {
+  if (queue::check_queue_name(queue)) co_return error_code(errc::invalid_job);
+  queue::keys k(queue);
+  co_return co_await change_meta(queue, redis::request("HSET", k.meta, "paused", value));
 }
 
 boost::asio::awaitable<error_code>
@@ -504,12 +509,7 @@ client::set_rate_limit(std::string_view queue,
              std::to_string(limit->second.count()));
   else
     req.push("HDEL", k.meta, "rate_max", "rate_ms");
-  req.push("SADD", queue::keys::all_queues, queue);
-  auto r = co_await conn_.exec(req);
-  if (!r) co_return r.error();
-  for (const auto& one : *r)
-    if (one.is_error()) co_return error_code(errc::redis_protocol);
-  co_return error_code{};
+  co_return co_await change_meta(queue, std::move(req));
 }
 
 boost::asio::awaitable<error_code> client::pause(std::string_view queue) {

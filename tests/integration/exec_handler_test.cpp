@@ -4,6 +4,7 @@
 #include "forq/client.hpp"
 #include "forq/handlers.hpp"
 #include "support/async_test.hpp"
+#include "support/one_job.hpp"
 #include "support/process.hpp"
 #include "support/redis_server.hpp"
 
@@ -22,48 +23,10 @@ using forq::test::sleep_for;
 
 class exec_test : public forq::test::redis_test {
  protected:
-  // Runs one job of handler "x" (the exec handler with `o`) until it is done or dead; returns
-  // its job info.
+  // One job through the exec handler with `o`, until it is done or dead.
   std::optional<job_info> run_one(handlers::exec_options o, std::string payload = "{}",
                                   int max_attempts = 1) {
-    std::optional<job_info> info;
-    test::run_async(
-        [&]() -> asio::awaitable<void> {
-          auto ex = co_await asio::this_coro::executor;
-          redis::pool pool(ex, pool_options());
-          queue::consumer_options co;
-          co.queue = "work";
-          co.block = 100ms;
-          co.retry.backoff = 10ms;
-          co.retry.exponential = false;
-          co.retry.max_attempts = max_attempts;
-          queue::handler_map h;
-          h.emplace("x", handlers::exec(o));
-          queue::consumer c(pool, co, h);
-          client cl(pool.commands());
-          auto consume = [&]() -> asio::awaitable<void> { co_await c.run(); };
-          auto drive = [&]() -> asio::awaitable<void> {
-            queue::job j;
-            j.handler = "x";
-            j.payload = payload;
-            auto r = co_await cl.enqueue("work", j);
-            EXPECT_TRUE(r);
-            while (c.stats().done + c.stats().dead < 1)
-              co_await sleep_for(5ms);
-            c.stop();
-            if (r) {
-              auto got = co_await cl.get_job("work", r->id);
-              if (got && *got) info = **got;
-            }
-          };
-          auto all = [&]() -> asio::awaitable<void> {
-            co_await (consume() && drive());
-            pool.stop();
-          };
-          co_await (pool.run() && all());
-        },
-        60s);
-    return info;
+    return test::run_one_job(pool_options(), handlers::exec(o), payload, max_attempts).info;
   }
 
   static handlers::exec_options shell(std::string script) {

@@ -4,6 +4,7 @@
 #include "forq/client.hpp"
 #include "forq/handlers.hpp"
 #include "support/async_test.hpp"
+#include "support/one_job.hpp"
 #include "support/process.hpp"
 #include "support/redis_server.hpp"
 
@@ -39,62 +40,25 @@ class http_handler_test : public forq::test::redis_test {
     return "http://127.0.0.1:" + std::to_string(port_) + path;
   }
 
-  // One job of handler "x" delivered to `target` until done or dead; its job info, and how
-  // long it took.
+  // One job delivered to `target` until done or dead; its job info, and how long it took.
+  // With a lease under a second (a long job), XPENDING is read two leases in.
   std::optional<job_info> run_one(std::string target, int max_attempts = 1,
                                   std::chrono::milliseconds lease = 30s,
                                   std::chrono::milliseconds* took = nullptr) {
-    std::optional<job_info> info;
-    test::run_async(
-        [&]() -> asio::awaitable<void> {
-          auto ex = co_await asio::this_coro::executor;
-          redis::pool pool(ex, pool_options());
-          queue::consumer_options co;
-          co.queue = "work";
-          co.block = 100ms;
-          co.lease = lease;
-          co.retry.backoff = 10ms;
-          co.retry.exponential = false;
-          co.retry.max_attempts = max_attempts;
-          handlers::http_options ho;
-          ho.url = target;
-          ho.timeout = 5s;
-          queue::handler_map h;
-          h.emplace("x", handlers::http(ho));
-          queue::consumer c(pool, co, h);
-          client cl(pool.commands());
-          auto consume = [&]() -> asio::awaitable<void> { co_await c.run(); };
-          auto drive = [&]() -> asio::awaitable<void> {
-            queue::job j;
-            j.handler = "x";
-            j.payload = R"({"n":1})";
-            auto started = std::chrono::steady_clock::now();
-            auto r = co_await cl.enqueue("work", j);
-            EXPECT_TRUE(r);
-            if (lease < 1s) { // a long job under a short lease: look at it from Redis midway
-              co_await sleep_for(lease * 2);
-              pending_midway_ = redis_.command(
-                  {"XPENDING", "forq:{work}:stream", "workers", "-", "+", "10"});
-            }
-            while (c.stats().done + c.stats().dead < 1)
-              co_await sleep_for(5ms);
-            if (took)
-              *took = std::chrono::duration_cast<std::chrono::milliseconds>(
-                  std::chrono::steady_clock::now() - started);
-            c.stop();
-            if (r) {
-              auto got = co_await cl.get_job("work", r->id);
-              if (got && *got) info = **got;
-            }
-          };
-          auto all = [&]() -> asio::awaitable<void> {
-            co_await (consume() && drive());
-            pool.stop();
-          };
-          co_await (pool.run() && all());
-        },
-        60s);
-    return info;
+    handlers::http_options ho;
+    ho.url = target;
+    ho.timeout = 5s;
+    std::function<asio::awaitable<void>()> midway;
+    if (lease < 1s)
+      midway = [this, lease]() -> asio::awaitable<void> {
+        co_await sleep_for(lease * 2);
+        pending_midway_ =
+            redis_.command({"XPENDING", "forq:{work}:stream", "workers", "-", "+", "10"});
+      };
+    auto run = test::run_one_job(pool_options(), handlers::http(ho), R"({"n":1})", max_attempts,
+                                 lease, midway);
+    if (took) *took = run.took;
+    return run.info;
   }
 
   // How often the app was called for a job.
