@@ -26,7 +26,9 @@ class exec_test : public forq::test::redis_test {
   // One job through the exec handler with `o`, until it is done or dead.
   std::optional<job_info> run_one(handlers::exec_options o, std::string payload = "{}",
                                   int max_attempts = 1) {
-    return test::run_one_job(pool_options(), handlers::exec(o), payload, max_attempts).info;
+    return test::run_one_job(
+               pool_options(), [&] { return handlers::exec(o); }, payload, max_attempts)
+        .info;
   }
 
   static handlers::exec_options shell(std::string script) {

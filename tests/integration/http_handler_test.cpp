@@ -55,8 +55,9 @@ class http_handler_test : public forq::test::redis_test {
         pending_midway_ =
             redis_.command({"XPENDING", "forq:{work}:stream", "workers", "-", "+", "10"});
       };
-    auto run = test::run_one_job(pool_options(), handlers::http(ho), R"({"n":1})", max_attempts,
-                                 lease, midway);
+    auto run = test::run_one_job(
+        pool_options(), [&] { return handlers::http(ho); }, R"({"n":1})", max_attempts, lease,
+        midway);
     if (took) *took = run.took;
     return run.info;
   }

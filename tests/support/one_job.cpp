@@ -12,7 +12,7 @@ namespace asio = boost::asio;
 using namespace asio::experimental::awaitable_operators;
 using namespace std::chrono_literals;
 
-one_job run_one_job(const redis::pool_options& pool_opts, queue::handler handler,
+one_job run_one_job(const redis::pool_options& pool_opts, std::function<queue::handler()> make,
                     const std::string& payload, int max_attempts,
                     std::chrono::milliseconds lease,
                     std::function<asio::awaitable<void>()> midway) {
@@ -29,7 +29,7 @@ one_job run_one_job(const redis::pool_options& pool_opts, queue::handler handler
         co.retry.exponential = false;
         co.retry.max_attempts = max_attempts;
         queue::handler_map h;
-        h.emplace("x", handler);
+        h.emplace("x", make());
         queue::consumer c(pool, co, h);
         client cl(pool.commands());
         auto consume = [&]() -> asio::awaitable<void> { co_await c.run(); };

@@ -22,7 +22,9 @@ struct one_job {
 
 // Queue "work", handler name "x", retry backoff 10 ms fixed, `max_attempts`, `lease`.
 // `midway`, if given, runs right after the enqueue (while the job is being worked on).
-one_job run_one_job(const redis::pool_options& pool, queue::handler handler,
+// `make` builds the handler inside the test's event loop: a handler may hold I/O objects of
+// that loop (the http handler keeps connections), so it must not outlive it.
+one_job run_one_job(const redis::pool_options& pool, std::function<queue::handler()> make,
                     const std::string& payload, int max_attempts,
                     std::chrono::milliseconds lease = std::chrono::seconds(30),
                     std::function<boost::asio::awaitable<void>()> midway = {});

@@ -75,7 +75,8 @@ class slot_share {
   std::vector<member> members_;
 };
 
-// A handler runs one attempt of a job. It must not outlive the consumer; an exception it
+// A handler runs one attempt of a job. It must not outlive the consumer, nor the event loop it
+// runs on (the http handler keeps that loop's connections); an exception it
 // throws counts as a failed attempt (retried per policy) with the exception's message.
 using handler = std::function<boost::asio::awaitable<outcome>(const delivered_job&)>;
 using handler_map = std::map<std::string, handler, std::less<>>;
