@@ -177,9 +177,9 @@ TEST_F(workers_test, a_fatal_worker_stops_forq_without_a_respawn_loop) {
 
 TEST_F(workers_test, workers_of_a_killed_master_drain_and_exit) {
   auto p = serve({"--workers", "2"});
-  ASSERT_TRUE(p->wait_for_err("consuming"));
+  // The master logs each fork; worker 1 may be consuming before worker 2 is forked.
+  ASSERT_TRUE(wait_until([&] { return worker_pids(p->err()).size() == 2; }, 10s)) << p->err();
   auto pids = worker_pids(p->err());
-  ASSERT_EQ(pids.size(), 2u);
   p->signal(SIGKILL);
   p->wait_for(5s);
   for (const auto& [n, pid] : pids)
