@@ -183,10 +183,11 @@ std::vector<config_field> make_fields() {
                [](const config& c) { return show_seconds(c.drain_timeout); }});
 
   f.push_back({"queues", "FORQ_QUEUES", "--queues",
-               "Queues each worker consumes, comma-separated, each with an optional weight: "
-               "while several have work, each gets its weighted share of the concurrency",
-               "NAME[:WEIGHT],... with names of 1 to 128 of A-Z a-z 0-9 _ . - and weights from "
-               "1 to 1000, e.g. default or emails:3,reports",
+               "Queues each worker consumes, comma-separated, each with an optional weight (while "
+               "several have work, each gets its weighted share of the concurrency) and an "
+               "optional default handler (for its jobs that name none)",
+               "NAME[:WEIGHT][=HANDLER],... with names of 1 to 128 of A-Z a-z 0-9 _ . - and "
+               "weights from 1 to 1000, e.g. default or emails:3=send_email,reports",
                "QUEUES", kind::string,
                [](config& c, std::string_view v) -> std::optional<std::string> {
                  std::vector<config::queue_choice> chosen;
@@ -194,6 +195,13 @@ std::vector<config_field> make_fields() {
                    auto comma = v.find(',');
                    auto item = v.substr(0, comma);
                    config::queue_choice q;
+                   // '=' (in no name) separates the default handler.
+                   if (auto eq = item.find('='); eq != std::string_view::npos) {
+                     q.default_handler = std::string(item.substr(eq + 1));
+                     item = item.substr(0, eq);
+                     if (auto bad = handlers::check_name(q.default_handler))
+                       return "default handler of queue \"" + std::string(item) + "\": " + *bad;
+                   }
                    // The last ':' separates a weight (queue names may contain ':').
                    auto colon = item.rfind(':');
                    if (colon != std::string_view::npos) {
@@ -220,7 +228,8 @@ std::vector<config_field> make_fields() {
                  std::string all;
                  for (const auto& q : c.queues)
                    all += (all.empty() ? "" : ",") + q.name +
-                          (q.weight == 1 ? "" : ":" + std::to_string(q.weight));
+                          (q.weight == 1 ? "" : ":" + std::to_string(q.weight)) +
+                          (q.default_handler.empty() ? "" : "=" + q.default_handler);
                  return all;
                }});
 
@@ -251,12 +260,8 @@ std::vector<config_field> make_fields() {
                  std::vector<config::handler_spec> specs;
                  for (const auto& [name, body] : parsed.as_object()) {
                    std::string n(name);
-                   if (n.empty() || n.size() > 128 ||
-                       n.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                           "0123456789_.:-") != std::string::npos)
-                     return "handler name \"" + n + "\" is not allowed";
-                   for (const char* builtin : {"noop", "echo", "sleep", "fail"})
-                     if (n == builtin) return "\"" + n + "\" is a built-in handler";
+                   if (auto bad = handlers::check_name(n)) return *bad;
+                   if (handlers::is_builtin(n)) return "\"" + n + "\" is a built-in handler";
                    if (!body.is_object()) return "handler \"" + n + "\" must be an object";
                    config::handler_spec h;
                    h.name = n;

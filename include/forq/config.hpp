@@ -50,8 +50,9 @@ struct config {
   struct queue_choice {
     std::string name;
     unsigned weight = 1;
+    std::string default_handler; // runs the queue's jobs that name no handler
   };
-  std::vector<queue_choice> queues{{"default", 1}};
+  std::vector<queue_choice> queues{{"default", 1, ""}};
   // file `concurrency`, env FORQ_CONCURRENCY, flag --concurrency. Jobs each worker runs at
   // once, all its queues together.
   unsigned concurrency = 64;

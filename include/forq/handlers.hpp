@@ -1,7 +1,7 @@
 #pragma once
 
-// Handlers that run a job somewhere else (docs/handlers.md): `exec` runs a command per job.
-// The built-ins (noop, echo, sleep, fail) live with forq serve (src/cli/worker.cpp).
+// forq's handlers (docs/handlers.md): the built-ins, `exec` (a command per job) and `http` (a
+// POST per job to your app).
 
 #include "forq/queue/consumer.hpp"
 
@@ -11,6 +11,15 @@
 #include <vector>
 
 namespace forq::handlers {
+
+// The handlers every forq has, for trying forq out, tests and benchmarks: `noop` succeeds with
+// no result, `echo` returns its payload, `sleep` waits {"ms": N} (at most 10 minutes) and
+// succeeds, `fail` fails the first {"times": N} attempts (retry later) and then succeeds.
+queue::handler_map builtins();
+bool is_builtin(std::string_view name);
+
+// Why a handler name is refused (1 to 128 of A-Z a-z 0-9 _ . : -), or nothing.
+std::optional<std::string> check_name(std::string_view name);
 
 struct exec_options {
   // argv: command[0] is looked up in PATH; no shell unless you run one ("/bin/sh", "-c", ...).

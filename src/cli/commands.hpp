@@ -59,20 +59,28 @@ boost::asio::awaitable<void> serve_http(http_context& ctx, int listener_fd);
 
 // `forq serve`: the long-running service; the master's side (serve.cpp). `reload` loads the
 // configuration again from the same sources (SIGHUP): a config, or why it is refused.
-int serve(const config& cfg, std::function<std::variant<config, std::string>()> reload);
+// `program`: the handlers of the program forq runs in (forq::run), for every worker.
+int serve(const config& cfg, std::function<std::variant<config, std::string>()> reload,
+          const queue::handler_map& program);
 
 // One worker process of serve (worker.cpp): runs until SIGTERM/SIGINT (drain) or SIGQUIT (at
 // once), or a fatal error. Returns its exit code.
 int run_worker(const config& cfg, const std::string& url, unsigned slot, int listener_fd,
-               shared_metrics* metrics);
+               shared_metrics* metrics, const queue::handler_map& program);
 
-// The handlers of a worker: the built-ins (noop, echo, sleep, fail) and the configured ones.
-queue::handler_map builtin_handlers(const config& cfg);
+// The handlers of a worker: the built-ins (noop, echo, sleep, fail), the configured ones and
+// the program's.
+queue::handler_map worker_handlers(const config& cfg, const queue::handler_map& program);
+
+// Why the program's handlers and the configuration cannot run together (a name used twice, a
+// queue's default handler that does not exist), or nothing.
+std::optional<std::string> check_handlers(const config& cfg, const queue::handler_map& program);
 
 // A worker's consumers, one per configured queue, on one pool.
 class consumers {
  public:
-  consumers(boost::asio::any_io_executor ex, const config& cfg, const std::string& url);
+  consumers(boost::asio::any_io_executor ex, const config& cfg, const std::string& url,
+            const queue::handler_map& program);
   ~consumers();
   // on_fatal(exit code): a consumer cannot go on (schema mismatch, a refused key, ...).
   void start(std::function<void(int)> on_fatal);

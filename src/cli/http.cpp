@@ -174,11 +174,21 @@ asio::awaitable<reply_t> post_job(const http_context& ctx, client& c, const std:
     co_return error_reply(http::status::bad_request, "the body must be a JSON object");
   const auto& o = v.as_object();
   queue::job j;
+  std::string default_handler;
+  for (const auto& q : ctx.cfg->queues)
+    if (q.name == queue) default_handler = q.default_handler;
   auto handler = string_member(o, "handler");
-  if (!handler)
-    co_return error_reply(http::status::bad_request, "\"handler\" (a string) is required");
-  j.handler = *handler;
-  if (std::find(ctx.handlers.begin(), ctx.handlers.end(), j.handler) == ctx.handlers.end()) {
+  if (!handler && o.contains("handler"))
+    co_return error_reply(http::status::bad_request, "\"handler\" must be a string");
+  if (!handler && default_handler.empty())
+    co_return error_reply(http::status::bad_request,
+                          "\"handler\" (a string) is required: queue \"" + queue +
+                              "\" has no default handler here");
+  if (handler && handler->empty())
+    co_return error_reply(http::status::bad_request, "\"handler\" must not be empty");
+  j.handler = handler.value_or("");
+  if (handler &&
+      std::find(ctx.handlers.begin(), ctx.handlers.end(), j.handler) == ctx.handlers.end()) {
     std::string known;
     for (const auto& h : ctx.handlers)
       known += (known.empty() ? "" : ", ") + h;

@@ -100,9 +100,11 @@ class master {
 
   master(asio::io_context& ioc, asio::signal_set& signals, const config& cfg, std::string url,
          embedded_redis* redis, int listener_fd, shared_metrics* metrics,
-         std::function<std::variant<config, std::string>()> reload)
+         std::function<std::variant<config, std::string>()> reload,
+         const queue::handler_map& program)
       : ioc_(ioc), signals_(signals), cfg_(cfg), url_(std::move(url)), redis_(redis),
-        listener_fd_(listener_fd), metrics_(metrics), reload_(std::move(reload)) {
+        listener_fd_(listener_fd), metrics_(metrics), reload_(std::move(reload)),
+        program_(program) {
     if (redis_) keeper_.emplace(*redis_);
   }
 
@@ -265,7 +267,7 @@ class master {
       if (redis_) redis_->close_inherited_lock();
       set_log_role("worker " + std::to_string(s.number));
       set_process_title("forq: worker " + std::to_string(s.number));
-      int code = run_worker(cfg_, url_, s.number, listener_fd_, metrics_);
+      int code = run_worker(cfg_, url_, s.number, listener_fd_, metrics_, program_);
       spdlog::default_logger()->flush();
       ::_exit(code); // never return into the master's frames, never run its destructors
     }
@@ -392,6 +394,7 @@ class master {
   int listener_fd_;
   shared_metrics* metrics_;
   std::function<std::variant<config, std::string>()> reload_;
+  const queue::handler_map& program_; // the program's handlers (forq::run)
   bool replacing_ = false;
   std::vector<slot> slots_;
   unsigned next_number_ = 1;
@@ -401,7 +404,8 @@ class master {
 
 } // namespace
 
-int serve(const config& cfg, std::function<std::variant<config, std::string>()> reload) {
+int serve(const config& cfg, std::function<std::variant<config, std::string>()> reload,
+          const queue::handler_map& program) {
   spdlog::info("forq {} serve starting with {}", FORQ_VERSION, to_json(cfg));
   set_process_title("forq: master");
 
@@ -459,7 +463,7 @@ int serve(const config& cfg, std::function<std::variant<config, std::string>()> 
   int code = exit_code::failure;
   {
     master m(ioc, signals, cfg, url, redis.get(), listener.native_handle(), metrics,
-             std::move(reload));
+             std::move(reload), program);
     asio::co_spawn(ioc, m.run(), [&](std::exception_ptr e, int result) {
       if (e) std::rethrow_exception(e);
       code = result;

@@ -16,7 +16,6 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/json/parse.hpp>
 #include <spdlog/spdlog.h>
 
 #include <csignal>
@@ -35,13 +34,13 @@ asio::awaitable<void> pause_for(std::chrono::milliseconds d) {
 
 } // namespace
 
-// The handlers every forq has: `noop` succeeds with no result, `echo` returns its payload,
-// `sleep` waits {"ms": N} (at most 10 minutes) and succeeds, `fail` fails the first
-// {"times": N} attempts and then succeeds: for trying forq out, tests and benchmarks. Then the
-// configured ones (`handlers`: exec). A job naming a handler that does not exist goes to the
-// dead set with the reason, and the queue moves on.
-queue::handler_map builtin_handlers(const config& cfg) {
-  queue::handler_map h;
+// The handlers of a worker: the built-ins (handlers::builtins), the configured ones (`handlers`:
+// exec and http) and the program's (forq::run). A job naming a handler that does not exist goes
+// to the dead set with the reason, and the queue moves on.
+queue::handler_map worker_handlers(const config& cfg, const queue::handler_map& program) {
+  auto h = handlers::builtins();
+  for (const auto& [name, run] : program)
+    h.emplace(name, run);
   for (const auto& spec : cfg.handlers) {
     if (!spec.http.empty()) {
       handlers::http_options o;
@@ -58,39 +57,36 @@ queue::handler_map builtin_handlers(const config& cfg) {
     o.max_output = spec.max_output;
     h.emplace(spec.name, handlers::exec(std::move(o)));
   }
-  h.emplace("fail", [](const queue::delivered_job& j) -> asio::awaitable<queue::outcome> {
-    boost::system::error_code ec;
-    auto v = boost::json::parse(j.payload, ec);
-    const boost::json::value* times = nullptr;
-    if (!ec && v.is_object()) times = v.as_object().if_contains("times");
-    if (!times || !times->is_int64() || times->as_int64() < 0)
-      co_return queue::outcome::failure("fail needs a payload {\"times\": N}, N >= 0");
-    if (j.attempt < times->as_int64())
-      co_return queue::outcome::retry_later("failing on purpose: attempt " +
-                                            std::to_string(j.attempt + 1) + " of the first " +
-                                            std::to_string(times->as_int64()));
-    co_return queue::outcome::success("{\"attempts\":" + std::to_string(j.attempt + 1) + "}");
-  });
-  h.emplace("noop", [](const queue::delivered_job&) -> asio::awaitable<queue::outcome> {
-    co_return queue::outcome::success();
-  });
-  h.emplace("echo", [](const queue::delivered_job& j) -> asio::awaitable<queue::outcome> {
-    co_return queue::outcome::success(j.payload);
-  });
-  h.emplace("sleep", [](const queue::delivered_job& j) -> asio::awaitable<queue::outcome> {
-    boost::system::error_code ec;
-    auto v = boost::json::parse(j.payload, ec);
-    const boost::json::value* ms = nullptr;
-    if (!ec && v.is_object()) ms = v.as_object().if_contains("ms");
-    if (!ms || !ms->is_int64() || ms->as_int64() < 0 || ms->as_int64() > 600000)
-      co_return queue::outcome::failure("sleep needs a payload {\"ms\": N}, N from 0 to 600000");
-    co_await pause_for(std::chrono::milliseconds(ms->as_int64()));
-    co_return queue::outcome::success();
-  });
   return h;
 }
 
-consumers::consumers(asio::any_io_executor ex, const config& cfg, const std::string& url)
+std::optional<std::string> check_handlers(const config& cfg, const queue::handler_map& program) {
+  for (const auto& [name, run] : program) {
+    if (auto bad = handlers::check_name(name)) return "the program's " + *bad;
+    if (!run) return "the program's handler \"" + name + "\" is empty";
+    if (handlers::is_builtin(name))
+      return "the program's handler \"" + name + "\" has the name of a built-in handler";
+    for (const auto& spec : cfg.handlers)
+      if (spec.name == name)
+        return "handler \"" + name + "\" is both the program's and configured in `handlers`";
+  }
+  for (const auto& q : cfg.queues) {
+    if (q.default_handler.empty() || handlers::is_builtin(q.default_handler) ||
+        program.count(q.default_handler))
+      continue;
+    bool configured = false;
+    for (const auto& spec : cfg.handlers)
+      configured = configured || spec.name == q.default_handler;
+    if (!configured)
+      return "queue \"" + q.name + "\": default handler \"" + q.default_handler +
+             "\" is not a handler this forq has (built-in, configured in `handlers`, or the "
+             "program's)";
+  }
+  return std::nullopt;
+}
+
+consumers::consumers(asio::any_io_executor ex, const config& cfg, const std::string& url,
+                     const queue::handler_map& program)
     : cfg_(cfg) {
   redis::pool_options po;
   po.connection.endpoint = std::get<redis_endpoint>(parse_redis_url(url));
@@ -108,7 +104,8 @@ consumers::consumers(asio::any_io_executor ex, const config& cfg, const std::str
     o.weight = cfg.queues[i].weight;
     o.lease = cfg.lease;
     o.blocking_connection = i;
-    list_.push_back(std::make_unique<queue::consumer>(*pool_, o, builtin_handlers(cfg)));
+    o.default_handler = cfg.queues[i].default_handler;
+    list_.push_back(std::make_unique<queue::consumer>(*pool_, o, worker_handlers(cfg, program)));
   }
 }
 
@@ -216,7 +213,7 @@ std::uint64_t consumers::done() const {
 }
 
 int run_worker(const config& cfg, const std::string& url, unsigned slot, int listener_fd,
-               shared_metrics* metrics) {
+               shared_metrics* metrics, const queue::handler_map& program) {
   asio::io_context ioc(1);
   asio::signal_set signals(ioc, SIGTERM, SIGINT, SIGQUIT);
   // The master forked this process with them blocked (serve.cpp); now they have a listener.
@@ -227,7 +224,7 @@ int run_worker(const config& cfg, const std::string& url, unsigned slot, int lis
   ::sigprocmask(SIG_UNBLOCK, &stops, nullptr);
   int code = exit_code::ok;
   int fatal = 0;
-  consumers work(ioc.get_executor(), cfg, url);
+  consumers work(ioc.get_executor(), cfg, url, program);
   work.start([&](int c) {
     if (!fatal) fatal = c;
     signals.cancel();
@@ -239,7 +236,7 @@ int run_worker(const config& cfg, const std::string& url, unsigned slot, int lis
   http.metrics = metrics;
   http.conn = &work.commands();
   http.ready = [&] { return !draining && work.redis_ready(); };
-  for (const auto& [name, h] : builtin_handlers(cfg))
+  for (const auto& [name, h] : worker_handlers(cfg, program))
     http.handlers.push_back(name);
   if (listener_fd >= 0) asio::co_spawn(ioc, serve_http(http, listener_fd), asio::detached);
   if (metrics) {

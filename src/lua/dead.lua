@@ -20,7 +20,8 @@ for _, id in ipairs(ids) do
     local json = redis.call('HGET', KEYS[2], id)
     local ok, job = false, nil
     if json then ok, job = pcall(cjson.decode, json) end
-    if ok and type(job) == 'table' and type(job['handler']) == 'string' then
+    -- (A job without a handler runs its queue's default one.)
+    if ok and type(job) == 'table' and type(job['handler'] or '') == 'string' then
       local priority = math.floor(tonumber(job['priority']) or 0)
       if priority < 0 or priority > 9 then priority = 0 end
       job['priority'] = nil

@@ -521,8 +521,12 @@ asio::awaitable<void> consumer::attempt(delivered_job job) {
   }
   const auto began = std::chrono::steady_clock::now();
   outcome out;
+  if (job.handler.empty()) job.handler = options_.default_handler;
   auto h = handlers_.find(job.handler);
-  if (h == handlers_.end()) {
+  if (job.handler.empty()) {
+    out = outcome::failure("the job names no handler and queue \"" + options_.queue +
+                           "\" has no default handler");
+  } else if (h == handlers_.end()) {
     out = outcome::failure("unknown handler \"" + job.handler + "\"");
   } else {
     try {

@@ -48,7 +48,6 @@ std::variant<delivered_job, std::string> parse_entry(std::string_view queue,
     j.fields.emplace_back(std::move(k), std::move(v));
   }
   if (j.id.empty()) j.id = j.entry_id; // a first attempt: the entry id is the job id
-  if (j.handler.empty()) return std::string("no handler field");
   boost::system::error_code ec;
   boost::json::parse(j.payload, ec);
   if (ec) return "payload is not JSON: " + ec.message();

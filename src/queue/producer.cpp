@@ -70,8 +70,8 @@ std::optional<std::string> check_queue_name(std::string_view name) {
 }
 
 std::optional<std::string> check_job(const job& j, std::size_t max_payload) {
-  if (j.handler.empty() || j.handler.size() > 128 ||
-      !std::all_of(j.handler.begin(), j.handler.end(), name_char))
+  // No handler: the job runs its queue's default handler (the workers' --queues Q=HANDLER).
+  if (j.handler.size() > 128 || !std::all_of(j.handler.begin(), j.handler.end(), name_char))
     return "handler \"" + j.handler +
            "\" is not allowed: use 1 to 128 characters of A-Z a-z 0-9 _ . : -";
   if (j.payload.size() > max_payload)
@@ -91,8 +91,10 @@ std::optional<std::string> check_job(const job& j, std::size_t max_payload) {
 std::vector<std::string_view> job_fields(const job& j, std::string& storage) {
   // (Built with push_back: callers are coroutines, and GCC 12 miscompiles braced lists there.)
   std::vector<std::string_view> fields;
-  fields.push_back("handler");
-  fields.push_back(j.handler);
+  if (!j.handler.empty()) {
+    fields.push_back("handler");
+    fields.push_back(j.handler);
+  }
   fields.push_back("payload");
   fields.push_back(j.payload);
   if (j.max_attempts) {

@@ -259,3 +259,39 @@ TEST_F(queue_cli_test, an_exec_handler_configured_by_flag_runs_jobs_and_fail_ret
 }
 
 } // namespace
+
+namespace {
+
+TEST_F(queue_cli_test, a_queue_s_default_handler_runs_the_jobs_that_name_none) {
+  // Refused before anything starts: a default handler nobody provides.
+  auto bad = run({forq_bin, "serve", "--redis", redis_.url(), "--listen", "127.0.0.1:0",
+                  "--data-dir", (dir_ / "data").string(), "--queues", "work=nosuch"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("queue \"work\": default handler \"nosuch\" is not a handler"),
+            std::string::npos)
+      << bad.err;
+
+  auto p = serve({"--queues", "work=echo,plain"});
+  auto mine = forq({"enqueue", "--queue", "work", R"({"from":"cli"})"}); // no --handler
+  ASSERT_EQ(mine.exit_code, 0) << mine.err;
+  auto foreign = redis_.command(
+      {"XADD", "forq:{work}:stream", "*", "payload", R"({"from":"xadd"})"}); // no handler field
+  auto orphan = forq({"enqueue", "--queue", "plain", "{}"}); // plain has no default
+  ASSERT_EQ(orphan.exit_code, 0) << orphan.err;
+  ASSERT_TRUE(wait_until([&] {
+    return completed("work") == "2" &&
+           redis_.command({"ZCARD", "forq:{plain}:dead"}) == "1";
+  })) << p->err();
+  for (const auto& [id, from] : {std::pair{lines_of(mine.out).at(0), "cli"}, {foreign, "xadd"}}) {
+    auto shown = forq({"job", id, "--queue", "work", "--json"});
+    ASSERT_EQ(shown.exit_code, 0) << shown.err;
+    EXPECT_EQ(boost::json::parse(shown.out).at("result").at("from"), from) << shown.out;
+  }
+  auto dead = forq({"job", lines_of(orphan.out).at(0), "--queue", "plain"});
+  EXPECT_NE(dead.out.find("names no handler and queue \"plain\" has no default handler"),
+            std::string::npos)
+      << dead.out;
+  stop(*p);
+}
+
+} // namespace

@@ -179,10 +179,37 @@ TEST_F(consumer_test, bad_jobs_go_dead_with_reasons_and_never_block_good_ones) {
       [](const queue::consumer& c) { return c.stats().done == 20 && c.stats().dead == 4; });
   auto dead = redis_.command({"HVALS", "forq:{work}:dead:jobs"});
   for (auto reason :
-       {"malformed job: no handler field", "malformed job: payload is not JSON",
+       {"the job names no handler and queue \\\"work\\\" has no default handler",
+        "malformed job: payload is not JSON",
         "unknown handler \\\"nobody\\\"", "malformed job: field attempt is not a whole number"})
     EXPECT_NE(dead.find(reason), std::string::npos) << reason << " in " << dead;
   EXPECT_EQ(calls_.size(), 20u);
+}
+
+TEST_F(consumer_test, jobs_naming_no_handler_run_the_queue_s_default_handler) {
+  std::vector<std::string> ran; // the handler each job ran with, as the job says
+  auto record = [&](const queue::delivered_job& j) -> asio::awaitable<queue::outcome> {
+    ran.push_back(j.handler);
+    co_return queue::outcome::success();
+  };
+  queue::handler_map h{{"plain", record}, {"other", record}};
+  auto o = options();
+  o.default_handler = "plain";
+  run(
+      o, h,
+      [&](redis::connection& c) -> asio::awaitable<void> {
+        redis_.command({"XADD", "forq:{work}:stream", "*", "payload", "{}"}); // a foreign one
+        queue::job none; // forq's own producer writes no handler field either
+        none.payload = R"({"n":1})";
+        co_await queue::enqueue(c, "work", none);
+        queue::job named;
+        named.handler = "other";
+        co_await queue::enqueue(c, "work", named);
+      },
+      [](const queue::consumer& c) { return c.stats().done == 3; });
+  ASSERT_EQ(ran.size(), 3u);
+  EXPECT_EQ(std::count(ran.begin(), ran.end(), "plain"), 2);
+  EXPECT_EQ(std::count(ran.begin(), ran.end(), "other"), 1);
 }
 
 TEST_F(consumer_test, higher_priorities_run_first) {
@@ -345,12 +372,12 @@ TEST_F(consumer_test, a_malformed_job_held_by_a_dead_consumer_goes_dead_through_
       o, h,
       [&](redis::connection& c) -> asio::awaitable<void> {
         co_await queue::init_queue(c, "work");
-        redis_.command({"XADD", "forq:{work}:stream", "*", "payload", "{}"}); // no handler
+        redis_.command({"XADD", "forq:{work}:stream", "*", "handler", "j", "payload", "{no"});
         redis_.command({"XREADGROUP", "GROUP", "workers", "ghost", "COUNT", "1", "STREAMS",
                         "forq:{work}:stream", ">"});
       },
       [](const queue::consumer& c) { return c.stats().dead == 1; });
-  EXPECT_NE(redis_.command({"HVALS", "forq:{work}:dead:jobs"}).find("malformed job: no handler"),
+  EXPECT_NE(redis_.command({"HVALS", "forq:{work}:dead:jobs"}).find("malformed job: payload"),
             std::string::npos);
   EXPECT_EQ(redis_.command({"XPENDING", "forq:{work}:stream", "workers"}).substr(0, 3), "[0,");
 }

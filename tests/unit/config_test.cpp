@@ -135,6 +135,23 @@ TEST(config, accepted_values) {
   EXPECT_EQ(c.drain_timeout, 0ms);
 }
 
+TEST(config, queues_take_a_weight_and_a_default_handler) {
+  sources_builder b;
+  b.s.flags = {{"queues", "emails:3=send_email,reports,a.b=x.y:z"}};
+  auto c = load_ok(b.s);
+  ASSERT_EQ(c.queues.size(), 3u);
+  EXPECT_EQ(c.queues[0].name, "emails");
+  EXPECT_EQ(c.queues[0].weight, 3u);
+  EXPECT_EQ(c.queues[0].default_handler, "send_email");
+  EXPECT_EQ(c.queues[1].name, "reports");
+  EXPECT_EQ(c.queues[1].default_handler, "");
+  EXPECT_EQ(c.queues[2].name, "a.b");
+  EXPECT_EQ(c.queues[2].default_handler, "x.y:z");
+  // Shown the way it is written.
+  EXPECT_NE(forq::to_json(c).find("\"emails:3=send_email,reports,a.b=x.y:z\""), std::string::npos)
+      << forq::to_json(c);
+}
+
 struct bad_value {
   std::string key, value, allowed_fragment;
 };
@@ -202,6 +219,9 @@ INSTANTIATE_TEST_SUITE_P(
                       bad_value{"listen", "[::1]80", "HOST:PORT"},
                       bad_value{"listen", "127.0.0.1:", "HOST:PORT"},
                       bad_value{"data_dir", "", "non-empty path"},
+                      bad_value{"queues", "emails=", "default handler of queue \"emails\""},
+                      bad_value{"queues", "emails=a b", "1 to 128 characters"},
+                      bad_value{"queues", "emails:0=x", "whole number from 1 to 1000"},
                       bad_value{"log.format", "xml", "text|json"},
                       bad_value{"log.level", "verbose", "trace|debug|info|warn|error|critical|off"},
                       bad_value{"redis.aof", "sometimes", "everysec|always|no|off"},

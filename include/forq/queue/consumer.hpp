@@ -90,6 +90,8 @@ struct consumer_options {
   std::shared_ptr<slot_share> share;
   double weight = 1;
   std::size_t concurrency = 64;          // attempts running at once
+  // Runs the jobs that name no handler; empty: such jobs are dead, saying so.
+  std::string default_handler;
   std::chrono::milliseconds block{2000}; // one fetch's wait inside Redis; stop() waits it out
   retry_policy retry;                    // a job's max_attempts field overrides the policy's
   std::chrono::milliseconds keep_results{std::chrono::hours(1)};

@@ -1,0 +1,77 @@
+// forq-wordcount: a complete program on forq's C++ API. It is the forq command line (serve,
+// enqueue, job, ...) with two more handlers:
+//
+//   count_words  {"text": "..."}        -> {"words": N, "lines": N}; no "text": dead at once
+//   square_later {"n": N, "ms": M}      -> waits M ms on the event loop (never blocking it),
+//                                          then {"square": N*N}
+//
+// Try it (an embedded Redis in ./.forq-wordcount):
+//   forq-wordcount serve --data-dir .forq-wordcount &
+//   forq-wordcount enqueue --data-dir .forq-wordcount --handler count_words '{"text":"a b c"}'
+//   forq-wordcount job --data-dir .forq-wordcount <the id it printed>
+#include <forq/forq.hpp>
+
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/json.hpp>
+
+#include <chrono>
+#include <string>
+
+namespace {
+
+namespace asio = boost::asio;
+namespace json = boost::json;
+
+// The payload as a JSON object, or nothing (forq has already checked that it is JSON).
+json::object payload_object(const forq::job& j) {
+  auto v = json::parse(j.payload);
+  return v.is_object() ? v.as_object() : json::object();
+}
+
+asio::awaitable<forq::result> count_words(const forq::job& j) {
+  auto payload = payload_object(j);
+  auto* text = payload.if_contains("text");
+  if (!text || !text->is_string())
+    co_return forq::result::failure("count_words needs a payload {\"text\": \"...\"}");
+  std::int64_t words = 0, lines = 0;
+  bool in_word = false;
+  for (char c : text->as_string()) {
+    bool space = c == ' ' || c == '\t' || c == '\n' || c == '\r';
+    if (!space && !in_word) ++words;
+    in_word = !space;
+    if (c == '\n') ++lines;
+  }
+  if (!text->as_string().empty() && text->as_string().back() != '\n') ++lines;
+  json::object out;
+  out["words"] = words;
+  out["lines"] = lines;
+  co_return forq::result::success(json::serialize(out));
+}
+
+asio::awaitable<forq::result> square_later(const forq::job& j) {
+  auto payload = payload_object(j);
+  auto* n = payload.if_contains("n");
+  auto* ms = payload.if_contains("ms");
+  if (!n || !n->is_int64() || n->as_int64() < -3037000499 || n->as_int64() > 3037000499)
+    co_return forq::result::failure("square_later needs {\"n\": N}, |N| < 3037000500");
+  if (ms && (!ms->is_int64() || ms->as_int64() < 0 || ms->as_int64() > 60000))
+    co_return forq::result::failure("\"ms\" must be 0 to 60000");
+  // Other jobs run on this worker's loop while this one waits.
+  asio::steady_timer wait(co_await asio::this_coro::executor,
+                          std::chrono::milliseconds(ms ? ms->as_int64() : 0));
+  co_await wait.async_wait(asio::use_awaitable);
+  json::object out;
+  out["square"] = n->as_int64() * n->as_int64();
+  co_return forq::result::success(json::serialize(out));
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  forq::handler_map handlers;
+  handlers.emplace("count_words", count_words);
+  handlers.emplace("square_later", square_later);
+  return forq::run(argc, argv, std::move(handlers));
+}

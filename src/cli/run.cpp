@@ -1,0 +1,223 @@
+// The forq command line (forq::run, forq/forq.hpp): parses flags, loads and validates the
+// configuration once, sets up logging, then hands over to one subcommand. Every usage or
+// configuration error ends here with one message on stderr and exit code 2.
+#include "commands.hpp"
+#include "forq/config.hpp"
+#include "forq/exit_codes.hpp"
+#include "forq/forq.hpp"
+#include "forq/log.hpp"
+
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <iostream>
+
+namespace {
+
+// Every configuration field becomes a flag on the top-level command and on each subcommand, so
+// both `forq --workers 4 serve` and `forq serve --workers 4` work and both --help pages list
+// every option with its default.
+struct flag_set {
+  std::string config_file;
+  std::map<std::string, std::string> values; // by field key
+  std::vector<std::pair<CLI::Option*, std::string>> options;
+
+  void add_to(CLI::App& app) {
+    app.add_option("--config", config_file,
+                   "JSON configuration file; flags override environment overrides file "
+                   "(env FORQ_CONFIG)")
+        ->type_name("FILE");
+    const forq::config defaults;
+    for (const auto& f : forq::config_fields()) {
+      auto* opt = app.add_option(f.flag, values[f.key],
+                                 f.help + " (env " + f.env + ", file key " + f.key + ")");
+      opt->type_name(f.metavar);
+      auto shown = f.show(defaults);
+      opt->default_str(shown.empty() ? "\"\"" : shown);
+      options.emplace_back(opt, f.key);
+    }
+  }
+
+  forq::config_sources sources() const {
+    forq::config_sources s;
+    s.env = forq::config_sources::process_env();
+    if (!config_file.empty()) s.config_file = config_file;
+    for (const auto& [opt, key] : options)
+      if (opt->count() > 0) s.flags[key] = values.at(key);
+    return s;
+  }
+};
+
+// CLI11 reports a mistyped command as a missing one; find the word the user typed instead.
+std::string explain(const CLI::ParseError& e, int argc, char** argv,
+                    const std::vector<std::string>& commands) {
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    if (arg.starts_with("-")) {
+      bool takes_value = arg.starts_with("--") && arg.find('=') == std::string_view::npos &&
+                         arg != "--help" && arg != "--version";
+      if (takes_value) ++i;
+      continue;
+    }
+    if (std::find(commands.begin(), commands.end(), arg) != commands.end()) return e.what();
+    std::string all;
+    for (const auto& c : commands)
+      all += (all.empty() ? "" : ", ") + c;
+    return "unknown command \"" + std::string(arg) + "\"; the commands are: " + all;
+  }
+  return "a command is required: serve, config, enqueue, queues, job, dead, pause, resume or "
+         "limit";
+}
+
+int usage_error(const std::string& message) {
+  std::fprintf(stderr, "forq: %s\nRun 'forq --help' for the commands and options.\n",
+               message.c_str());
+  return forq::exit_code::fatal;
+}
+
+} // namespace
+
+int forq::run(int argc, char** argv, handler_map handlers) {
+  forq::cli::init_process_title(argc, argv); // before anything keeps pointers into argv
+  CLI::App app{"forq runs background jobs out of Redis, on every core.", "forq"};
+  app.set_version_flag("--version", "forq " FORQ_VERSION);
+  app.require_subcommand(1, 1);
+  app.footer("Precedence: flags > FORQ_* environment > --config file > defaults.\n"
+             "Exit codes: 0 ok, 1 runtime failure, 2 bad usage or configuration.\n"
+             "Documentation: docs/ in the source tree (start with docs/architecture.md).");
+
+  flag_set flags;
+  flags.add_to(app);
+
+  auto* serve = app.add_subcommand(
+      "serve", "Run the service: start the embedded Redis (unless --redis is given), supervise, "
+               "and stop cleanly on SIGINT or SIGTERM.");
+  flags.add_to(*serve);
+  auto* show_config = app.add_subcommand(
+      "config", "Print the effective configuration as JSON (secrets redacted) and exit; exit "
+                "code 2 if it is invalid.");
+  flags.add_to(*show_config);
+
+  forq::cli::enqueue_args enq;
+  auto* enqueue = app.add_subcommand(
+      "enqueue", "Add a job (PAYLOAD_JSON given) or many (one JSON payload per stdin line, "
+                 "NDJSON); prints each job's id. Exit 1 if any job was refused (the others are "
+                 "added; stderr names the refused lines).");
+  flags.add_to(*enqueue);
+  enqueue->add_option("--queue", enq.queue, "queue name")->default_str("default");
+  enqueue->add_option("--handler", enq.handler,
+                      "handler that runs the job (none: the queue's default handler, named by "
+                      "the workers' --queues QUEUE=HANDLER)");
+  enqueue->add_option("--id", enq.id,
+                      "your id for the job: enqueued at most once (a duplicate prints "
+                      "\"<id>\\tduplicate\" and adds nothing)");
+  enqueue->add_option("--delay-ms", enq.delay_ms, "run no earlier than this many ms from now")
+      ->check(CLI::NonNegativeNumber);
+  enqueue->add_option("--priority", enq.priority, "0 to 9, higher runs first")
+      ->check(CLI::Range(0, 9));
+  enqueue->add_option("--attempts", enq.attempts, "attempts at most (1 to 1000)")
+      ->check(CLI::Range(1, 1000));
+  enqueue->add_option("PAYLOAD_JSON", enq.payload, "the job's payload (JSON)");
+
+  bool queues_json = false;
+  auto* queues = app.add_subcommand(
+      "queues", "For each queue: ready, delayed, active, dead, and completed (a running total).");
+  flags.add_to(*queues);
+  queues->add_flag("--json", queues_json, "one JSON array");
+
+  std::string job_id;
+  std::optional<std::string> job_queue;
+  bool job_json = false;
+  auto* job = app.add_subcommand(
+      "job", "One job: state, attempts, result, last error. Exit 1 if no queue knows it.");
+  flags.add_to(*job);
+  job->add_option("ID", job_id, "the job's id")->required();
+  job->add_option("--queue", job_queue, "look in this queue only (default: every queue)");
+  job->add_flag("--json", job_json, "as a JSON object");
+
+  forq::cli::dead_args dead_a;
+  auto* dead = app.add_subcommand(
+      "dead", "Dead jobs: list them, retry them (back to ready, attempts reset) or purge them.");
+  flags.add_to(*dead);
+  dead->add_option("ACTION", dead_a.action, "list, retry or purge")
+      ->required()
+      ->check(CLI::IsMember({"list", "retry", "purge"}));
+  dead->add_option("--queue", dead_a.queue, "queue name")->default_str("default");
+  dead->add_option("--id", dead_a.ids, "only these jobs (repeatable; default: all)");
+  dead->add_option("--limit", dead_a.limit, "list at most this many, oldest first")
+      ->default_str("100");
+  dead->add_flag("--json", dead_a.json, "list as a JSON array");
+
+  std::string pause_queue;
+  auto* pause = app.add_subcommand(
+      "pause", "Stop consumers fetching from a queue (within 250 ms); jobs running finish.");
+  flags.add_to(*pause);
+  pause->add_option("QUEUE", pause_queue, "queue name")->required();
+  auto* resume = app.add_subcommand("resume", "Let consumers fetch from a paused queue again.");
+  flags.add_to(*resume);
+  resume->add_option("QUEUE", pause_queue, "queue name")->required();
+  std::string limit_queue, limit_max;
+  long long limit_per_ms = 1000;
+  auto* limit = app.add_subcommand(
+      "limit", "Rate-limit a queue: at most N jobs start per --per-ms, across every worker on "
+               "this Redis; N = off removes the limit.");
+  flags.add_to(*limit);
+  limit->add_option("QUEUE", limit_queue, "queue name")->required();
+  limit->add_option("N", limit_max, "jobs per interval (1 to 1000000), or off")
+      ->required()
+      ->check(CLI::IsMember({"off"}) | CLI::Range(1, 1000000));
+  limit->add_option("--per-ms", limit_per_ms, "the interval in ms (1 to 86400000)")
+      ->default_str("1000")
+      ->check(CLI::Range(1LL, 86400000LL));
+  const std::vector<std::string> command_names{"serve", "config", "enqueue", "queues", "job",
+                                               "dead",  "pause",  "resume",  "limit"};
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    return usage_error(explain(e, argc, argv, command_names));
+  }
+
+  auto loaded = forq::load_config(flags.sources(), forq::config_sources::process_env_names());
+  if (auto* err = std::get_if<forq::config_error>(&loaded)) return usage_error(err->message);
+  auto& [cfg, warnings] = std::get<forq::loaded_config>(loaded);
+  if (auto bad = forq::cli::check_handlers(cfg, handlers)) return usage_error(*bad);
+
+  // The short-lived commands say what matters on stdout/stderr; their logs start at warnings
+  // unless a level below info was asked for.
+  auto level = cfg.log_lvl;
+  if (!serve->parsed() && level == forq::log_level::info) level = forq::log_level::warn;
+  forq::init_logging(cfg.log_fmt, level, serve->parsed() ? "master" : "cli");
+  for (const auto& w : warnings)
+    spdlog::warn("{}", w);
+
+  if (show_config->parsed()) {
+    std::cout << forq::to_json(cfg) << '\n';
+    return forq::exit_code::ok;
+  }
+  if (enqueue->parsed()) return forq::cli::enqueue(cfg, enq);
+  if (queues->parsed()) return forq::cli::queues(cfg, queues_json);
+  if (job->parsed()) return forq::cli::job(cfg, job_id, job_queue, job_json);
+  if (dead->parsed()) return forq::cli::dead(cfg, dead_a);
+  if (pause->parsed()) return forq::cli::pause(cfg, pause_queue, true);
+  if (resume->parsed()) return forq::cli::pause(cfg, pause_queue, false);
+  if (limit->parsed())
+    return forq::cli::rate_limit(cfg, limit_queue,
+                                 limit_max == "off" ? 0 : std::stoll(limit_max), limit_per_ms);
+  auto reload = [&]() -> std::variant<forq::config, std::string> {
+    auto again = forq::load_config(flags.sources(), forq::config_sources::process_env_names());
+    if (auto* err = std::get_if<forq::config_error>(&again)) return err->message;
+    auto& next = std::get<forq::loaded_config>(again).cfg;
+    if (auto bad = forq::cli::check_handlers(next, handlers)) return *bad;
+    return next;
+  };
+  return forq::cli::serve(cfg, reload, handlers);
+}

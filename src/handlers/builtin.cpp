@@ -1,0 +1,73 @@
+// The handlers every forq has (docs/handlers.md), and the rule for handler names.
+#include "forq/handlers.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/json/parse.hpp>
+
+#include <algorithm>
+#include <array>
+
+namespace forq::handlers {
+namespace {
+
+namespace asio = boost::asio;
+constexpr std::array<std::string_view, 4> builtin_names{"noop", "echo", "sleep", "fail"};
+
+// A whole-number member of a JSON object payload, or nothing.
+std::optional<std::int64_t> int_member(std::string_view payload, std::string_view key) {
+  boost::system::error_code ec;
+  auto v = boost::json::parse(payload, ec);
+  if (ec || !v.is_object()) return std::nullopt;
+  auto* x = v.as_object().if_contains(key);
+  if (!x || !x->is_int64()) return std::nullopt;
+  return x->as_int64();
+}
+
+} // namespace
+
+std::optional<std::string> check_name(std::string_view name) {
+  if (name.empty() || name.size() > 128 ||
+      name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                             "0123456789_.:-") != std::string_view::npos)
+    return "handler name \"" + std::string(name) +
+           "\" is not allowed: use 1 to 128 characters of A-Z a-z 0-9 _ . : -";
+  return std::nullopt;
+}
+
+bool is_builtin(std::string_view name) {
+  return std::find(builtin_names.begin(), builtin_names.end(), name) != builtin_names.end();
+}
+
+queue::handler_map builtins() {
+  queue::handler_map h;
+  h.emplace("noop", [](const queue::delivered_job&) -> asio::awaitable<queue::outcome> {
+    co_return queue::outcome::success();
+  });
+  h.emplace("echo", [](const queue::delivered_job& j) -> asio::awaitable<queue::outcome> {
+    co_return queue::outcome::success(j.payload);
+  });
+  h.emplace("sleep", [](const queue::delivered_job& j) -> asio::awaitable<queue::outcome> {
+    auto ms = int_member(j.payload, "ms");
+    if (!ms || *ms < 0 || *ms > 600000)
+      co_return queue::outcome::failure("sleep needs a payload {\"ms\": N}, N from 0 to 600000");
+    asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::milliseconds(*ms));
+    co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+    co_return queue::outcome::success();
+  });
+  h.emplace("fail", [](const queue::delivered_job& j) -> asio::awaitable<queue::outcome> {
+    auto times = int_member(j.payload, "times");
+    if (!times || *times < 0)
+      co_return queue::outcome::failure("fail needs a payload {\"times\": N}, N >= 0");
+    if (j.attempt < *times)
+      co_return queue::outcome::retry_later("failing on purpose: attempt " +
+                                            std::to_string(j.attempt + 1) + " of the first " +
+                                            std::to_string(*times));
+    co_return queue::outcome::success("{\"attempts\":" + std::to_string(j.attempt + 1) + "}");
+  });
+  return h;
+}
+
+} // namespace forq::handlers
