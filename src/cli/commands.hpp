@@ -108,6 +108,18 @@ class consumers {
 void init_process_title(int argc, char** argv);
 void set_process_title(const std::string& title);
 
+// `forq bench drain|steady|mixed` (bench.cpp, docs/benchmarks.md).
+struct bench_args {
+  std::string workload;            // drain | steady | mixed
+  std::size_t jobs = 100000;       // drain
+  double rate = 1000;              // steady, mixed: jobs/s
+  double duration_s = 10;          // steady, mixed
+  std::size_t payload_bytes = 100; // drain, steady (mixed mixes sizes)
+  unsigned repeat = 1;
+  bool json = false;
+};
+int bench(const config& cfg, const bench_args& a);
+
 // The operators' commands (ops.cpp).
 struct enqueue_args {
   std::string queue = "default";

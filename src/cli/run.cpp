@@ -67,8 +67,8 @@ std::string explain(const CLI::ParseError& e, int argc, char** argv,
       all += (all.empty() ? "" : ", ") + c;
     return "unknown command \"" + std::string(arg) + "\"; the commands are: " + all;
   }
-  return "a command is required: serve, config, enqueue, queues, job, dead, pause, resume or "
-         "limit";
+  return "a command is required: serve, config, enqueue, queues, job, dead, pause, resume, "
+         "limit or bench";
 }
 
 int usage_error(const std::string& message) {
@@ -171,8 +171,35 @@ int forq::run(int argc, char** argv, handler_map handlers) {
   limit->add_option("--per-ms", limit_per_ms, "the interval in ms (1 to 86400000)")
       ->default_str("1000")
       ->check(CLI::Range(1LL, 86400000LL));
+  forq::cli::bench_args bench_a;
+  auto* bench = app.add_subcommand(
+      "bench", "Run a workload end to end through forq serve's process model, measure it and "
+               "verify every job ran once: drain (N jobs enqueued, then drained), steady (a "
+               "producer at --rate for --duration), mixed (steady with mixed sizes, sleeps, "
+               "failures and delays). Exit 1 if a job was lost or duplicated.");
+  flags.add_to(*bench);
+  bench->add_option("WORKLOAD", bench_a.workload, "drain, steady or mixed")
+      ->required()
+      ->check(CLI::IsMember({"drain", "steady", "mixed"}));
+  bench->add_option("--jobs", bench_a.jobs, "drain: jobs to enqueue (1 to 100000000)")
+      ->default_str("100000")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{100000000}));
+  bench->add_option("--rate", bench_a.rate, "steady, mixed: jobs/s offered (1 to 10000000)")
+      ->default_str("1000")
+      ->check(CLI::Range(1.0, 1e7));
+  bench->add_option("--duration", bench_a.duration_s, "steady, mixed: seconds (0.1 to 86400)")
+      ->default_str("10")
+      ->check(CLI::Range(0.1, 86400.0));
+  bench->add_option("--payload-bytes", bench_a.payload_bytes,
+                    "drain, steady: bytes of each job's payload (40 to 1048576)")
+      ->default_str("100")
+      ->check(CLI::Range(std::size_t{40}, std::size_t{1048576}));
+  bench->add_option("--repeat", bench_a.repeat, "runs, reported as median, min and max (1 to 100)")
+      ->default_str("1")
+      ->check(CLI::Range(1u, 100u));
+  bench->add_flag("--json", bench_a.json, "one JSON object on stdout instead of the table");
   const std::vector<std::string> command_names{"serve", "config", "enqueue", "queues", "job",
-                                               "dead",  "pause",  "resume",  "limit"};
+                                               "dead",  "pause",  "resume",  "limit", "bench"};
 
   try {
     app.parse(argc, argv);
@@ -209,6 +236,12 @@ int forq::run(int argc, char** argv, handler_map handlers) {
   if (dead->parsed()) return forq::cli::dead(cfg, dead_a);
   if (pause->parsed()) return forq::cli::pause(cfg, pause_queue, true);
   if (resume->parsed()) return forq::cli::pause(cfg, pause_queue, false);
+  if (bench->parsed()) {
+    if (bench_a.workload != "drain" &&
+        bench_a.rate * bench_a.duration_s > 100000000.0)
+      return usage_error("--rate x --duration is over 100000000 jobs");
+    return forq::cli::bench(cfg, bench_a);
+  }
   if (limit->parsed())
     return forq::cli::rate_limit(cfg, limit_queue,
                                  limit_max == "off" ? 0 : std::stoll(limit_max), limit_per_ms);
