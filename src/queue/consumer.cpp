@@ -68,9 +68,7 @@ asio::awaitable<void> pause_for(milliseconds d) {
 std::string result_record(const std::string& result, int attempt) {
   if (result == "null" || result.empty()) return {};
   std::string out = "{\"result\":";
-  error_code ec;
-  boost::json::parse(result, ec);
-  out += ec ? boost::json::serialize(boost::json::value(result)) : result;
+  out += check_json(result) ? boost::json::serialize(boost::json::value(result)) : result;
   out += ",\"attempt\":" + std::to_string(attempt) + ",\"finished_ms\":" + now_ms() + "}";
   return out;
 }

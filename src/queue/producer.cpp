@@ -1,4 +1,5 @@
 #include "forq/queue/producer.hpp"
+#include "forq/queue/job.hpp"
 
 #include "scripts.hpp"
 
@@ -77,9 +78,7 @@ std::optional<std::string> check_job(const job& j, std::size_t max_payload) {
   if (j.payload.size() > max_payload)
     return "payload is " + std::to_string(j.payload.size()) + " bytes; the limit is " +
            std::to_string(max_payload);
-  error_code ec;
-  boost::json::parse(j.payload, ec);
-  if (ec) return "payload is not JSON: " + ec.message();
+  if (auto bad = check_json(j.payload)) return "payload is not JSON: " + bad.message();
   if (j.id && (j.id->empty() || j.id->size() > 256)) return "id must be 1 to 256 bytes";
   if (j.priority < 0 || j.priority > 9)
     return "priority " + std::to_string(j.priority) + " is not allowed: use 0 to 9";

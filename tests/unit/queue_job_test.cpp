@@ -89,3 +89,23 @@ TEST(queue_job, decide_honours_permanent_failures_retry_after_and_fixed_backoff)
 }
 
 } // namespace
+
+namespace {
+
+// The hot path's JSON check accepts exactly what boost::json::parse accepts.
+TEST(queue_job, check_json_agrees_with_the_full_parser) {
+  std::string deep(32, '['), deeper(33, '[');
+  deep += std::string(32, ']');
+  deeper += std::string(33, ']');
+  std::vector<std::string> texts{"{}", " [1, 2.5, -3e9, true, null, \"x\"] ", "\"\\u00e9\"", "18446744073709551615", "",
+        "{", "{} x", "[1,]", "nul", "\"\xff\"", "{\"a\":1,\"a\":2}", "// c\n1", deep, deeper};
+  for (const auto& text : texts) {
+    boost::system::error_code full;
+    boost::json::parse(text, full);
+    EXPECT_EQ(static_cast<bool>(forq::queue::check_json(text)), static_cast<bool>(full)) << text;
+  }
+  EXPECT_FALSE(forq::queue::check_json(deep));
+  EXPECT_TRUE(forq::queue::check_json(deeper)); // too deep, as the parser says
+}
+
+} // namespace

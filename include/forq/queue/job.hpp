@@ -1,6 +1,7 @@
 #pragma once
 
 #include "forq/redis/reply.hpp"
+#include <boost/system/error_code.hpp>
 
 #include <chrono>
 #include <cstdint>
@@ -26,6 +27,11 @@ struct delivered_job {
   int priority = 0;
   std::vector<std::pair<std::string, std::string>> fields; // every field, as received
 };
+
+// Whether `text` is one JSON value (nesting at most 32 deep, as boost::json::parse allows), or
+// why not. Builds nothing: a validating pass, for the hot path (every fetched payload, every
+// result).
+boost::system::error_code check_json(std::string_view text);
 
 // An entry of XREADGROUP's reply ([entry id, [field, value, ...]]) as a job, or why it cannot
 // be one (the reason a malformed job goes to the dead set with).
