@@ -1,4 +1,5 @@
 #include "forq/queue/job.hpp"
+#include "forq/queue/producer.hpp"
 
 #include <boost/json.hpp>
 #include <boost/json/basic_parser_impl.hpp>
@@ -85,6 +86,15 @@ std::variant<delivered_job, std::string> parse_entry(std::string_view queue,
     j.fields.emplace_back(std::move(k), std::move(v));
   }
   if (j.id.empty()) j.id = j.entry_id; // a first attempt: the entry id is the job id
+  // The producer's limits (check_job), for jobs written by anyone: a foreign producer may skip
+  // them. Said without echoing the value, which may be huge.
+  if (j.payload.size() > default_max_payload)
+    return "payload is " + std::to_string(j.payload.size()) + " bytes; the limit is " +
+           std::to_string(default_max_payload);
+  if (j.id.size() > 256) return "id is " + std::to_string(j.id.size()) + " bytes; the limit is 256";
+  if (j.handler.size() > 128)
+    return "handler name is " + std::to_string(j.handler.size()) +
+           " bytes; the limit is 128";
   if (auto ec = check_json(j.payload)) return "payload is not JSON: " + ec.message();
   return j;
 }

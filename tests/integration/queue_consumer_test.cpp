@@ -186,6 +186,46 @@ TEST_F(consumer_test, bad_jobs_go_dead_with_reasons_and_never_block_good_ones) {
   EXPECT_EQ(calls_.size(), 20u);
 }
 
+// What a careless or hostile foreign producer can write straight into the stream: each ends in
+// the dead set with its reason, and the good jobs written around them all run.
+TEST_F(consumer_test, a_corpus_of_hostile_jobs_goes_dead_with_reasons_around_good_ones) {
+  queue::handler_map h{{"good", counting([](auto&, int) { return queue::outcome::success(); })}};
+  std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  std::string huge = "\"" + std::string(2u << 20, 'x') + "\"";
+  std::vector<std::pair<std::vector<std::string>, std::string>> corpus{
+      {{"handler", "good", "payload", "{nope"}, "payload is not JSON"},
+      {{"handler", "good"}, "payload is not JSON"}, // no payload at all
+      {{"handler", "good", "payload", "{}", "attempt", "minus one"}, "field attempt is not"},
+      {{"handler", "good", "payload", "{}", "max_attempts", "-3"}, "field max_attempts is not"},
+      {{"handler", "good", "payload", deep}, "payload is not JSON"},
+      {{"handler", "good", "payload", "\"\xff\xfe\""}, "payload is not JSON"},
+      {{"handler", "good", "payload", "{\"a\":\"\xc3\"}"}, "payload is not JSON"},
+      {{"handler", "good", "payload", huge}, "payload is 2097154 bytes; the limit is 1048576"},
+      {{"handler", std::string(5000, 'h'), "payload", "{}"}, "handler name is 5000 bytes"},
+      {{"handler", "good", "payload", "{}", "id", std::string(300, 'i')}, "id is 300 bytes"},
+      {{"handler", "nobody", "payload", "{}"}, "unknown handler"},
+      {{"handler", "", "payload", "{}"}, "names no handler"},
+      {{"payload", "[1]"}, "names no handler"},
+  };
+  run(
+      options(), h,
+      [&](redis::connection& c) -> asio::awaitable<void> {
+        for (const auto& [fields, why] : corpus) {
+          std::vector<std::string> argv{"XADD", "forq:{work}:stream", "*"};
+          argv.insert(argv.end(), fields.begin(), fields.end());
+          redis_.command(argv);
+          co_await enqueue_n(c, 5, "good"); // good jobs between every bad one
+        }
+      },
+      [&](const queue::consumer& c) {
+        return c.stats().done == 5 * corpus.size() && c.stats().dead == corpus.size();
+      });
+  EXPECT_EQ(calls_.size(), 5 * corpus.size());
+  auto dead = redis_.command({"HVALS", "forq:{work}:dead:jobs"});
+  for (const auto& [fields, why] : corpus)
+    EXPECT_NE(dead.find(why), std::string::npos) << why;
+}
+
 TEST_F(consumer_test, jobs_naming_no_handler_run_the_queue_s_default_handler) {
   std::vector<std::string> ran; // the handler each job ran with, as the job says
   auto record = [&](const queue::delivered_job& j) -> asio::awaitable<queue::outcome> {
