@@ -182,6 +182,23 @@ std::vector<config_field> make_fields() {
                },
                [](const config& c) { return show_seconds(c.drain_timeout); }});
 
+  f.push_back({"api_token", "FORQ_API_TOKEN", "--api-token",
+               "Bearer token the HTTP API's mutating requests (POST, DELETE) must carry; empty: "
+               "none needed (the listener is on loopback by default). Prefer the environment: "
+               "flags show in ps",
+               "16 to 1024 printable ASCII characters without spaces, or empty", "TOKEN",
+               kind::string,
+               [](config& c, std::string_view v) -> std::optional<std::string> {
+                 if (!v.empty() && (v.size() < 16 || v.size() > 1024 ||
+                                    !std::all_of(v.begin(), v.end(), [](char ch) {
+                                      return ch > ' ' && ch < 127;
+                                    })))
+                   return "use 16 to 1024 printable ASCII characters without spaces";
+                 c.api_token = std::string(v);
+                 return std::nullopt;
+               },
+               [](const config& c) { return c.api_token.empty() ? "" : "***"; }});
+
   f.push_back({"queues", "FORQ_QUEUES", "--queues",
                "Queues each worker consumes, comma-separated, each with an optional weight (while "
                "several have work, each gets its weighted share of the concurrency) and an "
@@ -398,8 +415,10 @@ std::string unknown_key_message(const std::string& where, const std::string& key
 std::optional<config_error> apply(config& cfg, const config_field& f, std::string_view value,
                                   const std::string& where) {
   if (auto why = f.set(cfg, value)) {
-    // A rejected URL may carry a password: print only its redacted form.
-    std::string shown = f.key == "redis.url" ? redact_url(value) : std::string(value);
+    // A rejected URL may carry a password: print only its redacted form; a token, nothing.
+    std::string shown = f.key == "redis.url"   ? redact_url(value)
+                        : f.key == "api_token" ? std::string("***")
+                                               : std::string(value);
     return config_error{"invalid " + f.key + " \"" + shown + "\" (" + where + "): " + *why};
   }
   return std::nullopt;

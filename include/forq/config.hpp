@@ -40,6 +40,10 @@ struct config {
   unsigned workers = 0;
   // file `listen`, env FORQ_LISTEN, flag --listen. HTTP listener (health, metrics, API).
   listen_address listen;
+  // file `api_token`, env FORQ_API_TOKEN, flag --api-token. When set, the HTTP API's mutating
+  // requests (anything but GET and HEAD) need `Authorization: Bearer <token>`. A secret: never
+  // shown, logged or echoed.
+  std::string api_token;
   // file `data_dir`, env FORQ_DATA_DIR, flag --data-dir. Embedded Redis socket, AOF, lock.
   std::filesystem::path data_dir = ".forq";
   // file `drain_timeout`, env FORQ_DRAIN_TIMEOUT, flag --drain-timeout (seconds, may be

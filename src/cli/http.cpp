@@ -233,9 +233,29 @@ asio::awaitable<reply_t> post_job(const http_context& ctx, client& c, const std:
   co_return json_reply(r->duplicate ? http::status::ok : http::status::created, out);
 }
 
+// Whether the request carries `Authorization: Bearer <token>`, compared in time that depends on
+// the lengths only, not on where the first difference is.
+bool bearer_matches(const http::request<http::string_body>& req, const std::string& token) {
+  constexpr std::string_view scheme = "Bearer ";
+  auto auth = req[http::field::authorization];
+  if (auth.size() != scheme.size() + token.size()) return false;
+  unsigned char diff = 0;
+  for (std::size_t i = 0; i < auth.size(); ++i) {
+    char want = i < scheme.size() ? scheme[i] : token[i - scheme.size()];
+    diff |= static_cast<unsigned char>(auth[i] ^ want);
+  }
+  return diff == 0;
+}
+
 asio::awaitable<reply_t> route(http_context& ctx, const http::request<http::string_body>& req) {
   auto parts = segments(req.target());
   const auto method = req.method();
+  if (!ctx.cfg->api_token.empty() && method != http::verb::get && method != http::verb::head &&
+      !bearer_matches(req, ctx.cfg->api_token))
+    co_return reply_t{http::status::unauthorized,
+                      "{\"error\":\"this forq needs Authorization: Bearer <its api_token> for "
+                      "requests that change something\"}\n",
+                      "application/json"};
   if (parts.size() == 1 && parts[0] == "healthz" && method == http::verb::get)
     co_return reply_t{http::status::ok, "ok\n", "text/plain"};
   if (parts.size() == 1 && parts[0] == "readyz" && method == http::verb::get) {
@@ -364,6 +384,8 @@ asio::awaitable<void> session(http_context& ctx, tcp::socket socket) {
     http::response<http::string_body> res{r.status, 11};
     res.set(http::field::server, "forq");
     res.set(http::field::content_type, r.type);
+    if (r.status == http::status::unauthorized) // say which scheme
+      res.set(http::field::www_authenticate, "Bearer realm=\"forq\"");
     res.keep_alive(keep);
     res.body() = std::move(r.body);
     res.prepare_payload();

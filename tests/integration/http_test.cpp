@@ -156,3 +156,49 @@ TEST_F(http_test, bad_requests_get_clear_errors_and_hurt_no_one_else) {
 }
 
 } // namespace
+
+namespace {
+
+class http_token_test : public forq::test::redis_test {};
+
+// With api_token set, requests that change something need it; reads and probes do not; the
+// token never shows in `forq config`, in the log, or in a refusal.
+TEST_F(http_token_test, mutating_requests_need_the_bearer_token) {
+  const std::string token = "s3cret-token-0123456789";
+  forq::test::temp_dir dir;
+  child_process p({forq_bin, "serve", "--redis", redis_.url(), "--listen", "127.0.0.1:0",
+                   "--workers", "1", "--data-dir", (dir / "data").string()},
+                  {"FORQ_API_TOKEN=" + token});
+  ASSERT_TRUE(p.wait_for_err("consuming")) << p.err();
+  int port = forq::test::listening_port(p.err());
+  auto post = [&](const std::string& auth) {
+    std::string body = R"({"handler":"echo","payload":{}})";
+    return forq::test::http_send_raw(
+        port, "POST /v1/queues/default/jobs HTTP/1.1\r\nHost: t\r\nConnection: close\r\n" +
+                  (auth.empty() ? std::string() : "Authorization: " + auth + "\r\n") +
+                  "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
+  };
+  EXPECT_EQ(post("").status, 401);
+  EXPECT_EQ(post("Bearer wrong").status, 401);
+  EXPECT_EQ(post("Bearer " + token + "x").status, 401);
+  EXPECT_EQ(post("Basic " + token).status, 401);
+  EXPECT_EQ(post("Bearer " + token).status, 201);
+  EXPECT_EQ(call(port, "DELETE", "/v1/queues/default/dead").status, 401);
+  EXPECT_EQ(call(port, "GET", "/v1/queues").status, 200);
+  EXPECT_EQ(call(port, "GET", "/healthz").status, 200);
+  EXPECT_EQ(call(port, "GET", "/metrics").status, 200);
+  p.signal(SIGTERM);
+  ASSERT_TRUE(p.wait_for(20s));
+  EXPECT_EQ(p.err().find(token), std::string::npos) << "the token was logged";
+
+  auto shown = forq::test::run({forq_bin, "config"}, {"FORQ_API_TOKEN=" + token});
+  EXPECT_EQ(shown.exit_code, 0);
+  EXPECT_EQ(shown.out.find(token), std::string::npos) << shown.out;
+  EXPECT_NE(shown.out.find("\"api_token\":\"***\""), std::string::npos) << shown.out;
+  auto bad = forq::test::run({forq_bin, "config", "--api-token", "short secret"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_EQ(bad.err.find("short secret"), std::string::npos) << bad.err;
+  EXPECT_NE(bad.err.find("16 to 1024 printable ASCII"), std::string::npos) << bad.err;
+}
+
+} // namespace
