@@ -30,10 +30,10 @@ class chaos_test : public ::testing::Test {
  protected:
   explicit chaos_test(std::vector<std::string> redis_args = {}) : redis_(std::move(redis_args)) {}
 
-  // N jobs {"seq": i, "ms": ms} for `count`, in bulk through the program's own enqueue.
-  void enqueue(int n, int ms) {
+  // N jobs {"seq": first + i, "ms": ms} for `count`, in bulk through the program's own enqueue.
+  void enqueue(int n, int ms, int first = 0) {
     std::string lines;
-    for (int i = 0; i < n; ++i)
+    for (int i = first; i < first + n; ++i)
       lines += "{\"seq\":" + std::to_string(i) + ",\"ms\":" + std::to_string(ms) + "}\n";
     forq::test::write_file(dir_ / "jobs.ndjson", lines);
     auto r = run({"/bin/sh", "-c",
@@ -208,6 +208,31 @@ TEST_F(chaos_test, the_master_killed_mid_drain_and_started_again_finishes_the_wo
   EXPECT_LE(duplicates(), 2 * 16);
   expect_queue_settled(n);
   stop(*second);
+}
+
+// Case 3 of the guarantee: a handler that blocks its worker's thread past the lease. Its
+// renewals cannot run, so another worker takes the job back and runs it too; the blocked worker
+// then carries on, and nothing else is lost or stuck.
+TEST_F(chaos_test, a_handler_blocking_its_thread_past_the_lease_runs_again_and_stalls_nothing) {
+  auto r = run({worker_bin, "enqueue", "--redis", redis_.url(), "--handler", "count",
+                R"({"seq":0,"block_ms":3000})"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  enqueue(2000, 1, 1);
+  auto p = serve({"--workers", "2", "--concurrency", "8"}); // --lease 1
+  ASSERT_TRUE(all_ran(2001, 60s)) << ran().size() << " of 2001 ran\n" << p->err();
+  // Let the blocked attempt (if it was the first) finish too.
+  std::this_thread::sleep_for(3500ms);
+  auto counts = ran();
+  EXPECT_GE(counts[0], 1);
+  EXPECT_LE(counts[0], 2) << "run more than once per lease holder";
+  // The jobs waiting on the blocked loop beside it are past their lease too: at most the
+  // worker's concurrency of them may run twice as well.
+  EXPECT_LE(duplicates(), counts[0] - 1 + 8);
+  expect_queue_settled(2001);
+  // Both workers still consume.
+  enqueue(200, 0, 5000);
+  EXPECT_TRUE(all_ran(2201, 30s)) << p->err();
+  stop(*p);
 }
 
 } // namespace

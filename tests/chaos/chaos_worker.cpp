@@ -1,7 +1,8 @@
 // The program the chaos tests run (tests/chaos/chaos_test.cpp): forq itself (forq::run) plus
-// one handler, `count`, whose side effect the tests count. It waits {"ms": M} on the event loop,
-// then appends "<seq>\n" to the file named by $CHAOS_LOG in one O_APPEND write, and succeeds.
-// A job whose line is missing was lost; a line twice is a duplicate run.
+// one handler, `count`, whose side effect the tests count. It waits {"ms": M} on the event loop
+// (or, with {"block_ms": B}, blocks its whole thread for B ms, as a badly written handler
+// would), then appends "<seq>\n" to the file named by $CHAOS_LOG in one O_APPEND write, and
+// succeeds. A job whose line is missing was lost; a line twice is a duplicate run.
 #include <forq/forq.hpp>
 
 #include <boost/asio/steady_timer.hpp>
@@ -12,6 +13,7 @@
 #include <cstdlib>
 #include <fcntl.h>
 #include <string>
+#include <thread>
 #include <unistd.h>
 
 namespace {
@@ -30,6 +32,8 @@ int log_fd() {
 asio::awaitable<forq::result> count(const forq::job& j) {
   auto payload = boost::json::parse(j.payload).as_object();
   auto seq = payload.at("seq").as_int64();
+  if (auto* block = payload.if_contains("block_ms"))
+    std::this_thread::sleep_for(std::chrono::milliseconds(block->as_int64()));
   if (auto* ms = payload.if_contains("ms"); ms && ms->as_int64() > 0) {
     asio::steady_timer t(co_await asio::this_coro::executor,
                          std::chrono::milliseconds(ms->as_int64()));
