@@ -5,6 +5,7 @@
 // effect, and then asserts: every job ran (nothing lost), and duplicates only as many as the
 // at-least-once cases allow (a job running in a process that died, or on a connection that
 // was cut before its ack reached Redis).
+#include "support/http_client.hpp"
 #include "support/process.hpp"
 #include "support/redis_server.hpp"
 
@@ -208,6 +209,56 @@ TEST_F(chaos_test, the_master_killed_mid_drain_and_started_again_finishes_the_wo
   EXPECT_LE(duplicates(), 2 * 16);
   expect_queue_settled(n);
   stop(*second);
+}
+
+// redis-server frozen (SIGSTOP) for longer than every timeout (a command's 5 s, a login's 3 s),
+// then thawed: /readyz says 503 while it is frozen and 200 soon after, and consuming resumes
+// within a couple of seconds (reconnect backoff is at most 1 s) without losing a job.
+TEST_F(chaos_test, redis_frozen_past_every_timeout_then_thawed_resumes_and_readyz_follows) {
+  const int n = 4000, concurrency = 16;
+  enqueue(n, 5);
+  auto p = serve({"--workers", "1", "--concurrency", std::to_string(concurrency)});
+  ASSERT_TRUE(p->wait_for_err("master ready")) << p->err();
+  int port = forq::test::listening_port(p->err());
+  ASSERT_TRUE([&] {
+    for (int i = 0; i < 1000; ++i, std::this_thread::sleep_for(10ms))
+      if (ran().size() > 300) return true;
+    return false;
+  }()) << p->err();
+  auto frozen_at = std::chrono::steady_clock::now();
+  ::kill(redis_.pid(), SIGSTOP);
+  bool went_unready = false;
+  while (std::chrono::steady_clock::now() - frozen_at < 9s) {
+    if (forq::test::http_call(port, "GET", "/readyz").status == 503) went_unready = true;
+    std::this_thread::sleep_for(100ms);
+  }
+  auto ran_while_frozen = ran().size();
+  ::kill(redis_.pid(), SIGCONT);
+  auto thawed_at = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::duration to_ready{}, to_progress{};
+  while (std::chrono::steady_clock::now() - thawed_at < 20s &&
+         (to_ready == decltype(to_ready){} || to_progress == decltype(to_progress){})) {
+    auto now = std::chrono::steady_clock::now();
+    if (to_ready == decltype(to_ready){} &&
+        forq::test::http_call(port, "GET", "/readyz").status == 200)
+      to_ready = now - thawed_at;
+    if (to_progress == decltype(to_progress){} && ran().size() > ran_while_frozen + 50)
+      to_progress = now - thawed_at;
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_TRUE(went_unready) << "/readyz never said 503 while Redis was frozen";
+  EXPECT_GT(to_ready.count(), 0) << "/readyz never came back";
+  EXPECT_GT(to_progress.count(), 0) << "consuming never resumed";
+  EXPECT_LT(to_ready, 3s);
+  EXPECT_LT(to_progress, 3s);
+  RecordProperty("ready_ms", static_cast<int>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(to_ready).count()));
+  RecordProperty("resumed_ms", static_cast<int>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(to_progress).count()));
+  ASSERT_TRUE(all_ran(n, 60s)) << ran().size() << " of " << n << " ran\n" << p->err();
+  EXPECT_LE(duplicates(), 2 * concurrency);
+  expect_queue_settled(n);
+  stop(*p);
 }
 
 // Case 3 of the guarantee: a handler that blocks its worker's thread past the lease. Its
