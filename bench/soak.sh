@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The soak (issue 8, docs/reliability.md): `forq bench mixed` at RATE jobs/s for SECONDS (retries,
 # delays, sleeps and mixed payload sizes; every job verified at the end), sampling every 10 s
-# the RSS of each worker process and the memory of the bench's Redis. Both must stay flat.
+# each worker's private memory (RssAnon: the bench's shared counters, one byte per job, are
+# RssShmem and grow with the run by design) and the memory of the bench's Redis. Both must
+# stay flat.
 # Not in CI (it takes its whole duration). Usage: bench/soak.sh [RATE] [SECONDS] [WORKERS]
 set -euo pipefail
 rate=${1:-5000}
@@ -30,12 +32,14 @@ for _ in $(seq 100); do
 done
 [[ -n $sock ]] || { echo "soak: the bench's Redis did not appear" >&2; cat "$out/bench.err" >&2; exit 1; }
 
-echo "soak: $rate jobs/s for $seconds s, $workers workers; samples every 10 s (RSS in MiB)"
-printf '%6s  %-28s  %14s\n' "t (s)" "worker RSS (MiB)" "Redis used MiB"
+echo "soak: $rate jobs/s for $seconds s, $workers workers; samples every 10 s"
+printf '%6s  %-28s  %14s\n' "t (s)" "worker RssAnon (MiB)" "Redis used MiB"
 start=$(date +%s)
 while kill -0 "$bench" 2>/dev/null; do
   t=$(($(date +%s) - start))
-  rss=$(ps -eo rss=,args= | awk '/forq: worker [0-9]/ {printf "%.1f ", $1/1024}')
+  rss=$(for pid in $(ps -eo pid=,args= | awk '/forq: worker [0-9]/ {print $1}'); do
+    awk '/^RssAnon:/ {printf "%.1f ", $2/1024}' "/proc/$pid/status" 2>/dev/null
+  done)
   mem=$(redis-cli -s "$sock" info memory 2>/dev/null | tr -d '\r' |
     awk -F: '/^used_memory:/ {printf "%.1f", $2/1048576}')
   [[ -n $mem ]] && printf '%6s  %-28s  %14s\n' "$t" "$rss" "$mem" | tee -a "$out/samples.txt"

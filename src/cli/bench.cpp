@@ -32,6 +32,7 @@
 #include <random>
 #include <sstream>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -294,8 +295,13 @@ class bench_run {
     queue::handler_map program;
     program.emplace(bench_handler, make_handler(shared_));
     std::fflush(nullptr);
+    const pid_t bench_pid = ::getpid();
     serve_pid_ = ::fork();
     if (serve_pid_ == 0) {
+      // The serve tree goes with the bench (a killed bench must not leave workers behind,
+      // waiting for a Redis that died with it): SIGTERM, so it drains and exits.
+      ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+      if (::getppid() != bench_pid) ::_exit(exit_code::failure);
       ::_exit(serve(c, nullptr, program));
     }
   }

@@ -6,9 +6,14 @@
 #include <boost/json.hpp>
 #include <gtest/gtest.h>
 
+#include <csignal>
+#include <fstream>
+#include <thread>
+
 namespace {
 
 using forq::test::run;
+using namespace std::chrono_literals;
 const std::string forq_bin = FORQ_BINARY;
 
 boost::json::object bench_json(std::vector<std::string> args) {
@@ -72,6 +77,31 @@ TEST_F(bench_redis_test, steady_and_mixed_against_a_given_redis_leave_it_clean) 
   EXPECT_GT(median(mixed, "run_us_p99"), 900); // 10% of jobs sleep 1 ms
   // Nothing of the bench's queues is left behind.
   EXPECT_EQ(redis_.command({"KEYS", "forq:*"}), "[]");
+}
+
+// A bench killed with -9 takes its serve tree (and its Redis) with it: nothing is left running.
+TEST(bench_test, a_killed_bench_leaves_no_process_behind) {
+  forq::test::child_process b({forq_bin, "bench", "steady", "--rate", "100", "--duration", "60",
+                               "--workers", "1", "--drain-timeout", "1"});
+  std::vector<pid_t> tree;
+  for (int i = 0; i < 500 && tree.size() < 3; ++i) { // Redis, the serve child, its worker
+    std::this_thread::sleep_for(20ms);
+    tree.clear();
+    std::ifstream kids("/proc/" + std::to_string(b.pid()) + "/task/" + std::to_string(b.pid()) +
+                       "/children");
+    for (pid_t k; kids >> k;) {
+      tree.push_back(k);
+      std::ifstream grand("/proc/" + std::to_string(k) + "/task/" + std::to_string(k) +
+                          "/children");
+      for (pid_t g; grand >> g;)
+        tree.push_back(g);
+    }
+  }
+  ASSERT_GE(tree.size(), 3u) << "redis-server, the serve master and a worker: " << b.err();
+  b.signal(SIGKILL);
+  b.wait_for(5s);
+  for (pid_t p : tree)
+    EXPECT_TRUE(forq::test::wait_process_gone(p, 20s)) << "pid " << p << " outlived the bench";
 }
 
 TEST(bench_test, bad_usage_is_refused_with_exit_2) {
