@@ -3,9 +3,11 @@
 function(forq_target_options target)
   target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic -Wshadow
     -Wnon-virtual-dtor -Wold-style-cast -Wcast-align -Woverloaded-virtual
-    -Wformat=2 -Wimplicit-fallthrough
+    -Wformat=2 -Wimplicit-fallthrough)
+  if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
     # GCC 12 reports std::string concatenation at -O3 as overlapping memcpy (GCC bug 105651).
-    -Wno-restrict)
+    target_compile_options(${target} PRIVATE -Wno-restrict)
+  endif()
   # Not -Wnull-dereference: at -O2 and above it reports false positives inside libstdc++.
   if(FORQ_WERROR)
     target_compile_options(${target} PRIVATE -Werror)

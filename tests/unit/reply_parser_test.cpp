@@ -101,3 +101,19 @@ TEST(reply, typed_accessors) {
 }
 
 } // namespace
+
+namespace {
+
+// A header may not make the parser allocate more than max_array_elements slots.
+TEST(reply_parser_bounds, an_array_header_over_the_bound_is_a_protocol_error) {
+  forq::redis::reply_parser p;
+  p.feed("*" + std::to_string(forq::redis::reply_parser::max_array_elements + 1) + "\r\n");
+  forq::redis::reply r;
+  EXPECT_EQ(p.next(r), forq::redis::reply_parser::status::protocol_error);
+  forq::redis::reply_parser ok;
+  ok.feed("*2\r\n:1\r\n:2\r\n");
+  ASSERT_EQ(ok.next(r), forq::redis::reply_parser::status::reply);
+  EXPECT_EQ(r.elements().size(), 2u);
+}
+
+} // namespace
