@@ -16,9 +16,6 @@
 #include "forq/redis/connection.hpp"
 #include "forq/redis_url.hpp"
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
-#include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -203,32 +200,14 @@ class bench_run {
     if (total_ == 0) return std::string("nothing to run: 0 jobs");
     shared_ = shared_state::create(total_);
     if (!shared_) return std::string("cannot map shared memory for the counters");
-    std::variant<run_figures, std::string> out = std::string("the run did not finish");
-    asio::io_context ioc(1);
-    redis::connection_options o;
-    o.endpoint = std::get<redis_endpoint>(parse_redis_url(url_));
-    o.client_name = redis::client_name("bench");
-    redis::connection conn(ioc.get_executor(), o);
-    asio::co_spawn(ioc, conn.run(), asio::detached);
-    asio::co_spawn(
-        ioc,
-        [&]() -> asio::awaitable<void> {
-          out = co_await body(conn);
-          stop_serve(); // (blocks this loop for the workers' drain: nothing else runs on it)
-          co_await cleanup(conn);
-          conn.stop();
-        },
-        [&](std::exception_ptr e) {
-          if (e) {
-            try {
-              std::rethrow_exception(e);
-            } catch (const std::exception& ex) {
-              out = std::string("bench failed: ") + ex.what();
-            }
-            conn.stop();
-          }
-        });
-    ioc.run();
+    // (with_connection says on stderr why, if it never runs the body)
+    std::variant<run_figures, std::string> out = std::string("see the error above");
+    with_connection(url_, "bench", [&](redis::connection& conn) -> asio::awaitable<int> {
+      out = co_await body(conn);
+      stop_serve(); // (blocks this loop for the workers' drain: nothing else runs on it)
+      co_await cleanup(conn);
+      co_return exit_code::ok;
+    });
     stop_serve();
     shared_state::destroy(shared_);
     return out;
@@ -368,9 +347,6 @@ class bench_run {
   }
 
   asio::awaitable<std::variant<run_figures, std::string>> body(redis::connection& conn) {
-    for (int i = 0; i < 500 && !conn.ready(); ++i)
-      co_await pause(10ms);
-    if (!conn.ready()) co_return std::string("cannot reach Redis at " + redact_url(url_));
     client cl(conn);
     std::mt19937_64 rng(42);
     run_figures f;
@@ -487,7 +463,7 @@ class bench_run {
 
   // The bench's queue goes: every key under its hash tag, and its registry entry.
   asio::awaitable<void> cleanup(redis::connection& conn) {
-    if (!conn.ready()) co_return;
+    if (!conn.ready()) co_return; // Redis gone: nothing to clean, and no waiting for it
     std::string cursor = "0";
     do {
       auto r = co_await conn.command("SCAN", cursor, "MATCH", "forq:{" + queue_ + "}:*", "COUNT",

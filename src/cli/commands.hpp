@@ -108,6 +108,13 @@ class consumers {
 void init_process_title(int argc, char** argv);
 void set_process_title(const std::string& title);
 
+// Connects to `url` (named forq:<host>:<pid>:<role> in CLIENT LIST), waits until the
+// connection is ready (at most its connect timeout and 2 s), runs `body` and returns its exit
+// code. An unreachable Redis, a bad URL (exit 2) or an exception from `body` is one message on
+// stderr and a non-zero code: never a hang. The short-lived commands (ops.cpp, bench.cpp).
+int with_connection(const std::string& url, std::string_view role,
+                    std::function<boost::asio::awaitable<int>(redis::connection&)> body);
+
 // `forq bench drain|steady|mixed` (bench.cpp, docs/benchmarks.md).
 struct bench_args {
   std::string workload;            // drain | steady | mixed

@@ -30,8 +30,7 @@ void fail(const std::string& message) {
   std::fprintf(stderr, "forq: %s\n", message.c_str());
 }
 
-// Connects, waits until the connection is ready (at most its connect timeout and a little),
-// runs `body` and returns its exit code. Never hangs on an unreachable Redis.
+// with_client: the configured Redis, or the embedded one a running `forq serve` owns.
 int with_client(const config& cfg, std::function<asio::awaitable<int>(client&)> body) {
   std::string url = cfg.redis_url;
   if (url.empty()) {
@@ -43,6 +42,24 @@ int with_client(const config& cfg, std::function<asio::awaitable<int>(client&)> 
     }
     url = *found;
   }
+  return with_connection(url, "cli", [&](redis::connection& conn) -> asio::awaitable<int> {
+    client c(conn);
+    co_return co_await body(c);
+  });
+}
+
+std::string redis_error(const boost::system::error_code& ec) {
+  return "Redis request failed: " + ec.message();
+}
+
+std::string number_or_dash(std::optional<std::int64_t> v) {
+  return v ? std::to_string(*v) : "-";
+}
+
+} // namespace
+
+int with_connection(const std::string& url, std::string_view role,
+                    std::function<asio::awaitable<int>(redis::connection&)> body) {
   auto parsed = parse_redis_url(url);
   if (auto* err = std::get_if<redis_url_error>(&parsed)) {
     fail("bad Redis URL " + redact_url(url) + ": " + err->message);
@@ -51,7 +68,7 @@ int with_client(const config& cfg, std::function<asio::awaitable<int>(client&)> 
   asio::io_context ioc(1);
   redis::connection_options o;
   o.endpoint = std::get<redis_endpoint>(parsed);
-  o.client_name = redis::client_name("cli");
+  o.client_name = redis::client_name(role);
   redis::connection conn(ioc.get_executor(), o);
   int code = exit_code::failure;
   asio::co_spawn(ioc, conn.run(), asio::detached);
@@ -68,8 +85,7 @@ int with_client(const config& cfg, std::function<asio::awaitable<int>(client&)> 
           fail("cannot reach Redis at " + redact_url(url) + " (gave up after " +
                std::to_string((o.connect_timeout + 2s).count()) + " ms)");
         } else {
-          client c(conn);
-          code = co_await body(c);
+          code = co_await body(conn);
         }
         conn.stop();
       },
@@ -87,16 +103,6 @@ int with_client(const config& cfg, std::function<asio::awaitable<int>(client&)> 
   ioc.run();
   return code;
 }
-
-std::string redis_error(const boost::system::error_code& ec) {
-  return "Redis request failed: " + ec.message();
-}
-
-std::string number_or_dash(std::optional<std::int64_t> v) {
-  return v ? std::to_string(*v) : "-";
-}
-
-} // namespace
 
 int enqueue(const config& cfg, const enqueue_args& a) {
   queue::job proto;
