@@ -8,6 +8,7 @@
 #include "support/http_client.hpp"
 #include "support/process.hpp"
 #include "support/redis_server.hpp"
+#include "support/tcp_proxy.hpp"
 
 #include <gtest/gtest.h>
 
@@ -44,7 +45,8 @@ class chaos_test : public ::testing::Test {
   }
 
   std::unique_ptr<child_process> serve(std::vector<std::string> extra = {}) {
-    std::vector<std::string> argv{worker_bin, "serve",   "--redis",     redis_.url(),
+    std::vector<std::string> argv{worker_bin, "serve",   "--redis",
+                                  forq_redis_.empty() ? redis_.url() : forq_redis_,
                                   "--listen", "127.0.0.1:0", "--data-dir", (dir_ / "data").string(),
                                   "--lease",  "1"};
     argv.insert(argv.end(), extra.begin(), extra.end());
@@ -100,6 +102,43 @@ class chaos_test : public ::testing::Test {
     EXPECT_NE(q.find("\"dead\":0,"), std::string::npos) << q;
   }
 
+  // Whether /readyz answered 503 at least once in the next `d`.
+  static bool unready_within(int port, std::chrono::milliseconds d) {
+    bool seen = false;
+    auto until = std::chrono::steady_clock::now() + d;
+    while (std::chrono::steady_clock::now() < until) {
+      if (forq::test::http_call(port, "GET", "/readyz").status == 503) seen = true;
+      std::this_thread::sleep_for(100ms);
+    }
+    return seen;
+  }
+
+  // After a fault ends: how long until /readyz says 200, and until 50 more jobs have run than
+  // `ran_before` (zero: not within 20 s). Both are recorded as test properties.
+  struct recovery {
+    std::chrono::milliseconds to_ready{0}, to_progress{0};
+  };
+  recovery recover(int port, std::size_t ran_before) {
+    auto from = std::chrono::steady_clock::now();
+    recovery r;
+    auto since = [&] {
+      return std::chrono::duration_cast<std::chrono::milliseconds>(
+          std::chrono::steady_clock::now() - from);
+    };
+    while (since() < 20s && (r.to_ready == 0ms || r.to_progress == 0ms)) {
+      if (r.to_ready == 0ms && forq::test::http_call(port, "GET", "/readyz").status == 200)
+        r.to_ready = std::max(since(), 1ms);
+      if (r.to_progress == 0ms && ran().size() > ran_before + 50)
+        r.to_progress = std::max(since(), 1ms);
+      std::this_thread::sleep_for(20ms);
+    }
+    EXPECT_GT(r.to_ready, 0ms) << "/readyz never came back";
+    EXPECT_GT(r.to_progress, 0ms) << "consuming never resumed";
+    RecordProperty("ready_ms", static_cast<int>(r.to_ready.count()));
+    RecordProperty("resumed_ms", static_cast<int>(r.to_progress.count()));
+    return r;
+  }
+
   static void stop(child_process& p) {
     p.signal(SIGTERM);
     auto status = p.wait_for(30s);
@@ -118,6 +157,7 @@ class chaos_test : public ::testing::Test {
 
   forq::test::temp_dir dir_;
   forq::test::redis_server redis_;
+  std::string forq_redis_; // where serve() points forq, when not straight at redis_
 };
 
 // The master restarts a slot that keeps dying later each time (1, 2, 4, 8 s...: no fork storm),
@@ -213,36 +253,13 @@ TEST_F(chaos_test, redis_frozen_past_every_timeout_then_thawed_resumes_and_ready
   ASSERT_TRUE(p->wait_for_err("master ready")) << p->err();
   int port = forq::test::listening_port(p->err());
   ASSERT_TRUE(all_ran(301, 10000ms)) << p->err(); // the drain is under way
-  auto frozen_at = std::chrono::steady_clock::now();
   ::kill(redis_.pid(), SIGSTOP);
-  bool went_unready = false;
-  while (std::chrono::steady_clock::now() - frozen_at < 9s) {
-    if (forq::test::http_call(port, "GET", "/readyz").status == 503) went_unready = true;
-    std::this_thread::sleep_for(100ms);
-  }
+  EXPECT_TRUE(unready_within(port, 9s)) << "/readyz never said 503 while Redis was frozen";
   auto ran_while_frozen = ran().size();
   ::kill(redis_.pid(), SIGCONT);
-  auto thawed_at = std::chrono::steady_clock::now();
-  std::chrono::steady_clock::duration to_ready{}, to_progress{};
-  while (std::chrono::steady_clock::now() - thawed_at < 20s &&
-         (to_ready == decltype(to_ready){} || to_progress == decltype(to_progress){})) {
-    auto now = std::chrono::steady_clock::now();
-    if (to_ready == decltype(to_ready){} &&
-        forq::test::http_call(port, "GET", "/readyz").status == 200)
-      to_ready = now - thawed_at;
-    if (to_progress == decltype(to_progress){} && ran().size() > ran_while_frozen + 50)
-      to_progress = now - thawed_at;
-    std::this_thread::sleep_for(20ms);
-  }
-  EXPECT_TRUE(went_unready) << "/readyz never said 503 while Redis was frozen";
-  EXPECT_GT(to_ready.count(), 0) << "/readyz never came back";
-  EXPECT_GT(to_progress.count(), 0) << "consuming never resumed";
-  EXPECT_LT(to_ready, 3s);
-  EXPECT_LT(to_progress, 3s);
-  RecordProperty("ready_ms", static_cast<int>(
-      std::chrono::duration_cast<std::chrono::milliseconds>(to_ready).count()));
-  RecordProperty("resumed_ms", static_cast<int>(
-      std::chrono::duration_cast<std::chrono::milliseconds>(to_progress).count()));
+  auto r = recover(port, ran_while_frozen);
+  EXPECT_LT(r.to_ready, 3s);
+  EXPECT_LT(r.to_progress, 3s);
   ASSERT_TRUE(all_ran(n, 60s)) << ran().size() << " of " << n << " ran\n" << p->err();
   EXPECT_LE(duplicates(), 2 * concurrency);
   expect_queue_settled();
@@ -271,6 +288,99 @@ TEST_F(chaos_test, a_handler_blocking_its_thread_past_the_lease_runs_again_and_s
   // Both workers still consume.
   enqueue(200, 0, 5000);
   EXPECT_TRUE(all_ran(2201, 30s)) << p->err();
+  stop(*p);
+}
+
+// The network between forq and Redis breaks, through a proxy the test controls
+// (tests/support/tcp_proxy.hpp). The test's own commands (enqueue, queue figures) go to Redis
+// directly.
+class chaos_network_test : public chaos_test {
+ protected:
+  chaos_network_test() { forq_redis_ = proxy_.url(); }
+  forq::test::tcp_proxy proxy_{redis_.port()};
+};
+
+// Every connection reset, and new ones refused for 2 s (Redis's host unreachable, a firewall
+// restart), then the way open again; then two more resets. Reconnecting backs off to at most
+// 1 s, so consuming resumes within about a second of the way opening.
+TEST_F(chaos_network_test, connections_reset_and_refused_lose_nothing_and_consuming_resumes) {
+  const int n = 10000, concurrency = 16;
+  enqueue(n, 5);
+  auto p = serve({"--workers", "2", "--concurrency", std::to_string(concurrency)});
+  ASSERT_TRUE(p->wait_for_err("master ready")) << p->err();
+  int port = forq::test::listening_port(p->err());
+  ASSERT_TRUE(all_ran(1001, 10000ms)) << p->err(); // the drain is under way
+  proxy_.refuse(true);
+  proxy_.cut();
+  EXPECT_TRUE(unready_within(port, 2s)) << "/readyz never said 503 with Redis unreachable";
+  auto ran_while_refused = ran().size();
+  proxy_.refuse(false);
+  auto r = recover(port, ran_while_refused);
+  EXPECT_LT(r.to_ready, 2s);
+  EXPECT_LT(r.to_progress, 2s);
+  for (int i = 0; i < 2; ++i) {
+    std::this_thread::sleep_for(300ms);
+    proxy_.cut();
+  }
+  ASSERT_TRUE(all_ran(n, 60s)) << ran().size() << " of " << n << " ran\n" << p->err();
+  // Each reset may cost each worker its running jobs' acks.
+  EXPECT_LE(duplicates(), 3 * 2 * concurrency);
+  expect_queue_settled();
+  stop(*p);
+}
+
+// 100 ms each way (a 200 ms round trip, a fifth of the 1 s lease): the work is slower, but
+// lease renewals keep up, so nothing is taken back and nothing runs twice, not even jobs two
+// and a half leases long; /readyz stays 200 (a slow Redis is not an absent one).
+TEST_F(chaos_network_test, a_slow_network_slows_the_work_but_no_lease_is_lost) {
+  proxy_.delay(100ms);
+  enqueue(16, 2500);
+  enqueue(2000, 1, 16);
+  auto p = serve({"--workers", "2", "--concurrency", "64"}); // --lease 1
+  ASSERT_TRUE(p->wait_for_err("master ready")) << p->err();
+  int port = forq::test::listening_port(p->err());
+  // Logging in takes a few round trips: ready once, then never unready.
+  auto deadline = std::chrono::steady_clock::now() + 90s;
+  while (forq::test::http_call(port, "GET", "/readyz").status != 200 &&
+         std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(20ms);
+  int unready = 0;
+  while (static_cast<int>(ran().size()) < 2016 && std::chrono::steady_clock::now() < deadline) {
+    if (forq::test::http_call(port, "GET", "/readyz").status != 200) ++unready;
+    std::this_thread::sleep_for(100ms);
+  }
+  ASSERT_TRUE(all_ran(2016, 1s)) << ran().size() << " of 2016 ran\n" << p->err();
+  EXPECT_GT(proxy_.passing(), 0u) << "forq did not go through the proxy";
+  EXPECT_EQ(duplicates(), 0);
+  EXPECT_EQ(unready, 0) << "/readyz said no while Redis was only slow";
+  expect_queue_settled();
+  stop(*p);
+}
+
+// Every connection goes silent (the peer vanished without a FIN or RST: a host gone, a NAT
+// forgetting the flow), and so does every new one, for 9 s. forq must not wait on them for
+// ever: a late reply (5 s), or a login that does not finish (3 s), drops the connection. When
+// the network comes back, the connection being logged in at that moment is silent too and
+// waits out its 3 s; the next one (backoff at most 1 s) works.
+TEST_F(chaos_network_test, half_open_connections_that_never_answer_are_dropped_and_work_resumes) {
+  const int n = 4000, concurrency = 16;
+  enqueue(n, 5);
+  auto p = serve({"--workers", "1", "--concurrency", std::to_string(concurrency)});
+  ASSERT_TRUE(p->wait_for_err("master ready")) << p->err();
+  int port = forq::test::listening_port(p->err());
+  ASSERT_TRUE(all_ran(301, 10000ms)) << p->err(); // the drain is under way
+  auto accepted_before = proxy_.accepted();
+  proxy_.silence(true);
+  EXPECT_TRUE(unready_within(port, 9s)) << "/readyz never said 503 with Redis silent";
+  EXPECT_GT(proxy_.accepted(), accepted_before) << "forq never gave up a silent connection";
+  auto ran_while_silent = ran().size();
+  proxy_.silence(false);
+  auto r = recover(port, ran_while_silent);
+  EXPECT_LT(r.to_ready, 5s);
+  EXPECT_LT(r.to_progress, 5s);
+  ASSERT_TRUE(all_ran(n, 60s)) << ran().size() << " of " << n << " ran\n" << p->err();
+  EXPECT_LE(duplicates(), 2 * concurrency);
+  expect_queue_settled();
   stop(*p);
 }
 
