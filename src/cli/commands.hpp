@@ -56,6 +56,9 @@ struct http_context {
 };
 // Accepts on the listener the master bound (a copy of listener_fd) until ctx.stopping.
 boost::asio::awaitable<void> serve_http(http_context& ctx, int listener_fd);
+// Serves one connected stream socket (a unix socket: one end of a socketpair) exactly as a
+// listener's connection is served; takes the fd. The HTTP fuzz target's way in.
+boost::asio::awaitable<void> serve_http_stream(http_context& ctx, int fd);
 
 // `forq serve`: the long-running service; the master's side (serve.cpp). `reload` loads the
 // configuration again from the same sources (SIGHUP): a config, or why it is refused.

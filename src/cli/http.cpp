@@ -8,6 +8,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
@@ -352,8 +353,11 @@ asio::awaitable<reply_t> route(http_context& ctx, const http::request<http::stri
                             std::string(req.target()));
 }
 
-asio::awaitable<void> session(http_context& ctx, tcp::socket socket) {
-  beast::tcp_stream stream(std::move(socket));
+// One connection, until its client closes it, goes quiet for 10 s, or asks to close. A TCP
+// connection from the listener, or (for the fuzz target) a unix stream socket.
+template <class Protocol>
+asio::awaitable<void> session(http_context& ctx, typename Protocol::socket socket) {
+  beast::basic_stream<Protocol> stream(std::move(socket));
   beast::flat_buffer buffer;
   for (;;) {
     http::request_parser<http::string_body> parser;
@@ -395,10 +399,21 @@ asio::awaitable<void> session(http_context& ctx, tcp::socket socket) {
     if (wec || !keep) break;
   }
   beast::error_code ignored;
-  stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  stream.socket().shutdown(asio::socket_base::shutdown_send, ignored);
 }
 
 } // namespace
+
+asio::awaitable<void> serve_http_stream(http_context& ctx, int fd) {
+  asio::local::stream_protocol::socket socket(co_await asio::this_coro::executor);
+  boost::system::error_code ec;
+  socket.assign(asio::local::stream_protocol(), fd, ec);
+  if (ec) {
+    ::close(fd);
+    co_return;
+  }
+  co_await session<asio::local::stream_protocol>(ctx, std::move(socket));
+}
 
 asio::awaitable<void> serve_http(http_context& ctx, int listener_fd) {
   auto ex = co_await asio::this_coro::executor;
@@ -418,7 +433,7 @@ asio::awaitable<void> serve_http(http_context& ctx, int listener_fd) {
     auto [aec, socket] = co_await acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
     if (aec == asio::error::operation_aborted || ctx.stopping) break;
     if (aec) continue; // EMFILE and friends: this one connection is lost, not the server
-    asio::co_spawn(ex, session(ctx, std::move(socket)), asio::detached);
+    asio::co_spawn(ex, session<tcp>(ctx, std::move(socket)), asio::detached);
   }
   ctx.acceptor = nullptr;
 }
