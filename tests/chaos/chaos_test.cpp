@@ -12,6 +12,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <csignal>
 #include <fstream>
 #include <map>
@@ -44,11 +45,14 @@ class chaos_test : public ::testing::Test {
     ASSERT_EQ(r.exit_code, 0) << r.err;
   }
 
-  std::unique_ptr<child_process> serve(std::vector<std::string> extra = {}) {
+  // forq with a 1 s lease (unless `extra` sets one), its data in dir_/<data>.
+  std::unique_ptr<child_process> serve(std::vector<std::string> extra = {},
+                                       const std::string& data = "data") {
     std::vector<std::string> argv{worker_bin, "serve",   "--redis",
                                   forq_redis_.empty() ? redis_.url() : forq_redis_,
-                                  "--listen", "127.0.0.1:0", "--data-dir", (dir_ / "data").string(),
-                                  "--lease",  "1"};
+                                  "--listen", "127.0.0.1:0", "--data-dir", (dir_ / data).string()};
+    if (std::find(extra.begin(), extra.end(), "--lease") == extra.end())
+      argv.insert(argv.end(), {"--lease", "1"});
     argv.insert(argv.end(), extra.begin(), extra.end());
     return std::make_unique<child_process>(
         argv, std::vector<std::string>{"CHAOS_LOG=" + (dir_ / "ran.log").string()});
@@ -241,6 +245,40 @@ TEST_F(chaos_test, the_master_killed_mid_drain_and_started_again_finishes_the_wo
   EXPECT_LE(duplicates(), 2 * 16);
   expect_queue_settled();
   stop(*second);
+}
+
+// SIGTERM to a forq whose jobs outlast its drain_timeout: it hands them back as it stops, and
+// another forq on the same Redis runs them at once, not a lease (30 s here) later.
+TEST_F(chaos_test, jobs_outlasting_the_drain_are_handed_back_and_run_at_once_by_another_forq) {
+  enqueue(8, 3000);
+  auto a = serve({"--workers", "1", "--concurrency", "8", "--drain-timeout", "0.5", "--lease",
+                  "30"},
+                 "a");
+  auto leased_all = [&] {
+    return redis_.command({"XPENDING", "forq:{default}:stream", "workers"}).rfind("[8,", 0) == 0;
+  };
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (!leased_all() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(20ms);
+  ASSERT_TRUE(leased_all()) << "the first forq never ran the 8 jobs\n" << a->err();
+  auto b = serve({"--workers", "1", "--concurrency", "8", "--lease", "30"}, "b");
+  ASSERT_TRUE(b->wait_for_err("consuming")) << b->err();
+  auto sent = std::chrono::steady_clock::now();
+  a->signal(SIGTERM);
+  auto status = a->wait_for(10s);
+  ASSERT_TRUE(status) << "the first forq did not stop";
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << a->err();
+  EXPECT_NE(a->err().find("handed 8 running jobs back"), std::string::npos) << a->err();
+  EXPECT_TRUE(ran().empty()) << "an attempt cut short by the drain still ran to its end";
+  // Handed back at the drain's end (0.5 s), run for 3 s by the second forq: well inside 30 s.
+  ASSERT_TRUE(all_ran(8, 10s)) << ran().size() << " of 8 ran\n" << b->err();
+  auto took = std::chrono::steady_clock::now() - sent;
+  EXPECT_LT(took, 6s);
+  EXPECT_EQ(duplicates(), 0);
+  RecordProperty("rerun_ms", static_cast<int>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(took).count()));
+  expect_queue_settled();
+  stop(*b);
 }
 
 // redis-server frozen (SIGSTOP) for longer than every timeout (a command's 5 s, a login's 3 s),

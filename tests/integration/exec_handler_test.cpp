@@ -52,6 +52,26 @@ TEST_F(exec_test, stdout_is_the_result_and_the_job_comes_on_stdin_and_in_the_env
   EXPECT_EQ(r.at("queue"), "work");
 }
 
+// The command is the configuration's argv, run without a shell: a payload full of shell syntax,
+// or naming a command of its own, reaches the command on stdin as data and runs nothing.
+TEST_F(exec_test, a_payload_cannot_choose_what_runs) {
+  forq::test::temp_dir dir;
+  auto marker = (dir.path() / "ran").string();
+  handlers::exec_options o;
+  o.command = {"/bin/cat"};
+  o.timeout = 10s;
+  boost::json::object payload;
+  payload["cmd"] = "$(touch " + marker + ")";
+  payload["line"] = "`touch " + marker + "`; touch " + marker + " && echo pwned";
+  payload["exec"] = boost::json::array{"/bin/sh", "-c", "touch " + marker};
+  auto info = run_one(o, boost::json::serialize(payload));
+  ASSERT_TRUE(info);
+  EXPECT_EQ(info->state, "completed");
+  auto r = boost::json::parse(info->result.value_or("null"));
+  EXPECT_EQ(r.at("payload"), payload) << "the payload did not arrive as data";
+  EXPECT_FALSE(std::filesystem::exists(marker)) << "something in the payload ran";
+}
+
 TEST_F(exec_test, the_retry_exit_code_means_try_again) {
   auto info = run_one(shell(R"(cat >/dev/null; [ "$FORQ_ATTEMPT" -ge 2 ] || exit 75; echo '"second time"')"),
                       "{}", 3);
