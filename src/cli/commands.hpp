@@ -91,7 +91,8 @@ class consumers {
   // hand back whatever still runs; close Redis.
   boost::asio::awaitable<void> drain(bool wait_for_running);
   std::uint64_t done() const;
-  bool redis_ready() const; // the command connection is up
+  bool redis_ready() const; // the command connection is up (acks can go out)
+  bool fetching_ready() const; // every connection is up: acks and the blocking fetches (/readyz)
   redis::connection& commands() { return pool_->commands(); }
   // Adds what happened since the last call to the shared counters of this worker's slot.
   void publish(slot_counters& slot);

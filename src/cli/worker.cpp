@@ -169,6 +169,10 @@ bool consumers::redis_ready() const {
   return pool_->commands().ready();
 }
 
+bool consumers::fetching_ready() const {
+  return pool_->ready();
+}
+
 void consumers::publish(slot_counters& slot) {
   published_.resize(list_.size());
   for (std::size_t i = 0; i < list_.size() && i < shared_metrics::max_queues; ++i) {
@@ -235,7 +239,7 @@ int run_worker(const config& cfg, const std::string& url, unsigned slot, int lis
   http.cfg = &cfg;
   http.metrics = metrics;
   http.conn = &work.commands();
-  http.ready = [&] { return !draining && work.redis_ready(); };
+  http.ready = [&] { return !draining && work.fetching_ready(); };
   for (const auto& [name, h] : worker_handlers(cfg, program))
     http.handlers.push_back(name);
   if (listener_fd >= 0) asio::co_spawn(ioc, serve_http(http, listener_fd), asio::detached);
