@@ -133,6 +133,20 @@ std::vector<config_field> make_fields() {
                },
                [](const config& c) { return std::string(to_string(c.redis_aof)); }});
 
+  f.push_back({"redis.timeout", "FORQ_REDIS_TIMEOUT", "--redis-timeout",
+               "Seconds a Redis reply may be late before the connection is dropped and made "
+               "again (a blocking fetch adds its own wait); connecting and logging in get the "
+               "smaller of this and 3 s",
+               "seconds from 0.1 to 300, fractions allowed", "SECONDS", kind::number,
+               [](config& c, std::string_view v) -> std::optional<std::string> {
+                 auto d = parse_seconds(v, 300);
+                 if (!d || *d < std::chrono::milliseconds(100))
+                   return "expected seconds from 0.1 to 300 (e.g. 5 or 0.5)";
+                 c.redis_timeout = *d;
+                 return std::nullopt;
+               },
+               [](const config& c) { return show_seconds(c.redis_timeout); }});
+
   f.push_back({"workers", "FORQ_WORKERS", "--workers",
                "Worker processes forked by the master; 0: one per CPU",
                "an integer from 0 to " + std::to_string(max_workers), "N", kind::integer,

@@ -36,6 +36,10 @@ struct config {
   std::string redis_url;
   // file `redis.aof`, env FORQ_REDIS_AOF, flag --redis-aof. Embedded Redis only.
   aof_policy redis_aof = aof_policy::everysec;
+  // file `redis.timeout`, env FORQ_REDIS_TIMEOUT, flag --redis-timeout (seconds). A reply later
+  // than this (a blocking fetch: its own wait more) drops the connection, which is made again;
+  // connecting and logging in get the smaller of this and 3 s.
+  std::chrono::milliseconds redis_timeout{std::chrono::seconds(5)};
   // file `workers`, env FORQ_WORKERS, flag --workers. Child processes; 0 = one per CPU.
   unsigned workers = 0;
   // file `listen`, env FORQ_LISTEN, flag --listen. HTTP listener (health, metrics, API).

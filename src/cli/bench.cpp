@@ -202,7 +202,8 @@ class bench_run {
     if (!shared_) return std::string("cannot map shared memory for the counters");
     // (with_connection says on stderr why, if it never runs the body)
     std::variant<run_figures, std::string> out = std::string("see the error above");
-    with_connection(url_, "bench", [&](redis::connection& conn) -> asio::awaitable<int> {
+    with_connection(url_, "bench", cfg_.redis_timeout,
+                    [&](redis::connection& conn) -> asio::awaitable<int> {
       out = co_await body(conn);
       stop_serve(); // (blocks this loop for the workers' drain: nothing else runs on it)
       co_await cleanup(conn);

@@ -117,7 +117,12 @@ void set_process_title(const std::string& title);
 // code. An unreachable Redis, a bad URL (exit 2) or an exception from `body` is one message on
 // stderr and a non-zero code: never a hang. The short-lived commands (ops.cpp, bench.cpp).
 int with_connection(const std::string& url, std::string_view role,
+                    std::chrono::milliseconds redis_timeout,
                     std::function<boost::asio::awaitable<int>(redis::connection&)> body);
+
+// A connection's deadlines from the configuration's redis_timeout: a reply gets all of it;
+// connecting and logging in get the smaller of it and 3 s.
+void set_timeouts(redis::connection_options& o, std::chrono::milliseconds redis_timeout);
 
 // `forq bench drain|steady|mixed` (bench.cpp, docs/benchmarks.md).
 struct bench_args {

@@ -42,7 +42,8 @@ int with_client(const config& cfg, std::function<asio::awaitable<int>(client&)> 
     }
     url = *found;
   }
-  return with_connection(url, "cli", [&](redis::connection& conn) -> asio::awaitable<int> {
+  return with_connection(url, "cli", cfg.redis_timeout,
+                         [&](redis::connection& conn) -> asio::awaitable<int> {
     client c(conn);
     co_return co_await body(c);
   });
@@ -58,7 +59,13 @@ std::string number_or_dash(std::optional<std::int64_t> v) {
 
 } // namespace
 
+void set_timeouts(redis::connection_options& o, std::chrono::milliseconds redis_timeout) {
+  o.command_timeout = redis_timeout;
+  o.connect_timeout = std::min<std::chrono::milliseconds>(redis_timeout, 3s);
+}
+
 int with_connection(const std::string& url, std::string_view role,
+                    std::chrono::milliseconds redis_timeout,
                     std::function<asio::awaitable<int>(redis::connection&)> body) {
   auto parsed = parse_redis_url(url);
   if (auto* err = std::get_if<redis_url_error>(&parsed)) {
@@ -69,6 +76,7 @@ int with_connection(const std::string& url, std::string_view role,
   redis::connection_options o;
   o.endpoint = std::get<redis_endpoint>(parsed);
   o.client_name = redis::client_name(role);
+  set_timeouts(o, redis_timeout);
   redis::connection conn(ioc.get_executor(), o);
   int code = exit_code::failure;
   asio::co_spawn(ioc, conn.run(), asio::detached);

@@ -90,6 +90,7 @@ consumers::consumers(asio::any_io_executor ex, const config& cfg, const std::str
     : cfg_(cfg) {
   redis::pool_options po;
   po.connection.endpoint = std::get<redis_endpoint>(parse_redis_url(url));
+  set_timeouts(po.connection, cfg.redis_timeout);
   po.blocking_connections = cfg.queues.size();
   po.role = "worker";
   pool_ = std::make_unique<redis::pool>(ex, po);

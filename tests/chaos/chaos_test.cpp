@@ -429,4 +429,36 @@ TEST_F(chaos_network_test, half_open_connections_that_never_answer_are_dropped_a
   EXPECT_LT(r.to_progress, 5s);
 }
 
+// redis_timeout decides how soon a silent Redis is noticed: at 1 s, an idle worker's health
+// PING (every 2 s of quiet) goes unanswered for 1 s and the connection is dropped, so /readyz
+// says 503 within about 3 s (at the default 5 s it takes up to 7); when the network is back, the
+// login caught silent gives up after 1 s instead of 3.
+TEST_F(chaos_network_test, a_shorter_redis_timeout_notices_a_silent_redis_sooner) {
+  auto p = serve({"--workers", "1", "--redis-timeout", "1"});
+  ASSERT_TRUE(p->wait_for_err("master ready")) << p->err();
+  int port = forq::test::listening_port(p->err());
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (forq::test::http_call(port, "GET", "/readyz").status != 200 &&
+         std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(20ms);
+  ASSERT_EQ(forq::test::http_call(port, "GET", "/readyz").status, 200) << p->err();
+  proxy_.silence(true);
+  auto silenced_at = std::chrono::steady_clock::now();
+  while (forq::test::http_call(port, "GET", "/readyz").status == 200 &&
+         std::chrono::steady_clock::now() - silenced_at < 10s)
+    std::this_thread::sleep_for(20ms);
+  auto noticed = std::chrono::steady_clock::now() - silenced_at;
+  EXPECT_LT(noticed, 4s) << p->err();
+  enqueue(200, 0); // waiting for the network to come back
+  proxy_.silence(false);
+  auto r = recover(port, 0);
+  // A fetch sent just before the silence is given up 2 s (its block) + 1 s after it was sent.
+  EXPECT_LT(r.to_ready, 3s);
+  EXPECT_LT(r.to_progress, 4s);
+  EXPECT_TRUE(all_ran(200, 10s));
+  RecordProperty("noticed_ms", static_cast<int>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(noticed).count()));
+  stop(*p);
+}
+
 } // namespace

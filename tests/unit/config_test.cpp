@@ -51,6 +51,7 @@ TEST(config, defaults_are_documented_values) {
   EXPECT_EQ(c.listen.port, 7600);
   EXPECT_EQ(c.data_dir, ".forq");
   EXPECT_EQ(c.drain_timeout, 30s);
+  EXPECT_EQ(c.redis_timeout, 5s);
   EXPECT_EQ(c.log_fmt, forq::log_format::text);
   EXPECT_EQ(c.log_lvl, forq::log_level::info);
 }
@@ -119,8 +120,10 @@ TEST(config, accepted_values) {
                {"drain_timeout", "2.5"},
                {"log.format", "json"},
                {"log.level", "off"},
-               {"redis.aof", "off"}};
+               {"redis.aof", "off"},
+               {"redis.timeout", "0.25"}};
   auto c = load_ok(b.s);
+  EXPECT_EQ(c.redis_timeout, 250ms);
   EXPECT_EQ(c.workers, 1024u);
   EXPECT_EQ(c.listen.host, "::1");
   EXPECT_EQ(c.listen.port, 0);
@@ -225,6 +228,10 @@ INSTANTIATE_TEST_SUITE_P(
                       bad_value{"log.format", "xml", "text|json"},
                       bad_value{"log.level", "verbose", "trace|debug|info|warn|error|critical|off"},
                       bad_value{"redis.aof", "sometimes", "everysec|always|no|off"},
+                      bad_value{"redis.timeout", "0.05", "seconds from 0.1 to 300"},
+                      bad_value{"redis.timeout", "0", "seconds from 0.1 to 300"},
+                      bad_value{"redis.timeout", "301", "seconds from 0.1 to 300"},
+                      bad_value{"redis.timeout", "soon", "seconds from 0.1 to 300"},
                       bad_value{"redis.url", "http://localhost", "unknown scheme"},
                       bad_value{"redis.url", "redis://localhost:99999", "1 to 65535"},
                       bad_value{"redis.url", "redis://", "missing host"},
