@@ -356,6 +356,7 @@ asio::awaitable<std::string> connection::login() {
   auto [wec, wn] = co_await transport_->write(out);
   if (wec) co_return describe(wec);
   response replies;
+  std::size_t reads = 0, last_read = 0; // the last read's bytes are in read_buffer_
   while (replies.size() < req.commands()) {
     reply r;
     auto st = parser_.next(r);
@@ -363,10 +364,21 @@ asio::awaitable<std::string> connection::login() {
       replies.push_back(std::move(r));
       continue;
     }
-    if (st == reply_parser::status::protocol_error)
+    if (st == reply_parser::status::protocol_error) {
+      if (replies.empty() && reads == 1) {
+        // Not RESP from the first byte: something else listens there (a wrong port). Say so,
+        // and what it seems to be when it is an HTTP server (forq's own listener, say).
+        std::string_view got(read_buffer_.data(), last_read);
+        co_return std::string("not a Redis server: its answer is not RESP (") +
+            parser_.error_text() + ")" +
+            (got.starts_with("HTTP/") ? "; it answered in HTTP" : "");
+      }
       co_return "malformed reply: " + parser_.error_text();
+    }
     auto [rec, n] = co_await transport_->read_some(asio::buffer(read_buffer_));
     if (rec) co_return describe(rec);
+    ++reads;
+    last_read = n;
     parser_.feed({read_buffer_.data(), n});
   }
   for (std::size_t i = 0; i < replies.size(); ++i) {

@@ -338,6 +338,31 @@ TEST(connection_fake, an_unreachable_server_is_logged_once_in_an_operators_words
   });
 }
 
+// A wrong port: what answers the login is not Redis. The log line says so (and that it is
+// HTTP, when it is), instead of a parser's complaint about a byte.
+TEST(connection_fake, an_http_server_on_the_port_is_named_as_not_redis) {
+  forq::test::log_capture log;
+  forq::test::run_async([&]() -> asio::awaitable<void> {
+    auto ex = co_await asio::this_coro::executor;
+    fake_redis http(ex, [](const fake_command&) {
+      return fake_action{fake_action::kind::reply_then_close,
+                         "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"};
+    });
+    connection conn(ex, options_for(http.port()));
+    auto test = [&]() -> asio::awaitable<void> {
+      co_await sleep_for(200ms);
+      EXPECT_FALSE(conn.ready());
+      conn.stop();
+    };
+    co_await (conn.run() && test());
+    auto text = log.text();
+    EXPECT_NE(text.find("not a Redis server: its answer is not RESP (Protocol error, got \"H\" as "
+                        "reply type byte); it answered in HTTP"),
+              std::string::npos)
+        << text;
+  });
+}
+
 // Review finding: a caller cancelled while waiting for room must not leave its request queued
 // (its frame, where the request lives, is gone). The exact race (room frees up in the same
 // turn as the cancellation) cannot be forced from here; this guards the visible half: an
