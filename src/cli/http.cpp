@@ -9,6 +9,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
@@ -432,7 +433,14 @@ asio::awaitable<void> serve_http(http_context& ctx, int listener_fd) {
   while (!ctx.stopping) {
     auto [aec, socket] = co_await acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
     if (aec == asio::error::operation_aborted || ctx.stopping) break;
-    if (aec) continue; // EMFILE and friends: this one connection is lost, not the server
+    if (aec) {
+      // EMFILE and friends: the connection waits in the backlog, and accepting again at once
+      // would fail again at once (a busy loop on the worker's only thread). Wait a little.
+      spdlog::warn("HTTP: cannot accept a connection ({}); trying again in 100 ms", aec.message());
+      asio::steady_timer pause(ex, 100ms);
+      co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
+      continue;
+    }
     asio::co_spawn(ex, session<tcp>(ctx, std::move(socket)), asio::detached);
   }
   ctx.acceptor = nullptr;

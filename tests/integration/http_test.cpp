@@ -9,6 +9,8 @@
 
 #include <arpa/inet.h>
 #include <csignal>
+#include <fstream>
+#include <sstream>
 #include <netinet/in.h>
 #include <regex>
 #include <thread>
@@ -199,6 +201,65 @@ TEST_F(http_token_test, mutating_requests_need_the_bearer_token) {
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_EQ(bad.err.find("short secret"), std::string::npos) << bad.err;
   EXPECT_NE(bad.err.find("16 to 1024 printable ASCII"), std::string::npos) << bad.err;
+}
+
+} // namespace
+
+namespace {
+
+// CPU time (user + system, in clock ticks) the process has used.
+long cpu_ticks(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::istringstream fields(stat.substr(stat.rfind(')') + 2));
+  std::string f;
+  long utime = 0, stime = 0;
+  for (int i = 3; fields >> f; ++i) { // field 3 is the state
+    if (i == 14) utime = std::stol(f);
+    if (i == 15) {
+      stime = std::stol(f);
+      break;
+    }
+  }
+  return utime + stime;
+}
+
+// More clients than the worker has file descriptors for: accept fails with EMFILE while the
+// clients stay. The worker must wait and try again, not spin on accept on its only thread,
+// and it serves again as soon as they go.
+TEST(http_fd_test, out_of_file_descriptors_a_worker_waits_instead_of_spinning) {
+  forq::test::redis_server redis;
+  forq::test::temp_dir dir;
+  child_process forq({"/bin/sh", "-c",
+                      "ulimit -n 64 && exec " + forq_bin + " serve --redis " + redis.url() +
+                          " --listen 127.0.0.1:0 --workers 1 --data-dir " +
+                          (dir.path() / "data").string()});
+  ASSERT_TRUE(forq.wait_for_err("consuming")) << forq.err();
+  int port = forq::test::listening_port(forq.err());
+  std::smatch m;
+  auto log = forq.err();
+  ASSERT_TRUE(std::regex_search(log, m, std::regex(R"(worker 1 started \(pid (\d+)\))"))) << log;
+  pid_t worker = std::stoi(m[1]);
+
+  std::vector<int> clients;
+  for (int i = 0; i < 100; ++i)
+    if (int fd = forq::test::http_connect(port); fd >= 0) clients.push_back(fd);
+  ASSERT_TRUE(forq.wait_for_err("cannot accept a connection")) << forq.err();
+  auto before = cpu_ticks(worker);
+  std::this_thread::sleep_for(1s);
+  auto used = cpu_ticks(worker) - before;
+  EXPECT_LT(used, 20) << "the worker used " << used << " of ~100 ticks in 1 s: spinning";
+
+  for (int fd : clients)
+    ::close(fd);
+  int status = 0;
+  for (int i = 0; i < 100 && status != 200; ++i) {
+    status = call(port, "GET", "/healthz").status;
+    if (status != 200) std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_EQ(status, 200) << forq.err();
+  forq.signal(SIGTERM);
+  EXPECT_TRUE(forq.wait_for(20s));
 }
 
 } // namespace
