@@ -67,14 +67,17 @@ std::variant<delivered_job, std::string> parse_entry(std::string_view queue,
   j.entry_id = entry.elements()[0].str();
   const auto& kv = entry.elements()[1].elements();
   if (kv.size() % 2 != 0) return std::string("odd number of fields");
+  bool has_payload = false;
   for (std::size_t i = 0; i + 1 < kv.size(); i += 2) {
     std::string k(kv[i].str()), v(kv[i + 1].str());
     if (k == "id")
       j.id = v;
     else if (k == "handler")
       j.handler = v;
-    else if (k == "payload")
+    else if (k == "payload") {
       j.payload = v;
+      has_payload = true;
+    }
     else if (k == "attempt" || k == "max_attempts") {
       auto n = to_int(v);
       if (!n || *n < 0) return "field " + k + " is not a whole number: \"" + v + "\"";
@@ -95,6 +98,7 @@ std::variant<delivered_job, std::string> parse_entry(std::string_view queue,
   if (j.handler.size() > 128)
     return "handler name is " + std::to_string(j.handler.size()) +
            " bytes; the limit is 128";
+  if (!has_payload) return std::string("no payload field (every job needs one: JSON text)");
   if (auto ec = check_json(j.payload)) return "payload is not JSON: " + ec.message();
   return j;
 }

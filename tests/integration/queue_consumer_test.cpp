@@ -194,7 +194,7 @@ TEST_F(consumer_test, a_corpus_of_hostile_jobs_goes_dead_with_reasons_around_goo
   std::string huge = "\"" + std::string(2u << 20, 'x') + "\"";
   std::vector<std::pair<std::vector<std::string>, std::string>> corpus{
       {{"handler", "good", "payload", "{nope"}, "payload is not JSON"},
-      {{"handler", "good"}, "payload is not JSON"}, // no payload at all
+      {{"handler", "good"}, "no payload field"},
       {{"handler", "good", "payload", "{}", "attempt", "minus one"}, "field attempt is not"},
       {{"handler", "good", "payload", "{}", "max_attempts", "-3"}, "field max_attempts is not"},
       {{"handler", "good", "payload", deep}, "payload is not JSON"},
