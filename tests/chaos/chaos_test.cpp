@@ -34,6 +34,14 @@ class chaos_test : public ::testing::Test {
  protected:
   explicit chaos_test(std::vector<std::string> redis_args = {}) : redis_(std::move(redis_args)) {}
 
+  // Every test's count of jobs run and of second runs, in the test report (--gtest_output=xml,
+  // ctest --output-junit): the duplicates the at-least-once cases allowed, counted.
+  void TearDown() override {
+    auto counts = ran();
+    RecordProperty("jobs_ran", static_cast<int>(counts.size()));
+    RecordProperty("duplicates", duplicates());
+  }
+
   // N jobs {"seq": first + i, "ms": ms} for `count`, in bulk through the program's own enqueue.
   void enqueue(int n, int ms, int first = 0) {
     std::string lines;
@@ -214,7 +222,6 @@ TEST_F(chaos_test, a_random_worker_killed_every_second_loses_nothing) {
   expect_queue_settled();
   stop(*p);
   RecordProperty("kills", kills);
-  RecordProperty("duplicates", duplicates());
 }
 
 class chaos_aof_test : public chaos_test {
