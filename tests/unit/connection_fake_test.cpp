@@ -314,6 +314,16 @@ TEST(connection_fake, stop_fails_what_is_queued_and_refuses_what_comes_after) {
       });
 }
 
+// Runs `conn` for `d`, in which it must never become ready, then stops it.
+asio::awaitable<void> run_never_ready(connection& conn, std::chrono::milliseconds d) {
+  auto test = [&]() -> asio::awaitable<void> {
+    co_await sleep_for(d);
+    EXPECT_FALSE(conn.ready());
+    conn.stop();
+  };
+  co_await (conn.run() && test());
+}
+
 TEST(connection_fake, an_unreachable_server_is_logged_once_in_an_operators_words) {
   forq::test::log_capture log;
   forq::test::run_async([&]() -> asio::awaitable<void> {
@@ -324,12 +334,7 @@ TEST(connection_fake, an_unreachable_server_is_logged_once_in_an_operators_words
       port = closed.port();
     }
     connection conn(ex, options_for(port));
-    auto test = [&]() -> asio::awaitable<void> {
-      co_await sleep_for(200ms);
-      EXPECT_FALSE(conn.ready());
-      conn.stop();
-    };
-    co_await (conn.run() && test());
+    co_await run_never_ready(conn, 200ms);
     auto text = log.text();
     auto line = "redis 127.0.0.1:" + std::to_string(port) +
                 " unreachable: connection refused; retrying in ";
@@ -349,12 +354,7 @@ TEST(connection_fake, an_http_server_on_the_port_is_named_as_not_redis) {
                          "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"};
     });
     connection conn(ex, options_for(http.port()));
-    auto test = [&]() -> asio::awaitable<void> {
-      co_await sleep_for(200ms);
-      EXPECT_FALSE(conn.ready());
-      conn.stop();
-    };
-    co_await (conn.run() && test());
+    co_await run_never_ready(conn, 200ms);
     auto text = log.text();
     EXPECT_NE(text.find("not a Redis server: its answer is not RESP (Protocol error, got \"H\" as "
                         "reply type byte); it answered in HTTP"),
