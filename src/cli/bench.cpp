@@ -34,6 +34,25 @@
 #include <unistd.h>
 
 namespace forq::cli {
+
+std::optional<proc_sample> read_proc(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  auto close = text.rfind(')');
+  if (close == std::string::npos) return std::nullopt;
+  std::istringstream rest(text.substr(close + 2));
+  std::vector<std::string> f;
+  for (std::string w; rest >> w;)
+    f.push_back(w);
+  // After the command: state is field 3; utime 14, stime 15; rss (pages) 24.
+  if (f.size() < 22) return std::nullopt;
+  double tick = static_cast<double>(::sysconf(_SC_CLK_TCK));
+  proc_sample s;
+  s.cpu_s = (std::stod(f[11]) + std::stod(f[12])) / tick;
+  s.rss = std::stoull(f[21]) * static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+  return s;
+}
+
 namespace {
 
 namespace asio = boost::asio;
@@ -125,28 +144,6 @@ queue::handler make_handler(shared_state* shared) {
   };
 }
 
-// /proc figures of one process: CPU (user + system) in seconds, RSS in bytes.
-struct proc_sample {
-  double cpu_s = 0;
-  std::uint64_t rss = 0;
-};
-std::optional<proc_sample> read_proc(pid_t pid) {
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
-  auto close = text.rfind(')');
-  if (close == std::string::npos) return std::nullopt;
-  std::istringstream rest(text.substr(close + 2));
-  std::vector<std::string> f;
-  for (std::string w; rest >> w;)
-    f.push_back(w);
-  // After the command: state is field 3; utime 14, stime 15; rss (pages) 24.
-  if (f.size() < 22) return std::nullopt;
-  double tick = static_cast<double>(::sysconf(_SC_CLK_TCK));
-  proc_sample s;
-  s.cpu_s = (std::stod(f[11]) + std::stod(f[12])) / tick;
-  s.rss = std::stoull(f[21]) * static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
-  return s;
-}
 std::vector<pid_t> children_of(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children");
   std::vector<pid_t> out;

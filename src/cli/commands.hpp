@@ -14,6 +14,7 @@
 #include <memory>
 
 #include <optional>
+#include <sys/types.h>
 #include <string>
 #include <vector>
 
@@ -123,6 +124,14 @@ int with_connection(const std::string& url, std::string_view role,
 // A connection's deadlines from the configuration's redis_timeout: a reply gets all of it;
 // connecting and logging in get the smaller of it and 3 s.
 void set_timeouts(redis::connection_options& o, std::chrono::milliseconds redis_timeout);
+
+// /proc figures of one process: CPU (user + system) in seconds, RSS in bytes; nothing when it is
+// gone. (bench.cpp: the workers' cost per job; tests: a worker that must not spin.)
+struct proc_sample {
+  double cpu_s = 0;
+  std::uint64_t rss = 0;
+};
+std::optional<proc_sample> read_proc(pid_t pid);
 
 // `forq bench drain|steady|mixed` (bench.cpp, docs/benchmarks.md).
 struct bench_args {

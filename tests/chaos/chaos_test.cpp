@@ -17,6 +17,7 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <optional>
 #include <random>
 #include <regex>
 #include <sys/wait.h>
@@ -39,7 +40,7 @@ class chaos_test : public ::testing::Test {
   void TearDown() override {
     auto counts = ran();
     RecordProperty("jobs_ran", static_cast<int>(counts.size()));
-    RecordProperty("duplicates", duplicates());
+    RecordProperty("duplicates", duplicates(counts));
   }
 
   // N jobs {"seq": first + i, "ms": ms} for `count`, in bulk through the program's own enqueue.
@@ -87,12 +88,13 @@ class chaos_test : public ::testing::Test {
     return false;
   }
 
-  int duplicates() const {
+  static int duplicates(const std::map<int, int>& counts) {
     int d = 0;
-    for (const auto& [seq, times] : ran())
+    for (const auto& [seq, times] : counts)
       d += times - 1;
     return d;
   }
+  int duplicates() const { return duplicates(ran()); }
 
   std::string queue_figures() {
     return run({worker_bin, "queues", "--json", "--redis", redis_.url()}).out;
@@ -125,6 +127,21 @@ class chaos_test : public ::testing::Test {
     }
     return seen;
   }
+
+  // Polls /readyz until its status satisfies `want`: how long that took, or nothing within
+  // `limit`.
+  static std::optional<std::chrono::milliseconds> readyz_until(
+      int port, const std::function<bool(int)>& want, std::chrono::milliseconds limit) {
+    auto from = std::chrono::steady_clock::now();
+    for (;;) {
+      auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+          std::chrono::steady_clock::now() - from);
+      if (want(forq::test::http_call(port, "GET", "/readyz").status)) return took;
+      if (took >= limit) return std::nullopt;
+      std::this_thread::sleep_for(20ms);
+    }
+  }
+  static bool is_ready(int status) { return status == 200; }
 
   // After a fault ends: how long until /readyz says 200, and until 50 more jobs have run than
   // `ran_before` (zero: not within 20 s). Both are recorded as test properties.
@@ -397,10 +414,8 @@ TEST_F(chaos_network_test, a_slow_network_slows_the_work_but_no_lease_is_lost) {
   ASSERT_TRUE(p->wait_for_err("master ready")) << p->err();
   int port = forq::test::listening_port(p->err());
   // Logging in takes a few round trips: ready once, then never unready.
+  ASSERT_TRUE(readyz_until(port, is_ready, 30s)) << p->err();
   auto deadline = std::chrono::steady_clock::now() + 90s;
-  while (forq::test::http_call(port, "GET", "/readyz").status != 200 &&
-         std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(20ms);
   int unready = 0;
   while (static_cast<int>(ran().size()) < 2016 && std::chrono::steady_clock::now() < deadline) {
     if (forq::test::http_call(port, "GET", "/readyz").status != 200) ++unready;
@@ -444,18 +459,11 @@ TEST_F(chaos_network_test, a_shorter_redis_timeout_notices_a_silent_redis_sooner
   auto p = serve({"--workers", "1", "--redis-timeout", "1"});
   ASSERT_TRUE(p->wait_for_err("master ready")) << p->err();
   int port = forq::test::listening_port(p->err());
-  auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (forq::test::http_call(port, "GET", "/readyz").status != 200 &&
-         std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(20ms);
-  ASSERT_EQ(forq::test::http_call(port, "GET", "/readyz").status, 200) << p->err();
+  ASSERT_TRUE(readyz_until(port, is_ready, 10s)) << p->err();
   proxy_.silence(true);
-  auto silenced_at = std::chrono::steady_clock::now();
-  while (forq::test::http_call(port, "GET", "/readyz").status == 200 &&
-         std::chrono::steady_clock::now() - silenced_at < 10s)
-    std::this_thread::sleep_for(20ms);
-  auto noticed = std::chrono::steady_clock::now() - silenced_at;
-  EXPECT_LT(noticed, 4s) << p->err();
+  auto noticed = readyz_until(port, [](int status) { return !is_ready(status); }, 10s);
+  ASSERT_TRUE(noticed) << "/readyz never said 503 with Redis silent\n" << p->err();
+  EXPECT_LT(*noticed, 4s) << p->err();
   enqueue(200, 0); // waiting for the network to come back
   proxy_.silence(false);
   auto r = recover(port, 0);
@@ -463,8 +471,7 @@ TEST_F(chaos_network_test, a_shorter_redis_timeout_notices_a_silent_redis_sooner
   EXPECT_LT(r.to_ready, 3s);
   EXPECT_LT(r.to_progress, 4s);
   EXPECT_TRUE(all_ran(200, 10s));
-  RecordProperty("noticed_ms", static_cast<int>(
-      std::chrono::duration_cast<std::chrono::milliseconds>(noticed).count()));
+  RecordProperty("noticed_ms", static_cast<int>(noticed->count()));
   stop(*p);
 }
 

@@ -1,5 +1,6 @@
 // The HTTP surface of forq serve (docs/http.md) with the real binary, two workers and a real
 // redis-server: every endpoint, and malformed, oversized and slow requests.
+#include "cli/commands.hpp"
 #include "support/process.hpp"
 #include "support/http_client.hpp"
 #include "support/redis_server.hpp"
@@ -9,8 +10,6 @@
 
 #include <arpa/inet.h>
 #include <csignal>
-#include <fstream>
-#include <sstream>
 #include <netinet/in.h>
 #include <regex>
 #include <thread>
@@ -207,23 +206,6 @@ TEST_F(http_token_test, mutating_requests_need_the_bearer_token) {
 
 namespace {
 
-// CPU time (user + system, in clock ticks) the process has used.
-long cpu_ticks(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  std::istringstream fields(stat.substr(stat.rfind(')') + 2));
-  std::string f;
-  long utime = 0, stime = 0;
-  for (int i = 3; fields >> f; ++i) { // field 3 is the state
-    if (i == 14) utime = std::stol(f);
-    if (i == 15) {
-      stime = std::stol(f);
-      break;
-    }
-  }
-  return utime + stime;
-}
-
 // More clients than the worker has file descriptors for: accept fails with EMFILE while the
 // clients stay. The worker must wait and try again, not spin on accept on its only thread,
 // and it serves again as soon as they go.
@@ -245,10 +227,12 @@ TEST(http_fd_test, out_of_file_descriptors_a_worker_waits_instead_of_spinning) {
   for (int i = 0; i < 100; ++i)
     if (int fd = forq::test::http_connect(port); fd >= 0) clients.push_back(fd);
   ASSERT_TRUE(forq.wait_for_err("cannot accept a connection")) << forq.err();
-  auto before = cpu_ticks(worker);
+  auto before = forq::cli::read_proc(worker);
   std::this_thread::sleep_for(1s);
-  auto used = cpu_ticks(worker) - before;
-  EXPECT_LT(used, 20) << "the worker used " << used << " of ~100 ticks in 1 s: spinning";
+  auto after = forq::cli::read_proc(worker);
+  ASSERT_TRUE(before && after) << "worker " << worker << " is gone";
+  auto used = after->cpu_s - before->cpu_s;
+  EXPECT_LT(used, 0.2) << "the worker used " << used << " s of CPU in 1 s: spinning";
 
   for (int fd : clients)
     ::close(fd);
