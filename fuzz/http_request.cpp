@@ -44,7 +44,7 @@ struct scene {
     ctx.cfg = &cfg;
     ctx.metrics = forq::cli::shared_metrics::create();
     ctx.conn = &conn;
-    ctx.ready = [this] { return ready; };
+    ctx.not_ready = [this] { return ready ? std::string() : std::string("Redis unreachable"); };
     ctx.handlers = {"noop", "echo", "sleep", "fail"};
   }
 };

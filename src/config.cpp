@@ -57,6 +57,13 @@ std::optional<unsigned> parse_uint(std::string_view text, unsigned max) {
   return value;
 }
 
+// A switch: true/false (file, flag), or 1/0, yes/no, on/off too (environment).
+std::optional<bool> parse_bool(std::string_view v) {
+  if (v == "true" || v == "1" || v == "yes" || v == "on") return true;
+  if (v == "false" || v == "0" || v == "no" || v == "off") return false;
+  return std::nullopt;
+}
+
 std::optional<std::chrono::milliseconds> parse_seconds(std::string_view text, double max) {
   double value = 0;
   auto [end, ec] =
@@ -132,6 +139,18 @@ std::vector<config_field> make_fields() {
                  return std::nullopt;
                },
                [](const config& c) { return std::string(to_string(c.redis_aof)); }});
+
+  f.push_back({"redis.strict", "FORQ_REDIS_STRICT", "--redis-strict",
+               "Refuse to start (exit 2) on a Redis whose maxmemory-policy may evict keys (it "
+               "would delete queued jobs silently); without it, a warning",
+               "true or false (env: 1 or 0 too; the flag alone means true)", "", kind::boolean,
+               [](config& c, std::string_view v) -> std::optional<std::string> {
+                 auto b = parse_bool(v);
+                 if (!b) return "expected true or false";
+                 c.redis_strict = *b;
+                 return std::nullopt;
+               },
+               [](const config& c) { return std::string(c.redis_strict ? "true" : "false"); }});
 
   f.push_back({"redis.timeout", "FORQ_REDIS_TIMEOUT", "--redis-timeout",
                "Seconds a Redis reply may be late before the connection is dropped and made "
@@ -212,6 +231,18 @@ std::vector<config_field> make_fields() {
                  return std::nullopt;
                },
                [](const config& c) { return c.api_token.empty() ? "" : "***"; }});
+
+  f.push_back({"api_open", "FORQ_API_OPEN", "--api-open",
+               "Without api_token, take the API's mutating requests from any peer, not only from "
+               "loopback (others get 403): for a listener on a network you trust",
+               "true or false (env: 1 or 0 too; the flag alone means true)", "", kind::boolean,
+               [](config& c, std::string_view v) -> std::optional<std::string> {
+                 auto b = parse_bool(v);
+                 if (!b) return "expected true or false";
+                 c.api_open = *b;
+                 return std::nullopt;
+               },
+               [](const config& c) { return std::string(c.api_open ? "true" : "false"); }});
 
   f.push_back({"queues", "FORQ_QUEUES", "--queues",
                "Queues each worker consumes, comma-separated, each with an optional weight (while "
@@ -480,6 +511,13 @@ std::optional<config_error> apply_json(config& cfg, const json::object& obj,
       if (!v.is_object())
         return config_error{where + ": " + key + " must be a JSON object (" + field->allowed + ")"};
       text = json::serialize(v);
+    } else if (field->kind == kind::boolean || v.is_bool()) {
+      if (field->kind != kind::boolean || !v.is_bool())
+        return config_error{where + ": " + key + " must be " +
+                            (field->kind == kind::boolean ? std::string("true or false")
+                                                          : "a " + field->allowed) +
+                            ", not " + json::serialize(v)};
+      text = v.as_bool() ? "true" : "false";
     } else if (v.is_string()) {
       if (field->kind != kind::string)
         return config_error{where + ": " + key + " must be a number (" + field->allowed + ")"};
@@ -610,6 +648,8 @@ std::string to_json(const config& cfg) {
     auto text = f.show(cfg);
     if (f.kind == config_field::json_kind::string)
       (*at)[key] = text;
+    else if (f.kind == config_field::json_kind::boolean)
+      (*at)[key] = text == "true";
     else
       (*at)[key] = json::parse(text);
   }

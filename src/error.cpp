@@ -30,6 +30,12 @@ class category final : public boost::system::error_category {
       return "the queue was written by an incompatible forq";
     case errc::redis_refused:
       return "Redis refused the command";
+    case errc::redis_unavailable:
+      return "Redis unreachable: no connection before the deadline (nothing was sent)";
+    case errc::redis_auth_failed:
+      return "Redis refused forq's credentials (retrying cannot help)";
+    case errc::redis_refuses_writes:
+      return "Redis refuses writes (out of memory, a read-only replica, or a failed save)";
     }
     return "forq error " + std::to_string(ev);
   }

@@ -58,8 +58,12 @@ struct enqueue_outcome {
 
 class client {
  public:
-  explicit client(redis::connection& conn)
-      : conn_(conn) {}
+  // `opts.deadline`: every call gives up then (the HTTP API's per-request limit): a request not
+  // yet sent completes with errc::redis_unavailable (nothing was done), one sent and unanswered
+  // with redis_timeout (it may have taken effect). None: wait for Redis as long as it takes.
+  explicit client(redis::connection& conn, redis::exec_options opts = {})
+      : conn_(conn)
+      , opts_(opts) {}
 
   boost::asio::awaitable<boost::system::result<queue::enqueue_result>>
   enqueue(std::string_view queue, const queue::job& j, std::string* why = nullptr);
@@ -107,7 +111,12 @@ class client {
   // Runs `req` (a change to the queue's meta) with the queue's registration, in one trip.
   boost::asio::awaitable<boost::system::error_code> change_meta(std::string_view queue,
                                                                 redis::request req);
+  boost::asio::awaitable<boost::system::result<redis::connection::response>>
+  exec(const redis::request& req) {
+    return conn_.exec(req, opts_);
+  }
   redis::connection& conn_;
+  redis::exec_options opts_;
   std::set<std::string, std::less<>> registered_; // queues this client has put in forq:queues
 };
 

@@ -40,6 +40,10 @@ struct config {
   // than this (a blocking fetch: its own wait more) drops the connection, which is made again;
   // connecting and logging in get the smaller of this and 3 s.
   std::chrono::milliseconds redis_timeout{std::chrono::seconds(5)};
+  // file `redis.strict`, env FORQ_REDIS_STRICT, flag --redis-strict. A Redis whose
+  // maxmemory-policy may evict keys (anything but noeviction) deletes queued jobs silently:
+  // forq warns at start; strict makes it fatal (exit 2).
+  bool redis_strict = false;
   // file `workers`, env FORQ_WORKERS, flag --workers. Child processes; 0 = one per CPU.
   unsigned workers = 0;
   // file `listen`, env FORQ_LISTEN, flag --listen. HTTP listener (health, metrics, API).
@@ -48,6 +52,10 @@ struct config {
   // requests (anything but GET and HEAD) need `Authorization: Bearer <token>`. A secret: never
   // shown, logged or echoed.
   std::string api_token;
+  // file `api_open`, env FORQ_API_OPEN, flag --api-open. Without api_token, the API's mutating
+  // requests are taken from loopback peers only (others get 403); open takes them from anyone
+  // who can reach the listener. Say so on purpose.
+  bool api_open = false;
   // file `data_dir`, env FORQ_DATA_DIR, flag --data-dir. Embedded Redis socket, AOF, lock.
   std::filesystem::path data_dir = ".forq";
   // file `drain_timeout`, env FORQ_DRAIN_TIMEOUT, flag --drain-timeout (seconds, may be
@@ -91,7 +99,7 @@ struct config {
 // File, environment and flags all go through the same `set`, so a value means the same
 // wherever it comes from.
 struct config_field {
-  enum class json_kind { string, integer, number, object };
+  enum class json_kind { string, integer, number, object, boolean }; // boolean: a bare flag
 
   std::string key;     // in the JSON file, dotted for nesting: "redis.url"
   std::string env;     // "FORQ_REDIS_URL"

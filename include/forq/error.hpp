@@ -28,6 +28,15 @@ enum class errc {
   queue_schema_mismatch,
   // Redis answered with an error that retrying cannot fix (WRONGTYPE, NOPERM, ...).
   redis_refused,
+  // No connection to Redis before the request's deadline (exec_options::deadline): the request
+  // was never sent, so it did not run.
+  redis_unavailable,
+  // Redis refused forq's credentials (a wrong password or ACL user, or none given where one is
+  // required): retrying cannot help. The connection stops trying.
+  redis_auth_failed,
+  // Redis refuses writes for now (-OOM at maxmemory, -READONLY on a replica, -MISCONF after a
+  // failed save): nothing was written; it may accept them later.
+  redis_refuses_writes,
 };
 
 const boost::system::error_category& error_category() noexcept;

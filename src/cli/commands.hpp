@@ -50,8 +50,11 @@ struct http_context {
   const config* cfg = nullptr;
   shared_metrics* metrics = nullptr;
   redis::connection* conn = nullptr; // the worker's command connection
-  std::function<bool()> ready;       // /readyz
+  // /readyz: why this worker is not ready ("Redis unreachable", ...), empty when it is.
+  std::function<std::string()> not_ready;
   std::vector<std::string> handlers; // the names this forq runs: others are refused at enqueue
+  // How long a request may wait for Redis (the Redis timeout, at most 10 s): then 503.
+  std::chrono::milliseconds redis_deadline{5000};
   bool stopping = false;
   boost::asio::ip::tcp::acceptor* acceptor = nullptr; // while serve_http runs: close to stop
 };
@@ -94,6 +97,9 @@ class consumers {
   std::uint64_t done() const;
   bool redis_ready() const; // the command connection is up (acks can go out)
   bool fetching_ready() const; // every connection is up: acks and the blocking fetches (/readyz)
+  bool refusing_writes() const; // a consumer's last write was refused (-OOM, -READONLY, ...)
+  // Why this worker cannot consume now, for /readyz; empty when it can.
+  std::string not_ready() const;
   redis::connection& commands() { return pool_->commands(); }
   // Adds what happened since the last call to the shared counters of this worker's slot.
   void publish(slot_counters& slot);

@@ -2,6 +2,7 @@
 // (docs/http.md): health, readiness, Prometheus metrics for the whole process tree (from the
 // shared region), and a JSON API over forq::client. Boost.Beast lives in this file only.
 #include "commands.hpp"
+#include "http_access.hpp"
 #include "forq/client.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -50,13 +51,32 @@ struct reply_t {
 };
 
 reply_t json_reply(http::status s, const json::value& v) {
-  return {s, json::serialize(v) + "\n", "application/json"};
+  return {s, queue::serialize_utf8(v) + "\n", "application/json"};
 }
 
 reply_t error_reply(http::status s, std::string reason) {
   json::object o;
   o["error"] = std::move(reason);
   return json_reply(s, o);
+}
+
+// A request that needed Redis and did not get it: 503, in words that say whether anything was
+// done. `changes`: the request would have changed something (then a late reply means: maybe).
+reply_t redis_trouble(const boost::system::error_code& ec, const std::string& why, bool changes,
+                      std::chrono::milliseconds deadline) {
+  std::string text;
+  if (ec == errc::redis_unavailable)
+    text = "Redis: unreachable (no connection within " + std::to_string(deadline.count()) +
+           " ms); nothing was done";
+  else if (ec == errc::redis_refuses_writes)
+    text = "Redis refuses writes: " + (why.empty() ? ec.message() : why) + "; nothing was done";
+  else if (changes && (ec == errc::redis_timeout || ec == errc::redis_connection_lost))
+    text = "Redis: " + ec.message() +
+           "; the outcome is unknown: it may or may not have taken effect (look it up; an "
+           "enqueue with an \"id\" can be sent again safely: a duplicate is refused)";
+  else
+    text = "Redis: " + (why.empty() ? ec.message() : ec.message() + ": " + why);
+  return error_reply(http::status::service_unavailable, text);
 }
 
 // The path's segments: "/v1/queues/q/dead" -> {"v1", "queues", "q", "dead"}.
@@ -226,7 +246,7 @@ asio::awaitable<reply_t> post_job(const http_context& ctx, client& c, const std:
     if (r.error() == errc::invalid_job)
       co_return error_reply(http::status::bad_request,
                             why.empty() ? "queue name not allowed" : why);
-    co_return error_reply(http::status::service_unavailable, "Redis: " + r.error().message());
+    co_return redis_trouble(r.error(), why, true, ctx.redis_deadline);
   }
   json::object out;
   out["id"] = r->id;
@@ -249,21 +269,34 @@ bool bearer_matches(const http::request<http::string_body>& req, const std::stri
   return diff == 0;
 }
 
-asio::awaitable<reply_t> route(http_context& ctx, const http::request<http::string_body>& req) {
+asio::awaitable<reply_t> route(http_context& ctx, const http::request<http::string_body>& req,
+                               const asio::ip::address& peer) {
   auto parts = segments(req.target());
   const auto method = req.method();
-  if (!ctx.cfg->api_token.empty() && method != http::verb::get && method != http::verb::head &&
-      !bearer_matches(req, ctx.cfg->api_token))
+  const bool changes = method != http::verb::get && method != http::verb::head;
+  const bool token_set = !ctx.cfg->api_token.empty();
+  switch (decide_access(changes, token_set, token_set && bearer_matches(req, ctx.cfg->api_token),
+                        ctx.cfg->api_open, peer)) {
+  case access::allowed:
+    break;
+  case access::needs_token:
     co_return reply_t{http::status::unauthorized,
                       "{\"error\":\"this forq needs Authorization: Bearer <its api_token> for "
                       "requests that change something\"}\n",
                       "application/json"};
+  case access::loopback_only:
+    co_return error_reply(http::status::forbidden,
+                          "this forq has no api_token, so it takes requests that change "
+                          "something from this machine only; set api_token (FORQ_API_TOKEN) "
+                          "and send Authorization: Bearer <token>, or start forq with "
+                          "--api-open to take them from anyone who can reach it");
+  }
   if (parts.size() == 1 && parts[0] == "healthz" && method == http::verb::get)
     co_return reply_t{http::status::ok, "ok\n", "text/plain"};
   if (parts.size() == 1 && parts[0] == "readyz" && method == http::verb::get) {
-    if (ctx.ready()) co_return reply_t{http::status::ok, "ready\n", "text/plain"};
-    co_return reply_t{http::status::service_unavailable, "not ready: Redis unreachable or "
-                                                         "draining\n",
+    auto why = ctx.not_ready();
+    if (why.empty()) co_return reply_t{http::status::ok, "ready\n", "text/plain"};
+    co_return reply_t{http::status::service_unavailable, "not ready: " + why + "\n",
                       "text/plain"};
   }
   if (parts.size() == 1 && parts[0] == "metrics" && method == http::verb::get)
@@ -272,9 +305,13 @@ asio::awaitable<reply_t> route(http_context& ctx, const http::request<http::stri
   if (parts.empty() || parts[0] != "v1")
     co_return error_reply(http::status::not_found, "no such path: " + std::string(req.target()));
 
-  client c(*ctx.conn);
-  auto redis_down = [](const boost::system::error_code& ec) {
-    return error_reply(http::status::service_unavailable, "Redis: " + ec.message());
+  // Every Redis call of this request gives up at one deadline: an answer, never a hang, and
+  // nothing still queued for Redis takes effect after the client was told 503.
+  redis::exec_options within;
+  within.deadline = std::chrono::steady_clock::now() + ctx.redis_deadline;
+  client c(*ctx.conn, within);
+  auto redis_down = [&](const boost::system::error_code& ec) {
+    return redis_trouble(ec, {}, changes, ctx.redis_deadline);
   };
   // /v1/queues
   if (parts.size() == 2 && parts[1] == "queues" && method == http::verb::get) {
@@ -360,6 +397,14 @@ template <class Protocol>
 asio::awaitable<void> session(http_context& ctx, typename Protocol::socket socket) {
   beast::basic_stream<Protocol> stream(std::move(socket));
   beast::flat_buffer buffer;
+  // The peer's address decides what it may change (http_access.hpp); a unix socket's peer is
+  // on this machine.
+  asio::ip::address peer = asio::ip::address_v4::loopback();
+  if constexpr (std::is_same_v<Protocol, tcp>) {
+    boost::system::error_code ec;
+    auto remote = stream.socket().remote_endpoint(ec);
+    if (!ec) peer = remote.address();
+  }
   for (;;) {
     http::request_parser<http::string_body> parser;
     parser.body_limit(max_body);
@@ -381,7 +426,7 @@ asio::awaitable<void> session(http_context& ctx, typename Protocol::socket socke
       const auto& req = parser.get();
       keep = req.keep_alive();
       try {
-        r = co_await route(ctx, req);
+        r = co_await route(ctx, req, peer);
       } catch (const std::exception& e) {
         r = error_reply(http::status::internal_server_error, e.what());
       }

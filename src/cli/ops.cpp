@@ -6,6 +6,7 @@
 #include "forq/client.hpp"
 #include "forq/embedded_redis.hpp"
 #include "forq/exit_codes.hpp"
+#include "forq/queue/job.hpp"
 #include "forq/redis_url.hpp"
 
 #include <boost/asio/co_spawn.hpp>
@@ -85,13 +86,20 @@ int with_connection(const std::string& url, std::string_view role,
       [&]() -> asio::awaitable<void> {
         asio::steady_timer t(ioc);
         auto deadline = std::chrono::steady_clock::now() + o.connect_timeout + 2s;
-        while (!conn.ready() && std::chrono::steady_clock::now() < deadline) {
+        while (!conn.ready() && !conn.fatal_error() &&
+               std::chrono::steady_clock::now() < deadline) {
           t.expires_after(10ms);
           co_await t.async_wait(asio::use_awaitable);
         }
-        if (!conn.ready()) {
+        if (conn.fatal_error()) {
+          // The same credentials would be refused again: a usage error, exit 2.
+          fail("Redis at " + redact_url(url) + " refused forq's credentials (" +
+               conn.last_failure() + "); check the user and password in the Redis URL");
+          code = exit_code::fatal;
+        } else if (!conn.ready()) {
           fail("cannot reach Redis at " + redact_url(url) + " (gave up after " +
-               std::to_string((o.connect_timeout + 2s).count()) + " ms)");
+               std::to_string((o.connect_timeout + 2s).count()) + " ms" +
+               (conn.last_failure().empty() ? "" : ": " + conn.last_failure()) + ")");
         } else {
           code = co_await body(conn);
         }
@@ -135,7 +143,10 @@ int enqueue(const config& cfg, const enqueue_args& a) {
       std::string why;
       auto r = co_await c.enqueue(a.queue, j, &why);
       if (!r) {
-        fail(why.empty() ? redis_error(r.error()) : why);
+        if (r.error() == errc::redis_refuses_writes)
+          fail("Redis refuses writes: " + why + "; nothing was added");
+        else
+          fail(why.empty() ? redis_error(r.error()) : why);
         co_return exit_code::failure;
       }
       if (r->duplicate) {
@@ -220,7 +231,7 @@ int queues(const config& cfg, bool as_json) {
                     static_cast<long long>(s->active), static_cast<long long>(s->dead),
                     static_cast<long long>(s->completed), s->paused ? "yes" : "no");
     }
-    if (as_json) std::printf("%s\n", json::serialize(all).c_str());
+    if (as_json) std::printf("%s\n", queue::serialize_utf8(all).c_str());
     co_return exit_code::ok;
   });
 }
@@ -248,7 +259,7 @@ int job(const config& cfg, const std::string& id, const std::optional<std::strin
       if (!*r) continue;
       const auto& info = **r;
       if (as_json) {
-        std::printf("%s\n", json::serialize(info.to_json()).c_str());
+        std::printf("%s\n", queue::serialize_utf8(info.to_json()).c_str());
       } else {
         std::printf("id:          %s\nqueue:       %s\nstate:       %s\nattempts:    %d\n",
                     info.id.c_str(), info.queue.c_str(), info.state.c_str(), info.attempts);
@@ -300,7 +311,7 @@ int dead(const config& cfg, const dead_args& a) {
         std::printf("%s\t%lld\t%s\n", d.id.c_str(), static_cast<long long>(d.died_ms),
                     reason.c_str());
       }
-      if (a.json) std::printf("%s\n", json::serialize(all).c_str());
+      if (a.json) std::printf("%s\n", queue::serialize_utf8(all).c_str());
       co_return exit_code::ok;
     }
     // (No co_await inside ?: : GCC 12 miscompiles it.)

@@ -31,8 +31,14 @@ struct flag_set {
         ->type_name("FILE");
     const forq::config defaults;
     for (const auto& f : forq::config_fields()) {
-      auto* opt = app.add_option(f.flag, values[f.key],
-                                 f.help + " (env " + f.env + ", file key " + f.key + ")");
+      auto help = f.help + " (env " + f.env + ", file key " + f.key + ")";
+      if (f.kind == forq::config_field::json_kind::boolean) { // a bare flag: present = true
+        auto* opt = app.add_flag_callback(
+            f.flag, [this, key = f.key] { values[key] = "true"; }, help);
+        options.emplace_back(opt, f.key);
+        continue;
+      }
+      auto* opt = app.add_option(f.flag, values[f.key], help);
       opt->type_name(f.metavar);
       auto shown = f.show(defaults);
       opt->default_str(shown.empty() ? "\"\"" : shown);

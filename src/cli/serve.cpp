@@ -3,6 +3,7 @@
 // restarts a child that dies (with backoff in a crash loop), stops when a child exits with the
 // fatal code, drains every child on SIGTERM/SIGINT, adds or removes one on SIGTTIN/SIGTTOU.
 #include "commands.hpp"
+#include "http_access.hpp"
 #include "forq/embedded_redis.hpp"
 #include "forq/exit_codes.hpp"
 #include "forq/log.hpp"
@@ -453,6 +454,21 @@ int serve(const config& cfg, std::function<std::variant<config, std::string>()> 
                  bound.address().is_v6() ? "[" + bound.address().to_string() + "]"
                                          : bound.address().to_string(),
                  bound.port());
+    // Reachable from other hosts: say who may change things (docs/http.md, "Access").
+    if (!is_loopback(bound.address())) {
+      if (!cfg.api_token.empty())
+        spdlog::info("the API is reachable from the network; requests that change something "
+                     "need the api_token");
+      else if (cfg.api_open)
+        spdlog::warn("the API is reachable from the network and open (--api-open): anyone who "
+                     "can reach {} may enqueue jobs and purge dead ones; set api_token "
+                     "(FORQ_API_TOKEN) unless the network is yours alone",
+                     cfg.listen.host);
+      else
+        spdlog::warn("the API is reachable from the network without an api_token: requests "
+                     "that change something are taken from this machine only (others get 403); "
+                     "set api_token (FORQ_API_TOKEN), or --api-open on purpose");
+    }
   }
   auto* metrics = shared_metrics::create();
   if (!metrics) spdlog::warn("no shared memory for metrics: /metrics will read zero");

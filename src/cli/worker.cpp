@@ -18,6 +18,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <csignal>
 #include <unistd.h>
 
@@ -30,6 +31,41 @@ using namespace std::chrono_literals;
 asio::awaitable<void> pause_for(std::chrono::milliseconds d) {
   asio::steady_timer t(co_await asio::this_coro::executor, d);
   co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+}
+
+// Worker 1 looks once at start: a Redis whose maxmemory-policy may evict keys deletes queued
+// jobs silently when memory runs out. A warning, or with redis.strict a fatal error (exit 2).
+asio::awaitable<void> check_eviction(redis::connection& conn, const config& cfg,
+                                     std::function<void(int)> on_fatal) {
+  auto r = co_await conn.command("INFO", "memory");
+  std::string policy;
+  if (r && !r->is_error()) {
+    std::string_view info = r->str();
+    auto at = info.find("maxmemory_policy:");
+    if (at != std::string_view::npos) {
+      info.remove_prefix(at + 17);
+      policy = info.substr(0, info.find_first_of("\r\n"));
+    }
+  }
+  if (policy.empty()) {
+    spdlog::info("cannot read Redis's maxmemory-policy ({}); make sure it is noeviction",
+                 r ? (r->is_error() ? std::string(r->str()) : "not in INFO memory")
+                   : r.error().message());
+    co_return;
+  }
+  if (policy == "noeviction") co_return;
+  if (cfg.redis_strict) {
+    spdlog::critical("Redis's maxmemory-policy is {}: when memory runs out it deletes keys, "
+                     "queued jobs among them, without a word; --redis-strict refuses such a "
+                     "Redis: set maxmemory-policy noeviction (CONFIG SET and redis.conf)",
+                     policy);
+    on_fatal(exit_code::fatal);
+    co_return;
+  }
+  spdlog::warn("Redis's maxmemory-policy is {}: when memory runs out it deletes keys, queued jobs "
+               "among them, without a word; set maxmemory-policy noeviction (CONFIG SET and "
+               "redis.conf), or run with --redis-strict to refuse such a Redis",
+               policy);
 }
 
 } // namespace
@@ -122,8 +158,9 @@ void consumers::start(std::function<void(int)> on_fatal) {
                      if (e || ec) {
                        spdlog::critical("consuming queue {} failed: {}", cfg_.queues[i].name,
                                         e ? "an exception" : ec.message());
-                       // A schema or a key Redis refuses: restarting cannot help.
-                       on_fatal(ec == errc::queue_schema_mismatch || ec == errc::redis_refused
+                       // A schema, a key or credentials Redis refuses: restarting cannot help.
+                       on_fatal(ec == errc::queue_schema_mismatch || ec == errc::redis_refused ||
+                                        ec == errc::redis_auth_failed
                                     ? exit_code::fatal
                                     : exit_code::failure);
                      }
@@ -172,6 +209,19 @@ bool consumers::redis_ready() const {
 
 bool consumers::fetching_ready() const {
   return pool_->ready();
+}
+
+bool consumers::refusing_writes() const {
+  return std::any_of(list_.begin(), list_.end(), [](const auto& c) { return c->refusing_writes(); });
+}
+
+std::string consumers::not_ready() const {
+  if (auto fatal = pool_->commands().fatal_error()) return "Redis: " + fatal.message();
+  if (!fetching_ready()) return "Redis unreachable";
+  for (const auto& c : list_)
+    if (!c->started()) return "queue " + c->queue() + " not started yet (see the log)";
+  if (refusing_writes()) return "Redis refuses writes";
+  return {};
 }
 
 void consumers::publish(slot_counters& slot) {
@@ -230,17 +280,20 @@ int run_worker(const config& cfg, const std::string& url, unsigned slot, int lis
   int code = exit_code::ok;
   int fatal = 0;
   consumers work(ioc.get_executor(), cfg, url, program);
-  work.start([&](int c) {
+  auto on_fatal = [&](int c) {
     if (!fatal) fatal = c;
     signals.cancel();
-  });
+  };
+  work.start(on_fatal);
+  if (slot == 1) asio::co_spawn(ioc, check_eviction(work.commands(), cfg, on_fatal), asio::detached);
   bool draining = false;
   // The HTTP surface on the master's listener, and this worker's share of /metrics.
   http_context http;
   http.cfg = &cfg;
   http.metrics = metrics;
   http.conn = &work.commands();
-  http.ready = [&] { return !draining && work.fetching_ready(); };
+  http.redis_deadline = std::min<std::chrono::milliseconds>(cfg.redis_timeout, 10s);
+  http.not_ready = [&] { return draining ? std::string("draining") : work.not_ready(); };
   for (const auto& [name, h] : worker_handlers(cfg, program))
     http.handlers.push_back(name);
   if (listener_fd >= 0) asio::co_spawn(ioc, serve_http(http, listener_fd), asio::detached);

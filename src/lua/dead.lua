@@ -5,6 +5,9 @@
 -- (the caller repeats, skipping those that stayed; jobs that die meanwhile are not taken).
 -- retry: each job goes back to its priority's stream as a fresh job (attempt 0, same id); a
 -- record that cannot be read stays dead. Returns {handled, looked at}.
+local function unhex(h)
+  return (string.gsub(h, '%x%x', function(b) return string.char(tonumber(b, 16)) end))
+end
 local ids = {}
 if ARGV[2] == 'before' then
   ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[3], 'LIMIT', tonumber(ARGV[4]), 1000)
@@ -29,6 +32,17 @@ for _, id in ipairs(ids) do
       job['attempt'] = '0'
       job['id'] = id
       local fields = {}
+      -- Fields that were not UTF-8 come back exactly as they came (raw_hex, docs/protocol.md).
+      if type(job['raw_hex']) == 'table' then
+        for _, f in ipairs(job['raw_hex']) do
+          if type(f) == 'table' and #f == 3 then
+            job[f[1]] = nil
+            fields[#fields + 1] = unhex(f[2])
+            fields[#fields + 1] = unhex(f[3])
+          end
+        end
+      end
+      job['raw_hex'] = nil
       for k, v in pairs(job) do
         if type(v) ~= 'table' then
           fields[#fields + 1] = tostring(k)

@@ -5,7 +5,10 @@
 -- group's lag unknown to XINFO): nothing counts as a stall.
 -- KEYS[1] the stream; ARGV[1] group, ARGV[2] consumer, ARGV[3..] entry ids. Only entries still
 -- pending for this consumer are handed back (one another consumer recovered is its to run).
--- Returns how many were handed back.
+-- Returns how many were handed back. A first attempt's job id is its entry id, with `-p<N>` on
+-- the stream of priority N (docs/protocol.md, "Job ids").
+local suffix = string.match(KEYS[1], ':stream:p(%d)$')
+suffix = suffix and ('-p' .. suffix) or ''
 local n = 0
 for i = 3, #ARGV do
   local pending = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1, ARGV[2])
@@ -17,7 +20,7 @@ for i = 3, #ARGV do
     end
     if not has_id then
       fields[#fields + 1] = 'id'
-      fields[#fields + 1] = ARGV[i]
+      fields[#fields + 1] = ARGV[i] .. suffix
     end
     redis.call('XADD', KEYS[1], '*', unpack(fields))
     redis.call('XACK', KEYS[1], ARGV[1], ARGV[i])

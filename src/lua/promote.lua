@@ -3,6 +3,9 @@
 -- 0..9, KEYS[13] dead (zset), KEYS[14] dead:jobs (hash). ARGV[1] now (ms), ARGV[2] at most this
 -- many. Returns {promoted, ms until the next is due or -1}. A record that is missing or not a
 -- JSON object goes to the dead set with the reason: it must never stop promotion behind it.
+local function unhex(h)
+  return (string.gsub(h, '%x%x', function(b) return string.char(tonumber(b, 16)) end))
+end
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
 local promoted = 0
 for _, id in ipairs(due) do
@@ -15,6 +18,17 @@ for _, id in ipairs(due) do
     if priority < 0 or priority > 9 then priority = 0 end
     job['priority'] = nil
     local fields = {}
+    -- Fields that were not UTF-8 come back exactly as they came (raw_hex, docs/protocol.md).
+    if type(job['raw_hex']) == 'table' then
+      for _, f in ipairs(job['raw_hex']) do
+        if type(f) == 'table' and #f == 3 then
+          job[f[1]] = nil
+          fields[#fields + 1] = unhex(f[2])
+          fields[#fields + 1] = unhex(f[3])
+        end
+      end
+    end
+    job['raw_hex'] = nil
     for k, v in pairs(job) do
       if type(v) ~= 'table' then
         fields[#fields + 1] = tostring(k)

@@ -1,6 +1,7 @@
 #include "forq/client.hpp"
 
 #include "forq/error.hpp"
+#include "forq/queue/job.hpp"
 #include "scripts.hpp"
 
 #include <boost/json/parse.hpp>
@@ -124,11 +125,11 @@ json::object queue_stats::to_json() const {
 
 boost::asio::awaitable<result<queue::enqueue_result>>
 client::enqueue(std::string_view queue, const queue::job& j, std::string* why) {
-  auto r = co_await queue::enqueue(conn_, queue, j, why);
+  auto r = co_await queue::enqueue(conn_, queue, j, why, opts_);
   // The registry (for `forq queues`) once per client and queue, not a round trip per job.
   if (r && registered_.insert(std::string(queue)).second) {
     redis::request reg("SADD", queue::keys::all_queues, queue);
-    if (!co_await conn_.exec(reg)) registered_.erase(std::string(queue));
+    if (!co_await exec(reg)) registered_.erase(std::string(queue));
   }
   co_return r;
 }
@@ -142,7 +143,7 @@ client::enqueue_many(std::string_view queue, const std::vector<queue::job>& jobs
     co_return out;
   }
   redis::request reg("SADD", queue::keys::all_queues, queue);
-  if (auto r = co_await conn_.exec(reg); !r) co_return r.error();
+  if (auto r = co_await exec(reg); !r) co_return r.error();
   std::size_t i = 0;
   while (i < jobs.size()) {
     // A run of plain jobs: one pipelined request of XADDs.
@@ -159,20 +160,21 @@ client::enqueue_many(std::string_view queue, const std::vector<queue::job>& jobs
       in_batch.push_back(i);
     }
     if (!in_batch.empty()) {
-      auto r = co_await conn_.exec(batch);
+      auto r = co_await exec(batch);
       if (!r) co_return r.error();
       for (std::size_t k = 0; k < in_batch.size(); ++k) {
         const auto& reply = (*r)[k];
         if (reply.is_error())
           out[in_batch[k]].refused = std::string(reply.str());
         else
-          out[in_batch[k]].added = queue::enqueue_result{std::string(reply.str()), false};
+          out[in_batch[k]].added = queue::enqueue_result{
+              queue::first_attempt_id(reply.str(), jobs[in_batch[k]].priority), false};
       }
     }
     // One that needs a script (caller-given id, or later).
     if (i < jobs.size() && out[i].refused.empty() && !out[i].added) {
       std::string why;
-      auto r = co_await queue::enqueue(conn_, queue, jobs[i], &why);
+      auto r = co_await queue::enqueue(conn_, queue, jobs[i], &why, opts_);
       if (r)
         out[i].added = *r;
       else if (r.error() == errc::invalid_job)
@@ -204,7 +206,7 @@ boost::asio::awaitable<result<std::optional<job_info>>> client::get_job(std::str
   req.push("HGET", k.delayed_jobs, id);             // 3
   req.push("ZSCORE", k.delayed, id);                // 4
   req.push("GET", queue::keys::unique_key(queue, id)); // 5: caller id -> first entry id
-  auto r = co_await conn_.exec(req);
+  auto r = co_await exec(req);
   if (!r) co_return r.error();
   const auto& at = *r;
   if (at[0].is_string()) {
@@ -228,9 +230,17 @@ boost::asio::awaitable<result<std::optional<job_info>>> client::get_job(std::str
     co_return info;
   }
 
-  // In a stream: its first attempt's entry (the id itself, or where a caller id's marker
-  // points), or a later attempt's entry, found by its `id` field.
-  std::string first = at[5].is_string() ? std::string(at[5].str()) : std::string(id);
+  // In a stream: its first attempt's entry (named by a generated id, or where a caller id's
+  // marker points: then the entry carries the id), or a later attempt's entry, found by its
+  // `id` field.
+  std::string first;
+  std::optional<std::size_t> only; // a generated id names its priority's stream
+  if (at[5].is_string()) {
+    first = at[5].str();
+  } else if (auto e = queue::entry_of(id)) {
+    first = e->first;
+    only = static_cast<std::size_t>(e->second);
+  }
   // An entry still in a stream is active (pending), ready (not delivered yet: beyond the
   // group's last delivered id), or settled (acknowledged, awaiting trimming: not this job's
   // current state, which is then found elsewhere).
@@ -239,7 +249,7 @@ boost::asio::awaitable<result<std::optional<job_info>>> client::get_job(std::str
     redis::request groups;
     for (const auto& s : streams)
       groups.push("XINFO", "GROUPS", s);
-    auto gr = co_await conn_.exec(groups);
+    auto gr = co_await exec(groups);
     if (!gr) co_return gr.error();
     for (std::size_t p = 0; p < streams.size(); ++p) {
       if (!(*gr)[p].is_array()) continue;
@@ -258,7 +268,7 @@ boost::asio::awaitable<result<std::optional<job_info>>> client::get_job(std::str
   auto state_of = [&](std::size_t p,
                       const std::string& entry) -> boost::asio::awaitable<std::optional<std::string>> {
     redis::request q("XPENDING", streams[p], group, entry, entry, "1");
-    auto pr = redis::connection::single(co_await conn_.exec(q));
+    auto pr = redis::connection::single(co_await exec(q));
     if (pr && pr->is_array() && !pr->elements().empty()) co_return std::string("active");
     if (last_delivered[p].empty() || entry_order(entry) > entry_order(last_delivered[p]))
       co_return std::string("ready");
@@ -268,14 +278,15 @@ boost::asio::awaitable<result<std::optional<job_info>>> client::get_job(std::str
     redis::request look;
     for (const auto& s : streams)
       look.push("XRANGE", s, first, first);
-    auto lr = co_await conn_.exec(look);
+    auto lr = co_await exec(look);
     if (!lr) co_return lr.error();
     for (std::size_t p = 0; p < streams.size(); ++p) {
+      if (only && p != *only) continue;
       const auto& e = (*lr)[p];
       if (!e.is_array() || e.elements().empty()) continue;
       auto fields = entry_fields(e.elements()[0]);
       // A caller id's marker outlives the entry: only an entry of this job counts.
-      if (auto own = string_field(fields, "id"); own && *own != id) continue;
+      if (auto own = string_field(fields, "id"); own ? *own != id : !only) continue;
       auto st = co_await state_of(p, first);
       if (!st) break; // settled: its later life is elsewhere
       take_fields(info, fields);
@@ -286,7 +297,7 @@ boost::asio::awaitable<result<std::optional<job_info>>> client::get_job(std::str
 
   // Completed without a result: only the results index knows it (bounded by max_results).
   redis::request idx("LRANGE", k.results, "0", "-1");
-  auto ir = redis::connection::single(co_await conn_.exec(idx));
+  auto ir = redis::connection::single(co_await exec(idx));
   if (!ir) co_return ir.error();
   const auto& list = ir->elements();
   for (std::size_t p = 0; p + 1 < list.size();) {
@@ -305,7 +316,7 @@ boost::asio::awaitable<result<std::optional<job_info>>> client::get_job(std::str
   // field. Bounded to the newest 10,000 entries of each stream.
   for (std::size_t p = 0; p < streams.size(); ++p) {
     redis::request scan("XREVRANGE", streams[p], "+", "-", "COUNT", "10000");
-    auto sr = redis::connection::single(co_await conn_.exec(scan));
+    auto sr = redis::connection::single(co_await exec(scan));
     if (!sr || !sr->is_array()) continue;
     for (const auto& e : sr->elements()) {
       auto fields = entry_fields(e);
@@ -333,7 +344,7 @@ boost::asio::awaitable<result<queue_stats>> client::stats(std::string_view queue
   req.push("HMGET", k.meta, "paused", "rate_max", "rate_ms"); // 13
   for (int p = 0; p <= 9; ++p)
     req.push("XLEN", k.stream_for(p)); // 14..23
-  auto r = co_await conn_.exec(req);
+  auto r = co_await exec(req);
   if (!r) co_return r.error();
   const auto& at = *r;
   queue_stats s;
@@ -358,7 +369,7 @@ boost::asio::awaitable<result<queue_stats>> client::stats(std::string_view queue
       s.active += pending;
       if (!lag) { // unknown after an XDEL: count what lies beyond the last delivered entry
         redis::request c("XRANGE", k.stream_for(p), "(" + last, "+", "COUNT", "1000000");
-        auto cr = redis::connection::single(co_await conn_.exec(c));
+        auto cr = redis::connection::single(co_await exec(c));
         lag = cr && cr->is_array() ? static_cast<std::int64_t>(cr->elements().size()) : 0;
       }
       s.ready += *lag;
@@ -388,7 +399,7 @@ boost::asio::awaitable<result<queue_stats>> client::stats(std::string_view queue
 
 boost::asio::awaitable<result<std::vector<std::string>>> client::queues() {
   redis::request req("SMEMBERS", queue::keys::all_queues);
-  auto r = redis::connection::single(co_await conn_.exec(req));
+  auto r = redis::connection::single(co_await exec(req));
   if (!r) co_return r.error();
   std::vector<std::string> names;
   for (const auto& e : r->elements())
@@ -404,7 +415,7 @@ boost::asio::awaitable<result<std::vector<dead_job>>> client::dead(std::string_v
   std::vector<dead_job> out;
   if (limit == 0) co_return out;
   redis::request req("ZRANGE", k.dead, "0", std::to_string(limit - 1), "WITHSCORES");
-  auto r = redis::connection::single(co_await conn_.exec(req));
+  auto r = redis::connection::single(co_await exec(req));
   if (!r) co_return r.error();
   const auto& e = r->elements();
   if (e.empty()) co_return out;
@@ -420,7 +431,7 @@ boost::asio::awaitable<result<std::vector<dead_job>>> client::dead(std::string_v
     args.push_back(d.id);
   redis::request get;
   get.push_range("HMGET", args);
-  auto records = redis::connection::single(co_await conn_.exec(get));
+  auto records = redis::connection::single(co_await exec(get));
   if (!records) co_return records.error();
   for (std::size_t i = 0; i < out.size() && i < records->elements().size(); ++i)
     out[i].record = records->elements()[i].is_string() ? records->elements()[i].str() : "{}";
@@ -455,9 +466,10 @@ client::dead_op(std::string_view queue, std::string_view op, const std::vector<s
       for (std::size_t n = 0; n < 1000 && next < ids.size(); ++n)
         args.push_back(ids[next++]);
     }
-    auto r = co_await redis::eval(conn_, queue::detail::scripts().dead, keys_v, args);
+    auto r = co_await redis::eval(conn_, queue::detail::scripts().dead, keys_v, args, opts_);
     if (!r) co_return r.error();
-    if (r->is_error() || r->elements().size() != 2) co_return error_code(errc::redis_protocol);
+    if (r->is_error()) co_return queue::write_error(*r, nullptr);
+    if (r->elements().size() != 2) co_return error_code(errc::redis_protocol);
     auto done = static_cast<std::size_t>(r->elements()[0].as_integer().value_or(0));
     auto looked = static_cast<std::size_t>(r->elements()[1].as_integer().value_or(0));
     handled += done;
@@ -482,10 +494,10 @@ client::purge_dead(std::string_view queue, const std::vector<std::string>& ids) 
 boost::asio::awaitable<error_code> client::change_meta(std::string_view queue,
                                                       redis::request req) {
   req.push("SADD", queue::keys::all_queues, queue); // operators see the queue in `forq queues`
-  auto r = co_await conn_.exec(req);
+  auto r = co_await exec(req);
   if (!r) co_return r.error();
   for (const auto& one : *r)
-    if (one.is_error()) co_return error_code(errc::redis_protocol);
+    if (one.is_error()) co_return queue::write_error(one, nullptr);
   co_return error_code{};
 }
 

@@ -119,6 +119,7 @@ asio::awaitable<std::size_t> consumer::release_running() {
 
 asio::awaitable<error_code> consumer::run() {
   if (auto ec = co_await start_queue(pool_.commands(), options_.queue)) co_return ec;
+  started_ = true;
   co_await (fetch_loop() && ack_loop() && promote_loop() && lease_loop() && tidy_loop());
   // Attempts started while the loops wound down may have finished after ack_loop ended.
   if (!to_ack_.empty()) co_await ack_loop();
@@ -359,8 +360,7 @@ asio::awaitable<void> consumer::fetch_loop() {
     }
     if (r->is_error()) {
       co_await give_back(allowed);
-      spdlog::error("fetching from queue {} failed: {}", options_.queue, r->str());
-      co_await pause_for(milliseconds(1000));
+      co_await on_error_reply("fetching from", *r);
       continue;
     }
     auto got = co_await take(*r);
@@ -400,10 +400,14 @@ asio::awaitable<void> consumer::fetch_loop() {
 
 asio::awaitable<bool> consumer::refresh_paused() {
   keys k(options_.queue);
-  redis::request req("HMGET", k.meta, "paused", "rate_max", "rate_ms");
+  redis::request req("HMGET", k.meta, "schema", "paused", "rate_max", "rate_ms");
   auto r = redis::connection::single(co_await pool_.commands().exec(req));
-  if (r && r->is_array() && r->elements().size() == 3) {
-    const auto& v = r->elements();
+  if (r && r->is_array() && r->elements().size() == 4 && r->elements()[0].is_nil()) {
+    co_await heal(); // no schema: the queue's keys are gone (flushed, restarted empty, ...)
+    co_return paused_;
+  }
+  if (r && r->is_array() && r->elements().size() == 4) {
+    const auto* v = r->elements().data() + 1; // paused, rate_max, rate_ms
     bool now_paused = v[0].str() == "1";
     if (now_paused != paused_)
       spdlog::info("queue {} {}", options_.queue, now_paused ? "is paused" : "is resumed");
@@ -471,6 +475,8 @@ asio::awaitable<void> consumer::hand_back(std::vector<delivered_job> jobs) {
     auto r = co_await redis::eval(pool_.commands(), detail::scripts().handback, keys_v, args);
     if (r && !r->is_error()) {
       stats_.handed_back += static_cast<std::uint64_t>(r->as_integer().value_or(0));
+    } else if (r && r->is_nogroup()) {
+      co_await heal(); // the entries went with the queue's keys: nothing to hand back
     } else {
       // Still pending here: stall recovery brings them back after a lease.
       spdlog::warn("handing {} jobs of queue {} back failed ({}); they return after a lease",
@@ -495,6 +501,7 @@ asio::awaitable<void> consumer::bury_malformed(const std::string& stream, int pr
       raw.fields.emplace_back(kv[i].str(), kv[i + 1].str());
   }
   if (raw.entry_id.empty()) co_return;
+  raw.id = first_attempt_id(raw.entry_id, priority);
   co_await fail(raw, 1, true, "malformed job: " + why, std::nullopt);
 }
 
@@ -618,13 +625,18 @@ asio::awaitable<void> consumer::ack_loop() {
         if (one.is_error()) refused = &one;
     if (!r || refused) {
       // Acks repeat safely (XACK of an acked entry is a no-op): put the batch back, retry soon.
-      spdlog::warn("acknowledging {} jobs of queue {} failed ({}); retrying", batch.size(),
-                   options_.queue, r ? std::string(refused->str()) : r.error().message());
       for (auto& f : batch)
         to_ack_.push_back(std::move(f));
+      if (refused) {
+        co_await on_error_reply("acknowledging jobs of", *refused);
+        continue;
+      }
+      spdlog::warn("acknowledging {} jobs of queue {} failed ({}); retrying", batch.size(),
+                   options_.queue, r.error().message());
       co_await pause_for(milliseconds(100));
       continue;
     }
+    write_accepted();
     stats_.done += batch.size();
     acked_since_tidy_ += batch.size();
     if (acked_since_tidy_ >= 20000) tidy_due_.cancel();
@@ -661,8 +673,52 @@ asio::awaitable<void> consumer::tidy() {
   args.push_back(keep_ms);
   args.push_back(keep_max);
   args.push_back(budget);
+  if (refusals_.active()) {
+    // Refusing writes: a write that changes nothing tells whether Redis takes writes again
+    // (the fetch's XREADGROUP does not: Redis runs it even at maxmemory).
+    auto probe = co_await pool_.commands().command("HINCRBY", k.stats, "completed", "0");
+    if (probe && !probe->is_error()) write_accepted();
+  }
   auto r = co_await redis::eval(pool_.commands(), detail::scripts().tidy, keys_v, args);
-  if (r && r->is_error()) spdlog::warn("tidying queue {} failed: {}", options_.queue, r->str());
+  if (r && r->is_error()) co_await on_error_reply("tidying", *r, false);
+}
+
+asio::awaitable<void> consumer::on_error_reply(std::string_view doing, const redis::reply& r,
+                                               bool pace) {
+  if (r.is_nogroup()) {
+    co_await heal();
+    co_return;
+  }
+  if (r.is_write_refused()) {
+    auto step = refusals_.refused(options_.queue, r.str());
+    if (!step.log.empty()) spdlog::warn("{}", step.log);
+    if (pace) co_await pause_for(step.wait);
+    co_return;
+  }
+  spdlog::error("{} queue {} failed: {}", doing, options_.queue, r.str());
+  if (pace) co_await pause_for(milliseconds(1000));
+}
+
+asio::awaitable<void> consumer::heal() {
+  if (healing_) { // another loop of this consumer is at it: let it finish
+    co_await pause_for(milliseconds(100));
+    co_return;
+  }
+  healing_ = true;
+  auto ec = co_await restore_queue(pool_.commands(), options_.queue);
+  healing_ = false;
+  cursors_.clear(); // stall recovery's scans start over on the new streams
+  if (ec) {
+    spdlog::warn("queue {}: initialising it again failed ({}); trying again", options_.queue,
+                 ec.message());
+    co_await pause_for(milliseconds(1000));
+  }
+}
+
+void consumer::write_accepted() {
+  if (!refusals_.active()) return;
+  auto line = refusals_.accepted(options_.queue);
+  if (!line.empty()) spdlog::info("{}", line);
 }
 
 asio::awaitable<void> consumer::fail(const delivered_job& job, int attempt_made, bool permanent,
@@ -696,9 +752,14 @@ asio::awaitable<void> consumer::fail(const delivered_job& job, int attempt_made,
     if (r && !r->is_error()) {
       // 0: no longer pending, settled by whoever recovered it; nothing was written.
       recorded = r->as_integer().value_or(0) == 1;
+      if (recorded) write_accepted();
       break;
     }
     if (!r && r.error() == errc::redis_shutdown) break;
+    if (r) { // an error reply: the keys gone (then nothing is pending: 0 next time), or refused
+      co_await on_error_reply("recording a failed job of", *r);
+      continue;
+    }
     spdlog::warn("recording the failure of job {} of queue {} failed ({}); retrying", job.id,
                  options_.queue, r ? std::string(r->str()) : r.error().message());
     co_await pause_for(milliseconds(100));

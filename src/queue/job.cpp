@@ -4,6 +4,7 @@
 #include <boost/json.hpp>
 #include <boost/json/basic_parser_impl.hpp>
 
+#include <algorithm>
 #include <charconv>
 
 namespace forq::queue {
@@ -45,7 +46,129 @@ struct validate_only {
   bool on_comment(sv, ec_t&) { return true; }
 };
 
+// The length of the well-formed UTF-8 sequence at s[i], or 0 if there is none (RFC 3629's
+// table: no overlong forms, no surrogates, nothing above U+10FFFF).
+std::size_t utf8_at(std::string_view s, std::size_t i) {
+  auto b = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
+  auto c0 = b(i);
+  if (c0 < 0x80) return 1;
+  auto cont = [&](std::size_t k, unsigned lo = 0x80, unsigned hi = 0xBF) {
+    return k < s.size() && b(k) >= lo && b(k) <= hi;
+  };
+  if (c0 >= 0xC2 && c0 <= 0xDF) return cont(i + 1) ? 2 : 0;
+  if (c0 == 0xE0) return cont(i + 1, 0xA0) && cont(i + 2) ? 3 : 0;
+  if ((c0 >= 0xE1 && c0 <= 0xEC) || c0 == 0xEE || c0 == 0xEF)
+    return cont(i + 1) && cont(i + 2) ? 3 : 0;
+  if (c0 == 0xED) return cont(i + 1, 0x80, 0x9F) && cont(i + 2) ? 3 : 0;
+  if (c0 == 0xF0) return cont(i + 1, 0x90) && cont(i + 2) && cont(i + 3) ? 4 : 0;
+  if (c0 >= 0xF1 && c0 <= 0xF3) return cont(i + 1) && cont(i + 2) && cont(i + 3) ? 4 : 0;
+  if (c0 == 0xF4) return cont(i + 1, 0x80, 0x8F) && cont(i + 2) && cont(i + 3) ? 4 : 0;
+  return 0;
+}
+
+std::string hex(std::string_view s) {
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(s.size() * 2);
+  for (unsigned char c : s) {
+    out += digits[c >> 4];
+    out += digits[c & 0xf];
+  }
+  return out;
+}
+
+bool all_digits(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+bool name_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+         c == '.' || c == ':' || c == '-';
+}
+
 } // namespace
+
+bool is_utf8(std::string_view s) {
+  for (std::size_t i = 0; i < s.size();) {
+    auto n = utf8_at(s, i);
+    if (n == 0) return false;
+    i += n;
+  }
+  return true;
+}
+
+std::string to_utf8(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (std::size_t i = 0; i < s.size();) {
+    auto n = utf8_at(s, i);
+    if (n == 0) {
+      out += "\xEF\xBF\xBD"; // U+FFFD
+      ++i;
+      continue;
+    }
+    out.append(s.substr(i, n));
+    i += n;
+  }
+  return out;
+}
+
+std::string serialize_utf8(const boost::json::value& v) {
+  auto text = boost::json::serialize(v);
+  return is_utf8(text) ? text : to_utf8(text);
+}
+
+std::string first_attempt_id(std::string_view entry_id, int priority) {
+  std::string id(entry_id);
+  if (priority > 0) id += "-p" + std::to_string(priority);
+  return id;
+}
+
+std::optional<std::pair<std::string, int>> entry_of(std::string_view job_id) {
+  int priority = 0;
+  auto dash = job_id.find('-');
+  if (dash == std::string_view::npos) return std::nullopt;
+  auto rest = job_id.substr(dash + 1);
+  if (auto p = rest.find("-p"); p != std::string_view::npos) {
+    auto n = rest.substr(p + 2);
+    if (n.size() != 1 || n[0] < '1' || n[0] > '9') return std::nullopt;
+    priority = n[0] - '0';
+    rest = rest.substr(0, p);
+  }
+  if (!all_digits(job_id.substr(0, dash)) || !all_digits(rest)) return std::nullopt;
+  return std::make_pair(std::string(job_id.substr(0, dash + 1 + rest.size())), priority);
+}
+
+bool looks_generated(std::string_view id) {
+  if (entry_of(id)) return true;
+  auto d = id.find("-d");
+  return d != std::string_view::npos && all_digits(id.substr(0, d)) && all_digits(id.substr(d + 2));
+}
+
+refusal_spell::step refusal_spell::refused(std::string_view queue, std::string_view reason) {
+  ++refusals_;
+  auto wait = std::chrono::milliseconds(100);
+  for (int i = 1; i < refusals_ && wait < std::chrono::milliseconds(1000); ++i)
+    wait *= 2;
+  wait = std::min(wait, std::chrono::milliseconds(1000));
+  step s{{}, wait};
+  if (!active_)
+    s.log = "queue " + std::string(queue) + ": Redis refuses writes (" + to_utf8(reason) +
+            "); leased jobs stay pending and nothing is lost; retrying with backoff until it "
+            "accepts them";
+  active_ = true;
+  return s;
+}
+
+std::string refusal_spell::accepted(std::string_view queue) {
+  std::string line;
+  if (active_)
+    line = "queue " + std::string(queue) + ": Redis accepts writes again (after " +
+           std::to_string(refusals_) + (refusals_ == 1 ? " refusal)" : " refusals)");
+  active_ = false;
+  refusals_ = 0;
+  return line;
+}
 
 boost::system::error_code check_json(std::string_view text) {
   boost::json::basic_parser<validate_only> p{boost::json::parse_options()};
@@ -80,7 +203,8 @@ std::variant<delivered_job, std::string> parse_entry(std::string_view queue,
     }
     else if (k == "attempt" || k == "max_attempts") {
       auto n = to_int(v);
-      if (!n || *n < 0) return "field " + k + " is not a whole number: \"" + v + "\"";
+      if (!n || *n < 0)
+        return "field " + k + " is not a whole number: \"" + to_utf8(v.substr(0, 64)) + "\"";
       if (k == "attempt")
         j.attempt = *n;
       else
@@ -88,9 +212,18 @@ std::variant<delivered_job, std::string> parse_entry(std::string_view queue,
     }
     j.fields.emplace_back(std::move(k), std::move(v));
   }
-  if (j.id.empty()) j.id = j.entry_id; // a first attempt: the entry id is the job id
+  // A first attempt: the job id is the entry id, marked with its priority (ids are unique per
+  // stream only).
+  if (j.id.empty()) j.id = first_attempt_id(j.entry_id, priority);
   // The producer's limits (check_job), for jobs written by anyone: a foreign producer may skip
   // them. Said without echoing the value, which may be huge.
+  if (!is_utf8(j.id)) return std::string("id is not UTF-8 text");
+  if (!std::all_of(j.handler.begin(), j.handler.end(), name_char))
+    return "handler \"" + to_utf8(j.handler.substr(0, 128)) +
+           "\" is not allowed: use 1 to 128 characters of A-Z a-z 0-9 _ . : -";
+  if (j.max_attempts && (*j.max_attempts < 1 || *j.max_attempts > 1000))
+    return "max_attempts " + std::to_string(*j.max_attempts) +
+           " is not allowed: use 1 to 1000 (or leave it out for the queue's policy)";
   if (j.payload.size() > default_max_payload)
     return "payload is " + std::to_string(j.payload.size()) + " bytes; the limit is " +
            std::to_string(default_max_payload);
@@ -106,17 +239,30 @@ std::variant<delivered_job, std::string> parse_entry(std::string_view queue,
 std::string to_json(const delivered_job& j, int attempt,
                     const std::vector<std::pair<std::string, std::string>>& extra) {
   boost::json::object o;
-  for (const auto& [k, v] : j.fields)
-    o[k] = v;
-  o["id"] = j.id;
+  boost::json::array raw; // fields that are not UTF-8, exactly as they came
+  for (const auto& [k, v] : j.fields) {
+    if (is_utf8(k) && is_utf8(v)) {
+      o[k] = v;
+      continue;
+    }
+    auto shown = to_utf8(k);
+    o[shown] = to_utf8(v);
+    boost::json::array one;
+    one.emplace_back(shown);
+    one.emplace_back(hex(k));
+    one.emplace_back(hex(v));
+    raw.emplace_back(std::move(one));
+  }
+  o["id"] = to_utf8(j.id);
   o["attempt"] = std::to_string(attempt);
   o["priority"] = std::to_string(j.priority);
   for (const auto& [k, v] : extra)
-    o[k] = v;
+    o[k] = to_utf8(v);
+  if (!raw.empty()) o["raw_hex"] = std::move(raw);
   return boost::json::serialize(o);
 }
 
-std::string handoff_json(const delivered_job& j) {
+std::string handoff_json(const delivered_job& j) { // (parse_entry let only UTF-8 through)
   boost::json::object o;
   o["id"] = j.id;
   o["queue"] = j.queue;

@@ -80,6 +80,11 @@ std::optional<std::string> check_job(const job& j, std::size_t max_payload) {
            std::to_string(max_payload);
   if (auto bad = check_json(j.payload)) return "payload is not JSON: " + bad.message();
   if (j.id && (j.id->empty() || j.id->size() > 256)) return "id must be 1 to 256 bytes";
+  if (j.id && !is_utf8(*j.id)) return "id must be UTF-8 text";
+  if (j.id && looks_generated(*j.id))
+    return "id \"" + *j.id +
+           "\" has the shape of an id forq generates (<ms>-<n>, <ms>-<n>-p<N>, <ms>-d<n>), so it "
+           "could name another job: choose another";
   if (j.priority < 0 || j.priority > 9)
     return "priority " + std::to_string(j.priority) + " is not allowed: use 0 to 9";
   if (j.max_attempts && (*j.max_attempts < 1 || *j.max_attempts > 1000))
@@ -116,7 +121,8 @@ void push_xadd(redis::request& req, std::string_view queue, const job& j) {
 }
 
 boost::asio::awaitable<boost::system::result<enqueue_result>>
-enqueue(redis::connection& conn, std::string_view queue, const job& j, std::string* why) {
+enqueue(redis::connection& conn, std::string_view queue, const job& j, std::string* why,
+        redis::exec_options opts) {
   auto refused = check_queue_name(queue);
   if (!refused) refused = check_job(j);
   if (refused) {
@@ -148,9 +154,10 @@ enqueue(redis::connection& conn, std::string_view queue, const job& j, std::stri
     args.push_back(j.id ? std::string_view(*j.id) : std::string_view());
     args.push_back(ttl);
     args.push_back(json);
-    auto r = co_await redis::eval(conn, detail::scripts().enqueue_delayed, keys_v, args);
+    auto r = co_await redis::eval(conn, detail::scripts().enqueue_delayed, keys_v, args, opts);
     if (!r) co_return r.error();
-    if (r->is_error() || r->elements().size() != 2) {
+    if (r->is_error()) co_return write_error(*r, why);
+    if (r->elements().size() != 2) {
       if (why) *why = r->to_string();
       co_return error_code(errc::redis_protocol);
     }
@@ -161,13 +168,10 @@ enqueue(redis::connection& conn, std::string_view queue, const job& j, std::stri
   if (!j.id) { // the common case: one XADD, the entry id is the job id
     redis::request xadd;
     push_xadd(xadd, queue, j);
-    auto r = redis::connection::single(co_await conn.exec(xadd));
+    auto r = redis::connection::single(co_await conn.exec(xadd, opts));
     if (!r) co_return r.error();
-    if (r->is_error()) {
-      if (why) *why = std::string(r->str());
-      co_return error_code(errc::invalid_job);
-    }
-    co_return enqueue_result{std::string(r->str()), false};
+    if (r->is_error()) co_return write_error(*r, why);
+    co_return enqueue_result{first_attempt_id(r->str(), j.priority), false};
   }
 
   auto unique_key = keys::unique_key(queue, *j.id);
@@ -178,49 +182,84 @@ enqueue(redis::connection& conn, std::string_view queue, const job& j, std::stri
   args.push_back(*j.id);
   args.push_back(ttl);
   args.insert(args.end(), fields.begin(), fields.end());
-  auto r = co_await redis::eval(conn, detail::scripts().enqueue_unique, keys_v, args);
+  auto r = co_await redis::eval(conn, detail::scripts().enqueue_unique, keys_v, args, opts);
   if (!r) co_return r.error();
-  if (r->is_error() || r->elements().size() != 2) {
+  if (r->is_error()) co_return write_error(*r, why);
+  if (r->elements().size() != 2) {
     if (why) *why = r->to_string();
     co_return error_code(errc::redis_protocol);
   }
   co_return enqueue_result{*j.id, r->elements()[0].str() == "duplicate"};
 }
 
-boost::asio::awaitable<error_code> init_queue(redis::connection& conn, std::string_view queue) {
+error_code write_error(const redis::reply& r, std::string* why) {
+  if (why) *why = std::string(r.str());
+  if (r.is_write_refused()) return errc::redis_refuses_writes;
+  if (r.is_retry_later()) return errc::redis_retry_later;
+  return errc::redis_refused;
+}
+
+boost::asio::awaitable<error_code> init_queue(redis::connection& conn, std::string_view queue,
+                                              queue_init* what) {
   if (check_queue_name(queue)) co_return error_code(errc::invalid_job);
   keys k(queue);
-  std::string version = std::to_string(schema_version);
-  std::vector<std::string_view> keys_v, args;
-  keys_v.push_back(k.meta);
+  const std::string version = std::to_string(schema_version);
+  const std::string older = std::to_string(upgrades_from_schema);
+  std::vector<std::string> key_storage;
+  key_storage.push_back(k.meta);
+  for (int priority = 0; priority <= 9; ++priority)
+    key_storage.push_back(k.stream_for(priority));
+  key_storage.push_back(k.wake);
+  std::vector<std::string_view> keys_v(key_storage.begin(), key_storage.end()), args;
   args.push_back(version);
-  auto stored = co_await redis::eval(conn, detail::scripts().init_queue, keys_v, args);
-  if (!stored) co_return stored.error();
-  if (stored->is_error()) {
-    spdlog::error("starting queue {}: Redis answered {}", queue, stored->str());
-    co_return error_code(errc::redis_refused);
+  args.push_back("workers");
+  args.push_back(older);
+  auto r = co_await redis::eval(conn, detail::scripts().init_queue, keys_v, args);
+  if (!r) co_return r.error();
+  if (r->is_error()) {
+    std::string why;
+    auto ec = write_error(*r, &why);
+    if (ec == errc::redis_refused) spdlog::error("starting queue {}: Redis answered {}", queue, why);
+    co_return ec;
   }
-  if (stored->str() != version) {
-    spdlog::critical("queue {} was written with protocol schema {}; this forq speaks {}", queue,
-                     stored->str(), version);
+  const auto& v = r->elements();
+  if (v.size() != 4) co_return error_code(errc::redis_protocol);
+  if (v[0].str() != version) {
+    spdlog::critical("queue {} was written with protocol schema {}; this forq speaks {} (and "
+                     "upgrades {} in place): run workers of one release on a queue",
+                     queue, v[0].str(), version, older);
     co_return error_code(errc::queue_schema_mismatch);
   }
-
-  // The group, and the queue in the registry (another slot: not in the script), in one trip.
-  redis::request setup;
-  for (int priority = 0; priority <= 9; ++priority)
-    setup.push("XGROUP", "CREATE", k.stream_for(priority), "workers", "0", "MKSTREAM");
-  setup.push("XGROUP", "CREATE", k.wake, "workers", "0", "MKSTREAM");
-  setup.push("SADD", keys::all_queues, queue);
-  auto replies = co_await conn.exec(setup);
-  if (!replies) co_return replies.error();
-  for (const auto& r : *replies) {
-    if (!r.is_error() || r.error_code() == "BUSYGROUP") continue; // BUSYGROUP: it exists
-    if (r.is_retry_later()) co_return error_code(errc::redis_retry_later);
-    spdlog::error("starting queue {}: Redis answered {}", queue, r.str());
-    co_return error_code(errc::redis_refused);
-  }
+  queue_init done;
+  done.schema_written = v[1].as_integer().value_or(0) == 1;
+  done.groups_created = static_cast<int>(v[2].as_integer().value_or(0));
+  done.upgraded_from = static_cast<int>(v[3].as_integer().value_or(0));
+  if (done.upgraded_from)
+    spdlog::warn("queue {}: protocol schema {} upgraded to {} (a first attempt's job id now "
+                 "carries its priority: <entry id>-p<N>); workers of older releases refuse this "
+                 "queue from now on",
+                 queue, done.upgraded_from, schema_version);
+  if (what) *what = done;
+  // The registry lives in another cluster slot: a command of its own, never in the script.
+  auto reg = co_await conn.command("SADD", keys::all_queues, queue);
+  if (!reg) co_return reg.error();
+  if (reg->is_error()) co_return write_error(*reg, nullptr);
   co_return error_code{};
+}
+
+boost::asio::awaitable<error_code> restore_queue(redis::connection& conn, std::string_view queue) {
+  queue_init done;
+  auto ec = co_await init_queue(conn, queue, &done);
+  if (!ec && done.schema_written)
+    spdlog::warn("queue {}: its keys are gone from Redis (restarted without persistence? "
+                 "flushed? failed over to an empty replica?); initialised again; jobs that were "
+                 "in Redis are lost with it",
+                 queue);
+  else if (!ec && done.groups_created > 0)
+    spdlog::warn("queue {}: the consumer group of {} of its streams was gone from Redis; created "
+                 "again (entries added since are delivered)",
+                 queue, done.groups_created);
+  co_return ec;
 }
 
 boost::asio::awaitable<error_code> start_queue(redis::connection& conn, std::string_view queue) {
@@ -228,11 +267,13 @@ boost::asio::awaitable<error_code> start_queue(redis::connection& conn, std::str
   for (int attempt = 1;; ++attempt) {
     auto ec = co_await init_queue(conn, queue);
     if (!ec || ec == errc::queue_schema_mismatch || ec == errc::invalid_job ||
-        ec == errc::redis_refused || ec == errc::redis_shutdown)
+        ec == errc::redis_refused || ec == errc::redis_shutdown || ec == errc::redis_auth_failed)
       co_return ec;
-    spdlog::warn("starting queue {}: Redis cannot answer yet ({}); trying again in {} ms "
-                 "(attempt {})",
-                 queue, ec.message(), delay.count(), attempt);
+    // Said once a second at most while it lasts, not once per try.
+    if (attempt == 1 || delay >= std::chrono::milliseconds(1000))
+      spdlog::warn("starting queue {}: Redis cannot take it yet ({}); trying again in {} ms "
+                   "(attempt {})",
+                   queue, ec.message(), delay.count(), attempt);
     boost::asio::steady_timer t(co_await boost::asio::this_coro::executor, delay);
     co_await t.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
     delay = std::min(delay * 2, std::chrono::milliseconds(5000));

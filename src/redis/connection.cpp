@@ -147,7 +147,9 @@ struct connection::pending {
   milliseconds extra{0};
   bool internal = false; // a health PING: nobody waits for it
   bool done = false;
-  steady_clock::time_point deadline{};
+  std::optional<steady_clock::time_point> give_up; // exec_options::deadline
+  steady_clock::time_point sent{};
+  steady_clock::time_point deadline{}; // for the reply, once sent
   error_code ec;
   response replies;
   // Emplaced, never assigned: Boost 1.81's any_completion_handler move-assignment re-wraps
@@ -164,7 +166,8 @@ connection::connection(asio::any_io_executor ex, connection_options options)
     , writer_wake_(ex_)
     , health_wake_(ex_)
     , room_(ex_, steady_clock::time_point::max())
-    , stop_(ex_, steady_clock::time_point::max()) {}
+    , stop_(ex_, steady_clock::time_point::max())
+    , expire_wake_(ex_, steady_clock::time_point::max()) {}
 
 connection::~connection() {
   // Normally run() has ended and nothing is left. If the io_context is being torn down with
@@ -185,7 +188,7 @@ asio::awaitable<void> connection::run() {
   if (stopped_ || running_) co_return;
   running_ = true;
   try {
-    co_await (life() || wait_for_stop());
+    co_await (life() || wait_for_stop() || expire_queued());
   } catch (const boost::system::system_error&) {
     // Cancelled from outside while life() was between steps: the cleanup below still runs.
   }
@@ -198,7 +201,7 @@ asio::awaitable<void> connection::run() {
   if (transport_) transport_->close();
   transport_.reset();
   fail_awaiting(false);
-  fail_queued(errc::redis_shutdown);
+  fail_queued(fatal_ ? fatal_ : error_code(errc::redis_shutdown));
   parser_.reset();
 }
 
@@ -212,6 +215,27 @@ void connection::stop() {
 
 asio::awaitable<void> connection::wait_for_stop() {
   if (!stopped_) co_await stop_.async_wait(use_tuple);
+}
+
+asio::awaitable<void> connection::expire_queued() {
+  for (;;) {
+    expire_wake_.expires_at(next_expiry_);
+    co_await expire_wake_.async_wait(use_tuple);
+    if (stopped_ || co_await cancelled()) co_return;
+    // Requests that waited for a connection past their caller's deadline: never sent.
+    auto now = steady_clock::now();
+    next_expiry_ = steady_clock::time_point::max();
+    for (auto it = queued_.begin(); it != queued_.end();) {
+      pending* p = *it;
+      if (p->give_up && *p->give_up <= now) {
+        it = queued_.erase(it);
+        complete(*p, errc::redis_unavailable);
+        continue;
+      }
+      if (p->give_up) next_expiry_ = std::min(next_expiry_, *p->give_up);
+      ++it;
+    }
+  }
 }
 
 asio::awaitable<void> connection::sleep(milliseconds d) {
@@ -231,6 +255,15 @@ asio::awaitable<void> connection::life() {
       if (transport_) transport_->close();
       transport_.reset();
       if (stopped_ || co_await cancelled()) break; // stopping, not a failure worth a line
+      last_failure_ = failure;
+      if (auth_failed_) {
+        // The same credentials get the same answer: say so once, and give up.
+        spdlog::error("{} refused forq's credentials ({}); check the user and password in the "
+                      "Redis URL (retrying cannot help)",
+                      where_, failure);
+        fatal_ = errc::redis_auth_failed;
+        break;
+      }
       auto step = state_.on_connect_failed(failure);
       log_step(step);
       co_await sleep(step.delay);
@@ -239,6 +272,7 @@ asio::awaitable<void> connection::life() {
     }
 
     ++stats_.connects;
+    last_failure_.clear();
     spdlog::info("{}", state_.on_ready(steady_clock::now()));
     ready_ = true;
     timed_out_ = false;
@@ -341,6 +375,7 @@ asio::awaitable<std::string> connection::connect_and_login() {
 }
 
 asio::awaitable<std::string> connection::login() {
+  auth_failed_ = false;
   const auto& ep = options_.endpoint;
   request req;
   bool auth = !ep.password.empty();
@@ -384,7 +419,11 @@ asio::awaitable<std::string> connection::login() {
   for (std::size_t i = 0; i < replies.size(); ++i) {
     const auto& r = replies[i];
     if (!r.is_error()) continue;
-    if (auth && i == 0) co_return "authentication failed: " + std::string(r.str());
+    // A refused AUTH, or a server that wants one we did not send: the credentials are wrong.
+    if ((auth && i == 0) || r.error_code() == "NOAUTH" || r.error_code() == "WRONGPASS") {
+      auth_failed_ = true;
+      co_return "authentication failed: " + std::string(r.str());
+    }
     if (r.is_retry_later()) co_return "not ready: " + std::string(r.str());
     co_return "login failed: " + std::string(r.str());
   }
@@ -440,10 +479,20 @@ asio::awaitable<void> connection::writer() {
     while (!queued_.empty()) {
       pending* p = queued_.front();
       queued_.pop_front();
+      if (p->give_up && *p->give_up <= now) { // its caller gave up before it could go out
+        complete(*p, errc::redis_unavailable);
+        continue;
+      }
       buffers.push_back(asio::buffer(p->payload));
+      p->sent = now;
       p->deadline = now + options_.command_timeout + p->extra;
+      if (p->give_up) {
+        p->deadline = std::min(p->deadline, *p->give_up);
+        ++awaiting_with_deadline_;
+      }
       awaiting_.push_back(p);
     }
+    if (buffers.empty()) continue;
     stats_.requests += buffers.size();
     ++stats_.writes;
     if (was_idle) health_wake_.cancel(); // a reply deadline now exists
@@ -462,16 +511,24 @@ asio::awaitable<void> connection::health() {
     if (!lost_reason_.empty() || stopped_ || co_await cancelled()) co_return;
     auto now = steady_clock::now();
     std::optional<steady_clock::time_point> oldest;
-    if (!awaiting_.empty()) oldest = awaiting_.front()->deadline;
+    const pending* late = nullptr; // the request whose deadline comes first
+    if (!awaiting_.empty()) {
+      late = awaiting_.front();
+      // Callers' own deadlines can come before older requests' (a rare path: the HTTP API).
+      if (awaiting_with_deadline_ > 0)
+        for (const pending* p : awaiting_)
+          if (p->deadline < late->deadline) late = p;
+      oldest = late->deadline;
+    }
     bool idle = awaiting_.empty() && queued_.empty();
     switch (connection_state::health(now, last_traffic_, oldest, idle, options_.health_interval)) {
     case connection_state::check::timed_out:
       ++stats_.timeouts;
       timed_out_ = true;
       lost_reason_ = "no reply within " +
-                     std::to_string(std::chrono::duration_cast<milliseconds>(
-                                        options_.command_timeout + awaiting_.front()->extra)
-                                        .count()) +
+                     std::to_string(
+                         std::chrono::duration_cast<milliseconds>(late->deadline - late->sent)
+                             .count()) +
                      " ms";
       co_return;
     case connection_state::check::ping:
@@ -508,7 +565,9 @@ asio::awaitable<boost::system::result<connection::response>> connection::exec(co
     } w(waiting_for_room_);
     co_await room_.async_wait(use_tuple);
   }
-  if (stopped_) co_return error_code(errc::redis_shutdown);
+  if (stopped_) co_return fatal_ ? fatal_ : error_code(errc::redis_shutdown);
+  if (opts.deadline && *opts.deadline <= steady_clock::now())
+    co_return error_code(errc::redis_unavailable);
 
   // The record lives in this coroutine's frame: the connection only points at it, and lets go
   // of it (complete()) before this frame can resume. No allocation per request.
@@ -516,6 +575,7 @@ asio::awaitable<boost::system::result<connection::response>> connection::exec(co
   p.payload = req.payload();
   p.expected = req.commands();
   p.extra = opts.extra_timeout;
+  p.give_up = opts.deadline;
   p.replies.reserve(p.expected);
   // Queued only inside the initiation, once this coroutine is certain to suspend: a caller
   // cancelled just before would otherwise leave a pointer to its destroyed frame behind.
@@ -533,12 +593,17 @@ asio::awaitable<boost::system::result<connection::response>> connection::exec(co
 void connection::enqueue(pending& p) {
   bytes_ += p.payload.size();
   queued_.push_back(&p);
+  if (p.give_up && *p.give_up < next_expiry_) { // the expiry sweep must look sooner
+    next_expiry_ = *p.give_up;
+    expire_wake_.cancel();
+  }
   if (writer_idle_) writer_wake_.cancel(); // a timer cancel is not free: only when it waits
 }
 
 void connection::complete(pending& p, error_code ec) {
   p.ec = ec;
   p.done = true;
+  if (p.give_up && p.sent != steady_clock::time_point{}) --awaiting_with_deadline_;
   bytes_ -= p.payload.size();
   if (waiting_for_room_ > 0) room_.cancel_one();
   // Resume the caller from the loop, not from inside the reader.

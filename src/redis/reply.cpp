@@ -110,6 +110,24 @@ bool reply::is_retry_later() const {
   return code == "LOADING" || code == "BUSY" || code == "TRYAGAIN" || code == "MASTERDOWN";
 }
 
+bool reply::is_write_refused() const {
+  auto code = error_code();
+  if (code == "OOM" || code == "READONLY" || code == "MISCONF") return true;
+  // A script's error wraps the command's: "ERR Error running script ...: -OOM command ...", or
+  // on Redis 7 the command's own error with " script: ..." appended.
+  if (kind_ != kind::error) return false;
+  std::string_view t = text_;
+  return t.find("OOM command not allowed") != std::string_view::npos ||
+         t.find("READONLY You can't write") != std::string_view::npos ||
+         t.find("MISCONF ") != std::string_view::npos;
+}
+
+bool reply::is_nogroup() const {
+  if (kind_ != kind::error) return false;
+  std::string_view t = text_;
+  return error_code() == "NOGROUP" || t.find("NOGROUP") != std::string_view::npos;
+}
+
 bool reply::is_noscript() const {
   return error_code() == "NOSCRIPT";
 }

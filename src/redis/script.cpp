@@ -41,15 +41,15 @@ script::script(std::string name, std::string_view source)
 
 boost::asio::awaitable<boost::system::result<reply>>
 eval(connection& conn, const script& s, const std::vector<std::string_view>& keys,
-     const std::vector<std::string_view>& args) {
+     const std::vector<std::string_view>& args, exec_options opts) {
   auto call = evalsha(s, keys, args);
-  auto first = connection::single(co_await conn.exec(call));
+  auto first = connection::single(co_await conn.exec(call, opts));
   if (!first || !first->is_noscript()) co_return first;
 
   // Load and call again in one round trip: the pipeline keeps them in order.
   request load_and_call("SCRIPT", "LOAD", s.source());
   load_and_call.append(call);
-  auto both = co_await conn.exec(load_and_call);
+  auto both = co_await conn.exec(load_and_call, opts);
   if (!both) co_return both.error();
   auto& replies = *both;
   // The load's error if it failed, else the call's reply. No braced list: GCC 12 miscompiles

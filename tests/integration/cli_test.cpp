@@ -40,8 +40,11 @@ TEST(cli, help_lists_every_option_with_its_default) {
     const forq::config defaults;
     for (const auto& f : forq::config_fields()) {
       auto shown = f.show(defaults);
-      EXPECT_NE(r.out.find(f.flag + " " + f.metavar + "=" + (shown.empty() ? "\"\"" : shown)),
-                std::string::npos)
+      // A switch is a bare flag (off by default); the others show their value and default.
+      auto listed = f.kind == forq::config_field::json_kind::boolean
+                        ? f.flag + " "
+                        : f.flag + " " + f.metavar + "=" + (shown.empty() ? "\"\"" : shown);
+      EXPECT_NE(r.out.find(listed), std::string::npos)
           << f.flag << " missing or without its default in:\n"
           << r.out;
       EXPECT_NE(r.out.find(f.env), std::string::npos) << f.env;

@@ -103,9 +103,9 @@ asio::awaitable<void> accept_loop(std::shared_ptr<fake_redis::shared> st) {
 
 } // namespace
 
-fake_redis::fake_redis(asio::any_io_executor ex, script s)
+fake_redis::fake_redis(asio::any_io_executor ex, script s, std::uint16_t port)
     : state_(std::make_shared<shared>(ex, std::move(s))) {
-  tcp::endpoint ep(asio::ip::make_address("127.0.0.1"), 0);
+  tcp::endpoint ep(asio::ip::make_address("127.0.0.1"), port);
   state_->acceptor.open(ep.protocol());
   state_->acceptor.set_option(tcp::acceptor::reuse_address(true));
   state_->acceptor.bind(ep);

@@ -50,7 +50,8 @@ class fake_redis {
  public:
   using script = std::function<fake_action(const fake_command&)>;
 
-  fake_redis(boost::asio::any_io_executor ex, script s);
+  // port 0: a free one.
+  fake_redis(boost::asio::any_io_executor ex, script s, std::uint16_t port = 0);
   ~fake_redis();
 
   std::uint16_t port() const { return port_; }

@@ -17,7 +17,7 @@ int http_connect(int port);
 http_response http_send_raw(int port, const std::string& raw);
 http_response http_call(int port, const std::string& method, const std::string& path,
                         const std::string& body = "");
-// The port in forq serve's "listening on http://127.0.0.1:PORT" log line, or 0.
+// The port in forq serve's "listening on http://127.0.0.1:PORT" (or 0.0.0.0) log line, or 0.
 int listening_port(const std::string& log);
 
 } // namespace forq::test

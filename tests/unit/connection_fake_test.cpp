@@ -488,7 +488,10 @@ TEST(queue_start_fake, waits_while_redis_is_loading_then_starts) {
       [&](const fake_command& c) {
         if (c.argv[0] == "EVALSHA" || c.argv[0] == "EVAL") {
           if (++evals <= 2) return fake_action::error("LOADING Redis is loading the dataset");
-          return fake_action::bulk(std::to_string(forq::queue::schema_version));
+          // init_queue.lua's answer: {schema, schema written, groups created, upgraded from}
+          auto v = std::to_string(forq::queue::schema_version);
+          return fake_action::raw("*4\r\n$" + std::to_string(v.size()) + "\r\n" + v +
+                                  "\r\n:1\r\n:11\r\n$0\r\n\r\n");
         }
         if (c.argv[0] == "XGROUP") return fake_action::status("OK");
         if (c.argv[0] == "SADD") return fake_action::integer(1);
@@ -499,7 +502,7 @@ TEST(queue_start_fake, waits_while_redis_is_loading_then_starts) {
         EXPECT_FALSE(ec) << ec.message();
       });
   EXPECT_EQ(evals, 3);
-  EXPECT_NE(logs.text().find("starting queue jobs: Redis cannot answer yet"), std::string::npos)
+  EXPECT_NE(logs.text().find("starting queue jobs: Redis cannot take it yet"), std::string::npos)
       << logs.text();
 }
 
@@ -518,6 +521,116 @@ TEST(queue_start_fake, an_error_retrying_cannot_fix_is_fatal_at_once) {
         EXPECT_EQ(ec, errc::redis_refused);
       });
   EXPECT_EQ(evals, 1);
+}
+
+} // namespace
+
+namespace {
+
+// Issue 13: a caller's deadline. While there is no connection, a request with a deadline
+// completes with redis_unavailable at the deadline, and is never sent afterwards: when Redis
+// comes back, nothing arrives late.
+TEST(connection_fake, a_request_past_its_deadline_without_a_connection_is_never_sent) {
+  forq::test::log_capture logs;
+  forq::test::run_async([&]() -> asio::awaitable<void> {
+    auto ex = co_await asio::this_coro::executor;
+    std::uint16_t port;
+    {
+      fake_redis closed(ex, fake_redis::standard); // take a port, then free it
+      port = closed.port();
+    }
+    connection conn(ex, options_for(port));
+    auto test = [&]() -> asio::awaitable<void> {
+      exec_options within;
+      within.deadline = steady_clock::now() + 300ms;
+      request req("XADD", "s", "*", "k", "late");
+      auto began = steady_clock::now();
+      auto r = co_await conn.exec(req, within);
+      auto took = steady_clock::now() - began;
+      EXPECT_EQ(r.error(), errc::redis_unavailable);
+      EXPECT_GE(took, 290ms);
+      EXPECT_LT(took, 600ms);
+      // Redis comes back on that port: the given-up request must not reach it.
+      fake_redis back(ex, fake_redis::standard, port);
+      co_await sleep_for(400ms);
+      EXPECT_TRUE(conn.ready());
+      for (const auto& c : back.commands())
+        EXPECT_NE(c.argv[0], "XADD") << "a request given up on was sent later";
+      // A deadline already past fails at once; without one, requests go through.
+      within.deadline = steady_clock::now();
+      EXPECT_EQ((co_await conn.exec(req, within)).error(), errc::redis_unavailable);
+      EXPECT_EQ(reply_text(co_await conn.command("PING")), "PONG");
+      conn.stop();
+      back.stop();
+    };
+    co_await (conn.run() && test());
+  });
+}
+
+// A reply later than the caller's deadline (shorter than the command timeout) ends the wait with
+// redis_timeout at that deadline: the request was sent, so it may have run.
+TEST(connection_fake, a_reply_later_than_the_caller_s_deadline_is_a_timeout) {
+  with_fake(
+      [](const fake_command& c) {
+        if (c.argv[0] == "BLPOP") return fake_action::never();
+        return fake_redis::standard(c);
+      },
+      [](connection& conn, fake_redis&) -> asio::awaitable<void> {
+        while (!conn.ready())
+          co_await sleep_for(5ms);
+        exec_options within;
+        within.deadline = steady_clock::now() + 100ms;
+        request req("BLPOP", "k", "0");
+        auto began = steady_clock::now();
+        auto r = co_await conn.exec(req, within);
+        EXPECT_EQ(r.error(), errc::redis_timeout);
+        EXPECT_LT(steady_clock::now() - began, 250ms); // not the 300 ms command timeout
+      },
+      [](connection_options o) {
+        o.health_interval = 50ms; // the health loop looks for late replies
+        return o;
+      });
+}
+
+// A wrong password is said once, as what it is, and the connection gives up: retrying cannot
+// help. Requests fail with redis_auth_failed, and the secret is never printed.
+TEST(connection_fake, a_refused_password_is_fatal_and_said_once) {
+  forq::test::log_capture logs;
+  with_fake(
+      [](const fake_command& c) {
+        if (c.argv[0] == "AUTH")
+          return fake_action::error("WRONGPASS invalid username-password pair or user is "
+                                    "disabled.");
+        return fake_redis::standard(c);
+      },
+      [](connection& conn, fake_redis& fake) -> asio::awaitable<void> {
+        auto r = co_await conn.command("PING");
+        EXPECT_EQ(r.error(), errc::redis_auth_failed);
+        EXPECT_EQ(conn.fatal_error(), errc::redis_auth_failed);
+        EXPECT_NE(conn.last_failure().find("WRONGPASS"), std::string::npos);
+        co_await sleep_for(200ms);
+        EXPECT_EQ(fake.connections(), 1u) << "it tried again";
+        EXPECT_EQ((co_await conn.command("PING")).error(), errc::redis_auth_failed);
+      },
+      [](connection_options o) {
+        o.endpoint.password = "s3cret-value";
+        return o;
+      });
+  EXPECT_NE(logs.text().find("refused forq's credentials"), std::string::npos) << logs.text();
+  EXPECT_EQ(logs.text().find("s3cret-value"), std::string::npos);
+}
+
+// A server that wants a password forq did not give (NOAUTH) is the same mistake.
+TEST(connection_fake, a_missing_password_is_fatal_too) {
+  with_fake(
+      [](const fake_command& c) {
+        if (c.argv[0] != "AUTH" && c.argv[0] != "QUIT")
+          return fake_action::error("NOAUTH Authentication required.");
+        return fake_redis::standard(c);
+      },
+      [](connection& conn, fake_redis&) -> asio::awaitable<void> {
+        EXPECT_EQ((co_await conn.command("PING")).error(), errc::redis_auth_failed);
+      });
 }
 
 } // namespace

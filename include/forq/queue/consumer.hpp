@@ -147,6 +147,12 @@ class consumer {
   };
   const counters& stats() const { return stats_; }
   std::size_t running() const { return running_; } // attempts running now
+  // Redis refused this consumer's last write (-OOM, -READONLY, -MISCONF) and has not accepted
+  // one since: the worker is not ready (/readyz).
+  bool refusing_writes() const { return refusals_.active(); }
+  // The queue is started (start_queue done): it consumes.
+  bool started() const { return started_; }
+  const std::string& queue() const { return options_.queue; }
 
  private:
   struct finished {
@@ -180,6 +186,14 @@ class consumer {
   boost::asio::awaitable<void> fail(const delivered_job& job, int attempt_made, bool permanent,
                                     const std::string& error,
                                     std::optional<std::chrono::milliseconds> retry_after);
+  // What every loop does with an error reply of Redis: the queue's keys gone (NOGROUP, a
+  // missing schema) -> restore them at once; writes refused -> say so once and back off; else
+  // log `doing` with the reply and wait a second (waits only with `pace`). Completes when the
+  // loop may try again.
+  boost::asio::awaitable<void> on_error_reply(std::string_view doing, const redis::reply& r,
+                                              bool pace = true);
+  boost::asio::awaitable<void> heal(); // restore_queue, once at a time in this consumer
+  void write_accepted();               // a write went through: a refusal spell is over
 
   redis::pool& pool_;
   consumer_options options_;
@@ -204,6 +218,9 @@ class consumer {
   std::map<std::string, std::set<std::string>> active_;
   std::map<std::string, std::string> cursors_; // stream -> where stall recovery goes on
   std::set<std::string> released_;             // entry ids handed back by release_running()
+  refusal_spell refusals_;
+  bool healing_ = false;
+  bool started_ = false;
   // cancel() = something changed: a slot freed, an ack is due, a retry was scheduled, stop.
   boost::asio::steady_timer slot_free_, ack_due_, promote_due_, lease_due_, tidy_due_;
   counters stats_;

@@ -1,6 +1,7 @@
 #pragma once
 
 #include "forq/redis/reply.hpp"
+#include <boost/json/fwd.hpp>
 #include <boost/system/error_code.hpp>
 
 #include <chrono>
@@ -28,6 +29,26 @@ struct delivered_job {
   std::vector<std::pair<std::string, std::string>> fields; // every field, as received
 };
 
+// Whether `s` is well-formed UTF-8 (no overlong forms, no surrogates, nothing above U+10FFFF).
+bool is_utf8(std::string_view s);
+// `s` with each byte that is not part of well-formed UTF-8 replaced by U+FFFD: text any JSON
+// reader accepts. Valid text comes back unchanged.
+std::string to_utf8(std::string_view s);
+// boost::json::serialize, made valid UTF-8 whatever bytes its strings hold (bytes that are not
+// UTF-8 can only stand inside strings, so replacing them keeps the JSON well-formed): every
+// JSON answer and record forq writes goes through this.
+std::string serialize_utf8(const boost::json::value& v);
+
+// Job ids (docs/protocol.md, "Job ids"). A first attempt's id is its stream entry id in the
+// priority-0 stream and `<entry id>-p<N>` in stream:p<N> (entry ids are unique per stream only).
+std::string first_attempt_id(std::string_view entry_id, int priority);
+// The entry id and priority a generated first-attempt id names, or nothing (a caller's id, a
+// delayed job's `<ms>-d<n>`).
+std::optional<std::pair<std::string, int>> entry_of(std::string_view job_id);
+// Whether a caller-given id has the shape of an id forq generates (`<ms>-<seq>`,
+// `<ms>-<seq>-p<N>`, `<ms>-d<n>`): such ids are refused, so they cannot meet a generated one.
+bool looks_generated(std::string_view id);
+
 // Whether `text` is one JSON value (nesting at most 32 deep, as boost::json::parse allows), or
 // why not. Builds nothing: a validating pass, for the hot path (every fetched payload, every
 // result).
@@ -40,7 +61,10 @@ std::variant<delivered_job, std::string> parse_entry(std::string_view queue,
                                                      const redis::reply& entry);
 
 // The job's fields as a JSON object, with `id`, `attempt` and the given extras set: how a job
-// waits in `delayed:jobs` or `dead:jobs` (docs/protocol.md).
+// waits in `delayed:jobs` or `dead:jobs` (docs/protocol.md). Always valid UTF-8 JSON: a field
+// whose name or value is not UTF-8 is shown with U+FFFD in place of the bad bytes, and kept
+// exactly in `raw_hex` ([[shown name, name in hex, value in hex], ...]), from which promotion
+// and `forq dead retry` restore the bytes as they came.
 std::string to_json(const delivered_job& j, int attempt,
                     const std::vector<std::pair<std::string, std::string>>& extra);
 
@@ -54,6 +78,27 @@ struct retry_policy {
   std::chrono::milliseconds backoff{1000};
   bool exponential = true; // base * 2^(attempt-1), with jitter
   std::chrono::milliseconds max_backoff{std::chrono::hours(1)};
+};
+
+// How a consumer lives through a Redis that refuses writes (-OOM, -READONLY, -MISCONF): the
+// first refusal of a spell is logged, the rest are not; retries back off from 100 ms, doubling
+// to 1 s; the first write accepted after a spell ends it with one line. Leased jobs stay
+// pending meanwhile (nothing is acknowledged or lost). No sockets: unit-tested on its own.
+class refusal_spell {
+ public:
+  struct step {
+    std::string log; // empty: nothing worth a line
+    std::chrono::milliseconds wait;
+  };
+  // A write of queue `queue` was refused with `reason` (Redis's error text).
+  step refused(std::string_view queue, std::string_view reason);
+  // A write went through: the line that ends a spell, or empty if there was none.
+  std::string accepted(std::string_view queue);
+  bool active() const { return active_; }
+
+ private:
+  bool active_ = false;
+  int refusals_ = 0;
 };
 
 // What happens to a job whose attempt failed. No sockets: unit-tested on its own.

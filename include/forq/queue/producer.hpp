@@ -15,7 +15,10 @@
 
 namespace forq::queue {
 
-inline constexpr int schema_version = 2; // 2: results index (a list), tidy.lua, wake, rate
+// 3: a first attempt's job id carries its priority (`<entry id>-p<N>`); 2: results index (a
+// list), tidy.lua, wake, rate. A worker of schema 3 upgrades a schema-2 queue in place.
+inline constexpr int schema_version = 3;
+inline constexpr int upgrades_from_schema = 2;
 inline constexpr std::size_t default_max_payload = 1u << 20; // 1 MiB
 
 // Every key of a queue, under its hash tag.
@@ -64,29 +67,53 @@ std::vector<std::string_view> job_fields(const job& j, std::string& storage);
 void push_xadd(redis::request& req, std::string_view queue, const job& j);
 
 struct enqueue_result {
-  std::string id; // the job id: the caller's, or the stream entry id
+  std::string id; // the job id: the caller's, or the generated one (first_attempt_id)
   bool duplicate; // a job with this caller-given id was already enqueued: nothing was added
 };
 
 // Adds a job to the queue: one XADD, the enqueue_unique script for a caller-given id, or the
 // enqueue_delayed script for a job that runs later (run_at_ms in the future). Checks
-// the job first (errc::invalid_job, with the reason in `why` when given). The connection must
-// be running.
+// the job first (errc::invalid_job, with the reason in `why` when given). A Redis that refuses
+// writes completes it with errc::redis_refuses_writes (nothing was added; Redis's words in
+// `why`). `opts` carries the caller's deadline (redis::exec_options). The connection must be
+// running.
 boost::asio::awaitable<boost::system::result<enqueue_result>>
-enqueue(redis::connection& conn, std::string_view queue, const job& j, std::string* why = nullptr);
+enqueue(redis::connection& conn, std::string_view queue, const job& j, std::string* why = nullptr,
+        redis::exec_options opts = {});
 
-// Start-up of a queue: writes the schema version on first use, creates the consumer group on
-// every priority's stream, and
-// refuses a queue written by an incompatible forq (errc::queue_schema_mismatch). Completes with
-// the connection's errors while Redis is away (callers retry with the connection's backoff).
-boost::asio::awaitable<boost::system::error_code> init_queue(redis::connection& conn,
-                                                             std::string_view queue);
+// How an error reply to an enqueue or another write becomes an error: redis_refuses_writes for
+// -OOM/-READONLY/-MISCONF, redis_retry_later, else redis_refused. Redis's words go to `why`.
+boost::system::error_code write_error(const redis::reply& r, std::string* why);
+
+// What init_queue found and did.
+struct queue_init {
+  bool schema_written = false; // the schema was absent: the queue is new, or its keys were gone
+  int groups_created = 0;      // consumer groups that were missing
+  int upgraded_from = 0;       // the older schema upgraded in place, or 0
+};
+
+// Start-up of a queue, one atomic script (init_queue.lua): writes the schema version on first
+// use, creates the consumer group on every stream of the queue, and refuses a queue written by
+// an incompatible forq (errc::queue_schema_mismatch); then registers the queue (forq:queues).
+// Completes with the connection's errors while Redis is away, and with redis_refuses_writes
+// while Redis refuses writes (callers retry with backoff).
+boost::asio::awaitable<boost::system::error_code>
+init_queue(redis::connection& conn, std::string_view queue, queue_init* what = nullptr);
+
+// Puts a queue's keys back after they vanished from Redis (restarted without persistence,
+// flushed, failed over to an empty replica): init_queue again, at once. Every user of a queue
+// calls it when Redis says the keys are gone (-NOGROUP, a missing schema). The one caller whose
+// script actually recreated them logs the warning, so an event costs one line however many
+// workers notice it. Completes with init_queue's error, if any.
+boost::asio::awaitable<boost::system::error_code> restore_queue(redis::connection& conn,
+                                                                std::string_view queue);
 
 // Start-up as a worker does it: init_queue, tried again with backoff (100 ms doubling to 5 s,
 // each wait logged) while Redis cannot answer (loading, busy, connection lost, timed out; an
 // unreachable Redis makes the request wait inside the connection, which logs that itself).
 // Completes with success, or a fatal error: queue_schema_mismatch, invalid_job (bad name),
-// redis_refused (an error reply retrying cannot fix), or redis_shutdown (stopped meanwhile).
+// redis_refused (an error reply retrying cannot fix), redis_auth_failed, or redis_shutdown
+// (stopped meanwhile). A Redis that refuses writes is waited for, said once.
 boost::asio::awaitable<boost::system::error_code> start_queue(redis::connection& conn,
                                                               std::string_view queue);
 

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -46,6 +47,12 @@ struct connection_options {
 struct exec_options {
   // Added to the reply deadline: the server-side wait of a blocking command (BLMOVE ... 5).
   milliseconds extra_timeout{0};
+  // The caller gives up at this time. A request still waiting for a connection then completes
+  // with errc::redis_unavailable: it was never sent, so it did not run and never will. A
+  // request sent and not answered by then closes the connection (a pipeline cannot skip a
+  // reply) and completes with errc::redis_timeout: it may have run. None: wait for a connection
+  // as long as it takes, and for the reply as long as command_timeout allows.
+  std::optional<steady_clock::time_point> deadline;
 };
 
 // forq:<host>:<pid>:<role>, the name every forq connection gives itself in CLIENT LIST.
@@ -75,14 +82,18 @@ class connection {
 
   // Sends a request and completes with one reply per command, or with an error:
   // redis_connection_lost (written, no reply: it may have run), redis_timeout, redis_protocol,
-  // redis_shutdown. Error replies (-ERR, ...) are replies, not errors. While there is no
-  // connection the request waits for one; while the bounds are reached it waits for room.
+  // redis_shutdown, redis_unavailable (opts.deadline passed before a connection: not sent),
+  // redis_auth_failed (the server refused forq's credentials: the connection gave up). Error
+  // replies (-ERR, ...) are replies, not errors. While there is no connection the request
+  // waits for one (until opts.deadline); while the bounds are reached it waits for room.
   // `req` must outlive the call; the connection must outlive it too.
   boost::asio::awaitable<boost::system::result<response>> exec(const request& req,
                                                                exec_options opts = {});
   boost::asio::awaitable<boost::system::result<response>> exec(const request& req,
                                                                milliseconds extra_timeout) {
-    return exec(req, exec_options{extra_timeout});
+    exec_options o;
+    o.extra_timeout = extra_timeout;
+    return exec(req, o);
   }
 
   // One command. A -LOADING, -BUSY, -TRYAGAIN or -MASTERDOWN reply becomes
@@ -96,6 +107,12 @@ class connection {
 
   // Connected and logged in: requests go out now.
   bool ready() const { return ready_; }
+  // Why the connection gave up for good by itself (redis_auth_failed), or nothing. It then
+  // behaves as stopped, and exec() completes with this error.
+  boost::system::error_code fatal_error() const { return fatal_; }
+  // The login's last failure as an operator reads it ("authentication failed: WRONGPASS ..."),
+  // empty once logged in.
+  const std::string& last_failure() const { return last_failure_; }
   std::size_t in_flight() const { return queued_.size() + awaiting_.size(); }
   std::size_t buffered_bytes() const { return bytes_; }
   const std::string& where() const { return where_; }
@@ -122,6 +139,7 @@ class connection {
   boost::asio::awaitable<void> reader();
   boost::asio::awaitable<void> writer();
   boost::asio::awaitable<void> health();
+  boost::asio::awaitable<void> expire_queued(); // completes queued requests past their deadline
   boost::asio::awaitable<void> wait_for_stop();
   boost::asio::awaitable<void> sleep(milliseconds d);
   void complete(pending& p, boost::system::error_code ec);
@@ -147,6 +165,12 @@ class connection {
   boost::asio::steady_timer health_wake_; // cancel() = the oldest deadline changed
   boost::asio::steady_timer room_;        // cancel_one() = a request finished
   boost::asio::steady_timer stop_;        // cancel() = stop()
+  boost::asio::steady_timer expire_wake_; // cancel() = a queued request has an earlier deadline
+  steady_clock::time_point next_expiry_ = steady_clock::time_point::max();
+  std::size_t awaiting_with_deadline_ = 0; // awaiting_ entries with a caller's deadline
+  boost::system::error_code fatal_;
+  std::string last_failure_;
+  bool auth_failed_ = false; // the login that just failed was refused for its credentials
   steady_clock::time_point last_traffic_;
   std::string lost_reason_;
   bool timed_out_ = false;

@@ -42,6 +42,11 @@ class reply {
   bool is_retry_later() const;
   // -NOSCRIPT: EVALSHA of a script the server does not hold (restart, SCRIPT FLUSH).
   bool is_noscript() const;
+  // -OOM (maxmemory under noeviction), -READONLY (a replica), -MISCONF (a failed RDB save):
+  // Redis refuses writes for now. Also when a script's error carries one of them.
+  bool is_write_refused() const;
+  // -NOGROUP: a stream or its consumer group is gone (Redis restarted empty, was flushed, ...).
+  bool is_nogroup() const;
   // The error's code, its first word: "ERR", "WRONGTYPE", ...; empty if not an error.
   std::string_view error_code() const;
 

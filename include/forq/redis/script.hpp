@@ -33,6 +33,6 @@ class script {
 // other error replies (a script's own error) are returned as replies.
 boost::asio::awaitable<boost::system::result<reply>>
 eval(connection& conn, const script& s, const std::vector<std::string_view>& keys,
-     const std::vector<std::string_view>& args);
+     const std::vector<std::string_view>& args, exec_options opts = {});
 
 } // namespace forq::redis
