@@ -1,5 +1,7 @@
 #include "forq/log.hpp"
 
+#include "forq/utf8.hpp"
+
 #include <boost/json/serialize.hpp>
 #include <boost/json/string.hpp>
 #include <spdlog/pattern_formatter.h>
@@ -96,7 +98,8 @@ class json_formatter final : public spdlog::formatter {
     append(R"(","role":)");
     append(boost::json::serialize(boost::json::string(role_storage())));
     fmt::format_to(std::back_inserter(dest), R"(,"pid":{},"msg":)", ::getpid());
-    append(boost::json::serialize(
+    // A message may quote bytes a foreign producer wrote: one line of valid JSON regardless.
+    append(serialize_utf8(
         boost::json::string(std::string_view(msg.payload.data(), msg.payload.size()))));
     append("}\n");
   }

@@ -63,12 +63,12 @@ asio::awaitable<void> pause_for(milliseconds d) {
 }
 
 // results:data's value for a finished job (docs/protocol.md): the handler's result as JSON
-// (text that is not JSON is kept as a JSON string), the attempt, and when it finished. Empty
+// (text that is not JSON is kept as a JSON string, made valid UTF-8), the attempt, and when it finished. Empty
 // for a job that returned nothing (null): its end is recorded in the results index only.
 std::string result_record(const std::string& result, int attempt) {
   if (result == "null" || result.empty()) return {};
   std::string out = "{\"result\":";
-  out += check_json(result) ? boost::json::serialize(boost::json::value(result)) : result;
+  out += check_json(result) ? serialize_utf8(boost::json::value(result)) : result;
   out += ",\"attempt\":" + std::to_string(attempt) + ",\"finished_ms\":" + now_ms() + "}";
   return out;
 }

@@ -125,7 +125,8 @@ bool reply::is_write_refused() const {
 bool reply::is_nogroup() const {
   if (kind_ != kind::error) return false;
   std::string_view t = text_;
-  return error_code() == "NOGROUP" || t.find("NOGROUP") != std::string_view::npos;
+  return error_code() == "NOGROUP" || t.find("NOGROUP") != std::string_view::npos ||
+         (error_code() == "UNBLOCKED" && t.find("no longer exists") != std::string_view::npos);
 }
 
 bool reply::is_noscript() const {

@@ -168,6 +168,16 @@ TEST_F(faults_test, a_flushall_mid_drain_heals_at_once) {
   auto later = forq->err().substr(before);
   EXPECT_EQ(count(later, " warn "), 0u) << later;
   EXPECT_EQ(count(later, " error "), 0u) << later;
+
+  // Again with every consumer idle, blocked inside Redis on the streams the flush deletes
+  // (Redis 7 answers their reads -UNBLOCKED).
+  EXPECT_EQ(redis_.command({"FLUSHALL"}), "OK");
+  flushed = steady::now();
+  auto idle_id = enqueue(redis_.url(), "{\"idle\":1}", {"--handler", "echo"});
+  ASSERT_TRUE(wait_until([&] { return has_result(idle_id); }, 2s)) << forq->err();
+  RecordProperty("idle_recovered_ms", static_cast<int>(ms_since(flushed)));
+  EXPECT_EQ(count(forq->err(), "its keys are gone from Redis"), 2u) << forq->err();
+  EXPECT_EQ(count(forq->err(), " error "), 0u) << forq->err();
   stop(*forq);
 }
 
@@ -207,11 +217,15 @@ TEST_F(faults_test, jobs_added_in_one_multi_to_two_priorities_have_their_own_ids
     forq::redis::connection conn(ex, pool_options().connection);
     auto test = [&]() -> asio::awaitable<void> {
       for (int i = 0; i < pairs; ++i) {
+        // The first pair names its entry id (as any producer may): the same in both streams
+        // for certain. The others let Redis choose, in one MULTI: the same whenever both
+        // XADDs run in one millisecond.
+        const std::string at = i == 0 ? "1000-0" : "*";
         forq::redis::request multi;
         multi.push("MULTI");
-        multi.push("XADD", "forq:{default}:stream", "*", "handler", "echo", "payload",
+        multi.push("XADD", "forq:{default}:stream", at, "handler", "echo", "payload",
                    "{\"pair\":" + std::to_string(i) + ",\"p\":0}");
-        multi.push("XADD", "forq:{default}:stream:p5", "*", "handler", "echo", "payload",
+        multi.push("XADD", "forq:{default}:stream:p5", at, "handler", "echo", "payload",
                    "{\"pair\":" + std::to_string(i) + ",\"p\":5}");
         multi.push("EXEC");
         auto r = co_await conn.exec(multi);
@@ -239,11 +253,12 @@ TEST_F(faults_test, jobs_added_in_one_multi_to_two_priorities_have_their_own_ids
     co_await (conn.run() && test());
   });
   ASSERT_EQ(entry_ids.size(), std::size_t(pairs));
-  // The collision this test is about: one MULTI runs in one millisecond.
+  // The collision this test is about: one entry id on two priorities.
   std::size_t same = 0;
   for (const auto& [a, b] : entry_ids)
     same += a == b;
-  EXPECT_EQ(same, std::size_t(pairs));
+  EXPECT_GE(same, 1u);
+  RecordProperty("pairs_with_one_entry_id", static_cast<int>(same));
   std::set<std::string> distinct(client_ids.begin(), client_ids.end());
   EXPECT_EQ(distinct.size(), client_ids.size());
   for (std::size_t i = 1; i < client_ids.size(); i += 2)
@@ -255,7 +270,7 @@ TEST_F(faults_test, jobs_added_in_one_multi_to_two_priorities_have_their_own_ids
            std::to_string(4 * pairs);
   }, 10s)) << forq->err();
   EXPECT_EQ(redis_.command({"HLEN", "forq:{default}:results:data"}), std::to_string(4 * pairs));
-  for (int i = 0; i < pairs; i += 7) {
+  for (int i = 0; i < pairs; i += 7) { // pair 0 (the certain collision) among them
     for (int p : {0, 5}) {
       auto id = forq::queue::first_attempt_id(p ? entry_ids[i].second : entry_ids[i].first, p);
       auto shown = run({forq_bin, "job", "--redis", redis_.url(), "--json", id});
@@ -416,7 +431,7 @@ TEST_F(faults_test, with_redis_down_the_api_answers_503_in_time_and_nothing_happ
     EXPECT_TRUE(parses(r.body)) << r.body;
     EXPECT_NE(r.body.find("nothing was done"), std::string::npos) << r.body;
     EXPECT_LT(took, 2600) << c.method << " " << c.path;
-    RecordProperty("answered_ms", static_cast<int>(took));
+    RecordProperty(c.method + "_" + c.path + "_ms", static_cast<int>(took));
   }
   EXPECT_EQ(forq::test::http_call(port_, "GET", "/readyz").status, 503);
   redis_.start();

@@ -53,6 +53,20 @@ TEST_F(log_test, json_lines_carry_role_pid_level_and_escaped_message) {
   EXPECT_EQ(second.at("msg").as_string(), "unicode é ✓");
 }
 
+// A message quoting bytes that are not UTF-8 (a foreign job's field) is still one line of JSON.
+TEST_F(log_test, json_lines_stay_json_whatever_bytes_a_message_quotes) {
+  init(forq::log_format::json, forq::log_level::info, "worker 1");
+  spdlog::warn("job of queue q is dead: unknown handler \"{}\"", "\xfe\xff");
+  spdlog::default_logger()->flush();
+  auto got = lines(out_.str());
+  ASSERT_EQ(got.size(), 1u);
+  boost::system::error_code ec;
+  auto v = boost::json::parse(got[0], ec); // refuses text that is not UTF-8
+  ASSERT_FALSE(ec) << got[0];
+  EXPECT_EQ(v.as_object().at("msg").as_string(),
+            "job of queue q is dead: unknown handler \"\xef\xbf\xbd\xef\xbf\xbd\"");
+}
+
 TEST_F(log_test, text_lines_carry_role_and_pid) {
   init(forq::log_format::text, forq::log_level::debug, "master");
   spdlog::debug("hello {}", 42);

@@ -180,6 +180,8 @@ TEST(replies, write_refusals_and_vanished_groups_are_recognised) {
   EXPECT_TRUE(reply::make_error("NOGROUP No such key 'forq:{q}:stream' or consumer group "
                                 "'workers' in XREADGROUP with GROUP option")
                   .is_nogroup());
+  EXPECT_TRUE(reply::make_error("UNBLOCKED the stream key no longer exists").is_nogroup());
+  EXPECT_FALSE(reply::make_error("UNBLOCKED client unblocked via CLIENT UNBLOCK").is_nogroup());
   EXPECT_FALSE(reply::make_error("BUSYGROUP Consumer Group name already exists").is_nogroup());
   std::string why;
   EXPECT_EQ(write_error(reply::make_error("READONLY You can't write"), &why),

@@ -1,7 +1,7 @@
 #pragma once
 
 #include "forq/redis/reply.hpp"
-#include <boost/json/fwd.hpp>
+#include "forq/utf8.hpp"
 #include <boost/system/error_code.hpp>
 
 #include <chrono>
@@ -29,15 +29,10 @@ struct delivered_job {
   std::vector<std::pair<std::string, std::string>> fields; // every field, as received
 };
 
-// Whether `s` is well-formed UTF-8 (no overlong forms, no surrogates, nothing above U+10FFFF).
-bool is_utf8(std::string_view s);
-// `s` with each byte that is not part of well-formed UTF-8 replaced by U+FFFD: text any JSON
-// reader accepts. Valid text comes back unchanged.
-std::string to_utf8(std::string_view s);
-// boost::json::serialize, made valid UTF-8 whatever bytes its strings hold (bytes that are not
-// UTF-8 can only stand inside strings, so replacing them keeps the JSON well-formed): every
-// JSON answer and record forq writes goes through this.
-std::string serialize_utf8(const boost::json::value& v);
+// (forq/utf8.hpp: the queue layer's records are checked and written with these.)
+using forq::is_utf8;
+using forq::serialize_utf8;
+using forq::to_utf8;
 
 // Job ids (docs/protocol.md, "Job ids"). A first attempt's id is its stream entry id in the
 // priority-0 stream and `<entry id>-p<N>` in stream:p<N> (entry ids are unique per stream only).

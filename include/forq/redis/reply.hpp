@@ -45,7 +45,8 @@ class reply {
   // -OOM (maxmemory under noeviction), -READONLY (a replica), -MISCONF (a failed RDB save):
   // Redis refuses writes for now. Also when a script's error carries one of them.
   bool is_write_refused() const;
-  // -NOGROUP: a stream or its consumer group is gone (Redis restarted empty, was flushed, ...).
+  // -NOGROUP: a stream or its consumer group is gone (Redis restarted empty, was flushed, ...);
+  // or -UNBLOCKED, a blocked XREADGROUP whose stream was deleted under it (Redis 7).
   bool is_nogroup() const;
   // The error's code, its first word: "ERR", "WRONGTYPE", ...; empty if not an error.
   std::string_view error_code() const;

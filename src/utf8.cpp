@@ -1,0 +1,62 @@
+#include "forq/utf8.hpp"
+
+#include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
+
+namespace forq {
+
+namespace {
+
+// The length of the well-formed UTF-8 sequence at s[i], or 0 if there is none (RFC 3629's
+// table: no overlong forms, no surrogates, nothing above U+10FFFF).
+std::size_t utf8_at(std::string_view s, std::size_t i) {
+  auto b = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
+  auto c0 = b(i);
+  if (c0 < 0x80) return 1;
+  auto cont = [&](std::size_t k, unsigned lo = 0x80, unsigned hi = 0xBF) {
+    return k < s.size() && b(k) >= lo && b(k) <= hi;
+  };
+  if (c0 >= 0xC2 && c0 <= 0xDF) return cont(i + 1) ? 2 : 0;
+  if (c0 == 0xE0) return cont(i + 1, 0xA0) && cont(i + 2) ? 3 : 0;
+  if ((c0 >= 0xE1 && c0 <= 0xEC) || c0 == 0xEE || c0 == 0xEF)
+    return cont(i + 1) && cont(i + 2) ? 3 : 0;
+  if (c0 == 0xED) return cont(i + 1, 0x80, 0x9F) && cont(i + 2) ? 3 : 0;
+  if (c0 == 0xF0) return cont(i + 1, 0x90) && cont(i + 2) && cont(i + 3) ? 4 : 0;
+  if (c0 >= 0xF1 && c0 <= 0xF3) return cont(i + 1) && cont(i + 2) && cont(i + 3) ? 4 : 0;
+  if (c0 == 0xF4) return cont(i + 1, 0x80, 0x8F) && cont(i + 2) && cont(i + 3) ? 4 : 0;
+  return 0;
+}
+
+} // namespace
+
+bool is_utf8(std::string_view s) {
+  for (std::size_t i = 0; i < s.size();) {
+    auto n = utf8_at(s, i);
+    if (n == 0) return false;
+    i += n;
+  }
+  return true;
+}
+
+std::string to_utf8(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (std::size_t i = 0; i < s.size();) {
+    auto n = utf8_at(s, i);
+    if (n == 0) {
+      out += "\xEF\xBF\xBD"; // U+FFFD
+      ++i;
+      continue;
+    }
+    out.append(s.substr(i, n));
+    i += n;
+  }
+  return out;
+}
+
+std::string serialize_utf8(const boost::json::value& v) {
+  auto text = boost::json::serialize(v);
+  return is_utf8(text) ? text : to_utf8(text);
+}
+
+} // namespace forq
