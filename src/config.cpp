@@ -1,4 +1,5 @@
 #include "forq/config.hpp"
+#include "forq/utf8.hpp"
 #include "forq/handlers.hpp"
 #include "forq/queue/producer.hpp"
 
@@ -7,6 +8,7 @@
 #include <boost/json.hpp>
 
 #include <algorithm>
+#include <cctype>
 #include <arpa/inet.h>
 #include <charconv>
 #include <cmath>
@@ -386,7 +388,7 @@ std::vector<config_field> make_fields() {
                    spec["max_output"] = h.max_output;
                    o[h.name] = spec;
                  }
-                 return json::serialize(o);
+                 return serialize_utf8(o);
                }});
 
   f.push_back({"lease", "FORQ_LEASE", "--lease",
@@ -442,15 +444,36 @@ std::size_t distance(std::string_view a, std::string_view b) {
   return row[b.size()];
 }
 
+} // namespace
+
+std::optional<std::string> closest(std::string_view word,
+                                   const std::vector<std::string_view>& candidates) {
+  // The same name in another case or spelling style (delayMs, delay-ms: delay_ms) first.
+  auto plain = [](std::string_view s) {
+    std::string out;
+    for (char c : s)
+      if (c != '_' && c != '-') out += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return out;
+  };
+  for (auto c : candidates)
+    if (plain(c) == plain(word)) return std::string(c);
+  std::optional<std::string> best;
+  std::size_t best_d = 3; // then only close typos
+  for (auto c : candidates) {
+    auto d = distance(word, c);
+    if (d < best_d) best_d = d, best = std::string(c);
+  }
+  return best;
+}
+
+namespace {
+
 std::string unknown_key_message(const std::string& where, const std::string& key) {
   std::string msg = where + ": unknown key \"" + key + "\"";
-  const config_field* best = nullptr;
-  std::size_t best_d = 3; // suggest only close matches
-  for (const auto& f : config_fields()) {
-    auto d = distance(key, f.key);
-    if (d < best_d) best_d = d, best = &f;
-  }
-  if (best) return msg + "; did you mean \"" + best->key + "\"?";
+  std::vector<std::string_view> keys;
+  for (const auto& f : config_fields())
+    keys.push_back(f.key);
+  if (auto best = closest(key, keys)) return msg + "; did you mean \"" + *best + "\"?";
   std::string known;
   for (const auto& f : config_fields())
     known += (known.empty() ? "" : ", ") + f.key;
@@ -653,7 +676,7 @@ std::string to_json(const config& cfg) {
     else
       (*at)[key] = json::parse(text);
   }
-  return json::serialize(root);
+  return serialize_utf8(root);
 }
 
 std::string_view to_string(log_format f) {

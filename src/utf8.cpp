@@ -3,6 +3,9 @@
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 
+#include <charconv>
+#include <cmath>
+
 namespace forq {
 
 namespace {
@@ -54,8 +57,71 @@ std::string to_utf8(std::string_view s) {
   return out;
 }
 
+namespace {
+
+// boost::json::serialize writes every double with an exponent (60 as 6E1, 2.5 as 2.5E0);
+// people and most parsers' users expect 60 and 2.5. Numbers are written here; strings and keys
+// are escaped by Boost.JSON.
+void write(std::string& out, const boost::json::value& v) {
+  switch (v.kind()) {
+  case boost::json::kind::null:
+    out += "null";
+    return;
+  case boost::json::kind::bool_:
+    out += v.get_bool() ? "true" : "false";
+    return;
+  case boost::json::kind::int64:
+    out += std::to_string(v.get_int64());
+    return;
+  case boost::json::kind::uint64:
+    out += std::to_string(v.get_uint64());
+    return;
+  case boost::json::kind::double_: {
+    double d = v.get_double();
+    if (!std::isfinite(d)) { // JSON has no infinity or NaN
+      out += "null";
+      return;
+    }
+    char buf[32];
+    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, d); // shortest that reads back
+    out.append(buf, ec == std::errc{} ? end : buf);
+    return;
+  }
+  case boost::json::kind::string:
+    out += boost::json::serialize(v.get_string());
+    return;
+  case boost::json::kind::array: {
+    out += '[';
+    bool first = true;
+    for (const auto& e : v.get_array()) {
+      if (!first) out += ',';
+      first = false;
+      write(out, e);
+    }
+    out += ']';
+    return;
+  }
+  case boost::json::kind::object: {
+    out += '{';
+    bool first = true;
+    for (const auto& [k, e] : v.get_object()) {
+      if (!first) out += ',';
+      first = false;
+      out += boost::json::serialize(boost::json::string(k));
+      out += ':';
+      write(out, e);
+    }
+    out += '}';
+    return;
+  }
+  }
+}
+
+} // namespace
+
 std::string serialize_utf8(const boost::json::value& v) {
-  auto text = boost::json::serialize(v);
+  std::string text;
+  write(text, v);
   return is_utf8(text) ? text : to_utf8(text);
 }
 

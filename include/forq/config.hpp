@@ -145,6 +145,12 @@ load_config(const config_sources& sources, const std::vector<std::string>& env_n
 // The effective configuration as JSON (secrets redacted), for `forq config` and the start-up log.
 std::string to_json(const config& cfg);
 
+// The candidate a mistyped `word` most likely meant: the same name in another case or style
+// (delayMs, delay-ms for delay_ms), else one within two edits; nothing if none is close. For
+// "did you mean" in every message that refuses a name (config keys, API fields, flags).
+std::optional<std::string> closest(std::string_view word,
+                                   const std::vector<std::string_view>& candidates);
+
 std::string_view to_string(log_format f);
 std::string_view to_string(log_level l);
 std::string_view to_string(aof_policy p);

@@ -5,7 +5,9 @@
 #include <spdlog/sinks/sink.h>
 
 #include <memory>
+#include <cstdint>
 #include <string>
+#include <string_view>
 
 namespace forq {
 
@@ -20,5 +22,10 @@ void init_logging(log_format format, log_level level, std::string role,
                   std::shared_ptr<spdlog::sinks::sink> sink);
 
 void set_log_role(std::string role);
+
+// "1 job", "3 jobs": a count and its noun, as log lines say them.
+inline std::string counted(std::uint64_t n, std::string_view noun) {
+  return std::to_string(n) + " " + std::string(noun) + (n == 1 ? "" : "s");
+}
 
 } // namespace forq

@@ -13,6 +13,7 @@
 #include "forq/client.hpp"
 #include "forq/embedded_redis.hpp"
 #include "forq/exit_codes.hpp"
+#include "forq/utf8.hpp"
 #include "forq/redis/connection.hpp"
 #include "forq/redis_url.hpp"
 
@@ -618,7 +619,7 @@ int bench(const config& cfg, const bench_args& a) {
       med[f.key] = json::object{{"median", s.median}, {"min", s.min}, {"max", s.max}};
     }
     o["summary"] = med;
-    std::printf("%s\n", json::serialize(o).c_str());
+    std::printf("%s\n", serialize_utf8(o).c_str());
   } else {
     std::printf("forq bench %s: %s\n", a.workload.c_str(), workload_line.c_str());
     std::printf("  %u workers x concurrency %u, payload %zu B%s, Redis %s (%s)\n",

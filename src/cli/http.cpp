@@ -20,6 +20,7 @@
 
 #include <netinet/in.h>
 #include <algorithm>
+#include <array>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -186,6 +187,9 @@ std::optional<std::string> string_member(const json::object& o, std::string_view
   return std::nullopt;
 }
 
+constexpr std::array<std::string_view, 6> post_job_fields{"handler",  "payload",  "id",
+                                                          "delay_ms", "priority", "attempts"};
+
 // POST /v1/queues/{queue}/jobs: {"handler": "...", "payload": {...}, "id": "...",
 // "delay_ms": N, "priority": N, "attempts": N}; the same checks as `forq enqueue`.
 asio::awaitable<reply_t> post_job(const http_context& ctx, client& c, const std::string& queue,
@@ -195,6 +199,24 @@ asio::awaitable<reply_t> post_job(const http_context& ctx, client& c, const std:
   if (ec || !v.is_object())
     co_return error_reply(http::status::bad_request, "the body must be a JSON object");
   const auto& o = v.as_object();
+  // A field this API does not know is refused, not ignored: "delayMs" silently ignored would run
+  // a job at once that was meant to wait.
+  // (Not a braced list in this coroutine: GCC 12 miscompiles them.)
+  const std::vector<std::string_view> fields(post_job_fields.begin(), post_job_fields.end());
+  for (const auto& [k, unused] : o) {
+    (void)unused;
+    if (std::find(fields.begin(), fields.end(), std::string_view(k)) != fields.end()) continue;
+    auto best = closest(k, fields);
+    co_return error_reply(http::status::bad_request,
+                          "unknown field \"" + std::string(k) + "\"" +
+                              (best ? "; did you mean \"" + *best + "\"?"
+                                    : "; the fields are handler, payload, id, delay_ms, "
+                                      "priority, attempts"));
+  }
+  if (o.contains("id") && !o.at("id").is_string())
+    co_return error_reply(http::status::bad_request,
+                          "\"id\" must be a string (1 to 256 bytes): the job's id, which makes "
+                          "the enqueue idempotent");
   queue::job j;
   std::string default_handler;
   for (const auto& q : ctx.cfg->queues)
@@ -217,7 +239,7 @@ asio::awaitable<reply_t> post_job(const http_context& ctx, client& c, const std:
     co_return error_reply(http::status::bad_request,
                           "unknown handler \"" + j.handler + "\"; this forq runs: " + known);
   }
-  if (auto* p = o.if_contains("payload")) j.payload = json::serialize(*p);
+  if (auto* p = o.if_contains("payload")) j.payload = serialize_utf8(*p); // 2.5 stays 2.5
   if (auto id = string_member(o, "id")) j.id = *id;
   auto integer = [&](std::string_view k, long long lo, long long hi,
                      long long& out) -> std::optional<std::string> {
@@ -272,8 +294,9 @@ bool bearer_matches(const http::request<http::string_body>& req, const std::stri
 asio::awaitable<reply_t> route(http_context& ctx, const http::request<http::string_body>& req,
                                const asio::ip::address& peer) {
   auto parts = segments(req.target());
-  const auto method = req.method();
-  const bool changes = method != http::verb::get && method != http::verb::head;
+  // HEAD is answered as GET, without the body (the session drops it).
+  const auto method = req.method() == http::verb::head ? http::verb::get : req.method();
+  const bool changes = method != http::verb::get;
   const bool token_set = !ctx.cfg->api_token.empty();
   switch (decide_access(changes, token_set, token_set && bearer_matches(req, ctx.cfg->api_token),
                         ctx.cfg->api_open, peer)) {
@@ -290,6 +313,13 @@ asio::awaitable<reply_t> route(http_context& ctx, const http::request<http::stri
                           "something from this machine only; set api_token (FORQ_API_TOKEN) "
                           "and send Authorization: Bearer <token>, or start forq with "
                           "--api-open to take them from anyone who can reach it");
+  }
+  const bool probe = parts.size() == 1 &&
+                     (parts[0] == "healthz" || parts[0] == "readyz" || parts[0] == "metrics");
+  if (probe && method != http::verb::get) {
+    co_return error_reply(http::status::method_not_allowed,
+                          "/" + parts[0] + " takes GET and HEAD, not " +
+                              std::string(req.method_string()));
   }
   if (parts.size() == 1 && parts[0] == "healthz" && method == http::verb::get)
     co_return reply_t{http::status::ok, "ok\n", "text/plain"};
@@ -436,9 +466,16 @@ asio::awaitable<void> session(http_context& ctx, typename Protocol::socket socke
     res.set(http::field::content_type, r.type);
     if (r.status == http::status::unauthorized) // say which scheme
       res.set(http::field::www_authenticate, "Bearer realm=\"forq\"");
+    if (r.status == http::status::method_not_allowed) // only the probes answer 405
+      res.set(http::field::allow, "GET, HEAD");
     res.keep_alive(keep);
     res.body() = std::move(r.body);
     res.prepare_payload();
+    if (!ec && parser.get().method() == http::verb::head) { // the length of what GET would send
+      auto length = res.body().size();
+      res.body().clear();
+      res.content_length(length);
+    }
     stream.expires_after(10s);
     auto [wec, wn] = co_await http::async_write(stream, res, asio::as_tuple(asio::use_awaitable));
     (void)wn;

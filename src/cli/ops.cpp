@@ -18,6 +18,7 @@
 #include <boost/json/serialize.hpp>
 
 #include <cstdio>
+#include <ctime>
 #include <iostream>
 
 namespace forq::cli {
@@ -54,8 +55,15 @@ std::string redis_error(const boost::system::error_code& ec) {
   return "Redis request failed: " + ec.message();
 }
 
-std::string number_or_dash(std::optional<std::int64_t> v) {
-  return v ? std::to_string(*v) : "-";
+// Milliseconds since the epoch as people read a time: 2026-12-02T06:30:07.123Z (UTC).
+std::string iso_time(std::int64_t ms) {
+  std::time_t s = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  ::gmtime_r(&s, &tm);
+  char date[32], frac[8];
+  std::strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S", &tm);
+  std::snprintf(frac, sizeof frac, ".%03dZ", static_cast<int>(ms % 1000));
+  return std::string(date) + frac;
 }
 
 } // namespace
@@ -268,9 +276,10 @@ int job(const config& cfg, const std::string& id, const std::optional<std::strin
         if (info.result) std::printf("result:      %s\n", info.result->c_str());
         if (info.last_error) std::printf("last error:  %s\n", info.last_error->c_str());
         if (info.reason) std::printf("reason:      %s\n", info.reason->c_str());
-        if (info.run_at_ms) std::printf("run at (ms): %s\n", number_or_dash(info.run_at_ms).c_str());
+        // Times as people read them; --json keeps the milliseconds.
+        if (info.run_at_ms) std::printf("runs at:     %s\n", iso_time(*info.run_at_ms).c_str());
         if (info.finished_ms)
-          std::printf("finished at (ms): %s\n", number_or_dash(info.finished_ms).c_str());
+          std::printf("finished at: %s\n", iso_time(*info.finished_ms).c_str());
       }
       co_return exit_code::ok;
     }
@@ -312,6 +321,8 @@ int dead(const config& cfg, const dead_args& a) {
                     reason.c_str());
       }
       if (a.json) std::printf("%s\n", queue::serialize_utf8(all).c_str());
+      // Nothing listed is an answer too (on stderr: stdout stays the list, empty).
+      if (!a.json && r->empty()) std::fprintf(stderr, "forq: no dead jobs in queue %s\n", a.queue.c_str());
       co_return exit_code::ok;
     }
     // (No co_await inside ?: : GCC 12 miscompiles it.)

@@ -136,7 +136,7 @@ class master {
         begin_stop(SIGQUIT);
       } else if (sig == SIGTTIN && !stopping_) {
         add_slot();
-        spdlog::info("SIGTTIN: now {} workers", live_slots());
+        spdlog::info("SIGTTIN: now {}", counted(live_slots(), "worker"));
       } else if (sig == SIGTTOU && !stopping_) {
         retire_one();
       } else if (sig == SIGHUP && !stopping_) {
@@ -175,8 +175,8 @@ class master {
           it->st = state::draining;
           ::kill(it->pid, SIGTERM);
         }
-        spdlog::info("SIGTTOU: worker {} drains and is not replaced; {} workers remain",
-                     it->number, live_slots());
+        spdlog::info("SIGTTOU: worker {} drains and is not replaced; {} remain{}", it->number,
+                     counted(live_slots(), "worker"), live_slots() == 1 ? "s" : "");
         return;
       }
   }

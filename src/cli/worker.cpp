@@ -336,7 +336,7 @@ int run_worker(const config& cfg, const std::string& url, unsigned slot, int lis
           co_return;
         }
         if (sig == SIGQUIT) { // fast stop: leases bring the running jobs back
-          spdlog::info("worker {} stopping now (SIGQUIT); {} jobs done", slot, work.done());
+          spdlog::info("worker {} stopping now (SIGQUIT); {} done", slot, counted(work.done(), "job"));
           spdlog::default_logger()->flush();
           ::_exit(exit_code::ok);
         }
@@ -366,8 +366,8 @@ int run_worker(const config& cfg, const std::string& url, unsigned slot, int lis
                 auto [qec, q] = co_await signals.async_wait(asio::as_tuple(asio::use_awaitable));
                 if (qec == asio::error::operation_aborted) co_return;
                 if (!qec && q == SIGQUIT) {
-                  spdlog::info("worker {} stopping now (SIGQUIT while draining); {} jobs done",
-                               slot, work.done());
+                  spdlog::info("worker {} stopping now (SIGQUIT while draining); {} done",
+                               slot, counted(work.done(), "job"));
                   spdlog::default_logger()->flush();
                   ::_exit(exit_code::ok);
                 }
@@ -378,7 +378,7 @@ int run_worker(const config& cfg, const std::string& url, unsigned slot, int lis
         set_process_title("forq: worker " + std::to_string(slot) + " [draining]");
         co_await work.drain(true);
         if (metrics) work.publish(metrics->slots[(slot - 1) % shared_metrics::max_slots]);
-        spdlog::info("worker {} stopped; {} jobs done", slot, work.done());
+        spdlog::info("worker {} stopped; {} done", slot, counted(work.done(), "job"));
         ioc.stop(); // the drain's watchdog is still waiting
       },
       [&](std::exception_ptr e) {

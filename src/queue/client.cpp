@@ -37,7 +37,7 @@ std::optional<std::string> string_field(const json::object& o, std::string_view 
   auto* v = o.if_contains(key);
   if (!v) return std::nullopt;
   if (v->is_string()) return std::string(v->as_string());
-  return json::serialize(*v);
+  return serialize_utf8(*v);
 }
 
 // Fills what a job's fields say (stream entry fields or a JSON record of strings).
@@ -212,7 +212,7 @@ boost::asio::awaitable<result<std::optional<job_info>>> client::get_job(std::str
   if (at[0].is_string()) {
     auto o = parse_object(at[0].str());
     info.state = "completed";
-    if (auto* v = o.if_contains("result")) info.result = json::serialize(*v);
+    if (auto* v = o.if_contains("result"); v && !v->is_null()) info.result = serialize_utf8(*v);
     if (auto* v = o.if_contains("attempt"); v && v->is_int64()) info.attempts = static_cast<int>(v->as_int64());
     if (auto* v = o.if_contains("finished_ms"); v && v->is_int64()) info.finished_ms = v->as_int64();
     co_return info;
@@ -306,6 +306,7 @@ boost::asio::awaitable<result<std::optional<job_info>>> client::get_job(std::str
     for (std::size_t q = p + 2; q < p + 2 + n && q < list.size(); ++q)
       if (list[q].str() == id) {
         info.state = "completed";
+        info.attempts = 1; // a job that took more runs has a record (results:data)
         info.finished_ms = ms;
         co_return info;
       }

@@ -63,10 +63,14 @@ asio::awaitable<void> pause_for(milliseconds d) {
 }
 
 // results:data's value for a finished job (docs/protocol.md): the handler's result as JSON
-// (text that is not JSON is kept as a JSON string, made valid UTF-8), the attempt, and when it finished. Empty
-// for a job that returned nothing (null): its end is recorded in the results index only.
+// (text that is not JSON is kept as a JSON string, made valid UTF-8), the runs it took, and
+// when it finished. Empty for a job that returned nothing (null) in one run, the common case:
+// its end is recorded in the results index only, which means one run.
 std::string result_record(const std::string& result, int attempt) {
-  if (result == "null" || result.empty()) return {};
+  const bool nothing = result == "null" || result.empty();
+  if (nothing && attempt == 1) return {};
+  if (nothing) return "{\"result\":null,\"attempt\":" + std::to_string(attempt) +
+                      ",\"finished_ms\":" + now_ms() + "}";
   std::string out = "{\"result\":";
   out += check_json(result) ? serialize_utf8(boost::json::value(result)) : result;
   out += ",\"attempt\":" + std::to_string(attempt) + ",\"finished_ms\":" + now_ms() + "}";
@@ -553,7 +557,7 @@ asio::awaitable<void> consumer::attempt(delivered_job job) {
     f.stream = job.stream;
     f.entry_id = job.entry_id;
     f.id = job.id;
-    f.record = result_record(out.text, job.attempt + 1);
+    f.record = result_record(out.text, job.attempt + 1 + job.stalls); // every run counts
     to_ack_.push_back(std::move(f));
   } else {
     co_await fail(job, job.attempt + 1, out.what == outcome::kind::fail, out.text, out.retry_after);
@@ -695,7 +699,16 @@ asio::awaitable<void> consumer::on_error_reply(std::string_view doing, const red
     if (pace) co_await pause_for(step.wait);
     co_return;
   }
-  spdlog::error("{} queue {} failed: {}", doing, options_.queue, r.str());
+  // Anything else (a key of the wrong type, a script error): said when it first happens and
+  // once a minute while it repeats, not once a second.
+  if (r.str() != last_error_) {
+    last_error_ = r.str();
+    error_repeats_ = 0;
+    spdlog::error("{} queue {} failed: {}", doing, options_.queue, r.str());
+  } else if (++error_repeats_ % 60 == 0) {
+    spdlog::error("{} queue {} still fails ({} times since it was first said): {}", doing,
+                  options_.queue, error_repeats_, r.str());
+  }
   if (pace) co_await pause_for(milliseconds(1000));
 }
 
@@ -708,7 +721,11 @@ asio::awaitable<void> consumer::heal() {
   auto ec = co_await restore_queue(pool_.commands(), options_.queue);
   healing_ = false;
   cursors_.clear(); // stall recovery's scans start over on the new streams
-  if (ec) {
+  if (ec == errc::redis_refuses_writes) { // an empty replica, say: wait for a primary
+    auto step = refusals_.refused(options_.queue, "its keys are gone and cannot be written again");
+    if (!step.log.empty()) spdlog::warn("{}", step.log);
+    co_await pause_for(step.wait);
+  } else if (ec) {
     spdlog::warn("queue {}: initialising it again failed ({}); trying again", options_.queue,
                  ec.message());
     co_await pause_for(milliseconds(1000));
@@ -896,6 +913,7 @@ asio::awaitable<void> consumer::recover_stalled() {
                     std::nullopt);
       continue;
     }
+    job->stalls = stalls;
     start(std::move(*job));
   }
   redis::request count("HINCRBY", k.stats, "stalled", std::to_string(found.size()));

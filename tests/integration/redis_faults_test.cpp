@@ -92,8 +92,32 @@ class faults_test : public forq::test::redis_test {
     return last_.out.substr(0, last_.out.find_first_of("\t\n"));
   }
 
+  // n jobs of `handler` in one `forq enqueue` (NDJSON on stdin): one process, so the time a test
+  // measures is forq's, not the start-up of ten commands. Returns their ids.
+  std::vector<std::string> enqueue_many(const std::string& url, int n, const std::string& handler,
+                                        const std::string& key) {
+    std::string input;
+    for (int i = 0; i < n; ++i)
+      input += "{\"" + key + "\":" + std::to_string(i) + "}\n";
+    forq::test::write_file(dir_ / "many.ndjson", input);
+    auto r = run({"/bin/sh", "-c",
+                  forq_bin + " enqueue --redis " + url + " --handler " + handler + " < " +
+                      (dir_ / "many.ndjson").string()});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    std::vector<std::string> ids;
+    std::istringstream in(r.out);
+    for (std::string line; std::getline(in, line);)
+      ids.push_back(line);
+    EXPECT_EQ(ids.size(), static_cast<std::size_t>(n));
+    return ids;
+  }
+
   bool has_result(const std::string& id) {
     return redis_.command({"HEXISTS", "forq:{default}:results:data", id}) == "1";
+  }
+  bool all_have_results(const std::vector<std::string>& ids) {
+    return std::all_of(ids.begin(), ids.end(),
+                       [&](const std::string& id) { return !id.empty() && has_result(id); });
   }
 
   static void stop(child_process& p) {
@@ -116,14 +140,8 @@ TEST_F(faults_test, a_redis_restarted_empty_is_initialised_again_and_consumed) {
   redis_.stop();
   redis_.start(); // same port, empty
   auto back = steady::now();
-  std::vector<std::string> ids;
-  for (int i = 0; i < 10; ++i)
-    ids.push_back(enqueue(redis_.url(), "{\"after\":" + std::to_string(i) + "}", {"--handler", "echo"}));
-  ASSERT_TRUE(wait_until([&] {
-    for (const auto& id : ids)
-      if (!has_result(id)) return false;
-    return true;
-  }, 2s)) << forq->err();
+  auto ids = enqueue_many(redis_.url(), 10, "echo", "after");
+  ASSERT_TRUE(wait_until([&] { return all_have_results(ids); }, 2s)) << forq->err();
   auto recovered_ms = ms_since(back);
   RecordProperty("recovered_ms", static_cast<int>(recovered_ms));
   EXPECT_LT(recovered_ms, 2000);
@@ -153,14 +171,8 @@ TEST_F(faults_test, a_flushall_mid_drain_heals_at_once) {
   std::this_thread::sleep_for(150ms); // 200 x 20 ms over 8 slots: about half a second
   EXPECT_EQ(redis_.command({"FLUSHALL"}), "OK");
   auto flushed = steady::now();
-  std::vector<std::string> ids;
-  for (int i = 0; i < 5; ++i)
-    ids.push_back(enqueue(redis_.url(), "{\"n\":" + std::to_string(i) + "}", {"--handler", "echo"}));
-  ASSERT_TRUE(wait_until([&] {
-    for (const auto& id : ids)
-      if (!has_result(id)) return false;
-    return true;
-  }, 2s)) << forq->err();
+  auto ids = enqueue_many(redis_.url(), 5, "echo", "n");
+  ASSERT_TRUE(wait_until([&] { return all_have_results(ids); }, 2s)) << forq->err();
   RecordProperty("recovered_ms", static_cast<int>(ms_since(flushed)));
   EXPECT_EQ(count(forq->err(), "its keys are gone from Redis"), 1u) << forq->err();
   auto before = forq->err().size();
@@ -194,11 +206,7 @@ TEST_F(faults_test, a_script_flush_is_absorbed_without_a_word) {
     ids.push_back(enqueue(redis_.url(), "{\"u\":" + std::to_string(i) + "}",
                           {"--handler", "echo", "--id", "unique-" + std::to_string(i)}));
   }
-  ASSERT_TRUE(wait_until([&] {
-    for (const auto& id : ids)
-      if (id.empty() || !has_result(id)) return false;
-    return true;
-  }, 2s)) << forq->err();
+  ASSERT_TRUE(wait_until([&] { return all_have_results(ids); }, 2s)) << forq->err();
   RecordProperty("recovered_ms", static_cast<int>(ms_since(flushed)));
   EXPECT_EQ(count(forq->err(), "keys are gone"), 0u);
   EXPECT_EQ(count(forq->err(), " error "), 0u) << forq->err();
@@ -364,6 +372,10 @@ TEST_F(faults_test, a_full_redis_refuses_enqueues_and_loses_nothing) {
   EXPECT_NE(last_.err.find("Redis refuses writes: OOM command not allowed"), std::string::npos)
       << last_.err;
   EXPECT_NE(last_.err.find("nothing was added"), std::string::npos);
+  auto post = forq::test::http_call(port_, "POST", "/v1/queues/default/jobs",
+                                    "{\"handler\":\"rec\",\"payload\":{\"n\":11}}");
+  EXPECT_EQ(post.status, 503);
+  EXPECT_NE(post.body.find("Redis refuses writes: OOM"), std::string::npos) << post.body;
   // The workers' acks are refused now: said once, and /readyz says why.
   ASSERT_TRUE(forq->wait_for_err("Redis refuses writes", 10s)) << forq->err();
   auto ready = forq::test::http_call(port_, "GET", "/readyz");

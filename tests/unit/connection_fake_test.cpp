@@ -6,6 +6,7 @@
 #include "forq/redis/script.hpp"
 #include "support/async_test.hpp"
 #include "support/fake_redis.hpp"
+#include "support/redis_server.hpp" // free_port
 #include "support/log_capture.hpp"
 
 #include <boost/asio/co_spawn.hpp>
@@ -328,11 +329,7 @@ TEST(connection_fake, an_unreachable_server_is_logged_once_in_an_operators_words
   forq::test::log_capture log;
   forq::test::run_async([&]() -> asio::awaitable<void> {
     auto ex = co_await asio::this_coro::executor;
-    std::uint16_t port;
-    {
-      fake_redis closed(ex, fake_redis::standard); // take a port, then free it
-      port = closed.port();
-    }
+    const auto port = forq::test::free_port(); // nobody listens there
     connection conn(ex, options_for(port));
     co_await run_never_ready(conn, 200ms);
     auto text = log.text();
@@ -462,11 +459,7 @@ TEST(connection_fake, a_run_cancelled_from_outside_refuses_later_requests_quietl
 TEST(connection_fake, a_run_cancelled_during_backoff_still_cleans_up) {
   forq::test::run_async([&]() -> asio::awaitable<void> {
     auto ex = co_await asio::this_coro::executor;
-    std::uint16_t port;
-    {
-      fake_redis closed(ex, fake_redis::standard); // take a port, then free it
-      port = closed.port();
-    }
+    const auto port = forq::test::free_port(); // nobody listens there
     auto o = options_for(port);
     o.reconnect = {50ms, 50ms};
     connection conn(ex, o);
@@ -534,11 +527,7 @@ TEST(connection_fake, a_request_past_its_deadline_without_a_connection_is_never_
   forq::test::log_capture logs;
   forq::test::run_async([&]() -> asio::awaitable<void> {
     auto ex = co_await asio::this_coro::executor;
-    std::uint16_t port;
-    {
-      fake_redis closed(ex, fake_redis::standard); // take a port, then free it
-      port = closed.port();
-    }
+    const auto port = forq::test::free_port(); // nobody listens there
     connection conn(ex, options_for(port));
     auto test = [&]() -> asio::awaitable<void> {
       exec_options within;

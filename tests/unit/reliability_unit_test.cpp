@@ -2,6 +2,7 @@
 // always valid UTF-8 JSON, foreign jobs held to the documented limits, how a consumer paces a
 // Redis that refuses writes, which error replies mean what, and who may change things over HTTP.
 #include "cli/http_access.hpp"
+#include "forq/config.hpp"
 #include "forq/queue/job.hpp"
 #include "forq/queue/producer.hpp"
 #include "forq/redis/reply.hpp"
@@ -100,6 +101,30 @@ TEST(utf8, well_formed_text_is_told_from_bytes_that_are_not) {
   o["k"] = std::string("v\xfe\xff");
   EXPECT_FALSE(valid_json(json::serialize(o))); // what forq wrote before
   EXPECT_TRUE(valid_json(serialize_utf8(o)));
+}
+
+// Numbers as people write them, not as boost::json::serialize does (6E1, 2.5E0, 1E3).
+TEST(utf8, json_numbers_are_written_as_people_write_them) {
+  json::object o;
+  o["a"] = 60.0;
+  o["b"] = 2.5;
+  o["c"] = 1000;
+  o["d"] = 1e21;
+  o["e"] = -0.001;
+  o["f"] = json::array{1.5, true, nullptr, "x"};
+  EXPECT_EQ(serialize_utf8(o),
+            R"({"a":60,"b":2.5,"c":1000,"d":1e+21,"e":-0.001,"f":[1.5,true,null,"x"]})");
+  EXPECT_EQ(json::serialize(json::value(60.0)), "6E1"); // what Boost would have written
+  // The same text reads back as the same numbers (60 as a whole number: equal in value).
+  auto back = json::parse(serialize_utf8(o)).as_object();
+  for (const char* k : {"a", "b", "c", "d", "e"})
+    EXPECT_EQ(back.at(k).to_number<double>(), o.at(k).to_number<double>()) << k;
+  forq::config cfg;
+  cfg.lease = std::chrono::milliseconds(2500);
+  auto shown = forq::to_json(cfg);
+  EXPECT_NE(shown.find("\"lease\":2.5"), std::string::npos) << shown;
+  EXPECT_NE(shown.find("\"drain_timeout\":30"), std::string::npos) << shown;
+  EXPECT_EQ(shown.find("E1"), std::string::npos) << shown;
 }
 
 TEST(records, a_dead_record_is_valid_json_and_keeps_the_bytes_that_arrived) {

@@ -220,6 +220,8 @@ class consumer {
   std::set<std::string> released_;             // entry ids handed back by release_running()
   refusal_spell refusals_;
   bool healing_ = false;
+  std::string last_error_;       // the last unexpected error reply, said once...
+  std::uint64_t error_repeats_ = 0; // ...and again every 60th time it repeats
   bool started_ = false;
   // cancel() = something changed: a slot freed, an ack is due, a retry was scheduled, stop.
   boost::asio::steady_timer slot_free_, ack_due_, promote_due_, lease_due_, tidy_due_;

@@ -24,6 +24,7 @@ struct delivered_job {
   std::string handler;
   std::string payload;
   int attempt = 0; // attempts made before this one
+  int stalls = 0;  // runs of this attempt whose lease expired before (stall recovery sets it)
   std::optional<int> max_attempts;
   int priority = 0;
   std::vector<std::pair<std::string, std::string>> fields; // every field, as received

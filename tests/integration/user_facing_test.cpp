@@ -1,0 +1,122 @@
+// Issue 17, the items built so far: what a user meets at the API, the command line and the
+// probes, with the real binary and a real redis-server. Each assertion failed on the code
+// before it.
+#include "support/http_client.hpp"
+#include "support/process.hpp"
+#include "support/redis_server.hpp"
+
+#include <boost/json.hpp>
+#include <gtest/gtest.h>
+
+#include <csignal>
+#include <regex>
+#include <thread>
+
+namespace {
+
+using forq::test::child_process;
+using forq::test::http_call;
+using forq::test::run;
+using namespace std::chrono_literals;
+namespace json = boost::json;
+
+const std::string forq_bin = FORQ_BINARY;
+
+class user_facing_test : public forq::test::redis_test {
+ protected:
+  void SetUp() override {
+    forq_ = std::make_unique<child_process>(std::vector<std::string>{
+        forq_bin, "serve", "--redis", redis_.url(), "--listen", "127.0.0.1:0", "--workers", "1",
+        "--data-dir", (dir_ / "data").string()});
+    ASSERT_TRUE(forq_->wait_for_err("consuming")) << forq_->err();
+    port_ = forq::test::listening_port(forq_->err());
+  }
+  void TearDown() override {
+    forq_->signal(SIGTERM);
+    EXPECT_TRUE(forq_->wait_for(20s));
+  }
+  json::object job(const std::string& id) {
+    auto r = run({forq_bin, "job", "--redis", redis_.url(), "--json", id});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return r.exit_code == 0 ? json::parse(r.out).as_object() : json::object{};
+  }
+  bool completed(const std::string& id) {
+    for (int i = 0; i < 200; ++i) {
+      if (job(id).at("state").as_string() == "completed") return true;
+      std::this_thread::sleep_for(20ms);
+    }
+    return false;
+  }
+
+  forq::test::temp_dir dir_;
+  std::unique_ptr<child_process> forq_;
+  int port_ = 0;
+};
+
+// Item 1: a field the API does not know is refused with a suggestion, not ignored; an id that
+// is not a string is refused, not replaced by a generated one.
+TEST_F(user_facing_test, the_api_refuses_unknown_fields_and_an_id_that_is_not_a_string) {
+  auto r = http_call(port_, "POST", "/v1/queues/default/jobs",
+                     R"({"handler":"echo","delayMs":60000})");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.body.find(R"(unknown field \"delayMs\"; did you mean \"delay_ms\"?)"),
+            std::string::npos) << r.body;
+  r = http_call(port_, "POST", "/v1/queues/default/jobs", R"({"handler":"echo","prio":9})");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.body.find("unknown field"), std::string::npos) << r.body;
+  r = http_call(port_, "POST", "/v1/queues/default/jobs", R"({"handler":"echo","id":123})");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.body.find(R"(\"id\" must be a string)"), std::string::npos) << r.body;
+  EXPECT_EQ(redis_.command({"XLEN", "forq:{default}:stream"}), "0"); // nothing was added
+  // The payload's numbers arrive as they were sent (2.5, not 2.5E0).
+  r = http_call(port_, "POST", "/v1/queues/default/jobs",
+                R"({"handler":"echo","payload":{"x":2.5,"n":60}})");
+  ASSERT_EQ(r.status, 201) << r.body;
+  auto id = std::string(json::parse(r.body).as_object().at("id").as_string());
+  ASSERT_TRUE(completed(id));
+  auto result = redis_.command({"HGET", "forq:{default}:results:data", id});
+  EXPECT_NE(result.find(R"("result":{"x":2.5,"n":60})"), std::string::npos) << result;
+}
+
+// Item 3: a completed job that returned nothing shows the runs it took (1), not 0.
+TEST_F(user_facing_test, a_completed_job_that_returned_nothing_shows_its_attempts) {
+  auto r = run({forq_bin, "enqueue", "--redis", redis_.url(), "--handler", "noop", "{}"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto id = r.out.substr(0, r.out.find('\n'));
+  ASSERT_TRUE(completed(id));
+  EXPECT_EQ(job(id).at("attempts").as_int64(), 1);
+  // Item 9: times as people read them in the text form; --json keeps milliseconds.
+  auto text = run({forq_bin, "job", "--redis", redis_.url(), id});
+  EXPECT_TRUE(std::regex_search(text.out, std::regex(R"(finished at: \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)")))
+      << text.out;
+  EXPECT_TRUE(job(id).at("finished_ms").is_int64());
+}
+
+// Items 4 and 9: numbers as people write them; probes answer HEAD, and other methods 405.
+TEST_F(user_facing_test, numbers_read_as_numbers_and_probes_say_what_they_take) {
+  auto cfg = run({forq_bin, "config", "--lease", "2.5", "--drain-timeout", "60"});
+  ASSERT_EQ(cfg.exit_code, 0) << cfg.err;
+  EXPECT_NE(cfg.out.find(R"("lease":2.5)"), std::string::npos) << cfg.out;
+  EXPECT_NE(cfg.out.find(R"("drain_timeout":60)"), std::string::npos) << cfg.out;
+  EXPECT_FALSE(std::regex_search(cfg.out, std::regex(R"(\d[eE][+-]?\d)"))) << cfg.out;
+
+  auto head = forq::test::http_send_raw(port_, "HEAD /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(head.status, 200);
+  EXPECT_TRUE(head.body.empty()) << head.body;
+  auto post = forq::test::http_send_raw(
+      port_, "POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(post.status, 405);
+  auto raw = forq::test::http_send_raw(
+      port_, "DELETE /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(raw.status, 405);
+}
+
+// Item 9: an empty dead set says so.
+TEST_F(user_facing_test, an_empty_dead_list_says_so) {
+  auto r = run({forq_bin, "dead", "list", "--redis", redis_.url()});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_EQ(r.out, "");
+  EXPECT_NE(r.err.find("no dead jobs in queue default"), std::string::npos) << r.err;
+}
+
+} // namespace
