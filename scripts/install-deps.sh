@@ -15,6 +15,8 @@ packages=(
   python3 python3-redis
   # the embedded default and the test servers
   redis-server redis-tools openssl
+  # the API access test sends from a network namespace of its own (ip netns, veth)
+  iproute2
 )
 
 missing=()

@@ -355,9 +355,10 @@ TEST_F(chaos_test, a_handler_blocking_its_thread_past_the_lease_runs_again_and_s
   auto counts = ran();
   EXPECT_GE(counts[0], 1);
   EXPECT_LE(counts[0], 2) << "run more than once per lease holder";
-  // The jobs waiting on the blocked loop beside it are past their lease too: at most the
-  // worker's concurrency of them may run twice as well.
-  EXPECT_LE(duplicates(), counts[0] - 1 + 8);
+  // The jobs on the blocked loop beside it are past their lease too, and may run twice as
+  // well: those running (at most the concurrency, 8) and those finished just before whose ack
+  // had not gone out when the loop blocked (at most 8 more). Seen: 8 to 11 under ASan.
+  EXPECT_LE(duplicates(), counts[0] - 1 + 2 * 8);
   expect_queue_settled();
   // Both workers still consume.
   enqueue(200, 0, 5000);

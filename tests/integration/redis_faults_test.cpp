@@ -494,6 +494,8 @@ class netns {
   netns() {
     name_ = "forqt" + std::to_string(::getpid());
     host_if_ = "fq" + std::to_string(::getpid()) + "a";
+    // What a killed run of this test may have left behind goes first.
+    sh("ip link del " + host_if_ + " 2>/dev/null; ip netns del " + name_ + " 2>/dev/null");
     ok_ = sh("ip netns add " + name_) && sh("ip link add " + host_if_ + " type veth peer name " +
                                              peer_if()) &&
           sh("ip link set " + peer_if() + " netns " + name_) &&
