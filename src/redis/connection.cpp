@@ -474,7 +474,7 @@ asio::awaitable<void> connection::writer() {
     if (!lost_reason_.empty() || stopped_ || co_await cancelled()) co_return;
     // Everything requested since the last write goes out in this one.
     buffers.clear();
-    bool was_idle = awaiting_.empty();
+    bool wake_health = awaiting_.empty(); // a first deadline, or an earlier one, is coming
     auto now = steady_clock::now();
     while (!queued_.empty()) {
       pending* p = queued_.front();
@@ -489,13 +489,14 @@ asio::awaitable<void> connection::writer() {
       if (p->give_up) {
         p->deadline = std::min(p->deadline, *p->give_up);
         ++awaiting_with_deadline_;
+        wake_health = true; // a caller's deadline may come before the others'
       }
       awaiting_.push_back(p);
     }
     if (buffers.empty()) continue;
     stats_.requests += buffers.size();
     ++stats_.writes;
-    if (was_idle) health_wake_.cancel(); // a reply deadline now exists
+    if (wake_health) health_wake_.cancel(); // the health loop looks at the deadlines again
     auto [ec, n] = co_await transport_->write(buffers);
     if (ec) {
       if (lost_reason_.empty()) lost_reason_ = describe(ec);
