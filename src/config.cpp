@@ -112,6 +112,21 @@ std::string show_listen(const listen_address& a) {
   return host + ":" + std::to_string(a.port);
 }
 
+// A switch: a bare flag, true/false in the file, 1/0 (and the like) in the environment.
+config_field switch_field(std::string key, std::string env, std::string flag, std::string help,
+                          bool config::*member) {
+  return {std::move(key), std::move(env), std::move(flag), std::move(help),
+          "true or false (env: 1 or 0 too; the flag alone means true)", "",
+          config_field::json_kind::boolean,
+          [member](config& c, std::string_view v) -> std::optional<std::string> {
+            auto b = parse_bool(v);
+            if (!b) return "expected true or false";
+            c.*member = *b;
+            return std::nullopt;
+          },
+          [member](const config& c) { return std::string(c.*member ? "true" : "false"); }};
+}
+
 std::vector<config_field> make_fields() {
   using kind = config_field::json_kind;
   std::vector<config_field> f;
@@ -142,17 +157,10 @@ std::vector<config_field> make_fields() {
                },
                [](const config& c) { return std::string(to_string(c.redis_aof)); }});
 
-  f.push_back({"redis.strict", "FORQ_REDIS_STRICT", "--redis-strict",
-               "Refuse to start (exit 2) on a Redis whose maxmemory-policy may evict keys (it "
-               "would delete queued jobs silently); without it, a warning",
-               "true or false (env: 1 or 0 too; the flag alone means true)", "", kind::boolean,
-               [](config& c, std::string_view v) -> std::optional<std::string> {
-                 auto b = parse_bool(v);
-                 if (!b) return "expected true or false";
-                 c.redis_strict = *b;
-                 return std::nullopt;
-               },
-               [](const config& c) { return std::string(c.redis_strict ? "true" : "false"); }});
+  f.push_back(switch_field("redis.strict", "FORQ_REDIS_STRICT", "--redis-strict",
+                           "Refuse to start (exit 2) on a Redis whose maxmemory-policy may evict "
+                           "keys (it would delete queued jobs silently); without it, a warning",
+                           &config::redis_strict));
 
   f.push_back({"redis.timeout", "FORQ_REDIS_TIMEOUT", "--redis-timeout",
                "Seconds a Redis reply may be late before the connection is dropped and made "
@@ -234,17 +242,11 @@ std::vector<config_field> make_fields() {
                },
                [](const config& c) { return c.api_token.empty() ? "" : "***"; }});
 
-  f.push_back({"api_open", "FORQ_API_OPEN", "--api-open",
-               "Without api_token, take the API's mutating requests from any peer, not only from "
-               "loopback (others get 403): for a listener on a network you trust",
-               "true or false (env: 1 or 0 too; the flag alone means true)", "", kind::boolean,
-               [](config& c, std::string_view v) -> std::optional<std::string> {
-                 auto b = parse_bool(v);
-                 if (!b) return "expected true or false";
-                 c.api_open = *b;
-                 return std::nullopt;
-               },
-               [](const config& c) { return std::string(c.api_open ? "true" : "false"); }});
+  f.push_back(switch_field("api_open", "FORQ_API_OPEN", "--api-open",
+                           "Without api_token, take the API's mutating requests from any peer, "
+                           "not only from loopback (others get 403): for a listener on a network "
+                           "you trust",
+                           &config::api_open));
 
   f.push_back({"queues", "FORQ_QUEUES", "--queues",
                "Queues each worker consumes, comma-separated, each with an optional weight (while "
