@@ -293,6 +293,22 @@ TEST_F(faults_test, jobs_added_in_one_multi_to_two_priorities_have_their_own_ids
   stop(*forq);
 }
 
+// A queue written by the previous release (schema 2) is upgraded in place by the first worker of
+// this one, said once; a later start finds schema 3 and says nothing more.
+TEST_F(faults_test, a_schema_2_queue_is_upgraded_in_place) {
+  EXPECT_EQ(redis_.command({"HSET", "forq:{default}:meta", "schema", "2", "paused", "0"}), "2");
+  auto forq = serve(redis_);
+  ASSERT_TRUE(wait_until([&] { return redis_.command({"HGET", "forq:{default}:meta", "schema"}) == "3"; }, 5s));
+  auto id = enqueue(redis_.url(), "{}", {"--handler", "echo", "--priority", "5"});
+  EXPECT_TRUE(id.ends_with("-p5")) << id;
+  ASSERT_TRUE(wait_until([&] { return has_result(id); }, 5s)) << forq->err();
+  EXPECT_EQ(count(forq->err(), "protocol schema 2 upgraded to 3"), 1u) << forq->err();
+  stop(*forq);
+  auto again = serve(redis_);
+  EXPECT_EQ(count(again->err(), "upgraded"), 0u) << again->err();
+  stop(*again);
+}
+
 // Bytes that are not UTF-8 in a foreign job: dead with a reason, every record valid JSON for the
 // CLI and the API, and `forq dead retry` sends the bytes back as they came.
 TEST_F(faults_test, bytes_that_are_not_utf8_never_make_a_record_that_is_not_json) {
