@@ -1,4 +1,5 @@
 #include "forq/handlers.hpp"
+#include "forq/utf8.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -232,7 +233,7 @@ queue::handler exec(exec_options options) {
         note["output_truncated"] = true;
         note["output_bytes"] = output_bytes;
         note["kept_bytes"] = output.size();
-        note["head"] = output;
+        note["head"] = to_utf8(output); // a cut may split a character
         co_return queue::outcome::success(boost::json::serialize(note));
       }
       while (!output.empty() && (output.back() == '\n' || output.back() == '\r'))

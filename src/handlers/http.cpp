@@ -1,6 +1,7 @@
 // The http handler: POSTs each job to the app (the sidecar's delivery). Boost.Beast client,
 // keep-alive connections reused per handler (one handler per worker and name).
 #include "forq/handlers.hpp"
+#include "forq/utf8.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -12,6 +13,7 @@
 #include <boost/json.hpp>
 #include <boost/url/parse.hpp>
 
+#include <array>
 #include <charconv>
 #include <deque>
 #include <memory>
@@ -37,6 +39,34 @@ struct pool_state {
   std::deque<std::unique_ptr<beast::tcp_stream>> idle;
 };
 
+
+// Reads a response: its header, then its body up to `cap` bytes. A longer body is cut there
+// (`truncated`) and the rest left unread, so that connection is not reused.
+asio::awaitable<boost::system::error_code>
+read_capped(beast::tcp_stream& stream, beast::flat_buffer& buffer,
+            bhttp::response_parser<bhttp::buffer_body>& parser, std::size_t cap,
+            std::string& body, bool& truncated) {
+  parser.body_limit(boost::none); // the cap below keeps what is read
+  auto [ec, n] = co_await bhttp::async_read_header(stream, buffer, parser, use_tuple);
+  (void)n;
+  if (ec) co_return ec;
+  std::array<char, 16384> chunk;
+  while (!parser.is_done()) {
+    parser.get().body().data = chunk.data();
+    parser.get().body().size = chunk.size();
+    auto [e, m] = co_await bhttp::async_read(stream, buffer, parser, use_tuple);
+    (void)m;
+    if (e && e != bhttp::error::need_buffer) co_return e;
+    auto got = chunk.size() - parser.get().body().size;
+    if (body.size() + got > cap) {
+      body.append(chunk.data(), cap - body.size());
+      truncated = true;
+      co_return boost::system::error_code{};
+    }
+    body.append(chunk.data(), got);
+  }
+  co_return boost::system::error_code{};
+}
 
 std::string head_of(std::string_view body) {
   std::string h(body.substr(0, 512));
@@ -127,14 +157,11 @@ queue::handler http(http_options options) {
       auto [wec, wn] = co_await bhttp::async_write(*stream, req, use_tuple);
       (void)wn;
       beast::flat_buffer buffer;
-      bhttp::response_parser<bhttp::string_body> parser;
-      parser.body_limit(o.max_output);
+      bhttp::response_parser<bhttp::buffer_body> parser;
+      std::string body;
+      bool truncated = false;
       boost::system::error_code rec;
-      if (!wec) {
-        auto [e, rn] = co_await bhttp::async_read(*stream, buffer, parser, use_tuple);
-        (void)rn;
-        rec = e;
-      }
+      if (!wec) rec = co_await read_capped(*stream, buffer, parser, o.max_output, body, truncated);
       auto ec = wec ? wec : rec;
       if (ec && reused && !parser.is_header_done() && ec != beast::error::timeout)
         continue; // the app had closed the idle connection
@@ -142,26 +169,25 @@ queue::handler http(http_options options) {
         co_return queue::outcome::retry_later("http: timed out after " +
                                               std::to_string(o.timeout.count()) + " ms at " +
                                               o.url);
-      if (ec && ec != bhttp::error::body_limit) co_return unreachable(ec.message());
+      if (ec) co_return unreachable(ec.message());
       const auto& res = parser.get();
       const unsigned status = res.result_int();
-      const bool truncated = ec == bhttp::error::body_limit;
       if (!truncated && res.keep_alive()) state->idle.push_back(std::move(stream));
       if (status >= 200 && status < 300) {
-        if (truncated) {
+        if (truncated) { // as exec: the first max_output bytes, said to be cut
           boost::json::object note;
           note["output_truncated"] = true;
-          note["kept_bytes"] = res.body().size();
-          note["head"] = res.body();
+          if (auto length = parser.content_length()) note["output_bytes"] = *length;
+          note["kept_bytes"] = body.size();
+          note["head"] = to_utf8(body);
           co_return queue::outcome::success(boost::json::serialize(note));
         }
-        std::string body = res.body();
         while (!body.empty() && (body.back() == '\n' || body.back() == '\r'))
           body.pop_back();
         co_return queue::outcome::success(body.empty() ? "null" : body);
       }
       auto reason = "http: " + std::to_string(status) + " " + std::string(res.reason());
-      auto head = head_of(res.body());
+      auto head = head_of(body);
       if (!head.empty()) reason += ": " + head;
       if (status == 408 || status == 429 || status >= 500)
         co_return queue::outcome::retry_later(reason, retry_after(res[bhttp::field::retry_after]));

@@ -62,6 +62,11 @@ class App(BaseHTTPRequestHandler):
         elif url.path == "/slow":
             time.sleep(int(parse_qs(url.query).get("ms", ["0"])[0]) / 1000)
             self.reply(200, '"slow"')
+        elif url.path == "/big":
+            n = int(parse_qs(url.query).get("bytes", ["2"])[0])  # a JSON string n bytes long
+            self.reply(200, '"' + "a" * (n - 2) + '"')
+        elif url.path == "/moved":
+            self.reply(302, "see elsewhere", {"Location": "/ok"})
         else:
             self.reply(404, "no such thing")
 

@@ -48,6 +48,7 @@ class http_handler_test : public forq::test::redis_test {
     handlers::http_options ho;
     ho.url = target;
     ho.timeout = 5s;
+    if (max_output_) ho.max_output = max_output_;
     std::function<asio::awaitable<void>()> midway;
     if (lease < 1s)
       midway = [this, lease]() -> asio::awaitable<void> {
@@ -72,6 +73,7 @@ class http_handler_test : public forq::test::redis_test {
 
   std::unique_ptr<forq::test::child_process> app_;
   int port_ = 0;
+  std::size_t max_output_ = 0; // 0: the default
   std::string pending_midway_; // XPENDING's extended form, two leases into a long job
 };
 
@@ -110,6 +112,32 @@ TEST_F(http_handler_test, a_4xx_is_dead_with_the_status_and_the_body) {
             std::string::npos)
       << info->reason.value_or("");
   EXPECT_EQ(calls_for(info->id), 1u) << "a 404 must not be retried";
+}
+
+TEST_F(http_handler_test, a_body_over_max_output_keeps_its_head_as_exec_does) {
+  max_output_ = 1000;
+  auto info = run_one(url("/big?bytes=300000"));
+  ASSERT_TRUE(info);
+  EXPECT_EQ(info->state, "completed");
+  auto r = boost::json::parse(info->result.value_or("null")).as_object();
+  EXPECT_EQ(r.at("output_truncated"), true);
+  EXPECT_EQ(r.at("output_bytes"), 300000);
+  EXPECT_EQ(r.at("kept_bytes"), 1000);
+  EXPECT_EQ(r.at("head").as_string(), "\"" + std::string(999, 'a'));
+  // A body within the limit is the result as it came, on the same kept-alive connection.
+  max_output_ = 1000;
+  info = run_one(url("/big?bytes=1000"));
+  ASSERT_TRUE(info);
+  EXPECT_EQ(info->result.value_or(""), "\"" + std::string(998, 'a') + "\"");
+}
+
+TEST_F(http_handler_test, a_redirect_is_not_followed_and_the_job_is_dead_at_once) {
+  auto info = run_one(url("/moved"), 5);
+  ASSERT_TRUE(info);
+  EXPECT_EQ(info->state, "dead");
+  EXPECT_NE(info->reason.value_or("").find("http: 302 Found: see elsewhere"), std::string::npos)
+      << info->reason.value_or("");
+  EXPECT_EQ(calls_for(info->id), 1u) << "a 302 is the app's answer, not a fault to retry";
 }
 
 TEST_F(http_handler_test, an_app_that_is_not_there_is_retried_then_dead_saying_why) {
