@@ -1,6 +1,7 @@
 #include "forq/config.hpp"
 #include "forq/utf8.hpp"
 #include "forq/handlers.hpp"
+#include "forq/json_text.hpp"
 #include "forq/queue/producer.hpp"
 
 #include "forq/redis_url.hpp"
@@ -313,16 +314,19 @@ std::vector<config_field> make_fields() {
 
   f.push_back({"handlers", "FORQ_HANDLERS", "--handlers",
                "Handlers besides the built-ins (noop, echo, sleep, fail), as a JSON object: name -> "
-               "{\"exec\": [argv...], \"timeout\": seconds, \"retry_exit_code\": N, "
-               "\"max_output\": bytes}",
-               "a JSON object of handler names (A-Z a-z 0-9 _ . : -) to {\"exec\": [...]} "
-               "settings; timeout 0.001 to 86400 s (default 60), retry_exit_code 1 to 255 "
-               "(default 75), max_output 1 to 67108864 (default 1048576)",
+               "a command, {\"exec\": [argv...], \"timeout\": seconds, \"retry_exit_code\": N, "
+               "\"max_output\": bytes}, or an app to POST each job to, {\"http\": \"http://...\", "
+               "\"timeout\": seconds, \"max_output\": bytes} (docs/handlers.md)",
+               "a JSON object of handler names (A-Z a-z 0-9 _ . : -) to {\"exec\": [...]} or "
+               "{\"http\": URL} settings; timeout 0.001 to 86400 s (default 60), retry_exit_code "
+               "(exec only) 1 to 255 (default 75), max_output 1 to 67108864 (default 1048576)",
                "JSON", kind::object,
                [](config& c, std::string_view v) -> std::optional<std::string> {
                  boost::system::error_code ec;
                  auto parsed = json::parse(v.empty() ? std::string_view("{}") : v, ec);
                  if (ec || !parsed.is_object()) return "expected a JSON object";
+                 if (auto twice = first_repeated_key(v))
+                   return "\"" + twice->path + "\" is given twice; keep one";
                  std::vector<config::handler_spec> specs;
                  for (const auto& [name, body] : parsed.as_object()) {
                    std::string n(name);
@@ -368,6 +372,9 @@ std::vector<config_field> make_fields() {
                    if (h.exec.empty() == h.http.empty())
                      return "handler \"" + n + "\" needs one of \"exec\" (a command) or "
                             "\"http\" (a URL)";
+                   if (!h.http.empty() && body.as_object().contains("retry_exit_code"))
+                     return "handler \"" + n + "\": retry_exit_code is for exec handlers (an "
+                            "http handler retries on 408, 429 and 5xx)";
                    specs.push_back(std::move(h));
                  }
                  c.handlers = std::move(specs);
@@ -386,7 +393,7 @@ std::vector<config_field> make_fields() {
                      spec["exec"] = argv;
                    }
                    spec["timeout"] = static_cast<double>(h.timeout.count()) / 1000.0;
-                   spec["retry_exit_code"] = h.retry_exit_code;
+                   if (h.http.empty()) spec["retry_exit_code"] = h.retry_exit_code;
                    spec["max_output"] = h.max_output;
                    o[h.name] = spec;
                  }
@@ -586,6 +593,14 @@ std::optional<config_error> apply_file(config& cfg, const std::string& path) {
   if (ec)
     return config_error{"config file " + path + " is not valid JSON at " + position_of(text, used) +
                         ": " + ec.message()};
+  if (auto twice = first_repeated_key(text))
+    return config_error{"config file " + path + ": key \"" + twice->path +
+                        "\" is given twice (again on line " +
+                        std::to_string(1 + std::count(text.begin(),
+                                                      text.begin() + static_cast<std::ptrdiff_t>(
+                                                                         twice->offset),
+                                                      '\n')) +
+                        "); keep one"};
   json::value root = parser.release();
   if (!root.is_object())
     return config_error{"config file " + path + " must hold a JSON object of settings"};

@@ -9,6 +9,7 @@
 #include <spdlog/spdlog.h>
 
 #include <ctime>
+#include <optional>
 #include <unistd.h>
 
 namespace forq {
@@ -17,6 +18,15 @@ namespace {
 std::string& role_storage() {
   static std::string role = "master";
   return role;
+}
+
+// The structured field of the line being logged by log_info_with (name, JSON text), if any.
+struct field {
+  std::string_view name, json;
+};
+std::optional<field>& current_field() {
+  static std::optional<field> f;
+  return f;
 }
 
 spdlog::level::level_enum to_spdlog(log_level l) {
@@ -79,6 +89,12 @@ class text_formatter final : public spdlog::formatter {
     fmt::format_to(std::back_inserter(dest), " {:<5} [{} {}] ", level_name(msg.level),
                    role_storage(), ::getpid());
     dest.append(msg.payload.begin(), msg.payload.end());
+    if (const auto& f = current_field()) {
+      dest.push_back(' ');
+      dest.append(f->name.data(), f->name.data() + f->name.size());
+      dest.push_back('=');
+      dest.append(f->json.data(), f->json.data() + f->json.size());
+    }
     dest.push_back('\n');
   }
   std::unique_ptr<spdlog::formatter> clone() const override {
@@ -101,6 +117,12 @@ class json_formatter final : public spdlog::formatter {
     // A message may quote bytes a foreign producer wrote: one line of valid JSON regardless.
     append(serialize_utf8(
         boost::json::string(std::string_view(msg.payload.data(), msg.payload.size()))));
+    if (const auto& f = current_field()) {
+      append(",");
+      append(boost::json::serialize(boost::json::string(f->name)));
+      append(":");
+      append(f->json);
+    }
     append("}\n");
   }
   std::unique_ptr<spdlog::formatter> clone() const override {
@@ -127,6 +149,12 @@ void init_logging(log_format format, log_level level, std::string role,
 void init_logging(log_format format, log_level level, std::string role) {
   // One thread per process: the single-threaded sink needs no lock.
   init_logging(format, level, std::move(role), std::make_shared<spdlog::sinks::stderr_sink_st>());
+}
+
+void log_info_with(std::string_view msg, std::string_view name, std::string_view json) {
+  current_field() = field{name, json};
+  spdlog::info("{}", msg);
+  current_field().reset();
 }
 
 void set_log_role(std::string role) {

@@ -82,8 +82,13 @@ void write(std::string& out, const boost::json::value& v) {
       out += "null";
       return;
     }
-    char buf[32];
-    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, d); // shortest that reads back
+    // The shortest digits that read back; without an exponent where people write none
+    // (10000000, 0.001), with one for the very large and very small (1e+300).
+    char buf[64];
+    const double a = std::fabs(d);
+    auto [end, ec] = (a == 0 || (a >= 1e-6 && a < 1e15))
+                         ? std::to_chars(buf, buf + sizeof buf, d, std::chars_format::fixed)
+                         : std::to_chars(buf, buf + sizeof buf, d);
     out.append(buf, ec == std::errc{} ? end : buf);
     return;
   }

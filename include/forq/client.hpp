@@ -81,6 +81,9 @@ class client {
   boost::asio::awaitable<boost::system::result<queue_stats>> stats(std::string_view queue);
   // Every queue a forq has initialised or enqueued to on this Redis (forq:queues).
   boost::asio::awaitable<boost::system::result<std::vector<std::string>>> queues();
+  // Whether a worker has started on the queue (its schema is written): jobs enqueued to a queue
+  // without one wait until one starts. One HEXISTS.
+  boost::asio::awaitable<boost::system::result<bool>> has_workers(std::string_view queue);
 
   // The oldest `limit` dead jobs.
   boost::asio::awaitable<boost::system::result<std::vector<dead_job>>>

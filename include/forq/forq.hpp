@@ -2,7 +2,7 @@
 
 // forq as a library: write handlers in C++ and run them under forq's whole process model
 // (configuration, embedded Redis, pre-fork workers, supervision, signals, HTTP, metrics).
-// docs/cpp-api.md; a complete program: examples/thumbnailer/.
+// docs/cpp-api.md; a complete program: examples/wordcount/.
 //
 //   boost::asio::awaitable<forq::result> resize(const forq::job& j) {
 //     ...                                     // co_await anything on the worker's loop

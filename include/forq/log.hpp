@@ -23,6 +23,11 @@ void init_logging(log_format format, log_level level, std::string role,
 
 void set_log_role(std::string role);
 
+// Logs `msg` at info with one structured field whose value is JSON text (valid, from forq's own
+// serializer): in the JSON format as a field of the line ("config": {...}), in text after the
+// message (` config={...}`). For values a collector should not have to unescape from `msg`.
+void log_info_with(std::string_view msg, std::string_view name, std::string_view json);
+
 // "1 job", "3 jobs": a count and its noun, as log lines say them.
 inline std::string counted(std::uint64_t n, std::string_view noun) {
   return std::to_string(n) + " " + std::string(noun) + (n == 1 ? "" : "s");

@@ -173,8 +173,11 @@ struct dead_args {
   bool json = false;
 };
 int dead(const config& cfg, const dead_args& a);
-int pause(const config& cfg, const std::string& queue, bool paused);
+// pause/resume and limit refuse a queue this Redis does not know (a typo would otherwise set up
+// a queue no worker reads) unless `create` says it is meant.
+int pause(const config& cfg, const std::string& queue, bool paused, bool create);
 // max == 0: remove the limit.
-int rate_limit(const config& cfg, const std::string& queue, long long max, long long per_ms);
+int rate_limit(const config& cfg, const std::string& queue, long long max, long long per_ms,
+               bool create);
 
 } // namespace forq::cli

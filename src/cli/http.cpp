@@ -4,6 +4,7 @@
 #include "commands.hpp"
 #include "http_access.hpp"
 #include "forq/client.hpp"
+#include "forq/json_text.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -198,6 +199,9 @@ asio::awaitable<reply_t> post_job(const http_context& ctx, client& c, const std:
   auto v = json::parse(body, ec);
   if (ec || !v.is_object())
     co_return error_reply(http::status::bad_request, "the body must be a JSON object");
+  if (auto twice = first_repeated_key(body))
+    co_return error_reply(http::status::bad_request,
+                          "field \"" + twice->path + "\" is given twice; keep one");
   const auto& o = v.as_object();
   // A field this API does not know is refused, not ignored: "delayMs" silently ignored would run
   // a job at once that was meant to wait.
@@ -241,23 +245,27 @@ asio::awaitable<reply_t> post_job(const http_context& ctx, client& c, const std:
   }
   if (auto* p = o.if_contains("payload")) j.payload = serialize_utf8(*p); // 2.5 stays 2.5
   if (auto id = string_member(o, "id")) j.id = *id;
-  auto integer = [&](std::string_view k, long long lo, long long hi,
-                     long long& out) -> std::optional<std::string> {
-    auto* x = o.if_contains(k);
+  // A whole number within the one set of limits (queue::bounds), or why not.
+  auto integer = [&](const queue::bounds& b, long long& out) -> std::optional<std::string> {
+    auto* x = o.if_contains(b.name);
     if (!x) return std::nullopt;
-    if (!x->is_int64() || x->as_int64() < lo || x->as_int64() > hi)
-      return "\"" + std::string(k) + "\" must be a whole number from " + std::to_string(lo) +
-             " to " + std::to_string(hi);
+    std::optional<std::string> bad;
+    if (x->is_int64())
+      bad = queue::out_of_bounds(b, x->as_int64());
+    else
+      bad = serialize_utf8(*x) + " is not allowed: use a whole number from " +
+            std::to_string(b.lo) + " to " + std::to_string(b.hi) + std::string(b.unit);
+    if (bad) return "\"" + std::string(b.name) + "\": " + *bad;
     out = x->as_int64();
     return std::nullopt;
   };
   long long delay = 0, priority = 0, attempts = 0;
   // (One at a time: GCC 12 miscompiles braced lists in coroutines.)
-  auto why_delay = integer("delay_ms", 0, 31536000000LL, delay);
+  auto why_delay = integer(queue::delay_bounds, delay);
   if (why_delay) co_return error_reply(http::status::bad_request, *why_delay);
-  auto why_priority = integer("priority", 0, 9, priority);
+  auto why_priority = integer(queue::priority_bounds, priority);
   if (why_priority) co_return error_reply(http::status::bad_request, *why_priority);
-  auto why_attempts = integer("attempts", 1, 1000, attempts);
+  auto why_attempts = integer(queue::attempts_bounds, attempts);
   if (why_attempts) co_return error_reply(http::status::bad_request, *why_attempts);
   j.priority = static_cast<int>(priority);
   if (attempts > 0) j.max_attempts = static_cast<int>(attempts);
@@ -274,6 +282,21 @@ asio::awaitable<reply_t> post_job(const http_context& ctx, client& c, const std:
   out["id"] = r->id;
   out["queue"] = queue;
   out["duplicate"] = r->duplicate;
+  // Added either way (producers may start before workers), but a typo should not go unsaid:
+  // a queue this forq does not consume and no worker has started on gets a warning.
+  bool consumed_here = false;
+  for (const auto& q : ctx.cfg->queues)
+    consumed_here = consumed_here || q.name == queue;
+  if (!consumed_here) {
+    auto has = co_await c.has_workers(queue);
+    if (has && !*has) {
+      std::string here;
+      for (const auto& q : ctx.cfg->queues)
+        here += (here.empty() ? "" : ", ") + q.name;
+      out["warning"] = "no worker has started on queue \"" + queue +
+                       "\" yet; the job waits until one does (this forq consumes: " + here + ")";
+    }
+  }
   co_return json_reply(r->duplicate ? http::status::ok : http::status::created, out);
 }
 

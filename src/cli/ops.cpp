@@ -17,6 +17,7 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <ctime>
 #include <iostream>
@@ -53,6 +54,49 @@ int with_client(const config& cfg, std::function<asio::awaitable<int>(client&)> 
 
 std::string redis_error(const boost::system::error_code& ec) {
   return "Redis request failed: " + ec.message();
+}
+
+// The queues this Redis knows (forq:queues: a worker started on it, a producer enqueued to it,
+// or an operator created it), said after a queue name that may be a typo: "; the queues are:
+// a, b; did you mean \"a\"?". `known` says whether `queue` is among them.
+asio::awaitable<std::string> queues_besides(client& c, const std::string& queue, bool& known) {
+  known = true;
+  auto all = co_await c.queues();
+  if (!all) co_return std::string(); // the command itself will say what Redis said
+  known = std::find(all->begin(), all->end(), queue) != all->end();
+  std::string names;
+  for (const auto& q : *all)
+    if (q != queue) names += (names.empty() ? "" : ", ") + q;
+  std::vector<std::string_view> candidates(all->begin(), all->end());
+  std::erase(candidates, std::string_view(queue));
+  auto best = closest(queue, candidates);
+  co_return (names.empty() ? std::string("; there are no other queues")
+                           : "; the queues are: " + names) +
+      (best ? "; did you mean \"" + *best + "\"?" : std::string());
+}
+
+// Refuses a queue this Redis has never seen (most likely a typo; pause, resume and limit would
+// set it up for nobody), unless `create` says it is meant. Nothing if it may go on.
+asio::awaitable<std::optional<std::string>> check_known(client& c, const std::string& queue,
+                                                        bool create) {
+  if (create) co_return std::nullopt;
+  bool known = true;
+  auto others = co_await queues_besides(c, queue, known);
+  if (known) co_return std::nullopt;
+  co_return "queue \"" + queue + "\" is not known to this Redis" + others +
+      "; give --create to set it up anyway (e.g. before its workers start)";
+}
+
+// Warns (on stderr; the job is still added: producers may start before workers) when no worker
+// has started on `queue` yet.
+asio::awaitable<void> warn_if_no_workers(client& c, const std::string& queue,
+                                         std::string_view what) {
+  auto has = co_await c.has_workers(queue);
+  if (!has || *has) co_return;
+  bool known = true;
+  auto others = co_await queues_besides(c, queue, known);
+  fail("warning: no worker has started on queue \"" + queue + "\" yet" + others + "; " +
+       std::string(what) + " until one does");
 }
 
 // Milliseconds since the epoch as people read a time: 2026-12-02T06:30:07.123Z (UTC).
@@ -148,6 +192,8 @@ int enqueue(const config& cfg, const enqueue_args& a) {
       return exit_code::fatal;
     }
     return with_client(cfg, [&](client& c) -> asio::awaitable<int> {
+      // Producers may enqueue before any worker starts: a warning, not a refusal.
+      co_await warn_if_no_workers(c, a.queue, "the job waits");
       std::string why;
       auto r = co_await c.enqueue(a.queue, j, &why);
       if (!r) {
@@ -173,6 +219,7 @@ int enqueue(const config& cfg, const enqueue_args& a) {
   }
   // NDJSON on stdin: one payload per line, in bulk; each refused line is named, the rest go in.
   return with_client(cfg, [&](client& c) -> asio::awaitable<int> {
+    co_await warn_if_no_workers(c, a.queue, "the jobs wait");
     int code = exit_code::ok;
     std::size_t line_no = 0;
     std::string line;
@@ -346,12 +393,16 @@ int dead(const config& cfg, const dead_args& a) {
   });
 }
 
-int pause(const config& cfg, const std::string& queue, bool paused) {
+int pause(const config& cfg, const std::string& queue, bool paused, bool create) {
   if (auto bad = queue::check_queue_name(queue)) {
     fail(*bad);
     return exit_code::fatal;
   }
   return with_client(cfg, [&](client& c) -> asio::awaitable<int> {
+    if (auto unknown = co_await check_known(c, queue, create)) {
+      fail(*unknown);
+      co_return exit_code::fatal;
+    }
     boost::system::error_code ec;
     if (paused)
       ec = co_await c.pause(queue);
@@ -366,12 +417,17 @@ int pause(const config& cfg, const std::string& queue, bool paused) {
   });
 }
 
-int rate_limit(const config& cfg, const std::string& queue, long long max, long long per_ms) {
+int rate_limit(const config& cfg, const std::string& queue, long long max, long long per_ms,
+               bool create) {
   if (auto bad = queue::check_queue_name(queue)) {
     fail(*bad);
     return exit_code::fatal;
   }
   return with_client(cfg, [&](client& c) -> asio::awaitable<int> {
+    if (auto unknown = co_await check_known(c, queue, create)) {
+      fail(*unknown);
+      co_return exit_code::fatal;
+    }
     std::optional<std::pair<std::int64_t, std::chrono::milliseconds>> limit;
     if (max > 0) limit.emplace(max, std::chrono::milliseconds(per_ms));
     auto ec = co_await c.set_rate_limit(queue, limit);

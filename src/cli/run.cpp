@@ -6,11 +6,15 @@
 #include "forq/exit_codes.hpp"
 #include "forq/forq.hpp"
 #include "forq/log.hpp"
+#include "forq/queue/producer.hpp"
+#include "forq/utf8.hpp"
 
 #include <CLI/CLI.hpp>
+#include <boost/json/value.hpp>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cstdio>
 #include <iostream>
 
@@ -56,9 +60,74 @@ struct flag_set {
   }
 };
 
-// CLI11 reports a mistyped command as a missing one; find the word the user typed instead.
+// A CLI11 check in forq's words, from the one set of limits: "--priority: 12 is not allowed:
+// use a whole number from 0 to 9 (higher runs first)".
+CLI::Validator within(const forq::queue::bounds& b) {
+  return CLI::Validator(
+      [b](std::string& text) { return forq::queue::out_of_bounds(b, text).value_or(""); }, "",
+      "");
+}
+
+// The same for a number that may have a fraction (bench's --rate, --duration).
+CLI::Validator within(double lo, double hi, std::string unit) {
+  return CLI::Validator(
+      [lo, hi, unit](std::string& text) -> std::string {
+        double v = 0;
+        auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+        if (ec == std::errc{} && end == text.data() + text.size() && v >= lo && v <= hi)
+          return {};
+        return "\"" + text + "\" is not allowed: use a number from " + forq::serialize_utf8(boost::json::value(lo)) +
+               " to " + forq::serialize_utf8(boost::json::value(hi)) + unit;
+      },
+      "", "");
+}
+
+// One of a few words, in forq's words: "\"lst\" is not one of list, retry, purge; did you mean
+// list?"
+CLI::Validator one_of(std::vector<std::string> words) {
+  return CLI::Validator(
+      [words](std::string& text) -> std::string {
+        if (std::find(words.begin(), words.end(), text) != words.end()) return {};
+        std::string all;
+        for (const auto& w : words)
+          all += (all.empty() ? "" : ", ") + w;
+        std::vector<std::string_view> candidates(words.begin(), words.end());
+        auto best = forq::closest(text, candidates);
+        return "\"" + text + "\" is not one of " + all +
+               (best ? "; did you mean " + *best + "?" : std::string());
+      },
+      "", "");
+}
+
+// The long option names of `app`, or of the subcommand the command line names: --workers, ...
+std::vector<std::string> long_names(const CLI::App& app, int argc, char** argv) {
+  const CLI::App* chosen = &app;
+  for (int i = 1; i < argc && chosen == &app; ++i)
+    for (const auto* sub : app.get_subcommands([](const CLI::App*) { return true; }))
+      if (sub->get_name() == argv[i]) chosen = sub;
+  std::vector<std::string> names{"--help", "--version"};
+  for (const auto* o : chosen->get_options())
+    for (const auto& n : o->get_lnames())
+      names.push_back("--" + n);
+  return names;
+}
+
+// CLI11 reports a mistyped command as a missing one, and a mistyped option as "not expected";
+// find the word the user typed and what it most likely meant.
 std::string explain(const CLI::ParseError& e, int argc, char** argv,
-                    const std::vector<std::string>& commands) {
+                    const std::vector<std::string>& commands, const CLI::App& app) {
+  const auto options = long_names(app, argc, argv);
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    if (arg.starts_with("--")) {
+      auto name = arg.substr(0, arg.find('='));
+      if (std::find(options.begin(), options.end(), name) != options.end()) continue;
+      std::vector<std::string_view> candidates(options.begin(), options.end());
+      auto best = forq::closest(name, candidates);
+      return "unknown option " + std::string(name) +
+             (best ? "; did you mean " + *best + "?" : std::string());
+    }
+  }
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
     if (arg.starts_with("-")) {
@@ -119,12 +188,13 @@ int forq::run(int argc, char** argv, handler_map handlers) {
   enqueue->add_option("--id", enq.id,
                       "your id for the job: enqueued at most once (a duplicate prints "
                       "\"<id>\\tduplicate\" and adds nothing)");
-  enqueue->add_option("--delay-ms", enq.delay_ms, "run no earlier than this many ms from now")
-      ->check(CLI::NonNegativeNumber);
+  enqueue->add_option("--delay-ms", enq.delay_ms,
+                      "run no earlier than this many ms from now (0 to 31536000000, a year)")
+      ->check(within(forq::queue::delay_bounds));
   enqueue->add_option("--priority", enq.priority, "0 to 9, higher runs first")
-      ->check(CLI::Range(0, 9));
+      ->check(within(forq::queue::priority_bounds));
   enqueue->add_option("--attempts", enq.attempts, "attempts at most (1 to 1000)")
-      ->check(CLI::Range(1, 1000));
+      ->check(within(forq::queue::attempts_bounds));
   enqueue->add_option("PAYLOAD_JSON", enq.payload, "the job's payload (JSON)");
 
   bool queues_json = false;
@@ -149,7 +219,7 @@ int forq::run(int argc, char** argv, handler_map handlers) {
   flags.add_to(*dead);
   dead->add_option("ACTION", dead_a.action, "list, retry or purge")
       ->required()
-      ->check(CLI::IsMember({"list", "retry", "purge"}));
+      ->check(one_of({"list", "retry", "purge"}));
   dead->add_option("--queue", dead_a.queue, "queue name")->default_str("default");
   dead->add_option("--id", dead_a.ids, "only these jobs (repeatable; default: all)");
   dead->add_option("--limit", dead_a.limit, "list at most this many, oldest first")
@@ -157,13 +227,19 @@ int forq::run(int argc, char** argv, handler_map handlers) {
   dead->add_flag("--json", dead_a.json, "list as a JSON array");
 
   std::string pause_queue;
+  bool create = false;
+  const std::string create_help =
+      "set up a queue this Redis does not know yet (without it, an unknown name is refused: "
+      "most likely a typo)";
   auto* pause = app.add_subcommand(
       "pause", "Stop consumers fetching from a queue (within 250 ms); jobs running finish.");
   flags.add_to(*pause);
   pause->add_option("QUEUE", pause_queue, "queue name")->required();
+  pause->add_flag("--create", create, create_help);
   auto* resume = app.add_subcommand("resume", "Let consumers fetch from a paused queue again.");
   flags.add_to(*resume);
   resume->add_option("QUEUE", pause_queue, "queue name")->required();
+  resume->add_flag("--create", create, create_help);
   std::string limit_queue, limit_max;
   long long limit_per_ms = 1000;
   auto* limit = app.add_subcommand(
@@ -173,10 +249,17 @@ int forq::run(int argc, char** argv, handler_map handlers) {
   limit->add_option("QUEUE", limit_queue, "queue name")->required();
   limit->add_option("N", limit_max, "jobs per interval (1 to 1000000), or off")
       ->required()
-      ->check(CLI::IsMember({"off"}) | CLI::Range(1, 1000000));
+      ->check(CLI::Validator(
+          [](std::string& text) -> std::string {
+            if (text == "off") return {};
+            auto bad = forq::queue::out_of_bounds(forq::queue::rate_max_bounds, text);
+            return bad ? *bad + ", or off" : std::string();
+          },
+          "", ""));
+  limit->add_flag("--create", create, create_help);
   limit->add_option("--per-ms", limit_per_ms, "the interval in ms (1 to 86400000)")
       ->default_str("1000")
-      ->check(CLI::Range(1LL, 86400000LL));
+      ->check(within(forq::queue::rate_interval_bounds));
   forq::cli::bench_args bench_a;
   auto* bench = app.add_subcommand(
       "bench", "Run a workload end to end through forq serve's process model, measure it and "
@@ -186,23 +269,23 @@ int forq::run(int argc, char** argv, handler_map handlers) {
   flags.add_to(*bench);
   bench->add_option("WORKLOAD", bench_a.workload, "drain, steady or mixed")
       ->required()
-      ->check(CLI::IsMember({"drain", "steady", "mixed"}));
+      ->check(one_of({"drain", "steady", "mixed"}));
   bench->add_option("--jobs", bench_a.jobs, "drain: jobs to enqueue (1 to 100000000)")
       ->default_str("100000")
-      ->check(CLI::Range(std::size_t{1}, std::size_t{100000000}));
+      ->check(within(forq::queue::bounds{"jobs", 1, 100'000'000, ""}));
   bench->add_option("--rate", bench_a.rate, "steady, mixed: jobs/s offered (1 to 10000000)")
       ->default_str("1000")
-      ->check(CLI::Range(1.0, 1e7));
+      ->check(within(1, 1e7, " jobs/s"));
   bench->add_option("--duration", bench_a.duration_s, "steady, mixed: seconds (0.1 to 86400)")
       ->default_str("10")
-      ->check(CLI::Range(0.1, 86400.0));
+      ->check(within(0.1, 86400, " s"));
   bench->add_option("--payload-bytes", bench_a.payload_bytes,
                     "drain, steady: bytes of each job's payload (40 to 1048576)")
       ->default_str("100")
-      ->check(CLI::Range(std::size_t{40}, std::size_t{1048576}));
+      ->check(within(forq::queue::bounds{"payload_bytes", 40, 1'048'576, " bytes"}));
   bench->add_option("--repeat", bench_a.repeat, "runs, reported as median, min and max (1 to 100)")
       ->default_str("1")
-      ->check(CLI::Range(1u, 100u));
+      ->check(within(forq::queue::bounds{"repeat", 1, 100, ""}));
   bench->add_flag("--json", bench_a.json, "one JSON object on stdout instead of the table");
   const std::vector<std::string> command_names{"serve", "config", "enqueue", "queues", "job",
                                                "dead",  "pause",  "resume",  "limit", "bench"};
@@ -216,7 +299,7 @@ int forq::run(int argc, char** argv, handler_map handlers) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    return usage_error(explain(e, argc, argv, command_names));
+    return usage_error(explain(e, argc, argv, command_names, app));
   }
 
   auto loaded = forq::load_config(flags.sources(), forq::config_sources::process_env_names());
@@ -240,8 +323,8 @@ int forq::run(int argc, char** argv, handler_map handlers) {
   if (queues->parsed()) return forq::cli::queues(cfg, queues_json);
   if (job->parsed()) return forq::cli::job(cfg, job_id, job_queue, job_json);
   if (dead->parsed()) return forq::cli::dead(cfg, dead_a);
-  if (pause->parsed()) return forq::cli::pause(cfg, pause_queue, true);
-  if (resume->parsed()) return forq::cli::pause(cfg, pause_queue, false);
+  if (pause->parsed()) return forq::cli::pause(cfg, pause_queue, true, create);
+  if (resume->parsed()) return forq::cli::pause(cfg, pause_queue, false, create);
   if (bench->parsed()) {
     if (bench_a.workload != "drain" &&
         bench_a.rate * bench_a.duration_s > 100000000.0)
@@ -250,7 +333,8 @@ int forq::run(int argc, char** argv, handler_map handlers) {
   }
   if (limit->parsed())
     return forq::cli::rate_limit(cfg, limit_queue,
-                                 limit_max == "off" ? 0 : std::stoll(limit_max), limit_per_ms);
+                                 limit_max == "off" ? 0 : std::stoll(limit_max), limit_per_ms,
+                                 create);
   auto reload = [&]() -> std::variant<forq::config, std::string> {
     auto again = forq::load_config(flags.sources(), forq::config_sources::process_env_names());
     if (auto* err = std::get_if<forq::config_error>(&again)) return err->message;

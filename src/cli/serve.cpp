@@ -210,8 +210,8 @@ class master {
     next.listen = cfg_.listen;
     cfg_ = next;
     init_logging(cfg_.log_fmt, cfg_.log_lvl, "master");
-    spdlog::info("SIGHUP: configuration reloaded ({}); replacing the workers one at a time",
-                 to_json(cfg_));
+    log_info_with("SIGHUP: configuration reloaded; replacing the workers one at a time", "config",
+                  to_json(cfg_));
     replacing_ = true;
     asio::co_spawn(
         ioc_,
@@ -407,7 +407,7 @@ class master {
 
 int serve(const config& cfg, std::function<std::variant<config, std::string>()> reload,
           const queue::handler_map& program) {
-  spdlog::info("forq {} serve starting with {}", FORQ_VERSION, to_json(cfg));
+  log_info_with(fmt::format("forq {} serve starting", FORQ_VERSION), "config", to_json(cfg));
   set_process_title("forq: master");
 
   // Signals arrive through the event loop from here on; SIGPIPE never kills us.

@@ -409,6 +409,17 @@ boost::asio::awaitable<result<std::vector<std::string>>> client::queues() {
   co_return names;
 }
 
+boost::asio::awaitable<result<bool>> client::has_workers(std::string_view queue) {
+  // (result<bool> is built from an error_code only in place: a bool would take it too.)
+  using boost::system::in_place_error;
+  if (queue::check_queue_name(queue))
+    co_return result<bool>(in_place_error, error_code(errc::invalid_job));
+  redis::request req("HEXISTS", queue::keys(queue).meta, "schema");
+  auto r = redis::connection::single(co_await exec(req));
+  if (!r) co_return result<bool>(in_place_error, r.error());
+  co_return r->as_integer().value_or(0) == 1;
+}
+
 boost::asio::awaitable<result<std::vector<dead_job>>> client::dead(std::string_view queue,
                                                                    std::size_t limit) {
   if (queue::check_queue_name(queue)) co_return error_code(errc::invalid_job);
@@ -513,7 +524,8 @@ boost::asio::awaitable<error_code>
 client::set_rate_limit(std::string_view queue,
                        std::optional<std::pair<std::int64_t, std::chrono::milliseconds>> limit) {
   if (queue::check_queue_name(queue)) co_return error_code(errc::invalid_job);
-  if (limit && (limit->first < 1 || limit->second.count() < 1))
+  if (limit && (queue::out_of_bounds(queue::rate_max_bounds, limit->first) ||
+                queue::out_of_bounds(queue::rate_interval_bounds, limit->second.count())))
     co_return error_code(errc::invalid_job);
   queue::keys k(queue);
   redis::request req;

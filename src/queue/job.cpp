@@ -171,9 +171,9 @@ std::variant<delivered_job, std::string> parse_entry(std::string_view queue,
   if (!std::all_of(j.handler.begin(), j.handler.end(), name_char))
     return "handler \"" + to_utf8(j.handler.substr(0, 128)) +
            "\" is not allowed: use 1 to 128 characters of A-Z a-z 0-9 _ . : -";
-  if (j.max_attempts && (*j.max_attempts < 1 || *j.max_attempts > 1000))
-    return "max_attempts " + std::to_string(*j.max_attempts) +
-           " is not allowed: use 1 to 1000 (or leave it out for the queue's policy)";
+  if (j.max_attempts)
+    if (auto bad = out_of_bounds(attempts_bounds, *j.max_attempts))
+      return "max_attempts " + *bad + " (or leave it out for the queue's policy)";
   if (j.payload.size() > default_max_payload)
     return "payload is " + std::to_string(j.payload.size()) + " bytes; the limit is " +
            std::to_string(default_max_payload);

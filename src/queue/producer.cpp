@@ -14,6 +14,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <charconv>
 
 namespace forq::queue {
 
@@ -70,6 +71,23 @@ std::optional<std::string> check_queue_name(std::string_view name) {
   return std::nullopt;
 }
 
+std::optional<std::string> out_of_bounds(const bounds& b, long long value) {
+  if (value >= b.lo && value <= b.hi) return std::nullopt;
+  return std::to_string(value) + " is not allowed: use a whole number from " +
+         std::to_string(b.lo) + " to " + std::to_string(b.hi) + std::string(b.unit);
+}
+
+std::optional<std::string> out_of_bounds(const bounds& b, std::string_view text) {
+  long long value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec == std::errc{} && end == text.data() + text.size() && !text.empty())
+    return out_of_bounds(b, value);
+  std::string shown(text.substr(0, 40));
+  if (text.size() > 40) shown += "...";
+  return "\"" + to_utf8(shown) + "\" is not allowed: use a whole number from " +
+         std::to_string(b.lo) + " to " + std::to_string(b.hi) + std::string(b.unit);
+}
+
 std::optional<std::string> check_job(const job& j, std::size_t max_payload) {
   // No handler: the job runs its queue's default handler (the workers' --queues Q=HANDLER).
   if (j.handler.size() > 128 || !std::all_of(j.handler.begin(), j.handler.end(), name_char))
@@ -85,10 +103,13 @@ std::optional<std::string> check_job(const job& j, std::size_t max_payload) {
     return "id \"" + *j.id +
            "\" has the shape of an id forq generates (<ms>-<n>, <ms>-<n>-p<N>, <ms>-d<n>), so it "
            "could name another job: choose another";
-  if (j.priority < 0 || j.priority > 9)
-    return "priority " + std::to_string(j.priority) + " is not allowed: use 0 to 9";
-  if (j.max_attempts && (*j.max_attempts < 1 || *j.max_attempts > 1000))
-    return "max_attempts " + std::to_string(*j.max_attempts) + " is not allowed: use 1 to 1000";
+  if (auto bad = out_of_bounds(priority_bounds, j.priority)) return "priority " + *bad;
+  if (j.max_attempts)
+    if (auto bad = out_of_bounds(attempts_bounds, *j.max_attempts)) return "attempts " + *bad;
+  if (j.run_at_ms && *j.run_at_ms - epoch_ms() > delay_bounds.hi)
+    return "run_at_ms " + std::to_string(*j.run_at_ms) +
+           " is more than a year from now: a job may wait at most " +
+           std::to_string(delay_bounds.hi) + " ms";
   return std::nullopt;
 }
 

@@ -119,4 +119,119 @@ TEST_F(user_facing_test, an_empty_dead_list_says_so) {
   EXPECT_NE(r.err.find("no dead jobs in queue default"), std::string::npos) << r.err;
 }
 
+// Item 5: the command line's errors are in forq's words (option, value, what is allowed), from
+// the same limits the API and the C++ client use; a mistyped option gets a suggestion.
+TEST_F(user_facing_test, option_errors_name_the_option_the_value_and_the_limits) {
+  struct usage {
+    std::vector<std::string> args;
+    std::string says;
+  };
+  const std::vector<usage> cases{
+      {{"limit", "default", "0"},
+       "N: 0 is not allowed: use a whole number from 1 to 1000000 jobs per interval, or off"},
+      {{"enqueue", "--delay-ms", "-5", "{}"},
+       "--delay-ms: -5 is not allowed: use a whole number from 0 to 31536000000 ms (one year)"},
+      {{"enqueue", "--delay-ms", "99999999999999999", "{}"},
+       "--delay-ms: 99999999999999999 is not allowed"},
+      {{"enqueue", "--priority", "x", "{}"},
+       "--priority: \"x\" is not allowed: use a whole number from 0 to 9"},
+      {{"--workrs", "2", "serve"}, "unknown option --workrs; did you mean --workers?"},
+      {{"serve", "--queus", "a"}, "unknown option --queus; did you mean --queues?"},
+      {{"dead", "lst"}, "ACTION: \"lst\" is not one of list, retry, purge; did you mean list?"},
+      {{"bench", "drain", "--rate", "0"},
+       "--rate: \"0\" is not allowed: use a number from 1 to 10000000 jobs/s"},
+  };
+  for (const auto& c : cases) {
+    std::vector<std::string> argv{forq_bin};
+    argv.insert(argv.end(), c.args.begin(), c.args.end());
+    auto r = run(argv);
+    EXPECT_EQ(r.exit_code, 2) << c.args[0] << r.err;
+    EXPECT_NE(r.err.find("forq: " + c.says), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find("not in range"), std::string::npos) << r.err; // CLI11's own words
+  }
+  // The API refuses the same delay in the same words.
+  auto api = http_call(port_, "POST", "/v1/queues/default/jobs",
+                       R"({"handler":"echo","delay_ms":99999999999999999})");
+  EXPECT_EQ(api.status, 400);
+  EXPECT_NE(api.body.find("99999999999999999 is not allowed: use a whole number from 0 to "
+                          "31536000000 ms (one year)"),
+            std::string::npos)
+      << api.body;
+  api = http_call(port_, "POST", "/v1/queues/default/jobs", R"({"handler":"echo","priority":1.5})");
+  EXPECT_EQ(api.status, 400);
+  EXPECT_NE(api.body.find("1.5 is not allowed: use a whole number from 0 to 9"), std::string::npos)
+      << api.body;
+  EXPECT_EQ(redis_.command({"XLEN", "forq:{default}:stream"}), "0");
+}
+
+// Item 6: a typo is said, not silently set up: pause/resume/limit refuse a queue this Redis has
+// never seen unless --create; enqueue (CLI or API) to a queue no worker has started on adds
+// the job and warns.
+TEST_F(user_facing_test, a_queue_nobody_knows_is_refused_or_warned_about) {
+  auto r = run({forq_bin, "pause", "--redis", redis_.url(), "defualt"});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("queue \"defualt\" is not known to this Redis; the queues are: default; "
+                       "did you mean \"default\"?; give --create"),
+            std::string::npos)
+      << r.err;
+  EXPECT_EQ(redis_.command({"EXISTS", "forq:{defualt}:meta"}), "0");
+  EXPECT_EQ(redis_.command({"SISMEMBER", "forq:queues", "defualt"}), "0");
+  r = run({forq_bin, "limit", "--redis", redis_.url(), "defualt", "5"});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  r = run({forq_bin, "pause", "--redis", redis_.url(), "--create", "later"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(redis_.command({"HGET", "forq:{later}:meta", "paused"}), "1");
+  r = run({forq_bin, "resume", "--redis", redis_.url(), "later"}); // known now
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  r = run({forq_bin, "pause", "--redis", redis_.url(), "default"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.err, "");
+  run({forq_bin, "resume", "--redis", redis_.url(), "default"});
+
+  r = run({forq_bin, "enqueue", "--redis", redis_.url(), "--queue", "emials", "--handler", "echo",
+           "{}"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("warning: no worker has started on queue \"emials\" yet"),
+            std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("the job waits until one does"), std::string::npos) << r.err;
+  EXPECT_EQ(redis_.command({"XLEN", "forq:{emials}:stream"}), "1"); // added all the same
+  r = run({forq_bin, "enqueue", "--redis", redis_.url(), "--handler", "echo", "{}"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.err, "") << "a queue with workers gets no warning";
+
+  auto api = http_call(port_, "POST", "/v1/queues/emials/jobs", R"({"handler":"echo"})");
+  EXPECT_EQ(api.status, 201) << api.body;
+  EXPECT_NE(api.body.find("no worker has started on queue \\\"emials\\\" yet"),
+            std::string::npos)
+      << api.body;
+  api = http_call(port_, "POST", "/v1/queues/default/jobs", R"({"handler":"echo"})");
+  EXPECT_EQ(api.status, 201) << api.body;
+  EXPECT_EQ(api.body.find("warning"), std::string::npos) << api.body;
+}
+
+// Item 9: a field given twice in an API body is refused (the last would silently win).
+TEST_F(user_facing_test, a_field_given_twice_is_refused) {
+  auto r = http_call(port_, "POST", "/v1/queues/default/jobs",
+                     R"({"handler":"echo","priority":1,"priority":9})");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.body.find(R"(field \"priority\" is given twice)"), std::string::npos) << r.body;
+  EXPECT_EQ(redis_.command({"XLEN", "forq:{default}:stream"}), "0");
+}
+
+// Item 9: in the JSON log format the start-up configuration is a field, not an escaped string.
+TEST_F(user_facing_test, the_json_log_carries_the_configuration_as_a_field) {
+  child_process json_forq({forq_bin, "serve", "--redis", redis_.url(), "--listen",
+                           "127.0.0.1:0", "--workers", "1", "--log-format", "json",
+                           "--data-dir", (dir_ / "data2").string()});
+  ASSERT_TRUE(json_forq.wait_for_err("consuming")) << json_forq.err();
+  json_forq.signal(SIGTERM);
+  EXPECT_TRUE(json_forq.wait_for(20s));
+  auto first = json_forq.err().substr(0, json_forq.err().find('\n'));
+  auto line = json::parse(first).as_object();
+  EXPECT_NE(std::string(line.at("msg").as_string()).find("serve starting"), std::string::npos);
+  EXPECT_EQ(line.at("config").at("workers"), 1) << first;
+  EXPECT_EQ(line.at("config").at("log").at("format"), "json") << first;
+}
+
 } // namespace

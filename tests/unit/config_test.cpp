@@ -297,10 +297,42 @@ INSTANTIATE_TEST_SUITE_P(
                       bad_file{R"({"workers": [1]})", "workers must be a number"},
                       bad_file{R"({"redis": "redis://x"})", "\"redis\" must be an object"},
                       bad_file{R"({"workers": 2,})", "not valid JSON at 1:15"},
+                      bad_file{"{\"workers\": 2,\n \"workers\": 4}",
+                               "key \"workers\" is given twice (again on line 2); keep one"},
+                      bad_file{R"({"redis": {"url": "redis://a"}, "log": {}, "redis": {}})",
+                               "key \"redis\" is given twice"},
+                      bad_file{R"({"redis": {"url": "redis://a", "url": "redis://b"}})",
+                               "key \"redis.url\" is given twice"},
+                      bad_file{R"({"handlers": {"a": {"exec": ["x"], "timeout": 1, "timeout": 2}}})",
+                               "key \"handlers.a.timeout\" is given twice"},
                       bad_file{"{\n  \"workers\": 2\n  \"listen\": 1\n}", "not valid JSON at 3:3"},
                       bad_file{R"({"workers": 2} x)", "not valid JSON"},
                       bad_file{"", "not valid JSON"},
                       bad_file{R"([1, 2])", "must hold a JSON object"}));
+
+TEST(config, a_handler_given_twice_in_the_handlers_flag_is_refused) {
+  sources_builder b;
+  b.s.flags["handlers"] = R"({"a": {"exec": ["x"]}, "a": {"exec": ["y"]}})";
+  auto msg = load_error(b.s);
+  EXPECT_NE(msg.find("\"a\" is given twice; keep one"), std::string::npos) << msg;
+  // The same key in two different objects is no repetition.
+  b.s.flags["handlers"] = R"({"a": {"exec": ["x"]}, "b": {"exec": ["x"]}})";
+  EXPECT_EQ(load_ok(b.s).handlers.size(), 2u);
+}
+
+// Item 4 of issue 17: retry_exit_code means something to exec handlers only; an http handler
+// neither shows nor takes it.
+TEST(config, an_http_handler_has_no_retry_exit_code) {
+  sources_builder b;
+  b.s.flags["handlers"] =
+      R"({"app": {"http": "http://127.0.0.1:9/jobs"}, "cmd": {"exec": ["/bin/true"]}})";
+  auto shown = boost::json::parse(forq::to_json(load_ok(b.s))).at("handlers");
+  EXPECT_FALSE(shown.at("app").as_object().contains("retry_exit_code")) << shown;
+  EXPECT_EQ(shown.at("cmd").at("retry_exit_code"), 75) << shown;
+  b.s.flags["handlers"] = R"({"app": {"http": "http://127.0.0.1:9/jobs", "retry_exit_code": 3}})";
+  auto msg = load_error(b.s);
+  EXPECT_NE(msg.find("retry_exit_code is for exec handlers"), std::string::npos) << msg;
+}
 
 TEST(config, an_unreadable_config_file_is_an_error) {
   sources_builder b;

@@ -67,6 +67,22 @@ TEST_F(log_test, json_lines_stay_json_whatever_bytes_a_message_quotes) {
             "job of queue q is dead: unknown handler \"\xef\xbf\xbd\xef\xbf\xbd\"");
 }
 
+TEST_F(log_test, a_structured_value_is_a_field_of_the_json_line_and_follows_the_text_one) {
+  init(forq::log_format::json, forq::log_level::info, "master");
+  forq::log_info_with("serve starting", "config", R"({"workers":2,"queues":"a,b"})");
+  spdlog::info("the next line has no field");
+  init(forq::log_format::text, forq::log_level::info, "master");
+  forq::log_info_with("serve starting", "config", R"({"workers":2})");
+  spdlog::default_logger()->flush();
+  auto got = lines(out_.str());
+  ASSERT_EQ(got.size(), 3u) << out_.str();
+  auto first = boost::json::parse(got[0]).as_object();
+  EXPECT_EQ(first.at("msg").as_string(), "serve starting");
+  EXPECT_EQ(first.at("config").at("workers"), 2); // an object, not an escaped string
+  EXPECT_FALSE(boost::json::parse(got[1]).as_object().contains("config"));
+  EXPECT_TRUE(got[2].ends_with(R"(] serve starting config={"workers":2})")) << got[2];
+}
+
 TEST_F(log_test, text_lines_carry_role_and_pid) {
   init(forq::log_format::text, forq::log_level::debug, "master");
   spdlog::debug("hello {}", 42);

@@ -112,12 +112,14 @@ TEST(utf8, json_numbers_are_written_as_people_write_them) {
   o["d"] = 1e21;
   o["e"] = -0.001;
   o["f"] = json::array{1.5, true, nullptr, "x"};
-  EXPECT_EQ(serialize_utf8(o),
-            R"({"a":60,"b":2.5,"c":1000,"d":1e+21,"e":-0.001,"f":[1.5,true,null,"x"]})");
+  o["g"] = 1e7;   // shortest digits alone would say 1e+07
+  o["h"] = 1e-7;  // too small to write out
+  EXPECT_EQ(serialize_utf8(o), R"({"a":60,"b":2.5,"c":1000,"d":1e+21,"e":-0.001,)"
+                               R"("f":[1.5,true,null,"x"],"g":10000000,"h":1e-07})");
   EXPECT_EQ(json::serialize(json::value(60.0)), "6E1"); // what Boost would have written
   // The same text reads back as the same numbers (60 as a whole number: equal in value).
   auto back = json::parse(serialize_utf8(o)).as_object();
-  for (const char* k : {"a", "b", "c", "d", "e"})
+  for (const char* k : {"a", "b", "c", "d", "e", "g", "h"})
     EXPECT_EQ(back.at(k).to_number<double>(), o.at(k).to_number<double>()) << k;
   forq::config cfg;
   cfg.lease = std::chrono::milliseconds(2500);
@@ -154,10 +156,11 @@ TEST(foreign_jobs, are_held_to_the_documented_limits) {
     auto* s = std::get_if<std::string>(&r);
     return s ? *s : "";
   };
-  EXPECT_NE(why({"payload", "1", "max_attempts", "0"}).find("max_attempts 0 is not allowed: use 1 "
-                                                            "to 1000"),
+  EXPECT_NE(why({"payload", "1", "max_attempts", "0"})
+                .find("max_attempts 0 is not allowed: use a whole number from 1 to 1000"),
             std::string::npos);
-  EXPECT_NE(why({"payload", "1", "max_attempts", "1001"}).find("use 1 to 1000"), std::string::npos);
+  EXPECT_NE(why({"payload", "1", "max_attempts", "1001"}).find("use a whole number from 1 to 1000"),
+            std::string::npos);
   EXPECT_EQ(why({"payload", "1", "max_attempts", "1000"}), "");
   EXPECT_EQ(why({"payload", "1", "id", "x\xff"}), "id is not UTF-8 text");
   auto handler = why({"payload", "1", "handler", "\xfe\xff"});
