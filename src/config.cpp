@@ -249,12 +249,29 @@ std::vector<config_field> make_fields() {
                            "you trust",
                            &config::api_open));
 
+  f.push_back({"retry", "FORQ_RETRY", "--retry",
+               "Retry policy of every queue's jobs (a queue's own in --queues, then a job's own, "
+               "go over it): attempts, fixed or exponential, the base wait, its cap, jitter "
+               "(docs/retries.md)",
+               "parts separated by '/': attempts 1 to 1000, fixed|exponential, durations such as "
+               "500ms, 30s, 5m, 1h (1ms to 7d; the base wait, then the cap), jitter|nojitter; "
+               "e.g. 10/fixed/30s",
+               "POLICY", kind::string,
+               [](config& c, std::string_view v) -> std::optional<std::string> {
+                 auto parsed = queue::parse_retry(v);
+                 if (auto* why = std::get_if<std::string>(&parsed)) return *why;
+                 c.retry = std::get<queue::retry_override>(parsed);
+                 return std::nullopt;
+               },
+               [](const config& c) { return queue::to_string(queue::apply({}, c.retry)); }});
+
   f.push_back({"queues", "FORQ_QUEUES", "--queues",
                "Queues each worker consumes, comma-separated, each with an optional weight (while "
-               "several have work, each gets its weighted share of the concurrency) and an "
-               "optional default handler (for its jobs that name none)",
-               "NAME[:WEIGHT][=HANDLER],... with names of 1 to 128 of A-Z a-z 0-9 _ . - and "
-               "weights from 1 to 1000, e.g. default or emails:3=send_email,reports",
+               "several have work, each gets its weighted share of the concurrency), an optional "
+               "default handler (for its jobs that name none) and an optional retry policy over "
+               "--retry",
+               "NAME[:WEIGHT][=HANDLER][@RETRY],... with names of 1 to 128 of A-Z a-z 0-9 _ . - "
+               "and weights from 1 to 1000, e.g. default or emails:3=send_email@10/fixed/30s,reports",
                "QUEUES", kind::string,
                [](config& c, std::string_view v) -> std::optional<std::string> {
                  std::vector<config::queue_choice> chosen;
@@ -262,6 +279,14 @@ std::vector<config_field> make_fields() {
                    auto comma = v.find(',');
                    auto item = v.substr(0, comma);
                    config::queue_choice q;
+                   // '@' (in no name) separates the retry policy, whose text has ':' and '='.
+                   if (auto at = item.find('@'); at != std::string_view::npos) {
+                     auto parsed = queue::parse_retry(item.substr(at + 1));
+                     if (auto* why = std::get_if<std::string>(&parsed))
+                       return "retry of queue \"" + std::string(item.substr(0, at)) + "\": " + *why;
+                     q.retry = std::get<queue::retry_override>(parsed);
+                     item = item.substr(0, at);
+                   }
                    // '=' (in no name) separates the default handler.
                    if (auto eq = item.find('='); eq != std::string_view::npos) {
                      q.default_handler = std::string(item.substr(eq + 1));
@@ -296,7 +321,8 @@ std::vector<config_field> make_fields() {
                  for (const auto& q : c.queues)
                    all += (all.empty() ? "" : ",") + q.name +
                           (q.weight == 1 ? "" : ":" + std::to_string(q.weight)) +
-                          (q.default_handler.empty() ? "" : "=" + q.default_handler);
+                          (q.default_handler.empty() ? "" : "=" + q.default_handler) +
+                          (q.retry.empty() ? "" : "@" + queue::to_string(q.retry));
                  return all;
                }});
 
@@ -608,6 +634,10 @@ std::optional<config_error> apply_file(config& cfg, const std::string& path) {
 }
 
 } // namespace
+
+queue::retry_policy config::retry_policy_of(const queue_choice& q) const {
+  return queue::apply(queue::apply({}, retry), q.retry);
+}
 
 unsigned config::effective_workers() const {
   if (workers != 0) return workers;

@@ -1,5 +1,7 @@
 #pragma once
 
+#include "forq/queue/retry.hpp"
+
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
@@ -61,14 +63,20 @@ struct config {
   // file `drain_timeout`, env FORQ_DRAIN_TIMEOUT, flag --drain-timeout (seconds, may be
   // fractional). How long in-flight jobs may run on after TERM; 0 = hand them back at once.
   std::chrono::milliseconds drain_timeout{std::chrono::seconds(30)};
-  // file `queues`, env FORQ_QUEUES, flag --queues. "name[:weight],...": the queues each worker
-  // consumes, sharing its concurrency by weight (1 to 1000, default 1).
+  // file `retry`, env FORQ_RETRY, flag --retry. The retry policy of every queue this worker
+  // consumes, over forq's own (3/exponential/1s/1h): docs/retries.md.
+  queue::retry_override retry;
+  // file `queues`, env FORQ_QUEUES, flag --queues. "name[:weight][=handler][@retry],...": the
+  // queues each worker consumes, sharing its concurrency by weight (1 to 1000, default 1).
   struct queue_choice {
     std::string name;
     unsigned weight = 1;
     std::string default_handler; // runs the queue's jobs that name no handler
+    queue::retry_override retry; // over the `retry` setting, for this queue's jobs
   };
-  std::vector<queue_choice> queues{{"default", 1, ""}};
+  std::vector<queue_choice> queues{{"default", 1, "", {}}};
+  // The retry policy of queue `q`'s jobs (before a job's own): forq's, `retry`, the queue's.
+  queue::retry_policy retry_policy_of(const queue_choice& q) const;
   // file `concurrency`, env FORQ_CONCURRENCY, flag --concurrency. Jobs each worker runs at
   // once, all its queues together.
   unsigned concurrency = 64;

@@ -267,7 +267,7 @@ class bench_run {
   void start_serve() {
     config c = cfg_;
     c.redis_url = url_;
-    c.queues = {{queue_, 1, ""}};
+    c.queues = {{queue_, 1, "", {}}};
     c.listen.host = "127.0.0.1";
     c.listen.port = 0;
     queue::handler_map program;

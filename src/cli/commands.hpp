@@ -160,6 +160,7 @@ struct enqueue_args {
   long long delay_ms = 0;
   int priority = 0;
   int attempts = 0; // 0: the queue's policy
+  std::optional<std::string> retry; // checked by the parser (queue::parse_retry)
 };
 int enqueue(const config& cfg, const enqueue_args& a);
 int queues(const config& cfg, bool as_json);

@@ -188,11 +188,12 @@ std::optional<std::string> string_member(const json::object& o, std::string_view
   return std::nullopt;
 }
 
-constexpr std::array<std::string_view, 6> post_job_fields{"handler",  "payload",  "id",
-                                                          "delay_ms", "priority", "attempts"};
+constexpr std::array<std::string_view, 7> post_job_fields{
+    "handler", "payload", "id", "delay_ms", "priority", "attempts", "retry"};
 
 // POST /v1/queues/{queue}/jobs: {"handler": "...", "payload": {...}, "id": "...",
-// "delay_ms": N, "priority": N, "attempts": N}; the same checks as `forq enqueue`.
+// "delay_ms": N, "priority": N, "attempts": N, "retry": "POLICY"}; the same checks as
+// `forq enqueue`.
 asio::awaitable<reply_t> post_job(const http_context& ctx, client& c, const std::string& queue,
                                   const std::string& body) {
   boost::system::error_code ec;
@@ -215,7 +216,7 @@ asio::awaitable<reply_t> post_job(const http_context& ctx, client& c, const std:
                           "unknown field \"" + std::string(k) + "\"" +
                               (best ? "; did you mean \"" + *best + "\"?"
                                     : "; the fields are handler, payload, id, delay_ms, "
-                                      "priority, attempts"));
+                                      "priority, attempts, retry"));
   }
   if (o.contains("id") && !o.at("id").is_string())
     co_return error_reply(http::status::bad_request,
@@ -245,6 +246,16 @@ asio::awaitable<reply_t> post_job(const http_context& ctx, client& c, const std:
   }
   if (auto* p = o.if_contains("payload")) j.payload = serialize_utf8(*p); // 2.5 stays 2.5
   if (auto id = string_member(o, "id")) j.id = *id;
+  if (auto* retry = o.if_contains("retry")) {
+    if (!retry->is_string())
+      co_return error_reply(http::status::bad_request,
+                            "\"retry\" must be a string, e.g. \"10/fixed/30s\" (docs/retries.md)");
+    auto parsed = queue::parse_retry(retry->as_string());
+    if (auto* why = std::get_if<std::string>(&parsed))
+      co_return error_reply(http::status::bad_request,
+                            "\"retry\": " + serialize_utf8(*retry) + ": " + *why);
+    j.retry = std::get<queue::retry_override>(parsed);
+  }
   // A whole number within the one set of limits (queue::bounds), or why not.
   auto integer = [&](const queue::bounds& b, long long& out) -> std::optional<std::string> {
     auto* x = o.if_contains(b.name);

@@ -177,6 +177,10 @@ int enqueue(const config& cfg, const enqueue_args& a) {
   proto.handler = a.handler;
   proto.priority = a.priority;
   if (a.attempts) proto.max_attempts = a.attempts;
+  if (a.retry) {
+    auto parsed = queue::parse_retry(*a.retry); // (the option's check has refused bad text)
+    if (auto* r = std::get_if<queue::retry_override>(&parsed)) proto.retry = *r;
+  }
   if (a.delay_ms > 0) proto.run_at_ms = queue::epoch_ms() + a.delay_ms;
   // Refuse what can be refused before touching Redis.
   if (auto bad = queue::check_queue_name(a.queue)) {

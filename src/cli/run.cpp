@@ -28,13 +28,16 @@ struct flag_set {
   std::map<std::string, std::string> values; // by field key
   std::vector<std::pair<CLI::Option*, std::string>> options;
 
-  void add_to(CLI::App& app) {
+  // `except`: flags the subcommand uses for something of its own (enqueue's --retry is the
+  // job's policy; the worker setting means nothing to a producer).
+  void add_to(CLI::App& app, const std::vector<std::string>& except = {}) {
     app.add_option("--config", config_file,
                    "JSON configuration file; flags override environment overrides file "
                    "(env FORQ_CONFIG)")
         ->type_name("FILE");
     const forq::config defaults;
     for (const auto& f : forq::config_fields()) {
+      if (std::find(except.begin(), except.end(), f.flag) != except.end()) continue;
       auto help = f.help + " (env " + f.env + ", file key " + f.key + ")";
       if (f.kind == forq::config_field::json_kind::boolean) { // a bare flag: present = true
         auto* opt = app.add_flag_callback(
@@ -180,7 +183,7 @@ int forq::run(int argc, char** argv, handler_map handlers) {
       "enqueue", "Add a job (PAYLOAD_JSON given) or many (one JSON payload per stdin line, "
                  "NDJSON); prints each job's id. Exit 1 if any job was refused (the others are "
                  "added; stderr names the refused lines).");
-  flags.add_to(*enqueue);
+  flags.add_to(*enqueue, {"--retry"});
   enqueue->add_option("--queue", enq.queue, "queue name")->default_str("default");
   enqueue->add_option("--handler", enq.handler,
                       "handler that runs the job (none: the queue's default handler, named by "
@@ -195,6 +198,17 @@ int forq::run(int argc, char** argv, handler_map handlers) {
       ->check(within(forq::queue::priority_bounds));
   enqueue->add_option("--attempts", enq.attempts, "attempts at most (1 to 1000)")
       ->check(within(forq::queue::attempts_bounds));
+  enqueue->add_option("--retry", enq.retry,
+                      "the job's retry policy over its queue's, e.g. 10/fixed/30s "
+                      "(docs/retries.md)")
+      ->type_name("POLICY")
+      ->check(CLI::Validator(
+          [](std::string& text) -> std::string {
+            auto parsed = forq::queue::parse_retry(text);
+            auto* why = std::get_if<std::string>(&parsed);
+            return why ? "\"" + text + "\": " + *why : std::string();
+          },
+          "", ""));
   enqueue->add_option("PAYLOAD_JSON", enq.payload, "the job's payload (JSON)");
 
   bool queues_json = false;

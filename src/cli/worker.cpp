@@ -142,6 +142,7 @@ consumers::consumers(asio::any_io_executor ex, const config& cfg, const std::str
     o.lease = cfg.lease;
     o.blocking_connection = i;
     o.default_handler = cfg.queues[i].default_handler;
+    o.retry = cfg.retry_policy_of(cfg.queues[i]);
     list_.push_back(std::make_unique<queue::consumer>(*pool_, o, worker_handlers(cfg, program)));
   }
 }

@@ -742,6 +742,7 @@ asio::awaitable<void> consumer::fail(const delivered_job& job, int attempt_made,
                                      const std::string& error,
                                      std::optional<milliseconds> retry_after) {
   auto policy = options_.retry;
+  if (job.retry) policy = apply(policy, *job.retry);
   if (job.max_attempts) policy.max_attempts = *job.max_attempts;
   auto v = decide(policy, attempt_made, permanent, error, retry_after, rng_);
   keys k(options_.queue);

@@ -150,6 +150,11 @@ std::variant<delivered_job, std::string> parse_entry(std::string_view queue,
     else if (k == "payload") {
       j.payload = v;
       has_payload = true;
+    } else if (k == "retry") {
+      auto parsed = parse_retry(v);
+      if (auto* why = std::get_if<std::string>(&parsed))
+        return "field retry \"" + to_utf8(v.substr(0, 100)) + "\": " + *why;
+      j.retry = std::get<retry_override>(parsed);
     }
     else if (k == "attempt" || k == "max_attempts") {
       auto n = to_int(v);
@@ -222,28 +227,6 @@ std::string handoff_json(const delivered_job& j) { // (parse_entry let only UTF-
   auto payload = boost::json::parse(j.payload, ec);
   o["payload"] = ec ? boost::json::value(j.payload) : payload;
   return boost::json::serialize(o);
-}
-
-verdict decide(const retry_policy& p, int attempt_made, bool permanent, std::string_view error,
-               std::optional<std::chrono::milliseconds> retry_after, std::mt19937_64& rng) {
-  using std::chrono::milliseconds;
-  if (permanent) return {false, {}, std::string(error)};
-  if (attempt_made >= p.max_attempts)
-    return {false,
-            {},
-            "failed " + std::to_string(attempt_made) + (attempt_made == 1 ? " time" : " times") +
-                "; last error: " + std::string(error)};
-  if (retry_after) return {true, std::min(*retry_after, p.max_backoff), {}};
-  auto base = p.backoff;
-  if (p.exponential)
-    for (int i = 1; i < attempt_made && base < p.max_backoff; ++i)
-      base *= 2;
-  base = std::min(base, p.max_backoff);
-  if (!p.exponential) return {true, base, {}};
-  // Half fixed, half random, as the connection's backoff: retries of a burst spread out.
-  auto half = base.count() / 2;
-  std::uniform_int_distribution<long long> jitter(0, base.count() - half);
-  return {true, milliseconds(half + jitter(rng)), {}};
 }
 
 } // namespace forq::queue

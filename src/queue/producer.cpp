@@ -71,23 +71,6 @@ std::optional<std::string> check_queue_name(std::string_view name) {
   return std::nullopt;
 }
 
-std::optional<std::string> out_of_bounds(const bounds& b, long long value) {
-  if (value >= b.lo && value <= b.hi) return std::nullopt;
-  return std::to_string(value) + " is not allowed: use a whole number from " +
-         std::to_string(b.lo) + " to " + std::to_string(b.hi) + std::string(b.unit);
-}
-
-std::optional<std::string> out_of_bounds(const bounds& b, std::string_view text) {
-  long long value = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec == std::errc{} && end == text.data() + text.size() && !text.empty())
-    return out_of_bounds(b, value);
-  std::string shown(text.substr(0, 40));
-  if (text.size() > 40) shown += "...";
-  return "\"" + to_utf8(shown) + "\" is not allowed: use a whole number from " +
-         std::to_string(b.lo) + " to " + std::to_string(b.hi) + std::string(b.unit);
-}
-
 std::optional<std::string> check_job(const job& j, std::size_t max_payload) {
   // No handler: the job runs its queue's default handler (the workers' --queues Q=HANDLER).
   if (j.handler.size() > 128 || !std::all_of(j.handler.begin(), j.handler.end(), name_char))
@@ -104,6 +87,10 @@ std::optional<std::string> check_job(const job& j, std::size_t max_payload) {
            "\" has the shape of an id forq generates (<ms>-<n>, <ms>-<n>-p<N>, <ms>-d<n>), so it "
            "could name another job: choose another";
   if (auto bad = out_of_bounds(priority_bounds, j.priority)) return "priority " + *bad;
+  if (j.retry) {
+    if (auto bad = check_retry(*j.retry)) return *bad;
+    if (j.retry->empty()) return std::string("retry is empty: leave it out for the queue's policy");
+  }
   if (j.max_attempts)
     if (auto bad = out_of_bounds(attempts_bounds, *j.max_attempts)) return "attempts " + *bad;
   if (j.run_at_ms && *j.run_at_ms - epoch_ms() > delay_bounds.hi)
@@ -122,10 +109,17 @@ std::vector<std::string_view> job_fields(const job& j, std::string& storage) {
   }
   fields.push_back("payload");
   fields.push_back(j.payload);
+  // Both numbers' text in `storage`, written before any view into it is taken.
+  const auto attempts = j.max_attempts ? std::to_string(*j.max_attempts) : std::string();
+  storage = attempts + (j.retry ? to_string(*j.retry) : std::string());
+  const std::string_view all(storage);
   if (j.max_attempts) {
-    storage = std::to_string(*j.max_attempts);
     fields.push_back("max_attempts");
-    fields.push_back(storage);
+    fields.push_back(all.substr(0, attempts.size()));
+  }
+  if (j.retry) {
+    fields.push_back("retry");
+    fields.push_back(all.substr(attempts.size()));
   }
   return fields;
 }

@@ -234,4 +234,65 @@ TEST_F(user_facing_test, the_json_log_carries_the_configuration_as_a_field) {
   EXPECT_EQ(line.at("config").at("log").at("format"), "json") << first;
 }
 
+// Item 8: the retry policy is set per worker (--retry), per queue (--queues Q@POLICY) and per
+// job (enqueue --retry, the API's "retry"), each over the one before; a job's attempts and the
+// waits between them follow it.
+TEST_F(user_facing_test, the_retry_policy_is_set_per_worker_queue_and_job) {
+  child_process retrying({forq_bin, "serve", "--redis", redis_.url(), "--listen", "127.0.0.1:0",
+                          "--workers", "1", "--data-dir", (dir_ / "data3").string(), "--retry",
+                          "4/fixed/100ms", "--queues", "r1@2/fixed/400ms,r2"});
+  ASSERT_TRUE(retrying.wait_for_err("consuming")) << retrying.err();
+  auto cfg_port = forq::test::listening_port(retrying.err());
+  const std::string always_fails = R"({"times":1000})";
+  auto enqueue = [&](std::vector<std::string> extra) {
+    std::vector<std::string> argv{forq_bin, "enqueue", "--redis", redis_.url(), "--handler",
+                                  "fail"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    argv.push_back(always_fails);
+    auto r = run(argv);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return r.out.substr(0, r.out.find('\n'));
+  };
+  auto queue_policy = enqueue({"--queue", "r1"});         // the queue's: 2, 400 ms apart
+  auto worker_policy = enqueue({"--queue", "r2"});        // the worker's: 4, 100 ms apart
+  auto job_policy = enqueue({"--queue", "r2", "--retry", "2/fixed/1s"}); // the job's own
+  auto api = http_call(cfg_port, "POST", "/v1/queues/r2/jobs",
+                       R"({"handler":"fail","payload":{"times":1000},"retry":"1"})");
+  ASSERT_EQ(api.status, 201) << api.body;
+  auto api_policy = std::string(json::parse(api.body).as_object().at("id").as_string());
+  auto bad = http_call(cfg_port, "POST", "/v1/queues/r2/jobs", R"({"handler":"fail","retry":"2/fixd"})");
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_NE(bad.body.find(R"(\"fixd\" is not a part of a retry policy)"), std::string::npos)
+      << bad.body;
+
+  auto dead_after = [&](const std::string& queue, const std::string& id, int attempts,
+                        std::chrono::milliseconds at_least,
+                        std::chrono::milliseconds at_most = 2500ms) {
+    json::object info;
+    for (int i = 0; i < 300; ++i) {
+      auto r = run({forq_bin, "job", "--redis", redis_.url(), "--queue", queue, "--json", id});
+      info = r.exit_code == 0 ? json::parse(r.out).as_object() : json::object{};
+      if (info.contains("state") && info.at("state") == "dead") break;
+      std::this_thread::sleep_for(20ms);
+    }
+    ASSERT_EQ(info.at("state"), "dead") << id << " " << json::serialize(info);
+    EXPECT_EQ(info.at("attempts"), attempts) << id << " " << json::serialize(info);
+    EXPECT_NE(std::string(info.at("reason").as_string())
+                  .find("failed " + std::to_string(attempts) + " time"),
+              std::string::npos)
+        << json::serialize(info);
+    // Time from the first attempt to the last: the policy's waits (fixed: no jitter).
+    auto ms = std::stoll(id.substr(0, id.find('-')));
+    EXPECT_GE(info.at("finished_ms").as_int64() - ms, at_least.count()) << json::serialize(info);
+    // forq's own policy (3 attempts, 0.5-1 s then 1-2 s) would take longer or stop sooner.
+    EXPECT_LE(info.at("finished_ms").as_int64() - ms, at_most.count()) << json::serialize(info);
+  };
+  dead_after("r1", queue_policy, 2, 400ms);
+  dead_after("r2", worker_policy, 4, 300ms);
+  dead_after("r2", job_policy, 2, 1000ms, 3000ms);
+  dead_after("r2", api_policy, 1, 0ms);
+  retrying.signal(SIGTERM);
+  EXPECT_TRUE(retrying.wait_for(20s));
+}
+
 } // namespace

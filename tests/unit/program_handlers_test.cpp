@@ -48,7 +48,7 @@ TEST(program_handlers, may_not_take_a_name_already_used_or_not_allowed) {
 
 TEST(program_handlers, a_queue_s_default_handler_must_exist) {
   forq::config c = with_exec_handler("thumbnail");
-  c.queues = {{"images", 1, "thumbnail"}, {"pings", 1, "noop"}, {"mine", 1, "resize"}};
+  c.queues = {{"images", 1, "thumbnail", {}}, {"pings", 1, "noop", {}}, {"mine", 1, "resize", {}}};
   EXPECT_EQ(why(c, {{"resize", some_handler()}}), "accepted");
   auto msg = why(c, {});
   EXPECT_NE(msg.find("queue \"mine\": default handler \"resize\" is not a handler"),

@@ -93,7 +93,7 @@ struct consumer_options {
   // Runs the jobs that name no handler; empty: such jobs are dead, saying so.
   std::string default_handler;
   std::chrono::milliseconds block{2000}; // one fetch's wait inside Redis; stop() waits it out
-  retry_policy retry;                    // a job's max_attempts field overrides the policy's
+  retry_policy retry; // the queue's; a job's `retry` and `max_attempts` fields go over it
   std::chrono::milliseconds keep_results{std::chrono::hours(1)};
   std::size_t max_results = 10000;
   // A fetched job is leased for this long, and the lease is renewed every third of it while the

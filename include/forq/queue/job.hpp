@@ -1,5 +1,6 @@
 #pragma once
 
+#include "forq/queue/retry.hpp"
 #include "forq/redis/reply.hpp"
 #include "forq/utf8.hpp"
 #include <boost/system/error_code.hpp>
@@ -26,6 +27,7 @@ struct delivered_job {
   int attempt = 0; // attempts made before this one
   int stalls = 0;  // runs of this attempt whose lease expired before (stall recovery sets it)
   std::optional<int> max_attempts;
+  std::optional<retry_override> retry; // the job's own `retry` field, over its queue's policy
   int priority = 0;
   std::vector<std::pair<std::string, std::string>> fields; // every field, as received
 };
@@ -69,13 +71,6 @@ std::string to_json(const delivered_job& j, int attempt,
 // string)}. docs/handlers.md.
 std::string handoff_json(const delivered_job& j);
 
-struct retry_policy {
-  int max_attempts = 3;
-  std::chrono::milliseconds backoff{1000};
-  bool exponential = true; // base * 2^(attempt-1), with jitter
-  std::chrono::milliseconds max_backoff{std::chrono::hours(1)};
-};
-
 // How a consumer lives through a Redis that refuses writes (-OOM, -READONLY, -MISCONF): the
 // first refusal of a spell is logged, the rest are not; retries back off from 100 ms, doubling
 // to 1 s; the first write accepted after a spell ends it with one line. Leased jobs stay
@@ -96,17 +91,5 @@ class refusal_spell {
   bool active_ = false;
   int refusals_ = 0;
 };
-
-// What happens to a job whose attempt failed. No sockets: unit-tested on its own.
-struct verdict {
-  bool retry;                      // else: dead
-  std::chrono::milliseconds delay; // retry only
-  std::string reason;              // dead only: why, in an operator's words
-};
-
-// attempt_made: attempts made including the one that failed (>= 1). permanent: the handler
-// said retrying cannot help. retry_after: the handler's own wish (Retry-After), used as is.
-verdict decide(const retry_policy& p, int attempt_made, bool permanent, std::string_view error,
-               std::optional<std::chrono::milliseconds> retry_after, std::mt19937_64& rng);
 
 } // namespace forq::queue

@@ -4,6 +4,8 @@
 // enqueue, and queue initialisation. The consumer side is consumer.hpp; operators' and
 // applications' wider API (stats, job lookup, dead jobs, pause) is forq/client.hpp.
 
+#include "forq/queue/limits.hpp"
+#include "forq/queue/retry.hpp"
 #include "forq/redis/connection.hpp"
 
 #include <boost/asio/awaitable.hpp>
@@ -42,33 +44,14 @@ struct keys {
 // tag). Returns why a name is refused, or nothing.
 std::optional<std::string> check_queue_name(std::string_view name);
 
-// The limits of a job's settings and of a queue's rate limit: one set, used by the CLI's
-// options, the HTTP API's fields, the C++ client (check_job, set_rate_limit) and the consumer
-// (docs/protocol.md). Each refusal says the setting's name, the value and what is allowed.
-struct bounds {
-  std::string_view name; // as the API and the protocol spell it
-  long long lo, hi;
-  std::string_view unit; // after the range: " ms (one year)"
-};
-inline constexpr bounds priority_bounds{"priority", 0, 9, " (higher runs first)"};
-inline constexpr bounds attempts_bounds{"attempts", 1, 1000, ""};
-inline constexpr bounds delay_bounds{"delay_ms", 0, 31'536'000'000LL, " ms (one year)"};
-inline constexpr bounds rate_max_bounds{"N", 1, 1'000'000, " jobs per interval"};
-inline constexpr bounds rate_interval_bounds{"per_ms", 1, 86'400'000, " ms (one day)"};
-
-// "VALUE is not allowed: use a whole number from LO to HI<unit>", or nothing if `value` is in
-// bounds.
-std::optional<std::string> out_of_bounds(const bounds& b, long long value);
-// The same for a value as a person typed it (a flag's text): not a whole number is refused in
-// the same words.
-std::optional<std::string> out_of_bounds(const bounds& b, std::string_view text);
-
 struct job {
   std::string handler;
   std::string payload = "{}";    // JSON text
   std::optional<std::string> id; // caller-given: enqueued at most once
   int priority = 0;              // priority_bounds: 0 to 9, higher first
   std::optional<int> max_attempts; // attempts_bounds
+  // Over the queue's retry policy (docs/retries.md); written as the `retry` field's text.
+  std::optional<retry_override> retry;
   // Run no earlier than this (ms since the Unix epoch); in the past or absent: ready now; at
   // most delay_bounds (a year) from now.
   std::optional<std::int64_t> run_at_ms;
@@ -81,7 +64,7 @@ std::int64_t epoch_ms();
 // nothing. The message names the field and what is allowed.
 std::optional<std::string> check_job(const job& j, std::size_t max_payload = default_max_payload);
 
-// A job's stream fields (handler, payload, max_attempts when set) as XADD's arguments, in the
+// A job's stream fields (handler, payload, max_attempts and retry when set) as XADD's arguments, in the
 // order the protocol writes them. `storage` keeps the numbers the views point into.
 std::vector<std::string_view> job_fields(const job& j, std::string& storage);
 
