@@ -22,16 +22,23 @@
 namespace forq {
 
 // One job as it stands, gathered from wherever the protocol keeps it.
+// A job as forq shows it: `forq job`, `forq dead list`, the HTTP API (and the dashboard) all
+// print this one shape, through to_json (docs/operations.md, "One shape for a job").
 struct job_info {
   std::string queue, id;
   // ready | active | delayed | completed | dead
   std::string state;
   std::string handler, payload; // when still known (not kept for completed jobs)
   int attempts = 0;             // attempts made; completed: including the last
+  std::optional<int> priority;  // when known (not kept for completed jobs)
+  std::optional<int> max_attempts;   // the job's own, if it set one
+  std::optional<std::string> retry;  // the job's own retry policy, if it set one
   std::optional<std::string> result; // completed with a result: its JSON
   std::optional<std::string> last_error, reason;
   std::optional<std::int64_t> run_at_ms;   // delayed: when it becomes ready
   std::optional<std::int64_t> finished_ms; // completed or dead: when
+  // Fields a producer added that forq does not use (shown as they are: "fields": {...}).
+  std::vector<std::pair<std::string, std::string>> other_fields;
   boost::json::object to_json() const;
 };
 
@@ -42,12 +49,6 @@ struct queue_stats {
   bool paused = false;
   std::int64_t rate_max = 0, rate_ms = 0; // 0: no rate limit
   boost::json::object to_json() const;
-};
-
-struct dead_job {
-  std::string id;
-  std::int64_t died_ms = 0;
-  std::string record; // the job's fields, `reason` and `last_error`, as a JSON object
 };
 
 // One job of enqueue_many: the result, or why it was refused (nothing was added for it).
@@ -85,8 +86,8 @@ class client {
   // without one wait until one starts. One HEXISTS.
   boost::asio::awaitable<boost::system::result<bool>> has_workers(std::string_view queue);
 
-  // The oldest `limit` dead jobs.
-  boost::asio::awaitable<boost::system::result<std::vector<dead_job>>>
+  // The oldest `limit` dead jobs (state "dead", finished_ms: when each died).
+  boost::asio::awaitable<boost::system::result<std::vector<job_info>>>
   dead(std::string_view queue, std::size_t limit = 100);
   // Back to ready as fresh jobs (same id, attempt 0) / gone for good. No ids: every dead job.
   // Returns how many were handled.

@@ -410,15 +410,8 @@ asio::awaitable<reply_t> route(http_context& ctx, const http::request<http::stri
       auto dead = co_await c.dead(queue, 100);
       if (!dead) co_return redis_down(dead.error());
       json::array all;
-      for (const auto& d : *dead) {
-        json::object o;
-        o["id"] = d.id;
-        o["died_ms"] = d.died_ms;
-        boost::system::error_code ec;
-        auto rec = json::parse(d.record, ec);
-        o["record"] = ec ? json::value(d.record) : rec;
-        all.push_back(o);
-      }
+      for (const auto& d : *dead)
+        all.push_back(d.to_json()); // the one shape of a job, as GET .../jobs/{id} gives it
       co_return json_reply(http::status::ok, all);
     }
     if ((parts.size() == 5 && parts[3] == "dead" && parts[4] == "retry" &&

@@ -324,6 +324,9 @@ int job(const config& cfg, const std::string& id, const std::optional<std::strin
                     info.id.c_str(), info.queue.c_str(), info.state.c_str(), info.attempts);
         if (!info.handler.empty()) std::printf("handler:     %s\n", info.handler.c_str());
         if (!info.payload.empty()) std::printf("payload:     %s\n", info.payload.c_str());
+        if (info.priority) std::printf("priority:    %d\n", *info.priority);
+        if (info.max_attempts) std::printf("max attempts: %d\n", *info.max_attempts);
+        if (info.retry) std::printf("retry:       %s\n", info.retry->c_str());
         if (info.result) std::printf("result:      %s\n", info.result->c_str());
         if (info.last_error) std::printf("last error:  %s\n", info.last_error->c_str());
         if (info.reason) std::printf("reason:      %s\n", info.reason->c_str());
@@ -352,24 +355,16 @@ int dead(const config& cfg, const dead_args& a) {
         fail(redis_error(r.error()));
         co_return exit_code::failure;
       }
+      // The one shape of a job (job_info, as `forq job --json` prints it); in text, one line
+      // each: id, when it died, why.
       json::array all;
       for (const auto& d : *r) {
-        boost::system::error_code ec;
-        auto record = json::parse(d.record, ec);
         if (a.json) {
-          json::object o;
-          o["id"] = d.id;
-          o["died_ms"] = d.died_ms;
-          o["record"] = ec ? json::value(d.record) : record;
-          all.push_back(o);
+          all.push_back(d.to_json());
           continue;
         }
-        std::string reason = "?";
-        if (!ec && record.is_object())
-          if (auto* v = record.as_object().if_contains("reason"); v && v->is_string())
-            reason = v->as_string();
-        std::printf("%s\t%lld\t%s\n", d.id.c_str(), static_cast<long long>(d.died_ms),
-                    reason.c_str());
+        std::printf("%s\t%s\t%s\n", d.id.c_str(), iso_time(d.finished_ms.value_or(0)).c_str(),
+                    d.reason.value_or("?").c_str());
       }
       if (a.json) std::printf("%s\n", queue::serialize_utf8(all).c_str());
       // Nothing listed is an answer too (on stderr: stdout stays the list, empty).

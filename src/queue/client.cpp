@@ -40,13 +40,31 @@ std::optional<std::string> string_field(const json::object& o, std::string_view 
   return serialize_utf8(*v);
 }
 
-// Fills what a job's fields say (stream entry fields or a JSON record of strings).
+// Fills what a job's fields say (stream entry fields or a JSON record of strings): the one
+// reading of a job's fields behind every job_info.
 void take_fields(job_info& info, const json::object& o) {
-  if (auto h = string_field(o, "handler")) info.handler = *h;
-  if (auto p = string_field(o, "payload")) info.payload = *p;
-  if (auto a = string_field(o, "attempt")) info.attempts = static_cast<int>(to_int(*a));
-  if (auto e = string_field(o, "last_error")) info.last_error = *e;
-  if (auto r = string_field(o, "reason")) info.reason = *r;
+  for (const auto& [key, value] : o) {
+    const std::string_view k = key;
+    auto text = string_field(o, k).value_or("");
+    if (k == "handler")
+      info.handler = text;
+    else if (k == "payload")
+      info.payload = text;
+    else if (k == "attempt")
+      info.attempts = static_cast<int>(to_int(text));
+    else if (k == "last_error")
+      info.last_error = text;
+    else if (k == "reason")
+      info.reason = text;
+    else if (k == "priority")
+      info.priority = static_cast<int>(to_int(text));
+    else if (k == "max_attempts")
+      info.max_attempts = static_cast<int>(to_int(text));
+    else if (k == "retry")
+      info.retry = text;
+    else if (k != "id" && k != "raw_hex") // (raw_hex: the exact bytes, for retry only)
+      info.other_fields.emplace_back(std::string(k), text);
+  }
 }
 
 json::object entry_fields(const redis::reply& entry) {
@@ -90,6 +108,9 @@ json::object job_info::to_json() const {
     o["payload"] = ec ? json::value(payload) : p;
   }
   o["attempts"] = attempts;
+  if (priority) o["priority"] = *priority;
+  if (max_attempts) o["max_attempts"] = *max_attempts;
+  if (retry) o["retry"] = *retry;
   if (result) {
     error_code ec;
     auto r = json::parse(*result, ec);
@@ -99,6 +120,12 @@ json::object job_info::to_json() const {
   if (reason) o["reason"] = *reason;
   if (run_at_ms) o["run_at_ms"] = *run_at_ms;
   if (finished_ms) o["finished_ms"] = *finished_ms;
+  if (!other_fields.empty()) {
+    json::object extra;
+    for (const auto& [k, v] : other_fields)
+      extra[k] = v;
+    o["fields"] = std::move(extra);
+  }
   return o;
 }
 
@@ -290,6 +317,7 @@ boost::asio::awaitable<result<std::optional<job_info>>> client::get_job(std::str
       auto st = co_await state_of(p, first);
       if (!st) break; // settled: its later life is elsewhere
       take_fields(info, fields);
+      info.priority = static_cast<int>(p);
       info.state = *st;
       co_return info;
     }
@@ -325,6 +353,7 @@ boost::asio::awaitable<result<std::optional<job_info>>> client::get_job(std::str
         auto st = co_await state_of(p, std::string(e.elements()[0].str()));
         if (!st) continue; // a settled earlier attempt
         take_fields(info, fields);
+        info.priority = static_cast<int>(p);
         info.state = *st;
         co_return info;
       }
@@ -420,11 +449,11 @@ boost::asio::awaitable<result<bool>> client::has_workers(std::string_view queue)
   co_return r->as_integer().value_or(0) == 1;
 }
 
-boost::asio::awaitable<result<std::vector<dead_job>>> client::dead(std::string_view queue,
+boost::asio::awaitable<result<std::vector<job_info>>> client::dead(std::string_view queue,
                                                                    std::size_t limit) {
   if (queue::check_queue_name(queue)) co_return error_code(errc::invalid_job);
   queue::keys k(queue);
-  std::vector<dead_job> out;
+  std::vector<job_info> out;
   if (limit == 0) co_return out;
   redis::request req("ZRANGE", k.dead, "0", std::to_string(limit - 1), "WITHSCORES");
   auto r = redis::connection::single(co_await exec(req));
@@ -434,9 +463,11 @@ boost::asio::awaitable<result<std::vector<dead_job>>> client::dead(std::string_v
   std::vector<std::string_view> args;
   args.push_back(k.dead_jobs);
   for (std::size_t i = 0; i + 1 < e.size(); i += 2) {
-    dead_job d;
+    job_info d;
+    d.queue = queue;
     d.id = e[i].str();
-    d.died_ms = to_int(e[i + 1].str());
+    d.state = "dead";
+    d.finished_ms = to_int(e[i + 1].str());
     out.push_back(std::move(d));
   }
   for (const auto& d : out)
@@ -445,8 +476,13 @@ boost::asio::awaitable<result<std::vector<dead_job>>> client::dead(std::string_v
   get.push_range("HMGET", args);
   auto records = redis::connection::single(co_await exec(get));
   if (!records) co_return records.error();
-  for (std::size_t i = 0; i < out.size() && i < records->elements().size(); ++i)
-    out[i].record = records->elements()[i].is_string() ? records->elements()[i].str() : "{}";
+  for (std::size_t i = 0; i < out.size() && i < records->elements().size(); ++i) {
+    const auto& rec = records->elements()[i];
+    if (rec.is_string())
+      take_fields(out[i], parse_object(rec.str()));
+    else
+      out[i].reason = "its record is missing (dead:jobs has no entry for this id)";
+  }
   co_return out;
 }
 

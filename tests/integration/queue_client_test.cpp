@@ -243,7 +243,10 @@ TEST_F(client_test, dead_jobs_are_listed_retried_and_purged) {
     auto listed = co_await cl.dead("work");
     FORQ_CO_ASSERT(listed);
     FORQ_CO_ASSERT(listed->size() == 3u);
-    EXPECT_NE((*listed)[0].record.find("unknown handler"), std::string::npos);
+    EXPECT_NE((*listed)[0].reason.value_or("").find("unknown handler"), std::string::npos);
+    EXPECT_EQ((*listed)[0].state, "dead");
+    EXPECT_EQ((*listed)[0].handler, "missing");
+    EXPECT_GT((*listed)[0].finished_ms.value_or(0), 0);
 
     // Retry one: it runs again (and dies again: still no handler), keeping its id.
     // (No braced lists in coroutines: GCC 12.)

@@ -295,4 +295,44 @@ TEST_F(user_facing_test, the_retry_policy_is_set_per_worker_queue_and_job) {
   EXPECT_TRUE(retrying.wait_for(20s));
 }
 
+// Item 2: one shape for a job: `forq dead list --json`, the API's dead list, `forq job --json`
+// and GET /v1/jobs/{id} print the same object for the same dead job, with numbers as numbers
+// and the payload as JSON.
+TEST_F(user_facing_test, a_dead_job_has_one_shape_everywhere) {
+  auto r = run({forq_bin, "enqueue", "--redis", redis_.url(), "--handler", "fail", "--attempts",
+                "1", "--priority", "3", "--retry", "fixed/10ms", R"({"times":5,"ms":"x"})"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto id = r.out.substr(0, r.out.find('\n'));
+  json::object from_job;
+  for (int i = 0; i < 200; ++i) {
+    from_job = job(id);
+    if (from_job.contains("state") && from_job.at("state") == "dead") break;
+    std::this_thread::sleep_for(20ms);
+  }
+  ASSERT_EQ(from_job.at("state"), "dead") << json::serialize(from_job);
+  EXPECT_EQ(from_job.at("attempts"), 1);
+  EXPECT_EQ(from_job.at("priority"), 3);
+  EXPECT_EQ(from_job.at("max_attempts"), 1);
+  EXPECT_EQ(from_job.at("retry"), "fixed/10ms");
+  EXPECT_EQ(from_job.at("payload").at("ms"), "x"); // JSON, not a string of JSON
+  EXPECT_TRUE(from_job.at("finished_ms").is_int64());
+
+  auto listed = run({forq_bin, "dead", "list", "--json", "--redis", redis_.url()});
+  ASSERT_EQ(listed.exit_code, 0) << listed.err;
+  auto cli = json::parse(listed.out).as_array();
+  ASSERT_EQ(cli.size(), 1u) << listed.out;
+  EXPECT_EQ(cli[0].as_object(), from_job);
+  auto api = http_call(port_, "GET", "/v1/queues/default/dead");
+  ASSERT_EQ(api.status, 200);
+  EXPECT_EQ(json::parse(api.body).as_array().at(0).as_object(), from_job) << api.body;
+  auto one = http_call(port_, "GET", "/v1/jobs/" + id);
+  ASSERT_EQ(one.status, 200);
+  EXPECT_EQ(json::parse(one.body).as_object(), from_job) << one.body;
+  // The text list: id, when it died (as people read a time), why.
+  auto text = run({forq_bin, "dead", "list", "--redis", redis_.url()});
+  EXPECT_TRUE(std::regex_search(
+      text.out, std::regex(id + R"(\t\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\tfailed 1 time)")))
+      << text.out;
+}
+
 } // namespace
