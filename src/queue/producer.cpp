@@ -92,7 +92,7 @@ std::optional<std::string> check_job(const job& j, std::size_t max_payload) {
     if (j.retry->empty()) return std::string("retry is empty: leave it out for the queue's policy");
   }
   if (j.max_attempts)
-    if (auto bad = out_of_bounds(attempts_bounds, *j.max_attempts)) return "attempts " + *bad;
+    if (auto bad = out_of_bounds(attempts_bounds, *j.max_attempts)) return "max_attempts " + *bad;
   if (j.run_at_ms && *j.run_at_ms - epoch_ms() > delay_bounds.hi)
     return "run_at_ms " + std::to_string(*j.run_at_ms) +
            " is more than a year from now: a job may wait at most " +

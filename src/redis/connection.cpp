@@ -564,7 +564,14 @@ asio::awaitable<boost::system::result<connection::response>> connection::exec(co
           : n(++c) {}
       ~waiting() { --n; }
     } w(waiting_for_room_);
-    co_await room_.async_wait(use_tuple);
+    if (!opts.deadline) {
+      co_await room_.async_wait(use_tuple);
+      continue;
+    }
+    // A caller's deadline holds here too: a full connection is not a reason to answer late.
+    asio::steady_timer give_up(ex_, *opts.deadline);
+    co_await (room_.async_wait(use_tuple) || give_up.async_wait(use_tuple));
+    if (steady_clock::now() >= *opts.deadline) co_return error_code(errc::redis_unavailable);
   }
   if (stopped_) co_return fatal_ ? fatal_ : error_code(errc::redis_shutdown);
   if (opts.deadline && *opts.deadline <= steady_clock::now())

@@ -398,6 +398,40 @@ TEST(connection_fake, a_caller_cancelled_while_waiting_for_room_leaves_nothing_b
       });
 }
 
+// A caller's deadline holds while its request waits for room on a full connection: it completes
+// with redis_unavailable at the deadline (nothing was sent), not when room frees up.
+TEST(connection_fake, a_request_waiting_for_room_gives_up_at_its_deadline) {
+  with_fake(
+      [](const fake_command& c) {
+        auto a = fake_redis::standard(c);
+        if (c.argv[0] == "ECHO") a.delay = 1s;
+        return a;
+      },
+      [](connection& conn, fake_redis& fake) -> asio::awaitable<void> {
+        auto ex = co_await asio::this_coro::executor;
+        asio::co_spawn(
+            ex, [&]() -> asio::awaitable<void> { co_await conn.command("ECHO", "slow"); },
+            asio::detached);
+        co_await sleep_for(5ms);
+        exec_options within;
+        within.deadline = steady_clock::now() + 100ms;
+        auto began = steady_clock::now();
+        auto r = co_await conn.exec(request("SET", "k", "v"), within);
+        auto took = steady_clock::now() - began;
+        EXPECT_EQ(r.error(), errc::redis_unavailable);
+        EXPECT_GE(took, 90ms);
+        EXPECT_LT(took, 600ms) << "waited for room past the deadline";
+        co_await sleep_for(1100ms); // the slow one is answered; room again
+        EXPECT_EQ(reply_text(co_await conn.command("PING")), "PONG");
+        for (const auto& c : fake.commands())
+          EXPECT_NE(c.argv[0], "SET") << "a request given up on was sent";
+      },
+      [](connection_options o) {
+        o.max_in_flight = 1;
+        return o;
+      });
+}
+
 // Review finding: a request made in the same turn as a failed read was never written, so it
 // must wait for the next connection, not fail as "may have run".
 TEST(connection_fake, a_request_made_as_the_connection_fails_is_sent_on_the_next_one) {
