@@ -5,7 +5,7 @@
 // is stopped, so whatever gets as far as Redis is answered 503 at once. Nothing may crash, hang
 // or leak; every response forq writes must parse as HTTP; no request may reach a 500 (an
 // exception route() did not expect); bytes that are more than blank lines get an answer.
-#include "cli/commands.hpp"
+#include "http/http.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -33,7 +33,7 @@ struct scene {
   asio::io_context io;
   forq::config cfg;
   forq::redis::connection conn{io.get_executor(), forq::redis::connection_options{}};
-  forq::cli::http_context ctx;
+  forq::http::http_context ctx;
   bool ready = true;
 
   scene() {
@@ -42,7 +42,7 @@ struct scene {
     cfg.queues.push_back({"emails", 3, "echo"}); // a queue with a default handler
 
     ctx.cfg = &cfg;
-    ctx.metrics = forq::cli::shared_metrics::create();
+    ctx.metrics = forq::master::shared_metrics::create();
     ctx.conn = &conn;
     ctx.not_ready = [this] { return ready ? std::string() : std::string("Redis unreachable"); };
     ctx.handlers = {"noop", "echo", "sleep", "fail"};
@@ -91,7 +91,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   local::socket peer(sc->io);
   peer.assign(local(), fds[0]);
   std::string answer;
-  asio::co_spawn(sc->io, forq::cli::serve_http_stream(sc->ctx, fds[1]), asio::detached);
+  asio::co_spawn(sc->io, forq::http::serve_http_stream(sc->ctx, fds[1]), asio::detached);
   asio::co_spawn(sc->io, client(peer, bytes, answer), asio::detached);
   sc->io.restart();
   sc->io.run();

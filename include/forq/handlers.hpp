@@ -3,6 +3,7 @@
 // forq's handlers (docs/handlers.md): the built-ins, `exec` (a command per job) and `http` (a
 // POST per job to your app).
 
+#include "forq/names.hpp"
 #include "forq/queue/consumer.hpp"
 
 #include <chrono>
@@ -16,10 +17,7 @@ namespace forq::handlers {
 // no result, `echo` returns its payload, `sleep` waits {"ms": N} (at most 10 minutes) and
 // succeeds, `fail` fails the first {"times": N} attempts (retry later) and then succeeds.
 queue::handler_map builtins();
-bool is_builtin(std::string_view name);
-
-// Why a handler name is refused (1 to 128 of A-Z a-z 0-9 _ . : -), or nothing.
-std::optional<std::string> check_name(std::string_view name);
+// is_builtin, check_name and check_http_url: forq/names.hpp.
 
 struct exec_options {
   // argv: command[0] is looked up in PATH; no shell unless you run one ("/bin/sh", "-c", ...).
@@ -46,8 +44,6 @@ struct http_options {
   std::size_t max_output = 1u << 20;        // the reply body kept as the result
 };
 
-// Why a URL cannot be an http handler's (only http:// with a host), or nothing.
-std::optional<std::string> check_http_url(std::string_view url);
 
 // POSTs the job (the exec handler's JSON) to the URL over kept-alive connections, with headers
 // Forq-Job-Id, Forq-Attempt, Forq-Queue and Forq-Deadline (ms since the epoch). 2xx: done, the

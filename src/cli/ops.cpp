@@ -2,7 +2,8 @@
 // the configured Redis (--redis), or to the embedded one a running `forq serve` owns in the data
 // directory, does its work through forq::client and exits: 0 done, 1 a runtime failure (Redis
 // unreachable, job not found, a job refused), 2 bad usage (main.cpp).
-#include "commands.hpp"
+#include "cli/ops.hpp"
+#include "cli/connect.hpp"
 #include "forq/client.hpp"
 #include "forq/embedded_redis.hpp"
 #include "forq/exit_codes.hpp"
@@ -111,66 +112,6 @@ std::string iso_time(std::int64_t ms) {
 }
 
 } // namespace
-
-void set_timeouts(redis::connection_options& o, std::chrono::milliseconds redis_timeout) {
-  o.command_timeout = redis_timeout;
-  o.connect_timeout = std::min<std::chrono::milliseconds>(redis_timeout, 3s);
-}
-
-int with_connection(const std::string& url, std::string_view role,
-                    std::chrono::milliseconds redis_timeout,
-                    std::function<asio::awaitable<int>(redis::connection&)> body) {
-  auto parsed = parse_redis_url(url);
-  if (auto* err = std::get_if<redis_url_error>(&parsed)) {
-    fail("bad Redis URL " + redact_url(url) + ": " + err->message);
-    return exit_code::fatal;
-  }
-  asio::io_context ioc(1);
-  redis::connection_options o;
-  o.endpoint = std::get<redis_endpoint>(parsed);
-  o.client_name = redis::client_name(role);
-  set_timeouts(o, redis_timeout);
-  redis::connection conn(ioc.get_executor(), o);
-  int code = exit_code::failure;
-  asio::co_spawn(ioc, conn.run(), asio::detached);
-  asio::co_spawn(
-      ioc,
-      [&]() -> asio::awaitable<void> {
-        asio::steady_timer t(ioc);
-        auto deadline = std::chrono::steady_clock::now() + o.connect_timeout + 2s;
-        while (!conn.ready() && !conn.fatal_error() &&
-               std::chrono::steady_clock::now() < deadline) {
-          t.expires_after(10ms);
-          co_await t.async_wait(asio::use_awaitable);
-        }
-        if (conn.fatal_error()) {
-          // The same credentials would be refused again: a usage error, exit 2.
-          fail("Redis at " + redact_url(url) + " refused forq's credentials (" +
-               conn.last_failure() + "); check the user and password in the Redis URL");
-          code = exit_code::fatal;
-        } else if (!conn.ready()) {
-          fail("cannot reach Redis at " + redact_url(url) + " (gave up after " +
-               std::to_string((o.connect_timeout + 2s).count()) + " ms" +
-               (conn.last_failure().empty() ? "" : ": " + conn.last_failure()) + ")");
-        } else {
-          code = co_await body(conn);
-        }
-        conn.stop();
-      },
-      [&](std::exception_ptr e) {
-        if (e) {
-          try {
-            std::rethrow_exception(e);
-          } catch (const std::exception& ex) {
-            fail(std::string("unexpected error: ") + ex.what());
-          }
-          code = exit_code::failure;
-          conn.stop();
-        }
-      });
-  ioc.run();
-  return code;
-}
 
 int enqueue(const config& cfg, const enqueue_args& a) {
   queue::job proto;

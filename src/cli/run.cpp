@@ -1,7 +1,10 @@
 // The forq command line (forq::run, forq/forq.hpp): parses flags, loads and validates the
 // configuration once, sets up logging, then hands over to one subcommand. Every usage or
 // configuration error ends here with one message on stderr and exit code 2.
-#include "commands.hpp"
+#include "bench/bench.hpp"
+#include "cli/ops.hpp"
+#include "master/master.hpp"
+#include "worker/worker.hpp"
 #include "forq/config.hpp"
 #include "forq/exit_codes.hpp"
 #include "forq/forq.hpp"
@@ -158,7 +161,7 @@ int usage_error(const std::string& message) {
 } // namespace
 
 int forq::run(int argc, char** argv, handler_map handlers) {
-  forq::cli::init_process_title(argc, argv); // before anything keeps pointers into argv
+  forq::master::init_process_title(argc, argv); // before anything keeps pointers into argv
   CLI::App app{"forq runs background jobs out of Redis, on every core.", "forq"};
   app.set_version_flag("--version", "forq " FORQ_VERSION);
   app.require_subcommand(1, 1);
@@ -274,7 +277,7 @@ int forq::run(int argc, char** argv, handler_map handlers) {
   limit->add_option("--per-ms", limit_per_ms, "the interval in ms (1 to 86400000)")
       ->default_str("1000")
       ->check(within(forq::queue::rate_interval_bounds));
-  forq::cli::bench_args bench_a;
+  forq::bench::bench_args bench_a;
   auto* bench = app.add_subcommand(
       "bench", "Run a workload end to end through forq serve's process model, measure it and "
                "verify every job ran once: drain (N jobs enqueued, then drained), steady (a "
@@ -319,7 +322,7 @@ int forq::run(int argc, char** argv, handler_map handlers) {
   auto loaded = forq::load_config(flags.sources(), forq::config_sources::process_env_names());
   if (auto* err = std::get_if<forq::config_error>(&loaded)) return usage_error(err->message);
   auto& [cfg, warnings] = std::get<forq::loaded_config>(loaded);
-  if (auto bad = forq::cli::check_handlers(cfg, handlers)) return usage_error(*bad);
+  if (auto bad = forq::worker::check_handlers(cfg, handlers)) return usage_error(*bad);
 
   // The short-lived commands say what matters on stdout/stderr; their logs start at warnings
   // unless a level below info was asked for.
@@ -343,7 +346,7 @@ int forq::run(int argc, char** argv, handler_map handlers) {
     if (bench_a.workload != "drain" &&
         bench_a.rate * bench_a.duration_s > 100000000.0)
       return usage_error("--rate x --duration is over 100000000 jobs");
-    return forq::cli::bench(cfg, bench_a);
+    return forq::bench::bench(cfg, bench_a);
   }
   if (limit->parsed())
     return forq::cli::rate_limit(cfg, limit_queue,
@@ -353,8 +356,8 @@ int forq::run(int argc, char** argv, handler_map handlers) {
     auto again = forq::load_config(flags.sources(), forq::config_sources::process_env_names());
     if (auto* err = std::get_if<forq::config_error>(&again)) return err->message;
     auto& next = std::get<forq::loaded_config>(again).cfg;
-    if (auto bad = forq::cli::check_handlers(next, handlers)) return *bad;
+    if (auto bad = forq::worker::check_handlers(next, handlers)) return *bad;
     return next;
   };
-  return forq::cli::serve(cfg, reload, handlers);
+  return forq::master::serve(cfg, reload, handlers);
 }

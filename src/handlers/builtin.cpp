@@ -1,4 +1,4 @@
-// The handlers every forq has (docs/handlers.md), and the rule for handler names.
+// The handlers every forq has (docs/handlers.md); their names are checked in config/names.cpp.
 #include "forq/handlers.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -14,7 +14,6 @@ namespace forq::handlers {
 namespace {
 
 namespace asio = boost::asio;
-constexpr std::array<std::string_view, 4> builtin_names{"noop", "echo", "sleep", "fail"};
 
 // A whole-number member of a JSON object payload, or nothing.
 std::optional<std::int64_t> int_member(std::string_view payload, std::string_view key) {
@@ -27,19 +26,6 @@ std::optional<std::int64_t> int_member(std::string_view payload, std::string_vie
 }
 
 } // namespace
-
-std::optional<std::string> check_name(std::string_view name) {
-  if (name.empty() || name.size() > 128 ||
-      name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                             "0123456789_.:-") != std::string_view::npos)
-    return "handler name \"" + std::string(name) +
-           "\" is not allowed: use 1 to 128 characters of A-Z a-z 0-9 _ . : -";
-  return std::nullopt;
-}
-
-bool is_builtin(std::string_view name) {
-  return std::find(builtin_names.begin(), builtin_names.end(), name) != builtin_names.end();
-}
 
 queue::handler_map builtins() {
   queue::handler_map h;

@@ -84,14 +84,6 @@ std::optional<std::chrono::milliseconds> retry_after(std::string_view v) {
 
 } // namespace
 
-std::optional<std::string> check_http_url(std::string_view url) {
-  auto u = boost::urls::parse_uri(url);
-  if (!u) return "not a URL: " + u.error().message();
-  if (u->scheme() != "http") return "only http:// URLs are supported";
-  if (u->host().empty()) return "the URL has no host";
-  return std::nullopt;
-}
-
 queue::handler http(http_options options) {
   auto state = std::make_shared<pool_state>();
   state->options = std::move(options);

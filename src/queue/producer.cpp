@@ -64,13 +64,6 @@ std::string keys::stream_for(int priority) const {
   return stream_key(queue_, priority);
 }
 
-std::optional<std::string> check_queue_name(std::string_view name) {
-  if (name.empty() || name.size() > 128 || !std::all_of(name.begin(), name.end(), name_char))
-    return "queue name \"" + std::string(name) +
-           "\" is not allowed: use 1 to 128 characters of A-Z a-z 0-9 _ . : -";
-  return std::nullopt;
-}
-
 std::optional<std::string> check_job(const job& j, std::size_t max_payload) {
   // No handler: the job runs its queue's default handler (the workers' --queues Q=HANDLER).
   if (j.handler.size() > 128 || !std::all_of(j.handler.begin(), j.handler.end(), name_char))

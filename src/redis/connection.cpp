@@ -656,4 +656,9 @@ boost::system::result<reply> connection::single(boost::system::result<response> 
   return std::move(one);
 }
 
+void set_timeouts(connection_options& o, std::chrono::milliseconds redis_timeout) {
+  o.command_timeout = redis_timeout;
+  o.connect_timeout = std::min<std::chrono::milliseconds>(redis_timeout, std::chrono::seconds(3));
+}
+
 } // namespace forq::redis

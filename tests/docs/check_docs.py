@@ -3,7 +3,7 @@
 
     check_docs.py FORQ_BINARY REPO_ROOT
 
-`forq --help` is generated from the one field table in src/config.cpp, so it is the source of
+`forq --help` is generated from the one field table in src/config/config.cpp, so it is the source of
 truth. Checked, each disagreement printed as one line, exit 1 if there is any:
 
 1. every global option's flag, environment variable and file key appears in

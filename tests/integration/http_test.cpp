@@ -1,6 +1,6 @@
 // The HTTP surface of forq serve (docs/http.md) with the real binary, two workers and a real
 // redis-server: every endpoint, and malformed, oversized and slow requests.
-#include "cli/commands.hpp"
+#include "bench/bench.hpp"
 #include "support/process.hpp"
 #include "support/http_client.hpp"
 #include "support/redis_server.hpp"
@@ -227,9 +227,9 @@ TEST(http_fd_test, out_of_file_descriptors_a_worker_waits_instead_of_spinning) {
   for (int i = 0; i < 100; ++i)
     if (int fd = forq::test::http_connect(port); fd >= 0) clients.push_back(fd);
   ASSERT_TRUE(forq.wait_for_err("cannot accept a connection")) << forq.err();
-  auto before = forq::cli::read_proc(worker);
+  auto before = forq::bench::read_proc(worker);
   std::this_thread::sleep_for(1s);
-  auto after = forq::cli::read_proc(worker);
+  auto after = forq::bench::read_proc(worker);
   ASSERT_TRUE(before && after) << "worker " << worker << " is gone";
   auto used = after->cpu_s - before->cpu_s;
   EXPECT_LT(used, 0.2) << "the worker used " << used << " s of CPU in 1 s: spinning";

@@ -1,6 +1,6 @@
-// forq bench's figures (src/cli/bench_stats.hpp): the shared log-linear histogram, the spread
+// forq bench's figures (src/bench/stats.hpp): the shared log-linear histogram, the spread
 // of repeated runs, and the per-job verdict that fails a run that loses or duplicates jobs.
-#include "cli/bench_stats.hpp"
+#include "bench/stats.hpp"
 
 #include <gtest/gtest.h>
 
@@ -10,7 +10,7 @@
 
 namespace {
 
-using forq::cli::log_histogram;
+using forq::bench::log_histogram;
 
 TEST(bench_histogram, small_values_are_exact_and_large_ones_within_two_percent) {
   auto h = std::make_unique<log_histogram>();
@@ -46,21 +46,21 @@ TEST(bench_histogram, quantiles_of_a_known_distribution) {
 }
 
 TEST(bench_spread, median_min_max) {
-  auto s = forq::cli::spread::of({5, 1, 3});
+  auto s = forq::bench::spread::of({5, 1, 3});
   EXPECT_EQ(s.median, 3);
   EXPECT_EQ(s.min, 1);
   EXPECT_EQ(s.max, 5);
-  EXPECT_EQ(forq::cli::spread::of({4, 1, 3, 2}).median, 2.5);
+  EXPECT_EQ(forq::bench::spread::of({4, 1, 3, 2}).median, 2.5);
 }
 
 TEST(bench_verify, counts_lost_and_duplicated_jobs) {
   std::vector<std::atomic<std::uint8_t>> seen(5);
   for (auto& s : seen)
     s = 1;
-  EXPECT_TRUE(forq::cli::verify(seen.data(), seen.size()).ok());
+  EXPECT_TRUE(forq::bench::verify(seen.data(), seen.size()).ok());
   seen[1] = 0;
   seen[3] = 2;
-  auto v = forq::cli::verify(seen.data(), seen.size());
+  auto v = forq::bench::verify(seen.data(), seen.size());
   EXPECT_FALSE(v.ok());
   EXPECT_EQ(v.lost, 1u);
   EXPECT_EQ(v.duplicated, 1u);

@@ -1,7 +1,7 @@
 // What forq::run refuses before it starts anything: the program's handlers against the
-// built-ins and the configuration (src/cli/worker.cpp, check_handlers), and queues' default
+// built-ins and the configuration (src/worker/worker.cpp, check_handlers), and queues' default
 // handlers that no one provides.
-#include "cli/commands.hpp"
+#include "worker/worker.hpp"
 #include "forq/config.hpp"
 #include "forq/forq.hpp"
 
@@ -25,13 +25,13 @@ forq::config with_exec_handler(std::string name) {
 }
 
 std::string why(const forq::config& c, const forq::handler_map& program) {
-  return forq::cli::check_handlers(c, program).value_or("accepted");
+  return forq::worker::check_handlers(c, program).value_or("accepted");
 }
 
 TEST(program_handlers, are_accepted_beside_the_built_ins_and_the_configured_ones) {
   forq::handler_map program{{"resize", some_handler()}};
   EXPECT_EQ(why(with_exec_handler("thumbnail"), program), "accepted");
-  auto all = forq::cli::worker_handlers(with_exec_handler("thumbnail"), program);
+  auto all = forq::worker::worker_handlers(with_exec_handler("thumbnail"), program);
   for (const char* name : {"noop", "echo", "sleep", "fail", "thumbnail", "resize"})
     EXPECT_EQ(all.count(name), 1u) << name;
 }

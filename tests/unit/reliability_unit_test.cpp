@@ -1,7 +1,7 @@
 // Issue 13's decisions, without sockets: job ids that carry their priority, records that are
 // always valid UTF-8 JSON, foreign jobs held to the documented limits, how a consumer paces a
 // Redis that refuses writes, which error replies mean what, and who may change things over HTTP.
-#include "cli/http_access.hpp"
+#include "http/access.hpp"
 #include "forq/config.hpp"
 #include "forq/queue/job.hpp"
 #include "forq/queue/producer.hpp"
@@ -220,8 +220,8 @@ TEST(replies, write_refusals_and_vanished_groups_are_recognised) {
 }
 
 TEST(http_access, changes_need_a_token_or_a_loopback_peer) {
-  using forq::cli::access;
-  using forq::cli::decide_access;
+  using forq::http::access;
+  using forq::http::decide_access;
   namespace ip = boost::asio::ip;
   auto local = ip::make_address("127.0.0.1"), local2 = ip::make_address("127.8.9.10"),
        local6 = ip::make_address("::1"), mapped = ip::make_address("::ffff:127.0.0.1"),

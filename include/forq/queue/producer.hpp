@@ -4,6 +4,7 @@
 // enqueue, and queue initialisation. The consumer side is consumer.hpp; operators' and
 // applications' wider API (stats, job lookup, dead jobs, pause) is forq/client.hpp.
 
+#include "forq/names.hpp"
 #include "forq/queue/limits.hpp"
 #include "forq/queue/retry.hpp"
 #include "forq/redis/connection.hpp"
@@ -40,9 +41,7 @@ struct keys {
   std::string queue_;
 };
 
-// A queue name: 1 to 128 characters of [A-Za-z0-9_.:-] (no braces: they would break the hash
-// tag). Returns why a name is refused, or nothing.
-std::optional<std::string> check_queue_name(std::string_view name);
+// check_queue_name: forq/names.hpp.
 
 struct job {
   std::string handler;

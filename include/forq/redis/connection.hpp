@@ -27,6 +27,7 @@ struct connection_options {
   std::string client_name = "forq";
   // Connect, TLS handshake and login (AUTH, SELECT, SETNAME, PING) together.
   milliseconds connect_timeout{3000};
+
   // How long a written request may wait for its reply (a blocking command adds its own wait).
   // A reply that is late closes the connection: a pipeline cannot skip a reply.
   milliseconds command_timeout{5000};
@@ -43,6 +44,10 @@ struct connection_options {
   // Seeds the backoff jitter; 0: random.
   std::uint64_t seed = 0;
 };
+
+// A connection's deadlines from one Redis timeout (forq's redis.timeout): a reply gets all of it;
+// connecting and logging in get the smaller of it and 3 s.
+void set_timeouts(connection_options& o, std::chrono::milliseconds redis_timeout);
 
 struct exec_options {
   // Added to the reply deadline: the server-side wait of a blocking command (BLMOVE ... 5).

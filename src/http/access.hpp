@@ -5,7 +5,7 @@
 
 #include <boost/asio/ip/address.hpp>
 
-namespace forq::cli {
+namespace forq::http {
 
 enum class access {
   allowed,
@@ -33,4 +33,4 @@ inline access decide_access(bool changes, bool token_set, bool token_matches, bo
   return access::loopback_only;
 }
 
-} // namespace forq::cli
+} // namespace forq::http

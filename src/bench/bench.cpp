@@ -8,8 +8,11 @@
 // histograms, attempts. The bench process reads figures from /proc (the workers' CPU and RSS)
 // and from Redis (INFO cpu, INFO commandstats), stops the serve child with SIGTERM, verifies,
 // and prints a table or JSON.
-#include "bench_stats.hpp"
-#include "commands.hpp"
+#include "bench/bench.hpp"
+#include "bench/stats.hpp"
+#include "cli/connect.hpp"
+#include "forq/queue/consumer.hpp"
+#include "master/master.hpp"
 #include "forq/client.hpp"
 #include "forq/embedded_redis.hpp"
 #include "forq/exit_codes.hpp"
@@ -34,7 +37,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-namespace forq::cli {
+namespace forq::bench {
 
 std::optional<proc_sample> read_proc(pid_t pid) {
   std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
@@ -200,7 +203,7 @@ class bench_run {
     if (!shared_) return std::string("cannot map shared memory for the counters");
     // (with_connection says on stderr why, if it never runs the body)
     std::variant<run_figures, std::string> out = std::string("see the error above");
-    with_connection(url_, "bench", cfg_.redis_timeout,
+    cli::with_connection(url_, "bench", cfg_.redis_timeout,
                     [&](redis::connection& conn) -> asio::awaitable<int> {
       out = co_await body(conn);
       stop_serve(); // (blocks this loop for the workers' drain: nothing else runs on it)
@@ -280,7 +283,7 @@ class bench_run {
       // waiting for a Redis that died with it): SIGTERM, so it drains and exits.
       ::prctl(PR_SET_PDEATHSIG, SIGTERM);
       if (::getppid() != bench_pid) ::_exit(exit_code::failure);
-      ::_exit(serve(c, nullptr, program));
+      ::_exit(master::serve(c, nullptr, program));
     }
   }
 
@@ -665,4 +668,4 @@ int bench(const config& cfg, const bench_args& a) {
   return exit_code::ok;
 }
 
-} // namespace forq::cli
+} // namespace forq::bench

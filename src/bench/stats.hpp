@@ -10,7 +10,7 @@
 #include <cstdint>
 #include <vector>
 
-namespace forq::cli {
+namespace forq::bench {
 
 // HDR-style: values (ns) below 128 exactly, above in 64 linear steps per power of two, so a
 // reported percentile is within 1.6% of the true one. Lock-free and fixed-size, so it can live
@@ -95,4 +95,4 @@ inline verdict_counts verify(const std::atomic<std::uint8_t>* seen, std::size_t 
   return v;
 }
 
-} // namespace forq::cli
+} // namespace forq::bench

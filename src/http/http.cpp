@@ -1,10 +1,12 @@
 // The HTTP surface every worker serves on the listener the master bound before forking
 // (docs/http.md): health, readiness, Prometheus metrics for the whole process tree (from the
 // shared region), and a JSON API over forq::client. Boost.Beast lives in this file only.
-#include "commands.hpp"
-#include "http_access.hpp"
+#include "http/http.hpp"
+#include "http/access.hpp"
 #include "forq/client.hpp"
 #include "forq/json_text.hpp"
+#include "forq/queue/consumer.hpp"
+#include "forq/utf8.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -26,37 +28,34 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-namespace forq::cli {
+namespace forq::http {
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
-namespace http = beast::http;
+namespace bhttp = beast::http;
+using master::queue_counters;
+using master::shared_histogram;
+using master::shared_metrics;
+using master::slot_counters;
 namespace json = boost::json;
 using tcp = asio::ip::tcp;
 using namespace std::chrono_literals;
-
-shared_metrics* shared_metrics::create() {
-  void* p = ::mmap(nullptr, sizeof(shared_metrics), PROT_READ | PROT_WRITE,
-                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  if (p == MAP_FAILED) return nullptr;
-  return new (p) shared_metrics(); // zeroed by mmap; atomics start at 0
-}
 
 namespace {
 
 constexpr std::size_t max_body = (1u << 20) + 4096; // a 1 MiB payload and its envelope
 
 struct reply_t {
-  http::status status = http::status::ok;
+  bhttp::status status = bhttp::status::ok;
   std::string body;
   std::string type = "application/json";
 };
 
-reply_t json_reply(http::status s, const json::value& v) {
+reply_t json_reply(bhttp::status s, const json::value& v) {
   return {s, queue::serialize_utf8(v) + "\n", "application/json"};
 }
 
-reply_t error_reply(http::status s, std::string reason) {
+reply_t error_reply(bhttp::status s, std::string reason) {
   json::object o;
   o["error"] = std::move(reason);
   return json_reply(s, o);
@@ -78,7 +77,7 @@ reply_t redis_trouble(const boost::system::error_code& ec, const std::string& wh
            "enqueue with an \"id\" can be sent again safely: a duplicate is refused)";
   else
     text = "Redis: " + (why.empty() ? ec.message() : ec.message() + ": " + why);
-  return error_reply(http::status::service_unavailable, text);
+  return error_reply(bhttp::status::service_unavailable, text);
 }
 
 // The path's segments: "/v1/queues/q/dead" -> {"v1", "queues", "q", "dead"}.
@@ -199,9 +198,9 @@ asio::awaitable<reply_t> post_job(const http_context& ctx, client& c, const std:
   boost::system::error_code ec;
   auto v = json::parse(body, ec);
   if (ec || !v.is_object())
-    co_return error_reply(http::status::bad_request, "the body must be a JSON object");
+    co_return error_reply(bhttp::status::bad_request, "the body must be a JSON object");
   if (auto twice = first_repeated_key(body))
-    co_return error_reply(http::status::bad_request,
+    co_return error_reply(bhttp::status::bad_request,
                           "field \"" + twice->path + "\" is given twice; keep one");
   const auto& o = v.as_object();
   // A field this API does not know is refused, not ignored: "delayMs" silently ignored would run
@@ -212,14 +211,14 @@ asio::awaitable<reply_t> post_job(const http_context& ctx, client& c, const std:
     (void)unused;
     if (std::find(fields.begin(), fields.end(), std::string_view(k)) != fields.end()) continue;
     auto best = closest(k, fields);
-    co_return error_reply(http::status::bad_request,
+    co_return error_reply(bhttp::status::bad_request,
                           "unknown field \"" + std::string(k) + "\"" +
                               (best ? "; did you mean \"" + *best + "\"?"
                                     : "; the fields are handler, payload, id, delay_ms, "
                                       "priority, attempts, retry"));
   }
   if (o.contains("id") && !o.at("id").is_string())
-    co_return error_reply(http::status::bad_request,
+    co_return error_reply(bhttp::status::bad_request,
                           "\"id\" must be a string (1 to 256 bytes): the job's id, which makes "
                           "the enqueue idempotent");
   queue::job j;
@@ -228,31 +227,31 @@ asio::awaitable<reply_t> post_job(const http_context& ctx, client& c, const std:
     if (q.name == queue) default_handler = q.default_handler;
   auto handler = string_member(o, "handler");
   if (!handler && o.contains("handler"))
-    co_return error_reply(http::status::bad_request, "\"handler\" must be a string");
+    co_return error_reply(bhttp::status::bad_request, "\"handler\" must be a string");
   if (!handler && default_handler.empty())
-    co_return error_reply(http::status::bad_request,
+    co_return error_reply(bhttp::status::bad_request,
                           "\"handler\" (a string) is required: queue \"" + queue +
                               "\" has no default handler here");
   if (handler && handler->empty())
-    co_return error_reply(http::status::bad_request, "\"handler\" must not be empty");
+    co_return error_reply(bhttp::status::bad_request, "\"handler\" must not be empty");
   j.handler = handler.value_or("");
   if (handler &&
       std::find(ctx.handlers.begin(), ctx.handlers.end(), j.handler) == ctx.handlers.end()) {
     std::string known;
     for (const auto& h : ctx.handlers)
       known += (known.empty() ? "" : ", ") + h;
-    co_return error_reply(http::status::bad_request,
+    co_return error_reply(bhttp::status::bad_request,
                           "unknown handler \"" + j.handler + "\"; this forq runs: " + known);
   }
   if (auto* p = o.if_contains("payload")) j.payload = serialize_utf8(*p); // 2.5 stays 2.5
   if (auto id = string_member(o, "id")) j.id = *id;
   if (auto* retry = o.if_contains("retry")) {
     if (!retry->is_string())
-      co_return error_reply(http::status::bad_request,
+      co_return error_reply(bhttp::status::bad_request,
                             "\"retry\" must be a string, e.g. \"10/fixed/30s\" (docs/retries.md)");
     auto parsed = queue::parse_retry(retry->as_string());
     if (auto* why = std::get_if<std::string>(&parsed))
-      co_return error_reply(http::status::bad_request,
+      co_return error_reply(bhttp::status::bad_request,
                             "\"retry\": " + serialize_utf8(*retry) + ": " + *why);
     j.retry = std::get<queue::retry_override>(parsed);
   }
@@ -273,11 +272,11 @@ asio::awaitable<reply_t> post_job(const http_context& ctx, client& c, const std:
   long long delay = 0, priority = 0, attempts = 0;
   // (One at a time: GCC 12 miscompiles braced lists in coroutines.)
   auto why_delay = integer(queue::delay_bounds, delay);
-  if (why_delay) co_return error_reply(http::status::bad_request, *why_delay);
+  if (why_delay) co_return error_reply(bhttp::status::bad_request, *why_delay);
   auto why_priority = integer(queue::priority_bounds, priority);
-  if (why_priority) co_return error_reply(http::status::bad_request, *why_priority);
+  if (why_priority) co_return error_reply(bhttp::status::bad_request, *why_priority);
   auto why_attempts = integer(queue::attempts_bounds, attempts);
-  if (why_attempts) co_return error_reply(http::status::bad_request, *why_attempts);
+  if (why_attempts) co_return error_reply(bhttp::status::bad_request, *why_attempts);
   j.priority = static_cast<int>(priority);
   if (attempts > 0) j.max_attempts = static_cast<int>(attempts);
   if (delay > 0) j.run_at_ms = queue::epoch_ms() + delay;
@@ -285,7 +284,7 @@ asio::awaitable<reply_t> post_job(const http_context& ctx, client& c, const std:
   auto r = co_await c.enqueue(queue, j, &why);
   if (!r) {
     if (r.error() == errc::invalid_job)
-      co_return error_reply(http::status::bad_request,
+      co_return error_reply(bhttp::status::bad_request,
                             why.empty() ? "queue name not allowed" : why);
     co_return redis_trouble(r.error(), why, true, ctx.redis_deadline);
   }
@@ -308,14 +307,14 @@ asio::awaitable<reply_t> post_job(const http_context& ctx, client& c, const std:
                        "\" yet; the job waits until one does (this forq consumes: " + here + ")";
     }
   }
-  co_return json_reply(r->duplicate ? http::status::ok : http::status::created, out);
+  co_return json_reply(r->duplicate ? bhttp::status::ok : bhttp::status::created, out);
 }
 
 // Whether the request carries `Authorization: Bearer <token>`, compared in time that depends on
 // the lengths only, not on where the first difference is.
-bool bearer_matches(const http::request<http::string_body>& req, const std::string& token) {
+bool bearer_matches(const bhttp::request<bhttp::string_body>& req, const std::string& token) {
   constexpr std::string_view scheme = "Bearer ";
-  auto auth = req[http::field::authorization];
+  auto auth = req[bhttp::field::authorization];
   if (auth.size() != scheme.size() + token.size()) return false;
   unsigned char diff = 0;
   for (std::size_t i = 0; i < auth.size(); ++i) {
@@ -325,24 +324,24 @@ bool bearer_matches(const http::request<http::string_body>& req, const std::stri
   return diff == 0;
 }
 
-asio::awaitable<reply_t> route(http_context& ctx, const http::request<http::string_body>& req,
+asio::awaitable<reply_t> route(http_context& ctx, const bhttp::request<bhttp::string_body>& req,
                                const asio::ip::address& peer) {
   auto parts = segments(req.target());
   // HEAD is answered as GET, without the body (the session drops it).
-  const auto method = req.method() == http::verb::head ? http::verb::get : req.method();
-  const bool changes = method != http::verb::get;
+  const auto method = req.method() == bhttp::verb::head ? bhttp::verb::get : req.method();
+  const bool changes = method != bhttp::verb::get;
   const bool token_set = !ctx.cfg->api_token.empty();
   switch (decide_access(changes, token_set, token_set && bearer_matches(req, ctx.cfg->api_token),
                         ctx.cfg->api_open, peer)) {
   case access::allowed:
     break;
   case access::needs_token:
-    co_return reply_t{http::status::unauthorized,
+    co_return reply_t{bhttp::status::unauthorized,
                       "{\"error\":\"this forq needs Authorization: Bearer <its api_token> for "
                       "requests that change something\"}\n",
                       "application/json"};
   case access::loopback_only:
-    co_return error_reply(http::status::forbidden,
+    co_return error_reply(bhttp::status::forbidden,
                           "this forq has no api_token, so it takes requests that change "
                           "something from this machine only; set api_token (FORQ_API_TOKEN) "
                           "and send Authorization: Bearer <token>, or start forq with "
@@ -350,24 +349,24 @@ asio::awaitable<reply_t> route(http_context& ctx, const http::request<http::stri
   }
   const bool probe = parts.size() == 1 &&
                      (parts[0] == "healthz" || parts[0] == "readyz" || parts[0] == "metrics");
-  if (probe && method != http::verb::get) {
-    co_return error_reply(http::status::method_not_allowed,
+  if (probe && method != bhttp::verb::get) {
+    co_return error_reply(bhttp::status::method_not_allowed,
                           "/" + parts[0] + " takes GET and HEAD, not " +
                               std::string(req.method_string()));
   }
-  if (parts.size() == 1 && parts[0] == "healthz" && method == http::verb::get)
-    co_return reply_t{http::status::ok, "ok\n", "text/plain"};
-  if (parts.size() == 1 && parts[0] == "readyz" && method == http::verb::get) {
+  if (parts.size() == 1 && parts[0] == "healthz" && method == bhttp::verb::get)
+    co_return reply_t{bhttp::status::ok, "ok\n", "text/plain"};
+  if (parts.size() == 1 && parts[0] == "readyz" && method == bhttp::verb::get) {
     auto why = ctx.not_ready();
-    if (why.empty()) co_return reply_t{http::status::ok, "ready\n", "text/plain"};
-    co_return reply_t{http::status::service_unavailable, "not ready: " + why + "\n",
+    if (why.empty()) co_return reply_t{bhttp::status::ok, "ready\n", "text/plain"};
+    co_return reply_t{bhttp::status::service_unavailable, "not ready: " + why + "\n",
                       "text/plain"};
   }
-  if (parts.size() == 1 && parts[0] == "metrics" && method == http::verb::get)
-    co_return reply_t{http::status::ok, metrics_text(*ctx.metrics, *ctx.cfg),
+  if (parts.size() == 1 && parts[0] == "metrics" && method == bhttp::verb::get)
+    co_return reply_t{bhttp::status::ok, metrics_text(*ctx.metrics, *ctx.cfg),
                       "text/plain; version=0.0.4"};
   if (parts.empty() || parts[0] != "v1")
-    co_return error_reply(http::status::not_found, "no such path: " + std::string(req.target()));
+    co_return error_reply(bhttp::status::not_found, "no such path: " + std::string(req.target()));
 
   // Every Redis call of this request gives up at one deadline: an answer, never a hang, and
   // nothing still queued for Redis takes effect after the client was told 503.
@@ -378,7 +377,7 @@ asio::awaitable<reply_t> route(http_context& ctx, const http::request<http::stri
     return redis_trouble(ec, {}, changes, ctx.redis_deadline);
   };
   // /v1/queues
-  if (parts.size() == 2 && parts[1] == "queues" && method == http::verb::get) {
+  if (parts.size() == 2 && parts[1] == "queues" && method == bhttp::verb::get) {
     auto names = co_await c.queues();
     if (!names) co_return redis_down(names.error());
     json::array all;
@@ -387,36 +386,36 @@ asio::awaitable<reply_t> route(http_context& ctx, const http::request<http::stri
       if (!s) co_return redis_down(s.error());
       all.push_back(s->to_json());
     }
-    co_return json_reply(http::status::ok, all);
+    co_return json_reply(bhttp::status::ok, all);
   }
   // /v1/jobs/{id}
-  if (parts.size() == 3 && parts[1] == "jobs" && method == http::verb::get) {
+  if (parts.size() == 3 && parts[1] == "jobs" && method == bhttp::verb::get) {
     auto names = co_await c.queues();
     if (!names) co_return redis_down(names.error());
     for (const auto& n : *names) {
       auto info = co_await c.get_job(n, parts[2]);
       if (!info) co_return redis_down(info.error());
-      if (*info) co_return json_reply(http::status::ok, (*info)->to_json());
+      if (*info) co_return json_reply(bhttp::status::ok, (*info)->to_json());
     }
-    co_return error_reply(http::status::not_found, "no job " + parts[2]);
+    co_return error_reply(bhttp::status::not_found, "no job " + parts[2]);
   }
   if (parts.size() >= 4 && parts[1] == "queues") {
     const auto& queue = parts[2];
     if (auto bad = queue::check_queue_name(queue))
-      co_return error_reply(http::status::bad_request, *bad);
-    if (parts.size() == 4 && parts[3] == "jobs" && method == http::verb::post)
+      co_return error_reply(bhttp::status::bad_request, *bad);
+    if (parts.size() == 4 && parts[3] == "jobs" && method == bhttp::verb::post)
       co_return co_await post_job(ctx, c, queue, req.body());
-    if (parts.size() == 4 && parts[3] == "dead" && method == http::verb::get) {
+    if (parts.size() == 4 && parts[3] == "dead" && method == bhttp::verb::get) {
       auto dead = co_await c.dead(queue, 100);
       if (!dead) co_return redis_down(dead.error());
       json::array all;
       for (const auto& d : *dead)
         all.push_back(d.to_json()); // the one shape of a job, as GET .../jobs/{id} gives it
-      co_return json_reply(http::status::ok, all);
+      co_return json_reply(bhttp::status::ok, all);
     }
     if ((parts.size() == 5 && parts[3] == "dead" && parts[4] == "retry" &&
-         method == http::verb::post) ||
-        (parts.size() == 4 && parts[3] == "dead" && method == http::verb::delete_)) {
+         method == bhttp::verb::post) ||
+        (parts.size() == 4 && parts[3] == "dead" && method == bhttp::verb::delete_)) {
       // An optional body {"ids": [...]}; none: every dead job.
       std::vector<std::string> ids;
       if (!req.body().empty()) {
@@ -425,9 +424,9 @@ asio::awaitable<reply_t> route(http_context& ctx, const http::request<http::stri
         const json::array* list = nullptr;
         if (!ec && v.is_object())
           if (auto* x = v.as_object().if_contains("ids"); x && x->is_array()) list = &x->as_array();
-        if (!list) co_return error_reply(http::status::bad_request, "the body must be {\"ids\": [...]}");
+        if (!list) co_return error_reply(bhttp::status::bad_request, "the body must be {\"ids\": [...]}");
         for (const auto& x : *list) {
-          if (!x.is_string()) co_return error_reply(http::status::bad_request, "ids are strings");
+          if (!x.is_string()) co_return error_reply(bhttp::status::bad_request, "ids are strings");
           ids.emplace_back(x.as_string());
         }
       }
@@ -440,10 +439,10 @@ asio::awaitable<reply_t> route(http_context& ctx, const http::request<http::stri
       if (!n) co_return redis_down(n.error());
       json::object o;
       o[retry ? "retried" : "purged"] = *n;
-      co_return json_reply(http::status::ok, o);
+      co_return json_reply(bhttp::status::ok, o);
     }
   }
-  co_return error_reply(http::status::not_found,
+  co_return error_reply(bhttp::status::not_found,
                         "no such endpoint: " + std::string(req.method_string()) + " " +
                             std::string(req.target()));
 }
@@ -463,48 +462,48 @@ asio::awaitable<void> session(http_context& ctx, typename Protocol::socket socke
     if (!ec) peer = remote.address();
   }
   for (;;) {
-    http::request_parser<http::string_body> parser;
+    bhttp::request_parser<bhttp::string_body> parser;
     parser.body_limit(max_body);
     parser.header_limit(16 * 1024);
     stream.expires_after(10s); // a slow or silent client loses only its own connection
-    auto [ec, n] = co_await http::async_read(stream, buffer, parser,
+    auto [ec, n] = co_await bhttp::async_read(stream, buffer, parser,
                                              asio::as_tuple(asio::use_awaitable));
     (void)n;
-    if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
+    if (ec == bhttp::error::end_of_stream || ec == beast::error::timeout ||
         ec == asio::error::connection_reset || ec == asio::error::eof)
       break;
     reply_t r;
     bool keep = false;
-    if (ec == http::error::body_limit) {
-      r = error_reply(http::status::payload_too_large, "the body is over 1 MiB");
+    if (ec == bhttp::error::body_limit) {
+      r = error_reply(bhttp::status::payload_too_large, "the body is over 1 MiB");
     } else if (ec) {
-      r = error_reply(http::status::bad_request, "malformed request: " + ec.message());
+      r = error_reply(bhttp::status::bad_request, "malformed request: " + ec.message());
     } else {
       const auto& req = parser.get();
       keep = req.keep_alive();
       try {
         r = co_await route(ctx, req, peer);
       } catch (const std::exception& e) {
-        r = error_reply(http::status::internal_server_error, e.what());
+        r = error_reply(bhttp::status::internal_server_error, e.what());
       }
     }
-    http::response<http::string_body> res{r.status, 11};
-    res.set(http::field::server, "forq");
-    res.set(http::field::content_type, r.type);
-    if (r.status == http::status::unauthorized) // say which scheme
-      res.set(http::field::www_authenticate, "Bearer realm=\"forq\"");
-    if (r.status == http::status::method_not_allowed) // only the probes answer 405
-      res.set(http::field::allow, "GET, HEAD");
+    bhttp::response<bhttp::string_body> res{r.status, 11};
+    res.set(bhttp::field::server, "forq");
+    res.set(bhttp::field::content_type, r.type);
+    if (r.status == bhttp::status::unauthorized) // say which scheme
+      res.set(bhttp::field::www_authenticate, "Bearer realm=\"forq\"");
+    if (r.status == bhttp::status::method_not_allowed) // only the probes answer 405
+      res.set(bhttp::field::allow, "GET, HEAD");
     res.keep_alive(keep);
     res.body() = std::move(r.body);
     res.prepare_payload();
-    if (!ec && parser.get().method() == http::verb::head) { // the length of what GET would send
+    if (!ec && parser.get().method() == bhttp::verb::head) { // the length of what GET would send
       auto length = res.body().size();
       res.body().clear();
       res.content_length(length);
     }
     stream.expires_after(10s);
-    auto [wec, wn] = co_await http::async_write(stream, res, asio::as_tuple(asio::use_awaitable));
+    auto [wec, wn] = co_await bhttp::async_write(stream, res, asio::as_tuple(asio::use_awaitable));
     (void)wn;
     if (wec || !keep) break;
   }
@@ -555,4 +554,4 @@ asio::awaitable<void> serve_http(http_context& ctx, int listener_fd) {
   ctx.acceptor = nullptr;
 }
 
-} // namespace forq::cli
+} // namespace forq::http

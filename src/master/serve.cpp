@@ -2,8 +2,10 @@
 // configured one), forks `workers` children (worker.cpp) and from then on only supervises:
 // restarts a child that dies (with backoff in a crash loop), stops when a child exits with the
 // fatal code, drains every child on SIGTERM/SIGINT, adds or removes one on SIGTTIN/SIGTTOU.
-#include "commands.hpp"
-#include "http_access.hpp"
+#include "master/master.hpp"
+#include "master/shared_metrics.hpp"
+#include "http/access.hpp"
+#include "worker/worker.hpp"
 #include "forq/embedded_redis.hpp"
 #include "forq/exit_codes.hpp"
 #include "forq/log.hpp"
@@ -25,7 +27,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-namespace forq::cli {
+namespace forq::master {
 namespace {
 
 namespace asio = boost::asio;
@@ -268,7 +270,7 @@ class master {
       if (redis_) redis_->close_inherited_lock();
       set_log_role("worker " + std::to_string(s.number));
       set_process_title("forq: worker " + std::to_string(s.number));
-      int code = run_worker(cfg_, url_, s.number, listener_fd_, metrics_, program_);
+      int code = forq::worker::run_worker(cfg_, url_, s.number, listener_fd_, metrics_, program_);
       spdlog::default_logger()->flush();
       ::_exit(code); // never return into the master's frames, never run its destructors
     }
@@ -455,7 +457,7 @@ int serve(const config& cfg, std::function<std::variant<config, std::string>()> 
                                          : bound.address().to_string(),
                  bound.port());
     // Reachable from other hosts: say who may change things (docs/http.md, "Access").
-    if (!is_loopback(bound.address())) {
+    if (!http::is_loopback(bound.address())) {
       if (!cfg.api_token.empty())
         spdlog::info("the API is reachable from the network; requests that change something "
                      "need the api_token");
@@ -493,4 +495,4 @@ int serve(const config& cfg, std::function<std::variant<config, std::string>()> 
   return code;
 }
 
-} // namespace forq::cli
+} // namespace forq::master

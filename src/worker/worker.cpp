@@ -1,7 +1,9 @@
 // One worker process of `forq serve` (the child side of the pre-fork model, docs/signals.md):
 // its own single-threaded io_context, Redis pool and one consumer per configured queue, until
 // the master (or its own death signal) tells it to stop.
-#include "commands.hpp"
+#include "worker/worker.hpp"
+#include "http/http.hpp"
+#include "master/master.hpp"
 #include "forq/exit_codes.hpp"
 #include "forq/handlers.hpp"
 #include "forq/log.hpp"
@@ -22,7 +24,10 @@
 #include <csignal>
 #include <unistd.h>
 
-namespace forq::cli {
+namespace forq::worker {
+
+using master::shared_histogram;
+using master::shared_metrics;
 namespace {
 
 namespace asio = boost::asio;
@@ -126,7 +131,7 @@ consumers::consumers(asio::any_io_executor ex, const config& cfg, const std::str
     : cfg_(cfg) {
   redis::pool_options po;
   po.connection.endpoint = std::get<redis_endpoint>(parse_redis_url(url));
-  set_timeouts(po.connection, cfg.redis_timeout);
+  redis::set_timeouts(po.connection, cfg.redis_timeout);
   po.blocking_connections = cfg.queues.size();
   po.role = "worker";
   pool_ = std::make_unique<redis::pool>(ex, po);
@@ -225,7 +230,7 @@ std::string consumers::not_ready() const {
   return {};
 }
 
-void consumers::publish(slot_counters& slot) {
+void consumers::publish(master::slot_counters& slot) {
   published_.resize(list_.size());
   for (std::size_t i = 0; i < list_.size() && i < shared_metrics::max_queues; ++i) {
     const auto& now = list_[i]->stats();
@@ -269,7 +274,7 @@ std::uint64_t consumers::done() const {
 }
 
 int run_worker(const config& cfg, const std::string& url, unsigned slot, int listener_fd,
-               shared_metrics* metrics, const queue::handler_map& program) {
+               master::shared_metrics* metrics, const queue::handler_map& program) {
   asio::io_context ioc(1);
   asio::signal_set signals(ioc, SIGTERM, SIGINT, SIGQUIT);
   // The master forked this process with them blocked (serve.cpp); now they have a listener.
@@ -289,15 +294,15 @@ int run_worker(const config& cfg, const std::string& url, unsigned slot, int lis
   if (slot == 1) asio::co_spawn(ioc, check_eviction(work.commands(), cfg, on_fatal), asio::detached);
   bool draining = false;
   // The HTTP surface on the master's listener, and this worker's share of /metrics.
-  http_context http;
-  http.cfg = &cfg;
-  http.metrics = metrics;
-  http.conn = &work.commands();
-  http.redis_deadline = std::min<std::chrono::milliseconds>(cfg.redis_timeout, 10s);
-  http.not_ready = [&] { return draining ? std::string("draining") : work.not_ready(); };
+  http::http_context web;
+  web.cfg = &cfg;
+  web.metrics = metrics;
+  web.conn = &work.commands();
+  web.redis_deadline = std::min<std::chrono::milliseconds>(cfg.redis_timeout, 10s);
+  web.not_ready = [&] { return draining ? std::string("draining") : work.not_ready(); };
   for (const auto& [name, h] : worker_handlers(cfg, program))
-    http.handlers.push_back(name);
-  if (listener_fd >= 0) asio::co_spawn(ioc, serve_http(http, listener_fd), asio::detached);
+    web.handlers.push_back(name);
+  if (listener_fd >= 0) asio::co_spawn(ioc, http::serve_http(web, listener_fd), asio::detached);
   if (metrics) {
     auto& mine = metrics->slots[(slot - 1) % shared_metrics::max_slots];
     asio::co_spawn(
@@ -312,10 +317,10 @@ int run_worker(const config& cfg, const std::string& url, unsigned slot, int lis
   }
   auto stop_http = [&] {
     draining = true;
-    http.stopping = true;
-    if (http.acceptor) {
+    web.stopping = true;
+    if (web.acceptor) {
       boost::system::error_code ignored;
-      http.acceptor->close(ignored);
+      web.acceptor->close(ignored);
     }
   };
   asio::co_spawn(
@@ -376,7 +381,7 @@ int run_worker(const config& cfg, const std::string& url, unsigned slot, int lis
             },
             asio::detached);
         spdlog::info("worker {} draining (SIG{})", slot, sigabbrev_np(sig));
-        set_process_title("forq: worker " + std::to_string(slot) + " [draining]");
+        master::set_process_title("forq: worker " + std::to_string(slot) + " [draining]");
         co_await work.drain(true);
         if (metrics) work.publish(metrics->slots[(slot - 1) % shared_metrics::max_slots]);
         spdlog::info("worker {} stopped; {} done", slot, counted(work.done(), "job"));
@@ -398,4 +403,4 @@ int run_worker(const config& cfg, const std::string& url, unsigned slot, int lis
   return code;
 }
 
-} // namespace forq::cli
+} // namespace forq::worker

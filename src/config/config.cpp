@@ -1,8 +1,7 @@
 #include "forq/config.hpp"
 #include "forq/utf8.hpp"
-#include "forq/handlers.hpp"
 #include "forq/json_text.hpp"
-#include "forq/queue/producer.hpp"
+#include "forq/names.hpp"
 
 #include "forq/redis_url.hpp"
 

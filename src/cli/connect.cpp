@@ -1,0 +1,81 @@
+// with_connection (connect.hpp): the short-lived commands' way to Redis.
+#include "connect.hpp"
+#include "forq/exit_codes.hpp"
+#include "forq/redis_url.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <cstdio>
+
+namespace forq::cli {
+namespace {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+
+void fail(const std::string& message) {
+  std::fprintf(stderr, "forq: %s\n", message.c_str());
+}
+
+} // namespace
+
+int with_connection(const std::string& url, std::string_view role,
+                    std::chrono::milliseconds redis_timeout,
+                    std::function<asio::awaitable<int>(redis::connection&)> body) {
+  auto parsed = parse_redis_url(url);
+  if (auto* err = std::get_if<redis_url_error>(&parsed)) {
+    fail("bad Redis URL " + redact_url(url) + ": " + err->message);
+    return exit_code::fatal;
+  }
+  asio::io_context ioc(1);
+  redis::connection_options o;
+  o.endpoint = std::get<redis_endpoint>(parsed);
+  o.client_name = redis::client_name(role);
+  redis::set_timeouts(o, redis_timeout);
+  redis::connection conn(ioc.get_executor(), o);
+  int code = exit_code::failure;
+  asio::co_spawn(ioc, conn.run(), asio::detached);
+  asio::co_spawn(
+      ioc,
+      [&]() -> asio::awaitable<void> {
+        asio::steady_timer t(ioc);
+        auto deadline = std::chrono::steady_clock::now() + o.connect_timeout + 2s;
+        while (!conn.ready() && !conn.fatal_error() &&
+               std::chrono::steady_clock::now() < deadline) {
+          t.expires_after(10ms);
+          co_await t.async_wait(asio::use_awaitable);
+        }
+        if (conn.fatal_error()) {
+          // The same credentials would be refused again: a usage error, exit 2.
+          fail("Redis at " + redact_url(url) + " refused forq's credentials (" +
+               conn.last_failure() + "); check the user and password in the Redis URL");
+          code = exit_code::fatal;
+        } else if (!conn.ready()) {
+          fail("cannot reach Redis at " + redact_url(url) + " (gave up after " +
+               std::to_string((o.connect_timeout + 2s).count()) + " ms" +
+               (conn.last_failure().empty() ? "" : ": " + conn.last_failure()) + ")");
+        } else {
+          code = co_await body(conn);
+        }
+        conn.stop();
+      },
+      [&](std::exception_ptr e) {
+        if (e) {
+          try {
+            std::rethrow_exception(e);
+          } catch (const std::exception& ex) {
+            fail(std::string("unexpected error: ") + ex.what());
+          }
+          code = exit_code::failure;
+          conn.stop();
+        }
+      });
+  ioc.run();
+  return code;
+}
+
+} // namespace forq::cli

@@ -1,0 +1,24 @@
+#pragma once
+
+// How the short-lived commands (ops.cpp, bench) reach Redis.
+
+#include "forq/redis/connection.hpp"
+
+#include <boost/asio/awaitable.hpp>
+
+#include <chrono>
+#include <functional>
+#include <string>
+#include <string_view>
+
+namespace forq::cli {
+
+// Connects to `url` (named forq:<host>:<pid>:<role> in CLIENT LIST), waits until the
+// connection is ready (at most its connect timeout and 2 s), runs `body` and returns its exit
+// code. An unreachable Redis, a bad URL (exit 2) or an exception from `body` is one message on
+// stderr and a non-zero code: never a hang.
+int with_connection(const std::string& url, std::string_view role,
+                    std::chrono::milliseconds redis_timeout,
+                    std::function<boost::asio::awaitable<int>(redis::connection&)> body);
+
+} // namespace forq::cli

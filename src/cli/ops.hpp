@@ -1,0 +1,44 @@
+#pragma once
+
+// The operators' commands (ops.cpp, docs/operations.md): enqueue, queues, job, dead, pause,
+// resume, limit. Each returns the process exit code (forq/exit_codes.hpp).
+
+#include "forq/config.hpp"
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace forq::cli {
+
+struct enqueue_args {
+  std::string queue = "default";
+  std::string handler;
+  std::optional<std::string> id;
+  std::optional<std::string> payload; // none: NDJSON on stdin, one payload per line
+  long long delay_ms = 0;
+  int priority = 0;
+  int attempts = 0; // 0: the queue's policy
+  std::optional<std::string> retry; // checked by the parser (queue::parse_retry)
+};
+int enqueue(const config& cfg, const enqueue_args& a);
+int queues(const config& cfg, bool as_json);
+int job(const config& cfg, const std::string& id, const std::optional<std::string>& queue,
+        bool as_json);
+struct dead_args {
+  std::string action; // list | retry | purge
+  std::string queue = "default";
+  std::vector<std::string> ids; // retry/purge: none = every dead job
+  std::size_t limit = 100;      // list
+  bool json = false;
+};
+int dead(const config& cfg, const dead_args& a);
+// pause/resume and limit refuse a queue this Redis does not know (a typo would otherwise set up
+// a queue no worker reads) unless `create` says it is meant.
+int pause(const config& cfg, const std::string& queue, bool paused, bool create);
+// max == 0: remove the limit.
+int rate_limit(const config& cfg, const std::string& queue, long long max, long long per_ms,
+               bool create);
+
+} // namespace forq::cli

@@ -1,0 +1,39 @@
+#pragma once
+
+// A worker's HTTP server (http.cpp, docs/http.md): probes, /metrics for the whole tree, and the
+// JSON API, on the listener the master bound.
+
+#include "forq/config.hpp"
+#include "forq/redis/connection.hpp"
+#include "master/shared_metrics.hpp"
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include <chrono>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace forq::http {
+
+// What a worker's HTTP server needs.
+struct http_context {
+  const config* cfg = nullptr;
+  master::shared_metrics* metrics = nullptr;
+  redis::connection* conn = nullptr; // the worker's command connection
+  // /readyz: why this worker is not ready ("Redis unreachable", ...), empty when it is.
+  std::function<std::string()> not_ready;
+  std::vector<std::string> handlers; // the names this forq runs: others are refused at enqueue
+  // How long a request may wait for Redis (the Redis timeout, at most 10 s): then 503.
+  std::chrono::milliseconds redis_deadline{5000};
+  bool stopping = false;
+  boost::asio::ip::tcp::acceptor* acceptor = nullptr; // while serve_http runs: close to stop
+};
+// Accepts on the listener the master bound (a copy of listener_fd) until ctx.stopping.
+boost::asio::awaitable<void> serve_http(http_context& ctx, int listener_fd);
+// Serves one connected stream socket (a unix socket: one end of a socketpair) exactly as a
+// listener's connection is served; takes the fd. The HTTP fuzz target's way in.
+boost::asio::awaitable<void> serve_http_stream(http_context& ctx, int fd);
+
+} // namespace forq::http

@@ -1,0 +1,27 @@
+#pragma once
+
+// The master of `forq serve` (serve.cpp): starts the embedded Redis unless --redis is given,
+// binds the HTTP listener, maps the shared metrics, forks one worker per slot and supervises
+// them; signals (docs/signals.md) reload, resize and stop the tree.
+
+#include "forq/config.hpp"
+#include "forq/queue/consumer.hpp"
+
+#include <functional>
+#include <string>
+#include <variant>
+
+namespace forq::master {
+
+// Returns the process exit code (forq/exit_codes.hpp). `reload` loads the configuration again
+// from the same sources (SIGHUP): a config, or why it is refused. `program`: the handlers of the
+// program forq runs in (forq::run), for every worker.
+int serve(const config& cfg, std::function<std::variant<config, std::string>()> reload,
+          const queue::handler_map& program);
+
+// Process titles as ps shows them ("forq: master", "forq: worker 3 [draining]"). init once in
+// main() with its argv; set_process_title truncates to the space argv had.
+void init_process_title(int argc, char** argv);
+void set_process_title(const std::string& title);
+
+} // namespace forq::master

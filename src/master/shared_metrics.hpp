@@ -1,0 +1,34 @@
+#pragma once
+
+// Counters every process of a serve tree writes and any of them reads (/metrics): one slot per
+// worker (its number - 1, modulo max_slots), one set per configured queue (the first
+// max_queues), in a MAP_SHARED region the master maps before forking (serve.cpp). Workers add
+// to their slot (worker.cpp, consumers::publish); the HTTP server sums them (http.cpp).
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+namespace forq::master {
+
+struct shared_histogram {
+  std::atomic<std::uint64_t> counts[12]{}; // queue::consumer::histogram's buckets
+  std::atomic<std::uint64_t> sum_us{0};
+};
+struct queue_counters {
+  std::atomic<std::uint64_t> fetched{0}, done{0}, retried{0}, dead{0}, recovered{0},
+      handed_back{0}, in_flight{0};
+  shared_histogram pickup, run, round_trip;
+};
+struct slot_counters {
+  queue_counters queues[16];
+  std::atomic<std::uint64_t> reconnects{0};
+};
+struct shared_metrics {
+  static constexpr std::size_t max_slots = 256, max_queues = 16;
+  std::atomic<std::uint64_t> restarts{0}, workers{0};
+  slot_counters slots[max_slots];
+  static shared_metrics* create(); // nullptr if mmap fails
+};
+
+} // namespace forq::master

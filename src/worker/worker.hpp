@@ -1,0 +1,66 @@
+#pragma once
+
+// One worker process of `forq serve` (worker.cpp): its consumers, one per configured queue on
+// one Redis pool, its handler set, and its share of the HTTP listener.
+
+#include "forq/config.hpp"
+#include "forq/queue/consumer.hpp"
+#include "forq/redis/pool.hpp"
+#include "master/shared_metrics.hpp"
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace forq::worker {
+
+// Runs until SIGTERM/SIGINT (drain) or SIGQUIT (at once), or a fatal error. Returns its exit
+// code (forq/exit_codes.hpp).
+int run_worker(const config& cfg, const std::string& url, unsigned slot, int listener_fd,
+               master::shared_metrics* metrics, const queue::handler_map& program);
+
+// The handlers of a worker: the built-ins (noop, echo, sleep, fail), the configured ones and
+// the program's.
+queue::handler_map worker_handlers(const config& cfg, const queue::handler_map& program);
+
+// Why the program's handlers and the configuration cannot run together (a name used twice, a
+// queue's default handler that does not exist), or nothing.
+std::optional<std::string> check_handlers(const config& cfg, const queue::handler_map& program);
+
+// A worker's consumers, one per configured queue, on one pool.
+class consumers {
+ public:
+  consumers(boost::asio::any_io_executor ex, const config& cfg, const std::string& url,
+            const queue::handler_map& program);
+  ~consumers();
+  // on_fatal(exit code): a consumer cannot go on (schema mismatch, a refused key, ...).
+  void start(std::function<void(int)> on_fatal);
+  // Stop fetching; with wait_for_running, let jobs in flight finish for up to drain_timeout;
+  // hand back whatever still runs; close Redis.
+  boost::asio::awaitable<void> drain(bool wait_for_running);
+  std::uint64_t done() const;
+  bool redis_ready() const; // the command connection is up (acks can go out)
+  bool fetching_ready() const; // every connection is up: acks and the blocking fetches (/readyz)
+  bool refusing_writes() const; // a consumer's last write was refused (-OOM, -READONLY, ...)
+  // Why this worker cannot consume now, for /readyz; empty when it can.
+  std::string not_ready() const;
+  redis::connection& commands() { return pool_->commands(); }
+  // Adds what happened since the last call to the shared counters of this worker's slot.
+  void publish(master::slot_counters& slot);
+
+ private:
+  const config& cfg_;
+  std::unique_ptr<redis::pool> pool_;
+  std::vector<std::unique_ptr<queue::consumer>> list_;
+  std::size_t finished_ = 0;
+  bool pool_done_ = false;
+  std::vector<queue::consumer::counters> published_;
+  std::uint64_t published_connects_ = 0;
+};
+
+} // namespace forq::worker
