@@ -4,6 +4,7 @@
 // fatal code, drains every child on SIGTERM/SIGINT, adds or removes one on SIGTTIN/SIGTTOU.
 #include "master/master.hpp"
 #include "master/shared_metrics.hpp"
+#include "master/supervisor.hpp"
 #include "http/access.hpp"
 #include "worker/worker.hpp"
 #include "forq/embedded_redis.hpp"
@@ -42,10 +43,11 @@ class redis_keeper {
   explicit redis_keeper(embedded_redis& redis)
       : redis_(redis) {}
 
-  // Called on SIGCHLD. Returns false when the Redis cannot be brought back.
-  asio::awaitable<bool> on_child_exit() {
-    auto how = redis_.poll_exit();
-    if (!how) co_return true;
+  // Called on SIGCHLD: how redis-server ended, if it did (reaped), else nothing.
+  std::optional<std::string> exited() { return redis_.poll_exit(); }
+
+  // Starts it again after a pause. Returns false when it cannot be brought back.
+  asio::awaitable<bool> restart(std::string how) {
     // A Redis that ran a good while before dying starts again quickly; one that keeps dying
     // waits longer each time, up to 30 s.
     auto now = std::chrono::steady_clock::now();
@@ -53,7 +55,7 @@ class redis_keeper {
     last_restart_ = now;
     auto pause = backoff_;
     backoff_ = std::min(backoff_ * 2, std::chrono::milliseconds(30s));
-    spdlog::error("embedded redis-server exited ({}); restarting it in {} ms", *how, pause.count());
+    spdlog::error("embedded redis-server exited ({}); restarting it in {} ms", how, pause.count());
     asio::steady_timer timer(co_await asio::this_coro::executor, pause);
     co_await timer.async_wait(asio::use_awaitable);
     if (auto err = redis_.restart()) {
@@ -91,16 +93,6 @@ std::string describe_exit(int status) {
 
 class master {
  public:
-  enum class state { starting, running, draining, exited };
-  struct slot {
-    unsigned number;
-    pid_t pid = -1;
-    state st = state::exited;
-    clock_type::time_point started{};
-    milliseconds backoff{1000};
-    bool retiring = false; // removed by TTOU: not restarted
-  };
-
   master(asio::io_context& ioc, asio::signal_set& signals, const config& cfg, std::string url,
          embedded_redis* redis, int listener_fd, shared_metrics* metrics,
          std::function<std::variant<config, std::string>()> reload,
@@ -111,18 +103,16 @@ class master {
     if (redis_) keeper_.emplace(*redis_);
   }
 
+  // Signal in, one handler per signal; the slot table (supervisor.hpp) decides, this class
+  // forks, kills and arms timers.
   asio::awaitable<int> run() {
     for (unsigned i = 0; i < cfg_.effective_workers(); ++i)
-      add_slot();
-    while (!(stopping_ && all_exited())) {
+      spawn(slots_.add());
+    while (!(stopping_ && slots_.none_with_process())) {
       auto [ec, sig] = co_await signals_.async_wait(asio::as_tuple(asio::use_awaitable));
       if (ec) continue;
       if (sig == SIGCHLD) {
-        if (keeper_ && !co_await keeper_->on_child_exit()) {
-          fatal_ = exit_code::failure;
-          begin_stop(SIGTERM);
-        }
-        reap();
+        on_child_exit();
       } else if (sig == SIGTERM || sig == SIGINT) {
         if (stopping_ && sig == SIGINT) {
           spdlog::warn("second SIGINT: stopping the workers at once (SIGQUIT)");
@@ -137,10 +127,10 @@ class master {
                      "jobs they held back)");
         begin_stop(SIGQUIT);
       } else if (sig == SIGTTIN && !stopping_) {
-        add_slot();
-        spdlog::info("SIGTTIN: now {}", counted(live_slots(), "worker"));
+        spawn(slots_.add());
+        spdlog::info("SIGTTIN: now {}", counted(slots_.live(), "worker"));
       } else if (sig == SIGTTOU && !stopping_) {
-        retire_one();
+        retire_newest("SIGTTOU");
       } else if (sig == SIGHUP && !stopping_) {
         reload();
       } else if (sig == SIGUSR1) {
@@ -151,36 +141,36 @@ class master {
   }
 
  private:
-  void add_slot() {
-    slot s;
-    s.number = next_number_++;
-    slots_.push_back(s);
-    spawn(slots_.back());
+  void on_child_exit() {
+    // The embedded Redis: restarted beside the loop, so signals are still handled meanwhile
+    // (its backoff can reach 30 s).
+    auto how = keeper_ && !keeper_busy_ && !stopping_ ? keeper_->exited() : std::nullopt;
+    if (how) {
+      keeper_busy_ = true;
+      asio::co_spawn(
+          ioc_,
+          [this, how = *how]() -> asio::awaitable<void> {
+            bool back = co_await keeper_->restart(how);
+            keeper_busy_ = false;
+            if (!back) {
+              fatal_ = exit_code::failure;
+              begin_stop(SIGTERM);
+            }
+          },
+          asio::detached);
+    }
+    reap();
   }
 
-  std::size_t live_slots() const {
-    std::size_t n = 0;
-    for (const auto& s : slots_)
-      if (!s.retiring) ++n;
-    return n;
-  }
-
-  void retire_one() {
-    if (live_slots() <= 1) {
-      spdlog::warn("SIGTTOU: keeping the last worker");
+  void retire_newest(const char* why) {
+    auto* s = slots_.retire_newest();
+    if (!s) {
+      spdlog::warn("{}: keeping the last worker", why);
       return;
     }
-    for (auto it = slots_.rbegin(); it != slots_.rend(); ++it)
-      if (!it->retiring) {
-        it->retiring = true;
-        if (it->pid > 0) {
-          it->st = state::draining;
-          ::kill(it->pid, SIGTERM);
-        }
-        spdlog::info("SIGTTOU: worker {} drains and is not replaced; {} remain{}", it->number,
-                     counted(live_slots(), "worker"), live_slots() == 1 ? "s" : "");
-        return;
-      }
+    stop_process(*s, SIGTERM);
+    spdlog::info("{}: worker {} drains and is not replaced; {} remain{}", why, s->number,
+                 counted(slots_.live(), "worker"), slots_.live() == 1 ? "s" : "");
   }
 
   // SIGHUP: the configuration from the same sources; refused -> the old one stays. Accepted ->
@@ -219,35 +209,24 @@ class master {
         ioc_,
         [this]() -> asio::awaitable<void> {
           std::vector<unsigned> old;
-          for (const auto& s : slots_)
+          for (const auto& s : slots_.slots())
             if (!s.retiring) old.push_back(s.number);
           asio::steady_timer t(ioc_);
           for (unsigned number : old) {
             if (stopping_) break;
-            add_slot(); // the new one first: no gap
+            spawn(slots_.add()); // the new one first: no gap
             t.expires_after(500ms);
             co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
-            retire(number);
+            if (auto* s = slots_.retire(number)) stop_process(*s, SIGTERM);
           }
           // Then as many as the new configuration asks for.
-          while (!stopping_ && live_slots() < cfg_.effective_workers())
-            add_slot();
-          while (!stopping_ && live_slots() > cfg_.effective_workers())
-            retire_one();
+          while (!stopping_ && slots_.live() < cfg_.effective_workers())
+            spawn(slots_.add());
+          while (!stopping_ && slots_.live() > cfg_.effective_workers())
+            retire_newest("SIGHUP");
           replacing_ = false;
         },
         asio::detached);
-  }
-
-  void retire(unsigned number) {
-    for (auto& s : slots_)
-      if (s.number == number && !s.retiring) {
-        s.retiring = true;
-        if (s.pid > 0) {
-          s.st = state::draining;
-          ::kill(s.pid, SIGTERM);
-        }
-      }
   }
 
   void spawn(slot& s) {
@@ -277,16 +256,15 @@ class master {
     ioc_.notify_fork(asio::execution_context::fork_parent);
     ::sigprocmask(SIG_SETMASK, &before, nullptr);
     if (pid < 0) {
-      spdlog::error("cannot fork worker {}: {}; trying again in {} ms", s.number,
-                    std::strerror(errno), s.backoff.count());
+      spdlog::error("cannot fork worker {}: {}; trying again in {}", s.number,
+                    std::strerror(errno), say_delay(s.backoff));
       schedule_respawn(s.number, s.backoff);
       return;
     }
-    s.pid = pid;
-    s.st = state::running;
-    if (s.started != clock_type::time_point{} && metrics_) metrics_->restarts.fetch_add(1);
-    s.started = clock_type::now();
-    if (metrics_) metrics_->workers.store(running_workers());
+    const bool again = s.started != clock_type::time_point{};
+    slots_.started(s, pid, clock_type::now());
+    if (again && metrics_) metrics_->restarts.fetch_add(1);
+    if (metrics_) metrics_->workers.store(slots_.with_process());
     spdlog::info("worker {} started (pid {})", s.number, pid);
   }
 
@@ -297,52 +275,46 @@ class master {
           asio::steady_timer t(ioc_, delay);
           co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
           if (stopping_) co_return;
-          for (auto& s : slots_)
-            if (s.number == number && s.pid < 0 && !s.retiring) spawn(s);
+          auto* s = slots_.find(number);
+          if (s && s->state == slot_state::waiting && !s->retiring) spawn(*s);
         },
         asio::detached);
   }
 
+  // Every worker that has exited: what it was running is no longer running, and the slot
+  // table says what happens next.
   void reap() {
-    for (auto it = slots_.begin(); it != slots_.end();) {
-      auto& s = *it;
+    std::vector<std::pair<unsigned, int>> ended; // (slot number, wait status)
+    for (const auto& s : slots_.slots()) {
       int status = 0;
-      if (s.pid <= 0 || ::waitpid(s.pid, &status, WNOHANG) != s.pid) {
-        ++it;
-        continue;
-      }
+      if (s.pid > 0 && ::waitpid(s.pid, &status, WNOHANG) == s.pid)
+        ended.emplace_back(s.number, status);
+    }
+    for (const auto& [number, status] : ended) {
+      auto* s = slots_.find(number);
       auto how = describe_exit(status);
-      auto ran = clock_type::now() - s.started;
-      s.pid = -1;
-      s.st = state::exited;
-      if (metrics_) { // what it was running is no longer running
-        for (auto& q : metrics_->slots[(s.number - 1) % shared_metrics::max_slots].queues)
+      auto ran = std::chrono::duration_cast<milliseconds>(clock_type::now() - s->started);
+      if (metrics_)
+        for (auto& q : metrics_->slots[(number - 1) % shared_metrics::max_slots].queues)
           q.in_flight.store(0);
-        metrics_->workers.store(running_workers());
-      }
-      bool is_fatal = WIFEXITED(status) && WEXITSTATUS(status) == exit_code::fatal;
-      if (stopping_ || s.retiring) {
-        spdlog::info("worker {} {}", s.number, how);
-        if (s.retiring && !stopping_) {
-          it = slots_.erase(it);
-          continue;
-        }
-      } else if (is_fatal) {
-        spdlog::critical("worker {} {}; not restarting it: stopping forq", s.number, how);
-        fatal_ = exit_code::fatal;
+      const bool fatal = WIFEXITED(status) && WEXITSTATUS(status) == exit_code::fatal;
+      auto d = slots_.exited(*s, fatal, ran, stopping_); // (s may be gone after this)
+      if (metrics_) metrics_->workers.store(slots_.with_process());
+      switch (d.what) {
+      case exit_decision::kind::none:
+      case exit_decision::kind::forget:
+        spdlog::info("worker {} {}", number, how);
+        break;
+      case exit_decision::kind::stop_forq:
+        spdlog::critical("worker {} {}; not restarting it: stopping forq", number, how);
+        fatal_ = d.exit_code;
         begin_stop(SIGTERM);
-      } else {
-        // A child that ran a good while is replaced at once; one that keeps dying waits longer
-        // each time (no fork storm), up to 30 s.
-        if (ran > 60s) s.backoff = 100ms;
-        auto delay = s.backoff;
-        s.backoff = std::min(std::max(s.backoff * 2, milliseconds(1000)), milliseconds(30000));
-        spdlog::error("worker {} {}; restarting in {}", s.number, how,
-                      delay < 1s ? std::to_string(delay.count()) + " ms"
-                                 : std::to_string(delay.count() / 1000) + " s");
-        schedule_respawn(s.number, delay);
+        break;
+      case exit_decision::kind::restart:
+        spdlog::error("worker {} {}; restarting in {}", number, how, say_delay(d.delay));
+        schedule_respawn(number, d.delay);
+        break;
       }
-      ++it;
     }
   }
 
@@ -355,7 +327,7 @@ class master {
           [this]() -> asio::awaitable<void> {
             asio::steady_timer t(ioc_, cfg_.drain_timeout + 10s);
             co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
-            for (auto& s : slots_)
+            for (auto& s : slots_.slots())
               if (s.pid > 0) {
                 spdlog::error("worker {} did not stop in time; killing it", s.number);
                 ::kill(s.pid, SIGKILL);
@@ -364,28 +336,18 @@ class master {
           asio::detached);
     }
     signal_children(sig);
-    if (all_exited()) signals_.cancel(); // nothing to wait for: let run() see it
+    if (slots_.none_with_process()) signals_.cancel(); // nothing to wait for: let run() see it
+  }
+
+  void stop_process(slot& s, int sig) {
+    if (s.pid <= 0) return;
+    slots_.draining(s);
+    ::kill(s.pid, sig);
   }
 
   void signal_children(int sig) {
-    for (auto& s : slots_)
-      if (s.pid > 0) {
-        s.st = state::draining;
-        ::kill(s.pid, sig);
-      }
-  }
-
-  std::uint64_t running_workers() const {
-    std::uint64_t n = 0;
-    for (const auto& s : slots_)
-      if (s.pid > 0) ++n;
-    return n;
-  }
-
-  bool all_exited() const {
-    for (const auto& s : slots_)
-      if (s.pid > 0) return false;
-    return true;
+    for (auto& s : slots_.slots())
+      stop_process(s, sig);
   }
 
   asio::io_context& ioc_;
@@ -394,13 +356,13 @@ class master {
   std::string url_;
   embedded_redis* redis_;
   std::optional<redis_keeper> keeper_;
+  bool keeper_busy_ = false; // a restart of the embedded Redis is under way
   int listener_fd_;
   shared_metrics* metrics_;
   std::function<std::variant<config, std::string>()> reload_;
   const queue::handler_map& program_; // the program's handlers (forq::run)
   bool replacing_ = false;
-  std::vector<slot> slots_;
-  unsigned next_number_ = 1;
+  slot_table slots_;
   bool stopping_ = false;
   int fatal_ = 0;
 };
