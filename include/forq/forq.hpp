@@ -10,8 +10,7 @@
 //   }
 //   int main(int argc, char** argv) { return forq::run(argc, argv, {{"resize", resize}}); }
 
-#include "forq/queue/consumer.hpp"
-#include "forq/queue/job.hpp"
+#include "forq/queue/handler.hpp"
 
 namespace forq {
 

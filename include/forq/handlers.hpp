@@ -4,7 +4,7 @@
 // POST per job to your app).
 
 #include "forq/names.hpp"
-#include "forq/queue/consumer.hpp"
+#include "forq/queue/handler.hpp"
 
 #include <chrono>
 #include <optional>

@@ -1,4 +1,5 @@
 #include "forq/handlers.hpp"
+#include "forq/queue/job.hpp"
 #include "forq/utf8.hpp"
 
 #include <boost/asio/as_tuple.hpp>

@@ -1,6 +1,7 @@
 // The http handler: POSTs each job to the app (the sidecar's delivery). Boost.Beast client,
 // keep-alive connections reused per handler (one handler per worker and name).
 #include "forq/handlers.hpp"
+#include "forq/queue/job.hpp"
 #include "forq/utf8.hpp"
 
 #include <boost/asio/as_tuple.hpp>

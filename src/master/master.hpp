@@ -5,7 +5,7 @@
 // them; signals (docs/signals.md) reload, resize and stop the tree.
 
 #include "forq/config.hpp"
-#include "forq/queue/consumer.hpp"
+#include "forq/queue/handler.hpp"
 
 #include <functional>
 #include <string>

@@ -24,25 +24,6 @@
 
 namespace forq::queue {
 
-// What a handler says about one attempt.
-struct outcome {
-  enum class kind { done, retry, fail };
-  kind what = kind::done;
-  std::string text; // done: the result (JSON text); retry/fail: the error, for an operator
-  std::optional<std::chrono::milliseconds> retry_after; // retry: the handler's own delay
-
-  static outcome success(std::string result = "null") {
-    return {kind::done, std::move(result), {}};
-  }
-  // Worth another attempt, after the policy's backoff (or `after`).
-  static outcome retry_later(std::string error,
-                             std::optional<std::chrono::milliseconds> after = std::nullopt) {
-    return {kind::retry, std::move(error), after};
-  }
-  // Retrying cannot help: dead at once, with this reason.
-  static outcome failure(std::string error) { return {kind::fail, std::move(error), {}}; }
-};
-
 // Several consumers of one process sharing `total` slots by weight (one per queue, as forq
 // serve runs them). Work-conserving: a queue may use slots the others leave idle; while several
 // queues have work waiting, each gets its weighted share as slots free up (running attempts are
@@ -74,12 +55,6 @@ class slot_share {
   std::size_t total_;
   std::vector<member> members_;
 };
-
-// A handler runs one attempt of a job. It must not outlive the consumer, nor the event loop it
-// runs on (the http handler keeps that loop's connections); an exception it
-// throws counts as a failed attempt (retried per policy) with the exception's message.
-using handler = std::function<boost::asio::awaitable<outcome>(const delivered_job&)>;
-using handler_map = std::map<std::string, handler, std::less<>>;
 
 struct consumer_options {
   std::string queue = "default";

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "forq/queue/handler.hpp"
 #include "forq/queue/retry.hpp"
 #include "forq/redis/reply.hpp"
 #include "forq/utf8.hpp"
@@ -15,22 +16,6 @@
 #include <vector>
 
 namespace forq::queue {
-
-// A job as a consumer received it: one stream entry, converted in one place (parse_entry).
-struct delivered_job {
-  std::string queue;
-  std::string stream;   // the key it was read from (priority streams differ)
-  std::string entry_id; // this attempt's entry
-  std::string id;       // the job's id for life: the `id` field, or the first entry's id
-  std::string handler;
-  std::string payload;
-  int attempt = 0; // attempts made before this one
-  int stalls = 0;  // runs of this attempt whose lease expired before (stall recovery sets it)
-  std::optional<int> max_attempts;
-  std::optional<retry_override> retry; // the job's own `retry` field, over its queue's policy
-  int priority = 0;
-  std::vector<std::pair<std::string, std::string>> fields; // every field, as received
-};
 
 // (forq/utf8.hpp: the queue layer's records are checked and written with these.)
 using forq::is_utf8;
