@@ -1,4 +1,5 @@
 #include "forq/config.hpp"
+#include "config/lists.hpp"
 #include "forq/utf8.hpp"
 #include "forq/json_text.hpp"
 #include "forq/names.hpp"
@@ -23,6 +24,11 @@ namespace forq {
 namespace {
 
 namespace json = boost::json;
+using config_lists::parse_uint;
+using config_lists::set_handlers;
+using config_lists::set_queues;
+using config_lists::show_handlers;
+using config_lists::show_queues;
 
 constexpr unsigned max_workers = 1024;
 constexpr double max_drain_seconds = 24 * 3600;
@@ -51,13 +57,6 @@ constexpr std::array all_levels{log_level::trace, log_level::debug, log_level::i
 constexpr std::array all_aof{aof_policy::everysec, aof_policy::always, aof_policy::no,
                              aof_policy::off};
 
-std::optional<unsigned> parse_uint(std::string_view text, unsigned max) {
-  unsigned value = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc{} || end != text.data() + text.size() || text.empty() || value > max)
-    return std::nullopt;
-  return value;
-}
 
 // A switch: true/false (file, flag), or 1/0, yes/no, on/off too (environment).
 std::optional<bool> parse_bool(std::string_view v) {
@@ -272,58 +271,8 @@ std::vector<config_field> make_fields() {
                "NAME[:WEIGHT][=HANDLER][@RETRY],... with names of 1 to 128 of A-Z a-z 0-9 _ . - "
                "and weights from 1 to 1000, e.g. default or emails:3=send_email@10/fixed/30s,reports",
                "QUEUES", kind::string,
-               [](config& c, std::string_view v) -> std::optional<std::string> {
-                 std::vector<config::queue_choice> chosen;
-                 while (true) {
-                   auto comma = v.find(',');
-                   auto item = v.substr(0, comma);
-                   config::queue_choice q;
-                   // '@' (in no name) separates the retry policy, whose text has ':' and '='.
-                   if (auto at = item.find('@'); at != std::string_view::npos) {
-                     auto parsed = queue::parse_retry(item.substr(at + 1));
-                     if (auto* why = std::get_if<std::string>(&parsed))
-                       return "retry of queue \"" + std::string(item.substr(0, at)) + "\": " + *why;
-                     q.retry = std::get<queue::retry_override>(parsed);
-                     item = item.substr(0, at);
-                   }
-                   // '=' (in no name) separates the default handler.
-                   if (auto eq = item.find('='); eq != std::string_view::npos) {
-                     q.default_handler = std::string(item.substr(eq + 1));
-                     item = item.substr(0, eq);
-                     if (auto bad = handlers::check_name(q.default_handler))
-                       return "default handler of queue \"" + std::string(item) + "\": " + *bad;
-                   }
-                   // The last ':' separates a weight (queue names may contain ':').
-                   auto colon = item.rfind(':');
-                   if (colon != std::string_view::npos) {
-                     auto w = parse_uint(item.substr(colon + 1), 1000);
-                     if (!w || *w == 0)
-                       return "weight \"" + std::string(item.substr(colon + 1)) + "\" of queue \"" +
-                              std::string(item.substr(0, colon)) +
-                              "\" is not allowed: use a whole number from 1 to 1000";
-                     q.weight = *w;
-                     item = item.substr(0, colon);
-                   }
-                   if (auto bad = queue::check_queue_name(item)) return *bad;
-                   q.name = std::string(item);
-                   for (const auto& other : chosen)
-                     if (other.name == q.name) return "queue \"" + q.name + "\" is listed twice";
-                   chosen.push_back(std::move(q));
-                   if (comma == std::string_view::npos) break;
-                   v.remove_prefix(comma + 1);
-                 }
-                 c.queues = std::move(chosen);
-                 return std::nullopt;
-               },
-               [](const config& c) {
-                 std::string all;
-                 for (const auto& q : c.queues)
-                   all += (all.empty() ? "" : ",") + q.name +
-                          (q.weight == 1 ? "" : ":" + std::to_string(q.weight)) +
-                          (q.default_handler.empty() ? "" : "=" + q.default_handler) +
-                          (q.retry.empty() ? "" : "@" + queue::to_string(q.retry));
-                 return all;
-               }});
+               set_queues,
+               show_queues});
 
   f.push_back({"concurrency", "FORQ_CONCURRENCY", "--concurrency",
                "Jobs each worker runs at once, all its queues together",
@@ -346,84 +295,8 @@ std::vector<config_field> make_fields() {
                "{\"http\": URL} settings; timeout 0.001 to 86400 s (default 60), retry_exit_code "
                "(exec only) 1 to 255 (default 75), max_output 1 to 67108864 (default 1048576)",
                "JSON", kind::object,
-               [](config& c, std::string_view v) -> std::optional<std::string> {
-                 boost::system::error_code ec;
-                 auto parsed = json::parse(v.empty() ? std::string_view("{}") : v, ec);
-                 if (ec || !parsed.is_object()) return "expected a JSON object";
-                 if (auto twice = first_repeated_key(v))
-                   return "\"" + twice->path + "\" is given twice; keep one";
-                 std::vector<config::handler_spec> specs;
-                 for (const auto& [name, body] : parsed.as_object()) {
-                   std::string n(name);
-                   if (auto bad = handlers::check_name(n)) return *bad;
-                   if (handlers::is_builtin(n)) return "\"" + n + "\" is a built-in handler";
-                   if (!body.is_object()) return "handler \"" + n + "\" must be an object";
-                   config::handler_spec h;
-                   h.name = n;
-                   for (const auto& [k, x] : body.as_object()) {
-                     if (k == "exec") {
-                       if (!x.is_array() || x.as_array().empty())
-                         return "handler \"" + n + "\": exec must be a non-empty array of strings";
-                       for (const auto& a : x.as_array()) {
-                         if (!a.is_string())
-                           return "handler \"" + n + "\": exec must be an array of strings";
-                         h.exec.emplace_back(a.as_string());
-                       }
-                     } else if (k == "http") {
-                       if (!x.is_string())
-                         return "handler \"" + n + "\": http must be a URL string";
-                       h.http = std::string(x.as_string());
-                       if (auto bad = handlers::check_http_url(h.http))
-                         return "handler \"" + n + "\": http " + *bad;
-                     } else if (k == "timeout") {
-                       if (!x.is_number() || x.to_number<double>() < 0.001 ||
-                           x.to_number<double>() > 86400)
-                         return "handler \"" + n + "\": timeout must be 0.001 to 86400 seconds";
-                       h.timeout = std::chrono::milliseconds(
-                           std::max<long long>(1, std::llround(x.to_number<double>() * 1000)));
-                     } else if (k == "retry_exit_code") {
-                       if (!x.is_int64() || x.as_int64() < 1 || x.as_int64() > 255)
-                         return "handler \"" + n + "\": retry_exit_code must be 1 to 255";
-                       h.retry_exit_code = static_cast<int>(x.as_int64());
-                     } else if (k == "max_output") {
-                       if (!x.is_int64() || x.as_int64() < 1 || x.as_int64() > (64 << 20))
-                         return "handler \"" + n + "\": max_output must be 1 to 67108864";
-                       h.max_output = static_cast<std::size_t>(x.as_int64());
-                     } else {
-                       return "handler \"" + n + "\": unknown setting \"" + std::string(k) +
-                              "\" (known: exec, http, timeout, retry_exit_code, max_output)";
-                     }
-                   }
-                   if (h.exec.empty() == h.http.empty())
-                     return "handler \"" + n + "\" needs one of \"exec\" (a command) or "
-                            "\"http\" (a URL)";
-                   if (!h.http.empty() && body.as_object().contains("retry_exit_code"))
-                     return "handler \"" + n + "\": retry_exit_code is for exec handlers (an "
-                            "http handler retries on 408, 429 and 5xx)";
-                   specs.push_back(std::move(h));
-                 }
-                 c.handlers = std::move(specs);
-                 return std::nullopt;
-               },
-               [](const config& c) {
-                 json::object o;
-                 for (const auto& h : c.handlers) {
-                   json::object spec;
-                   if (!h.http.empty()) {
-                     spec["http"] = h.http;
-                   } else {
-                     json::array argv;
-                     for (const auto& a : h.exec)
-                       argv.emplace_back(a);
-                     spec["exec"] = argv;
-                   }
-                   spec["timeout"] = static_cast<double>(h.timeout.count()) / 1000.0;
-                   if (h.http.empty()) spec["retry_exit_code"] = h.retry_exit_code;
-                   spec["max_output"] = h.max_output;
-                   o[h.name] = spec;
-                 }
-                 return serialize_utf8(o);
-               }});
+               set_handlers,
+               show_handlers});
 
   f.push_back({"lease", "FORQ_LEASE", "--lease",
                "Seconds a fetched job stays leased without renewal; a worker that dies holding it "
