@@ -1,4 +1,7 @@
+// The consumer (consumer.hpp): its life (run, stop) and fetching: exact or blocking reads by
+// priority, rate permits, slot shares, pause, hand-backs.
 #include "forq/queue/consumer.hpp"
+#include "consumer_detail.hpp"
 
 #include "forq/queue/producer.hpp"
 #include "scripts.hpp"
@@ -26,58 +29,7 @@ namespace asio = boost::asio;
 using boost::system::error_code;
 using namespace asio::experimental::awaitable_operators;
 using std::chrono::milliseconds;
-
-namespace {
-
-constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
-const std::string group = "workers";
-
-std::string now_ms(milliseconds plus = milliseconds(0)) {
-  auto t = std::chrono::duration_cast<milliseconds>(
-               std::chrono::system_clock::now().time_since_epoch()) +
-           plus;
-  return std::to_string(t.count());
-}
-
-int priority_of(std::string_view stream) {
-  auto p = stream.rfind(":p");
-  if (p == std::string_view::npos || p + 3 != stream.size()) return 0;
-  char c = stream[p + 2];
-  return c >= '1' && c <= '9' ? c - '0' : 0;
-}
-
-std::string host_and_pid() {
-  char host[256] = {};
-  ::gethostname(host, sizeof host - 1);
-  return std::string(host) + ":" + std::to_string(::getpid());
-}
-
-asio::awaitable<void> wait(asio::steady_timer& t) {
-  t.expires_at(asio::steady_timer::time_point::max());
-  co_await t.async_wait(use_tuple);
-}
-
-asio::awaitable<void> pause_for(milliseconds d) {
-  asio::steady_timer t(co_await asio::this_coro::executor, d);
-  co_await t.async_wait(use_tuple);
-}
-
-// results:data's value for a finished job (docs/protocol.md): the handler's result as JSON
-// (text that is not JSON is kept as a JSON string, made valid UTF-8), the runs it took, and
-// when it finished. Empty for a job that returned nothing (null) in one run, the common case:
-// its end is recorded in the results index only, which means one run.
-std::string result_record(const std::string& result, int attempt) {
-  const bool nothing = result == "null" || result.empty();
-  if (nothing && attempt == 1) return {};
-  if (nothing) return "{\"result\":null,\"attempt\":" + std::to_string(attempt) +
-                      ",\"finished_ms\":" + now_ms() + "}";
-  std::string out = "{\"result\":";
-  out += check_json(result) ? serialize_utf8(boost::json::value(result)) : result;
-  out += ",\"attempt\":" + std::to_string(attempt) + ",\"finished_ms\":" + now_ms() + "}";
-  return out;
-}
-
-} // namespace
+using namespace detail;
 
 consumer::consumer(redis::pool& pool, consumer_options options, handler_map handlers)
     : pool_(pool)
@@ -129,53 +81,6 @@ asio::awaitable<error_code> consumer::run() {
   if (!to_ack_.empty()) co_await ack_loop();
   co_await tidy(); // a stopped consumer leaves its queue tidy
   co_return error_code{};
-}
-
-std::size_t slot_share::join(double weight, asio::steady_timer& wake) {
-  members_.push_back(member{weight > 0 ? weight : 1, &wake});
-  return members_.size() - 1;
-}
-
-std::size_t slot_share::room(std::size_t me) const {
-  std::size_t used = 0;
-  double weights = members_[me].weight;
-  bool contended = false;
-  for (std::size_t i = 0; i < members_.size(); ++i) {
-    used += members_[i].used + members_[i].reserved;
-    if (i != me && members_[i].hungry) {
-      weights += members_[i].weight;
-      contended = true;
-    }
-  }
-  std::size_t free = used < total_ ? total_ - used : 0;
-  if (!contended) return free;
-  // Others wait for slots too: no more than this queue's weighted share of the total.
-  auto share = static_cast<std::size_t>(
-      std::ceil(static_cast<double>(total_) * members_[me].weight / weights));
-  auto held = members_[me].used + members_[me].reserved;
-  auto mine = share > held ? share - held : 0;
-  return std::min(free, mine);
-}
-
-void slot_share::finished(std::size_t me) {
-  --members_[me].used;
-  wake_others(me);
-}
-
-void slot_share::release(std::size_t me, std::size_t n) {
-  members_[me].reserved -= std::min(n, members_[me].reserved);
-  wake_others(me);
-}
-
-void slot_share::hungry(std::size_t me, bool h) {
-  if (members_[me].hungry == h) return;
-  members_[me].hungry = h;
-  if (!h) wake_others(me); // its claim on a share is gone
-}
-
-void slot_share::wake_others(std::size_t me) {
-  for (std::size_t i = 0; i < members_.size(); ++i)
-    if (i != me) members_[i].wake->cancel();
 }
 
 void consumer::start(delivered_job job) {
@@ -509,416 +414,54 @@ asio::awaitable<void> consumer::bury_malformed(const std::string& stream, int pr
   co_await fail(raw, 1, true, "malformed job: " + why, std::nullopt);
 }
 
-void consumer::histogram::add(std::chrono::microseconds d) {
-  const double s = static_cast<double>(d.count()) / 1e6;
-  std::size_t i = 0;
-  while (i < bounds.size() && s > bounds[i])
-    ++i;
-  ++counts[i];
-  sum_us += static_cast<std::uint64_t>(std::max<std::int64_t>(0, d.count()));
-}
-
-asio::awaitable<void> consumer::attempt(delivered_job job) {
-  active_[job.stream].insert(job.entry_id); // its lease is renewed from now until it ends
-  {
-    // The entry id's time is when this attempt became ready.
-    std::int64_t ready_ms = 0;
-    auto dash = job.entry_id.find('-');
-    std::from_chars(job.entry_id.data(), job.entry_id.data() + dash, ready_ms);
-    auto waited = std::chrono::system_clock::now().time_since_epoch() - milliseconds(ready_ms);
-    stats_.pickup.add(std::chrono::duration_cast<std::chrono::microseconds>(waited));
-  }
-  const auto began = std::chrono::steady_clock::now();
-  outcome out;
-  if (job.handler.empty()) job.handler = options_.default_handler;
-  auto h = handlers_.find(job.handler);
-  if (job.handler.empty()) {
-    out = outcome::failure("the job names no handler and queue \"" + options_.queue +
-                           "\" has no default handler");
-  } else if (h == handlers_.end()) {
-    out = outcome::failure("unknown handler \"" + job.handler + "\"");
-  } else {
-    try {
-      out = co_await h->second(job);
-    } catch (const std::exception& e) {
-      out = outcome::retry_later(std::string("the handler threw: ") + e.what());
-    } catch (...) {
-      out = outcome::retry_later("the handler threw something that is not a std::exception");
-    }
-  }
-  stats_.run.add(std::chrono::duration_cast<std::chrono::microseconds>(
-      std::chrono::steady_clock::now() - began));
-  // The lease stays renewed until the outcome is recorded: ack_loop, or fail() below, lets go.
-  if (released_.count(job.entry_id)) {
-    // Handed back while it ran (the process is leaving): another consumer runs it; record
-    // nothing here.
-  } else if (out.what == outcome::kind::done) {
-    finished f;
-    f.stream = job.stream;
-    f.entry_id = job.entry_id;
-    f.id = job.id;
-    f.record = result_record(out.text, job.attempt + 1 + job.stalls); // every run counts
-    to_ack_.push_back(std::move(f));
-  } else {
-    co_await fail(job, job.attempt + 1, out.what == outcome::kind::fail, out.text, out.retry_after);
-    active_[job.stream].erase(job.entry_id);
-  }
-  --running_;
-  if (options_.share) options_.share->finished(member_);
-  slot_free_.cancel();
-  ack_due_.cancel();
-  if (stopping_ && running_ == 0) { // the last one out: the loops may end
-    promote_due_.cancel();
-    lease_due_.cancel();
-    tidy_due_.cancel();
-  }
-}
-
-asio::awaitable<void> consumer::ack_loop() {
-  keys k(options_.queue);
-  for (;;) {
-    if (to_ack_.empty()) {
-      if (stopping_ && fetching_done_ && running_ == 0) break;
-      co_await wait(ack_due_);
-      continue;
-    }
-    // Everything finished since the last ack, in one round trip of plain commands (1,000 jobs
-    // at most): the results (one HSET), their index (one RPUSH), one XACK per stream, counts. Not atomic, and need not be: a job whose XACK is lost runs again (at least
-    // once) and its result is written again.
-    std::vector<finished> batch;
-    for (std::size_t n = 0; n < 1000 && !to_ack_.empty(); ++n) {
-      batch.push_back(std::move(to_ack_.front()));
-      to_ack_.pop_front();
-    }
-    std::map<std::string_view, std::vector<std::string_view>> by_stream;
-    std::vector<std::string_view> data, index;
-    data.push_back(k.results_data);
-    auto finished_at = now_ms();
-    auto count = std::to_string(batch.size());
-    index.push_back(k.results);
-    index.push_back(finished_at);
-    index.push_back(count);
-    for (const auto& f : batch) {
-      by_stream[f.stream].push_back(f.entry_id);
-      if (!f.record.empty()) { // a job that returned nothing has nothing to keep but its end
-        data.push_back(f.id);
-        data.push_back(f.record);
-      }
-      index.push_back(f.id);
-    }
-    redis::request req;
-    if (data.size() > 1) req.push_range("HSET", data);
-    req.push_range("RPUSH", index);
-    for (auto& [stream, ids] : by_stream) {
-      std::vector<std::string_view> args;
-      args.push_back(stream);
-      args.push_back(group);
-      args.insert(args.end(), ids.begin(), ids.end());
-      req.push_range("XACK", args);
-    }
-    req.push("HINCRBY", k.stats, "completed", count);
-    req.push("HINCRBY", k.stats, "results_kept", count); // the index's size, for tidy.lua
-    const auto sent = std::chrono::steady_clock::now();
-    auto r = co_await pool_.commands().exec(req);
-    stats_.round_trip.add(std::chrono::duration_cast<std::chrono::microseconds>(
-        std::chrono::steady_clock::now() - sent));
-    if (!r && r.error() == errc::redis_shutdown) break; // these stay pending: stall recovery
-    const redis::reply* refused = nullptr;
-    if (r)
-      for (const auto& one : *r)
-        if (one.is_error()) refused = &one;
-    if (!r || refused) {
-      // Acks repeat safely (XACK of an acked entry is a no-op): put the batch back, retry soon.
-      for (auto& f : batch)
-        to_ack_.push_back(std::move(f));
-      if (refused) {
-        co_await on_error_reply("acknowledging jobs of", *refused);
-        continue;
-      }
-      spdlog::warn("acknowledging {} jobs of queue {} failed ({}); retrying", batch.size(),
-                   options_.queue, r.error().message());
-      co_await pause_for(milliseconds(100));
-      continue;
-    }
-    write_accepted();
-    stats_.done += batch.size();
-    acked_since_tidy_ += batch.size();
-    if (acked_since_tidy_ >= 20000) tidy_due_.cancel();
-    for (const auto& f : batch)
-      active_[f.stream].erase(f.entry_id);
-  }
-}
-
-asio::awaitable<void> consumer::tidy_loop() {
-  while (!(stopping_ && fetching_done_ && running_ == 0)) {
-    tidy_due_.expires_after(options_.tidy_every);
-    co_await tidy_due_.async_wait(use_tuple);
-    co_await tidy();
-  }
-}
-
-asio::awaitable<void> consumer::tidy() {
-  acked_since_tidy_ = 0;
-  keys k(options_.queue);
-  std::vector<std::string> key_storage;
-  key_storage.push_back(k.results);
-  key_storage.push_back(k.results_data);
-  key_storage.push_back(k.stats);
-  for (int p = 0; p <= 9; ++p)
-    key_storage.push_back(k.stream_for(p));
-  std::vector<std::string_view> keys_v(key_storage.begin(), key_storage.end());
-  const auto keep_ms = std::to_string(options_.keep_results.count());
-  const auto keep_max = std::to_string(options_.max_results);
-  const std::string budget = "5000";
-  auto now = now_ms();
-  std::vector<std::string_view> args;
-  args.push_back(group);
-  args.push_back(now);
-  args.push_back(keep_ms);
-  args.push_back(keep_max);
-  args.push_back(budget);
-  if (refusals_.active()) {
-    // Refusing writes: a write that changes nothing tells whether Redis takes writes again
-    // (the fetch's XREADGROUP does not: Redis runs it even at maxmemory).
-    auto probe = co_await pool_.commands().command("HINCRBY", k.stats, "completed", "0");
-    if (probe && !probe->is_error()) write_accepted();
-  }
-  auto r = co_await redis::eval(pool_.commands(), detail::scripts().tidy, keys_v, args);
-  if (r && r->is_error()) co_await on_error_reply("tidying", *r, false);
-}
-
-asio::awaitable<void> consumer::on_error_reply(std::string_view doing, const redis::reply& r,
-                                               bool pace) {
-  if (r.is_nogroup()) {
-    co_await heal();
-    co_return;
-  }
-  if (r.is_write_refused()) {
-    auto step = refusals_.refused(options_.queue, r.str());
-    if (!step.log.empty()) spdlog::warn("{}", step.log);
-    if (pace) co_await pause_for(step.wait);
-    co_return;
-  }
-  // Anything else (a key of the wrong type, a script error): said when it first happens and
-  // once a minute while it repeats, not once a second.
-  if (r.str() != last_error_) {
-    last_error_ = r.str();
-    error_repeats_ = 0;
-    spdlog::error("{} queue {} failed: {}", doing, options_.queue, r.str());
-  } else if (++error_repeats_ % 60 == 0) {
-    spdlog::error("{} queue {} still fails ({} times since it was first said): {}", doing,
-                  options_.queue, error_repeats_, r.str());
-  }
-  if (pace) co_await pause_for(milliseconds(1000));
-}
-
-asio::awaitable<void> consumer::heal() {
-  if (healing_) { // another loop of this consumer is at it: let it finish
-    co_await pause_for(milliseconds(100));
-    co_return;
-  }
-  healing_ = true;
-  auto ec = co_await restore_queue(pool_.commands(), options_.queue);
-  healing_ = false;
-  cursors_.clear(); // stall recovery's scans start over on the new streams
-  if (ec == errc::redis_refuses_writes) { // an empty replica, say: wait for a primary
-    auto step = refusals_.refused(options_.queue, "its keys are gone and cannot be written again");
-    if (!step.log.empty()) spdlog::warn("{}", step.log);
-    co_await pause_for(step.wait);
-  } else if (ec) {
-    spdlog::warn("queue {}: initialising it again failed ({}); trying again", options_.queue,
-                 ec.message());
-    co_await pause_for(milliseconds(1000));
-  }
-}
-
-void consumer::write_accepted() {
-  if (!refusals_.active()) return;
-  auto line = refusals_.accepted(options_.queue);
-  if (!line.empty()) spdlog::info("{}", line);
-}
-
-asio::awaitable<void> consumer::fail(const delivered_job& job, int attempt_made, bool permanent,
-                                     const std::string& error,
-                                     std::optional<milliseconds> retry_after) {
-  auto policy = options_.retry;
-  if (job.retry) policy = apply(policy, *job.retry);
-  if (job.max_attempts) policy.max_attempts = *job.max_attempts;
-  auto v = decide(policy, attempt_made, permanent, error, retry_after, rng_);
-  keys k(options_.queue);
-  std::vector<std::pair<std::string, std::string>> extra;
-  extra.emplace_back("last_error", error);
-  if (!v.retry) extra.emplace_back("reason", v.reason);
-  auto json = to_json(job, attempt_made, extra);
-  auto when = v.retry ? now_ms(v.delay) : now_ms();
-  std::vector<std::string_view> keys_v, args;
-  keys_v.push_back(job.stream);
-  keys_v.push_back(k.delayed);
-  keys_v.push_back(k.delayed_jobs);
-  keys_v.push_back(k.dead);
-  keys_v.push_back(k.dead_jobs);
-  keys_v.push_back(k.stats);
-  args.push_back(group);
-  args.push_back(job.entry_id);
-  args.push_back(job.id);
-  args.push_back(v.retry ? "retry" : "dead");
-  args.push_back(when);
-  args.push_back(json);
-  bool recorded = false;
-  for (int tries = 0; tries < 50; ++tries) {
-    auto r = co_await redis::eval(pool_.commands(), detail::scripts().fail, keys_v, args);
-    if (r && !r->is_error()) {
-      // 0: no longer pending, settled by whoever recovered it; nothing was written.
-      recorded = r->as_integer().value_or(0) == 1;
-      if (recorded) write_accepted();
-      break;
-    }
-    if (!r && r.error() == errc::redis_shutdown) break;
-    if (r) { // an error reply: the keys gone (then nothing is pending: 0 next time), or refused
-      co_await on_error_reply("recording a failed job of", *r);
-      continue;
-    }
-    spdlog::warn("recording the failure of job {} of queue {} failed ({}); retrying", job.id,
-                 options_.queue, r ? std::string(r->str()) : r.error().message());
-    co_await pause_for(milliseconds(100));
-  }
-  // Not recorded: the job stays pending, and stall recovery brings it back.
-  if (!recorded) co_return;
-  if (v.retry) {
-    ++stats_.retried;
-    promote_due_.cancel(); // it may be due before the promoter's next look
-  } else {
-    ++stats_.dead;
-    spdlog::warn("job {} of queue {} is dead: {}", job.id, options_.queue, v.reason);
-  }
-}
-
-asio::awaitable<void> consumer::promote_loop() {
-  keys k(options_.queue);
-  std::vector<std::string> key_storage;
-  key_storage.push_back(k.delayed);
-  key_storage.push_back(k.delayed_jobs);
-  for (int p = 0; p <= 9; ++p)
-    key_storage.push_back(k.stream_for(p));
-  key_storage.push_back(k.dead);
-  key_storage.push_back(k.dead_jobs);
-  std::vector<std::string_view> keys_v(key_storage.begin(), key_storage.end());
-  const std::string limit = "100";
-  while (!(stopping_ && fetching_done_ && running_ == 0)) {
-    auto now = now_ms();
-    std::vector<std::string_view> args;
-    args.push_back(now);
-    args.push_back(limit);
-    auto r = co_await redis::eval(pool_.commands(), detail::scripts().promote, keys_v, args);
-    milliseconds next = options_.promote_check_every;
-    if (r && r->is_array() && r->elements().size() == 2) {
-      auto promoted = r->elements()[0].as_integer().value_or(0);
-      auto wait_ms = r->elements()[1].as_integer().value_or(-1);
-      if (promoted == 100)
-        next = milliseconds(0);
-      else if (wait_ms >= 0)
-        next = std::min(next, milliseconds(wait_ms));
-    }
-    promote_due_.expires_after(next);
-    co_await promote_due_.async_wait(use_tuple);
-  }
-}
-
-asio::awaitable<void> consumer::lease_loop() {
-  while (!(stopping_ && fetching_done_ && running_ == 0)) {
-    lease_due_.expires_after(options_.lease / 3);
-    co_await lease_due_.async_wait(use_tuple);
-    // Renew every lease this process holds, one XCLAIM per stream: min-idle 0 and JUSTID reset
-    // the idle time without counting a delivery. A timer, so a busy handler cannot starve it.
-    redis::request renew;
-    for (const auto& [stream, ids] : active_) {
-      if (ids.empty()) continue;
-      std::vector<std::string_view> args;
-      args.push_back(stream);
-      args.push_back(group);
-      args.push_back(name_);
-      args.push_back("0");
-      for (const auto& id : ids)
-        args.push_back(id);
-      args.push_back("JUSTID");
-      renew.push_range("XCLAIM", args);
-    }
-    if (!renew.empty()) co_await pool_.commands().exec(renew);
-    if (!stopping_) co_await recover_stalled();
-  }
-}
-
-asio::awaitable<void> consumer::recover_stalled() {
-  keys k(options_.queue);
-  if (room() == 0) co_return; // no room: others, or a later look, take them
-  auto lease_ms = std::to_string(options_.lease.count());
-  auto claim_count = std::to_string(std::min<std::size_t>(100, room()));
-  // Entries whose lease ran out, on every priority's stream, in one round trip. Each stream's
-  // scan goes on from where the last one stopped (XAUTOCLAIM looks at COUNT x 10 entries a call).
-  redis::request claim;
-  std::vector<std::string> streams;
-  for (int p = 9; p >= 0; --p) {
-    streams.push_back(k.stream_for(p));
-    auto& cursor = cursors_[streams.back()];
-    if (cursor.empty()) cursor = "0-0";
-    claim.push("XAUTOCLAIM", streams.back(), group, name_, lease_ms, cursor, "COUNT", claim_count);
-  }
-  auto claimed = co_await pool_.commands().exec(claim);
-  if (!claimed) co_return;
-  struct stalled {
-    std::string stream;
-    const redis::reply* entry;
-  };
-  std::vector<stalled> found;
-  redis::request deliveries; // how often each was delivered: the stall count
-  for (std::size_t i = 0; i < streams.size(); ++i) {
-    const auto& r = (*claimed)[i];
-    if (!r.is_array() || r.elements().size() < 2) continue;
-    cursors_[streams[i]] = std::string(r.elements()[0].str());
-    for (const auto& e : r.elements()[1].elements()) {
-      if (!e.is_array() || e.elements().size() != 2) continue;
-      // One of this consumer's own attempts whose renewal failed: it is still running here.
-      if (active_[streams[i]].count(std::string(e.elements()[0].str()))) continue;
-      stalled one;
-      one.stream = streams[i];
-      one.entry = &e;
-      found.push_back(one);
-      deliveries.push("XPENDING", streams[i], group, e.elements()[0].str(), e.elements()[0].str(),
-                      "1");
-    }
-  }
-  if (found.empty()) co_return;
-  auto counts = co_await pool_.commands().exec(deliveries);
-  for (std::size_t i = 0; i < found.size(); ++i) {
-    long long delivered = 2;
-    if (counts && (*counts)[i].is_array() && !(*counts)[i].elements().empty()) {
-      const auto& row = (*counts)[i].elements()[0];
-      if (row.elements().size() == 4) delivered = row.elements()[3].as_integer().value_or(2);
-    }
-    auto stalls = static_cast<int>(delivered - 1);
-    const auto& stream = found[i].stream;
-    auto parsed = parse_entry(options_.queue, stream, priority_of(stream), *found[i].entry);
-    auto* job = std::get_if<delivered_job>(&parsed);
-    if (!job) { // never fetched again by XREADGROUP >: it must go dead here
-      co_await bury_malformed(stream, priority_of(stream), *found[i].entry,
-                              std::get<std::string>(parsed));
-      continue;
-    }
-    if (stopping_) continue; // stays pending: recovered again after a lease, by whoever runs
-    ++stats_.recovered;
-    spdlog::warn("job {} of queue {} stalled (lease of {} ms expired, {} time{}); {}", job->id,
-                 options_.queue, options_.lease.count(), stalls, stalls == 1 ? "" : "s",
-                 stalls > options_.max_stalls ? "giving up" : "running it again");
-    if (stalls > options_.max_stalls) {
-      co_await fail(*job, job->attempt + 1, true, "stalled " + std::to_string(stalls) + " times",
-                    std::nullopt);
-      continue;
-    }
-    job->stalls = stalls;
-    start(std::move(*job));
-  }
-  redis::request count("HINCRBY", k.stats, "stalled", std::to_string(found.size()));
-  co_await pool_.commands().exec(count);
-}
-
 } // namespace forq::queue
+
+
+namespace forq::queue::detail {
+
+std::string now_ms(milliseconds plus) {
+  auto t = std::chrono::duration_cast<milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch()) +
+           plus;
+  return std::to_string(t.count());
+}
+
+int priority_of(std::string_view stream) {
+  auto p = stream.rfind(":p");
+  if (p == std::string_view::npos || p + 3 != stream.size()) return 0;
+  char c = stream[p + 2];
+  return c >= '1' && c <= '9' ? c - '0' : 0;
+}
+
+std::string host_and_pid() {
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  return std::string(host) + ":" + std::to_string(::getpid());
+}
+
+asio::awaitable<void> wait(asio::steady_timer& t) {
+  t.expires_at(asio::steady_timer::time_point::max());
+  co_await t.async_wait(use_tuple);
+}
+
+asio::awaitable<void> pause_for(milliseconds d) {
+  asio::steady_timer t(co_await asio::this_coro::executor, d);
+  co_await t.async_wait(use_tuple);
+}
+
+// results:data's value for a finished job (docs/protocol.md): the handler's result as JSON
+// (text that is not JSON is kept as a JSON string, made valid UTF-8), the runs it took, and
+// when it finished. Empty for a job that returned nothing (null) in one run, the common case:
+// its end is recorded in the results index only, which means one run.
+std::string result_record(const std::string& result, int attempt) {
+  const bool nothing = result == "null" || result.empty();
+  if (nothing && attempt == 1) return {};
+  if (nothing) return "{\"result\":null,\"attempt\":" + std::to_string(attempt) +
+                      ",\"finished_ms\":" + now_ms() + "}";
+  std::string out = "{\"result\":";
+  out += check_json(result) ? serialize_utf8(boost::json::value(result)) : result;
+  out += ",\"attempt\":" + std::to_string(attempt) + ",\"finished_ms\":" + now_ms() + "}";
+  return out;
+}
+
+} // namespace forq::queue::detail

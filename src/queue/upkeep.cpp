@@ -1,0 +1,251 @@
+// A consumer's upkeep: promoting due delayed jobs, renewing leases, recovering stalled jobs,
+// tidying results, healing a queue whose keys vanished.
+#include "forq/queue/consumer.hpp"
+#include "consumer_detail.hpp"
+
+#include "forq/queue/producer.hpp"
+#include "scripts.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+
+#include <unistd.h>
+
+namespace forq::queue {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+using namespace asio::experimental::awaitable_operators;
+using std::chrono::milliseconds;
+using namespace detail;
+
+asio::awaitable<void> consumer::tidy_loop() {
+  while (!(stopping_ && fetching_done_ && running_ == 0)) {
+    tidy_due_.expires_after(options_.tidy_every);
+    co_await tidy_due_.async_wait(use_tuple);
+    co_await tidy();
+  }
+}
+
+asio::awaitable<void> consumer::tidy() {
+  acked_since_tidy_ = 0;
+  keys k(options_.queue);
+  std::vector<std::string> key_storage;
+  key_storage.push_back(k.results);
+  key_storage.push_back(k.results_data);
+  key_storage.push_back(k.stats);
+  for (int p = 0; p <= 9; ++p)
+    key_storage.push_back(k.stream_for(p));
+  std::vector<std::string_view> keys_v(key_storage.begin(), key_storage.end());
+  const auto keep_ms = std::to_string(options_.keep_results.count());
+  const auto keep_max = std::to_string(options_.max_results);
+  const std::string budget = "5000";
+  auto now = now_ms();
+  std::vector<std::string_view> args;
+  args.push_back(group);
+  args.push_back(now);
+  args.push_back(keep_ms);
+  args.push_back(keep_max);
+  args.push_back(budget);
+  if (refusals_.active()) {
+    // Refusing writes: a write that changes nothing tells whether Redis takes writes again
+    // (the fetch's XREADGROUP does not: Redis runs it even at maxmemory).
+    auto probe = co_await pool_.commands().command("HINCRBY", k.stats, "completed", "0");
+    if (probe && !probe->is_error()) write_accepted();
+  }
+  auto r = co_await redis::eval(pool_.commands(), detail::scripts().tidy, keys_v, args);
+  if (r && r->is_error()) co_await on_error_reply("tidying", *r, false);
+}
+
+asio::awaitable<void> consumer::on_error_reply(std::string_view doing, const redis::reply& r,
+                                               bool pace) {
+  if (r.is_nogroup()) {
+    co_await heal();
+    co_return;
+  }
+  if (r.is_write_refused()) {
+    auto step = refusals_.refused(options_.queue, r.str());
+    if (!step.log.empty()) spdlog::warn("{}", step.log);
+    if (pace) co_await pause_for(step.wait);
+    co_return;
+  }
+  // Anything else (a key of the wrong type, a script error): said when it first happens and
+  // once a minute while it repeats, not once a second.
+  if (r.str() != last_error_) {
+    last_error_ = r.str();
+    error_repeats_ = 0;
+    spdlog::error("{} queue {} failed: {}", doing, options_.queue, r.str());
+  } else if (++error_repeats_ % 60 == 0) {
+    spdlog::error("{} queue {} still fails ({} times since it was first said): {}", doing,
+                  options_.queue, error_repeats_, r.str());
+  }
+  if (pace) co_await pause_for(milliseconds(1000));
+}
+
+asio::awaitable<void> consumer::heal() {
+  if (healing_) { // another loop of this consumer is at it: let it finish
+    co_await pause_for(milliseconds(100));
+    co_return;
+  }
+  healing_ = true;
+  auto ec = co_await restore_queue(pool_.commands(), options_.queue);
+  healing_ = false;
+  cursors_.clear(); // stall recovery's scans start over on the new streams
+  if (ec == errc::redis_refuses_writes) { // an empty replica, say: wait for a primary
+    auto step = refusals_.refused(options_.queue, "its keys are gone and cannot be written again");
+    if (!step.log.empty()) spdlog::warn("{}", step.log);
+    co_await pause_for(step.wait);
+  } else if (ec) {
+    spdlog::warn("queue {}: initialising it again failed ({}); trying again", options_.queue,
+                 ec.message());
+    co_await pause_for(milliseconds(1000));
+  }
+}
+
+void consumer::write_accepted() {
+  if (!refusals_.active()) return;
+  auto line = refusals_.accepted(options_.queue);
+  if (!line.empty()) spdlog::info("{}", line);
+}
+
+asio::awaitable<void> consumer::promote_loop() {
+  keys k(options_.queue);
+  std::vector<std::string> key_storage;
+  key_storage.push_back(k.delayed);
+  key_storage.push_back(k.delayed_jobs);
+  for (int p = 0; p <= 9; ++p)
+    key_storage.push_back(k.stream_for(p));
+  key_storage.push_back(k.dead);
+  key_storage.push_back(k.dead_jobs);
+  std::vector<std::string_view> keys_v(key_storage.begin(), key_storage.end());
+  const std::string limit = "100";
+  while (!(stopping_ && fetching_done_ && running_ == 0)) {
+    auto now = now_ms();
+    std::vector<std::string_view> args;
+    args.push_back(now);
+    args.push_back(limit);
+    auto r = co_await redis::eval(pool_.commands(), detail::scripts().promote, keys_v, args);
+    milliseconds next = options_.promote_check_every;
+    if (r && r->is_array() && r->elements().size() == 2) {
+      auto promoted = r->elements()[0].as_integer().value_or(0);
+      auto wait_ms = r->elements()[1].as_integer().value_or(-1);
+      if (promoted == 100)
+        next = milliseconds(0);
+      else if (wait_ms >= 0)
+        next = std::min(next, milliseconds(wait_ms));
+    }
+    promote_due_.expires_after(next);
+    co_await promote_due_.async_wait(use_tuple);
+  }
+}
+
+asio::awaitable<void> consumer::lease_loop() {
+  while (!(stopping_ && fetching_done_ && running_ == 0)) {
+    lease_due_.expires_after(options_.lease / 3);
+    co_await lease_due_.async_wait(use_tuple);
+    // Renew every lease this process holds, one XCLAIM per stream: min-idle 0 and JUSTID reset
+    // the idle time without counting a delivery. A timer, so a busy handler cannot starve it.
+    redis::request renew;
+    for (const auto& [stream, ids] : active_) {
+      if (ids.empty()) continue;
+      std::vector<std::string_view> args;
+      args.push_back(stream);
+      args.push_back(group);
+      args.push_back(name_);
+      args.push_back("0");
+      for (const auto& id : ids)
+        args.push_back(id);
+      args.push_back("JUSTID");
+      renew.push_range("XCLAIM", args);
+    }
+    if (!renew.empty()) co_await pool_.commands().exec(renew);
+    if (!stopping_) co_await recover_stalled();
+  }
+}
+
+asio::awaitable<void> consumer::recover_stalled() {
+  keys k(options_.queue);
+  if (room() == 0) co_return; // no room: others, or a later look, take them
+  auto lease_ms = std::to_string(options_.lease.count());
+  auto claim_count = std::to_string(std::min<std::size_t>(100, room()));
+  // Entries whose lease ran out, on every priority's stream, in one round trip. Each stream's
+  // scan goes on from where the last one stopped (XAUTOCLAIM looks at COUNT x 10 entries a call).
+  redis::request claim;
+  std::vector<std::string> streams;
+  for (int p = 9; p >= 0; --p) {
+    streams.push_back(k.stream_for(p));
+    auto& cursor = cursors_[streams.back()];
+    if (cursor.empty()) cursor = "0-0";
+    claim.push("XAUTOCLAIM", streams.back(), group, name_, lease_ms, cursor, "COUNT", claim_count);
+  }
+  auto claimed = co_await pool_.commands().exec(claim);
+  if (!claimed) co_return;
+  struct stalled {
+    std::string stream;
+    const redis::reply* entry;
+  };
+  std::vector<stalled> found;
+  redis::request deliveries; // how often each was delivered: the stall count
+  for (std::size_t i = 0; i < streams.size(); ++i) {
+    const auto& r = (*claimed)[i];
+    if (!r.is_array() || r.elements().size() < 2) continue;
+    cursors_[streams[i]] = std::string(r.elements()[0].str());
+    for (const auto& e : r.elements()[1].elements()) {
+      if (!e.is_array() || e.elements().size() != 2) continue;
+      // One of this consumer's own attempts whose renewal failed: it is still running here.
+      if (active_[streams[i]].count(std::string(e.elements()[0].str()))) continue;
+      stalled one;
+      one.stream = streams[i];
+      one.entry = &e;
+      found.push_back(one);
+      deliveries.push("XPENDING", streams[i], group, e.elements()[0].str(), e.elements()[0].str(),
+                      "1");
+    }
+  }
+  if (found.empty()) co_return;
+  auto counts = co_await pool_.commands().exec(deliveries);
+  for (std::size_t i = 0; i < found.size(); ++i) {
+    long long delivered = 2;
+    if (counts && (*counts)[i].is_array() && !(*counts)[i].elements().empty()) {
+      const auto& row = (*counts)[i].elements()[0];
+      if (row.elements().size() == 4) delivered = row.elements()[3].as_integer().value_or(2);
+    }
+    auto stalls = static_cast<int>(delivered - 1);
+    const auto& stream = found[i].stream;
+    auto parsed = parse_entry(options_.queue, stream, priority_of(stream), *found[i].entry);
+    auto* job = std::get_if<delivered_job>(&parsed);
+    if (!job) { // never fetched again by XREADGROUP >: it must go dead here
+      co_await bury_malformed(stream, priority_of(stream), *found[i].entry,
+                              std::get<std::string>(parsed));
+      continue;
+    }
+    if (stopping_) continue; // stays pending: recovered again after a lease, by whoever runs
+    ++stats_.recovered;
+    spdlog::warn("job {} of queue {} stalled (lease of {} ms expired, {} time{}); {}", job->id,
+                 options_.queue, options_.lease.count(), stalls, stalls == 1 ? "" : "s",
+                 stalls > options_.max_stalls ? "giving up" : "running it again");
+    if (stalls > options_.max_stalls) {
+      co_await fail(*job, job->attempt + 1, true, "stalled " + std::to_string(stalls) + " times",
+                    std::nullopt);
+      continue;
+    }
+    job->stalls = stalls;
+    start(std::move(*job));
+  }
+  redis::request count("HINCRBY", k.stats, "stalled", std::to_string(found.size()));
+  co_await pool_.commands().exec(count);
+}
+
+} // namespace forq::queue
