@@ -1,6 +1,6 @@
 #include "forq/json_text.hpp"
 
-#include <boost/json/basic_parser_impl.hpp>
+#include "json_events.hpp"
 
 #include <algorithm>
 #include <vector>
@@ -10,14 +10,7 @@ namespace {
 
 // A basic_parser handler that remembers the keys of each open object and stops at the first
 // one seen twice.
-struct key_tracker {
-  static constexpr std::size_t max_array_size = static_cast<std::size_t>(-1);
-  static constexpr std::size_t max_object_size = static_cast<std::size_t>(-1);
-  static constexpr std::size_t max_string_size = static_cast<std::size_t>(-1);
-  static constexpr std::size_t max_key_size = static_cast<std::size_t>(-1);
-  using ec_t = boost::system::error_code;
-  using sv = boost::json::string_view;
-
+struct key_tracker : forq::detail::json_events {
   struct level {
     bool object;
     std::vector<std::string> keys; // seen so far; the last is the one whose value is open
@@ -26,8 +19,6 @@ struct key_tracker {
   std::string key;
   std::optional<std::string> repeated; // its dotted path
 
-  bool on_document_begin(ec_t&) { return true; }
-  bool on_document_end(ec_t&) { return true; }
   bool on_array_begin(ec_t&) {
     open.push_back({false, {}});
     return true;
@@ -64,16 +55,6 @@ struct key_tracker {
     key.clear();
     return true;
   }
-  bool on_string_part(sv, std::size_t, ec_t&) { return true; }
-  bool on_string(sv, std::size_t, ec_t&) { return true; }
-  bool on_number_part(sv, ec_t&) { return true; }
-  bool on_int64(std::int64_t, sv, ec_t&) { return true; }
-  bool on_uint64(std::uint64_t, sv, ec_t&) { return true; }
-  bool on_double(double, sv, ec_t&) { return true; }
-  bool on_bool(bool, ec_t&) { return true; }
-  bool on_null(ec_t&) { return true; }
-  bool on_comment_part(sv, ec_t&) { return true; }
-  bool on_comment(sv, ec_t&) { return true; }
 };
 
 } // namespace

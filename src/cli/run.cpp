@@ -105,16 +105,18 @@ CLI::Validator one_of(std::vector<std::string> words) {
       "", "");
 }
 
-// The long option names of `app`, or of the subcommand the command line names: --workers, ...
+// The long option names the command line may use: `app`'s own and those of the subcommand it
+// names (--workers, --delay-ms, ...).
 std::vector<std::string> long_names(const CLI::App& app, int argc, char** argv) {
-  const CLI::App* chosen = &app;
-  for (int i = 1; i < argc && chosen == &app; ++i)
+  std::vector<const CLI::App*> apps{&app};
+  for (int i = 1; i < argc && apps.size() == 1; ++i)
     for (const auto* sub : app.get_subcommands([](const CLI::App*) { return true; }))
-      if (sub->get_name() == argv[i]) chosen = sub;
+      if (sub->get_name() == argv[i]) apps.push_back(sub);
   std::vector<std::string> names{"--help", "--version"};
-  for (const auto* o : chosen->get_options())
-    for (const auto& n : o->get_lnames())
-      names.push_back("--" + n);
+  for (const auto* a : apps)
+    for (const auto* o : a->get_options())
+      for (const auto& n : o->get_lnames())
+        names.push_back("--" + n);
   return names;
 }
 
@@ -123,7 +125,9 @@ std::vector<std::string> long_names(const CLI::App& app, int argc, char** argv) 
 std::string explain(const CLI::ParseError& e, int argc, char** argv,
                     const std::vector<std::string>& commands, const CLI::App& app) {
   const auto options = long_names(app, argc, argv);
-  for (int i = 1; i < argc; ++i) {
+  // Only an argument CLI11 did not expect can be a mistyped option (other errors say their own).
+  const bool extras = dynamic_cast<const CLI::ExtrasError*>(&e) != nullptr;
+  for (int i = 1; i < argc && extras; ++i) {
     std::string_view arg = argv[i];
     if (arg.starts_with("--")) {
       auto name = arg.substr(0, arg.find('='));

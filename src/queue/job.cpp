@@ -1,8 +1,8 @@
 #include "forq/queue/job.hpp"
 #include "forq/queue/producer.hpp"
+#include "json_events.hpp"
 
 #include <boost/json.hpp>
-#include <boost/json/basic_parser_impl.hpp>
 
 #include <algorithm>
 #include <charconv>
@@ -18,33 +18,6 @@ std::optional<int> to_int(std::string_view s) {
   return v;
 }
 
-// Accepts every event: basic_parser alone checks the grammar and the depth.
-struct validate_only {
-  static constexpr std::size_t max_array_size = static_cast<std::size_t>(-1);
-  static constexpr std::size_t max_object_size = static_cast<std::size_t>(-1);
-  static constexpr std::size_t max_string_size = static_cast<std::size_t>(-1);
-  static constexpr std::size_t max_key_size = static_cast<std::size_t>(-1);
-  using ec_t = boost::system::error_code;
-  using sv = boost::json::string_view;
-  bool on_document_begin(ec_t&) { return true; }
-  bool on_document_end(ec_t&) { return true; }
-  bool on_array_begin(ec_t&) { return true; }
-  bool on_array_end(std::size_t, ec_t&) { return true; }
-  bool on_object_begin(ec_t&) { return true; }
-  bool on_object_end(std::size_t, ec_t&) { return true; }
-  bool on_string_part(sv, std::size_t, ec_t&) { return true; }
-  bool on_string(sv, std::size_t, ec_t&) { return true; }
-  bool on_key_part(sv, std::size_t, ec_t&) { return true; }
-  bool on_key(sv, std::size_t, ec_t&) { return true; }
-  bool on_number_part(sv, ec_t&) { return true; }
-  bool on_int64(std::int64_t, sv, ec_t&) { return true; }
-  bool on_uint64(std::uint64_t, sv, ec_t&) { return true; }
-  bool on_double(double, sv, ec_t&) { return true; }
-  bool on_bool(bool, ec_t&) { return true; }
-  bool on_null(ec_t&) { return true; }
-  bool on_comment_part(sv, ec_t&) { return true; }
-  bool on_comment(sv, ec_t&) { return true; }
-};
 
 std::string hex(std::string_view s) {
   static constexpr char digits[] = "0123456789abcdef";
@@ -121,7 +94,7 @@ std::string refusal_spell::accepted(std::string_view queue) {
 }
 
 boost::system::error_code check_json(std::string_view text) {
-  boost::json::basic_parser<validate_only> p{boost::json::parse_options()};
+  boost::json::basic_parser<forq::detail::json_events> p{boost::json::parse_options()};
   boost::system::error_code ec;
   auto used = p.write_some(false, text.data(), text.size(), ec);
   if (!ec && used < text.size()) ec = boost::json::error::extra_data;

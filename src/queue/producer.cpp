@@ -86,7 +86,7 @@ std::optional<std::string> check_job(const job& j, std::size_t max_payload) {
   }
   if (j.max_attempts)
     if (auto bad = out_of_bounds(attempts_bounds, *j.max_attempts)) return "max_attempts " + *bad;
-  if (j.run_at_ms && *j.run_at_ms - epoch_ms() > delay_bounds.hi)
+  if (j.run_at_ms && *j.run_at_ms > epoch_ms() + delay_bounds.hi) // (no overflow either way)
     return "run_at_ms " + std::to_string(*j.run_at_ms) +
            " is more than a year from now: a job may wait at most " +
            std::to_string(delay_bounds.hi) + " ms";

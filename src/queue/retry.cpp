@@ -98,6 +98,9 @@ std::variant<retry_override, std::string> parse_retry(std::string_view text) {
       const bool cap = t.starts_with("max=") || r.base;
       if (cap && r.max) return twice("the cap");
       if (*ms < 1) return std::string(t) + " is under 1ms";
+      if (*ms > static_cast<double>(backoff_bounds.hi)) // (before rounding: no overflow)
+        return std::string(cap ? "the cap " : "the base wait ") + std::string(t) +
+               " is not allowed: use 1ms to 7d";
       auto rounded = milliseconds(std::llround(*ms));
       if (auto bad = check_wait(cap ? "the cap" : "the base wait", rounded)) return *bad;
       (cap ? r.max : r.base) = rounded;

@@ -138,6 +138,9 @@ TEST_F(user_facing_test, option_errors_name_the_option_the_value_and_the_limits)
       {{"--workrs", "2", "serve"}, "unknown option --workrs; did you mean --workers?"},
       {{"serve", "--queus", "a"}, "unknown option --queus; did you mean --queues?"},
       {{"dead", "lst"}, "ACTION: \"lst\" is not one of list, retry, purge; did you mean list?"},
+      // A global option before the command is no "unknown option" when another one fails.
+      {{"--retry", "3", "enqueue", "--priority", "x", "{}"},
+       "--priority: \"x\" is not allowed: use a whole number from 0 to 9"},
       {{"bench", "drain", "--rate", "0"},
        "--rate: \"0\" is not allowed: use a number from 1 to 10000000 jobs/s"},
   };

@@ -169,6 +169,8 @@ TEST(retry_policy_text, bad_parts_are_named_with_what_is_allowed) {
   EXPECT_EQ(refused("2m/1s"), "the cap 1s is shorter than the base wait 2m");
   EXPECT_EQ(refused("8d"), "the base wait 8d is not allowed: use 1ms to 7d");
   EXPECT_EQ(refused("0.4ms"), "0.4ms is under 1ms");
+  EXPECT_EQ(refused("999999999999999d"), "the base wait 999999999999999d is not allowed: use 1ms to 7d");
+  EXPECT_EQ(refused("1s/1e300s").substr(0, 7), "\"1e300s"); // not a duration: no exponents
   EXPECT_NE(refused("").find("empty"), std::string::npos);
   EXPECT_NE(refused("5s/").find("\"\" is not a part"), std::string::npos);
   EXPECT_NE(refused("10 s").find("is not a part"), std::string::npos);
