@@ -120,6 +120,9 @@ TEST_F(workers_test, a_worker_killed_under_load_is_replaced_and_no_job_is_lost) 
     return std::stoll(done[1]);
   };
   auto before_kill = completed_in_metrics();
+  // What is left to do when the worker dies (Redis's count is exact; the metrics lag it): on a
+  // slow machine most of the 300 may be done by now.
+  const auto left = 300 - stat("completed");
   auto before = worker_pids(p->err());
   ASSERT_EQ(before.size(), 2u);
   ::kill(before[1], SIGKILL);
@@ -137,7 +140,10 @@ TEST_F(workers_test, a_worker_killed_under_load_is_replaced_and_no_job_is_lost) 
   std::this_thread::sleep_for(300ms); // a publish period or more
   auto m = forq::test::http_call(port, "GET", "/metrics");
   EXPECT_NE(m.body.find("forq_worker_restarts_total 1"), std::string::npos) << m.body;
-  EXPECT_GT(completed_in_metrics(), before_kill + 100) << m.body;
+  // Every completion after the kill is published by a live worker; the killed one may have
+  // finished a few in the moment between reading Redis and the kill, never published.
+  EXPECT_GE(completed_in_metrics(), before_kill + left - 16) << m.body << "left: " << left;
+  EXPECT_GT(completed_in_metrics(), before_kill) << m.body;
   // Every job ran to completion (the killed worker's were recovered after their lease).
   auto index = redis_.command({"LRANGE", "forq:{default}:results", "0", "-1"});
   for (const auto& id : ids)
