@@ -39,7 +39,7 @@ struct scene {
   scene() {
     spdlog::set_level(spdlog::level::off);
     conn.stop(); // every request to it fails at once with "shutting down"
-    cfg.queues.push_back({"emails", 3, "echo"}); // a queue with a default handler
+    cfg.queues.push_back({"emails", 3, "echo", {}}); // a queue with a default handler
 
     ctx.cfg = &cfg;
     ctx.metrics = forq::master::shared_metrics::create();
