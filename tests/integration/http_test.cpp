@@ -210,6 +210,12 @@ namespace {
 // clients stay. The worker must wait and try again, not spin on accept on its only thread,
 // and it serves again as soon as they go.
 TEST(http_fd_test, out_of_file_descriptors_a_worker_waits_instead_of_spinning) {
+#if defined(__SANITIZE_ADDRESS__)
+  // UBSan's vptr check opens a pipe to test that a vtable is readable; in a process with no
+  // free descriptor that fails, and it reports a valid object as "invalid vptr" and exits
+  // (reproduced with a ten-line program). The Release tier runs this test.
+  GTEST_SKIP() << "the sanitizer runtime needs free file descriptors of its own";
+#endif
   forq::test::redis_server redis;
   forq::test::temp_dir dir;
   child_process forq({"/bin/sh", "-c",
@@ -230,7 +236,7 @@ TEST(http_fd_test, out_of_file_descriptors_a_worker_waits_instead_of_spinning) {
   auto before = forq::bench::read_proc(worker);
   std::this_thread::sleep_for(1s);
   auto after = forq::bench::read_proc(worker);
-  ASSERT_TRUE(before && after) << "worker " << worker << " is gone";
+  ASSERT_TRUE(before && after) << "worker " << worker << " is gone\n" << forq.err();
   auto used = after->cpu_s - before->cpu_s;
   EXPECT_LT(used, 0.2) << "the worker used " << used << " s of CPU in 1 s: spinning";
 
