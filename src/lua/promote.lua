@@ -6,6 +6,12 @@
 local function unhex(h)
   return (string.gsub(h, '%x%x', function(b) return string.char(tonumber(b, 16)) end))
 end
+-- The usual answer (nothing due yet, or nothing delayed at all) from one look at the head.
+local head = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+if #head == 0 then return {0, -1} end
+if tonumber(head[2]) > tonumber(ARGV[1]) then
+  return {0, math.floor(tonumber(head[2]) - tonumber(ARGV[1]))}
+end
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
 local promoted = 0
 for _, id in ipairs(due) do

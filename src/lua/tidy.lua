@@ -1,20 +1,26 @@
--- Housekeeping of one queue, run by every consumer about once a second (docs/protocol.md,
--- "Tidying"): evict finished jobs' results beyond their age or count bound, and trim from the
--- streams the entries every consumer is done with.
+-- Housekeeping of one queue (docs/protocol.md, "Tidying"), run by a consumer after it settled
+-- jobs (about once a second at most), when the oldest result is due for eviction, and now and
+-- then by the queue's upkeep consumer: evict finished jobs' results beyond their age or count
+-- bound, and trim from the given streams the entries every consumer is done with.
 -- KEYS[1] results (list: per ack batch <finish ms> <n> <job id> x n, oldest first), KEYS[2]
 -- results:data (hash: job id -> record, for jobs that returned something), KEYS[3] stats
 -- (`results_kept`: job ids in the list), KEYS[4..] the queue's streams.
 -- ARGV[1] group, ARGV[2] now (ms), ARGV[3] keep_ms, ARGV[4] keep_max, ARGV[5] at most this many
 -- results evicted per call (a backlog is worked off over the next calls).
--- Returns {results evicted, stream entries trimmed}.
+-- Returns {results evicted, stream entries trimmed, ms until the oldest result kept is due for
+-- eviction (0: more to evict now; -1: no results kept)}.
 local horizon = tonumber(ARGV[2]) - tonumber(ARGV[3])
-local excess = (tonumber(redis.call('HGET', KEYS[3], 'results_kept')) or 0) - tonumber(ARGV[4])
+local kept = tonumber(redis.call('HGET', KEYS[3], 'results_kept')) or 0
+local excess = kept - tonumber(ARGV[4])
 local budget = tonumber(ARGV[5])
 local evicted = 0
+local next_due = 0 -- the budget ran out: more now
 while evicted < budget do
   local head = redis.call('LRANGE', KEYS[1], 0, 1)
   if #head < 2 then -- an empty index keeps nothing, whatever the counter says
-    if #head == 0 then redis.call('HSET', KEYS[3], 'results_kept', 0) end
+    -- (Written only when it is wrong: a write is replicated and logged.)
+    if #head == 0 and kept ~= 0 then redis.call('HSET', KEYS[3], 'results_kept', 0) end
+    next_due = -1
     break
   end
   local ms, n = tonumber(head[1]), tonumber(head[2])
@@ -24,7 +30,10 @@ while evicted < budget do
     local take = n
     if ms >= horizon then take = math.max(0, excess) end
     take = math.min(take, n, budget - evicted, 1000) -- unpack() takes about 8,000 values
-    if take <= 0 and n > 0 then break end
+    if take <= 0 and n > 0 then
+      next_due = ms - horizon
+      break
+    end
     if take > 0 then
       redis.call('HDEL', KEYS[2], unpack(redis.call('LRANGE', KEYS[1], 2, 1 + take)))
     end
@@ -61,4 +70,4 @@ for i = 4, #KEYS do
     trimmed = trimmed + redis.call('XTRIM', KEYS[i], 'MINID', '~', bound)
   end
 end
-return {evicted, trimmed}
+return {evicted, trimmed, next_due}

@@ -3,7 +3,8 @@
 // Counters every process of a serve tree writes and any of them reads (/metrics): one slot per
 // worker (its number - 1, modulo max_slots), one set per configured queue (the first
 // max_queues), in a MAP_SHARED region the master maps before forking (serve.cpp). Workers add
-// to their slot (worker.cpp, consumers::publish); the HTTP server sums them (http.cpp).
+// to their slot (worker.cpp, consumers::publish); the HTTP server sums them (http.cpp). It also
+// says which worker keeps each queue (consumer_options::keeper).
 
 #include <atomic>
 #include <cstddef>
@@ -25,9 +26,12 @@ struct slot_counters {
   std::atomic<std::uint64_t> reconnects{0};
 };
 struct shared_metrics {
-  static constexpr std::size_t max_slots = 256, max_queues = 16;
+  static constexpr std::size_t max_slots = 256, max_queues = 16, max_keepers = 4096;
   std::atomic<std::uint64_t> restarts{0}, workers{0};
   slot_counters slots[max_slots];
+  // The pid of the worker keeping each configured queue (queue::claim_keeper), 0: none yet.
+  // Queues past max_keepers are kept by every worker.
+  std::atomic<std::int32_t> keepers[max_keepers]{};
   static shared_metrics* create(); // nullptr if mmap fails
 };
 

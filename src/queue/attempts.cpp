@@ -166,8 +166,10 @@ asio::awaitable<void> consumer::ack_loop() {
     stats_.done += batch.size();
     acked_since_tidy_ += batch.size();
     if (acked_since_tidy_ >= 20000) tidy_due_.cancel();
-    for (const auto& f : batch)
+    for (const auto& f : batch) {
       active_[f.stream].erase(f.entry_id);
+      settled(f.stream);
+    }
   }
 }
 
@@ -203,7 +205,10 @@ asio::awaitable<void> consumer::fail(const delivered_job& job, int attempt_made,
     if (r && !r->is_error()) {
       // 0: no longer pending, settled by whoever recovered it; nothing was written.
       recorded = r->as_integer().value_or(0) == 1;
-      if (recorded) write_accepted();
+      if (recorded) {
+        write_accepted();
+        settled(job.stream);
+      }
       break;
     }
     if (!r && r.error() == errc::redis_shutdown) break;

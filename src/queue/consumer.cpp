@@ -79,7 +79,7 @@ asio::awaitable<error_code> consumer::run() {
   co_await (fetch_loop() && ack_loop() && promote_loop() && lease_loop() && tidy_loop());
   // Attempts started while the loops wound down may have finished after ack_loop ended.
   if (!to_ack_.empty()) co_await ack_loop();
-  co_await tidy(); // a stopped consumer leaves its queue tidy
+  if (!settled_streams_.empty()) co_await tidy(); // a stopped consumer leaves its streams tidy
   co_return error_code{};
 }
 
@@ -122,6 +122,7 @@ asio::awaitable<std::vector<delivered_job>> consumer::take(const redis::reply& a
   }
   // Several priorities have jobs at once: fetch exactly, by priority, for a while.
   if (streams_with_jobs > 1) exact_until_ = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  co_await note_priorities(got);
   co_return got;
 }
 
@@ -254,6 +255,9 @@ asio::awaitable<void> consumer::fetch_loop() {
           co_await conn.exec(req, hold ? milliseconds(0) : options_.block));
       if (hold) options_.share->release(member_, allowed);
       if (r && r->is_nil()) {
+        // The wait stood watch: a pause that came meanwhile is seen when a job comes (below),
+        // so the next wait needs no look of its own (an idle queue costs one command a block).
+        paused_checked_ = std::chrono::steady_clock::now();
         last_full_ = false;
         if (options_.share) options_.share->hungry(member_, false); // its queue is empty
         if (!permits_returned) co_await give_back(allowed);

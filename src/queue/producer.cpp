@@ -49,6 +49,7 @@ keys::keys(std::string_view queue)
   results_data = prefix + "results:data";
   wake = prefix + "wake";
   rate = prefix + "rate";
+  priorities = prefix + "priorities";
 }
 
 std::string keys::stream_key(std::string_view queue, int priority) {

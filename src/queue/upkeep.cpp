@@ -21,6 +21,8 @@
 #include <charconv>
 #include <cmath>
 
+#include <cerrno>
+#include <csignal>
 #include <unistd.h>
 
 namespace forq::queue {
@@ -31,23 +33,54 @@ using namespace asio::experimental::awaitable_operators;
 using std::chrono::milliseconds;
 using namespace detail;
 
+// Tidies when there is something to tidy, not on a clock: after settling jobs (at most every
+// tidy_every), when the oldest result is due for eviction, while writes are refused (tidy is
+// then the probe), and for the keeper now and then (everything).
 asio::awaitable<void> consumer::tidy_loop() {
+  using clock = std::chrono::steady_clock;
+  auto last = clock::now() - options_.tidy_every;
+  auto full_at = clock::time_point::max(); // the keeper's next tidy of everything
   while (!(stopping_ && fetching_done_ && running_ == 0)) {
-    tidy_due_.expires_after(options_.tidy_every);
+    auto now = clock::now();
+    const bool keeping = keeper();
+    if (!keeping) full_at = clock::time_point::max();
+    else if (full_at == clock::time_point::max()) full_at = now; // the keeper starts with one
+    auto due = std::min(evict_at_, full_at);
+    if (!settled_streams_.empty() || refusals_.active())
+      due = std::min(due, last + options_.tidy_every);
+    if (acked_since_tidy_ >= 20000) due = now; // a burst: keep the index short
+    // (Waking to ask whether the keeper role came here costs Redis nothing.)
+    tidy_due_.expires_at(keeping ? due : std::min(due, now + options_.promote_check_every));
     co_await tidy_due_.async_wait(use_tuple);
-    co_await tidy();
+    if (clock::now() < due) continue; // woken: something changed; weigh it again
+    const bool all = clock::now() >= full_at;
+    co_await tidy(all);
+    last = clock::now();
+    if (all) full_at = last + options_.full_upkeep_every;
   }
 }
 
-asio::awaitable<void> consumer::tidy() {
+void consumer::settled(const std::string& stream) {
+  bool first = settled_streams_.empty();
+  settled_streams_.insert(stream);
+  if (first) tidy_due_.cancel(); // the tidy loop may sleep until an eviction is due
+}
+
+asio::awaitable<void> consumer::tidy(bool all) {
   acked_since_tidy_ = 0;
   keys k(options_.queue);
   std::vector<std::string> key_storage;
   key_storage.push_back(k.results);
   key_storage.push_back(k.results_data);
   key_storage.push_back(k.stats);
-  for (int p = 0; p <= 9; ++p)
-    key_storage.push_back(k.stream_for(p));
+  std::vector<std::string> streams;
+  if (all)
+    for (int p = 0; p <= 9; ++p)
+      streams.push_back(k.stream_for(p));
+  else
+    streams.assign(settled_streams_.begin(), settled_streams_.end());
+  settled_streams_.clear();
+  key_storage.insert(key_storage.end(), streams.begin(), streams.end());
   std::vector<std::string_view> keys_v(key_storage.begin(), key_storage.end());
   const auto keep_ms = std::to_string(options_.keep_results.count());
   const auto keep_max = std::to_string(options_.max_results);
@@ -66,6 +99,14 @@ asio::awaitable<void> consumer::tidy() {
     if (probe && !probe->is_error()) write_accepted();
   }
   auto r = co_await redis::eval(pool_.commands(), detail::scripts().tidy, keys_v, args);
+  if (r && r->is_array() && r->elements().size() == 3) {
+    auto next = r->elements()[2].as_integer().value_or(-1);
+    evict_at_ = next < 0 ? std::chrono::steady_clock::time_point::max()
+                         : std::chrono::steady_clock::now() + milliseconds(next);
+    co_return;
+  }
+  for (auto& s : streams) // not done: trim them next time
+    settled_streams_.insert(std::move(s));
   if (r && r->is_error()) co_await on_error_reply("tidying", *r, false);
 }
 
@@ -76,6 +117,7 @@ asio::awaitable<void> consumer::on_error_reply(std::string_view doing, const red
     co_return;
   }
   if (r.is_write_refused()) {
+    if (!refusals_.active()) tidy_due_.cancel(); // tidy probes whether writes are taken again
     auto step = refusals_.refused(options_.queue, r.str());
     if (!step.log.empty()) spdlog::warn("{}", step.log);
     if (pace) co_await pause_for(step.wait);
@@ -103,6 +145,7 @@ asio::awaitable<void> consumer::heal() {
   auto ec = co_await restore_queue(pool_.commands(), options_.queue);
   healing_ = false;
   cursors_.clear(); // stall recovery's scans start over on the new streams
+  noted_priorities_.fill(false); // the `priorities` set went with the other keys
   if (ec == errc::redis_refuses_writes) { // an empty replica, say: wait for a primary
     auto step = refusals_.refused(options_.queue, "its keys are gone and cannot be written again");
     if (!step.log.empty()) spdlog::warn("{}", step.log);
@@ -131,27 +174,40 @@ asio::awaitable<void> consumer::promote_loop() {
   key_storage.push_back(k.dead_jobs);
   std::vector<std::string_view> keys_v(key_storage.begin(), key_storage.end());
   const std::string limit = "100";
+  using clock = std::chrono::steady_clock;
+  // The keeper looks every promote_check_every at the latest; the others when the next delayed
+  // job they know of is due, or a doorbell, a retry of theirs or stop() wakes them (a timer
+  // that fires for nothing but the keeper question sends nothing).
+  bool look = false;
+  auto known_due = clock::time_point::max();
   while (!(stopping_ && fetching_done_ && running_ == 0)) {
-    auto now = now_ms();
-    std::vector<std::string_view> args;
-    args.push_back(now);
-    args.push_back(limit);
-    auto r = co_await redis::eval(pool_.commands(), detail::scripts().promote, keys_v, args);
-    milliseconds next = options_.promote_check_every;
-    if (r && r->is_array() && r->elements().size() == 2) {
-      auto promoted = r->elements()[0].as_integer().value_or(0);
-      auto wait_ms = r->elements()[1].as_integer().value_or(-1);
-      if (promoted == 100)
-        next = milliseconds(0);
-      else if (wait_ms >= 0)
-        next = std::min(next, milliseconds(wait_ms));
+    if (look || keeper() || clock::now() >= known_due) {
+      auto now = now_ms();
+      std::vector<std::string_view> args;
+      args.push_back(now);
+      args.push_back(limit);
+      auto r = co_await redis::eval(pool_.commands(), detail::scripts().promote, keys_v, args);
+      known_due = clock::time_point::max();
+      if (r && r->is_array() && r->elements().size() == 2) {
+        auto promoted = r->elements()[0].as_integer().value_or(0);
+        auto wait_ms = r->elements()[1].as_integer().value_or(-1);
+        if (promoted == 100)
+          known_due = clock::now();
+        else if (wait_ms >= 0)
+          known_due = clock::now() + milliseconds(wait_ms);
+      } else {
+        known_due = clock::now() + options_.promote_check_every; // failed: try again then
+      }
     }
-    promote_due_.expires_after(next);
-    co_await promote_due_.async_wait(use_tuple);
+    promote_due_.expires_at(std::min(known_due, clock::now() + options_.promote_check_every));
+    auto [ec] = co_await promote_due_.async_wait(use_tuple);
+    // Woken on purpose (a doorbell, a retry): look now. Not for stop(): nothing runs after it.
+    look = ec == asio::error::operation_aborted && !stopping_;
   }
 }
 
 asio::awaitable<void> consumer::lease_loop() {
+  auto full_scan_at = std::chrono::steady_clock::now() + options_.full_upkeep_every;
   while (!(stopping_ && fetching_done_ && running_ == 0)) {
     lease_due_.expires_after(options_.lease / 3);
     co_await lease_due_.async_wait(use_tuple);
@@ -171,20 +227,76 @@ asio::awaitable<void> consumer::lease_loop() {
       renew.push_range("XCLAIM", args);
     }
     if (!renew.empty()) co_await pool_.commands().exec(renew);
-    if (!stopping_) co_await recover_stalled();
+    // The keeper looks for stalled jobs; so does any consumer while it holds jobs. Every stream
+    // now and then; otherwise the priorities consumers fetch from.
+    const bool busy = std::any_of(active_.begin(), active_.end(),
+                                  [](const auto& s) { return !s.second.empty(); });
+    if (stopping_ || !(busy || keeper())) continue;
+    const bool all = std::chrono::steady_clock::now() >= full_scan_at;
+    co_await recover_stalled(all);
+    if (all) full_scan_at = std::chrono::steady_clock::now() + options_.full_upkeep_every;
   }
 }
 
-asio::awaitable<void> consumer::recover_stalled() {
+bool claim_keeper(std::atomic<std::int32_t>& holder) {
+  const auto me = static_cast<std::int32_t>(::getpid());
+  auto current = holder.load(std::memory_order_relaxed);
+  if (current == me) return true;
+  // A holder that has exited (the master reaps its workers at once) gives the role up.
+  if (current != 0 && (::kill(current, 0) == 0 || errno != ESRCH)) return false;
+  return holder.compare_exchange_strong(current, me) || current == me;
+}
+
+asio::awaitable<void> consumer::note_priorities(const std::vector<delivered_job>& got) {
+  redis::request add;
+  std::vector<std::string> members;
+  for (const auto& j : got) {
+    if (j.priority < 1 || j.priority > 9) continue; // 0: always looked at
+    auto& noted = noted_priorities_[static_cast<std::size_t>(j.priority)];
+    if (noted) continue;
+    noted = true;
+    members.push_back(std::to_string(j.priority));
+  }
+  if (members.empty()) co_return;
+  keys k(options_.queue);
+  std::vector<std::string_view> args;
+  args.push_back(k.priorities);
+  args.insert(args.end(), members.begin(), members.end());
+  add.push_range("SADD", args);
+  auto r = co_await pool_.commands().exec(add);
+  if (!r || (*r)[0].is_error()) // said again with the next job of these priorities
+    for (const auto& m : members)
+      noted_priorities_[static_cast<std::size_t>(m[0] - '0')] = false;
+}
+
+asio::awaitable<void> consumer::recover_stalled(bool all) {
   keys k(options_.queue);
   if (room() == 0) co_return; // no room: others, or a later look, take them
   auto lease_ms = std::to_string(options_.lease.count());
   auto claim_count = std::to_string(std::min<std::size_t>(100, room()));
-  // Entries whose lease ran out, on every priority's stream, in one round trip. Each stream's
-  // scan goes on from where the last one stopped (XAUTOCLAIM looks at COUNT x 10 entries a call).
+  // The priorities to look at: all ten, or 0 (where most jobs are, and what consumers that
+  // keep no `priorities` set fetch from most) and those in the queue's `priorities` set.
+  std::array<bool, 10> look{};
+  look[0] = true;
+  if (all) {
+    look.fill(true);
+  } else {
+    redis::request members("SMEMBERS", k.priorities);
+    auto in_use = redis::connection::single(co_await pool_.commands().exec(members));
+    if (!in_use || !in_use->is_array()) {
+      look.fill(true);
+    } else {
+      for (const auto& m : in_use->elements())
+        if (m.str().size() == 1 && m.str()[0] >= '0' && m.str()[0] <= '9')
+          look[static_cast<std::size_t>(m.str()[0] - '0')] = true;
+    }
+  }
+  // Entries whose lease ran out, on those streams, in one round trip. Each stream's scan goes
+  // on from where the last one stopped (XAUTOCLAIM looks at COUNT x 10 entries a call).
   redis::request claim;
   std::vector<std::string> streams;
   for (int p = 9; p >= 0; --p) {
+    if (!look[p]) continue;
     streams.push_back(k.stream_for(p));
     auto& cursor = cursors_[streams.back()];
     if (cursor.empty()) cursor = "0-0";

@@ -127,7 +127,7 @@ std::optional<std::string> check_handlers(const config& cfg, const queue::handle
 }
 
 consumers::consumers(asio::any_io_executor ex, const config& cfg, const std::string& url,
-                     const queue::handler_map& program)
+                     const queue::handler_map& program, master::shared_metrics* keepers)
     : cfg_(cfg) {
   redis::pool_options po;
   po.connection.endpoint = std::get<redis_endpoint>(parse_redis_url(url));
@@ -146,6 +146,8 @@ consumers::consumers(asio::any_io_executor ex, const config& cfg, const std::str
     o.weight = cfg.queues[i].weight;
     o.lease = cfg.lease;
     o.blocking_connection = i;
+    if (keepers && i < master::shared_metrics::max_keepers)
+      o.keeper = [holder = &keepers->keepers[i]] { return queue::claim_keeper(*holder); };
     o.default_handler = cfg.queues[i].default_handler;
     o.retry = cfg.retry_policy_of(cfg.queues[i]);
     list_.push_back(std::make_unique<queue::consumer>(*pool_, o, worker_handlers(cfg, program)));
@@ -285,7 +287,7 @@ int run_worker(const config& cfg, const std::string& url, unsigned slot, int lis
   ::sigprocmask(SIG_UNBLOCK, &stops, nullptr);
   int code = exit_code::ok;
   int fatal = 0;
-  consumers work(ioc.get_executor(), cfg, url, program);
+  consumers work(ioc.get_executor(), cfg, url, program, metrics);
   auto on_fatal = [&](int c) {
     if (!fatal) fatal = c;
     signals.cancel();

@@ -32,11 +32,13 @@ queue::handler_map worker_handlers(const config& cfg, const queue::handler_map& 
 // queue's default handler that does not exist), or nothing.
 std::optional<std::string> check_handlers(const config& cfg, const queue::handler_map& program);
 
-// A worker's consumers, one per configured queue, on one pool.
+// A worker's consumers, one per configured queue, on one pool. With `keepers` (the serve tree's
+// shared memory), the workers of the tree elect one keeper per queue there
+// (consumer_options::keeper); without it, every consumer keeps its queue.
 class consumers {
  public:
   consumers(boost::asio::any_io_executor ex, const config& cfg, const std::string& url,
-            const queue::handler_map& program);
+            const queue::handler_map& program, master::shared_metrics* keepers = nullptr);
   ~consumers();
   // on_fatal(exit code): a consumer cannot go on (schema mismatch, a refused key, ...).
   void start(std::function<void(int)> on_fatal);

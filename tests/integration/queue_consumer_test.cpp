@@ -360,6 +360,84 @@ TEST_F(consumer_test, a_job_that_stalls_too_often_is_dead_with_the_count) {
   EXPECT_NE(dead.find("stalled 4 times"), std::string::npos) << dead;
 }
 
+// Stall recovery looks at priority 0 and at the priorities consumers said they fetch from (the
+// queue's `priorities` set), and at every stream on the keeper's full look: a stalled job of any
+// priority comes back, and an idle queue is not scanned ten streams at a time.
+TEST_F(consumer_test, stall_recovery_finds_every_priority_through_the_set_or_the_full_look) {
+  auto h = succeed("j");
+  auto enqueue_at = [](redis::connection& c, int priority) -> asio::awaitable<void> {
+    queue::job j;
+    j.handler = "j";
+    j.priority = priority;
+    EXPECT_TRUE(co_await queue::enqueue(c, "work", j));
+  };
+  // A consumer that fetches a priority-5 job says so before running it.
+  run(
+      short_lease(), h, [&](redis::connection& c) { return enqueue_at(c, 5); },
+      [](const queue::consumer& c) { return c.stats().done == 1; });
+  EXPECT_EQ(redis_.command({"SMEMBERS", "forq:{work}:priorities"}), "[5]");
+
+  // A priority-5 job held by a dead consumer: found within a lease and a look (no full look).
+  auto ghost_at = [&](int priority) {
+    return [this, enqueue_at, priority](redis::connection& c) -> asio::awaitable<void> {
+      co_await enqueue_at(c, priority);
+      redis_.command({"XREADGROUP", "GROUP", "workers", "ghost", "COUNT", "1", "STREAMS",
+                      "forq:{work}:stream:p" + std::to_string(priority), ">"});
+    };
+  };
+  auto o = short_lease();
+  o.full_upkeep_every = std::chrono::hours(1);
+  auto started = std::chrono::steady_clock::now();
+  run(o, h, ghost_at(5), [](const queue::consumer& c) { return c.stats().recovered == 1; });
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 2s);
+  EXPECT_EQ(redis_.command({"HGET", "forq:{work}:stats", "stalled"}), "1");
+
+  // Priority 7 is in no set (its consumer kept none): the keeper's full look finds it.
+  o.full_upkeep_every = 600ms;
+  run(o, h, ghost_at(7), [](const queue::consumer& c) { return c.stats().recovered == 1; });
+  EXPECT_EQ(redis_.command({"HGET", "forq:{work}:stats", "stalled"}), "2");
+  EXPECT_EQ(redis_.command({"XPENDING", "forq:{work}:stream:p7", "workers"}).substr(0, 3), "[0,");
+}
+
+// A consumer that is not its queue's keeper sends Redis nothing of its own while idle but its
+// blocking fetches; the keeper's looks stay on their timers.
+TEST_F(consumer_test, only_the_keeper_looks_after_an_idle_queue) {
+  auto idle_commands = [&](bool keeper) {
+    auto o = options();
+    o.block = 500ms;
+    o.lease = 600ms; // stall looks every 200 ms
+    o.promote_check_every = 200ms;
+    o.keeper = [keeper] { return keeper; };
+    std::optional<std::chrono::steady_clock::time_point> t0;
+    run(o, {}, [](redis::connection&) -> asio::awaitable<void> { co_return; },
+        [&](const queue::consumer& c) {
+          if (!t0 && c.started()) { // the queue is set up: from here on, idling only
+            redis_.command({"CONFIG", "RESETSTAT"});
+            t0 = std::chrono::steady_clock::now();
+          }
+          return t0 && std::chrono::steady_clock::now() - *t0 > 2s;
+        });
+    return redis_.command({"INFO", "commandstats"});
+  };
+  auto calls = [](const std::string& stats, const std::string& name) {
+    const std::string key = "cmdstat_" + name + ":calls=";
+    auto at = stats.find(key);
+    if (at == std::string::npos) return 0L;
+    return std::stol(stats.substr(at + key.size()));
+  };
+  auto other = idle_commands(false);
+  EXPECT_EQ(calls(other, "evalsha"), 0) << other;   // no promote.lua, no tidy.lua
+  EXPECT_EQ(calls(other, "xautoclaim"), 0) << other; // no stall look
+  EXPECT_EQ(calls(other, "xpending"), 0) << other;
+  EXPECT_LE(calls(other, "xreadgroup"), 6) << other; // 2 s of 500 ms waits
+  auto kept = idle_commands(true);
+  EXPECT_GE(calls(kept, "evalsha"), 5) << kept;    // promote every 200 ms, a tidy at the start
+  EXPECT_GE(calls(kept, "xautoclaim"), 5) << kept; // a stall look every 200 ms (priority 0)
+  // One tidy of every stream when it starts (before or after RESETSTAT), none since: idle,
+  // nothing was settled.
+  EXPECT_LE(calls(kept, "xinfo|groups"), 10) << kept;
+}
+
 // Two consumers on one queue; the job runs longer than its lease. Renewal must keep the other
 // consumer from taking it back: it runs once.
 TEST_F(consumer_test, a_renewed_lease_keeps_a_long_job_from_running_twice) {

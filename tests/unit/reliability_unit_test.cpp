@@ -3,12 +3,16 @@
 // Redis that refuses writes, which error replies mean what, and who may change things over HTTP.
 #include "http/access.hpp"
 #include "forq/config.hpp"
+#include "forq/queue/consumer.hpp"
 #include "forq/queue/job.hpp"
 #include "forq/queue/producer.hpp"
 #include "forq/redis/reply.hpp"
 
 #include <boost/json.hpp>
 #include <gtest/gtest.h>
+
+#include <sys/wait.h>
+#include <unistd.h>
 
 namespace {
 
@@ -241,6 +245,31 @@ TEST(http_access, changes_need_a_token_or_a_loopback_peer) {
   EXPECT_EQ(decide_access(true, true, false, false, local), access::needs_token);
   EXPECT_EQ(decide_access(true, true, false, true, remote), access::needs_token);
   EXPECT_EQ(decide_access(true, true, true, false, remote), access::allowed);
+}
+
+} // namespace
+
+namespace {
+
+// One keeper per queue per host: the role is taken when free or when its holder has exited,
+// and never from a live process.
+TEST(keeper_test, the_role_is_taken_when_free_or_orphaned_never_from_a_live_holder) {
+  std::atomic<std::int32_t> holder{0};
+  EXPECT_TRUE(forq::queue::claim_keeper(holder));
+  EXPECT_EQ(holder.load(), ::getpid());
+  EXPECT_TRUE(forq::queue::claim_keeper(holder)); // held: still ours
+
+  holder = static_cast<std::int32_t>(::getppid()); // a live process holds it
+  EXPECT_FALSE(forq::queue::claim_keeper(holder));
+  EXPECT_EQ(holder.load(), ::getppid());
+
+  pid_t gone = ::fork();
+  if (gone == 0) ::_exit(0);
+  ASSERT_GT(gone, 0);
+  ::waitpid(gone, nullptr, 0); // exited and reaped
+  holder = static_cast<std::int32_t>(gone);
+  EXPECT_TRUE(forq::queue::claim_keeper(holder));
+  EXPECT_EQ(holder.load(), ::getpid());
 }
 
 } // namespace

@@ -12,6 +12,8 @@
 #include <boost/system/error_code.hpp>
 
 #include <array>
+#include <atomic>
+#include <cstdint>
 #include <chrono>
 #include <deque>
 #include <functional>
@@ -76,15 +78,32 @@ struct consumer_options {
   // consumer take the job back; more than max_stalls such recoveries and the job is dead.
   std::chrono::milliseconds lease{30000};
   int max_stalls = 3;
-  // How often results are evicted and settled entries trimmed (tidy.lua), and how often a
-  // busy consumer looks whether its queue was paused.
+  // A consumer that settled jobs tidies (tidy.lua: evicts results, trims the streams it
+  // settled entries on) at most this often; results are also evicted when the oldest is due.
   std::chrono::milliseconds tidy_every{1000};
+  // How often a busy consumer looks whether its queue was paused.
   std::chrono::milliseconds pause_check_every{250};
+  // Whether this consumer keeps the queue while nothing happens (docs/protocol.md, "Upkeep"):
+  // the keeper makes the fallback looks below even when idle. forq serve has one keeper per
+  // queue per host (the workers claim the role in the master's shared memory), so idle queues
+  // cost Redis little however many workers run. A consumer that is not the keeper still
+  // promotes on doorbells and its own retries, tidies what it settled, and looks for stalled
+  // jobs while it holds some. Asked every few seconds (the role moves when its holder dies);
+  // empty: always the keeper.
+  std::function<bool()> keeper;
   // Due delayed jobs and retries are promoted on time: a producer's doorbell (the `wake`
-  // stream) or this consumer's own retry sets the promoter's timer. This is the fallback look,
-  // for doorbells another consumer answered and then died.
-  std::chrono::milliseconds promote_check_every{1000};
+  // stream) or this consumer's own retry sets the promoter's timer. This is the keeper's
+  // fallback look, for doorbells another consumer answered and then died.
+  std::chrono::milliseconds promote_check_every{5000};
+  // The keeper's look at every stream of the queue: a tidy of all ten, and stall recovery on
+  // all ten, not only on the priorities consumers have said they fetch from.
+  std::chrono::milliseconds full_upkeep_every{std::chrono::minutes(5)};
 };
+
+// One keeper per queue among the processes that share `holder` (a pid in shared memory; 0:
+// nobody): true when the caller holds the role, or takes it because nobody does or because its
+// holder has exited.
+bool claim_keeper(std::atomic<std::int32_t>& holder);
 
 // Consumes one queue through a pool: blocking fetches on its own blocking connection
 // (options.blocking_connection), everything else on pool.commands(). Single-threaded, like the
@@ -139,7 +158,10 @@ class consumer {
   boost::asio::awaitable<void> ack_loop();
   boost::asio::awaitable<void> promote_loop();
   boost::asio::awaitable<void> tidy_loop();
-  boost::asio::awaitable<void> tidy();
+  // Evicts results and trims the streams jobs were settled on since the last call (every
+  // stream with `all`).
+  boost::asio::awaitable<void> tidy(bool all = false);
+  void settled(const std::string& stream); // entries of `stream` were acked: trim it soon
   // Reads the queue's paused flag and rate limit (forq:{Q}:meta); returns paused.
   boost::asio::awaitable<bool> refresh_paused();
   std::size_t room() const; // slots this consumer may fill now
@@ -155,7 +177,10 @@ class consumer {
   boost::asio::awaitable<std::vector<delivered_job>> take(const redis::reply& answer);
   void keep(std::vector<delivered_job> got); // into waiting_, by priority, leased
   boost::asio::awaitable<void> lease_loop();
-  boost::asio::awaitable<void> recover_stalled();
+  boost::asio::awaitable<void> recover_stalled(bool all);
+  // Once per priority per process (and again after a heal): adds it to the queue's set of
+  // priorities fetched from, before any of its jobs runs, so stall recovery looks there.
+  boost::asio::awaitable<void> note_priorities(const std::vector<delivered_job>& got);
   boost::asio::awaitable<void> bury_malformed(const std::string& stream, int priority,
                                               const redis::reply& entry, const std::string& why);
   boost::asio::awaitable<void> fail(const delivered_job& job, int attempt_made, bool permanent,
@@ -189,6 +214,11 @@ class consumer {
   std::deque<delivered_job> waiting_; // fetched, not started: highest priority first
   std::deque<finished> to_ack_;
   std::size_t acked_since_tidy_ = 0;
+  std::set<std::string> settled_streams_; // entries settled since the last tidy
+  // When the oldest result kept is due for eviction (tidy.lua says); max: none, or not known.
+  std::chrono::steady_clock::time_point evict_at_ = std::chrono::steady_clock::time_point::max();
+  std::array<bool, 10> noted_priorities_{}; // in the queue's `priorities` set (this process)
+  bool keeper() const { return !options_.keeper || options_.keeper(); }
   // stream -> entry ids attempted here whose outcome is not recorded yet (leases renewed)
   std::map<std::string, std::set<std::string>> active_;
   std::map<std::string, std::string> cursors_; // stream -> where stall recovery goes on

@@ -31,6 +31,7 @@ struct keys {
   std::string delayed, delayed_jobs, dead, dead_jobs, results, results_data;
   std::string wake; // stream: a doorbell rung by producers of delayed jobs
   std::string rate; // the rate limiter's window counter
+  std::string priorities; // set: the priorities consumers have fetched from (stall recovery)
   std::string stream_for(int priority) const; // priority 0: `stream`; 1..9: stream:p<N>
   // The same keys without building the others, for enqueue's hot path.
   static std::string stream_key(std::string_view queue, int priority);
