@@ -57,6 +57,27 @@ std::optional<proc_sample> read_proc(pid_t pid) {
   return s;
 }
 
+std::vector<pid_t> children_of(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children");
+  std::vector<pid_t> out;
+  for (pid_t c; in >> c;)
+    out.push_back(c);
+  return out;
+}
+
+// One section of INFO as name -> value.
+std::map<std::string, std::string> info_fields(std::string_view text) {
+  std::map<std::string, std::string> out;
+  std::istringstream in{std::string(text)};
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    auto colon = line.find(':');
+    if (line.empty() || line[0] == '#' || colon == std::string::npos) continue;
+    out[line.substr(0, colon)] = line.substr(colon + 1);
+  }
+  return out;
+}
+
 namespace {
 
 namespace asio = boost::asio;
@@ -146,27 +167,6 @@ queue::handler make_handler(shared_state* shared) {
     shared->run.add(now_ns() - start);
     co_return queue::outcome::success();
   };
-}
-
-std::vector<pid_t> children_of(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children");
-  std::vector<pid_t> out;
-  for (pid_t c; in >> c;)
-    out.push_back(c);
-  return out;
-}
-
-// One section of INFO as name -> value.
-std::map<std::string, std::string> info_fields(std::string_view text) {
-  std::map<std::string, std::string> out;
-  std::istringstream in{std::string(text)};
-  for (std::string line; std::getline(in, line);) {
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    auto colon = line.find(':');
-    if (line.empty() || line[0] == '#' || colon == std::string::npos) continue;
-    out[line.substr(0, colon)] = line.substr(colon + 1);
-  }
-  return out;
 }
 
 struct redis_sample {

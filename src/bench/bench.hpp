@@ -1,7 +1,8 @@
 #pragma once
 
 // `forq bench drain|steady|mixed` (bench.cpp, docs/benchmarks.md): a workload end to end
-// through forq serve's process model, measured and verified.
+// through forq serve's process model, measured and verified; `forq bench idle` (idle.cpp):
+// the cost of queues with nothing to do.
 
 #include "forq/config.hpp"
 
@@ -9,8 +10,11 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 namespace forq::bench {
 
@@ -33,5 +37,17 @@ struct proc_sample {
   std::uint64_t rss = 0;
 };
 std::optional<proc_sample> read_proc(pid_t pid);
+std::vector<pid_t> children_of(pid_t pid);
+// One section of Redis's INFO as name -> value.
+std::map<std::string, std::string> info_fields(std::string_view text);
+
+struct idle_args {
+  std::size_t queues = 10; // idle queues each serve tree consumes
+  unsigned hosts = 1;      // serve trees (masters) at once, as on that many hosts
+  double duration_s = 10;
+  bool json = false;
+};
+// `forq bench idle` (idle.cpp): what idle queues cost Redis and the workers.
+int idle(const config& cfg, const idle_args& a);
 
 } // namespace forq::bench

@@ -286,18 +286,26 @@ int forq::run(int argc, char** argv, handler_map handlers) {
       "bench", "Run a workload end to end through forq serve's process model, measure it and "
                "verify every job ran once: drain (N jobs enqueued, then drained), steady (a "
                "producer at --rate for --duration), mixed (steady with mixed sizes, sleeps, "
-               "failures and delays). Exit 1 if a job was lost or duplicated.");
+               "failures and delays); or idle (what --queue-count queues with nothing to do cost "
+               "Redis and the workers for --duration). Exit 1 if a job was lost or duplicated.");
   flags.add_to(*bench);
-  bench->add_option("WORKLOAD", bench_a.workload, "drain, steady or mixed")
+  bench->add_option("WORKLOAD", bench_a.workload, "drain, steady, mixed or idle")
       ->required()
-      ->check(one_of({"drain", "steady", "mixed"}));
+      ->check(one_of({"drain", "steady", "mixed", "idle"}));
+  forq::bench::idle_args idle_a;
+  bench->add_option("--queue-count", idle_a.queues, "idle: queues (1 to 10000)")
+      ->default_str("10")
+      ->check(within(forq::queue::bounds{"queue-count", 1, 10'000, ""}));
+  bench->add_option("--hosts", idle_a.hosts, "idle: serve trees at once, as on that many hosts (1 to 16)")
+      ->default_str("1")
+      ->check(within(forq::queue::bounds{"hosts", 1, 16, ""}));
   bench->add_option("--jobs", bench_a.jobs, "drain: jobs to enqueue (1 to 100000000)")
       ->default_str("100000")
       ->check(within(forq::queue::bounds{"jobs", 1, 100'000'000, ""}));
   bench->add_option("--rate", bench_a.rate, "steady, mixed: jobs/s offered (1 to 10000000)")
       ->default_str("1000")
       ->check(within(1, 1e7, " jobs/s"));
-  bench->add_option("--duration", bench_a.duration_s, "steady, mixed: seconds (0.1 to 86400)")
+  bench->add_option("--duration", bench_a.duration_s, "steady, mixed, idle: seconds (0.1 to 86400)")
       ->default_str("10")
       ->check(within(0.1, 86400, " s"));
   bench->add_option("--payload-bytes", bench_a.payload_bytes,
@@ -347,6 +355,11 @@ int forq::run(int argc, char** argv, handler_map handlers) {
   if (pause->parsed()) return forq::cli::pause(cfg, pause_queue, true, create);
   if (resume->parsed()) return forq::cli::pause(cfg, pause_queue, false, create);
   if (bench->parsed()) {
+    if (bench_a.workload == "idle") {
+      idle_a.duration_s = bench_a.duration_s;
+      idle_a.json = bench_a.json;
+      return forq::bench::idle(cfg, idle_a);
+    }
     if (bench_a.workload != "drain" &&
         bench_a.rate * bench_a.duration_s > 100000000.0)
       return usage_error("--rate x --duration is over 100000000 jobs");

@@ -79,6 +79,26 @@ TEST_F(bench_redis_test, steady_and_mixed_against_a_given_redis_leave_it_clean) 
   EXPECT_EQ(redis_.command({"KEYS", "forq:*"}), "[]");
 }
 
+// forq bench idle measures queues with nothing to do, from two serve trees at once, and leaves
+// the Redis it was given as it found it.
+TEST_F(bench_redis_test, idle_measures_queues_with_nothing_to_do_and_leaves_redis_clean) {
+  auto o = bench_json({"idle", "--queue-count", "4", "--hosts", "2", "--workers", "1",
+                       "--duration", "3", "--redis", redis_.url()});
+  ASSERT_FALSE(o.empty());
+  EXPECT_EQ(o.at("queues"), 4);
+  EXPECT_EQ(o.at("hosts"), 2);
+  auto per = o.at("redis_commands_per_s_per_queue_per_host").to_number<double>();
+  auto total = o.at("redis_commands_per_s").to_number<double>();
+  EXPECT_NEAR(total, per * 8, 0.01);
+  // Each consumer waits 2 s at a time inside Redis: 0.5 XREADGROUP/s per worker per queue.
+  auto fetches = o.at("by_command_per_s").at("xreadgroup").to_number<double>();
+  EXPECT_GT(fetches, 2) << o;
+  EXPECT_LT(fetches, 6) << o;
+  EXPECT_LT(per, 2.5) << o; // before issue 16's keeper: about 30
+  EXPECT_FALSE(o.at("by_command_per_s").as_object().contains("xpending")) << o;
+  EXPECT_EQ(redis_.command({"KEYS", "forq:*"}), "[]");
+}
+
 // A bench killed with -9 takes its serve tree (and its Redis) with it: nothing is left running.
 TEST(bench_test, a_killed_bench_leaves_no_process_behind) {
   forq::test::child_process b({forq_bin, "bench", "steady", "--rate", "100", "--duration", "60",
