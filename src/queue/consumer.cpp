@@ -190,7 +190,10 @@ asio::awaitable<void> consumer::fetch_loop() {
       co_await wait(slot_free_);
       continue;
     }
-    if (paused_ || std::chrono::steady_clock::now() - paused_checked_ > options_.pause_check_every)
+    // (After a wait that brought nothing, the next wait needs no look of its own: whatever it
+    // brings is checked below. An idle queue costs one command a `block`.)
+    if (paused_ ||
+        (!idle_ && std::chrono::steady_clock::now() - paused_checked_ > options_.pause_check_every))
       if (co_await refresh_paused()) {
         if (options_.share) options_.share->hungry(member_, false);
         if (stopping_) break; // stop() came while we asked: its wake-up is spent
@@ -255,9 +258,7 @@ asio::awaitable<void> consumer::fetch_loop() {
           co_await conn.exec(req, hold ? milliseconds(0) : options_.block));
       if (hold) options_.share->release(member_, allowed);
       if (r && r->is_nil()) {
-        // The wait stood watch: a pause that came meanwhile is seen when a job comes (below),
-        // so the next wait needs no look of its own (an idle queue costs one command a block).
-        paused_checked_ = std::chrono::steady_clock::now();
+        idle_ = true;
         last_full_ = false;
         if (options_.share) options_.share->hungry(member_, false); // its queue is empty
         if (!permits_returned) co_await give_back(allowed);
@@ -288,9 +289,13 @@ asio::awaitable<void> consumer::fetch_loop() {
       co_await hand_back(std::move(extra));
     }
     if (got.size() < allowed) co_await give_back(allowed - got.size());
-    // A fetch that waited inside Redis may have outlived a pause: look again before running
-    // anything (one HGET, only for fetches that blocked: idle consumers).
-    if (!got.empty() && std::chrono::steady_clock::now() - asked > milliseconds(10) &&
+    // A fetch that waited inside Redis may have outlived a pause, and one after idle waits
+    // had no look before it: look again before running anything (one HMGET, only for fetches
+    // that blocked or came after idling).
+    const bool after_idle = idle_ || std::chrono::steady_clock::now() - asked > milliseconds(10);
+    idle_ = false;
+    if (!got.empty() && after_idle &&
+        std::chrono::steady_clock::now() - paused_checked_ > milliseconds(10) &&
         co_await refresh_paused()) {
       co_await hand_back(std::move(got));
       continue;

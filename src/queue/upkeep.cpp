@@ -296,7 +296,7 @@ asio::awaitable<void> consumer::recover_stalled(bool all) {
   redis::request claim;
   std::vector<std::string> streams;
   for (int p = 9; p >= 0; --p) {
-    if (!look[p]) continue;
+    if (!look[static_cast<std::size_t>(p)]) continue;
     streams.push_back(k.stream_for(p));
     auto& cursor = cursors_[streams.back()];
     if (cursor.empty()) cursor = "0-0";

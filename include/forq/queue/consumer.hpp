@@ -208,6 +208,7 @@ class consumer {
   std::string rate_window_;                 // the window the last permits came from
   std::size_t member_ = 0;                  // in options_.share
   bool last_full_ = false; // the last fetch got all it asked for: more is likely waiting
+  bool idle_ = false;      // the last wait inside Redis brought nothing (no pause look since)
   std::chrono::steady_clock::time_point paused_checked_{};
   // Priorities in use at once: fetch exactly by priority (fetch.lua) until this time.
   std::chrono::steady_clock::time_point exact_until_{};
