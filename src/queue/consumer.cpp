@@ -41,7 +41,8 @@ consumer::consumer(redis::pool& pool, consumer_options options, handler_map hand
     , ack_due_(pool.commands().executor())
     , promote_due_(pool.commands().executor())
     , lease_due_(pool.commands().executor())
-    , tidy_due_(pool.commands().executor()) {
+    , tidy_due_(pool.commands().executor())
+    , unblock_due_(pool.commands().executor()) {
   if (options_.share) member_ = options_.share->join(options_.weight, slot_free_);
 }
 
@@ -52,6 +53,31 @@ void consumer::stop() {
   promote_due_.cancel();
   lease_due_.cancel();
   tidy_due_.cancel();
+  unblock_due_.cancel();
+}
+
+asio::awaitable<void> consumer::unblock_loop() {
+  while (!stopping_ && !fetching_done_)
+    co_await wait(unblock_due_);
+  auto& conn = pool_.blocking(options_.blocking_connection);
+  const auto since = std::chrono::steady_clock::now();
+  while (!fetching_done_) {
+    if (waiting_in_redis_) {
+      // The wait returns nothing, as at its timeout. 0: not blocked yet (the fetch is still on
+      // its way, on another connection): again shortly.
+      bool unblocked = false;
+      if (auto id = conn.client_id(); id != 0) {
+        redis::request req("CLIENT", "UNBLOCK", std::to_string(id));
+        auto r = redis::connection::single(co_await pool_.commands().exec(req));
+        unblocked = r && r->as_integer().value_or(0) == 1;
+      }
+      // No id, or CLIENT UNBLOCK refused (an ACL): what the wait brings now stays leased
+      // until stall recovery.
+      if (!unblocked && std::chrono::steady_clock::now() - since > std::chrono::seconds(1))
+        conn.drop("stopping: the blocking fetch could not be ended with CLIENT UNBLOCK");
+    }
+    co_await pause_for(milliseconds(50));
+  }
 }
 
 asio::awaitable<std::size_t> consumer::release_running() {
@@ -76,7 +102,8 @@ asio::awaitable<std::size_t> consumer::release_running() {
 asio::awaitable<error_code> consumer::run() {
   if (auto ec = co_await start_queue(pool_.commands(), options_.queue)) co_return ec;
   started_ = true;
-  co_await (fetch_loop() && ack_loop() && promote_loop() && lease_loop() && tidy_loop());
+  co_await (fetch_loop() && ack_loop() && promote_loop() && lease_loop() && tidy_loop() &&
+            unblock_loop());
   // Attempts started while the loops wound down may have finished after ack_loop ended.
   if (!to_ack_.empty()) co_await ack_loop();
   if (!settled_streams_.empty()) co_await tidy(); // a stopped consumer leaves its streams tidy
@@ -254,8 +281,10 @@ asio::awaitable<void> consumer::fetch_loop() {
         args.push_back(">");
       req.push_range("XREADGROUP", args);
       if (hold) options_.share->reserve(member_, allowed);
+      waiting_in_redis_ = !hold;
       r = redis::connection::single(
           co_await conn.exec(req, hold ? milliseconds(0) : options_.block));
+      waiting_in_redis_ = false;
       if (hold) options_.share->release(member_, allowed);
       if (r && r->is_nil()) {
         idle_ = true;
@@ -314,6 +343,7 @@ asio::awaitable<void> consumer::fetch_loop() {
   promote_due_.cancel();
   lease_due_.cancel();
   tidy_due_.cancel();
+  unblock_due_.cancel();
 }
 
 asio::awaitable<bool> consumer::refresh_paused() {

@@ -20,6 +20,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cstdlib>
 
 #include <cerrno>
 #include <csignal>
@@ -146,6 +147,7 @@ asio::awaitable<void> consumer::heal() {
   healing_ = false;
   cursors_.clear(); // stall recovery's scans start over on the new streams
   noted_priorities_.fill(false); // the `priorities` set went with the other keys
+  priorities_read_.reset();
   if (ec == errc::redis_refuses_writes) { // an empty replica, say: wait for a primary
     auto step = refusals_.refused(options_.queue, "its keys are gone and cannot be written again");
     if (!step.log.empty()) spdlog::warn("{}", step.log);
@@ -181,24 +183,44 @@ asio::awaitable<void> consumer::promote_loop() {
   bool look = false;
   auto known_due = clock::time_point::max();
   while (!(stopping_ && fetching_done_ && running_ == 0)) {
-    if (look || keeper() || clock::now() >= known_due) {
+    if (!stopping_ && (look || keeper() || clock::now() >= known_due)) {
       auto now = now_ms();
-      std::vector<std::string_view> args;
-      args.push_back(now);
-      args.push_back(limit);
-      auto r = co_await redis::eval(pool_.commands(), detail::scripts().promote, keys_v, args);
-      known_due = clock::time_point::max();
-      if (r && r->is_array() && r->elements().size() == 2) {
-        auto promoted = r->elements()[0].as_integer().value_or(0);
-        auto wait_ms = r->elements()[1].as_integer().value_or(-1);
-        if (promoted == 100)
-          known_due = clock::now();
-        else if (wait_ms >= 0)
-          known_due = clock::now() + milliseconds(wait_ms);
-      } else {
-        known_due = clock::now() + options_.promote_check_every; // failed: try again then
+      // The head of `delayed` alone says whether anything is due: one plain command, where the
+      // script costs Redis several times more. Only what is due needs the script.
+      redis::request head("ZRANGE", k.delayed, "0", "0", "WITHSCORES");
+      auto h = redis::connection::single(co_await pool_.commands().exec(head));
+      bool due_now = true; // or not known: the script decides
+      if (h && h->is_array() && h->elements().empty()) {
+        due_now = false;
+        known_due = clock::time_point::max();
+      } else if (h && h->is_array() && h->elements().size() == 2) {
+        double in = std::strtod(std::string(h->elements()[1].str()).c_str(), nullptr) -
+                    std::strtod(now.c_str(), nullptr);
+        if (in > 0) {
+          due_now = false;
+          known_due = clock::now() + milliseconds(static_cast<long long>(std::ceil(in)));
+        }
+      }
+      if (due_now) {
+        std::vector<std::string_view> args;
+        args.push_back(now);
+        args.push_back(limit);
+        auto r = co_await redis::eval(pool_.commands(), detail::scripts().promote, keys_v, args);
+        known_due = clock::time_point::max();
+        if (r && r->is_array() && r->elements().size() == 2) {
+          auto promoted = r->elements()[0].as_integer().value_or(0);
+          auto wait_ms = r->elements()[1].as_integer().value_or(-1);
+          if (promoted == 100)
+            known_due = clock::now();
+          else if (wait_ms >= 0)
+            known_due = clock::now() + milliseconds(wait_ms);
+        } else {
+          known_due = clock::now() + options_.promote_check_every; // failed: try again then
+        }
       }
     }
+    // The wake-up that says "done" may have come while this looked: see before waiting.
+    if (stopping_ && fetching_done_ && running_ == 0) break;
     promote_due_.expires_at(std::min(known_due, clock::now() + options_.promote_check_every));
     auto [ec] = co_await promote_due_.async_wait(use_tuple);
     // Woken on purpose (a doorbell, a retry): look now. Not for stop(): nothing runs after it.
@@ -281,15 +303,24 @@ asio::awaitable<void> consumer::recover_stalled(bool all) {
   if (all) {
     look.fill(true);
   } else {
-    redis::request members("SMEMBERS", k.priorities);
-    auto in_use = redis::connection::single(co_await pool_.commands().exec(members));
-    if (!in_use || !in_use->is_array()) {
-      look.fill(true);
-    } else {
-      for (const auto& m : in_use->elements())
-        if (m.str().size() == 1 && m.str()[0] >= '0' && m.str()[0] <= '9')
-          look[static_cast<std::size_t>(m.str()[0] - '0')] = true;
+    // The set changes when a priority is first used: read again every minute, not every look
+    // (and this process's own priorities are known here at once).
+    const auto now = std::chrono::steady_clock::now();
+    if (!priorities_read_ || now - *priorities_read_ > std::chrono::minutes(1)) {
+      redis::request members("SMEMBERS", k.priorities);
+      auto in_use = redis::connection::single(co_await pool_.commands().exec(members));
+      if (in_use && in_use->is_array()) {
+        priorities_seen_ = {};
+        for (const auto& m : in_use->elements())
+          if (m.str().size() == 1 && m.str()[0] >= '0' && m.str()[0] <= '9')
+            priorities_seen_[static_cast<std::size_t>(m.str()[0] - '0')] = true;
+        priorities_read_ = now;
+      } else {
+        priorities_seen_.fill(true); // not known: every stream
+      }
     }
+    for (std::size_t p = 0; p < look.size(); ++p)
+      look[p] = look[p] || priorities_seen_[p] || noted_priorities_[p];
   }
   // Entries whose lease ran out, on those streams, in one round trip. Each stream's scan goes
   // on from where the last one stopped (XAUTOCLAIM looks at COUNT x 10 entries a call).

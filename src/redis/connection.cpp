@@ -205,6 +205,12 @@ asio::awaitable<void> connection::run() {
   parser_.reset();
 }
 
+void connection::drop(const std::string& reason) {
+  if (!ready_ || !transport_ || stopped_) return;
+  if (lost_reason_.empty()) lost_reason_ = reason;
+  transport_->close(); // the reader's read fails: life() handles it as a lost connection
+}
+
 void connection::stop() {
   if (stopped_) return;
   stopped_ = true;
@@ -386,6 +392,7 @@ asio::awaitable<std::string> connection::login() {
   if (ep.db != 0) req.push("SELECT", ep.db);
   req.push("CLIENT", "SETNAME", options_.client_name);
   req.push("PING"); // answers -LOADING while the server loads its data
+  if (options_.want_client_id) req.push("CLIENT", "ID");
 
   std::vector<asio::const_buffer> out{asio::buffer(req.payload())};
   auto [wec, wn] = co_await transport_->write(out);
@@ -425,8 +432,10 @@ asio::awaitable<std::string> connection::login() {
       co_return "authentication failed: " + std::string(r.str());
     }
     if (r.is_retry_later()) co_return "not ready: " + std::string(r.str());
+    if (options_.want_client_id && i + 1 == replies.size()) continue; // no id: no UNBLOCK
     co_return "login failed: " + std::string(r.str());
   }
+  client_id_ = options_.want_client_id ? replies.back().as_integer().value_or(0) : 0;
   co_return std::string();
 }
 
@@ -531,6 +540,7 @@ asio::awaitable<void> connection::health() {
                          std::chrono::duration_cast<milliseconds>(late->deadline - late->sent)
                              .count()) +
                      " ms";
+      if (options_.on_silent) options_.on_silent(lost_reason_);
       co_return;
     case connection_state::check::ping:
       // Only when idle, so at most one is in flight: the connection owns it.

@@ -11,15 +11,26 @@ namespace asio = boost::asio;
 
 pool::pool(asio::any_io_executor ex, pool_options options)
     : ex_(std::move(ex)) {
-  auto make = [&](const std::string& suffix, std::uint64_t seed_offset) {
+  auto make = [&](const std::string& suffix, std::uint64_t seed_offset, bool blocking) {
     auto o = options.connection;
     o.client_name = client_name(options.role + "-" + suffix);
     if (o.seed) o.seed += seed_offset;
+    if (blocking) {
+      o.want_client_id = true; // a consumer's stop() ends its wait with CLIENT UNBLOCK
+    } else {
+      // A connection waiting in a blocking command hears nothing for as long as it blocks,
+      // silent server or not: when the command connection finds the server silent, the
+      // blocking ones are dropped with it, so a long wait does not hide a dead server.
+      o.on_silent = [this](const std::string& why) {
+        for (auto& b : blocking_)
+          b->drop("the command connection got " + why);
+      };
+    }
     return std::make_unique<connection>(ex_, std::move(o));
   };
-  commands_ = make("cmd", 0);
+  commands_ = make("cmd", 0, false);
   for (std::size_t i = 0; i < options.blocking_connections; ++i)
-    blocking_.push_back(make("block-" + std::to_string(i), i + 1));
+    blocking_.push_back(make("block-" + std::to_string(i), i + 1, true));
 }
 
 asio::awaitable<void> pool::run() {

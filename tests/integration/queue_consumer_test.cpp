@@ -427,15 +427,60 @@ TEST_F(consumer_test, only_the_keeper_looks_after_an_idle_queue) {
   };
   auto other = idle_commands(false);
   EXPECT_EQ(calls(other, "evalsha"), 0) << other;   // no promote.lua, no tidy.lua
+  EXPECT_EQ(calls(other, "zrange"), 0) << other;    // no look at what is delayed
   EXPECT_EQ(calls(other, "xautoclaim"), 0) << other; // no stall look
   EXPECT_EQ(calls(other, "xpending"), 0) << other;
   EXPECT_LE(calls(other, "xreadgroup"), 6) << other; // 2 s of 500 ms waits
   auto kept = idle_commands(true);
-  EXPECT_GE(calls(kept, "evalsha"), 5) << kept;    // promote every 200 ms, a tidy at the start
+  EXPECT_GE(calls(kept, "zrange"), 5) << kept;     // a look at `delayed` every 200 ms
+  EXPECT_EQ(calls(kept, "evalsha"), 0) << kept;    // (nothing due: promote.lua is not needed)
   EXPECT_GE(calls(kept, "xautoclaim"), 5) << kept; // a stall look every 200 ms (priority 0)
   // One tidy of every stream when it starts (before or after RESETSTAT), none since: idle,
   // nothing was settled.
   EXPECT_LE(calls(kept, "xinfo|groups"), 10) << kept;
+}
+
+// An idle consumer waits inside Redis for up to `block` (30 s by default); stop() must not wait
+// that out. It ends the wait with CLIENT UNBLOCK; where that is refused (an ACL without it), it
+// drops the blocking connection after a second.
+TEST_F(consumer_test, stop_ends_a_long_wait_inside_redis_at_once_even_without_client_unblock) {
+  redis_.command({"ACL", "SETUSER", "nounblock", "on", ">a-long-enough-secret", "~*", "&*",
+                  "+@all", "-client|unblock"});
+  for (bool may_unblock : {true, false}) {
+    std::chrono::steady_clock::time_point stopped, done;
+    test::run_async(
+        [&]() -> asio::awaitable<void> {
+          auto ex = co_await asio::this_coro::executor;
+          auto po = pool_options();
+          if (!may_unblock) {
+            po.connection.endpoint.user = "nounblock";
+            po.connection.endpoint.password = "a-long-enough-secret";
+          }
+          redis::pool pool(ex, po);
+          auto o = options();
+          o.block = 30s;
+          queue::consumer c(pool, o, {});
+          auto body = [&]() -> asio::awaitable<void> {
+            auto result = co_await c.run();
+            EXPECT_FALSE(result) << result.message();
+            done = std::chrono::steady_clock::now();
+            pool.stop();
+          };
+          auto watch = [&]() -> asio::awaitable<void> {
+            while (!c.started())
+              co_await sleep_for(5ms);
+            co_await sleep_for(300ms); // waiting inside Redis by now
+            stopped = std::chrono::steady_clock::now();
+            c.stop();
+          };
+          co_await (pool.run() && body() && watch());
+        },
+        20s);
+    auto took = done - stopped;
+    EXPECT_LT(took, may_unblock ? 500ms : 2500ms)
+        << (may_unblock ? "with" : "without") << " CLIENT UNBLOCK: "
+        << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms";
+  }
 }
 
 // Two consumers on one queue; the job runs longer than its lease. Renewal must keep the other

@@ -69,7 +69,10 @@ struct consumer_options {
   std::size_t concurrency = 64;          // attempts running at once
   // Runs the jobs that name no handler; empty: such jobs are dead, saying so.
   std::string default_handler;
-  std::chrono::milliseconds block{2000}; // one fetch's wait inside Redis; stop() waits it out
+  // One fetch's wait inside Redis for jobs. An idle queue costs one XREADGROUP per consumer per
+  // wait; stop() ends a wait at once (CLIENT UNBLOCK), and a silent server is noticed on the
+  // command connection (redis::pool), so a long wait delays neither.
+  std::chrono::milliseconds block{30000};
   retry_policy retry; // the queue's; a job's `retry` and `max_attempts` fields go over it
   std::chrono::milliseconds keep_results{std::chrono::hours(1)};
   std::size_t max_results = 10000;
@@ -158,6 +161,9 @@ class consumer {
   boost::asio::awaitable<void> ack_loop();
   boost::asio::awaitable<void> promote_loop();
   boost::asio::awaitable<void> tidy_loop();
+  // After stop(): ends the fetch's wait inside Redis (CLIENT UNBLOCK from the command
+  // connection), or drops the blocking connection when that cannot be done within a second.
+  boost::asio::awaitable<void> unblock_loop();
   // Evicts results and trims the streams jobs were settled on since the last call (every
   // stream with `all`).
   boost::asio::awaitable<void> tidy(bool all = false);
@@ -209,6 +215,7 @@ class consumer {
   std::size_t member_ = 0;                  // in options_.share
   bool last_full_ = false; // the last fetch got all it asked for: more is likely waiting
   bool idle_ = false;      // the last wait inside Redis brought nothing (no pause look since)
+  bool waiting_in_redis_ = false; // a blocking fetch is in flight
   std::chrono::steady_clock::time_point paused_checked_{};
   // Priorities in use at once: fetch exactly by priority (fetch.lua) until this time.
   std::chrono::steady_clock::time_point exact_until_{};
@@ -219,6 +226,8 @@ class consumer {
   // When the oldest result kept is due for eviction (tidy.lua says); max: none, or not known.
   std::chrono::steady_clock::time_point evict_at_ = std::chrono::steady_clock::time_point::max();
   std::array<bool, 10> noted_priorities_{}; // in the queue's `priorities` set (this process)
+  std::array<bool, 10> priorities_seen_{};  // the set as stall recovery last read it...
+  std::optional<std::chrono::steady_clock::time_point> priorities_read_; // ...and when
   bool keeper() const { return !options_.keeper || options_.keeper(); }
   // stream -> entry ids attempted here whose outcome is not recorded yet (leases renewed)
   std::map<std::string, std::set<std::string>> active_;
@@ -230,7 +239,8 @@ class consumer {
   std::uint64_t error_repeats_ = 0; // ...and again every 60th time it repeats
   bool started_ = false;
   // cancel() = something changed: a slot freed, an ack is due, a retry was scheduled, stop.
-  boost::asio::steady_timer slot_free_, ack_due_, promote_due_, lease_due_, tidy_due_;
+  boost::asio::steady_timer slot_free_, ack_due_, promote_due_, lease_due_, tidy_due_,
+      unblock_due_;
   counters stats_;
 };
 

@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -43,6 +44,12 @@ struct connection_options {
   bool tls_verify = true;
   // Seeds the backoff jitter; 0: random.
   std::uint64_t seed = 0;
+  // Ask the server for this connection's id at each login (CLIENT ID), so another connection
+  // can end a blocking command with CLIENT UNBLOCK (client_id()).
+  bool want_client_id = false;
+  // Called when a reply was late and the connection is dropped for it (the server is silent),
+  // with the reason: the pool drops its other connections to that server then too.
+  std::function<void(const std::string&)> on_silent;
 };
 
 // A connection's deadlines from one Redis timeout (forq's redis.timeout): a reply gets all of it;
@@ -112,6 +119,12 @@ class connection {
 
   // Connected and logged in: requests go out now.
   bool ready() const { return ready_; }
+  // The server's id for this connection (CLIENT ID, with want_client_id), 0 when unknown.
+  std::int64_t client_id() const { return ready_ ? client_id_ : 0; }
+  // Drops the current connection as lost (requests awaiting replies fail as "may have run")
+  // and connects again: for a connection that cannot tell by itself that its server went
+  // silent (one waiting in a blocking command). Nothing when not connected.
+  void drop(const std::string& reason);
   // Why the connection gave up for good by itself (redis_auth_failed), or nothing. It then
   // behaves as stopped, and exec() completes with this error.
   boost::system::error_code fatal_error() const { return fatal_; }
@@ -176,6 +189,7 @@ class connection {
   boost::system::error_code fatal_;
   std::string last_failure_;
   bool auth_failed_ = false; // the login that just failed was refused for its credentials
+  std::int64_t client_id_ = 0;
   steady_clock::time_point last_traffic_;
   std::string lost_reason_;
   bool timed_out_ = false;

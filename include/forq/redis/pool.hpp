@@ -21,7 +21,9 @@ struct pool_options {
 
 // A child's Redis connections: one pipelined command connection shared by every coroutine,
 // plus dedicated connections for blocking commands. One pool per process; each connection
-// reconnects on its own.
+// reconnects on its own, and when the command connection finds the server silent (a reply
+// late), the blocking connections are dropped and made again too. Blocking connections know
+// their CLIENT ID, so a wait can be ended from the command connection (CLIENT UNBLOCK).
 class pool {
  public:
   pool(boost::asio::any_io_executor ex, pool_options options);
