@@ -22,8 +22,10 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstring>
+#include <sys/resource.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -369,6 +371,33 @@ class master {
 
 } // namespace
 
+namespace {
+
+// A worker holds a Redis connection per queue, and exec and http handlers a few descriptors per
+// job running: with many queues the usual soft limit (1,024) is too low. Raise it as far as this
+// configuration needs (not further: programs the exec handler starts inherit it), up to the
+// hard limit, and say so when even that is short.
+void raise_open_files(const config& cfg) {
+  rlimit r{};
+  if (::getrlimit(RLIMIT_NOFILE, &r) != 0) return;
+  const rlim_t want = 64 + cfg.queues.size() + 4 * static_cast<rlim_t>(cfg.concurrency);
+  if (r.rlim_cur != RLIM_INFINITY && r.rlim_cur < want) {
+    const rlim_t before = r.rlim_cur;
+    r.rlim_cur = r.rlim_max == RLIM_INFINITY ? want : std::min(want, r.rlim_max);
+    if (r.rlim_cur > before && ::setrlimit(RLIMIT_NOFILE, &r) == 0)
+      spdlog::info("open files limit raised from {} to {} ({} queues, concurrency {})", before,
+                   r.rlim_cur, cfg.queues.size(), cfg.concurrency);
+    else
+      r.rlim_cur = before;
+  }
+  if (r.rlim_cur != RLIM_INFINITY && r.rlim_cur < want)
+    spdlog::warn("each worker may need {} open files ({} queues, concurrency {}) but may open "
+                 "only {}: raise the limit (ulimit -n; LimitNOFILE= under systemd)",
+                 want, cfg.queues.size(), cfg.concurrency, r.rlim_cur);
+}
+
+} // namespace
+
 int serve(const config& cfg, std::function<std::variant<config, std::string>()> reload,
           const queue::handler_map& program) {
   log_info_with(fmt::format("forq {} serve starting", FORQ_VERSION), "config", to_json(cfg));
@@ -395,6 +424,7 @@ int serve(const config& cfg, std::function<std::variant<config, std::string>()> 
   }
 
   spdlog::info("using Redis at {}", redact_url(url));
+  raise_open_files(cfg);
 
   // The HTTP listener, bound before any fork: every worker accepts on it.
   asio::ip::tcp::acceptor listener(ioc);

@@ -65,8 +65,9 @@ asio::awaitable<void> consumer::unblock_loop() {
     if (waiting_in_redis_) {
       // The wait returns nothing, as at its timeout. 0: not blocked yet (the fetch is still on
       // its way, on another connection): again shortly.
+      // (Only on a command connection that is up: a request would wait for one without end.)
       bool unblocked = false;
-      if (auto id = conn.client_id(); id != 0) {
+      if (auto id = conn.client_id(); id != 0 && pool_.commands().ready()) {
         redis::request req("CLIENT", "UNBLOCK", std::to_string(id));
         auto r = redis::connection::single(co_await pool_.commands().exec(req));
         unblocked = r && r->as_integer().value_or(0) == 1;

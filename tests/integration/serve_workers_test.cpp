@@ -324,3 +324,38 @@ TEST_F(workers_test, idle_queues_cost_redis_little_with_one_keeper_per_queue) {
 }
 
 } // namespace
+
+namespace {
+
+// A worker holds a connection per queue: the master raises the soft limit of open files to
+// what the configuration needs (up to the hard limit), and warns when the hard limit is short.
+TEST_F(workers_test, the_open_files_limit_is_raised_to_what_the_queues_need_or_named) {
+  std::string queues;
+  for (int i = 0; i < 100; ++i)
+    queues += (i ? ",q" : "q") + std::to_string(i);
+  auto start = [&](const std::string& limits) {
+    return std::make_unique<child_process>(std::vector<std::string>{
+        "/bin/sh", "-c",
+        limits + " && exec " + forq_bin + " serve --redis " + redis_.url() +
+            " --listen 127.0.0.1:0 --workers 1 --concurrency 64 --queues " + queues +
+            " --data-dir " + (dir_ / "data").string()});
+  };
+  // 64 + 100 queues + 4 x 64 = 420.
+  auto raised = start("ulimit -Sn 256 && ulimit -Hn 4096");
+  ASSERT_TRUE(raised->wait_for_err("consuming 100 queues")) << raised->err();
+  EXPECT_NE(raised->err().find("open files limit raised from 256 to 420"), std::string::npos)
+      << raised->err();
+  raised->signal(SIGTERM);
+  EXPECT_EQ(exit_status(*raised, 20s), 0) << raised->err();
+
+  auto short_of = start("ulimit -n 300");
+  ASSERT_TRUE(short_of->wait_for_err("master ready")) << short_of->err();
+  EXPECT_NE(short_of->err().find("may need 420 open files (100 queues, concurrency 64) but may "
+                                 "open only 300"),
+            std::string::npos)
+      << short_of->err();
+  short_of->signal(SIGTERM);
+  exit_status(*short_of, 20s);
+}
+
+} // namespace
