@@ -466,15 +466,7 @@ class bench_run {
   // The bench's queue goes: every key under its hash tag, and its registry entry.
   asio::awaitable<void> cleanup(redis::connection& conn) {
     if (!conn.ready()) co_return; // Redis gone: nothing to clean, and no waiting for it
-    std::string cursor = "0";
-    do {
-      auto r = co_await conn.command("SCAN", cursor, "MATCH", "forq:{" + queue_ + "}:*", "COUNT",
-                                     "1000");
-      if (!r || !r->is_array() || r->elements().size() != 2) co_return;
-      cursor = std::string(r->elements()[0].str());
-      for (const auto& k : r->elements()[1].elements())
-        co_await conn.command("UNLINK", k.str());
-    } while (cursor != "0");
+    co_await delete_keys(conn, "forq:{" + queue_ + "}:*");
     co_await conn.command("SREM", "forq:queues", queue_);
   }
 
@@ -532,25 +524,50 @@ std::string number(double v) {
 
 } // namespace
 
+std::variant<std::unique_ptr<bench_redis>, int> bench_redis::open(const std::string& url) {
+  auto r = std::unique_ptr<bench_redis>(new bench_redis());
+  r->url_ = url;
+  if (!url.empty()) return r;
+  char dir[] = "/tmp/forq-bench-XXXXXX";
+  if (!::mkdtemp(dir)) {
+    std::fprintf(stderr, "forq: cannot make a directory for the bench's Redis\n");
+    return exit_code::failure;
+  }
+  r->dir_ = dir;
+  auto started = embedded_redis::start({.data_dir = dir, .aof = aof_policy::off});
+  if (auto* err = std::get_if<embedded_redis_error>(&started)) {
+    std::fprintf(stderr, "forq: %s\n", err->message.c_str());
+    return exit_code::fatal;
+  }
+  r->server_ = std::move(std::get<std::unique_ptr<embedded_redis>>(started));
+  r->url_ = r->server_->url();
+  return r;
+}
+
+bench_redis::~bench_redis() {
+  server_.reset(); // stops it
+  std::error_code ec;
+  if (!dir_.empty()) std::filesystem::remove_all(dir_, ec);
+}
+
+asio::awaitable<void> delete_keys(redis::connection& conn, std::string pattern) {
+  if (!conn.ready()) co_return; // Redis gone: nothing to clean, and no waiting for it
+  std::string cursor = "0";
+  do {
+    auto r = co_await conn.command("SCAN", cursor, "MATCH", pattern, "COUNT", "1000");
+    if (!r || !r->is_array() || r->elements().size() != 2) co_return;
+    cursor = std::string(r->elements()[0].str());
+    for (const auto& k : r->elements()[1].elements())
+      co_await conn.command("UNLINK", k.str());
+  } while (cursor != "0");
+}
+
 int bench(const config& cfg, const bench_args& a) {
   std::signal(SIGPIPE, SIG_IGN);
-  std::string url = cfg.redis_url;
-  std::unique_ptr<embedded_redis> redis;
-  if (url.empty()) {
-    // A private Redis for the bench alone, without persistence, in a fresh directory.
-    char dir[] = "/tmp/forq-bench-XXXXXX";
-    if (!::mkdtemp(dir)) {
-      std::fprintf(stderr, "forq: cannot make a directory for the bench's Redis\n");
-      return exit_code::failure;
-    }
-    auto started = embedded_redis::start({.data_dir = dir, .aof = aof_policy::off});
-    if (auto* err = std::get_if<embedded_redis_error>(&started)) {
-      std::fprintf(stderr, "forq: %s\n", err->message.c_str());
-      return exit_code::fatal;
-    }
-    redis = std::move(std::get<std::unique_ptr<embedded_redis>>(started));
-    url = redis->url();
-  }
+  auto opened = bench_redis::open(cfg.redis_url);
+  if (auto* code = std::get_if<int>(&opened)) return *code;
+  auto redis = std::move(std::get<std::unique_ptr<bench_redis>>(opened));
+  const std::string& url = redis->url();
 
   std::vector<run_figures> runs;
   std::string version;
@@ -567,13 +584,7 @@ int bench(const config& cfg, const bench_args& a) {
       std::fprintf(stderr, "  run %u of %u: %s jobs/s\n", r, a.repeat,
                    number(runs.back().jobs_per_s).c_str());
   }
-  std::string dir;
-  if (redis) {
-    dir = redis->socket_path().parent_path().string();
-    redis.reset();
-    std::error_code ec;
-    std::filesystem::remove_all(dir, ec);
-  }
+  redis.reset(); // a private Redis is stopped and removed before the report
 
   bool all_ok = true;
   for (const auto& r : runs)

@@ -6,7 +6,13 @@
 
 #include "forq/config.hpp"
 
+#include <boost/asio/awaitable.hpp>
+
 #include <sys/types.h>
+
+#include <filesystem>
+#include <memory>
+#include <variant>
 
 #include <cstddef>
 #include <cstdint>
@@ -16,7 +22,32 @@
 #include <string_view>
 #include <vector>
 
+namespace forq {
+class embedded_redis;
+namespace redis {
+class connection;
+}
+} // namespace forq
+
 namespace forq::bench {
+
+// The Redis a bench runs on: the given URL, or (empty) a private redis-server without
+// persistence in a fresh directory, stopped and removed with this object.
+class bench_redis {
+ public:
+  // The Redis, or the exit code after saying why on stderr.
+  static std::variant<std::unique_ptr<bench_redis>, int> open(const std::string& url);
+  ~bench_redis();
+  const std::string& url() const { return url_; }
+
+ private:
+  std::string url_;
+  std::unique_ptr<embedded_redis> server_;
+  std::filesystem::path dir_;
+};
+
+// Deletes every key matching `pattern` (SCAN and UNLINK); nothing when the connection is down.
+boost::asio::awaitable<void> delete_keys(redis::connection& conn, std::string pattern);
 
 struct bench_args {
   std::string workload;            // drain | steady | mixed

@@ -4,7 +4,6 @@
 #include "bench/bench.hpp"
 #include "cli/connect.hpp"
 #include "master/master.hpp"
-#include "forq/embedded_redis.hpp"
 #include "forq/exit_codes.hpp"
 #include "forq/redis/connection.hpp"
 
@@ -17,7 +16,6 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
-#include <filesystem>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -188,15 +186,7 @@ class idle_run {
   // Every key of the bench's queues, and their registry entries.
   asio::awaitable<void> cleanup(redis::connection& conn) {
     if (!conn.ready()) co_return;
-    std::string cursor = "0";
-    do {
-      auto r = co_await conn.command("SCAN", cursor, "MATCH", "forq:{" + prefix_ + "*", "COUNT",
-                                     "1000");
-      if (!r || !r->is_array() || r->elements().size() != 2) co_return;
-      cursor = std::string(r->elements()[0].str());
-      for (const auto& k : r->elements()[1].elements())
-        co_await conn.command("UNLINK", k.str());
-    } while (cursor != "0");
+    co_await delete_keys(conn, "forq:{" + prefix_ + "*");
     for (std::size_t i = 0; i < a_.queues; ++i)
       co_await conn.command("SREM", "forq:queues", prefix_ + std::to_string(i));
   }
@@ -212,30 +202,9 @@ class idle_run {
 
 int idle(const config& cfg, const idle_args& a) {
   std::signal(SIGPIPE, SIG_IGN);
-  std::string url = cfg.redis_url;
-  std::unique_ptr<embedded_redis> redis;
-  if (url.empty()) {
-    char dir[] = "/tmp/forq-bench-XXXXXX";
-    if (!::mkdtemp(dir)) {
-      std::fprintf(stderr, "forq: cannot make a directory for the bench's Redis\n");
-      return exit_code::failure;
-    }
-    auto started = embedded_redis::start({.data_dir = dir, .aof = aof_policy::off});
-    if (auto* err = std::get_if<embedded_redis_error>(&started)) {
-      std::fprintf(stderr, "forq: %s\n", err->message.c_str());
-      return exit_code::fatal;
-    }
-    redis = std::move(std::get<std::unique_ptr<embedded_redis>>(started));
-    url = redis->url();
-  }
-  int code = idle_run(cfg, a, url).go();
-  if (redis) {
-    auto dir = redis->socket_path().parent_path();
-    redis.reset();
-    std::error_code ec;
-    std::filesystem::remove_all(dir, ec);
-  }
-  return code;
+  auto opened = bench_redis::open(cfg.redis_url);
+  if (auto* code = std::get_if<int>(&opened)) return *code;
+  return idle_run(cfg, a, std::get<std::unique_ptr<bench_redis>>(opened)->url()).go();
 }
 
 } // namespace forq::bench
