@@ -433,7 +433,9 @@ TEST_F(consumer_test, only_the_keeper_looks_after_an_idle_queue) {
   EXPECT_LE(calls(other, "xreadgroup"), 6) << other; // 2 s of 500 ms waits
   auto kept = idle_commands(true);
   EXPECT_GE(calls(kept, "zrange"), 5) << kept;     // a look at `delayed` every 200 ms
-  EXPECT_EQ(calls(kept, "evalsha"), 0) << kept;    // (nothing due: promote.lua is not needed)
+  // No promote.lua (nothing is due): at most the start-up tidy below, when it comes after
+  // RESETSTAT, with its NOSCRIPT retry.
+  EXPECT_LE(calls(kept, "evalsha"), 2) << kept;
   EXPECT_GE(calls(kept, "xautoclaim"), 5) << kept; // a stall look every 200 ms (priority 0)
   // One tidy of every stream when it starts (before or after RESETSTAT), none since: idle,
   // nothing was settled.

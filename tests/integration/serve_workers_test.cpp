@@ -301,7 +301,7 @@ TEST_F(workers_test, idle_queues_cost_redis_little_with_one_keeper_per_queue) {
     auto first = log.find("consuming 10 queues");
     return first != std::string::npos && log.find("consuming 10 queues", first + 1) != std::string::npos;
   }, 10s)) << p->err();
-  std::this_thread::sleep_for(1s); // each keeper's first tidy of everything
+  std::this_thread::sleep_for(2s); // each keeper's first tidy of everything comes first
   redis_.command({"CONFIG", "RESETSTAT"});
   std::this_thread::sleep_for(4s);
   auto stats = redis_.command({"INFO", "commandstats"});
