@@ -127,6 +127,9 @@ TEST_F(workers_test, a_worker_killed_under_load_is_replaced_and_no_job_is_lost) 
   ASSERT_EQ(before.size(), 2u);
   ::kill(before[1], SIGKILL);
   ASSERT_TRUE(wait_until([&] { return stat("completed") >= 300; }, 60s)) << p->err();
+  // (On a slow machine the others may finish everything before the master has even reaped the
+  // killed worker: wait for its replacement too.)
+  wait_until([&] { return worker_pids(p->err())[1] != before[1]; }, 10s);
   auto log = p->err();
   EXPECT_NE(log.find("worker 1 killed by SIGKILL (out of memory, or killed by someone?); "
                      "restarting in"),
