@@ -6,30 +6,14 @@
 #include "forq/queue/producer.hpp"
 #include "scripts.hpp"
 
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
-#include <boost/asio/this_coro.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <boost/json/parse.hpp>
-#include <boost/json/serialize.hpp>
-#include <boost/json/value.hpp>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <charconv>
-#include <cmath>
-
-#include <unistd.h>
 
 namespace forq::queue {
 
-namespace asio = boost::asio;
-using boost::system::error_code;
-using namespace asio::experimental::awaitable_operators;
-using std::chrono::milliseconds;
-using namespace detail;
+using namespace detail; // asio, milliseconds, use_tuple, pause_for, ...
 
 void consumer::histogram::add(std::chrono::microseconds d) {
   const double s = static_cast<double>(d.count()) / 1e6;

@@ -6,19 +6,9 @@
 #include "forq/queue/producer.hpp"
 #include "scripts.hpp"
 
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
-#include <boost/asio/this_coro.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <boost/json/parse.hpp>
-#include <boost/json/serialize.hpp>
-#include <boost/json/value.hpp>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <charconv>
 #include <cmath>
 #include <cstdlib>
 
@@ -28,11 +18,7 @@
 
 namespace forq::queue {
 
-namespace asio = boost::asio;
-using boost::system::error_code;
-using namespace asio::experimental::awaitable_operators;
-using std::chrono::milliseconds;
-using namespace detail;
+using namespace detail; // asio, milliseconds, use_tuple, pause_for, ...
 
 // Tidies when there is something to tidy, not on a clock: after settling jobs (at most every
 // tidy_every), when the oldest result is due for eviction, while writes are refused (tidy is

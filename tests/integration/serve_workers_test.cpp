@@ -79,6 +79,14 @@ class workers_test : public forq::test::redis_test {
     return WIFEXITED(*status) ? WEXITSTATUS(*status) : 128 + WTERMSIG(*status);
   }
 
+  // "q0,q1,...": n queues for --queues.
+  static std::string queue_list(int n) {
+    std::string queues;
+    for (int i = 0; i < n; ++i)
+      queues += (i ? ",q" : "q") + std::to_string(i);
+    return queues;
+  }
+
   forq::test::temp_dir dir_;
 };
 
@@ -294,9 +302,7 @@ namespace {
 // workers took about 580 commands a second (a tidy of ten streams per queue per worker each
 // second); the bound here is issue 16's target, 1 a second per queue per host.
 TEST_F(workers_test, idle_queues_cost_redis_little_with_one_keeper_per_queue) {
-  std::string queues;
-  for (int i = 0; i < 10; ++i)
-    queues += (i ? ",q" : "q") + std::to_string(i);
+  const auto queues = queue_list(10);
   auto p = serve({"--workers", "2", "--queues", queues});
   ASSERT_TRUE(p->wait_for_err("consuming 10 queues")) << p->err();
   ASSERT_TRUE(wait_until([&] {
@@ -333,9 +339,7 @@ namespace {
 // A worker holds a connection per queue: the master raises the soft limit of open files to
 // what the configuration needs (up to the hard limit), and warns when the hard limit is short.
 TEST_F(workers_test, the_open_files_limit_is_raised_to_what_the_queues_need_or_named) {
-  std::string queues;
-  for (int i = 0; i < 100; ++i)
-    queues += (i ? ",q" : "q") + std::to_string(i);
+  const auto queues = queue_list(100);
   auto start = [&](const std::string& limits) {
     return std::make_unique<child_process>(std::vector<std::string>{
         "/bin/sh", "-c",
