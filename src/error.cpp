@@ -36,6 +36,9 @@ class category final : public boost::system::error_category {
       return "Redis refused forq's credentials (retrying cannot help)";
     case errc::redis_refuses_writes:
       return "Redis refuses writes (out of memory, a read-only replica, or a failed save)";
+    case errc::redis_not_confirmed:
+      return "not confirmed: fewer replicas than redis.durability asks for acknowledged the "
+             "write in time (it was made on the primary and may still exist)";
     }
     return "forq error " + std::to_string(ev);
   }

@@ -18,15 +18,95 @@ bool parse_number(std::string_view text, T& out) {
 }
 
 constexpr std::string_view forms =
-    "redis://[user:password@]host[:port][/db], rediss://..., or unix:///path[?db=N]";
+    "redis://[user:password@]host[:port][/db], rediss://..., unix:///path[?db=N], or "
+    "redis-sentinel://[user:password@]host[:port][,host[:port]...]/MASTER_NAME[?db=N]";
+
+constexpr std::string_view sentinel_form =
+    "redis-sentinel://[user:password@]host[:port][,host[:port]...]/MASTER_NAME[?db=N]";
 
 redis_url_error fail(std::string what) {
   return {std::move(what)};
 }
 
+// redis-sentinel://[user:password@]h1[:p1][,h2[:p2]...]/NAME[?db=N]. Boost.URL takes one host
+// per authority, so the list is split here and each part is read as a URL of its own (which
+// decodes and checks it the way a redis:// URL is).
+std::variant<redis_endpoint, redis_url_error> parse_sentinel_url(std::string_view text,
+                                                                 std::string_view scheme) {
+  redis_endpoint ep;
+  ep.kind =
+      scheme == "rediss-sentinel" ? redis_endpoint::transport::tls : redis_endpoint::transport::tcp;
+  auto rest = text.substr(scheme.size() + 3);
+  auto slash = rest.find('/');
+  if (slash == std::string_view::npos)
+    return fail("a sentinel URL names the primary after the sentinels: " +
+                std::string(sentinel_form));
+  auto authority = rest.substr(0, slash);
+  auto tail = rest.substr(slash + 1);
+  if (tail.find('#') != std::string_view::npos) return fail("a Redis URL takes no #fragment");
+
+  auto at = authority.rfind('@');
+  if (at != std::string_view::npos) {
+    // The views a parse returns point into the text it parsed: keep each text alive.
+    const std::string who_text = "redis://" + std::string(authority.substr(0, at)) + "@h";
+    auto who = urls::parse_uri(who_text);
+    if (!who) return fail("the user and password of a sentinel URL are not valid URL text");
+    ep.user = who->user();
+    ep.password = who->password();
+    authority = authority.substr(at + 1);
+  }
+  if (authority.empty())
+    return fail("a sentinel URL needs at least one sentinel: " + std::string(sentinel_form));
+  for (std::size_t start = 0; start <= authority.size();) {
+    auto comma = authority.find(',', start);
+    if (comma == std::string_view::npos) comma = authority.size();
+    auto one = authority.substr(start, comma - start);
+    start = comma + 1;
+    const std::string one_text = "redis://" + std::string(one);
+    auto u = urls::parse_uri(one_text);
+    if (one.empty() || !u || u->encoded_host().empty() || !u->path().empty())
+      return fail("\"" + std::string(one) + "\" is not a sentinel's host[:port]; expected " +
+                  std::string(sentinel_form));
+    redis_endpoint::sentinel_address s;
+    s.host = u->host_address();
+    if (u->has_port()) {
+      unsigned port = 0;
+      if (!parse_number(u->port(), port) || port == 0 || port > 65535)
+        return fail("port \"" + std::string(u->port()) + "\" is not a number from 1 to 65535");
+      s.port = static_cast<std::uint16_t>(port);
+    }
+    ep.sentinels.push_back(std::move(s));
+  }
+
+  auto query = tail.find('?');
+  ep.master_name = std::string(tail.substr(0, query));
+  if (ep.master_name.empty() || ep.master_name.find('/') != std::string::npos)
+    return fail("a sentinel URL ends with the primary's name, as the sentinels know it: " +
+                std::string(sentinel_form));
+  if (query != std::string_view::npos) {
+    const std::string query_text = "redis://h/?" + std::string(tail.substr(query + 1));
+    auto u = urls::parse_uri(query_text);
+    if (!u) return fail("the query of a sentinel URL is not valid URL text");
+    for (auto param : u->params()) {
+      if (param.key != "db")
+        return fail("unknown query parameter \"" + std::string(param.key) +
+                    "\"; only db=N is understood");
+      if (!param.has_value || !parse_number(param.value, ep.db))
+        return fail("db must be a whole number, e.g. redis-sentinel://host:26379/mymaster?db=1");
+    }
+  }
+  return ep;
+}
+
 } // namespace
 
 std::variant<redis_endpoint, redis_url_error> parse_redis_url(std::string_view text) {
+  for (std::string_view scheme : {"redis-sentinel", "rediss-sentinel"})
+    if (text.starts_with(std::string(scheme) + "://")) return parse_sentinel_url(text, scheme);
+  for (std::string_view scheme : {"redis-cluster://", "rediss-cluster://"})
+    if (text.starts_with(scheme))
+      return fail("Redis Cluster is not supported yet: forq runs on one Redis, or on a primary "
+                  "found through Sentinel (redis-sentinel://); see docs/scaling.md");
   auto parsed = urls::parse_uri(text);
   if (!parsed) return fail("not a URL; expected " + std::string(forms));
   urls::url_view u = *parsed;
@@ -99,14 +179,23 @@ std::string redact_url(std::string_view url) {
 std::string redis_endpoint::redacted() const {
   std::string auth;
   if (!user.empty() || !password.empty()) auth = user + (password.empty() ? "" : ":***") + "@";
+  auto bracket = [](const std::string& h) {
+    return h.find(':') != std::string::npos ? "[" + h + "]" : h;
+  };
+  if (via_sentinel()) {
+    std::string hosts;
+    for (const auto& s : sentinels)
+      hosts += (hosts.empty() ? "" : ",") + bracket(s.host) + ":" + std::to_string(s.port);
+    return std::string(kind == transport::tls ? "rediss-sentinel://" : "redis-sentinel://") + auth +
+           hosts + "/" + master_name + (db ? "?db=" + std::to_string(db) : "");
+  }
   switch (kind) {
   case transport::unix_socket:
     return "unix://" + auth + path + (db ? "?db=" + std::to_string(db) : "");
   case transport::tcp:
   case transport::tls: {
-    auto h = host.find(':') != std::string::npos ? "[" + host + "]" : host;
-    return std::string(kind == transport::tls ? "rediss://" : "redis://") + auth + h + ":" +
-           std::to_string(port) + (db ? "/" + std::to_string(db) : "");
+    return std::string(kind == transport::tls ? "rediss://" : "redis://") + auth + bracket(host) +
+           ":" + std::to_string(port) + (db ? "/" + std::to_string(db) : "");
   }
   }
   return {};

@@ -55,6 +55,9 @@ struct queue_stats {
 struct enqueue_outcome {
   std::optional<queue::enqueue_result> added;
   std::string refused;
+  // redis.durability = replicated:N and fewer replicas acknowledged it in time: the job is on
+  // the primary (added, or named in these words) but not confirmed. Empty: confirmed, or async.
+  std::string unconfirmed;
 };
 
 class client {

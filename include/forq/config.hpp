@@ -46,6 +46,15 @@ struct config {
   // maxmemory-policy may evict keys (anything but noeviction) deletes queued jobs silently:
   // forq warns at start; strict makes it fatal (exit 2).
   bool redis_strict = false;
+  // file `redis.sentinel_password`, env FORQ_REDIS_SENTINEL_PASSWORD, flag
+  // --redis-sentinel-password. The sentinels' own password (a redis-sentinel:// URL's
+  // credentials are the primary's).
+  std::string redis_sentinel_password;
+  // file `redis.durability`, env FORQ_REDIS_DURABILITY, flag --redis-durability: `async`
+  // (replicas: 0) or `replicated:N[:TIMEOUT_MS]`. With N > 0 every enqueue and ack is followed by
+  // WAIT N TIMEOUT_MS; an enqueue fewer replicas confirmed is reported "not confirmed".
+  int redis_wait_replicas = 0;
+  std::chrono::milliseconds redis_wait_timeout{1000};
   // file `workers`, env FORQ_WORKERS, flag --workers. Child processes; 0 = one per CPU.
   unsigned workers = 0;
   // file `listen`, env FORQ_LISTEN, flag --listen. HTTP listener (health, metrics, API).

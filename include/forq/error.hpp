@@ -37,6 +37,9 @@ enum class errc {
   // Redis refuses writes for now (-OOM at maxmemory, -READONLY on a replica, -MISCONF after a
   // failed save): nothing was written; it may accept them later.
   redis_refuses_writes,
+  // redis.durability = replicated:N: the write was made on the primary, but fewer than N
+  // replicas acknowledged it within the timeout (WAIT). It may survive, or be lost in a failover.
+  redis_not_confirmed,
 };
 
 const boost::system::error_category& error_category() noexcept;

@@ -4,6 +4,7 @@
 #include <string>
 #include <string_view>
 #include <variant>
+#include <vector>
 
 namespace forq {
 
@@ -11,6 +12,11 @@ namespace forq {
 //   redis://[user:password@]host[:port][/db]
 //   rediss://...                      (TLS)
 //   unix:///path/to/socket[?db=N]     (user and password may stand before the path too)
+//   redis-sentinel://[user:password@]host[:port][,host[:port]...]/MASTER_NAME[?db=N]
+//   rediss-sentinel://...             (TLS, to the sentinels and to the primary)
+// A sentinel URL names the sentinels (port 26379 by default) and the primary they watch; the
+// credentials are the primary's (the sentinels' own password is a setting of its own). Redis
+// Cluster URLs (redis-cluster://) are recognised and refused: forq does not speak Cluster yet.
 struct redis_endpoint {
   enum class transport { tcp, tls, unix_socket };
 
@@ -21,6 +27,16 @@ struct redis_endpoint {
   std::string user;     // empty: the default user
   std::string password; // empty: no AUTH
   std::uint32_t db = 0;
+
+  // redis-sentinel://: the sentinels, in the URL's order, and the name of the primary they
+  // watch. host and port above are unused until a sentinel names the primary.
+  struct sentinel_address {
+    std::string host;
+    std::uint16_t port = 26379;
+  };
+  std::vector<sentinel_address> sentinels;
+  std::string master_name;
+  bool via_sentinel() const { return !master_name.empty(); }
 
   // The URL again, with the password replaced by "***": the only form that may be printed.
   std::string redacted() const;

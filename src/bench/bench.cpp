@@ -203,8 +203,7 @@ class bench_run {
     if (!shared_) return std::string("cannot map shared memory for the counters");
     // (with_connection says on stderr why, if it never runs the body)
     std::variant<run_figures, std::string> out = std::string("see the error above");
-    cli::with_connection(url_, "bench", cfg_.redis_timeout,
-                    [&](redis::connection& conn) -> asio::awaitable<int> {
+    cli::with_connection(cfg_, url_, "bench", [&](redis::connection& conn) -> asio::awaitable<int> {
       out = co_await body(conn);
       stop_serve(); // (blocks this loop for the workers' drain: nothing else runs on it)
       co_await cleanup(conn);

@@ -69,13 +69,12 @@ class idle_run {
 
   int go() {
     int code = exit_code::failure;
-    cli::with_connection(url_, "bench", cfg_.redis_timeout,
-                         [&](redis::connection& conn) -> asio::awaitable<int> {
-                           code = co_await body(conn);
-                           stop();
-                           co_await cleanup(conn);
-                           co_return exit_code::ok;
-                         });
+    cli::with_connection(cfg_, url_, "bench", [&](redis::connection& conn) -> asio::awaitable<int> {
+      code = co_await body(conn);
+      stop();
+      co_await cleanup(conn);
+      co_return exit_code::ok;
+    });
     return code;
   }
 

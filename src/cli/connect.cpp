@@ -1,7 +1,9 @@
 // with_connection (connect.hpp): the short-lived commands' way to Redis.
 #include "connect.hpp"
+
 #include "forq/exit_codes.hpp"
 #include "forq/redis_url.hpp"
+#include "worker/worker.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -23,8 +25,7 @@ void fail(const std::string& message) {
 
 } // namespace
 
-int with_connection(const std::string& url, std::string_view role,
-                    std::chrono::milliseconds redis_timeout,
+int with_connection(const config& cfg, const std::string& url, std::string_view role,
                     std::function<asio::awaitable<int>(redis::connection&)> body) {
   auto parsed = parse_redis_url(url);
   if (auto* err = std::get_if<redis_url_error>(&parsed)) {
@@ -32,10 +33,8 @@ int with_connection(const std::string& url, std::string_view role,
     return exit_code::fatal;
   }
   asio::io_context ioc(1);
-  redis::connection_options o;
-  o.endpoint = std::get<redis_endpoint>(parsed);
+  auto o = worker::redis_options(cfg, std::get<redis_endpoint>(parsed));
   o.client_name = redis::client_name(role);
-  redis::set_timeouts(o, redis_timeout);
   redis::connection conn(ioc.get_executor(), o);
   int code = exit_code::failure;
   asio::co_spawn(ioc, conn.run(), asio::detached);

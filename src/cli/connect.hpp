@@ -2,6 +2,7 @@
 
 // How the short-lived commands (ops.cpp, bench) reach Redis.
 
+#include "forq/config.hpp"
 #include "forq/redis/connection.hpp"
 
 #include <boost/asio/awaitable.hpp>
@@ -17,8 +18,8 @@ namespace forq::cli {
 // connection is ready (at most its connect timeout and 2 s), runs `body` and returns its exit
 // code. An unreachable Redis, a bad URL (exit 2) or an exception from `body` is one message on
 // stderr and a non-zero code: never a hang.
-int with_connection(const std::string& url, std::string_view role,
-                    std::chrono::milliseconds redis_timeout,
+// The connection's settings but the URL come from `cfg` (worker::redis_options).
+int with_connection(const config& cfg, const std::string& url, std::string_view role,
                     std::function<boost::asio::awaitable<int>(redis::connection&)> body);
 
 } // namespace forq::cli

@@ -46,8 +46,7 @@ int with_client(const config& cfg, std::function<asio::awaitable<int>(client&)> 
     }
     url = *found;
   }
-  return with_connection(url, "cli", cfg.redis_timeout,
-                         [&](redis::connection& conn) -> asio::awaitable<int> {
+  return with_connection(cfg, url, "cli", [&](redis::connection& conn) -> asio::awaitable<int> {
     client c(conn);
     co_return co_await body(c);
   });
@@ -144,6 +143,8 @@ int enqueue(const config& cfg, const enqueue_args& a) {
       if (!r) {
         if (r.error() == errc::redis_refuses_writes)
           fail("Redis refuses writes: " + why + "; nothing was added");
+        else if (r.error() == errc::redis_not_confirmed)
+          fail("not confirmed: " + why);
         else
           fail(why.empty() ? redis_error(r.error()) : why);
         co_return exit_code::failure;
@@ -192,7 +193,12 @@ int enqueue(const config& cfg, const enqueue_args& a) {
       }
       for (std::size_t i = 0; i < r->size(); ++i) {
         const auto& o = (*r)[i];
-        if (o.added) {
+        if (!o.unconfirmed.empty()) {
+          if (o.added) std::printf("%s\n", o.added->id.c_str());
+          std::fprintf(stderr, "forq: line %zu not confirmed: %s\n", lines[i],
+                       o.unconfirmed.c_str());
+          code = exit_code::failure;
+        } else if (o.added) {
           std::printf("%s\n", o.added->id.c_str());
         } else {
           std::fprintf(stderr, "forq: line %zu refused: %s\n", lines[i], o.refused.c_str());

@@ -161,6 +161,56 @@ std::vector<config_field> make_fields() {
                            "keys (it would delete queued jobs silently); without it, a warning",
                            &config::redis_strict));
 
+  f.push_back({"redis.sentinel_password", "FORQ_REDIS_SENTINEL_PASSWORD",
+               "--redis-sentinel-password",
+               "Password of the sentinels of a redis-sentinel:// URL (the URL's own credentials "
+               "are the primary's); empty: none. Prefer the environment: flags show in ps",
+               "text, or empty", "PASSWORD", kind::string,
+               [](config& c, std::string_view v) -> std::optional<std::string> {
+                 c.redis_sentinel_password = std::string(v);
+                 return std::nullopt;
+               },
+               [](const config& c) { return c.redis_sentinel_password.empty() ? "" : "***"; }});
+
+  f.push_back({"redis.durability", "FORQ_REDIS_DURABILITY", "--redis-durability",
+               "async: an enqueue is confirmed when the primary has it (Redis's own promise); "
+               "replicated:N[:TIMEOUT_MS]: only once N replicas have it too (WAIT N TIMEOUT_MS "
+               "after every enqueue and ack; default timeout 1000 ms), else it is reported "
+               "\"not confirmed\"",
+               "async, or replicated:N[:TIMEOUT_MS] with N from 1 to 100 and TIMEOUT_MS from 1 "
+               "to 60000",
+               "MODE", kind::string,
+               [](config& c, std::string_view v) -> std::optional<std::string> {
+                 if (v == "async") {
+                   c.redis_wait_replicas = 0;
+                   c.redis_wait_timeout = std::chrono::milliseconds(1000);
+                   return std::nullopt;
+                 }
+                 const std::string_view prefix = "replicated:";
+                 const std::string expected =
+                     "expected async or replicated:N[:TIMEOUT_MS] (N from 1 to 100, TIMEOUT_MS "
+                     "from 1 to 60000), e.g. replicated:1 or replicated:2:500";
+                 if (!v.starts_with(prefix)) return expected;
+                 auto rest = v.substr(prefix.size());
+                 auto colon = rest.find(':');
+                 auto n = parse_uint(rest.substr(0, colon), 100);
+                 if (!n || *n == 0) return expected;
+                 std::chrono::milliseconds timeout(1000);
+                 if (colon != std::string_view::npos) {
+                   auto t = parse_uint(rest.substr(colon + 1), 60000);
+                   if (!t || *t == 0) return expected;
+                   timeout = std::chrono::milliseconds(*t);
+                 }
+                 c.redis_wait_replicas = static_cast<int>(*n);
+                 c.redis_wait_timeout = timeout;
+                 return std::nullopt;
+               },
+               [](const config& c) {
+                 if (c.redis_wait_replicas == 0) return std::string("async");
+                 return "replicated:" + std::to_string(c.redis_wait_replicas) + ":" +
+                        std::to_string(c.redis_wait_timeout.count());
+               }});
+
   f.push_back({"redis.timeout", "FORQ_REDIS_TIMEOUT", "--redis-timeout",
                "Seconds a Redis reply may be late before the connection is dropped and made "
                "again (a blocking fetch adds its own wait); connecting and logging in get the "
@@ -391,9 +441,10 @@ std::optional<config_error> apply(config& cfg, const config_field& f, std::strin
                                   const std::string& where) {
   if (auto why = f.set(cfg, value)) {
     // A rejected URL may carry a password: print only its redacted form; a token, nothing.
-    std::string shown = f.key == "redis.url"   ? redact_url(value)
-                        : f.key == "api_token" ? std::string("***")
-                                               : std::string(value);
+    std::string shown = f.key == "redis.url" ? redact_url(value)
+                        : f.key == "api_token" || f.key == "redis.sentinel_password"
+                            ? std::string("***")
+                            : std::string(value);
     return config_error{"invalid " + f.key + " \"" + shown + "\" (" + where + "): " + *why};
   }
   return std::nullopt;

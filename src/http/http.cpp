@@ -71,6 +71,8 @@ reply_t redis_trouble(const boost::system::error_code& ec, const std::string& wh
            " ms); nothing was done";
   else if (ec == errc::redis_refuses_writes)
     text = "Redis refuses writes: " + (why.empty() ? ec.message() : why) + "; nothing was done";
+  else if (ec == errc::redis_not_confirmed)
+    text = "not confirmed: " + (why.empty() ? ec.message() : why);
   else if (changes && (ec == errc::redis_timeout || ec == errc::redis_connection_lost))
     text = "Redis: " + ec.message() +
            "; the outcome is unknown: it may or may not have taken effect (look it up; an "

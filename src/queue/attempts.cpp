@@ -124,8 +124,12 @@ asio::awaitable<void> consumer::ack_loop() {
     }
     req.push("HINCRBY", k.stats, "completed", count);
     req.push("HINCRBY", k.stats, "results_kept", count); // the index's size, for tidy.lua
+    // redis.durability = replicated:N: the acks are settled once N replicas hold them too.
+    const auto& durable = pool_.commands().options().durability;
+    if (durable.replicas > 0) push_wait(req, durable);
     const auto sent = std::chrono::steady_clock::now();
-    auto r = co_await pool_.commands().exec(req);
+    auto r = co_await pool_.commands().exec(req, durable.replicas > 0 ? durable.timeout
+                                                                      : milliseconds(0));
     stats_.round_trip.add(std::chrono::duration_cast<std::chrono::microseconds>(
         std::chrono::steady_clock::now() - sent));
     if (!r && r.error() == errc::redis_shutdown) break; // these stay pending: stall recovery
@@ -147,6 +151,18 @@ asio::awaitable<void> consumer::ack_loop() {
       continue;
     }
     write_accepted();
+    if (durable.replicas > 0) {
+      // Not worth a retry (the acks are made; a failover now may run these jobs again), but
+      // worth a line when it starts and one when it ends.
+      auto short_by = short_of_replicas(
+          r->back(), durable, "the acks of " + std::to_string(batch.size()) + " jobs are");
+      if (short_by && !acks_unconfirmed_)
+        spdlog::warn("queue {}: {}; the jobs may run again after a failover", options_.queue,
+                     *short_by);
+      else if (!short_by && acks_unconfirmed_)
+        spdlog::info("queue {}: acks are confirmed by the replicas again", options_.queue);
+      acks_unconfirmed_ = short_by.has_value();
+    }
     stats_.done += batch.size();
     acked_since_tidy_ += batch.size();
     if (acked_since_tidy_ >= 20000) tidy_due_.cancel();

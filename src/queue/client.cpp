@@ -187,8 +187,14 @@ client::enqueue_many(std::string_view queue, const std::vector<queue::job>& jobs
       in_batch.push_back(i);
     }
     if (!in_batch.empty()) {
-      auto r = co_await exec(batch);
+      const auto& d = conn_.options().durability;
+      if (d.replicas > 0) queue::push_wait(batch, d);
+      auto o = opts_;
+      o.extra_timeout = d.replicas > 0 ? d.timeout : std::chrono::milliseconds(0);
+      auto r = co_await conn_.exec(batch, o);
       if (!r) co_return r.error();
+      std::optional<std::string> unconfirmed;
+      if (d.replicas > 0) unconfirmed = queue::short_of_replicas(r->back(), d, "the job is");
       for (std::size_t k = 0; k < in_batch.size(); ++k) {
         const auto& reply = (*r)[k];
         if (reply.is_error())
@@ -196,6 +202,7 @@ client::enqueue_many(std::string_view queue, const std::vector<queue::job>& jobs
         else
           out[in_batch[k]].added = queue::enqueue_result{
               queue::first_attempt_id(reply.str(), jobs[in_batch[k]].priority), false};
+        if (unconfirmed && out[in_batch[k]].added) out[in_batch[k]].unconfirmed = *unconfirmed;
       }
     }
     // One that needs a script (caller-given id, or later).
@@ -204,6 +211,8 @@ client::enqueue_many(std::string_view queue, const std::vector<queue::job>& jobs
       auto r = co_await queue::enqueue(conn_, queue, jobs[i], &why, opts_);
       if (r)
         out[i].added = *r;
+      else if (r.error() == errc::redis_not_confirmed)
+        out[i].unconfirmed = why; // added, and its id is in the words: not its own field
       else if (r.error() == errc::invalid_job)
         out[i].refused = why;
       else

@@ -129,6 +129,44 @@ void push_xadd(redis::request& req, std::string_view queue, const job& j) {
   req.push_range("XADD", args); // copies the arguments into the request
 }
 
+void push_wait(redis::request& req, const redis::durability& d) {
+  req.push("WAIT", std::to_string(d.replicas), std::to_string(d.timeout.count()));
+}
+
+std::optional<std::string> short_of_replicas(const redis::reply& wait_reply,
+                                             const redis::durability& d, std::string_view what) {
+  auto got = wait_reply.as_integer();
+  if (got && *got >= d.replicas) return std::nullopt;
+  return std::string(what) + " on the primary, but " + (got ? std::to_string(*got) : "no") +
+         " of the " + std::to_string(d.replicas) +
+         " replica(s) redis.durability asks for acknowledged the write within " +
+         std::to_string(d.timeout.count()) + " ms" +
+         (wait_reply.is_error() ? " (WAIT: " + std::string(wait_reply.str()) + ")" : "") +
+         "; it may be lost if the primary fails now";
+}
+
+namespace {
+
+// redis.durability = replicated:N: WAIT after a write, on the same connection (so it covers
+// it); fewer replicas than N in time is redis_not_confirmed, with the job's id in `why`.
+boost::asio::awaitable<error_code> confirm(redis::connection& conn, std::string_view id,
+                                           std::string* why, redis::exec_options opts) {
+  const auto& d = conn.options().durability;
+  if (d.replicas <= 0) co_return error_code();
+  redis::request wait;
+  push_wait(wait, d);
+  opts.extra_timeout = d.timeout;
+  auto r = co_await conn.exec(wait, opts);
+  if (!r) co_return r.error();
+  if (auto short_by = short_of_replicas(r->front(), d, "job " + std::string(id) + " is")) {
+    if (why) *why = *short_by;
+    co_return error_code(errc::redis_not_confirmed);
+  }
+  co_return error_code();
+}
+
+} // namespace
+
 boost::asio::awaitable<boost::system::result<enqueue_result>>
 enqueue(redis::connection& conn, std::string_view queue, const job& j, std::string* why,
         redis::exec_options opts) {
@@ -170,8 +208,9 @@ enqueue(redis::connection& conn, std::string_view queue, const job& j, std::stri
       if (why) *why = r->to_string();
       co_return error_code(errc::redis_protocol);
     }
-    co_return enqueue_result{std::string(r->elements()[1].str()),
-                             r->elements()[0].str() == "duplicate"};
+    enqueue_result done{std::string(r->elements()[1].str()), r->elements()[0].str() == "duplicate"};
+    if (auto ec = co_await confirm(conn, done.id, why, opts)) co_return ec;
+    co_return done;
   }
 
   if (!j.id) { // the common case: one XADD, the entry id is the job id
@@ -180,7 +219,9 @@ enqueue(redis::connection& conn, std::string_view queue, const job& j, std::stri
     auto r = redis::connection::single(co_await conn.exec(xadd, opts));
     if (!r) co_return r.error();
     if (r->is_error()) co_return write_error(*r, why);
-    co_return enqueue_result{first_attempt_id(r->str(), j.priority), false};
+    enqueue_result done{first_attempt_id(r->str(), j.priority), false};
+    if (auto ec = co_await confirm(conn, done.id, why, opts)) co_return ec;
+    co_return done;
   }
 
   auto unique_key = keys::unique_key(queue, *j.id);
@@ -198,7 +239,9 @@ enqueue(redis::connection& conn, std::string_view queue, const job& j, std::stri
     if (why) *why = r->to_string();
     co_return error_code(errc::redis_protocol);
   }
-  co_return enqueue_result{*j.id, r->elements()[0].str() == "duplicate"};
+  enqueue_result done{*j.id, r->elements()[0].str() == "duplicate"};
+  if (auto ec = co_await confirm(conn, done.id, why, opts)) co_return ec;
+  co_return done;
 }
 
 error_code write_error(const redis::reply& r, std::string* why) {

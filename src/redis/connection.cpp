@@ -17,9 +17,11 @@
 #include <boost/asio/write.hpp>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cctype>
 #include <optional>
 #include <random>
+#include <sstream>
 #include <unistd.h>
 
 namespace forq::redis {
@@ -42,7 +44,16 @@ std::string describe(const error_code& ec) {
   return text;
 }
 
+// Through Sentinel, a failed connect means "ask the sentinels again", which is cheap: retries
+// stay at most 250 ms apart, so a promoted replica is found soon after the sentinels name it.
+connection_options for_sentinel(connection_options o) {
+  if (o.endpoint.via_sentinel())
+    o.reconnect.max_delay = std::min(o.reconnect.max_delay, milliseconds(250));
+  return o;
+}
+
 std::string describe_endpoint(const redis_endpoint& ep) {
+  if (ep.via_sentinel()) return "redis primary \"" + ep.master_name + "\" (via Sentinel)";
   if (ep.kind == redis_endpoint::transport::unix_socket) return "redis " + ep.path;
   auto host = ep.host.find(':') != std::string::npos ? "[" + ep.host + "]" : ep.host;
   return std::string(ep.kind == redis_endpoint::transport::tls ? "rediss " : "redis ") + host +
@@ -139,6 +150,55 @@ struct tls_stream {
   ssl::stream<tcp::socket> stream;
 };
 
+// A request written and its replies read, on a transport of its own (logging in, asking a
+// sentinel). `buffer` holds the last read; bytes past the replies stay in `parser`.
+struct exchange {
+  connection::response replies;
+  std::string failure; // empty: every reply arrived
+};
+
+asio::awaitable<exchange> roundtrip(connection::transport& t, reply_parser& parser,
+                                    std::vector<char>& buffer, const request& req) {
+  exchange x;
+  std::vector<asio::const_buffer> out{asio::buffer(req.payload())};
+  auto [wec, wn] = co_await t.write(out);
+  if (wec) {
+    x.failure = describe(wec);
+    co_return x;
+  }
+  std::size_t reads = 0, last_read = 0;
+  while (x.replies.size() < req.commands()) {
+    reply r;
+    auto st = parser.next(r);
+    if (st == reply_parser::status::reply) {
+      x.replies.push_back(std::move(r));
+      continue;
+    }
+    if (st == reply_parser::status::protocol_error) {
+      if (x.replies.empty() && reads == 1) {
+        // Not RESP from the first byte: something else listens there (a wrong port). Say so,
+        // and what it seems to be when it is an HTTP server (forq's own listener, say).
+        std::string_view got(buffer.data(), last_read);
+        x.failure = std::string("not a Redis server: its answer is not RESP (") +
+                    parser.error_text() + ")" +
+                    (got.starts_with("HTTP/") ? "; it answered in HTTP" : "");
+      } else {
+        x.failure = "malformed reply: " + parser.error_text();
+      }
+      co_return x;
+    }
+    auto [rec, n] = co_await t.read_some(asio::buffer(buffer));
+    if (rec) {
+      x.failure = describe(rec);
+      co_return x;
+    }
+    ++reads;
+    last_read = n;
+    parser.feed({buffer.data(), n});
+  }
+  co_return x;
+}
+
 } // namespace
 
 struct connection::pending {
@@ -159,7 +219,7 @@ struct connection::pending {
 
 connection::connection(asio::any_io_executor ex, connection_options options)
     : ex_(std::move(ex))
-    , options_(std::move(options))
+    , options_(for_sentinel(std::move(options)))
     , where_(describe_endpoint(options_.endpoint))
     , state_(where_, options_.reconnect, options_.seed ? options_.seed : std::random_device{}())
     , read_buffer_(64 * 1024)
@@ -188,7 +248,7 @@ asio::awaitable<void> connection::run() {
   if (stopped_ || running_) co_return;
   running_ = true;
   try {
-    co_await (life() || wait_for_stop() || expire_queued());
+    co_await (life() || wait_for_stop() || expire_queued() || follow_failovers());
   } catch (const boost::system::system_error&) {
     // Cancelled from outside while life() was between steps: the cleanup below still runs.
   }
@@ -300,16 +360,31 @@ asio::awaitable<void> connection::life() {
 }
 
 asio::awaitable<std::string> connection::connect_and_login() {
-  const auto& ep = options_.endpoint;
+  redis_endpoint ep = options_.endpoint;
   parser_.reset();
+  if (ep.via_sentinel()) {
+    auto failure = co_await find_primary(ep);
+    if (!failure.empty()) co_return failure;
+    auto found = ep.host + ":" + std::to_string(ep.port);
+    if (found != primary_) spdlog::info("{}: the sentinels name {} as the primary", where_, found);
+    primary_ = found;
+  }
+  auto failure = co_await open(ep, transport_);
+  if (!failure.empty()) co_return failure;
+  co_return co_await login(ep);
+}
+
+// A transport to `ep` (TCP, unix socket or TLS), connected and handshaken, in `out`; or why not.
+asio::awaitable<std::string> connection::open(const redis_endpoint& ep,
+                                              std::unique_ptr<transport>& out) {
   if (ep.kind == redis_endpoint::transport::unix_socket) {
     asio::local::stream_protocol::socket socket(ex_);
     auto [ec] =
         co_await socket.async_connect(asio::local::stream_protocol::endpoint(ep.path), use_tuple);
     if (ec) co_return describe(ec);
-    transport_ =
+    out =
         std::make_unique<stream_transport<asio::local::stream_protocol::socket>>(std::move(socket));
-    co_return co_await login();
+    co_return std::string();
   }
 
   std::vector<tcp::endpoint> endpoints;
@@ -352,8 +427,8 @@ asio::awaitable<std::string> connection::connect_and_login() {
   socket.set_option(asio::socket_base::keep_alive(true), ignored);
 
   if (ep.kind == redis_endpoint::transport::tcp) {
-    transport_ = std::make_unique<stream_transport<tcp::socket>>(std::move(socket));
-    co_return co_await login();
+    out = std::make_unique<stream_transport<tcp::socket>>(std::move(socket));
+    co_return std::string();
   }
 
   ssl::context ctx(ssl::context::tls_client);
@@ -376,13 +451,12 @@ asio::awaitable<std::string> connection::connect_and_login() {
              const_cast<char*>(ep.host.c_str()));
   auto [hec] = co_await stream.async_handshake(ssl::stream_base::client, use_tuple);
   if (hec) co_return "TLS handshake failed: " + describe(hec);
-  transport_ = std::move(tls);
-  co_return co_await login();
+  out = std::move(tls);
+  co_return std::string();
 }
 
-asio::awaitable<std::string> connection::login() {
+asio::awaitable<std::string> connection::login(const redis_endpoint& ep) {
   auth_failed_ = false;
-  const auto& ep = options_.endpoint;
   request req;
   bool auth = !ep.password.empty();
   if (auth && !ep.user.empty())
@@ -392,37 +466,14 @@ asio::awaitable<std::string> connection::login() {
   if (ep.db != 0) req.push("SELECT", ep.db);
   req.push("CLIENT", "SETNAME", options_.client_name);
   req.push("PING"); // answers -LOADING while the server loads its data
+  // The sentinels' answer can be stale (a failover under way): the server says what it is.
+  const std::size_t role_at = req.commands();
+  if (ep.via_sentinel()) req.push("ROLE");
   if (options_.want_client_id) req.push("CLIENT", "ID");
 
-  std::vector<asio::const_buffer> out{asio::buffer(req.payload())};
-  auto [wec, wn] = co_await transport_->write(out);
-  if (wec) co_return describe(wec);
-  response replies;
-  std::size_t reads = 0, last_read = 0; // the last read's bytes are in read_buffer_
-  while (replies.size() < req.commands()) {
-    reply r;
-    auto st = parser_.next(r);
-    if (st == reply_parser::status::reply) {
-      replies.push_back(std::move(r));
-      continue;
-    }
-    if (st == reply_parser::status::protocol_error) {
-      if (replies.empty() && reads == 1) {
-        // Not RESP from the first byte: something else listens there (a wrong port). Say so,
-        // and what it seems to be when it is an HTTP server (forq's own listener, say).
-        std::string_view got(read_buffer_.data(), last_read);
-        co_return std::string("not a Redis server: its answer is not RESP (") +
-            parser_.error_text() + ")" +
-            (got.starts_with("HTTP/") ? "; it answered in HTTP" : "");
-      }
-      co_return "malformed reply: " + parser_.error_text();
-    }
-    auto [rec, n] = co_await transport_->read_some(asio::buffer(read_buffer_));
-    if (rec) co_return describe(rec);
-    ++reads;
-    last_read = n;
-    parser_.feed({read_buffer_.data(), n});
-  }
+  auto x = co_await roundtrip(*transport_, parser_, read_buffer_, req);
+  if (!x.failure.empty()) co_return x.failure;
+  const auto& replies = x.replies;
   for (std::size_t i = 0; i < replies.size(); ++i) {
     const auto& r = replies[i];
     if (!r.is_error()) continue;
@@ -435,8 +486,136 @@ asio::awaitable<std::string> connection::login() {
     if (options_.want_client_id && i + 1 == replies.size()) continue; // no id: no UNBLOCK
     co_return "login failed: " + std::string(r.str());
   }
+  if (ep.via_sentinel()) {
+    const auto& role = replies[role_at];
+    std::string what = role.is_array() && !role.elements().empty()
+                           ? std::string(role.elements()[0].str())
+                           : role.to_string();
+    if (what != "master")
+      co_return "the server the sentinels named, " + ep.host + ":" + std::to_string(ep.port) +
+          ", is a " + what + ", not the primary (a failover under way?)";
+  }
   client_id_ = options_.want_client_id ? replies.back().as_integer().value_or(0) : 0;
   co_return std::string();
+}
+
+// The sentinels in turn, each with a short timeout, until one names the primary; that one is
+// asked first next time (the Sentinel client spec's order). Fills ep.host and ep.port.
+asio::awaitable<std::string> connection::find_primary(redis_endpoint& ep) {
+  if (sentinels_.empty()) sentinels_ = ep.sentinels;
+  const auto each = std::clamp(options_.connect_timeout / 3, milliseconds(100), milliseconds(500));
+  std::string tried;
+  for (std::size_t i = 0; i < sentinels_.size(); ++i) {
+    redis_endpoint s;
+    s.kind = ep.kind;
+    s.host = sentinels_[i].host;
+    s.port = sentinels_[i].port;
+    std::string why;
+    auto r = co_await (ask_sentinel(s, ep) || sleep(each));
+    if (r.index() == 0)
+      why = std::get<0>(r);
+    else
+      why = "no answer within " + std::to_string(each.count()) + " ms";
+    if (why.empty()) {
+      std::rotate(sentinels_.begin(), sentinels_.begin() + static_cast<std::ptrdiff_t>(i),
+                  sentinels_.begin() + static_cast<std::ptrdiff_t>(i) + 1);
+      co_return std::string();
+    }
+    tried += (tried.empty() ? "" : "; ") + s.host + ":" + std::to_string(s.port) + ": " + why;
+  }
+  co_return "no sentinel named the primary \"" + ep.master_name + "\" (" + tried + ")";
+}
+
+asio::awaitable<std::string> connection::ask_sentinel(const redis_endpoint& sentinel,
+                                                      redis_endpoint& primary) {
+  std::unique_ptr<transport> t;
+  auto failure = co_await open(sentinel, t);
+  if (!failure.empty()) co_return failure;
+  request req;
+  if (!options_.sentinel_password.empty()) req.push("AUTH", options_.sentinel_password);
+  req.push("SENTINEL", "get-master-addr-by-name", primary.master_name);
+  reply_parser parser;
+  std::vector<char> buffer(4096);
+  auto x = co_await roundtrip(*t, parser, buffer, req);
+  t->close();
+  if (!x.failure.empty()) co_return x.failure;
+  for (const auto& r : x.replies)
+    if (r.is_error()) co_return "it answered " + std::string(r.str());
+  const auto& a = x.replies.back();
+  if (a.is_nil()) co_return "it watches no primary named \"" + primary.master_name + "\"";
+  auto port = a.is_array() && a.elements().size() == 2 ? a.elements()[1].as_integer()
+                                                       : std::optional<std::int64_t>();
+  if (!port || *port <= 0 || *port > 65535) co_return "it answered " + a.to_string();
+  primary.host = std::string(a.elements()[0].str());
+  primary.port = static_cast<std::uint16_t>(*port);
+  co_return std::string();
+}
+
+// With on_switch_master: a subscription to +switch-master on one sentinel at a time, for the
+// connection's whole life. Without: nothing, until the connection stops.
+asio::awaitable<void> connection::follow_failovers() {
+  if (!options_.endpoint.via_sentinel() || !options_.on_switch_master) {
+    asio::steady_timer forever(ex_, steady_clock::time_point::max());
+    co_await forever.async_wait(use_tuple);
+    co_return;
+  }
+  bool said = false; // one line per loss, not one per retry while no sentinel answers
+  for (std::size_t n = 0;; ++n) {
+    if (sentinels_.empty()) sentinels_ = options_.endpoint.sentinels;
+    redis_endpoint s;
+    s.kind = options_.endpoint.kind;
+    s.host = sentinels_[n % sentinels_.size()].host;
+    s.port = sentinels_[n % sentinels_.size()].port;
+    auto why = co_await watch_sentinel(s, said);
+    if (stopped_ || co_await cancelled()) co_return;
+    if (!said)
+      spdlog::warn("{}: no failover announcements from sentinel {}:{} ({}); trying the next "
+                   "sentinel",
+                   where_, s.host, s.port, why);
+    said = true;
+    co_await sleep(milliseconds(1000));
+    if (co_await cancelled()) co_return;
+  }
+}
+
+asio::awaitable<std::string> connection::watch_sentinel(const redis_endpoint& sentinel,
+                                                        bool& said) {
+  std::unique_ptr<transport> t;
+  auto opened = co_await (open(sentinel, t) || sleep(options_.connect_timeout));
+  if (opened.index() == 1) co_return "no answer";
+  if (!std::get<0>(opened).empty()) co_return std::get<0>(opened);
+  request req;
+  if (!options_.sentinel_password.empty()) req.push("AUTH", options_.sentinel_password);
+  req.push("SUBSCRIBE", "+switch-master");
+  reply_parser parser;
+  std::vector<char> buffer(4096);
+  auto x = co_await roundtrip(*t, parser, buffer, req);
+  if (!x.failure.empty()) co_return x.failure;
+  for (const auto& r : x.replies)
+    if (r.is_error()) co_return "it answered " + std::string(r.str());
+  said = false;
+  for (;;) {
+    reply r;
+    auto st = parser.next(r);
+    if (st == reply_parser::status::protocol_error) co_return "malformed reply";
+    if (st == reply_parser::status::need_more) {
+      auto [ec, n] = co_await t->read_some(asio::buffer(buffer));
+      if (ec) co_return describe(ec);
+      parser.feed({buffer.data(), n});
+      continue;
+    }
+    // ["message", "+switch-master", "<name> <old-ip> <old-port> <new-ip> <new-port>"]
+    if (!r.is_array() || r.elements().size() != 3 || r.elements()[0].str() != "message") continue;
+    std::istringstream words{std::string(r.elements()[2].str())};
+    std::string name, old_ip, old_port, new_ip, new_port;
+    words >> name >> old_ip >> old_port >> new_ip >> new_port;
+    if (name != options_.endpoint.master_name || new_port.empty()) continue;
+    auto now_at = new_ip + ":" + new_port;
+    spdlog::warn("{}: the sentinels moved the primary from {}:{} to {}", where_, old_ip, old_port,
+                 now_at);
+    if (primary_ != now_at) drop("the sentinels moved the primary to " + now_at);
+    options_.on_switch_master(now_at);
+  }
 }
 
 asio::awaitable<void> connection::reader() {
@@ -458,12 +637,23 @@ asio::awaitable<void> connection::reader() {
         protocol_error_ = true;
         co_return;
       }
+      // A primary demoted to a replica says so in its errors: with Sentinel, find the new one.
+      if (r.is_error() && options_.endpoint.via_sentinel() &&
+          (r.error_code() == "READONLY" ||
+           (r.error_code() == "UNBLOCKED" &&
+            r.str().find("state changed") != std::string_view::npos)))
+        demoted_ = true;
       auto& front = *awaiting_.front();
       front.replies.push_back(std::move(r));
       if (front.replies.size() == front.expected) {
         awaiting_.pop_front();
         complete(front, {});
       }
+    }
+    if (demoted_) {
+      demoted_ = false;
+      lost_reason_ = "the server is a replica now (READONLY); asking the sentinels for the primary";
+      co_return;
     }
   }
 }

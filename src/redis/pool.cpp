@@ -25,6 +25,13 @@ pool::pool(asio::any_io_executor ex, pool_options options)
         for (auto& b : blocking_)
           b->drop("the command connection got " + why);
       };
+      // Sentinel: the command connection hears failovers announced, and moves the blocking
+      // ones too (a wait on a partitioned old primary would not end by itself).
+      if (o.endpoint.via_sentinel())
+        o.on_switch_master = [this](const std::string& now_at) {
+          for (auto& b : blocking_)
+            if (b->primary() != now_at) b->drop("the sentinels moved the primary to " + now_at);
+        };
     }
     return std::make_unique<connection>(ex_, std::move(o));
   };

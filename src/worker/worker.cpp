@@ -126,12 +126,21 @@ std::optional<std::string> check_handlers(const config& cfg, const queue::handle
   return std::nullopt;
 }
 
+redis::connection_options redis_options(const config& cfg, const redis_endpoint& ep) {
+  redis::connection_options o;
+  o.endpoint = ep;
+  redis::set_timeouts(o, cfg.redis_timeout);
+  o.sentinel_password = cfg.redis_sentinel_password;
+  o.durability.replicas = cfg.redis_wait_replicas;
+  o.durability.timeout = cfg.redis_wait_timeout;
+  return o;
+}
+
 consumers::consumers(asio::any_io_executor ex, const config& cfg, const std::string& url,
                      const queue::handler_map& program, master::shared_metrics* keepers)
     : cfg_(cfg) {
   redis::pool_options po;
-  po.connection.endpoint = std::get<redis_endpoint>(parse_redis_url(url));
-  redis::set_timeouts(po.connection, cfg.redis_timeout);
+  po.connection = redis_options(cfg, std::get<redis_endpoint>(parse_redis_url(url)));
   po.blocking_connections = cfg.queues.size();
   po.role = "worker";
   pool_ = std::make_unique<redis::pool>(ex, po);

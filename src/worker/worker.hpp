@@ -24,6 +24,11 @@ namespace forq::worker {
 int run_worker(const config& cfg, const std::string& url, unsigned slot, int listener_fd,
                master::shared_metrics* metrics, const queue::handler_map& program);
 
+// How forq talks to the Redis of `cfg` at `ep` (a parsed redis.url, or the embedded Redis's
+// socket): the timeouts (redis.timeout), the sentinels' password and redis.durability. Every
+// connection forq makes, worker or command line, starts from this.
+redis::connection_options redis_options(const config& cfg, const redis_endpoint& ep);
+
 // The handlers of a worker: the built-ins (noop, echo, sleep, fail), the configured ones and
 // the program's.
 queue::handler_map worker_handlers(const config& cfg, const queue::handler_map& program);

@@ -2,6 +2,7 @@
 // queue, the ops commands (enqueue, queues, job, dead, pause, resume) against a real
 // redis-server, and a Python producer written from docs/protocol.md alone (python3-redis).
 #include "forq/queue/producer.hpp"
+#include "support/http_client.hpp"
 #include "support/process.hpp"
 #include "support/redis_server.hpp"
 
@@ -123,6 +124,40 @@ TEST_F(queue_cli_test, a_caller_id_is_enqueued_once) {
   EXPECT_EQ(second.out, "order-7\tduplicate\n");
   EXPECT_NE(second.err.find("nothing was added"), std::string::npos);
   EXPECT_EQ(redis_.command({"XLEN", "forq:{default}:stream"}), "1");
+}
+
+// redis.durability = replicated:1 on a Redis with no replica: WAIT answers 0, so enqueue (one
+// job, a bulk of them, and through the HTTP API) says "not confirmed" and fails, while the jobs
+// are on the primary and run; the acks' shortfall is one warning, not one per batch.
+TEST_F(queue_cli_test, writes_no_replica_confirmed_are_reported_not_confirmed) {
+  const std::string durable = "--redis-durability=replicated:1:50";
+  auto one = forq({"enqueue", durable, "--handler", "noop", "{}"});
+  EXPECT_EQ(one.exit_code, 1) << one.err;
+  EXPECT_NE(one.err.find("not confirmed: job "), std::string::npos) << one.err;
+  EXPECT_NE(one.err.find("0 of the 1 replica(s)"), std::string::npos) << one.err;
+  auto bulk = forq_stdin("{}\n{}\n", "--handler noop " + durable);
+  EXPECT_EQ(bulk.exit_code, 1) << bulk.err;
+  EXPECT_EQ(lines_of(bulk.out).size(), 2u) << bulk.out; // their ids: they were added
+  EXPECT_NE(bulk.err.find("line 2 not confirmed"), std::string::npos) << bulk.err;
+  EXPECT_EQ(redis_.command({"XLEN", "forq:{default}:stream"}), "3");
+  auto bad = forq({"enqueue", "--redis-durability", "replicated:0", "{}"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("expected async or replicated:N"), std::string::npos) << bad.err;
+
+  auto p = serve({durable});
+  int port = forq::test::listening_port(p->err());
+  auto r = forq::test::http_call(port, "POST", "/v1/queues/default/jobs", R"({"handler":"noop"})");
+  EXPECT_EQ(r.status, 503) << r.body;
+  EXPECT_NE(r.body.find("not confirmed: job "), std::string::npos) << r.body;
+  ASSERT_TRUE(wait_until([&] { return completed() == "4"; })) << p->err();
+  ASSERT_TRUE(p->wait_for_err("replica(s) redis.durability asks for", 5s)) << p->err();
+  stop(*p);
+  auto said = p->err();
+  std::size_t warnings = 0;
+  for (auto at = said.find("jobs are on the primary"); at != std::string::npos;
+       at = said.find("jobs are on the primary", at + 1))
+    ++warnings;
+  EXPECT_EQ(warnings, 1u) << said;
 }
 
 TEST_F(queue_cli_test, bad_options_and_an_unreachable_redis_are_clear_errors) {

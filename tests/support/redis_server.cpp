@@ -99,6 +99,14 @@ void redis_server::stop() {
   process_.reset();
 }
 
+void redis_server::freeze() const {
+  if (process_) process_->signal(SIGSTOP);
+}
+
+void redis_server::signal_continue() const {
+  if (process_) process_->signal(SIGCONT);
+}
+
 bool redis_server::try_start() {
   std::vector<std::string> argv{"/usr/bin/redis-server",
                                 "--port",
@@ -126,8 +134,12 @@ bool redis_server::try_start() {
 }
 
 std::string redis_server::command(const std::vector<std::string>& argv) const {
+  return redis_command(port_, argv);
+}
+
+std::string redis_command(std::uint16_t port, const std::vector<std::string>& argv) {
   timeval tv{2, 0};
-  redisContext* c = redisConnectWithTimeout("127.0.0.1", port_, tv);
+  redisContext* c = redisConnectWithTimeout("127.0.0.1", port, tv);
   if (c) redisSetTimeout(c, tv);
   auto text = run_command(c, argv);
   if (c) redisFree(c);

@@ -26,6 +26,8 @@ class redis_server {
   const std::filesystem::path& dir() const { return dir_.path(); }
 
   void stop();  // SIGKILL: the fastest way down, as a crash would be
+  void freeze() const;          // SIGSTOP: alive, silent
+  void signal_continue() const; // SIGCONT
   void start(); // again, on the same port
 
   // A command through a short-lived hiredis connection, the reply as text: "PONG", "OK",
@@ -55,6 +57,10 @@ class redis_test : public ::testing::Test {
     return po;
   }
 };
+
+// A command to whatever Redis listens on 127.0.0.1:port (a server, a sentinel), as
+// redis_server::command reads it.
+std::string redis_command(std::uint16_t port, const std::vector<std::string>& argv);
 
 // A loopback TCP port nobody listens on right now.
 std::uint16_t free_port();

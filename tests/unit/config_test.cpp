@@ -238,7 +238,36 @@ INSTANTIATE_TEST_SUITE_P(
                       bad_value{"redis.url", "redis://", "missing host"},
                       bad_value{"redis.url", "unix://relative/path", "absolute path"},
                       bad_value{"redis.url", "redis://h/x", "database number"},
-                      bad_value{"redis.url", "not a url", "not a URL"}));
+                      bad_value{"redis.url", "not a url", "not a URL"},
+                      bad_value{"redis.url", "redis-sentinel://s1:26379", "names the primary"},
+                      bad_value{"redis.url", "redis-cluster://h:7000", "not supported yet"},
+                      bad_value{"redis.durability", "sync", "async or replicated:N"},
+                      bad_value{"redis.durability", "replicated:0", "N from 1 to 100"},
+                      bad_value{"redis.durability", "replicated:1:0", "TIMEOUT_MS"},
+                      bad_value{"redis.durability", "replicated:2:60001", "TIMEOUT_MS"},
+                      bad_value{"redis.durability", "replicated:x", "async or replicated:N"}));
+
+TEST(config, durability_and_the_sentinel_password) {
+  sources_builder b;
+  auto c = load_ok(b.s);
+  EXPECT_EQ(c.redis_wait_replicas, 0); // async by default
+  b.s.flags = {{"redis.url", "redis-sentinel://a:26379,b:26380/jobs"},
+               {"redis.durability", "replicated:2"},
+               {"redis.sentinel_password", "s3cret"}};
+  c = load_ok(b.s);
+  EXPECT_EQ(c.redis_wait_replicas, 2);
+  EXPECT_EQ(c.redis_wait_timeout, 1000ms);
+  EXPECT_EQ(c.redis_sentinel_password, "s3cret");
+  b.s.flags = {{"redis.durability", "replicated:1:250"}};
+  c = load_ok(b.s);
+  EXPECT_EQ(c.redis_wait_replicas, 1);
+  EXPECT_EQ(c.redis_wait_timeout, 250ms);
+  auto shown = boost::json::parse(forq::to_json(c));
+  EXPECT_EQ(shown.at("redis").at("durability"), "replicated:1:250");
+  b.s.flags = {{"redis.sentinel_password", "s3cret"}};
+  shown = boost::json::parse(forq::to_json(load_ok(b.s)));
+  EXPECT_EQ(shown.at("redis").at("sentinel_password"), "***");
+}
 
 TEST(config, a_rejected_url_never_shows_its_password) {
   sources_builder b;

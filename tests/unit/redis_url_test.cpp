@@ -93,3 +93,47 @@ TEST(redis_url, redaction_works_on_any_text) {
 }
 
 } // namespace
+
+TEST(redis_url, sentinel_lists_the_sentinels_and_names_the_primary) {
+  auto e = parse_ok("redis-sentinel://bob:p%40ss@10.0.0.1:5000,sentinel-b,[::1]:26380/jobs?db=2");
+  EXPECT_TRUE(e.via_sentinel());
+  EXPECT_EQ(e.kind, redis_endpoint::transport::tcp);
+  ASSERT_EQ(e.sentinels.size(), 3u);
+  EXPECT_EQ(e.sentinels[0].host, "10.0.0.1");
+  EXPECT_EQ(e.sentinels[0].port, 5000);
+  EXPECT_EQ(e.sentinels[1].host, "sentinel-b");
+  EXPECT_EQ(e.sentinels[1].port, 26379); // Sentinel's own default port
+  EXPECT_EQ(e.sentinels[2].host, "::1");
+  EXPECT_EQ(e.sentinels[2].port, 26380);
+  EXPECT_EQ(e.master_name, "jobs");
+  EXPECT_EQ(e.user, "bob");
+  EXPECT_EQ(e.password, "p@ss");
+  EXPECT_EQ(e.db, 2u);
+  EXPECT_EQ(e.redacted(),
+            "redis-sentinel://bob:***@10.0.0.1:5000,sentinel-b:26379,[::1]:26380/jobs?db=2");
+  auto tls = parse_ok("rediss-sentinel://s1:26379/mymaster");
+  EXPECT_EQ(tls.kind, redis_endpoint::transport::tls);
+  EXPECT_EQ(tls.db, 0u);
+  EXPECT_EQ(tls.redacted(), "rediss-sentinel://s1:26379/mymaster");
+  EXPECT_FALSE(parse_ok("redis://h").via_sentinel());
+}
+
+TEST(redis_url, a_bad_sentinel_url_says_what_is_wrong) {
+  EXPECT_NE(parse_error("redis-sentinel://s1:26379").find("names the primary"), std::string::npos);
+  EXPECT_NE(parse_error("redis-sentinel://s1:26379/").find("primary's name"), std::string::npos);
+  EXPECT_NE(parse_error("redis-sentinel:///mymaster").find("at least one sentinel"),
+            std::string::npos);
+  EXPECT_NE(parse_error("redis-sentinel://s1,,s2/m").find("host[:port]"), std::string::npos);
+  EXPECT_NE(parse_error("redis-sentinel://s1:0/m").find("1 to 65535"), std::string::npos);
+  EXPECT_NE(parse_error("redis-sentinel://s1/m?db=x").find("whole number"), std::string::npos);
+  EXPECT_NE(parse_error("redis-sentinel://s1/m?timeout=1").find("only db=N"), std::string::npos);
+  // The password never shows in an error.
+  EXPECT_EQ(parse_error("redis-sentinel://u:hunter2@s1:99999/m").find("hunter2"),
+            std::string::npos);
+}
+
+TEST(redis_url, cluster_urls_are_refused_in_words) {
+  auto why = parse_error("redis-cluster://127.0.0.1:7000,127.0.0.1:7001");
+  EXPECT_NE(why.find("Redis Cluster is not supported yet"), std::string::npos) << why;
+  EXPECT_NE(parse_error("rediss-cluster://h:7000").find("not supported yet"), std::string::npos);
+}

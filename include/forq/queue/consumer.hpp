@@ -235,6 +235,7 @@ class consumer {
   std::set<std::string> released_;             // entry ids handed back by release_running()
   refusal_spell refusals_;
   bool healing_ = false;
+  bool acks_unconfirmed_ = false; // redis.durability: the last acks lacked replicas (said once)
   std::string last_error_;       // the last unexpected error reply, said once...
   std::uint64_t error_repeats_ = 0; // ...and again every 60th time it repeats
   bool started_ = false;

@@ -77,14 +77,22 @@ struct enqueue_result {
 };
 
 // Adds a job to the queue: one XADD, the enqueue_unique script for a caller-given id, or the
-// enqueue_delayed script for a job that runs later (run_at_ms in the future). Checks
-// the job first (errc::invalid_job, with the reason in `why` when given). A Redis that refuses
-// writes completes it with errc::redis_refuses_writes (nothing was added; Redis's words in
+// enqueue_delayed script for a job that runs later (run_at_ms in the future). With
+// redis.durability = replicated:N (the connection's options), then WAIT: fewer replicas in time
+// completes it with errc::redis_not_confirmed and says so in `why` (the job is on the primary).
+// Checks the job first (errc::invalid_job, with the reason in `why` when given). A Redis that
+// refuses writes completes it with errc::redis_refuses_writes (nothing was added; Redis's words in
 // `why`). `opts` carries the caller's deadline (redis::exec_options). The connection must be
 // running.
 boost::asio::awaitable<boost::system::result<enqueue_result>>
 enqueue(redis::connection& conn, std::string_view queue, const job& j, std::string* why = nullptr,
         redis::exec_options opts = {});
+
+// redis.durability: WAIT <replicas> <timeout>, added to `req` after the writes it confirms.
+void push_wait(redis::request& req, const redis::durability& d);
+// Why a WAIT's reply does not confirm `what` ("job 1-0 is"), or nothing when enough replicas did.
+std::optional<std::string> short_of_replicas(const redis::reply& wait_reply,
+                                             const redis::durability& d, std::string_view what);
 
 // How an error reply to an enqueue or another write becomes an error: redis_refuses_writes for
 // -OOM/-READONLY/-MISCONF, redis_retry_later, else redis_refused. Redis's words go to `why`.

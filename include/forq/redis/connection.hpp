@@ -22,7 +22,16 @@
 
 namespace forq::redis {
 
+// redis.durability: how many replicas must hold a write before an enqueue is confirmed (and an
+// ack counts as settled). 0: Redis's own promise (asynchronous replication).
+struct durability {
+  int replicas = 0;
+  milliseconds timeout{1000}; // WAIT's timeout: the most an enqueue or an ack waits for them
+};
+
 struct connection_options {
+  // A sentinel URL (endpoint.via_sentinel()) makes every connect ask the sentinels for the
+  // primary first, and check with ROLE that the server found is the primary.
   redis_endpoint endpoint;
   // CLIENT SETNAME value; by default forq:<host>:<pid>:<role> (see client_name()).
   std::string client_name = "forq";
@@ -50,6 +59,17 @@ struct connection_options {
   // Called when a reply was late and the connection is dropped for it (the server is silent),
   // with the reason: the pool drops its other connections to that server then too.
   std::function<void(const std::string&)> on_silent;
+
+  // redis-sentinel://: the sentinels' own password (redis.sentinel_password); empty: no AUTH.
+  std::string sentinel_password;
+  // redis-sentinel://: hear failovers as the sentinels announce them. Set, the connection keeps
+  // a subscription to +switch-master on one sentinel (the next one when it is lost) and, when
+  // its primary moves, drops itself to connect to the new one and calls this with the reason,
+  // so that a pool drops its other connections too. Short-lived connections leave it empty:
+  // a demoted primary's READONLY or a lost connection re-resolves anyway.
+  std::function<void(const std::string&)> on_switch_master;
+  // Carried for the queue layer, which WAITs after enqueues and acks (producer.hpp).
+  redis::durability durability;
 };
 
 // A connection's deadlines from one Redis timeout (forq's redis.timeout): a reply gets all of it;
@@ -134,6 +154,9 @@ class connection {
   std::size_t in_flight() const { return queued_.size() + awaiting_.size(); }
   std::size_t buffered_bytes() const { return bytes_; }
   const std::string& where() const { return where_; }
+  const connection_options& options() const { return options_; }
+  // redis-sentinel://: the primary this connection reached last ("host:port"), else empty.
+  const std::string& primary() const { return primary_; }
   const boost::asio::any_io_executor& executor() const { return ex_; }
 
   struct counters {
@@ -153,7 +176,14 @@ class connection {
 
   boost::asio::awaitable<void> life();
   boost::asio::awaitable<std::string> connect_and_login();
-  boost::asio::awaitable<std::string> login();
+  boost::asio::awaitable<std::string> open(const redis_endpoint& ep,
+                                           std::unique_ptr<transport>& out);
+  boost::asio::awaitable<std::string> login(const redis_endpoint& ep);
+  boost::asio::awaitable<std::string> find_primary(redis_endpoint& ep);
+  boost::asio::awaitable<std::string> ask_sentinel(const redis_endpoint& sentinel,
+                                                   redis_endpoint& primary);
+  boost::asio::awaitable<void> follow_failovers();
+  boost::asio::awaitable<std::string> watch_sentinel(const redis_endpoint& sentinel, bool& said);
   boost::asio::awaitable<void> reader();
   boost::asio::awaitable<void> writer();
   boost::asio::awaitable<void> health();
@@ -190,6 +220,9 @@ class connection {
   std::string last_failure_;
   bool auth_failed_ = false; // the login that just failed was refused for its credentials
   std::int64_t client_id_ = 0;
+  std::vector<redis_endpoint::sentinel_address> sentinels_; // the last one that answered first
+  std::string primary_;
+  bool demoted_ = false; // a reply said the server is a replica now (sentinel mode)
   steady_clock::time_point last_traffic_;
   std::string lost_reason_;
   bool timed_out_ = false;

@@ -23,7 +23,9 @@ struct pool_options {
 // plus dedicated connections for blocking commands. One pool per process; each connection
 // reconnects on its own, and when the command connection finds the server silent (a reply
 // late), the blocking connections are dropped and made again too. Blocking connections know
-// their CLIENT ID, so a wait can be ended from the command connection (CLIENT UNBLOCK).
+// their CLIENT ID, so a wait can be ended from the command connection (CLIENT UNBLOCK). With a
+// sentinel URL the command connection also hears failovers announced (+switch-master) and
+// moves every connection of the pool to the new primary.
 class pool {
  public:
   pool(boost::asio::any_io_executor ex, pool_options options);
