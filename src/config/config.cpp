@@ -132,8 +132,9 @@ std::vector<config_field> make_fields() {
 
   f.push_back({"redis.url", "FORQ_REDIS_URL", "--redis",
                "Redis server URL; empty: forq starts its own redis-server in the data directory",
-               "redis://[user:password@]host[:port][/db], rediss://..., unix:///path[?db=N], or "
-               "empty",
+               "redis://[user:password@]host[:port][/db], rediss://..., unix:///path[?db=N], "
+               "redis-sentinel://[user:password@]host[:port][,host[:port]...]/MASTER_NAME[?db=N], "
+               "rediss-sentinel://..., or empty",
                "URL", kind::string,
                [](config& c, std::string_view v) -> std::optional<std::string> {
                  if (!v.empty()) {

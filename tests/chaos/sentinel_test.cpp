@@ -263,4 +263,52 @@ TEST_F(sentinel_test, loss_after_a_failover_is_seen_with_async_and_reported_with
   EXPECT_LE(replicated_lost, 0);
 }
 
+// The +switch-master subscription on its own: a connection with on_switch_master hears the
+// failover announced, with the new primary's address, and is connected there afterwards.
+TEST(sentinel_connection, hears_a_failover_announced_and_moves_to_the_new_primary) {
+  sentinel_group group;
+  asio::io_context ioc(1);
+  forq::redis::connection_options o;
+  o.endpoint = std::get<forq::redis_endpoint>(forq::parse_redis_url(group.url()));
+  forq::redis::set_timeouts(o, 2s);
+  std::string heard;
+  o.on_switch_master = [&](const std::string& now_at) { heard = now_at; };
+  forq::redis::connection conn(ioc.get_executor(), o);
+  std::string first, last, wrote;
+  asio::co_spawn(ioc, conn.run(), asio::detached);
+  asio::co_spawn(
+      ioc,
+      [&]() -> asio::awaitable<void> {
+        asio::steady_timer t(ioc);
+        auto wait_until = [&](auto done, std::chrono::milliseconds limit) -> asio::awaitable<bool> {
+          for (auto until = std::chrono::steady_clock::now() + limit;
+               std::chrono::steady_clock::now() < until;) {
+            if (done()) co_return true;
+            t.expires_after(20ms);
+            co_await t.async_wait(asio::use_awaitable);
+          }
+          co_return done();
+        };
+        co_await wait_until([&] { return conn.ready(); }, 10s);
+        first = conn.primary();
+        // Give the subscription a moment to be made (one loopback round trip or two).
+        t.expires_after(300ms);
+        co_await t.async_wait(asio::use_awaitable);
+        group.sentinel_command({"SENTINEL", "FAILOVER", sentinel_group::master_name});
+        co_await wait_until(
+            [&] { return !heard.empty() && conn.ready() && conn.primary() == heard; }, 20s);
+        last = conn.primary();
+        auto r = co_await conn.command("SET", "moved", "yes");
+        wrote = r ? r->to_string() : r.error().message();
+        conn.stop();
+      },
+      asio::detached);
+  ioc.run();
+  EXPECT_FALSE(first.empty());
+  EXPECT_EQ(heard, "127.0.0.1:" + std::to_string(group.primary_port()));
+  EXPECT_NE(heard, first);
+  EXPECT_EQ(last, heard);
+  EXPECT_EQ(wrote, "OK");
+}
+
 } // namespace
