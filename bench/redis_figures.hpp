@@ -47,8 +47,8 @@ inline boost::asio::awaitable<server_figures> snapshot(redis::connection& c) {
 // requests: round trips the client made, when it counted them (0: not counted, not shown).
 inline void report(const char* phase, const server_figures& a, const server_figures& b, double jobs,
                    double requests) {
-  std::printf("%-8s redis CPU %6.2f us/job   commands %5.2f/job   in-command %5.2f us/job",
-              phase, (b.cpu_seconds - a.cpu_seconds) * 1e6 / jobs, (b.calls - a.calls) / jobs,
+  std::printf("%-8s redis CPU %6.2f us/job   commands %5.2f/job   in-command %5.2f us/job", phase,
+              (b.cpu_seconds - a.cpu_seconds) * 1e6 / jobs, (b.calls - a.calls) / jobs,
               (b.command_usec - a.command_usec) / jobs);
   if (requests > 0) std::printf("   requests %5.2f/job", requests / jobs);
   std::printf("\n");

@@ -57,7 +57,8 @@ asio::awaitable<void> client(local::socket& s, std::string_view bytes, std::stri
   s.shutdown(local::socket::shutdown_send, ec);
   char buf[8192];
   for (;;) {
-    auto n = co_await s.async_read_some(asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
+    auto n = co_await s.async_read_some(asio::buffer(buf),
+                                        asio::redirect_error(asio::use_awaitable, ec));
     answer.append(buf, n);
     if (ec) break;
   }
@@ -97,8 +98,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   sc->io.run();
   // Bytes that are not only blank lines are a request, or a malformed one: either way they get
   // an answer (this also keeps the target honest: a session that never ran answers nothing).
-  if (answer.empty() && bytes.find_first_not_of("\r\n") != std::string_view::npos)
-    __builtin_trap();
+  if (answer.empty() && bytes.find_first_not_of("\r\n") != std::string_view::npos) __builtin_trap();
   check(answer);
   return 0;
 }

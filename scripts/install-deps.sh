@@ -9,8 +9,8 @@ packages=(
   # libraries (Boost 1.81 parts used: Asio, JSON, URL)
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libspdlog-dev libfmt-dev libcli11-dev libhiredis-dev libssl-dev
-  # tests; clang and its runtime for the libFuzzer targets (fuzz/)
-  libgtest-dev libgmock-dev clang libclang-rt-14-dev
+  # tests; clang and its runtime for the libFuzzer targets (fuzz/); the format check (CI)
+  libgtest-dev libgmock-dev clang libclang-rt-14-dev clang-format
   # the foreign-producer test: a Python producer written from docs/protocol.md alone
   python3 python3-redis
   # the embedded default and the test servers

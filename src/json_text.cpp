@@ -45,8 +45,7 @@ struct key_tracker : forq::detail::json_events {
     if (std::find(keys.begin(), keys.end(), key) != keys.end()) {
       std::string path;
       for (const auto& l : open)
-        if (l.object && &l != &open.back() && !l.keys.empty())
-          path += l.keys.back() + ".";
+        if (l.object && &l != &open.back() && !l.keys.empty()) path += l.keys.back() + ".";
       repeated = path + key;
       ec = boost::json::error::syntax; // stops the parser; `repeated` says why
       return false;

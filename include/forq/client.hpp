@@ -28,9 +28,9 @@ struct job_info {
   std::string queue, id;
   // ready | active | delayed | completed | dead
   std::string state;
-  std::string handler, payload; // when still known (not kept for completed jobs)
-  int attempts = 0;             // attempts made; completed: including the last
-  std::optional<int> priority;  // when known (not kept for completed jobs)
+  std::string handler, payload;      // when still known (not kept for completed jobs)
+  int attempts = 0;                  // attempts made; completed: including the last
+  std::optional<int> priority;       // when known (not kept for completed jobs)
   std::optional<int> max_attempts;   // the job's own, if it set one
   std::optional<std::string> retry;  // the job's own retry policy, if it set one
   std::optional<std::string> result; // completed with a result: its JSON
@@ -108,7 +108,8 @@ class client {
   // Redis (a fixed window); consumers pick a change up within pause_check_every. Nothing: no
   // limit. errc::invalid_job for a bad name or a limit below 1.
   boost::asio::awaitable<boost::system::error_code>
-  set_rate_limit(std::string_view queue, std::optional<std::pair<std::int64_t, std::chrono::milliseconds>> limit);
+  set_rate_limit(std::string_view queue,
+                 std::optional<std::pair<std::int64_t, std::chrono::milliseconds>> limit);
 
  private:
   boost::asio::awaitable<boost::system::result<std::size_t>>

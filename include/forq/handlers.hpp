@@ -44,7 +44,6 @@ struct http_options {
   std::size_t max_output = 1u << 20;        // the reply body kept as the result
 };
 
-
 // POSTs the job (the exec handler's JSON) to the URL over kept-alive connections, with headers
 // Forq-Job-Id, Forq-Attempt, Forq-Queue and Forq-Deadline (ms since the epoch). 2xx: done, the
 // body is the result. 408, 429, 5xx, connection errors and timeouts: retry later (Retry-After

@@ -10,8 +10,8 @@
 namespace forq {
 
 struct repeated_key {
-  std::string path;    // dotted from the top object: "redis.url", "handlers.resize"
-  std::size_t offset;  // where in the text the second occurrence ends
+  std::string path;   // dotted from the top object: "redis.url", "handlers.resize"
+  std::size_t offset; // where in the text the second occurrence ends
 };
 
 // The first key that appears twice in one object of `text` (Boost.JSON keeps the last silently;

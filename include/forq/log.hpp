@@ -4,8 +4,8 @@
 
 #include <spdlog/sinks/sink.h>
 
-#include <memory>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 

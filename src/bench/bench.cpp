@@ -9,16 +9,17 @@
 // and from Redis (INFO cpu, INFO commandstats), stops the serve child with SIGTERM, verifies,
 // and prints a table or JSON.
 #include "bench/bench.hpp"
+
 #include "bench/stats.hpp"
 #include "cli/connect.hpp"
-#include "forq/queue/consumer.hpp"
-#include "master/master.hpp"
 #include "forq/client.hpp"
 #include "forq/embedded_redis.hpp"
 #include "forq/exit_codes.hpp"
-#include "forq/utf8.hpp"
+#include "forq/queue/consumer.hpp"
 #include "forq/redis/connection.hpp"
 #include "forq/redis_url.hpp"
+#include "forq/utf8.hpp"
+#include "master/master.hpp"
 
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -98,7 +99,9 @@ struct shared_state {
   std::atomic<std::uint64_t> completed{0}, attempts{0}, injected_failures{0};
   log_histogram pickup, run;
   std::size_t jobs = 0;
-  std::atomic<std::uint8_t>* seen() { return reinterpret_cast<std::atomic<std::uint8_t>*>(this + 1); }
+  std::atomic<std::uint8_t>* seen() {
+    return reinterpret_cast<std::atomic<std::uint8_t>*>(this + 1);
+  }
 
   static shared_state* create(std::size_t jobs) {
     std::size_t bytes = sizeof(shared_state) + jobs;
@@ -191,13 +194,16 @@ constexpr double quantiles[5] = {0.5, 0.9, 0.99, 0.999, 1.0};
 class bench_run {
  public:
   bench_run(const config& cfg, const bench_args& a, const std::string& url, unsigned run_no)
-      : cfg_(cfg), a_(a), url_(url),
-        queue_("forq-bench-" + std::to_string(::getpid()) + "-" + std::to_string(run_no)) {}
+      : cfg_(cfg)
+      , a_(a)
+      , url_(url)
+      , queue_("forq-bench-" + std::to_string(::getpid()) + "-" + std::to_string(run_no)) {}
 
   // Returns the figures, or why the run failed (exit 1).
   std::variant<run_figures, std::string> go() {
-    total_ = a_.workload == "drain" ? a_.jobs
-                                    : static_cast<std::size_t>(std::llround(a_.rate * a_.duration_s));
+    total_ = a_.workload == "drain"
+                 ? a_.jobs
+                 : static_cast<std::size_t>(std::llround(a_.rate * a_.duration_s));
     if (total_ == 0) return std::string("nothing to run: 0 jobs");
     shared_ = shared_state::create(total_);
     if (!shared_) return std::string("cannot map shared memory for the counters");
@@ -319,8 +325,8 @@ class bench_run {
     int pct = static_cast<int>(100 * done / total_);
     std::string bar(static_cast<std::size_t>(pct / 4), '#');
     bar.resize(25, '.');
-    std::fprintf(stderr, "\r  %s [%s] %3d%%  %llu/%zu jobs", a_.workload.c_str(), bar.c_str(),
-                 pct, static_cast<unsigned long long>(done), total_);
+    std::fprintf(stderr, "\r  %s [%s] %3d%%  %llu/%zu jobs", a_.workload.c_str(), bar.c_str(), pct,
+                 static_cast<unsigned long long>(done), total_);
     shown_progress_ = true;
   }
 
@@ -406,8 +412,8 @@ class bench_run {
       auto next = began;
       while (sent < total_) {
         auto elapsed = std::chrono::duration<double>(clock_type::now() - began).count();
-        auto due = std::min<std::uint64_t>(
-            total_, static_cast<std::uint64_t>(elapsed * a_.rate) + 1);
+        auto due =
+            std::min<std::uint64_t>(total_, static_cast<std::uint64_t>(elapsed * a_.rate) + 1);
         std::vector<queue::job> batch;
         for (; sent < due; ++sent)
           batch.push_back(job_of(spec_for(sent, rng)));
@@ -421,9 +427,8 @@ class bench_run {
         tick.expires_at(next);
         co_await tick.async_wait(asio::use_awaitable);
       }
-      f.offered_rate =
-          static_cast<double>(total_) /
-          std::chrono::duration<double>(clock_type::now() - began).count();
+      f.offered_rate = static_cast<double>(total_) /
+                       std::chrono::duration<double>(clock_type::now() - began).count();
       if (!co_await wait_for_completion(began))
         co_return "the run stalled at " + std::to_string(shared_->completed.load()) + " of " +
             std::to_string(total_) + " jobs";
@@ -494,7 +499,8 @@ std::vector<figure> figures() {
   const char* names[5] = {"p50", "p90", "p99", "p99_9", "max"};
   const char* labels[5] = {"p50", "p90", "p99", "p99.9", "max"};
   for (int i = 0; i < 5; ++i)
-    f.push_back({std::string("pickup_us_") + names[i], std::string("pick-up ") + labels[i] + " (µs)",
+    f.push_back({std::string("pickup_us_") + names[i],
+                 std::string("pick-up ") + labels[i] + " (µs)",
                  [i](const run_figures& r) { return r.pickup_us[i]; }});
   for (int i = 0; i < 5; ++i)
     f.push_back({std::string("run_us_") + names[i], std::string("run ") + labels[i] + " (µs)",
@@ -589,11 +595,10 @@ int bench(const config& cfg, const bench_args& a) {
   for (const auto& r : runs)
     all_ok = all_ok && r.verdict.ok();
   const auto& first = runs.front();
-  std::string workload_line =
-      a.workload == "drain"
-          ? std::to_string(a.jobs) + " jobs enqueued first, then drained"
-          : std::to_string(first.enqueued) + " jobs at " + number(a.rate) + " jobs/s for " +
-                number(a.duration_s) + " s";
+  std::string workload_line = a.workload == "drain"
+                                  ? std::to_string(a.jobs) + " jobs enqueued first, then drained"
+                                  : std::to_string(first.enqueued) + " jobs at " + number(a.rate) +
+                                        " jobs/s for " + number(a.duration_s) + " s";
   if (a.json) {
     json::object o;
     o["workload"] = a.workload;
@@ -643,8 +648,7 @@ int bench(const config& cfg, const bench_args& a) {
     bool many = runs.size() > 1;
     std::printf("\n");
     if (many)
-      std::printf("  %-26s %12s %12s %12s   (%zu runs)\n", "", "median", "min", "max",
-                  runs.size());
+      std::printf("  %-26s %12s %12s %12s   (%zu runs)\n", "", "median", "min", "max", runs.size());
     for (const auto& f : figures()) {
       std::vector<double> v;
       for (const auto& r : runs)
@@ -652,7 +656,8 @@ int bench(const config& cfg, const bench_args& a) {
       auto s = spread::of(v);
       // (The labels hold 'µ', two bytes: pad by what the terminal shows.)
       auto shown = f.label.size() - (f.label.find("µ") != std::string::npos ? 1 : 0);
-      std::printf("  %s%*s %12s", f.label.c_str(), static_cast<int>(26 - std::min<std::size_t>(26, shown)), "",
+      std::printf("  %s%*s %12s", f.label.c_str(),
+                  static_cast<int>(26 - std::min<std::size_t>(26, shown)), "",
                   number(s.median).c_str());
       if (many) std::printf(" %12s %12s", number(s.min).c_str(), number(s.max).c_str());
       std::printf("\n");

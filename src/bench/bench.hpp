@@ -8,18 +8,16 @@
 
 #include <boost/asio/awaitable.hpp>
 
-#include <sys/types.h>
-
-#include <filesystem>
-#include <memory>
-#include <variant>
-
 #include <cstddef>
 #include <cstdint>
+#include <filesystem>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <sys/types.h>
+#include <variant>
 #include <vector>
 
 namespace forq {

@@ -3,9 +3,9 @@
 // (in all, per queue per host, by command), Redis's CPU and the workers' CPU.
 #include "bench/bench.hpp"
 #include "cli/connect.hpp"
-#include "master/master.hpp"
 #include "forq/exit_codes.hpp"
 #include "forq/redis/connection.hpp"
+#include "master/master.hpp"
 
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -63,8 +63,10 @@ double workers_cpu(const std::vector<pid_t>& serves) {
 class idle_run {
  public:
   idle_run(const config& cfg, const idle_args& a, std::string url)
-      : cfg_(cfg), a_(a), url_(std::move(url)),
-        prefix_("forq-idle-" + std::to_string(::getpid()) + "-") {}
+      : cfg_(cfg)
+      , a_(a)
+      , url_(std::move(url))
+      , prefix_("forq-idle-" + std::to_string(::getpid()) + "-") {}
   ~idle_run() { stop(); }
 
   int go() {
@@ -159,8 +161,8 @@ class idle_run {
       std::printf("%s\n", boost::json::serialize(o).c_str());
     } else {
       std::printf("forq bench idle: %zu queue%s, %u serve tree%s x %u worker%s, %.1f s\n",
-                  a_.queues, a_.queues == 1 ? "" : "s", a_.hosts, a_.hosts == 1 ? "" : "s",
-                  workers, workers == 1 ? "" : "s", secs);
+                  a_.queues, a_.queues == 1 ? "" : "s", a_.hosts, a_.hosts == 1 ? "" : "s", workers,
+                  workers == 1 ? "" : "s", secs);
       std::printf("  Redis commands/s            %10.1f\n", total);
       std::printf("  per queue per host          %10.2f\n", per_queue_host);
       std::printf("  Redis CPU (%% of a core)     %10.2f  (Redis's own timers included)\n",

@@ -17,7 +17,7 @@ namespace forq::bench {
 // in a MAP_SHARED region and take adds from every worker at once.
 struct log_histogram {
   static constexpr int sub_bits = 6;
-  static constexpr std::uint64_t sub = 1u << sub_bits; // 64
+  static constexpr std::uint64_t sub = 1u << sub_bits;       // 64
   static constexpr std::size_t buckets = 2 * sub + 58 * sub; // up to 2^64 ns
 
   std::atomic<std::uint64_t> counts[buckets]{};

@@ -3,6 +3,7 @@
 // directory, does its work through forq::client and exits: 0 done, 1 a runtime failure (Redis
 // unreachable, job not found, a job refused), 2 bad usage (main.cpp).
 #include "cli/ops.hpp"
+
 #include "cli/connect.hpp"
 #include "forq/client.hpp"
 #include "forq/embedded_redis.hpp"
@@ -41,7 +42,8 @@ int with_client(const config& cfg, std::function<asio::awaitable<int>(client&)> 
     auto found = find_embedded_redis(cfg.data_dir);
     if (!found) {
       fail("no Redis to talk to: give --redis URL (or FORQ_REDIS_URL), or run `forq serve` with "
-           "data directory " + cfg.data_dir.string() + " (--data-dir)");
+           "data directory " +
+           cfg.data_dir.string() + " (--data-dir)");
       return exit_code::failure;
     }
     url = *found;
@@ -279,8 +281,7 @@ int job(const config& cfg, const std::string& id, const std::optional<std::strin
         if (info.reason) std::printf("reason:      %s\n", info.reason->c_str());
         // Times as people read them; --json keeps the milliseconds.
         if (info.run_at_ms) std::printf("runs at:     %s\n", iso_time(*info.run_at_ms).c_str());
-        if (info.finished_ms)
-          std::printf("finished at: %s\n", iso_time(*info.finished_ms).c_str());
+        if (info.finished_ms) std::printf("finished at: %s\n", iso_time(*info.finished_ms).c_str());
       }
       co_return exit_code::ok;
     }
@@ -315,7 +316,8 @@ int dead(const config& cfg, const dead_args& a) {
       }
       if (a.json) std::printf("%s\n", queue::serialize_utf8(all).c_str());
       // Nothing listed is an answer too (on stderr: stdout stays the list, empty).
-      if (!a.json && r->empty()) std::fprintf(stderr, "forq: no dead jobs in queue %s\n", a.queue.c_str());
+      if (!a.json && r->empty())
+        std::fprintf(stderr, "forq: no dead jobs in queue %s\n", a.queue.c_str());
       co_return exit_code::ok;
     }
     // (No co_await inside ?: : GCC 12 miscompiles it.)

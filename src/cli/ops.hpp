@@ -19,7 +19,7 @@ struct enqueue_args {
   std::optional<std::string> payload; // none: NDJSON on stdin, one payload per line
   long long delay_ms = 0;
   int priority = 0;
-  int attempts = 0; // 0: the queue's policy
+  int attempts = 0;                 // 0: the queue's policy
   std::optional<std::string> retry; // checked by the parser (queue::parse_retry)
 };
 int enqueue(const config& cfg, const enqueue_args& a);

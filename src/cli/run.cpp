@@ -3,14 +3,14 @@
 // configuration error ends here with one message on stderr and exit code 2.
 #include "bench/bench.hpp"
 #include "cli/ops.hpp"
-#include "master/master.hpp"
-#include "worker/worker.hpp"
 #include "forq/config.hpp"
 #include "forq/exit_codes.hpp"
 #include "forq/forq.hpp"
 #include "forq/log.hpp"
 #include "forq/queue/producer.hpp"
 #include "forq/utf8.hpp"
+#include "master/master.hpp"
+#include "worker/worker.hpp"
 
 #include <CLI/CLI.hpp>
 #include <boost/json/value.hpp>
@@ -70,8 +70,7 @@ struct flag_set {
 // use a whole number from 0 to 9 (higher runs first)".
 CLI::Validator within(const forq::queue::bounds& b) {
   return CLI::Validator(
-      [b](std::string& text) { return forq::queue::out_of_bounds(b, text).value_or(""); }, "",
-      "");
+      [b](std::string& text) { return forq::queue::out_of_bounds(b, text).value_or(""); }, "", "");
 }
 
 // The same for a number that may have a fraction (bench's --rate, --duration).
@@ -80,10 +79,10 @@ CLI::Validator within(double lo, double hi, std::string unit) {
       [lo, hi, unit](std::string& text) -> std::string {
         double v = 0;
         auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-        if (ec == std::errc{} && end == text.data() + text.size() && v >= lo && v <= hi)
-          return {};
-        return "\"" + text + "\" is not allowed: use a number from " + forq::serialize_utf8(boost::json::value(lo)) +
-               " to " + forq::serialize_utf8(boost::json::value(hi)) + unit;
+        if (ec == std::errc{} && end == text.data() + text.size() && v >= lo && v <= hi) return {};
+        return "\"" + text + "\" is not allowed: use a number from " +
+               forq::serialize_utf8(boost::json::value(lo)) + " to " +
+               forq::serialize_utf8(boost::json::value(hi)) + unit;
       },
       "", "");
 }
@@ -198,16 +197,18 @@ int forq::run(int argc, char** argv, handler_map handlers) {
   enqueue->add_option("--id", enq.id,
                       "your id for the job: enqueued at most once (a duplicate prints "
                       "\"<id>\\tduplicate\" and adds nothing)");
-  enqueue->add_option("--delay-ms", enq.delay_ms,
-                      "run no earlier than this many ms from now (0 to 31536000000, a year)")
+  enqueue
+      ->add_option("--delay-ms", enq.delay_ms,
+                   "run no earlier than this many ms from now (0 to 31536000000, a year)")
       ->check(within(forq::queue::delay_bounds));
   enqueue->add_option("--priority", enq.priority, "0 to 9, higher runs first")
       ->check(within(forq::queue::priority_bounds));
   enqueue->add_option("--attempts", enq.attempts, "attempts at most (1 to 1000)")
       ->check(within(forq::queue::attempts_bounds));
-  enqueue->add_option("--retry", enq.retry,
-                      "the job's retry policy over its queue's, e.g. 10/fixed/30s "
-                      "(docs/retries.md)")
+  enqueue
+      ->add_option("--retry", enq.retry,
+                   "the job's retry policy over its queue's, e.g. 10/fixed/30s "
+                   "(docs/retries.md)")
       ->type_name("POLICY")
       ->check(CLI::Validator(
           [](std::string& text) -> std::string {
@@ -296,7 +297,9 @@ int forq::run(int argc, char** argv, handler_map handlers) {
   bench->add_option("--queue-count", idle_a.queues, "idle: queues (1 to 10000)")
       ->default_str("10")
       ->check(within(forq::queue::bounds{"queue-count", 1, 10'000, ""}));
-  bench->add_option("--hosts", idle_a.hosts, "idle: serve trees at once, as on that many hosts (1 to 16)")
+  bench
+      ->add_option("--hosts", idle_a.hosts,
+                   "idle: serve trees at once, as on that many hosts (1 to 16)")
       ->default_str("1")
       ->check(within(forq::queue::bounds{"hosts", 1, 16, ""}));
   bench->add_option("--jobs", bench_a.jobs, "drain: jobs to enqueue (1 to 100000000)")
@@ -308,8 +311,9 @@ int forq::run(int argc, char** argv, handler_map handlers) {
   bench->add_option("--duration", bench_a.duration_s, "steady, mixed, idle: seconds (0.1 to 86400)")
       ->default_str("10")
       ->check(within(0.1, 86400, " s"));
-  bench->add_option("--payload-bytes", bench_a.payload_bytes,
-                    "drain, steady: bytes of each job's payload (40 to 1048576)")
+  bench
+      ->add_option("--payload-bytes", bench_a.payload_bytes,
+                   "drain, steady: bytes of each job's payload (40 to 1048576)")
       ->default_str("100")
       ->check(within(forq::queue::bounds{"payload_bytes", 40, 1'048'576, " bytes"}));
   bench->add_option("--repeat", bench_a.repeat, "runs, reported as median, min and max (1 to 100)")
@@ -317,7 +321,7 @@ int forq::run(int argc, char** argv, handler_map handlers) {
       ->check(within(forq::queue::bounds{"repeat", 1, 100, ""}));
   bench->add_flag("--json", bench_a.json, "one JSON object on stdout instead of the table");
   const std::vector<std::string> command_names{"serve", "config", "enqueue", "queues", "job",
-                                               "dead",  "pause",  "resume",  "limit", "bench"};
+                                               "dead",  "pause",  "resume",  "limit",  "bench"};
 
   try {
     app.parse(argc, argv);
@@ -360,15 +364,13 @@ int forq::run(int argc, char** argv, handler_map handlers) {
       idle_a.json = bench_a.json;
       return forq::bench::idle(cfg, idle_a);
     }
-    if (bench_a.workload != "drain" &&
-        bench_a.rate * bench_a.duration_s > 100000000.0)
+    if (bench_a.workload != "drain" && bench_a.rate * bench_a.duration_s > 100000000.0)
       return usage_error("--rate x --duration is over 100000000 jobs");
     return forq::bench::bench(cfg, bench_a);
   }
   if (limit->parsed())
-    return forq::cli::rate_limit(cfg, limit_queue,
-                                 limit_max == "off" ? 0 : std::stoll(limit_max), limit_per_ms,
-                                 create);
+    return forq::cli::rate_limit(cfg, limit_queue, limit_max == "off" ? 0 : std::stoll(limit_max),
+                                 limit_per_ms, create);
   auto reload = [&]() -> std::variant<forq::config, std::string> {
     auto again = forq::load_config(flags.sources(), forq::config_sources::process_env_names());
     if (auto* err = std::get_if<forq::config_error>(&again)) return err->message;

@@ -1,16 +1,16 @@
 #include "forq/config.hpp"
+
 #include "config/lists.hpp"
-#include "forq/utf8.hpp"
 #include "forq/json_text.hpp"
 #include "forq/names.hpp"
-
 #include "forq/redis_url.hpp"
+#include "forq/utf8.hpp"
 
 #include <boost/json.hpp>
 
 #include <algorithm>
-#include <cctype>
 #include <arpa/inet.h>
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <fstream>
@@ -56,7 +56,6 @@ constexpr std::array all_levels{log_level::trace, log_level::debug, log_level::i
                                 log_level::off};
 constexpr std::array all_aof{aof_policy::everysec, aof_policy::always, aof_policy::no,
                              aof_policy::off};
-
 
 // A switch: true/false (file, flag), or 1/0, yes/no, on/off too (environment).
 std::optional<bool> parse_bool(std::string_view v) {
@@ -114,8 +113,12 @@ std::string show_listen(const listen_address& a) {
 // A switch: a bare flag, true/false in the file, 1/0 (and the like) in the environment.
 config_field switch_field(std::string key, std::string env, std::string flag, std::string help,
                           bool config::*member) {
-  return {std::move(key), std::move(env), std::move(flag), std::move(help),
-          "true or false (env: 1 or 0 too; the flag alone means true)", "",
+  return {std::move(key),
+          std::move(env),
+          std::move(flag),
+          std::move(help),
+          "true or false (env: 1 or 0 too; the flag alone means true)",
+          "",
           config_field::json_kind::boolean,
           [member](config& c, std::string_view v) -> std::optional<std::string> {
             auto b = parse_bool(v);
@@ -275,22 +278,21 @@ std::vector<config_field> make_fields() {
                },
                [](const config& c) { return show_seconds(c.drain_timeout); }});
 
-  f.push_back({"api_token", "FORQ_API_TOKEN", "--api-token",
-               "Bearer token the HTTP API's mutating requests (POST, DELETE) must carry; empty: "
-               "none needed (the listener is on loopback by default). Prefer the environment: "
-               "flags show in ps",
-               "16 to 1024 printable ASCII characters without spaces, or empty", "TOKEN",
-               kind::string,
-               [](config& c, std::string_view v) -> std::optional<std::string> {
-                 if (!v.empty() && (v.size() < 16 || v.size() > 1024 ||
-                                    !std::all_of(v.begin(), v.end(), [](char ch) {
-                                      return ch > ' ' && ch < 127;
-                                    })))
-                   return "use 16 to 1024 printable ASCII characters without spaces";
-                 c.api_token = std::string(v);
-                 return std::nullopt;
-               },
-               [](const config& c) { return c.api_token.empty() ? "" : "***"; }});
+  f.push_back(
+      {"api_token", "FORQ_API_TOKEN", "--api-token",
+       "Bearer token the HTTP API's mutating requests (POST, DELETE) must carry; empty: "
+       "none needed (the listener is on loopback by default). Prefer the environment: "
+       "flags show in ps",
+       "16 to 1024 printable ASCII characters without spaces, or empty", "TOKEN", kind::string,
+       [](config& c, std::string_view v) -> std::optional<std::string> {
+         if (!v.empty() &&
+             (v.size() < 16 || v.size() > 1024 ||
+              !std::all_of(v.begin(), v.end(), [](char ch) { return ch > ' ' && ch < 127; })))
+           return "use 16 to 1024 printable ASCII characters without spaces";
+         c.api_token = std::string(v);
+         return std::nullopt;
+       },
+       [](const config& c) { return c.api_token.empty() ? "" : "***"; }});
 
   f.push_back(switch_field("api_open", "FORQ_API_OPEN", "--api-open",
                            "Without api_token, take the API's mutating requests from any peer, "
@@ -314,21 +316,19 @@ std::vector<config_field> make_fields() {
                },
                [](const config& c) { return queue::to_string(queue::apply({}, c.retry)); }});
 
-  f.push_back({"queues", "FORQ_QUEUES", "--queues",
-               "Queues each worker consumes, comma-separated, each with an optional weight (while "
-               "several have work, each gets its weighted share of the concurrency), an optional "
-               "default handler (for its jobs that name none) and an optional retry policy over "
-               "--retry",
-               "NAME[:WEIGHT][=HANDLER][@RETRY],... with names of 1 to 128 of A-Z a-z 0-9 _ . - "
-               "and weights from 1 to 1000, e.g. default or emails:3=send_email@10/fixed/30s,reports",
-               "QUEUES", kind::string,
-               set_queues,
-               show_queues});
+  f.push_back(
+      {"queues", "FORQ_QUEUES", "--queues",
+       "Queues each worker consumes, comma-separated, each with an optional weight (while "
+       "several have work, each gets its weighted share of the concurrency), an optional "
+       "default handler (for its jobs that name none) and an optional retry policy over "
+       "--retry",
+       "NAME[:WEIGHT][=HANDLER][@RETRY],... with names of 1 to 128 of A-Z a-z 0-9 _ . - "
+       "and weights from 1 to 1000, e.g. default or emails:3=send_email@10/fixed/30s,reports",
+       "QUEUES", kind::string, set_queues, show_queues});
 
   f.push_back({"concurrency", "FORQ_CONCURRENCY", "--concurrency",
                "Jobs each worker runs at once, all its queues together",
-               "an integer from 1 to 100000", "N",
-               kind::integer,
+               "an integer from 1 to 100000", "N", kind::integer,
                [](config& c, std::string_view v) -> std::optional<std::string> {
                  auto n = parse_uint(v, 100000);
                  if (!n || *n == 0) return "expected an integer from 1 to 100000";
@@ -337,17 +337,16 @@ std::vector<config_field> make_fields() {
                },
                [](const config& c) { return std::to_string(c.concurrency); }});
 
-  f.push_back({"handlers", "FORQ_HANDLERS", "--handlers",
-               "Handlers besides the built-ins (noop, echo, sleep, fail), as a JSON object: name -> "
-               "a command, {\"exec\": [argv...], \"timeout\": seconds, \"retry_exit_code\": N, "
-               "\"max_output\": bytes}, or an app to POST each job to, {\"http\": \"http://...\", "
-               "\"timeout\": seconds, \"max_output\": bytes} (docs/handlers.md)",
-               "a JSON object of handler names (A-Z a-z 0-9 _ . : -) to {\"exec\": [...]} or "
-               "{\"http\": URL} settings; timeout 0.001 to 86400 s (default 60), retry_exit_code "
-               "(exec only) 1 to 255 (default 75), max_output 1 to 67108864 (default 1048576)",
-               "JSON", kind::object,
-               set_handlers,
-               show_handlers});
+  f.push_back(
+      {"handlers", "FORQ_HANDLERS", "--handlers",
+       "Handlers besides the built-ins (noop, echo, sleep, fail), as a JSON object: name -> "
+       "a command, {\"exec\": [argv...], \"timeout\": seconds, \"retry_exit_code\": N, "
+       "\"max_output\": bytes}, or an app to POST each job to, {\"http\": \"http://...\", "
+       "\"timeout\": seconds, \"max_output\": bytes} (docs/handlers.md)",
+       "a JSON object of handler names (A-Z a-z 0-9 _ . : -) to {\"exec\": [...]} or "
+       "{\"http\": URL} settings; timeout 0.001 to 86400 s (default 60), retry_exit_code "
+       "(exec only) 1 to 255 (default 75), max_output 1 to 67108864 (default 1048576)",
+       "JSON", kind::object, set_handlers, show_handlers});
 
   f.push_back({"lease", "FORQ_LEASE", "--lease",
                "Seconds a fetched job stays leased without renewal; a worker that dies holding it "
@@ -410,7 +409,8 @@ std::optional<std::string> closest(std::string_view word,
   auto plain = [](std::string_view s) {
     std::string out;
     for (char c : s)
-      if (c != '_' && c != '-') out += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      if (c != '_' && c != '-')
+        out += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     return out;
   };
   for (auto c : candidates)
@@ -495,10 +495,10 @@ std::optional<config_error> apply_json(config& cfg, const json::object& obj,
       text = json::serialize(v);
     } else if (field->kind == kind::boolean || v.is_bool()) {
       if (field->kind != kind::boolean || !v.is_bool())
-        return config_error{where + ": " + key + " must be " +
-                            (field->kind == kind::boolean ? std::string("true or false")
-                                                          : "a " + field->allowed) +
-                            ", not " + json::serialize(v)};
+        return config_error{
+            where + ": " + key + " must be " +
+            (field->kind == kind::boolean ? std::string("true or false") : "a " + field->allowed) +
+            ", not " + json::serialize(v)};
       text = v.as_bool() ? "true" : "false";
     } else if (v.is_string()) {
       if (field->kind != kind::string)
@@ -544,13 +544,12 @@ std::optional<config_error> apply_file(config& cfg, const std::string& path) {
     return config_error{"config file " + path + " is not valid JSON at " + position_of(text, used) +
                         ": " + ec.message()};
   if (auto twice = first_repeated_key(text))
-    return config_error{"config file " + path + ": key \"" + twice->path +
-                        "\" is given twice (again on line " +
-                        std::to_string(1 + std::count(text.begin(),
-                                                      text.begin() + static_cast<std::ptrdiff_t>(
-                                                                         twice->offset),
-                                                      '\n')) +
-                        "); keep one"};
+    return config_error{
+        "config file " + path + ": key \"" + twice->path + "\" is given twice (again on line " +
+        std::to_string(1 + std::count(text.begin(),
+                                      text.begin() + static_cast<std::ptrdiff_t>(twice->offset),
+                                      '\n')) +
+        "); keep one"};
   json::value root = parser.release();
   if (!root.is_object())
     return config_error{"config file " + path + " must hold a JSON object of settings"};

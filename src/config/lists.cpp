@@ -80,8 +80,7 @@ std::optional<std::string> set_handlers(config& c, std::string_view v) {
   boost::system::error_code ec;
   auto parsed = json::parse(v.empty() ? std::string_view("{}") : v, ec);
   if (ec || !parsed.is_object()) return "expected a JSON object";
-  if (auto twice = first_repeated_key(v))
-    return "\"" + twice->path + "\" is given twice; keep one";
+  if (auto twice = first_repeated_key(v)) return "\"" + twice->path + "\" is given twice; keep one";
   std::vector<config::handler_spec> specs;
   for (const auto& [name, body] : parsed.as_object()) {
     std::string n(name);
@@ -95,19 +94,16 @@ std::optional<std::string> set_handlers(config& c, std::string_view v) {
         if (!x.is_array() || x.as_array().empty())
           return "handler \"" + n + "\": exec must be a non-empty array of strings";
         for (const auto& a : x.as_array()) {
-          if (!a.is_string())
-            return "handler \"" + n + "\": exec must be an array of strings";
+          if (!a.is_string()) return "handler \"" + n + "\": exec must be an array of strings";
           h.exec.emplace_back(a.as_string());
         }
       } else if (k == "http") {
-        if (!x.is_string())
-          return "handler \"" + n + "\": http must be a URL string";
+        if (!x.is_string()) return "handler \"" + n + "\": http must be a URL string";
         h.http = std::string(x.as_string());
         if (auto bad = handlers::check_http_url(h.http))
           return "handler \"" + n + "\": http " + *bad;
       } else if (k == "timeout") {
-        if (!x.is_number() || x.to_number<double>() < 0.001 ||
-            x.to_number<double>() > 86400)
+        if (!x.is_number() || x.to_number<double>() < 0.001 || x.to_number<double>() > 86400)
           return "handler \"" + n + "\": timeout must be 0.001 to 86400 seconds";
         h.timeout = std::chrono::milliseconds(
             std::max<long long>(1, std::llround(x.to_number<double>() * 1000)));
@@ -125,10 +121,12 @@ std::optional<std::string> set_handlers(config& c, std::string_view v) {
       }
     }
     if (h.exec.empty() == h.http.empty())
-      return "handler \"" + n + "\" needs one of \"exec\" (a command) or "
+      return "handler \"" + n +
+             "\" needs one of \"exec\" (a command) or "
              "\"http\" (a URL)";
     if (!h.http.empty() && body.as_object().contains("retry_exit_code"))
-      return "handler \"" + n + "\": retry_exit_code is for exec handlers (an "
+      return "handler \"" + n +
+             "\": retry_exit_code is for exec handlers (an "
              "http handler retries on 408, 429 and 5xx)";
     specs.push_back(std::move(h));
   }

@@ -58,8 +58,7 @@ std::string describe(int status) {
 
 // Reads everything from `in`, keeping the first `keep_head` bytes or the last `keep_tail`.
 asio::awaitable<void> drain_into(asio::posix::stream_descriptor& in, std::string& kept,
-                                 std::size_t& total, std::size_t keep_head,
-                                 std::size_t keep_tail) {
+                                 std::size_t& total, std::size_t keep_head, std::size_t keep_tail) {
   char buf[16384];
   for (;;) {
     auto [ec, n] = co_await in.async_read_some(asio::buffer(buf), use_tuple);
@@ -96,7 +95,6 @@ asio::awaitable<int> wait_exit(pid_t pid) {
   co_return status;
 }
 
-
 } // namespace
 
 queue::handler exec(exec_options options) {
@@ -110,8 +108,7 @@ queue::handler exec(exec_options options) {
     if (in.read < 0 || out.read < 0 || err.read < 0) {
       close_fd(in.read), close_fd(in.write), close_fd(out.read), close_fd(out.write);
       close_fd(err.read), close_fd(err.write);
-      co_return queue::outcome::retry_later(std::string("exec: no pipes: ") +
-                                            std::strerror(errno));
+      co_return queue::outcome::retry_later(std::string("exec: no pipes: ") + std::strerror(errno));
     }
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
@@ -221,13 +218,11 @@ queue::handler exec(exec_options options) {
     auto tail = errors;
     while (!tail.empty() && (tail.back() == '\n' || tail.back() == '\r'))
       tail.pop_back();
-    auto reason = [&](const std::string& head) {
-      return tail.empty() ? head : head + ": " + tail;
-    };
+    auto reason = [&](const std::string& head) { return tail.empty() ? head : head + ": " + tail; };
     if (timed_out)
-      co_return queue::outcome::retry_later(
-          reason("exec: timed out after " + std::to_string(options.timeout.count()) +
-                 " ms; its process group was killed"));
+      co_return queue::outcome::retry_later(reason("exec: timed out after " +
+                                                   std::to_string(options.timeout.count()) +
+                                                   " ms; its process group was killed"));
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
       if (output_bytes > options.max_output) {
         boost::json::object note;

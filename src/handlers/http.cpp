@@ -40,13 +40,12 @@ struct pool_state {
   std::deque<std::unique_ptr<beast::tcp_stream>> idle;
 };
 
-
 // Reads a response: its header, then its body up to `cap` bytes. A longer body is cut there
 // (`truncated`) and the rest left unread, so that connection is not reused.
 asio::awaitable<boost::system::error_code>
 read_capped(beast::tcp_stream& stream, beast::flat_buffer& buffer,
-            bhttp::response_parser<bhttp::buffer_body>& parser, std::size_t cap,
-            std::string& body, bool& truncated) {
+            bhttp::response_parser<bhttp::buffer_body>& parser, std::size_t cap, std::string& body,
+            bool& truncated) {
   parser.body_limit(boost::none); // the cap below keeps what is read
   auto [ec, n] = co_await bhttp::async_read_header(stream, buffer, parser, use_tuple);
   (void)n;
@@ -97,8 +96,7 @@ queue::handler http(http_options options) {
   return [state](const queue::delivered_job& job) -> asio::awaitable<queue::outcome> {
     auto ex = co_await asio::this_coro::executor;
     const auto& o = state->options;
-    if (state->where.host.empty())
-      co_return queue::outcome::failure("http: bad URL " + o.url);
+    if (state->where.host.empty()) co_return queue::outcome::failure("http: bad URL " + o.url);
     const auto deadline = std::chrono::system_clock::now() + o.timeout;
     auto unreachable = [&](const std::string& why) {
       return queue::outcome::retry_later("http: cannot deliver to " + o.url + ": " + why);
@@ -118,10 +116,9 @@ queue::handler http(http_options options) {
     req.set("Forq-Job-Id", job.id);
     req.set("Forq-Attempt", std::to_string(job.attempt + 1));
     req.set("Forq-Queue", job.queue);
-    req.set("Forq-Deadline",
-            std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
-                               deadline.time_since_epoch())
-                               .count()));
+    req.set("Forq-Deadline", std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                deadline.time_since_epoch())
+                                                .count()));
     req.keep_alive(true);
     req.body() = queue::handoff_json(job);
     req.prepare_payload();
@@ -159,9 +156,8 @@ queue::handler http(http_options options) {
       if (ec && reused && !parser.is_header_done() && ec != beast::error::timeout)
         continue; // the app had closed the idle connection
       if (ec == beast::error::timeout)
-        co_return queue::outcome::retry_later("http: timed out after " +
-                                              std::to_string(o.timeout.count()) + " ms at " +
-                                              o.url);
+        co_return queue::outcome::retry_later(
+            "http: timed out after " + std::to_string(o.timeout.count()) + " ms at " + o.url);
       if (ec) co_return unreachable(ec.message());
       const auto& res = parser.get();
       const unsigned status = res.result_int();

@@ -2,11 +2,12 @@
 // (docs/http.md): health, readiness, Prometheus metrics for the whole process tree (from the
 // shared region), and a JSON API over forq::client. Boost.Beast lives in this file only.
 #include "http/http.hpp"
-#include "http/access.hpp"
+
 #include "forq/client.hpp"
 #include "forq/json_text.hpp"
 #include "forq/queue/consumer.hpp"
 #include "forq/utf8.hpp"
+#include "http/access.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -21,9 +22,9 @@
 #include <boost/json.hpp>
 #include <spdlog/spdlog.h>
 
-#include <netinet/in.h>
 #include <algorithm>
 #include <array>
+#include <netinet/in.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -159,8 +160,8 @@ std::string metrics_text(const shared_metrics& m, const config& cfg) {
         out += std::string(name) + "_bucket{" + label + ",le=\"" + le + "\"} " +
                std::to_string(cumulative) + "\n";
       }
-      out += std::string(name) + "_sum{" + label + "} " + fmt_bound(static_cast<double>(sum_us) / 1e6) +
-             "\n";
+      out += std::string(name) + "_sum{" + label + "} " +
+             fmt_bound(static_cast<double>(sum_us) / 1e6) + "\n";
       out += std::string(name) + "_count{" + label + "} " + std::to_string(cumulative) + "\n";
     }
   };
@@ -169,7 +170,8 @@ std::string metrics_text(const shared_metrics& m, const config& cfg) {
             &queue_counters::pickup);
   histogram("forq_job_run_seconds", "The handler's time per attempt.", &queue_counters::run);
   histogram("forq_redis_round_trip_seconds",
-            "Round trips to Redis of the consumers' acknowledgements.", &queue_counters::round_trip);
+            "Round trips to Redis of the consumers' acknowledgements.",
+            &queue_counters::round_trip);
   family("forq_worker_restarts_total", "counter", "Workers the master started again.");
   out += "forq_worker_restarts_total " + std::to_string(m.restarts.load()) + "\n";
   family("forq_workers", "gauge", "Worker processes running now.");
@@ -349,20 +351,19 @@ asio::awaitable<reply_t> route(http_context& ctx, const bhttp::request<bhttp::st
                           "and send Authorization: Bearer <token>, or start forq with "
                           "--api-open to take them from anyone who can reach it");
   }
-  const bool probe = parts.size() == 1 &&
-                     (parts[0] == "healthz" || parts[0] == "readyz" || parts[0] == "metrics");
+  const bool probe =
+      parts.size() == 1 && (parts[0] == "healthz" || parts[0] == "readyz" || parts[0] == "metrics");
   if (probe && method != bhttp::verb::get) {
-    co_return error_reply(bhttp::status::method_not_allowed,
-                          "/" + parts[0] + " takes GET and HEAD, not " +
-                              std::string(req.method_string()));
+    co_return error_reply(bhttp::status::method_not_allowed, "/" + parts[0] +
+                                                                 " takes GET and HEAD, not " +
+                                                                 std::string(req.method_string()));
   }
   if (parts.size() == 1 && parts[0] == "healthz" && method == bhttp::verb::get)
     co_return reply_t{bhttp::status::ok, "ok\n", "text/plain"};
   if (parts.size() == 1 && parts[0] == "readyz" && method == bhttp::verb::get) {
     auto why = ctx.not_ready();
     if (why.empty()) co_return reply_t{bhttp::status::ok, "ready\n", "text/plain"};
-    co_return reply_t{bhttp::status::service_unavailable, "not ready: " + why + "\n",
-                      "text/plain"};
+    co_return reply_t{bhttp::status::service_unavailable, "not ready: " + why + "\n", "text/plain"};
   }
   if (parts.size() == 1 && parts[0] == "metrics" && method == bhttp::verb::get)
     co_return reply_t{bhttp::status::ok, metrics_text(*ctx.metrics, *ctx.cfg),
@@ -426,7 +427,8 @@ asio::awaitable<reply_t> route(http_context& ctx, const bhttp::request<bhttp::st
         const json::array* list = nullptr;
         if (!ec && v.is_object())
           if (auto* x = v.as_object().if_contains("ids"); x && x->is_array()) list = &x->as_array();
-        if (!list) co_return error_reply(bhttp::status::bad_request, "the body must be {\"ids\": [...]}");
+        if (!list)
+          co_return error_reply(bhttp::status::bad_request, "the body must be {\"ids\": [...]}");
         for (const auto& x : *list) {
           if (!x.is_string()) co_return error_reply(bhttp::status::bad_request, "ids are strings");
           ids.emplace_back(x.as_string());
@@ -468,8 +470,8 @@ asio::awaitable<void> session(http_context& ctx, typename Protocol::socket socke
     parser.body_limit(max_body);
     parser.header_limit(16 * 1024);
     stream.expires_after(10s); // a slow or silent client loses only its own connection
-    auto [ec, n] = co_await bhttp::async_read(stream, buffer, parser,
-                                             asio::as_tuple(asio::use_awaitable));
+    auto [ec, n] =
+        co_await bhttp::async_read(stream, buffer, parser, asio::as_tuple(asio::use_awaitable));
     (void)n;
     if (ec == bhttp::error::end_of_stream || ec == beast::error::timeout ||
         ec == asio::error::connection_reset || ec == asio::error::eof)

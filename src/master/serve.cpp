@@ -2,15 +2,15 @@
 // configured one), forks `workers` children (worker.cpp) and from then on only supervises:
 // restarts a child that dies (with backoff in a crash loop), stops when a child exits with the
 // fatal code, drains every child on SIGTERM/SIGINT, adds or removes one on SIGTTIN/SIGTTOU.
-#include "master/master.hpp"
-#include "master/shared_metrics.hpp"
-#include "master/supervisor.hpp"
-#include "http/access.hpp"
-#include "worker/worker.hpp"
 #include "forq/embedded_redis.hpp"
 #include "forq/exit_codes.hpp"
 #include "forq/log.hpp"
 #include "forq/redis_url.hpp"
+#include "http/access.hpp"
+#include "master/master.hpp"
+#include "master/shared_metrics.hpp"
+#include "master/supervisor.hpp"
+#include "worker/worker.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -25,8 +25,8 @@
 #include <algorithm>
 #include <csignal>
 #include <cstring>
-#include <sys/resource.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -73,7 +73,6 @@ class redis_keeper {
   std::chrono::steady_clock::time_point last_restart_{};
 };
 
-
 // How a child ended, in an operator's words.
 std::string describe_exit(int status) {
   if (WIFEXITED(status)) {
@@ -99,9 +98,15 @@ class master {
          embedded_redis* redis, int listener_fd, shared_metrics* metrics,
          std::function<std::variant<config, std::string>()> reload,
          const queue::handler_map& program)
-      : ioc_(ioc), signals_(signals), cfg_(cfg), url_(std::move(url)), redis_(redis),
-        listener_fd_(listener_fd), metrics_(metrics), reload_(std::move(reload)),
-        program_(program) {
+      : ioc_(ioc)
+      , signals_(signals)
+      , cfg_(cfg)
+      , url_(std::move(url))
+      , redis_(redis)
+      , listener_fd_(listener_fd)
+      , metrics_(metrics)
+      , reload_(std::move(reload))
+      , program_(program) {
     if (redis_) keeper_.emplace(*redis_);
   }
 
@@ -258,8 +263,8 @@ class master {
     ioc_.notify_fork(asio::execution_context::fork_parent);
     ::sigprocmask(SIG_SETMASK, &before, nullptr);
     if (pid < 0) {
-      spdlog::error("cannot fork worker {}: {}; trying again in {}", s.number,
-                    std::strerror(errno), say_delay(s.backoff));
+      spdlog::error("cannot fork worker {}: {}; trying again in {}", s.number, std::strerror(errno),
+                    say_delay(s.backoff));
       schedule_respawn(s.number, s.backoff);
       return;
     }
@@ -430,9 +435,8 @@ int serve(const config& cfg, std::function<std::variant<config, std::string>()> 
   asio::ip::tcp::acceptor listener(ioc);
   {
     boost::system::error_code ec;
-    auto address = asio::ip::make_address(cfg.listen.host == "localhost" ? "127.0.0.1"
-                                                                         : cfg.listen.host,
-                                          ec);
+    auto address =
+        asio::ip::make_address(cfg.listen.host == "localhost" ? "127.0.0.1" : cfg.listen.host, ec);
     asio::ip::tcp::endpoint at(address, cfg.listen.port);
     if (!ec) listener.open(at.protocol(), ec);
     if (!ec) listener.set_option(asio::socket_base::reuse_address(true), ec);

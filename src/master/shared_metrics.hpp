@@ -17,8 +17,8 @@ struct shared_histogram {
   std::atomic<std::uint64_t> sum_us{0};
 };
 struct queue_counters {
-  std::atomic<std::uint64_t> fetched{0}, done{0}, retried{0}, dead{0}, recovered{0},
-      handed_back{0}, in_flight{0};
+  std::atomic<std::uint64_t> fetched{0}, done{0}, retried{0}, dead{0}, recovered{0}, handed_back{0},
+      in_flight{0};
   shared_histogram pickup, run, round_trip;
 };
 struct slot_counters {

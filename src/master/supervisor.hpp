@@ -5,12 +5,11 @@
 // (its number, 1, 2, ...: the log role "worker 3", its metrics slot); the process in it comes
 // and goes.
 
-#include <sys/types.h>
-
 #include <chrono>
 #include <cstddef>
 #include <optional>
 #include <string>
+#include <sys/types.h>
 #include <vector>
 
 namespace forq::master {
@@ -61,7 +60,7 @@ class slot_table {
   // Marks slot `number` retiring (a reload replacing it), if it is still live.
   slot* retire(unsigned number);
 
-  std::size_t live() const;    // slots not retiring: the tree's size as operators see it
+  std::size_t live() const;         // slots not retiring: the tree's size as operators see it
   std::size_t with_process() const; // running or draining
   bool none_with_process() const { return with_process() == 0; }
   std::vector<slot>& slots() { return slots_; }

@@ -1,8 +1,7 @@
 // A consumer's attempts: running a handler, acknowledging in batches, failing into a retry or
 // the dead set.
-#include "forq/queue/consumer.hpp"
 #include "consumer_detail.hpp"
-
+#include "forq/queue/consumer.hpp"
 #include "forq/queue/producer.hpp"
 #include "scripts.hpp"
 
@@ -89,8 +88,9 @@ asio::awaitable<void> consumer::ack_loop() {
       continue;
     }
     // Everything finished since the last ack, in one round trip of plain commands (1,000 jobs
-    // at most): the results (one HSET), their index (one RPUSH), one XACK per stream, counts. Not atomic, and need not be: a job whose XACK is lost runs again (at least
-    // once) and its result is written again.
+    // at most): the results (one HSET), their index (one RPUSH), one XACK per stream, counts. Not
+    // atomic, and need not be: a job whose XACK is lost runs again (at least once) and its result
+    // is written again.
     std::vector<finished> batch;
     for (std::size_t n = 0; n < 1000 && !to_ack_.empty(); ++n) {
       batch.push_back(std::move(to_ack_.front()));

@@ -236,11 +236,11 @@ boost::asio::awaitable<result<std::optional<job_info>>> client::get_job(std::str
 
   // Everything addressable by the id, in one round trip.
   redis::request req;
-  req.push("HGET", k.results_data, id);             // 0
-  req.push("HGET", k.dead_jobs, id);                // 1
-  req.push("ZSCORE", k.dead, id);                   // 2
-  req.push("HGET", k.delayed_jobs, id);             // 3
-  req.push("ZSCORE", k.delayed, id);                // 4
+  req.push("HGET", k.results_data, id);                // 0
+  req.push("HGET", k.dead_jobs, id);                   // 1
+  req.push("ZSCORE", k.dead, id);                      // 2
+  req.push("HGET", k.delayed_jobs, id);                // 3
+  req.push("ZSCORE", k.delayed, id);                   // 4
   req.push("GET", queue::keys::unique_key(queue, id)); // 5: caller id -> first entry id
   auto r = co_await exec(req);
   if (!r) co_return r.error();
@@ -249,8 +249,10 @@ boost::asio::awaitable<result<std::optional<job_info>>> client::get_job(std::str
     auto o = parse_object(at[0].str());
     info.state = "completed";
     if (auto* v = o.if_contains("result"); v && !v->is_null()) info.result = serialize_utf8(*v);
-    if (auto* v = o.if_contains("attempt"); v && v->is_int64()) info.attempts = static_cast<int>(v->as_int64());
-    if (auto* v = o.if_contains("finished_ms"); v && v->is_int64()) info.finished_ms = v->as_int64();
+    if (auto* v = o.if_contains("attempt"); v && v->is_int64())
+      info.attempts = static_cast<int>(v->as_int64());
+    if (auto* v = o.if_contains("finished_ms"); v && v->is_int64())
+      info.finished_ms = v->as_int64();
     co_return info;
   }
   if (at[1].is_string()) {
@@ -301,8 +303,9 @@ boost::asio::awaitable<result<std::optional<job_info>>> client::get_job(std::str
     }
   }
   // The entry's state, or nothing when it is settled.
-  auto state_of = [&](std::size_t p,
-                      const std::string& entry) -> boost::asio::awaitable<std::optional<std::string>> {
+  auto state_of =
+      [&](std::size_t p,
+          const std::string& entry) -> boost::asio::awaitable<std::optional<std::string>> {
     redis::request q("XPENDING", streams[p], group, entry, entry, "1");
     auto pr = redis::connection::single(co_await exec(q));
     if (pr && pr->is_array() && !pr->elements().empty()) co_return std::string("active");
@@ -376,10 +379,10 @@ boost::asio::awaitable<result<queue_stats>> client::stats(std::string_view queue
   queue::keys k(queue);
   redis::request req;
   for (int p = 0; p <= 9; ++p)
-    req.push("XINFO", "GROUPS", k.stream_for(p)); // 0..9
-  req.push("ZCARD", k.delayed);                   // 10
-  req.push("ZCARD", k.dead);                      // 11
-  req.push("HGETALL", k.stats);                   // 12
+    req.push("XINFO", "GROUPS", k.stream_for(p));             // 0..9
+  req.push("ZCARD", k.delayed);                               // 10
+  req.push("ZCARD", k.dead);                                  // 11
+  req.push("HGETALL", k.stats);                               // 12
   req.push("HMGET", k.meta, "paused", "rate_max", "rate_ms"); // 13
   for (int p = 0; p <= 9; ++p)
     req.push("XLEN", k.stream_for(p)); // 14..23
@@ -548,8 +551,7 @@ client::purge_dead(std::string_view queue, const std::vector<std::string>& ids) 
   return dead_op(queue, "purge", ids);
 }
 
-boost::asio::awaitable<error_code> client::change_meta(std::string_view queue,
-                                                      redis::request req) {
+boost::asio::awaitable<error_code> client::change_meta(std::string_view queue, redis::request req) {
   req.push("SADD", queue::keys::all_queues, queue); // operators see the queue in `forq queues`
   auto r = co_await exec(req);
   if (!r) co_return r.error();
@@ -559,7 +561,7 @@ boost::asio::awaitable<error_code> client::change_meta(std::string_view queue,
 }
 
 boost::asio::awaitable<error_code> client::set_paused(std::string_view queue,
-                                                     std::string_view value) {
+                                                      std::string_view value) {
   if (queue::check_queue_name(queue)) co_return error_code(errc::invalid_job);
   queue::keys k(queue);
   co_return co_await change_meta(queue, redis::request("HSET", k.meta, "paused", value));

@@ -1,8 +1,8 @@
 // The consumer (consumer.hpp): its life (run, stop) and fetching: exact or blocking reads by
 // priority, rate permits, slot shares, pause, hand-backs.
 #include "forq/queue/consumer.hpp"
-#include "consumer_detail.hpp"
 
+#include "consumer_detail.hpp"
 #include "forq/queue/producer.hpp"
 #include "scripts.hpp"
 
@@ -20,7 +20,6 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
-
 #include <unistd.h>
 
 namespace forq::queue {
@@ -149,7 +148,8 @@ asio::awaitable<std::vector<delivered_job>> consumer::take(const redis::reply& a
     }
   }
   // Several priorities have jobs at once: fetch exactly, by priority, for a while.
-  if (streams_with_jobs > 1) exact_until_ = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  if (streams_with_jobs > 1)
+    exact_until_ = std::chrono::steady_clock::now() + std::chrono::seconds(5);
   co_await note_priorities(got);
   co_return got;
 }
@@ -173,8 +173,9 @@ asio::awaitable<void> consumer::fetch_loop() {
   // The priority streams only (views: stream_names does not change from here on).
   std::vector<std::string_view> streams(stream_names.begin(), stream_names.end() - 1);
   const auto block = std::to_string(options_.block.count());
-  auto fetch_exactly = [&](std::size_t n_streams,
-                           std::size_t count) -> asio::awaitable<boost::system::result<redis::reply>> {
+  auto fetch_exactly =
+      [&](std::size_t n_streams,
+          std::size_t count) -> asio::awaitable<boost::system::result<redis::reply>> {
     // Fills exactly `count` slots from the first n_streams streams, highest first (one script
     // call: XREADGROUP's COUNT is per stream, so one call over all would over-fetch and take
     // low priorities as eagerly as high ones).
@@ -382,7 +383,7 @@ std::size_t consumer::room() const {
 }
 
 asio::awaitable<boost::system::result<redis::reply>> consumer::rate_call(std::string_view op,
-                                                                        std::size_t n) {
+                                                                         std::size_t n) {
   keys k(options_.queue);
   std::vector<std::string_view> keys_v, args;
   keys_v.push_back(k.rate);
@@ -456,7 +457,6 @@ asio::awaitable<void> consumer::bury_malformed(const std::string& stream, int pr
 
 } // namespace forq::queue
 
-
 namespace forq::queue::detail {
 
 std::string now_ms(milliseconds plus) {
@@ -496,8 +496,9 @@ asio::awaitable<void> pause_for(milliseconds d) {
 std::string result_record(const std::string& result, int attempt) {
   const bool nothing = result == "null" || result.empty();
   if (nothing && attempt == 1) return {};
-  if (nothing) return "{\"result\":null,\"attempt\":" + std::to_string(attempt) +
-                      ",\"finished_ms\":" + now_ms() + "}";
+  if (nothing)
+    return "{\"result\":null,\"attempt\":" + std::to_string(attempt) +
+           ",\"finished_ms\":" + now_ms() + "}";
   std::string out = "{\"result\":";
   out += check_json(result) ? serialize_utf8(boost::json::value(result)) : result;
   out += ",\"attempt\":" + std::to_string(attempt) + ",\"finished_ms\":" + now_ms() + "}";

@@ -1,4 +1,5 @@
 #include "forq/queue/job.hpp"
+
 #include "forq/queue/producer.hpp"
 #include "json_events.hpp"
 
@@ -17,7 +18,6 @@ std::optional<int> to_int(std::string_view s) {
   if (ec != std::errc{} || end != s.data() + s.size() || s.empty()) return std::nullopt;
   return v;
 }
-
 
 std::string hex(std::string_view s) {
   static constexpr char digits[] = "0123456789abcdef";
@@ -128,8 +128,7 @@ std::variant<delivered_job, std::string> parse_entry(std::string_view queue,
       if (auto* why = std::get_if<std::string>(&parsed))
         return "field retry \"" + to_utf8(v.substr(0, 100)) + "\": " + *why;
       j.retry = std::get<retry_override>(parsed);
-    }
-    else if (k == "attempt" || k == "max_attempts") {
+    } else if (k == "attempt" || k == "max_attempts") {
       auto n = to_int(v);
       if (!n || *n < 0)
         return "field " + k + " is not a whole number: \"" + to_utf8(v.substr(0, 64)) + "\"";
@@ -157,8 +156,7 @@ std::variant<delivered_job, std::string> parse_entry(std::string_view queue,
            std::to_string(default_max_payload);
   if (j.id.size() > 256) return "id is " + std::to_string(j.id.size()) + " bytes; the limit is 256";
   if (j.handler.size() > 128)
-    return "handler name is " + std::to_string(j.handler.size()) +
-           " bytes; the limit is 128";
+    return "handler name is " + std::to_string(j.handler.size()) + " bytes; the limit is 128";
   if (!has_payload) return std::string("no payload field (every job needs one: JSON text)");
   if (auto ec = check_json(j.payload)) return "payload is not JSON: " + ec.message();
   return j;

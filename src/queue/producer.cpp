@@ -1,16 +1,15 @@
 #include "forq/queue/producer.hpp"
+
 #include "forq/queue/job.hpp"
-
 #include "scripts.hpp"
-
-#include <boost/json/object.hpp>
-#include <boost/json/parse.hpp>
-#include <boost/json/serialize.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/json/object.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -271,7 +270,8 @@ boost::asio::awaitable<error_code> init_queue(redis::connection& conn, std::stri
   if (r->is_error()) {
     std::string why;
     auto ec = write_error(*r, &why);
-    if (ec == errc::redis_refused) spdlog::error("starting queue {}: Redis answered {}", queue, why);
+    if (ec == errc::redis_refused)
+      spdlog::error("starting queue {}: Redis answered {}", queue, why);
     co_return ec;
   }
   const auto& v = r->elements();

@@ -1,5 +1,6 @@
-#include "forq/queue/limits.hpp"
 #include "forq/queue/retry.hpp"
+
+#include "forq/queue/limits.hpp"
 #include "forq/utf8.hpp"
 
 #include <algorithm>
@@ -34,8 +35,8 @@ struct unit {
   std::string_view name;
   long long ms;
 };
-constexpr unit units[] = {{"d", 86'400'000}, {"h", 3'600'000}, {"m", 60'000}, {"s", 1000},
-                          {"ms", 1}};
+constexpr unit units[] = {
+    {"d", 86'400'000}, {"h", 3'600'000}, {"m", 60'000}, {"s", 1000}, {"ms", 1}};
 
 constexpr std::string_view tokens_allowed =
     "use attempts (a whole number from 1 to 1000), fixed or exponential, durations with a unit "
@@ -52,8 +53,8 @@ std::optional<double> duration_ms(std::string_view t) {
     auto number = t.substr(0, t.size() - u.name.size());
     if (number.back() < '0' || number.back() > '9') continue; // "5ms" must not read as "5m" + s
     double v = 0;
-    auto [end, ec] = std::from_chars(number.data(), number.data() + number.size(), v,
-                                     std::chars_format::fixed);
+    auto [end, ec] =
+        std::from_chars(number.data(), number.data() + number.size(), v, std::chars_format::fixed);
     if (ec != std::errc{} || end != number.data() + number.size() || !std::isfinite(v)) continue;
     return v * static_cast<double>(u.ms);
   }
@@ -80,10 +81,9 @@ std::variant<retry_override, std::string> parse_retry(std::string_view text) {
   while (true) {
     auto slash = text.find('/');
     auto t = text.substr(0, slash);
-    auto twice = [&](std::string_view what) {
-      return std::string(what) + " is given twice";
-    };
-    if (!t.empty() && std::all_of(t.begin(), t.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    auto twice = [&](std::string_view what) { return std::string(what) + " is given twice"; };
+    if (!t.empty() &&
+        std::all_of(t.begin(), t.end(), [](char c) { return c >= '0' && c <= '9'; })) {
       if (r.attempts) return twice("the number of attempts");
       if (auto bad = out_of_bounds(attempts_bounds, t)) return "attempts " + *bad;
       r.attempts = std::stoi(std::string(t));
@@ -105,8 +105,8 @@ std::variant<retry_override, std::string> parse_retry(std::string_view text) {
       if (auto bad = check_wait(cap ? "the cap" : "the base wait", rounded)) return *bad;
       (cap ? r.max : r.base) = rounded;
     } else {
-      return "\"" + to_utf8(t.substr(0, 40)) + "\" is not a part of a retry policy: " +
-             std::string(tokens_allowed);
+      return "\"" + to_utf8(t.substr(0, 40)) +
+             "\" is not a part of a retry policy: " + std::string(tokens_allowed);
     }
     if (slash == std::string_view::npos) break;
     text.remove_prefix(slash + 1);

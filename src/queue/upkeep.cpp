@@ -1,19 +1,17 @@
 // A consumer's upkeep: promoting due delayed jobs, renewing leases, recovering stalled jobs,
 // tidying results, healing a queue whose keys vanished.
-#include "forq/queue/consumer.hpp"
 #include "consumer_detail.hpp"
-
+#include "forq/queue/consumer.hpp"
 #include "forq/queue/producer.hpp"
 #include "scripts.hpp"
 
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <cmath>
-#include <cstdlib>
-
 #include <cerrno>
+#include <cmath>
 #include <csignal>
+#include <cstdlib>
 #include <unistd.h>
 
 namespace forq::queue {
@@ -30,8 +28,10 @@ asio::awaitable<void> consumer::tidy_loop() {
   while (!(stopping_ && fetching_done_ && running_ == 0)) {
     auto now = clock::now();
     const bool keeping = keeper();
-    if (!keeping) full_at = clock::time_point::max();
-    else if (full_at == clock::time_point::max()) full_at = now; // the keeper starts with one
+    if (!keeping)
+      full_at = clock::time_point::max();
+    else if (full_at == clock::time_point::max())
+      full_at = now; // the keeper starts with one
     auto due = std::min(evict_at_, full_at);
     if (!settled_streams_.empty() || refusals_.active())
       due = std::min(due, last + options_.tidy_every);
@@ -131,7 +131,7 @@ asio::awaitable<void> consumer::heal() {
   healing_ = true;
   auto ec = co_await restore_queue(pool_.commands(), options_.queue);
   healing_ = false;
-  cursors_.clear(); // stall recovery's scans start over on the new streams
+  cursors_.clear();              // stall recovery's scans start over on the new streams
   noted_priorities_.fill(false); // the `priorities` set went with the other keys
   priorities_read_.reset();
   if (ec == errc::redis_refuses_writes) { // an empty replica, say: wait for a primary

@@ -725,11 +725,11 @@ asio::awaitable<void> connection::health() {
     case connection_state::check::timed_out:
       ++stats_.timeouts;
       timed_out_ = true;
-      lost_reason_ = "no reply within " +
-                     std::to_string(
-                         std::chrono::duration_cast<milliseconds>(late->deadline - late->sent)
-                             .count()) +
-                     " ms";
+      lost_reason_ =
+          "no reply within " +
+          std::to_string(
+              std::chrono::duration_cast<milliseconds>(late->deadline - late->sent).count()) +
+          " ms";
       if (options_.on_silent) options_.on_silent(lost_reason_);
       co_return;
     case connection_state::check::ping:

@@ -39,9 +39,10 @@ script::script(std::string name, std::string_view source)
     , source_(source)
     , sha1_(sha1_hex(source)) {}
 
-boost::asio::awaitable<boost::system::result<reply>>
-eval(connection& conn, const script& s, const std::vector<std::string_view>& keys,
-     const std::vector<std::string_view>& args, exec_options opts) {
+boost::asio::awaitable<boost::system::result<reply>> eval(connection& conn, const script& s,
+                                                          const std::vector<std::string_view>& keys,
+                                                          const std::vector<std::string_view>& args,
+                                                          exec_options opts) {
   auto call = evalsha(s, keys, args);
   auto first = connection::single(co_await conn.exec(call, opts));
   if (!first || !first->is_noscript()) co_return first;

@@ -2,14 +2,15 @@
 // its own single-threaded io_context, Redis pool and one consumer per configured queue, until
 // the master (or its own death signal) tells it to stop.
 #include "worker/worker.hpp"
-#include "http/http.hpp"
-#include "master/master.hpp"
+
 #include "forq/exit_codes.hpp"
 #include "forq/handlers.hpp"
 #include "forq/log.hpp"
 #include "forq/queue/consumer.hpp"
 #include "forq/redis/pool.hpp"
 #include "forq/redis_url.hpp"
+#include "http/http.hpp"
+#include "master/master.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -229,7 +230,8 @@ bool consumers::fetching_ready() const {
 }
 
 bool consumers::refusing_writes() const {
-  return std::any_of(list_.begin(), list_.end(), [](const auto& c) { return c->refusing_writes(); });
+  return std::any_of(list_.begin(), list_.end(),
+                     [](const auto& c) { return c->refusing_writes(); });
 }
 
 std::string consumers::not_ready() const {
@@ -302,7 +304,8 @@ int run_worker(const config& cfg, const std::string& url, unsigned slot, int lis
     signals.cancel();
   };
   work.start(on_fatal);
-  if (slot == 1) asio::co_spawn(ioc, check_eviction(work.commands(), cfg, on_fatal), asio::detached);
+  if (slot == 1)
+    asio::co_spawn(ioc, check_eviction(work.commands(), cfg, on_fatal), asio::detached);
   bool draining = false;
   // The HTTP surface on the master's listener, and this worker's share of /metrics.
   http::http_context web;
@@ -353,7 +356,8 @@ int run_worker(const config& cfg, const std::string& url, unsigned slot, int lis
           co_return;
         }
         if (sig == SIGQUIT) { // fast stop: leases bring the running jobs back
-          spdlog::info("worker {} stopping now (SIGQUIT); {} done", slot, counted(work.done(), "job"));
+          spdlog::info("worker {} stopping now (SIGQUIT); {} done", slot,
+                       counted(work.done(), "job"));
           spdlog::default_logger()->flush();
           ::_exit(exit_code::ok);
         }
@@ -383,8 +387,8 @@ int run_worker(const config& cfg, const std::string& url, unsigned slot, int lis
                 auto [qec, q] = co_await signals.async_wait(asio::as_tuple(asio::use_awaitable));
                 if (qec == asio::error::operation_aborted) co_return;
                 if (!qec && q == SIGQUIT) {
-                  spdlog::info("worker {} stopping now (SIGQUIT while draining); {} done",
-                               slot, counted(work.done(), "job"));
+                  spdlog::info("worker {} stopping now (SIGQUIT while draining); {} done", slot,
+                               counted(work.done(), "job"));
                   spdlog::default_logger()->flush();
                   ::_exit(exit_code::ok);
                 }

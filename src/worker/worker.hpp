@@ -51,8 +51,8 @@ class consumers {
   // hand back whatever still runs; close Redis.
   boost::asio::awaitable<void> drain(bool wait_for_running);
   std::uint64_t done() const;
-  bool redis_ready() const; // the command connection is up (acks can go out)
-  bool fetching_ready() const; // every connection is up: acks and the blocking fetches (/readyz)
+  bool redis_ready() const;     // the command connection is up (acks can go out)
+  bool fetching_ready() const;  // every connection is up: acks and the blocking fetches (/readyz)
   bool refusing_writes() const; // a consumer's last write was refused (-OOM, -READONLY, ...)
   // Why this worker cannot consume now, for /readyz; empty when it can.
   std::string not_ready() const;

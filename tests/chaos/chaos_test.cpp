@@ -59,7 +59,8 @@ TEST_F(chaos_test, a_random_worker_killed_every_second_loses_nothing) {
 
 class chaos_aof_test : public chaos_test {
  protected:
-  chaos_aof_test() : chaos_test({"--appendonly", "yes", "--appendfsync", "always"}) {}
+  chaos_aof_test()
+      : chaos_test({"--appendonly", "yes", "--appendfsync", "always"}) {}
 };
 
 TEST_F(chaos_aof_test, redis_killed_and_restarted_on_its_aof_mid_drain_loses_nothing) {
@@ -67,7 +68,7 @@ TEST_F(chaos_aof_test, redis_killed_and_restarted_on_its_aof_mid_drain_loses_not
   enqueue(n, 5);
   auto p = serve({"--workers", "2", "--concurrency", std::to_string(concurrency)});
   ASSERT_TRUE(all_ran(1001, 3000ms)) << p->err(); // the drain is under way
-  redis_.stop(); // SIGKILL, as a crash
+  redis_.stop();                                  // SIGKILL, as a crash
   std::this_thread::sleep_for(1s);
   redis_.start(); // same port, same AOF
   ASSERT_TRUE(all_ran(n, 60s)) << ran().size() << " of " << n << " ran\n" << p->err();
@@ -115,9 +116,8 @@ TEST_F(chaos_test, the_master_killed_mid_drain_and_started_again_finishes_the_wo
 // another forq on the same Redis runs them at once, not a lease (30 s here) later.
 TEST_F(chaos_test, jobs_outlasting_the_drain_are_handed_back_and_run_at_once_by_another_forq) {
   enqueue(8, 3000);
-  auto a = serve({"--workers", "1", "--concurrency", "8", "--drain-timeout", "0.5", "--lease",
-                  "30"},
-                 "a");
+  auto a = serve(
+      {"--workers", "1", "--concurrency", "8", "--drain-timeout", "0.5", "--lease", "30"}, "a");
   auto leased_all = [&] {
     return redis_.command({"XPENDING", "forq:{default}:stream", "workers"}).rfind("[8,", 0) == 0;
   };
@@ -139,8 +139,9 @@ TEST_F(chaos_test, jobs_outlasting_the_drain_are_handed_back_and_run_at_once_by_
   auto took = std::chrono::steady_clock::now() - sent;
   EXPECT_LT(took, 6s);
   EXPECT_EQ(duplicates(), 0);
-  RecordProperty("rerun_ms", static_cast<int>(
-      std::chrono::duration_cast<std::chrono::milliseconds>(took).count()));
+  RecordProperty(
+      "rerun_ms",
+      static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(took).count()));
   expect_queue_settled();
   stop(*b);
 }
@@ -278,7 +279,8 @@ TEST_F(chaos_network_test, a_shorter_redis_timeout_notices_a_silent_redis_sooner
   int port = forq::test::listening_port(p->err());
   ASSERT_TRUE(readyz_until(port, is_ready, 10s)) << p->err();
   proxy_.silence(true);
-  auto noticed = readyz_until(port, [](int status) { return !is_ready(status); }, 10s);
+  auto noticed = readyz_until(
+      port, [](int status) { return !is_ready(status); }, 10s);
   ASSERT_TRUE(noticed) << "/readyz never said 503 with Redis silent\n" << p->err();
   EXPECT_LT(*noticed, 4s) << p->err();
   enqueue(200, 0); // waiting for the network to come back

@@ -18,7 +18,8 @@ using namespace std::chrono_literals;
 // A plain TCP client of the proxy.
 class client {
  public:
-  explicit client(std::uint16_t port) : fd_(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
+  explicit client(std::uint16_t port)
+      : fd_(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_port = htons(port);
@@ -33,7 +34,8 @@ class client {
   // or "closed" / "reset".
   std::string ping(std::chrono::milliseconds wait) {
     if (!connected_) return "closed";
-    if (::send(fd_, "PING\r\n", 6, MSG_NOSIGNAL) != 6) return errno == ECONNRESET ? "reset" : "closed";
+    if (::send(fd_, "PING\r\n", 6, MSG_NOSIGNAL) != 6)
+      return errno == ECONNRESET ? "reset" : "closed";
     std::string got;
     auto until = std::chrono::steady_clock::now() + wait;
     while (got.find("\r\n") == std::string::npos) {

@@ -56,8 +56,8 @@ TEST(bench_test, drain_on_its_own_embedded_redis_verifies_every_job_and_reports_
 class bench_redis_test : public forq::test::redis_test {};
 
 TEST_F(bench_redis_test, steady_and_mixed_against_a_given_redis_leave_it_clean) {
-  auto steady = bench_json({"steady", "--rate", "500", "--duration", "1", "--workers", "1",
-                            "--redis", redis_.url()});
+  auto steady = bench_json(
+      {"steady", "--rate", "500", "--duration", "1", "--workers", "1", "--redis", redis_.url()});
   ASSERT_FALSE(steady.empty());
   EXPECT_EQ(steady.at("verified"), true);
   EXPECT_EQ(steady.at("jobs"), 500);
@@ -65,8 +65,8 @@ TEST_F(bench_redis_test, steady_and_mixed_against_a_given_redis_leave_it_clean) 
   // The producer kept its rate (within a loaded machine's reason).
   EXPECT_GT(steady.at("runs").as_array()[0].at("offered_jobs_per_s").to_number<double>(), 300);
 
-  auto mixed = bench_json({"mixed", "--rate", "1000", "--duration", "1", "--workers", "1",
-                           "--redis", redis_.url()});
+  auto mixed = bench_json(
+      {"mixed", "--rate", "1000", "--duration", "1", "--workers", "1", "--redis", redis_.url()});
   ASSERT_FALSE(mixed.empty());
   EXPECT_EQ(mixed.at("verified"), true);
   const auto& r = mixed.at("runs").as_array()[0];
@@ -82,8 +82,8 @@ TEST_F(bench_redis_test, steady_and_mixed_against_a_given_redis_leave_it_clean) 
 // forq bench idle measures queues with nothing to do, from two serve trees at once, and leaves
 // the Redis it was given as it found it.
 TEST_F(bench_redis_test, idle_measures_queues_with_nothing_to_do_and_leaves_redis_clean) {
-  auto o = bench_json({"idle", "--queue-count", "4", "--hosts", "2", "--workers", "1",
-                       "--duration", "3", "--redis", redis_.url()});
+  auto o = bench_json({"idle", "--queue-count", "4", "--hosts", "2", "--workers", "1", "--duration",
+                       "3", "--redis", redis_.url()});
   ASSERT_FALSE(o.empty());
   EXPECT_EQ(o.at("queues"), 4);
   EXPECT_EQ(o.at("hosts"), 2);
@@ -92,8 +92,7 @@ TEST_F(bench_redis_test, idle_measures_queues_with_nothing_to_do_and_leaves_redi
   EXPECT_NEAR(total, per * 8, 0.01);
   // Each consumer waits 30 s at a time inside Redis: at most one XREADGROUP each in 3 s.
   const auto& by = o.at("by_command_per_s").as_object();
-  EXPECT_LE(by.contains("xreadgroup") ? by.at("xreadgroup").to_number<double>() : 0, 8 / 3.0)
-      << o;
+  EXPECT_LE(by.contains("xreadgroup") ? by.at("xreadgroup").to_number<double>() : 0, 8 / 3.0) << o;
   EXPECT_LT(per, 1.0) << o; // issue 16's target; before it, about 30
   EXPECT_FALSE(o.at("by_command_per_s").as_object().contains("xpending")) << o;
   EXPECT_EQ(redis_.command({"KEYS", "forq:*"}), "[]");

@@ -149,8 +149,8 @@ class serve_test : public ::testing::Test {
   fs::path data_ = dir_ / "data";
 
   std::unique_ptr<child_process> start(std::vector<std::string> extra = {}) {
-    std::vector<std::string> argv{forq_bin, "serve", "--data-dir", data_.string(), "--listen",
-                                  "127.0.0.1:0"};
+    std::vector<std::string> argv{forq_bin,       "serve",    "--data-dir",
+                                  data_.string(), "--listen", "127.0.0.1:0"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     auto p = std::make_unique<child_process>(argv);
     EXPECT_TRUE(p->wait_for_err("master ready")) << p->err();
@@ -228,8 +228,7 @@ TEST_F(serve_test, json_logs_are_one_object_per_line_with_role_and_pid) {
     if (role == "master")
       EXPECT_EQ(obj.at("pid").as_int64(), forq->pid());
     else
-      EXPECT_TRUE(role.starts_with("worker ") && obj.at("pid").as_int64() != forq->pid())
-          << line;
+      EXPECT_TRUE(role.starts_with("worker ") && obj.at("pid").as_int64() != forq->pid()) << line;
   }
   EXPECT_GE(count, 4);
 }

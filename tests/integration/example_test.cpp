@@ -45,9 +45,7 @@ class example_test : public forq::test::redis_test {
     return nullptr;
   }
 
-  static std::string first_line(const std::string& text) {
-    return text.substr(0, text.find('\n'));
-  }
+  static std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
 
   forq::test::temp_dir dir_;
 };
@@ -59,11 +57,10 @@ TEST_F(example_test, the_wordcount_program_runs_its_cpp_handlers_end_to_end) {
   ASSERT_TRUE(p.wait_for_err("master ready")) << p.err();
   int port = forq::test::listening_port(p.err());
 
-  auto counted = wordcount({"enqueue", "--handler", "count_words",
-                            R"({"text":"the quick brown\nfox"})"});
+  auto counted =
+      wordcount({"enqueue", "--handler", "count_words", R"({"text":"the quick brown\nfox"})"});
   ASSERT_EQ(counted.exit_code, 0) << counted.err;
-  auto squared =
-      wordcount({"enqueue", "--handler", "square_later", R"({"n":12,"ms":50})"});
+  auto squared = wordcount({"enqueue", "--handler", "square_later", R"({"n":12,"ms":50})"});
   ASSERT_EQ(squared.exit_code, 0) << squared.err;
   auto refused = wordcount({"enqueue", "--handler", "count_words", R"({"words":3})"});
   ASSERT_EQ(refused.exit_code, 0) << refused.err;
@@ -89,8 +86,7 @@ TEST_F(example_test, the_wordcount_program_runs_its_cpp_handlers_end_to_end) {
   ASSERT_TRUE(r.is_object()) << p.err();
   EXPECT_EQ(r.at("state"), "dead"); // failure(): dead at once, no retries
   EXPECT_EQ(r.at("attempts"), 1);
-  EXPECT_NE(boost::json::serialize(r).find("count_words needs a payload"), std::string::npos)
-      << r;
+  EXPECT_NE(boost::json::serialize(r).find("count_words needs a payload"), std::string::npos) << r;
   auto h = boost::json::parse(posted.body).at("id").as_string();
   auto w = wordcount({"job", std::string(h), "--queue", "words", "--json"});
   for (int i = 0; i < 1500 && w.out.find("completed") == std::string::npos; ++i) {

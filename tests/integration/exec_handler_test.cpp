@@ -40,8 +40,10 @@ class exec_test : public forq::test::redis_test {
 };
 
 TEST_F(exec_test, stdout_is_the_result_and_the_job_comes_on_stdin_and_in_the_environment) {
-  auto info = run_one(shell(R"(read job; printf '{"stdin":%s,"id":"%s","attempt":%s,"queue":"%s"}' "$job" "$FORQ_JOB_ID" "$FORQ_ATTEMPT" "$FORQ_QUEUE")"),
-                      R"({"n":7})");
+  auto info = run_one(
+      shell(
+          R"(read job; printf '{"stdin":%s,"id":"%s","attempt":%s,"queue":"%s"}' "$job" "$FORQ_JOB_ID" "$FORQ_ATTEMPT" "$FORQ_QUEUE")"),
+      R"({"n":7})");
   ASSERT_TRUE(info);
   EXPECT_EQ(info->state, "completed");
   auto r = boost::json::parse(info->result.value_or("null")).as_object();
@@ -73,8 +75,9 @@ TEST_F(exec_test, a_payload_cannot_choose_what_runs) {
 }
 
 TEST_F(exec_test, the_retry_exit_code_means_try_again) {
-  auto info = run_one(shell(R"(cat >/dev/null; [ "$FORQ_ATTEMPT" -ge 2 ] || exit 75; echo '"second time"')"),
-                      "{}", 3);
+  auto info = run_one(
+      shell(R"(cat >/dev/null; [ "$FORQ_ATTEMPT" -ge 2 ] || exit 75; echo '"second time"')"), "{}",
+      3);
   ASSERT_TRUE(info);
   EXPECT_EQ(info->state, "completed");
   EXPECT_EQ(info->result.value_or(""), "\"second time\"");

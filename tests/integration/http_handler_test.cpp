@@ -67,7 +67,8 @@ class http_handler_test : public forq::test::redis_test {
   std::size_t calls_for(const std::string& id) {
     auto r = forq::test::run({"/usr/bin/python3", "-c",
                               "import json,urllib.request;print(len(json.load(urllib.request."
-                              "urlopen('" + url("/calls") + "')).get('" + id + "',[])))"});
+                              "urlopen('" +
+                                  url("/calls") + "')).get('" + id + "',[])))"});
     return r.out.empty() ? 0 : std::stoul(r.out);
   }
 
@@ -108,8 +109,7 @@ TEST_F(http_handler_test, a_4xx_is_dead_with_the_status_and_the_body) {
   auto info = run_one(url("/missing"), 5);
   ASSERT_TRUE(info);
   EXPECT_EQ(info->state, "dead");
-  EXPECT_NE(info->reason.value_or("").find("http: 404 Not Found: no such thing"),
-            std::string::npos)
+  EXPECT_NE(info->reason.value_or("").find("http: 404 Not Found: no such thing"), std::string::npos)
       << info->reason.value_or("");
   EXPECT_EQ(calls_for(info->id), 1u) << "a 404 must not be retried";
 }
@@ -155,7 +155,8 @@ TEST_F(http_handler_test, a_job_three_leases_long_stays_leased_and_runs_once) {
   // Two leases in, Redis saw the lease renewed: idle for less than one lease, delivered once.
   // [[id, consumer, idle ms, deliveries]]
   std::smatch m;
-  ASSERT_TRUE(std::regex_search(pending_midway_, m, std::regex(R"(\[\[[^,]+, [^,]+, (\d+), (\d+)\]\])")))
+  ASSERT_TRUE(
+      std::regex_search(pending_midway_, m, std::regex(R"(\[\[[^,]+, [^,]+, (\d+), (\d+)\]\])")))
       << pending_midway_;
   EXPECT_LT(std::stoi(m[1]), 300) << pending_midway_;
   EXPECT_EQ(m[2], "1");

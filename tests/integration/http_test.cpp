@@ -1,8 +1,8 @@
 // The HTTP surface of forq serve (docs/http.md) with the real binary, two workers and a real
 // redis-server: every endpoint, and malformed, oversized and slow requests.
 #include "bench/bench.hpp"
-#include "support/process.hpp"
 #include "support/http_client.hpp"
+#include "support/process.hpp"
 #include "support/redis_server.hpp"
 
 #include <boost/json.hpp>
@@ -12,9 +12,9 @@
 #include <csignal>
 #include <netinet/in.h>
 #include <regex>
-#include <thread>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <thread>
 #include <unistd.h>
 
 namespace {
@@ -36,9 +36,9 @@ auto call(int port, const std::string& method, const std::string& path,
 class http_test : public forq::test::redis_test {
  protected:
   void SetUp() override {
-    std::vector<std::string> argv{forq_bin,   "serve",       "--redis",   redis_.url(),
-                                  "--listen", "127.0.0.1:0", "--workers", "2",
-                                  "--data-dir", (dir_ / "data").string()};
+    std::vector<std::string> argv{
+        forq_bin,      "serve",     "--redis", redis_.url(), "--listen",
+        "127.0.0.1:0", "--workers", "2",       "--data-dir", (dir_ / "data").string()};
     forq_ = std::make_unique<child_process>(argv);
     ASSERT_TRUE(forq_->wait_for_err("master ready")) << forq_->err();
     port_ = forq::test::listening_port(forq_->err());
@@ -74,15 +74,15 @@ TEST_F(http_test, health_readiness_and_metrics) {
   EXPECT_EQ(m.status, 200);
   EXPECT_NE(m.body.find("# TYPE forq_jobs_total counter"), std::string::npos) << m.body;
   EXPECT_NE(m.body.find("forq_workers 2"), std::string::npos) << m.body;
-  for (const char* family : {"forq_job_pickup_seconds", "forq_job_run_seconds",
-                             "forq_redis_round_trip_seconds"})
+  for (const char* family :
+       {"forq_job_pickup_seconds", "forq_job_run_seconds", "forq_redis_round_trip_seconds"})
     EXPECT_NE(m.body.find(std::string("# TYPE ") + family + " histogram"), std::string::npos)
         << family;
 }
 
 TEST_F(http_test, the_json_api_enqueues_reports_and_repairs) {
-  auto r = call(port_, "POST", "/v1/queues/default/jobs",
-                R"({"handler":"echo","payload":{"x":1}})");
+  auto r =
+      call(port_, "POST", "/v1/queues/default/jobs", R"({"handler":"echo","payload":{"x":1}})");
   ASSERT_EQ(r.status, 201) << r.body;
   auto id = std::string(boost::json::parse(r.body).at("id").as_string());
   auto dup = call(port_, "POST", "/v1/queues/default/jobs",

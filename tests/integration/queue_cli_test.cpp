@@ -51,8 +51,9 @@ class queue_cli_test : public forq::test::redis_test {
   }
 
   std::unique_ptr<child_process> serve(std::vector<std::string> extra = {}) {
-    std::vector<std::string> argv{forq_bin, "serve", "--redis", redis_.url(), "--listen", "127.0.0.1:0", "--data-dir",
-                                  (dir_ / "data").string()};
+    std::vector<std::string> argv{
+        forq_bin,   "serve",       "--redis",    redis_.url(),
+        "--listen", "127.0.0.1:0", "--data-dir", (dir_ / "data").string()};
     argv.insert(argv.end(), extra.begin(), extra.end());
     auto p = std::make_unique<child_process>(argv);
     EXPECT_TRUE(p->wait_for_err("consuming")) << p->err();
@@ -103,7 +104,8 @@ TEST_F(queue_cli_test, serve_runs_what_enqueue_adds_and_job_reports_it) {
 }
 
 TEST_F(queue_cli_test, bulk_enqueue_from_stdin_names_the_refused_lines_and_adds_the_rest) {
-  auto r = forq_stdin("{\"n\":1}\n{\"n\":2}\nnot json\n\n{\"n\":4}\n", "--handler noop --queue bulk");
+  auto r =
+      forq_stdin("{\"n\":1}\n{\"n\":2}\nnot json\n\n{\"n\":4}\n", "--handler noop --queue bulk");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_EQ(lines_of(r.out).size(), 3u) << r.out;
   EXPECT_NE(r.err.find("line 3 refused: payload is not JSON"), std::string::npos) << r.err;
@@ -272,7 +274,8 @@ namespace {
 
 // Issue 6: a configured exec handler under forq serve, end to end from the command line.
 TEST_F(queue_cli_test, an_exec_handler_configured_by_flag_runs_jobs_and_fail_retries) {
-  auto p = serve({"--handlers", R"({"upper": {"exec": ["/bin/sh", "-c", "tr a-z A-Z"], "timeout": 5}})"});
+  auto p = serve(
+      {"--handlers", R"({"upper": {"exec": ["/bin/sh", "-c", "tr a-z A-Z"], "timeout": 5}})"});
   auto r = forq({"enqueue", "--handler", "upper", R"({"word":"hi"})"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   auto id = lines_of(r.out).at(0);
@@ -311,11 +314,10 @@ TEST_F(queue_cli_test, a_queue_s_default_handler_runs_the_jobs_that_name_none) {
   ASSERT_EQ(mine.exit_code, 0) << mine.err;
   auto foreign = redis_.command(
       {"XADD", "forq:{work}:stream", "*", "payload", R"({"from":"xadd"})"}); // no handler field
-  auto orphan = forq({"enqueue", "--queue", "plain", "{}"}); // plain has no default
+  auto orphan = forq({"enqueue", "--queue", "plain", "{}"});                 // plain has no default
   ASSERT_EQ(orphan.exit_code, 0) << orphan.err;
   ASSERT_TRUE(wait_until([&] {
-    return completed("work") == "2" &&
-           redis_.command({"ZCARD", "forq:{plain}:dead"}) == "1";
+    return completed("work") == "2" && redis_.command({"ZCARD", "forq:{plain}:dead"}) == "1";
   })) << p->err();
   for (const auto& [id, from] : {std::pair{lines_of(mine.out).at(0), "cli"}, {foreign, "xadd"}}) {
     auto shown = forq({"job", id, "--queue", "work", "--json"});

@@ -370,22 +370,22 @@ class sharing_test : public client_test {
             all[i].blocking_connection = i;
             all[i].name = "c" + std::to_string(i);
             queue::handler_map h;
-            h.emplace("slow", [this, work](const queue::delivered_job& j)
-                                  -> asio::awaitable<queue::outcome> {
-              span s{j.queue, clock_type::now(), {}};
-              co_await sleep_for(work);
-              s.end = clock_type::now();
-              spans_.push_back(s);
-              co_return queue::outcome::success();
-            });
+            h.emplace(
+                "slow",
+                [this, work](const queue::delivered_job& j) -> asio::awaitable<queue::outcome> {
+                  span s{j.queue, clock_type::now(), {}};
+                  co_await sleep_for(work);
+                  s.end = clock_type::now();
+                  spans_.push_back(s);
+                  co_return queue::outcome::success();
+                });
             consumers.push_back(std::make_unique<queue::consumer>(pool, all[i], h));
           }
           std::size_t finished = 0;
           auto body = [&]() -> asio::awaitable<void> {
             for (auto& c : consumers)
-              asio::co_spawn(ex, c->run(), [&](std::exception_ptr, boost::system::error_code) {
-                ++finished;
-              });
+              asio::co_spawn(ex, c->run(),
+                             [&](std::exception_ptr, boost::system::error_code) { ++finished; });
             co_await produce(cl);
             auto deadline = clock_type::now() + 40s;
             while (spans_.size() < total && clock_type::now() < deadline)
@@ -476,8 +476,8 @@ TEST_F(sharing_test, weights_share_the_slots_while_both_queues_have_work) {
     // Between one light job's end and the next one's start lies a fetch (a round trip, ~2 ms
     // under ASan, more on a loaded CI machine): starving means no light job over a whole job's
     // length (50 ms) and more, not a gap of a few milliseconds.
-    EXPECT_TRUE(ran_during("light", t - 60ms, t)) << "the light queue starved at +"
-                                                  << (t - first) / 1ms << " ms";
+    EXPECT_TRUE(ran_during("light", t - 60ms, t))
+        << "the light queue starved at +" << (t - first) / 1ms << " ms";
   }
   EXPECT_GT(samples, 5);
   // And its share: of the jobs started while both had work, about one in four is light. A
@@ -493,7 +493,8 @@ TEST_F(sharing_test, weights_share_the_slots_while_both_queues_have_work) {
   // Once the heavy queue is done, the light one uses every slot (work-conserving).
   std::size_t most = 0;
   for (const auto& s : spans_)
-    if (s.queue == "light" && s.start > heavy_done) most = std::max(most, running_at("light", s.start));
+    if (s.queue == "light" && s.start > heavy_done)
+      most = std::max(most, running_at("light", s.start));
   EXPECT_EQ(most, 4u);
 }
 

@@ -178,10 +178,9 @@ TEST_F(consumer_test, bad_jobs_go_dead_with_reasons_and_never_block_good_ones) {
       },
       [](const queue::consumer& c) { return c.stats().done == 20 && c.stats().dead == 4; });
   auto dead = redis_.command({"HVALS", "forq:{work}:dead:jobs"});
-  for (auto reason :
-       {"the job names no handler and queue \\\"work\\\" has no default handler",
-        "malformed job: payload is not JSON",
-        "unknown handler \\\"nobody\\\"", "malformed job: field attempt is not a whole number"})
+  for (auto reason : {"the job names no handler and queue \\\"work\\\" has no default handler",
+                      "malformed job: payload is not JSON", "unknown handler \\\"nobody\\\"",
+                      "malformed job: field attempt is not a whole number"})
     EXPECT_NE(dead.find(reason), std::string::npos) << reason << " in " << dead;
   EXPECT_EQ(calls_.size(), 20u);
 }
@@ -409,7 +408,8 @@ TEST_F(consumer_test, only_the_keeper_looks_after_an_idle_queue) {
     o.promote_check_every = 200ms;
     o.keeper = [keeper] { return keeper; };
     std::optional<std::chrono::steady_clock::time_point> t0;
-    run(o, {}, [](redis::connection&) -> asio::awaitable<void> { co_return; },
+    run(
+        o, {}, [](redis::connection&) -> asio::awaitable<void> { co_return; },
         [&](const queue::consumer& c) {
           if (!t0 && c.started()) { // the queue is set up: from here on, idling only
             redis_.command({"CONFIG", "RESETSTAT"});
@@ -426,13 +426,13 @@ TEST_F(consumer_test, only_the_keeper_looks_after_an_idle_queue) {
     return std::stol(stats.substr(at + key.size()));
   };
   auto other = idle_commands(false);
-  EXPECT_EQ(calls(other, "evalsha"), 0) << other;   // no promote.lua, no tidy.lua
-  EXPECT_EQ(calls(other, "zrange"), 0) << other;    // no look at what is delayed
+  EXPECT_EQ(calls(other, "evalsha"), 0) << other;    // no promote.lua, no tidy.lua
+  EXPECT_EQ(calls(other, "zrange"), 0) << other;     // no look at what is delayed
   EXPECT_EQ(calls(other, "xautoclaim"), 0) << other; // no stall look
   EXPECT_EQ(calls(other, "xpending"), 0) << other;
   EXPECT_LE(calls(other, "xreadgroup"), 6) << other; // 2 s of 500 ms waits
   auto kept = idle_commands(true);
-  EXPECT_GE(calls(kept, "zrange"), 5) << kept;     // a look at `delayed` every 200 ms
+  EXPECT_GE(calls(kept, "zrange"), 5) << kept; // a look at `delayed` every 200 ms
   // No promote.lua (nothing is due): at most the start-up tidy below, when it comes after
   // RESETSTAT, with its NOSCRIPT retry.
   EXPECT_LE(calls(kept, "evalsha"), 2) << kept;
@@ -446,8 +446,8 @@ TEST_F(consumer_test, only_the_keeper_looks_after_an_idle_queue) {
 // that out. It ends the wait with CLIENT UNBLOCK; where that is refused (an ACL without it), it
 // drops the blocking connection after a second.
 TEST_F(consumer_test, stop_ends_a_long_wait_inside_redis_at_once_even_without_client_unblock) {
-  redis_.command({"ACL", "SETUSER", "nounblock", "on", ">a-long-enough-secret", "~*", "&*",
-                  "+@all", "-client|unblock"});
+  redis_.command({"ACL", "SETUSER", "nounblock", "on", ">a-long-enough-secret", "~*", "&*", "+@all",
+                  "-client|unblock"});
   for (bool may_unblock : {true, false}) {
     std::chrono::steady_clock::time_point stopped, done;
     test::run_async(

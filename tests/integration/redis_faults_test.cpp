@@ -65,8 +65,8 @@ class faults_test : public forq::test::redis_test {
   std::unique_ptr<child_process> serve(const forq::test::redis_server& on,
                                        std::vector<std::string> extra = {},
                                        bool wait_consuming = true) {
-    std::vector<std::string> argv{forq_bin, "serve", "--redis", on.url(), "--data-dir",
-                                  (dir_ / "data").string()};
+    std::vector<std::string> argv{forq_bin, "serve",      "--redis",
+                                  on.url(), "--data-dir", (dir_ / "data").string()};
     argv.insert(argv.end(), extra.begin(), extra.end());
     if (std::find(extra.begin(), extra.end(), "--listen") == extra.end()) {
       argv.push_back("--listen");
@@ -135,7 +135,11 @@ class faults_test : public forq::test::redis_test {
 TEST_F(faults_test, a_redis_restarted_empty_is_initialised_again_and_consumed) {
   auto forq = serve(redis_, {"--workers", "2"});
   ASSERT_FALSE(enqueue(redis_.url(), "{\"before\":1}", {"--handler", "echo"}).empty());
-  ASSERT_TRUE(wait_until([&] { return redis_.command({"HGET", "forq:{default}:stats", "completed"}) == "1"; }, 5s));
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return redis_.command({"HGET", "forq:{default}:stats", "completed"}) == "1";
+      },
+      5s));
 
   redis_.stop();
   redis_.start(); // same port, empty
@@ -273,10 +277,13 @@ TEST_F(faults_test, jobs_added_in_one_multi_to_two_priorities_have_their_own_ids
     EXPECT_TRUE(client_ids[i].ends_with("-p5")) << client_ids[i];
 
   auto forq = serve(redis_);
-  ASSERT_TRUE(wait_until([&] {
-    return redis_.command({"HGET", "forq:{default}:stats", "completed"}) ==
-           std::to_string(4 * pairs);
-  }, 10s)) << forq->err();
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return redis_.command({"HGET", "forq:{default}:stats", "completed"}) ==
+               std::to_string(4 * pairs);
+      },
+      10s))
+      << forq->err();
   EXPECT_EQ(redis_.command({"HLEN", "forq:{default}:results:data"}), std::to_string(4 * pairs));
   for (int i = 0; i < pairs; i += 7) { // pair 0 (the certain collision) among them
     for (int p : {0, 5}) {
@@ -298,7 +305,11 @@ TEST_F(faults_test, jobs_added_in_one_multi_to_two_priorities_have_their_own_ids
 TEST_F(faults_test, a_schema_2_queue_is_upgraded_in_place) {
   EXPECT_EQ(redis_.command({"HSET", "forq:{default}:meta", "schema", "2", "paused", "0"}), "2");
   auto forq = serve(redis_);
-  ASSERT_TRUE(wait_until([&] { return redis_.command({"HGET", "forq:{default}:meta", "schema"}) == "3"; }, 5s));
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return redis_.command({"HGET", "forq:{default}:meta", "schema"}) == "3";
+      },
+      5s));
   auto id = enqueue(redis_.url(), "{}", {"--handler", "echo", "--priority", "5"});
   EXPECT_TRUE(id.ends_with("-p5")) << id;
   ASSERT_TRUE(wait_until([&] { return has_result(id); }, 5s)) << forq->err();
@@ -314,14 +325,22 @@ TEST_F(faults_test, a_schema_2_queue_is_upgraded_in_place) {
 TEST_F(faults_test, bytes_that_are_not_utf8_never_make_a_record_that_is_not_json) {
   const std::string bad = "\xff\xfe";
   EXPECT_NE(redis_.command({"XADD", "forq:{default}:stream", "*", "handler", "echo", "payload",
-                            "\"" + bad + "\""}), "");
-  EXPECT_NE(redis_.command({"XADD", "forq:{default}:stream", "*", "handler", bad, "payload", "{}"}), "");
+                            "\"" + bad + "\""}),
+            "");
+  EXPECT_NE(redis_.command({"XADD", "forq:{default}:stream", "*", "handler", bad, "payload", "{}"}),
+            "");
   EXPECT_NE(redis_.command({"XADD", "forq:{default}:stream", "*", "id", bad, "handler", "echo",
-                            "payload", "{}"}), "");
+                            "payload", "{}"}),
+            "");
   EXPECT_NE(redis_.command({"XADD", "forq:{default}:stream", "*", "handler", "fail", "payload",
-                            "{}", "max_attempts", "1", "note", "x" + bad}), "");
+                            "{}", "max_attempts", "1", "note", "x" + bad}),
+            "");
   auto forq = serve(redis_);
-  ASSERT_TRUE(wait_until([&] { return redis_.command({"ZCARD", "forq:{default}:dead"}) == "4"; }, 5s))
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return redis_.command({"ZCARD", "forq:{default}:dead"}) == "4";
+      },
+      5s))
       << forq->err();
   // Each record parses (Boost.JSON refuses text that is not UTF-8).
   auto ids = run({forq_bin, "dead", "list", "--redis", redis_.url()});
@@ -349,9 +368,11 @@ TEST_F(faults_test, bytes_that_are_not_utf8_never_make_a_record_that_is_not_json
   ASSERT_FALSE(failed_id.empty());
   auto retried = run({forq_bin, "dead", "retry", "--redis", redis_.url(), "--id", failed_id});
   EXPECT_EQ(retried.exit_code, 0) << retried.err;
-  ASSERT_TRUE(wait_until([&] {
-    return redis_.command({"HGET", "forq:{default}:stats", "dead"}) == "5";
-  }, 5s));
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return redis_.command({"HGET", "forq:{default}:stats", "dead"}) == "5";
+      },
+      5s));
   // The second death saw the same bytes: its record keeps them again, exactly.
   auto record = redis_.command({"HGET", "forq:{default}:dead:jobs", failed_id});
   ASSERT_TRUE(parses(record)) << record;
@@ -368,11 +389,13 @@ TEST_F(faults_test, a_full_redis_refuses_enqueues_and_loses_nothing) {
   forq::test::redis_server full({"--maxmemory", "2mb", "--maxmemory-policy", "noeviction"});
   auto record = (dir_ / "ran.txt").string();
   auto handlers = "{\"rec\": {\"exec\": [\"/bin/sh\", \"-c\", \"sleep 1; grep -o "
-                  "'\\\"id\\\":\\\"[^\\\"]*\\\"' >> " + record + "\"]}}";
+                  "'\\\"id\\\":\\\"[^\\\"]*\\\"' >> " +
+                  record + "\"]}}";
   auto forq = serve(full, {"--workers", "1", "--concurrency", "2", "--handlers", handlers});
   std::vector<std::string> accepted;
   for (int i = 0; i < 10; ++i)
-    accepted.push_back(enqueue(full.url(), "{\"n\":" + std::to_string(i) + "}", {"--handler", "rec"}));
+    accepted.push_back(
+        enqueue(full.url(), "{\"n\":" + std::to_string(i) + "}", {"--handler", "rec"}));
   // Fill the rest of the memory with a key of someone else's, until Redis refuses.
   const std::string chunk(32768, 'x');
   std::string answer;
@@ -397,10 +420,13 @@ TEST_F(faults_test, a_full_redis_refuses_enqueues_and_loses_nothing) {
   EXPECT_EQ(count(forq->err(), "Redis refuses writes"), 1u) << forq->err();
 
   EXPECT_EQ(full.command({"CONFIG", "SET", "maxmemory", "0"}), "OK");
-  ASSERT_TRUE(wait_until([&] {
-    return full.command({"HGET", "forq:{default}:stats", "completed"}) ==
-           std::to_string(accepted.size());
-  }, 30s)) << forq->err();
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return full.command({"HGET", "forq:{default}:stats", "completed"}) ==
+               std::to_string(accepted.size());
+      },
+      30s))
+      << forq->err();
   EXPECT_TRUE(forq->wait_for_err("Redis accepts writes again", 5s)) << forq->err();
   EXPECT_EQ(forq::test::http_call(port_, "GET", "/readyz").status, 200);
   // Every accepted job ran, none twice (at least once allows a rerun only after a stall or a
@@ -443,11 +469,12 @@ TEST_F(faults_test, with_redis_down_the_api_answers_503_in_time_and_nothing_happ
   struct call {
     std::string method, path, body;
   };
-  for (const auto& c : {call{"GET", "/v1/queues", ""},
-                        call{"POST", "/v1/queues/default/jobs", "{\"handler\":\"echo\",\"payload\":{}}"},
-                        call{"POST", "/v1/queues/default/jobs",
-                             "{\"handler\":\"echo\",\"id\":\"late-one\",\"payload\":{}}"},
-                        call{"GET", "/v1/jobs/some-id", ""}}) {
+  for (const auto& c :
+       {call{"GET", "/v1/queues", ""},
+        call{"POST", "/v1/queues/default/jobs", "{\"handler\":\"echo\",\"payload\":{}}"},
+        call{"POST", "/v1/queues/default/jobs",
+             "{\"handler\":\"echo\",\"id\":\"late-one\",\"payload\":{}}"},
+        call{"GET", "/v1/jobs/some-id", ""}}) {
     auto began = steady::now();
     auto r = forq::test::http_call(port_, c.method, c.path, c.body);
     auto took = ms_since(began);
@@ -459,7 +486,8 @@ TEST_F(faults_test, with_redis_down_the_api_answers_503_in_time_and_nothing_happ
   }
   EXPECT_EQ(forq::test::http_call(port_, "GET", "/readyz").status, 503);
   redis_.start();
-  ASSERT_TRUE(wait_until([&] { return forq::test::http_call(port_, "GET", "/readyz").status == 200; }, 10s));
+  ASSERT_TRUE(wait_until(
+      [&] { return forq::test::http_call(port_, "GET", "/readyz").status == 200; }, 10s));
   std::this_thread::sleep_for(1s);
   EXPECT_EQ(redis_.command({"XLEN", "forq:{default}:stream"}), "0");
   EXPECT_EQ(redis_.command({"EXISTS", "forq:{default}:unique:late-one"}), "0");
@@ -488,9 +516,9 @@ TEST_F(faults_test, refused_credentials_are_named_and_not_retried) {
   }
   EXPECT_EQ(run({forq_bin, "queues", "--redis", url("app:app-secret-2")}).exit_code, 0);
 
-  std::vector<std::string> argv{forq_bin, "serve", "--redis", url(":wrong-password-9"),
-                                "--listen", "127.0.0.1:0", "--workers", "2",
-                                "--data-dir", (dir_ / "data").string()};
+  std::vector<std::string> argv{
+      forq_bin,    "serve", "--redis",    url(":wrong-password-9"), "--listen", "127.0.0.1:0",
+      "--workers", "2",     "--data-dir", (dir_ / "data").string()};
   child_process serve_bad(argv);
   auto status = serve_bad.wait_for(15s);
   ASSERT_TRUE(status) << serve_bad.err();
@@ -500,7 +528,8 @@ TEST_F(faults_test, refused_credentials_are_named_and_not_retried) {
 }
 
 // --- Access from the network, through a network namespace this test makes: a veth pair with
-// addresses of its own (198.18.0.0/24, the range RFC 2544 sets aside for test networks), no traffic to any other host's address.
+// addresses of its own (198.18.0.0/24, the range RFC 2544 sets aside for test networks), no traffic
+// to any other host's address.
 class netns {
  public:
   netns() {
@@ -508,10 +537,11 @@ class netns {
     host_if_ = "fq" + std::to_string(::getpid()) + "a";
     // What a killed run of this test may have left behind goes first.
     sh("ip link del " + host_if_ + " 2>/dev/null; ip netns del " + name_ + " 2>/dev/null");
-    ok_ = sh("ip netns add " + name_) && sh("ip link add " + host_if_ + " type veth peer name " +
-                                             peer_if()) &&
+    ok_ = sh("ip netns add " + name_) &&
+          sh("ip link add " + host_if_ + " type veth peer name " + peer_if()) &&
           sh("ip link set " + peer_if() + " netns " + name_) &&
-          sh("ip addr add 198.18.0.1/24 dev " + host_if_) && sh("ip link set " + host_if_ + " up") &&
+          sh("ip addr add 198.18.0.1/24 dev " + host_if_) &&
+          sh("ip link set " + host_if_ + " up") &&
           sh("ip netns exec " + name_ + " ip addr add 198.18.0.2/24 dev " + peer_if()) &&
           sh("ip netns exec " + name_ + " ip link set " + peer_if() + " up") &&
           sh("ip netns exec " + name_ + " ip link set lo up");
@@ -526,8 +556,9 @@ class netns {
                    const std::string& body = "") const {
     std::string py =
         "import sys, urllib.request, urllib.error\n"
-        "req = urllib.request.Request('http://198.18.0.1:" + std::to_string(port) + path +
-        "', method='" + method + "', data=(sys.argv[1].encode() if sys.argv[1] else None))\n"
+        "req = urllib.request.Request('http://198.18.0.1:" +
+        std::to_string(port) + path + "', method='" + method +
+        "', data=(sys.argv[1].encode() if sys.argv[1] else None))\n"
         "try:\n"
         "    r = urllib.request.urlopen(req, timeout=10); print(r.status, r.read().decode())\n"
         "except urllib.error.HTTPError as e:\n"
@@ -538,8 +569,8 @@ class netns {
     std::string out;
     for (int i = 0; i < 50; ++i) {
       // (Through sh: run() takes a path, and sh finds ip and python3 on PATH.)
-      auto r = run({"/bin/sh", "-c", "exec ip netns exec " + name_ + " python3 -c \"$0\" \"$1\"",
-                    py, body});
+      auto r = run(
+          {"/bin/sh", "-c", "exec ip netns exec " + name_ + " python3 -c \"$0\" \"$1\"", py, body});
       out = r.out.empty() ? "0 " + r.err : r.out;
       if (!out.starts_with("0 ")) break;
       std::this_thread::sleep_for(100ms);
@@ -562,7 +593,8 @@ TEST_F(faults_test, without_a_token_only_this_machine_may_change_things_unless_o
   {
     auto forq = serve(redis_, {"--listen", "0.0.0.0:0"});
     EXPECT_NE(forq->err().find("reachable from the network without an api_token"),
-              std::string::npos) << forq->err();
+              std::string::npos)
+        << forq->err();
     auto refused = ns.http(port_, "POST", "/v1/queues/default/jobs", job);
     EXPECT_TRUE(refused.starts_with("403 ")) << refused;
     EXPECT_NE(refused.find("--api-open"), std::string::npos) << refused;
@@ -571,15 +603,18 @@ TEST_F(faults_test, without_a_token_only_this_machine_may_change_things_unless_o
     EXPECT_TRUE(ns.http(port_, "GET", "/healthz").starts_with("200 "));
     // From this machine it is taken, and only that job was added.
     EXPECT_EQ(forq::test::http_call(port_, "POST", "/v1/queues/default/jobs", job).status, 201);
-    EXPECT_TRUE(wait_until([&] {
-      return redis_.command({"HGET", "forq:{default}:stats", "completed"}) == "1";
-    }, 5s));
+    EXPECT_TRUE(wait_until(
+        [&] {
+          return redis_.command({"HGET", "forq:{default}:stats", "completed"}) == "1";
+        },
+        5s));
     stop(*forq);
   }
   {
     auto forq = serve(redis_, {"--listen", "0.0.0.0:0", "--api-open"});
     EXPECT_NE(forq->err().find("reachable from the network and open (--api-open)"),
-              std::string::npos) << forq->err();
+              std::string::npos)
+        << forq->err();
     auto taken = ns.http(port_, "POST", "/v1/queues/default/jobs", job);
     EXPECT_TRUE(taken.starts_with("201 ")) << taken;
     stop(*forq);

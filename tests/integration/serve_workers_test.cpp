@@ -24,8 +24,9 @@ const std::string forq_bin = FORQ_BINARY;
 class workers_test : public forq::test::redis_test {
  protected:
   std::unique_ptr<child_process> serve(std::vector<std::string> extra) {
-    std::vector<std::string> argv{forq_bin, "serve", "--redis", redis_.url(), "--listen", "127.0.0.1:0", "--data-dir",
-                                  (dir_ / "data").string()};
+    std::vector<std::string> argv{
+        forq_bin,   "serve",       "--redis",    redis_.url(),
+        "--listen", "127.0.0.1:0", "--data-dir", (dir_ / "data").string()};
     argv.insert(argv.end(), extra.begin(), extra.end());
     auto p = std::make_unique<child_process>(argv);
     EXPECT_TRUE(p->wait_for_err("master ready")) << p->err();
@@ -122,8 +123,9 @@ TEST_F(workers_test, a_worker_killed_under_load_is_replaced_and_no_job_is_lost) 
   auto completed_in_metrics = [&] {
     auto m = forq::test::http_call(port, "GET", "/metrics");
     std::smatch done;
-    if (!std::regex_search(m.body, done,
-                           std::regex(R"(forq_jobs_total\{queue="default",outcome="completed"\} (\d+))")))
+    if (!std::regex_search(
+            m.body, done,
+            std::regex(R"(forq_jobs_total\{queue="default",outcome="completed"\} (\d+))")))
       return -1LL;
     return std::stoll(done[1]);
   };
@@ -166,9 +168,13 @@ TEST_F(workers_test, a_worker_killed_under_load_is_replaced_and_no_job_is_lost) 
 TEST_F(workers_test, sigterm_under_load_hands_unfinished_jobs_back_at_once) {
   auto p = serve({"--workers", "2", "--concurrency", "4", "--drain-timeout", "0.5"});
   enqueue(40, "sleep", R"({"ms":5000})");
-  ASSERT_TRUE(wait_until([&] {
-    return redis_.command({"XPENDING", "forq:{default}:stream", "workers"}).rfind("[8,", 0) == 0;
-  }, 10s)) << "8 jobs never ran at once";
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return redis_.command({"XPENDING", "forq:{default}:stream", "workers"}).rfind("[8,", 0) ==
+               0;
+      },
+      10s))
+      << "8 jobs never ran at once";
   auto sent = std::chrono::steady_clock::now();
   p->signal(SIGTERM);
   EXPECT_EQ(exit_status(*p, 10s), 0) << p->err();
@@ -182,8 +188,9 @@ TEST_F(workers_test, sigterm_under_load_hands_unfinished_jobs_back_at_once) {
 
 TEST_F(workers_test, a_fatal_worker_stops_forq_without_a_respawn_loop) {
   redis_.command({"HSET", "forq:{default}:meta", "schema", "99"});
-  std::vector<std::string> argv{forq_bin, "serve", "--redis", redis_.url(), "--workers", "2", "--listen", "127.0.0.1:0",
-                                "--data-dir", (dir_ / "data").string()};
+  std::vector<std::string> argv{
+      forq_bin, "serve",    "--redis",     redis_.url(), "--workers",
+      "2",      "--listen", "127.0.0.1:0", "--data-dir", (dir_ / "data").string()};
   child_process p(argv);
   EXPECT_EQ(exit_status(p, 15s), 2) << p.err();
   auto log = p.err();
@@ -209,8 +216,7 @@ TEST_F(workers_test, ttin_adds_a_worker_and_ttou_retires_one) {
   ASSERT_TRUE(p->wait_for_err("worker 2 started")) << p->err();
   EXPECT_TRUE(p->wait_for_err("SIGTTIN: now 2 workers"));
   p->signal(SIGTTOU);
-  EXPECT_TRUE(p->wait_for_err("worker 2 drains and is not replaced; 1 worker remains"))
-      << p->err();
+  EXPECT_TRUE(p->wait_for_err("worker 2 drains and is not replaced; 1 worker remains")) << p->err();
   EXPECT_TRUE(p->wait_for_err("worker 2 exited with code 0")) << p->err();
   enqueue(5, "noop", "{}");
   EXPECT_TRUE(wait_until([&] { return stat("completed") == 5; }, 10s));
@@ -273,9 +279,12 @@ TEST_F(workers_test, quit_and_a_second_int_stop_at_once_and_leases_bring_the_job
     redis_.command({"FLUSHALL"});
     auto p = serve({"--workers", "2", "--concurrency", "2", "--lease", "1"});
     enqueue(4, "sleep", R"({"ms":30000})");
-    ASSERT_TRUE(wait_until([&] {
-      return redis_.command({"XPENDING", "forq:{default}:stream", "workers"}).rfind("[4,", 0) == 0;
-    }, 10s));
+    ASSERT_TRUE(wait_until(
+        [&] {
+          return redis_.command({"XPENDING", "forq:{default}:stream", "workers"}).rfind("[4,", 0) ==
+                 0;
+        },
+        10s));
     auto sent = std::chrono::steady_clock::now();
     p->signal(sig);
     if (sig == SIGINT) { // the first drains (30 s of sleep to go), the second stops at once
@@ -305,11 +314,15 @@ TEST_F(workers_test, idle_queues_cost_redis_little_with_one_keeper_per_queue) {
   const auto queues = queue_list(10);
   auto p = serve({"--workers", "2", "--queues", queues});
   ASSERT_TRUE(p->wait_for_err("consuming 10 queues")) << p->err();
-  ASSERT_TRUE(wait_until([&] {
-    auto log = p->err();
-    auto first = log.find("consuming 10 queues");
-    return first != std::string::npos && log.find("consuming 10 queues", first + 1) != std::string::npos;
-  }, 10s)) << p->err();
+  ASSERT_TRUE(wait_until(
+      [&] {
+        auto log = p->err();
+        auto first = log.find("consuming 10 queues");
+        return first != std::string::npos &&
+               log.find("consuming 10 queues", first + 1) != std::string::npos;
+      },
+      10s))
+      << p->err();
   std::this_thread::sleep_for(2s); // each keeper's first tidy of everything comes first
   redis_.command({"CONFIG", "RESETSTAT"});
   std::this_thread::sleep_for(4s);

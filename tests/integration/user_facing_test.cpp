@@ -56,11 +56,12 @@ class user_facing_test : public forq::test::redis_test {
 // Item 1: a field the API does not know is refused with a suggestion, not ignored; an id that
 // is not a string is refused, not replaced by a generated one.
 TEST_F(user_facing_test, the_api_refuses_unknown_fields_and_an_id_that_is_not_a_string) {
-  auto r = http_call(port_, "POST", "/v1/queues/default/jobs",
-                     R"({"handler":"echo","delayMs":60000})");
+  auto r =
+      http_call(port_, "POST", "/v1/queues/default/jobs", R"({"handler":"echo","delayMs":60000})");
   EXPECT_EQ(r.status, 400);
   EXPECT_NE(r.body.find(R"(unknown field \"delayMs\"; did you mean \"delay_ms\"?)"),
-            std::string::npos) << r.body;
+            std::string::npos)
+      << r.body;
   r = http_call(port_, "POST", "/v1/queues/default/jobs", R"({"handler":"echo","prio":9})");
   EXPECT_EQ(r.status, 400);
   EXPECT_NE(r.body.find("unknown field"), std::string::npos) << r.body;
@@ -87,7 +88,8 @@ TEST_F(user_facing_test, a_completed_job_that_returned_nothing_shows_its_attempt
   EXPECT_EQ(job(id).at("attempts").as_int64(), 1);
   // Item 9: times as people read them in the text form; --json keeps milliseconds.
   auto text = run({forq_bin, "job", "--redis", redis_.url(), id});
-  EXPECT_TRUE(std::regex_search(text.out, std::regex(R"(finished at: \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)")))
+  EXPECT_TRUE(std::regex_search(
+      text.out, std::regex(R"(finished at: \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)")))
       << text.out;
   EXPECT_TRUE(job(id).at("finished_ms").is_int64());
 }
@@ -100,7 +102,8 @@ TEST_F(user_facing_test, numbers_read_as_numbers_and_probes_say_what_they_take) 
   EXPECT_NE(cfg.out.find(R"("drain_timeout":60)"), std::string::npos) << cfg.out;
   EXPECT_FALSE(std::regex_search(cfg.out, std::regex(R"(\d[eE][+-]?\d)"))) << cfg.out;
 
-  auto head = forq::test::http_send_raw(port_, "HEAD /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  auto head = forq::test::http_send_raw(
+      port_, "HEAD /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
   EXPECT_EQ(head.status, 200);
   EXPECT_TRUE(head.body.empty()) << head.body;
   auto post = forq::test::http_send_raw(
@@ -194,8 +197,7 @@ TEST_F(user_facing_test, a_queue_nobody_knows_is_refused_or_warned_about) {
   r = run({forq_bin, "enqueue", "--redis", redis_.url(), "--queue", "emials", "--handler", "echo",
            "{}"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_NE(r.err.find("warning: no worker has started on queue \"emials\" yet"),
-            std::string::npos)
+  EXPECT_NE(r.err.find("warning: no worker has started on queue \"emials\" yet"), std::string::npos)
       << r.err;
   EXPECT_NE(r.err.find("the job waits until one does"), std::string::npos) << r.err;
   EXPECT_EQ(redis_.command({"XLEN", "forq:{emials}:stream"}), "1"); // added all the same
@@ -205,8 +207,7 @@ TEST_F(user_facing_test, a_queue_nobody_knows_is_refused_or_warned_about) {
 
   auto api = http_call(port_, "POST", "/v1/queues/emials/jobs", R"({"handler":"echo"})");
   EXPECT_EQ(api.status, 201) << api.body;
-  EXPECT_NE(api.body.find("no worker has started on queue \\\"emials\\\" yet"),
-            std::string::npos)
+  EXPECT_NE(api.body.find("no worker has started on queue \\\"emials\\\" yet"), std::string::npos)
       << api.body;
   api = http_call(port_, "POST", "/v1/queues/default/jobs", R"({"handler":"echo"})");
   EXPECT_EQ(api.status, 201) << api.body;
@@ -224,9 +225,9 @@ TEST_F(user_facing_test, a_field_given_twice_is_refused) {
 
 // Item 9: in the JSON log format the start-up configuration is a field, not an escaped string.
 TEST_F(user_facing_test, the_json_log_carries_the_configuration_as_a_field) {
-  child_process json_forq({forq_bin, "serve", "--redis", redis_.url(), "--listen",
-                           "127.0.0.1:0", "--workers", "1", "--log-format", "json",
-                           "--data-dir", (dir_ / "data2").string()});
+  child_process json_forq({forq_bin, "serve", "--redis", redis_.url(), "--listen", "127.0.0.1:0",
+                           "--workers", "1", "--log-format", "json", "--data-dir",
+                           (dir_ / "data2").string()});
   ASSERT_TRUE(json_forq.wait_for_err("consuming")) << json_forq.err();
   json_forq.signal(SIGTERM);
   EXPECT_TRUE(json_forq.wait_for(20s));
@@ -248,22 +249,23 @@ TEST_F(user_facing_test, the_retry_policy_is_set_per_worker_queue_and_job) {
   auto cfg_port = forq::test::listening_port(retrying.err());
   const std::string always_fails = R"({"times":1000})";
   auto enqueue = [&](std::vector<std::string> extra) {
-    std::vector<std::string> argv{forq_bin, "enqueue", "--redis", redis_.url(), "--handler",
-                                  "fail"};
+    std::vector<std::string> argv{forq_bin,     "enqueue",   "--redis",
+                                  redis_.url(), "--handler", "fail"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     argv.push_back(always_fails);
     auto r = run(argv);
     EXPECT_EQ(r.exit_code, 0) << r.err;
     return r.out.substr(0, r.out.find('\n'));
   };
-  auto queue_policy = enqueue({"--queue", "r1"});         // the queue's: 2, 400 ms apart
-  auto worker_policy = enqueue({"--queue", "r2"});        // the worker's: 4, 100 ms apart
+  auto queue_policy = enqueue({"--queue", "r1"});  // the queue's: 2, 400 ms apart
+  auto worker_policy = enqueue({"--queue", "r2"}); // the worker's: 4, 100 ms apart
   auto job_policy = enqueue({"--queue", "r2", "--retry", "2/fixed/1s"}); // the job's own
   auto api = http_call(cfg_port, "POST", "/v1/queues/r2/jobs",
                        R"({"handler":"fail","payload":{"times":1000},"retry":"1"})");
   ASSERT_EQ(api.status, 201) << api.body;
   auto api_policy = std::string(json::parse(api.body).as_object().at("id").as_string());
-  auto bad = http_call(cfg_port, "POST", "/v1/queues/r2/jobs", R"({"handler":"fail","retry":"2/fixd"})");
+  auto bad =
+      http_call(cfg_port, "POST", "/v1/queues/r2/jobs", R"({"handler":"fail","retry":"2/fixd"})");
   EXPECT_EQ(bad.status, 400);
   EXPECT_NE(bad.body.find(R"(\"fixd\" is not a part of a retry policy)"), std::string::npos)
       << bad.body;

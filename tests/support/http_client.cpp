@@ -52,7 +52,8 @@ http_response http_call(int port, const std::string& method, const std::string& 
 
 int listening_port(const std::string& log) {
   std::smatch m;
-  if (!std::regex_search(log, m, std::regex(R"(listening on http://(?:127\.0\.0\.1|0\.0\.0\.0):(\d+))")))
+  if (!std::regex_search(log, m,
+                         std::regex(R"(listening on http://(?:127\.0\.0\.1|0\.0\.0\.0):(\d+))")))
     return 0;
   return std::stoi(m[1]);
 }

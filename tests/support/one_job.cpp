@@ -13,8 +13,7 @@ using namespace asio::experimental::awaitable_operators;
 using namespace std::chrono_literals;
 
 one_job run_one_job(const redis::pool_options& pool_opts, std::function<queue::handler()> make,
-                    const std::string& payload, int max_attempts,
-                    std::chrono::milliseconds lease,
+                    const std::string& payload, int max_attempts, std::chrono::milliseconds lease,
                     std::function<asio::awaitable<void>()> midway) {
   one_job out;
   run_async(

@@ -16,8 +16,8 @@
 namespace forq::test {
 
 struct one_job {
-  std::optional<job_info> info;        // as client::get_job sees it afterwards
-  std::chrono::milliseconds took{};    // from enqueue to done or dead
+  std::optional<job_info> info;     // as client::get_job sees it afterwards
+  std::chrono::milliseconds took{}; // from enqueue to done or dead
 };
 
 // Queue "work", handler name "x", retry backoff 10 ms fixed, `max_attempts`, `lease`.

@@ -25,10 +25,10 @@ class redis_server {
   pid_t pid() const { return process_ ? process_->pid() : -1; }
   const std::filesystem::path& dir() const { return dir_.path(); }
 
-  void stop();  // SIGKILL: the fastest way down, as a crash would be
+  void stop();                  // SIGKILL: the fastest way down, as a crash would be
   void freeze() const;          // SIGSTOP: alive, silent
   void signal_continue() const; // SIGCONT
-  void start(); // again, on the same port
+  void start();                 // again, on the same port
 
   // A command through a short-lived hiredis connection, the reply as text: "PONG", "OK",
   // "(nil)", an integer as digits, "ERR ..." for an error, arrays as "[a, b]".

@@ -39,7 +39,9 @@ struct link {
   direction to_server, to_client;
 };
 
-void set_nonblocking(int fd) { ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK); }
+void set_nonblocking(int fd) {
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+}
 
 // Closes with RST rather than FIN: the peer sees "connection reset".
 void reset(int fd) {
@@ -125,7 +127,9 @@ struct tcp_proxy::state {
   }
 };
 
-tcp_proxy::tcp_proxy(std::uint16_t upstream_port) : upstream_(upstream_port), state_(new state) {
+tcp_proxy::tcp_proxy(std::uint16_t upstream_port)
+    : upstream_(upstream_port)
+    , state_(new state) {
   listener_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   int one = 1;
   ::setsockopt(listener_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -281,11 +285,14 @@ void tcp_proxy::loop() {
         alive = pull(l.client, l.to_server, l.silenced, s.delay);
       if (alive && l.server >= 0 && (server_ev & (POLLIN | POLLHUP | POLLERR))) {
         if (!pull(l.server, l.to_client, l.silenced, s.delay)) {
-          if (l.silenced) close_fd(l.server); // the peer is gone anyway: say nothing
-          else alive = false;
+          if (l.silenced)
+            close_fd(l.server); // the peer is gone anyway: say nothing
+          else
+            alive = false;
         }
       }
-      if (alive && !l.silenced) alive = push(l.server, l.to_server, now) && push(l.client, l.to_client, now);
+      if (alive && !l.silenced)
+        alive = push(l.server, l.to_server, now) && push(l.client, l.to_client, now);
       if (!alive) {
         s.drop(l, false);
         it = s.links.erase(it);

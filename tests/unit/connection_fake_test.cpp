@@ -1,13 +1,13 @@
 // The connection against a fake RESP server on loopback: the faults a real Redis does not
 // produce on demand. Every test runs under a deadline (run_async).
 #include "forq/log.hpp"
-#include "forq/redis/connection.hpp"
 #include "forq/queue/producer.hpp"
+#include "forq/redis/connection.hpp"
 #include "forq/redis/script.hpp"
 #include "support/async_test.hpp"
 #include "support/fake_redis.hpp"
-#include "support/redis_server.hpp" // free_port
 #include "support/log_capture.hpp"
+#include "support/redis_server.hpp" // free_port
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>

@@ -1,9 +1,9 @@
 // What forq::run refuses before it starts anything: the program's handlers against the
 // built-ins and the configuration (src/worker/worker.cpp, check_handlers), and queues' default
 // handlers that no one provides.
-#include "worker/worker.hpp"
 #include "forq/config.hpp"
 #include "forq/forq.hpp"
+#include "worker/worker.hpp"
 
 #include <gtest/gtest.h>
 
@@ -38,11 +38,13 @@ TEST(program_handlers, are_accepted_beside_the_built_ins_and_the_configured_ones
 
 TEST(program_handlers, may_not_take_a_name_already_used_or_not_allowed) {
   const forq::config defaults;
-  EXPECT_NE(why(defaults, {{"echo", some_handler()}}).find("name of a built-in"), std::string::npos);
+  EXPECT_NE(why(defaults, {{"echo", some_handler()}}).find("name of a built-in"),
+            std::string::npos);
   EXPECT_NE(why(with_exec_handler("resize"), {{"resize", some_handler()}})
                 .find("both the program's and configured"),
             std::string::npos);
-  EXPECT_NE(why(defaults, {{"has space", some_handler()}}).find("is not allowed"), std::string::npos);
+  EXPECT_NE(why(defaults, {{"has space", some_handler()}}).find("is not allowed"),
+            std::string::npos);
   EXPECT_NE(why(defaults, {{"empty", forq::handler()}}).find("is empty"), std::string::npos);
 }
 

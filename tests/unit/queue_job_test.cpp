@@ -63,7 +63,8 @@ TEST(queue_job, malformed_entries_say_why) {
 }
 
 TEST(queue_job, decide_retries_with_growing_jittered_backoff_then_dead) {
-  retry_policy p{.max_attempts = 4, .backoff = 1000ms, .exponential = true, .max_backoff = 1h, .jitter = {}};
+  retry_policy p{
+      .max_attempts = 4, .backoff = 1000ms, .exponential = true, .max_backoff = 1h, .jitter = {}};
   std::mt19937_64 rng(1);
   auto first = decide(p, 1, false, "boom", std::nullopt, rng);
   EXPECT_TRUE(first.retry);
@@ -79,13 +80,15 @@ TEST(queue_job, decide_retries_with_growing_jittered_backoff_then_dead) {
 
 TEST(queue_job, decide_honours_permanent_failures_retry_after_and_fixed_backoff) {
   std::mt19937_64 rng(1);
-  retry_policy fixed{.max_attempts = 3, .backoff = 250ms, .exponential = false, .max_backoff = 1h, .jitter = {}};
+  retry_policy fixed{
+      .max_attempts = 3, .backoff = 250ms, .exponential = false, .max_backoff = 1h, .jitter = {}};
   EXPECT_EQ(decide(fixed, 2, false, "x", std::nullopt, rng).delay, 250ms);
   EXPECT_EQ(decide(fixed, 1, false, "x", 7s, rng).delay, 7s);
   auto perm = decide(fixed, 1, true, "unknown handler \"nope\"", std::nullopt, rng);
   EXPECT_FALSE(perm.retry);
   EXPECT_EQ(perm.reason, "unknown handler \"nope\"");
-  retry_policy capped{.max_attempts = 50, .backoff = 1s, .exponential = true, .max_backoff = 5s, .jitter = {}};
+  retry_policy capped{
+      .max_attempts = 50, .backoff = 1s, .exponential = true, .max_backoff = 5s, .jitter = {}};
   EXPECT_LE(decide(capped, 40, false, "x", std::nullopt, rng).delay, 5s);
 }
 
@@ -98,8 +101,20 @@ TEST(queue_job, check_json_agrees_with_the_full_parser) {
   std::string deep(32, '['), deeper(33, '[');
   deep += std::string(32, ']');
   deeper += std::string(33, ']');
-  std::vector<std::string> texts{"{}", " [1, 2.5, -3e9, true, null, \"x\"] ", "\"\\u00e9\"", "18446744073709551615", "",
-        "{", "{} x", "[1,]", "nul", "\"\xff\"", "{\"a\":1,\"a\":2}", "// c\n1", deep, deeper};
+  std::vector<std::string> texts{"{}",
+                                 " [1, 2.5, -3e9, true, null, \"x\"] ",
+                                 "\"\\u00e9\"",
+                                 "18446744073709551615",
+                                 "",
+                                 "{",
+                                 "{} x",
+                                 "[1,]",
+                                 "nul",
+                                 "\"\xff\"",
+                                 "{\"a\":1,\"a\":2}",
+                                 "// c\n1",
+                                 deep,
+                                 deeper};
   for (const auto& text : texts) {
     boost::system::error_code full;
     boost::json::parse(text, full);
@@ -169,7 +184,8 @@ TEST(retry_policy_text, bad_parts_are_named_with_what_is_allowed) {
   EXPECT_EQ(refused("2m/1s"), "the cap 1s is shorter than the base wait 2m");
   EXPECT_EQ(refused("8d"), "the base wait 8d is not allowed: use 1ms to 7d");
   EXPECT_EQ(refused("0.4ms"), "0.4ms is under 1ms");
-  EXPECT_EQ(refused("999999999999999d"), "the base wait 999999999999999d is not allowed: use 1ms to 7d");
+  EXPECT_EQ(refused("999999999999999d"),
+            "the base wait 999999999999999d is not allowed: use 1ms to 7d");
   EXPECT_EQ(refused("1s/1e300s").substr(0, 7), "\"1e300s"); // not a duration: no exponents
   EXPECT_NE(refused("").find("empty"), std::string::npos);
   EXPECT_NE(refused("5s/").find("\"\" is not a part"), std::string::npos);

@@ -1,12 +1,12 @@
 // Issue 13's decisions, without sockets: job ids that carry their priority, records that are
 // always valid UTF-8 JSON, foreign jobs held to the documented limits, how a consumer paces a
 // Redis that refuses writes, which error replies mean what, and who may change things over HTTP.
-#include "http/access.hpp"
 #include "forq/config.hpp"
 #include "forq/queue/consumer.hpp"
 #include "forq/queue/job.hpp"
 #include "forq/queue/producer.hpp"
 #include "forq/redis/reply.hpp"
+#include "http/access.hpp"
 
 #include <boost/json.hpp>
 #include <gtest/gtest.h>
@@ -77,9 +77,10 @@ TEST(job_ids, a_caller_id_shaped_like_a_generated_one_is_refused) {
 }
 
 TEST(job_ids, parse_entry_names_a_job_by_its_stream_s_priority) {
-  auto p0 = parse_entry("q", "forq:{q}:stream", 0, entry("5-0", {"handler", "echo", "payload", "1"}));
-  auto p7 = parse_entry("q", "forq:{q}:stream:p7", 7,
-                        entry("5-0", {"handler", "echo", "payload", "1"}));
+  auto p0 =
+      parse_entry("q", "forq:{q}:stream", 0, entry("5-0", {"handler", "echo", "payload", "1"}));
+  auto p7 =
+      parse_entry("q", "forq:{q}:stream:p7", 7, entry("5-0", {"handler", "echo", "payload", "1"}));
   ASSERT_TRUE(std::holds_alternative<delivered_job>(p0));
   ASSERT_TRUE(std::holds_alternative<delivered_job>(p7));
   EXPECT_EQ(std::get<delivered_job>(p0).id, "5-0");
@@ -99,7 +100,10 @@ TEST(utf8, well_formed_text_is_told_from_bytes_that_are_not) {
   EXPECT_FALSE(is_utf8("\xc0\xaf"));         // overlong
   EXPECT_FALSE(is_utf8("\xed\xa0\x80"));     // a surrogate
   EXPECT_FALSE(is_utf8("\xf4\x90\x80\x80")); // above U+10FFFF
-  EXPECT_EQ(to_utf8("a\xff" "b"), "a\xef\xbf\xbd" "b");
+  EXPECT_EQ(to_utf8("a\xff"
+                    "b"),
+            "a\xef\xbf\xbd"
+            "b");
   EXPECT_EQ(to_utf8("caf\xc3\xa9"), "caf\xc3\xa9");
   json::object o;
   o["k"] = std::string("v\xfe\xff");
@@ -116,8 +120,8 @@ TEST(utf8, json_numbers_are_written_as_people_write_them) {
   o["d"] = 1e21;
   o["e"] = -0.001;
   o["f"] = json::array{1.5, true, nullptr, "x"};
-  o["g"] = 1e7;   // shortest digits alone would say 1e+07
-  o["h"] = 1e-7;  // too small to write out
+  o["g"] = 1e7;  // shortest digits alone would say 1e+07
+  o["h"] = 1e-7; // too small to write out
   EXPECT_EQ(serialize_utf8(o), R"({"a":60,"b":2.5,"c":1000,"d":1e+21,"e":-0.001,)"
                                R"("f":[1.5,true,null,"x"],"g":10000000,"h":1e-07})");
   EXPECT_EQ(json::serialize(json::value(60.0)), "6E1"); // what Boost would have written
@@ -136,7 +140,9 @@ TEST(utf8, json_numbers_are_written_as_people_write_them) {
 TEST(records, a_dead_record_is_valid_json_and_keeps_the_bytes_that_arrived) {
   delivered_job j;
   j.id = "5-0";
-  j.fields = {{"handler", "echo"}, {"payload", "{\"a\":1}"}, {"note", std::string("\xff\x00z", 3)},
+  j.fields = {{"handler", "echo"},
+              {"payload", "{\"a\":1}"},
+              {"note", std::string("\xff\x00z", 3)},
               {std::string("k\xfe"), "v"}};
   auto text = to_json(j, 1, {{"reason", std::string("unknown handler \"\xff\"")}});
   ASSERT_TRUE(valid_json(text)) << text;

@@ -13,8 +13,8 @@
 
 #include <array>
 #include <atomic>
-#include <cstdint>
 #include <chrono>
+#include <cstdint>
 #include <deque>
 #include <functional>
 #include <map>
@@ -60,13 +60,13 @@ class slot_share {
 
 struct consumer_options {
   std::string queue = "default";
-  std::string name;                      // consumer name in the group; empty: <host>:<pid>
-  std::size_t blocking_connection = 0;   // the pool's blocking connection this one waits on
+  std::string name;                    // consumer name in the group; empty: <host>:<pid>
+  std::size_t blocking_connection = 0; // the pool's blocking connection this one waits on
   // Shared with the consumers of other queues (concurrency is then the share's total, split by
   // weight). Null: this consumer has `concurrency` slots to itself.
   std::shared_ptr<slot_share> share;
   double weight = 1;
-  std::size_t concurrency = 64;          // attempts running at once
+  std::size_t concurrency = 64; // attempts running at once
   // Runs the jobs that name no handler; empty: such jobs are dead, saying so.
   std::string default_handler;
   // One fetch's wait inside Redis for jobs. An idle queue costs one XREADGROUP per consumer per
@@ -138,8 +138,8 @@ class consumer {
   };
   struct counters {
     std::uint64_t fetched = 0, done = 0, retried = 0, dead = 0, recovered = 0, handed_back = 0;
-    histogram pickup;    // from the attempt's entry reaching its stream to the attempt's start
-    histogram run;       // the handler's own time
+    histogram pickup;     // from the attempt's entry reaching its stream to the attempt's start
+    histogram run;        // the handler's own time
     histogram round_trip; // an ack's round trip to Redis
   };
   const counters& stats() const { return stats_; }
@@ -173,7 +173,8 @@ class consumer {
   std::size_t room() const; // slots this consumer may fill now
   // Permits of the queue's rate limit for up to `want` jobs (all of them when unlimited), or
   // how long until there are some.
-  boost::asio::awaitable<std::pair<std::size_t, std::chrono::milliseconds>> permits(std::size_t want);
+  boost::asio::awaitable<std::pair<std::size_t, std::chrono::milliseconds>>
+  permits(std::size_t want);
   boost::asio::awaitable<void> give_back(std::size_t unused);
   boost::asio::awaitable<boost::system::result<redis::reply>> rate_call(std::string_view op,
                                                                         std::size_t n);
@@ -235,13 +236,12 @@ class consumer {
   std::set<std::string> released_;             // entry ids handed back by release_running()
   refusal_spell refusals_;
   bool healing_ = false;
-  bool acks_unconfirmed_ = false; // redis.durability: the last acks lacked replicas (said once)
-  std::string last_error_;       // the last unexpected error reply, said once...
+  bool acks_unconfirmed_ = false;   // redis.durability: the last acks lacked replicas (said once)
+  std::string last_error_;          // the last unexpected error reply, said once...
   std::uint64_t error_repeats_ = 0; // ...and again every 60th time it repeats
   bool started_ = false;
   // cancel() = something changed: a slot freed, an ack is due, a retry was scheduled, stop.
-  boost::asio::steady_timer slot_free_, ack_due_, promote_due_, lease_due_, tidy_due_,
-      unblock_due_;
+  boost::asio::steady_timer slot_free_, ack_due_, promote_due_, lease_due_, tidy_due_, unblock_due_;
   counters stats_;
 };
 

@@ -4,6 +4,7 @@
 #include "forq/queue/retry.hpp"
 #include "forq/redis/reply.hpp"
 #include "forq/utf8.hpp"
+
 #include <boost/system/error_code.hpp>
 
 #include <chrono>

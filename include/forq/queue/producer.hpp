@@ -29,8 +29,8 @@ struct keys {
   explicit keys(std::string_view queue);
   std::string meta, stream, stats;
   std::string delayed, delayed_jobs, dead, dead_jobs, results, results_data;
-  std::string wake; // stream: a doorbell rung by producers of delayed jobs
-  std::string rate; // the rate limiter's window counter
+  std::string wake;       // stream: a doorbell rung by producers of delayed jobs
+  std::string rate;       // the rate limiter's window counter
   std::string priorities; // set: the priorities consumers have fetched from (stall recovery)
   std::string stream_for(int priority) const; // priority 0: `stream`; 1..9: stream:p<N>
   // The same keys without building the others, for enqueue's hot path.
@@ -46,9 +46,9 @@ struct keys {
 
 struct job {
   std::string handler;
-  std::string payload = "{}";    // JSON text
-  std::optional<std::string> id; // caller-given: enqueued at most once
-  int priority = 0;              // priority_bounds: 0 to 9, higher first
+  std::string payload = "{}";      // JSON text
+  std::optional<std::string> id;   // caller-given: enqueued at most once
+  int priority = 0;                // priority_bounds: 0 to 9, higher first
   std::optional<int> max_attempts; // attempts_bounds
   // Over the queue's retry policy (docs/retries.md); written as the `retry` field's text.
   std::optional<retry_override> retry;
@@ -64,8 +64,8 @@ std::int64_t epoch_ms();
 // nothing. The message names the field and what is allowed.
 std::optional<std::string> check_job(const job& j, std::size_t max_payload = default_max_payload);
 
-// A job's stream fields (handler, payload, max_attempts and retry when set) as XADD's arguments, in the
-// order the protocol writes them. `storage` keeps the numbers the views point into.
+// A job's stream fields (handler, payload, max_attempts and retry when set) as XADD's arguments, in
+// the order the protocol writes them. `storage` keeps the numbers the views point into.
 std::vector<std::string_view> job_fields(const job& j, std::string& storage);
 
 // The plain XADD of a job without a caller id or a delay (one command), added to `req`.

@@ -16,8 +16,8 @@ namespace forq::queue {
 
 struct retry_policy {
   int max_attempts = 3;
-  std::chrono::milliseconds backoff{1000};                     // the first wait (the base)
-  bool exponential = true;                                     // else fixed
+  std::chrono::milliseconds backoff{1000};                      // the first wait (the base)
+  bool exponential = true;                                      // else fixed
   std::chrono::milliseconds max_backoff{std::chrono::hours(1)}; // no wait is longer
   // Each wait drawn between half of it and all of it, so the retries of a burst spread out.
   // Unset: on for exponential, off for fixed.

@@ -31,8 +31,9 @@ class script {
 // restarted or ran SCRIPT FLUSH) loads the script with SCRIPT LOAD and calls it again, once.
 // Completes like connection::command(): -LOADING and friends become errc::redis_retry_later,
 // other error replies (a script's own error) are returned as replies.
-boost::asio::awaitable<boost::system::result<reply>>
-eval(connection& conn, const script& s, const std::vector<std::string_view>& keys,
-     const std::vector<std::string_view>& args, exec_options opts = {});
+boost::asio::awaitable<boost::system::result<reply>> eval(connection& conn, const script& s,
+                                                          const std::vector<std::string_view>& keys,
+                                                          const std::vector<std::string_view>& args,
+                                                          exec_options opts = {});
 
 } // namespace forq::redis
