@@ -2,6 +2,7 @@
 // configured one), forks `workers` children (worker.cpp) and from then on only supervises:
 // restarts a child that dies (with backoff in a crash loop), stops when a child exits with the
 // fatal code, drains every child on SIGTERM/SIGINT, adds or removes one on SIGTTIN/SIGTTOU.
+#include "forq/backoff.hpp"
 #include "forq/embedded_redis.hpp"
 #include "forq/exit_codes.hpp"
 #include "forq/log.hpp"
@@ -53,10 +54,9 @@ class redis_keeper {
     // A Redis that ran a good while before dying starts again quickly; one that keeps dying
     // waits longer each time, up to 30 s.
     auto now = std::chrono::steady_clock::now();
-    if (now - last_restart_ > 60s) backoff_ = 250ms;
+    if (now - last_restart_ > 60s) backoff_.reset();
     last_restart_ = now;
-    auto pause = backoff_;
-    backoff_ = std::min(backoff_ * 2, std::chrono::milliseconds(30s));
+    auto pause = backoff_.next();
     spdlog::error("embedded redis-server exited ({}); restarting it in {} ms", how, pause.count());
     asio::steady_timer timer(co_await asio::this_coro::executor, pause);
     co_await timer.async_wait(asio::use_awaitable);
@@ -69,7 +69,7 @@ class redis_keeper {
 
  private:
   embedded_redis& redis_;
-  std::chrono::milliseconds backoff_{250ms};
+  forq::backoff backoff_{{250ms, 30s}}; // 250 ms, 500 ms, 1 s, ... up to 30 s
   std::chrono::steady_clock::time_point last_restart_{};
 };
 
@@ -263,9 +263,10 @@ class master {
     ioc_.notify_fork(asio::execution_context::fork_parent);
     ::sigprocmask(SIG_SETMASK, &before, nullptr);
     if (pid < 0) {
+      const auto wait = s.restarts.next();
       spdlog::error("cannot fork worker {}: {}; trying again in {}", s.number, std::strerror(errno),
-                    say_delay(s.backoff));
-      schedule_respawn(s.number, s.backoff);
+                    say_delay(wait));
+      schedule_respawn(s.number, wait);
       return;
     }
     const bool again = s.started != clock_type::time_point{};

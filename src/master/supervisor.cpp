@@ -50,10 +50,13 @@ exit_decision slot_table::exited(slot& s, bool fatal, milliseconds ran, bool sto
   }
   // A worker that ran a good while is replaced at once; one that keeps dying waits longer each
   // time (no fork storm): 1 s, 2 s, 4 s, ... up to 30 s.
-  if (ran > 60s) s.backoff = 100ms;
   d.what = exit_decision::kind::restart;
-  d.delay = s.backoff;
-  s.backoff = std::min(std::max(s.backoff * 2, milliseconds(1000)), milliseconds(30000));
+  if (ran > 60s) {
+    s.restarts.reset();
+    d.delay = 100ms;
+  } else {
+    d.delay = s.restarts.next();
+  }
   return d;
 }
 

@@ -1,5 +1,7 @@
 #pragma once
 
+#include "forq/backoff.hpp"
+
 // The master's slot table and the decisions it makes about its workers, without processes,
 // signals or timers (serve.cpp does those): unit-tested on its own. A slot is a worker's place
 // (its number, 1, 2, ...: the log role "worker 3", its metrics slot); the process in it comes
@@ -26,8 +28,9 @@ struct slot {
   slot_state state = slot_state::waiting;
   pid_t pid = -1;
   std::chrono::steady_clock::time_point started{};
-  std::chrono::milliseconds backoff{1000}; // the next restart's wait in a crash loop
-  bool retiring = false;                   // removed (TTOU, a reload): never restarted
+  // The waits between restarts in a crash loop: 1 s, 2 s, 4 s, ... up to 30 s.
+  forq::backoff restarts{{std::chrono::seconds(1), std::chrono::seconds(30)}};
+  bool retiring = false; // removed (TTOU, a reload): never restarted
 };
 
 // What to do about a worker that exited.

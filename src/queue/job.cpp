@@ -1,5 +1,6 @@
 #include "forq/queue/job.hpp"
 
+#include "forq/backoff.hpp"
 #include "forq/queue/producer.hpp"
 #include "json_events.hpp"
 
@@ -70,11 +71,8 @@ bool looks_generated(std::string_view id) {
 
 refusal_spell::step refusal_spell::refused(std::string_view queue, std::string_view reason) {
   ++refusals_;
-  auto wait = std::chrono::milliseconds(100);
-  for (int i = 1; i < refusals_ && wait < std::chrono::milliseconds(1000); ++i)
-    wait *= 2;
-  wait = std::min(wait, std::chrono::milliseconds(1000));
-  step s{{}, wait};
+  const backoff_policy waits{std::chrono::milliseconds(100), std::chrono::milliseconds(1000)};
+  step s{{}, backoff_wait(waits, refusals_)};
   if (!active_)
     s.log = "queue " + std::string(queue) + ": Redis refuses writes (" + to_utf8(reason) +
             "); leased jobs stay pending and nothing is lost; retrying with backoff until it "

@@ -1,5 +1,6 @@
 #include "forq/queue/producer.hpp"
 
+#include "forq/backoff.hpp"
 #include "forq/queue/job.hpp"
 #include "scripts.hpp"
 
@@ -315,12 +316,13 @@ boost::asio::awaitable<error_code> restore_queue(redis::connection& conn, std::s
 }
 
 boost::asio::awaitable<error_code> start_queue(redis::connection& conn, std::string_view queue) {
-  auto delay = std::chrono::milliseconds(100);
+  forq::backoff waits({std::chrono::milliseconds(100), std::chrono::milliseconds(5000)});
   for (int attempt = 1;; ++attempt) {
     auto ec = co_await init_queue(conn, queue);
     if (!ec || ec == errc::queue_schema_mismatch || ec == errc::invalid_job ||
         ec == errc::redis_refused || ec == errc::redis_shutdown || ec == errc::redis_auth_failed)
       co_return ec;
+    const auto delay = waits.next();
     // Said once a second at most while it lasts, not once per try.
     if (attempt == 1 || delay >= std::chrono::milliseconds(1000))
       spdlog::warn("starting queue {}: Redis cannot take it yet ({}); trying again in {} ms "
@@ -328,7 +330,6 @@ boost::asio::awaitable<error_code> start_queue(redis::connection& conn, std::str
                    queue, ec.message(), delay.count(), attempt);
     boost::asio::steady_timer t(co_await boost::asio::this_coro::executor, delay);
     co_await t.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
-    delay = std::min(delay * 2, std::chrono::milliseconds(5000));
   }
 }
 

@@ -1,5 +1,6 @@
 #include "forq/queue/retry.hpp"
 
+#include "forq/backoff.hpp"
 #include "forq/queue/limits.hpp"
 #include "forq/utf8.hpp"
 
@@ -165,16 +166,10 @@ verdict decide(const retry_policy& p, int attempt_made, bool permanent, std::str
             "failed " + std::to_string(attempt_made) + (attempt_made == 1 ? " time" : " times") +
                 "; last error: " + std::string(error)};
   if (retry_after) return {true, std::min(*retry_after, p.max_backoff), {}};
-  auto base = p.backoff;
-  if (p.exponential)
-    for (int i = 1; i < attempt_made && base < p.max_backoff; ++i)
-      base *= 2;
-  base = std::min(base, p.max_backoff);
-  if (!p.jitter.value_or(p.exponential)) return {true, base, {}};
-  // Half fixed, half random, as the connection's backoff: retries of a burst spread out.
-  auto half = base.count() / 2;
-  std::uniform_int_distribution<long long> jitter(0, base.count() - half);
-  return {true, milliseconds(half + jitter(rng)), {}};
+  // Jittered (half fixed, half random), retries of a burst spread out.
+  const backoff_policy waits{p.backoff, p.max_backoff, p.exponential,
+                             p.jitter.value_or(p.exponential)};
+  return {true, backoff_wait(waits, attempt_made, rng()), {}};
 }
 
 } // namespace forq::queue

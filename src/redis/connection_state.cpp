@@ -1,5 +1,7 @@
 #include "forq/redis/connection_state.hpp"
 
+#include "forq/backoff.hpp"
+
 #include <algorithm>
 
 namespace forq::redis {
@@ -10,15 +12,10 @@ connection_state::connection_state(std::string where, reconnect_policy policy, s
     , rng_(seed) {}
 
 milliseconds connection_state::next_delay() {
-  // failures_ counts the attempt that just failed: 1 -> min, 2 -> 2*min, ...
-  auto base = policy_.min_delay;
-  for (int i = 1; i < failures_ && base < policy_.max_delay; ++i)
-    base *= 2;
-  base = std::min(base, policy_.max_delay);
-  // Half fixed, half random: clients that failed together do not retry together.
-  auto half = base.count() / 2;
-  std::uniform_int_distribution<long long> jitter(0, base.count() - half);
-  return milliseconds(half + jitter(rng_));
+  // failures_ counts the attempt that just failed: 1 -> min, 2 -> 2*min, ...; half fixed, half
+  // random, so clients that failed together do not retry together.
+  const backoff_policy waits{policy_.min_delay, policy_.max_delay, true, true};
+  return backoff_wait(waits, failures_, rng_());
 }
 
 connection_state::step connection_state::on_connect_failed(std::string_view why) {
