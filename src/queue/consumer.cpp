@@ -3,6 +3,7 @@
 #include "forq/queue/consumer.hpp"
 
 #include "consumer_detail.hpp"
+#include "fetch_plan.hpp"
 #include "forq/queue/producer.hpp"
 #include "scripts.hpp"
 
@@ -163,46 +164,64 @@ void consumer::keep(std::vector<delivered_job> got) {
   }
 }
 
+fetch_view consumer::fetch_now() const {
+  const auto now = std::chrono::steady_clock::now();
+  fetch_view v;
+  v.stopping = stopping_;
+  v.waiting = waiting_.size();
+  v.waiting_priority = waiting_.empty() ? 0 : waiting_.front().priority;
+  v.room = room();
+  v.paused = paused_;
+  v.pause_look_due = now - paused_checked_ > options_.pause_check_every;
+  v.idle = idle_;
+  v.exact = now < exact_until_;
+  v.rate_limited = rate_max_ > 0;
+  v.last_full = last_full_;
+  return v;
+}
+
+// Fills exactly `count` slots from the first n_streams priority streams, highest first (one
+// script call: XREADGROUP's COUNT is per stream, so one call over all would over-fetch and take
+// low priorities as eagerly as high ones).
+asio::awaitable<boost::system::result<redis::reply>> consumer::fetch_exactly(std::size_t n_streams,
+                                                                             std::size_t count) {
+  std::vector<std::string_view> some(
+      stream_names_.begin(), stream_names_.begin() + static_cast<std::ptrdiff_t>(n_streams));
+  std::vector<std::string> script_args;
+  script_args.push_back(group);
+  script_args.push_back(name_);
+  script_args.push_back(std::to_string(count));
+  std::vector<std::string_view> args(script_args.begin(), script_args.end());
+  co_return co_await redis::eval(pool_.commands(), detail::scripts().fetch, some, args);
+}
+
+// The decisions are plan_fetch's (fetch_plan.hpp); this carries them out.
 asio::awaitable<void> consumer::fetch_loop() {
   keys k(options_.queue);
-  auto& conn = pool_.blocking(options_.blocking_connection);
-  std::vector<std::string> stream_names; // highest priority first
-  for (int p = 9; p >= 0; --p)
-    stream_names.push_back(k.stream_for(p));
-  stream_names.push_back(k.wake); // the doorbell: read by the XREADGROUP below, not fetch.lua
-  // The priority streams only (views: stream_names does not change from here on).
-  std::vector<std::string_view> streams(stream_names.begin(), stream_names.end() - 1);
-  const auto block = std::to_string(options_.block.count());
-  auto fetch_exactly =
-      [&](std::size_t n_streams,
-          std::size_t count) -> asio::awaitable<boost::system::result<redis::reply>> {
-    // Fills exactly `count` slots from the first n_streams streams, highest first (one script
-    // call: XREADGROUP's COUNT is per stream, so one call over all would over-fetch and take
-    // low priorities as eagerly as high ones).
-    std::vector<std::string_view> some(streams.begin(), streams.begin() + n_streams);
-    std::vector<std::string> script_args;
-    script_args.push_back(group);
-    script_args.push_back(name_);
-    script_args.push_back(std::to_string(count));
-    std::vector<std::string_view> args(script_args.begin(), script_args.end());
-    co_return co_await redis::eval(pool_.commands(), detail::scripts().fetch, some, args);
-  };
-  while (!stopping_) {
-    if (!waiting_.empty() && room() > 0) {
-      // Fetched earlier, beyond the free slots. A pause since then sends them back.
-      if (std::chrono::steady_clock::now() - paused_checked_ > options_.pause_check_every)
-        co_await refresh_paused();
-      if (paused_ || stopping_) {
-        std::vector<delivered_job> back(std::make_move_iterator(waiting_.begin()),
-                                        std::make_move_iterator(waiting_.end()));
-        waiting_.clear();
-        co_await hand_back(std::move(back));
-        continue;
-      }
-      // Whatever higher priority reached Redis since goes first.
-      const int below = waiting_.front().priority;
-      if (below < 9 && std::chrono::steady_clock::now() < exact_until_ && rate_max_ == 0) {
-        auto r = co_await fetch_exactly(static_cast<std::size_t>(9 - below), room());
+  stream_names_.clear();
+  for (int p = 9; p >= 0; --p) // highest priority first
+    stream_names_.push_back(k.stream_for(p));
+  stream_names_.push_back(k.wake); // the doorbell: read by the XREADGROUP, not fetch.lua
+  using kind = fetch_step::kind;
+  for (bool go_on = true; go_on;) {
+    const auto step = plan_fetch(fetch_now());
+    switch (step.what) {
+    case kind::stop:
+      go_on = false;
+      break;
+    case kind::look_at_pause:
+      co_await refresh_paused();
+      break;
+    case kind::hand_back_waiting: {
+      std::vector<delivered_job> back(std::make_move_iterator(waiting_.begin()),
+                                      std::make_move_iterator(waiting_.end()));
+      waiting_.clear();
+      co_await hand_back(std::move(back));
+      break;
+    }
+    case kind::start_waiting:
+      if (step.higher_streams > 0) {
+        auto r = co_await fetch_exactly(step.higher_streams, room());
         if (r && !r->is_error()) keep(co_await take(*r));
       }
       // As many as were free when that was asked: an attempt can end within start() (a
@@ -211,127 +230,20 @@ asio::awaitable<void> consumer::fetch_loop() {
         start(std::move(waiting_.front()));
         waiting_.pop_front();
       }
-      continue;
-    }
-    if (!waiting_.empty() || room() == 0) {
-      // Only a queue that has work it cannot start claims its share of the slots.
-      if (options_.share) options_.share->hungry(member_, !waiting_.empty() || last_full_);
+      break;
+    case kind::wait_for_slot:
+      if (options_.share) options_.share->hungry(member_, step.hungry);
       co_await wait(slot_free_);
-      continue;
-    }
-    // (After a wait that brought nothing, the next wait needs no look of its own: whatever it
-    // brings is checked below. An idle queue costs one command a `block`.)
-    if (paused_ ||
-        (!idle_ && std::chrono::steady_clock::now() - paused_checked_ > options_.pause_check_every))
-      if (co_await refresh_paused()) {
-        if (options_.share) options_.share->hungry(member_, false);
-        if (stopping_) break; // stop() came while we asked: its wake-up is spent
-        slot_free_.expires_after(options_.pause_check_every);
-        co_await slot_free_.async_wait(use_tuple);
-        continue;
-      }
-    // The rate limit's permits (all of them when the queue has none).
-    auto [allowed, wait_ms] = co_await permits(room());
-    if (allowed == 0) {
+      break;
+    case kind::wait_paused:
       if (options_.share) options_.share->hungry(member_, false);
-      if (stopping_) break;
-      slot_free_.expires_after(std::max(wait_ms, milliseconds(1)));
+      slot_free_.expires_after(options_.pause_check_every);
       co_await slot_free_.async_wait(use_tuple);
-      continue;
+      break;
+    case kind::fetch:
+      go_on = co_await read_jobs();
+      break;
     }
-    const auto want = std::to_string(allowed);
-    const auto asked = std::chrono::steady_clock::now();
-    // A rate-limited queue always fetches exactly: a plain fetch can take one per priority.
-    const bool exact = asked < exact_until_ || rate_max_ > 0;
-    boost::system::result<redis::reply> r = redis::reply{};
-    bool fetched_some = false;
-    if (exact) {
-      r = co_await fetch_exactly(streams.size(), allowed);
-      fetched_some = r && !r->is_error() && !r->elements().empty();
-    }
-    // Nothing ready for a rate-limited queue: its permits go back before waiting inside Redis
-    // (held through the wait, they would be returned to a later window: more than the limit).
-    bool permits_returned = false;
-    if (exact && rate_max_ > 0 && !fetched_some && (!r || !r->is_error())) {
-      co_await give_back(allowed);
-      permits_returned = true;
-    }
-    if (!fetched_some && (!r || !r->is_error())) {
-      // The common case: one XREADGROUP over every priority's stream. It returns at once with
-      // up to `allowed` entries of each stream that has any, or waits inside Redis for the next
-      // job (no polling). With one priority in use (the usual case) that is exact; when the
-      // reply shows several, the surplus waits here, leased, and fetching turns exact.
-      // Sharing slots with other queues after a full fetch (more is likely waiting): hold the
-      // slots while the fetch is in flight, and do not wait inside Redis with them held.
-      const bool hold = options_.share && last_full_;
-      redis::request req;
-      std::vector<std::string_view> args;
-      // (No braced lists inside these coroutines: GCC 12 miscompiles them.)
-      args.push_back("GROUP");
-      args.push_back(group);
-      args.push_back(name_);
-      args.push_back("COUNT");
-      args.push_back(exact ? std::string_view("1") : std::string_view(want));
-      if (!hold) {
-        args.push_back("BLOCK");
-        args.push_back(block);
-      }
-      args.push_back("STREAMS");
-      for (const auto& key : stream_names)
-        args.push_back(key);
-      for (std::size_t i = 0; i < stream_names.size(); ++i)
-        args.push_back(">");
-      req.push_range("XREADGROUP", args);
-      if (hold) options_.share->reserve(member_, allowed);
-      waiting_in_redis_ = !hold;
-      r = redis::connection::single(
-          co_await conn.exec(req, hold ? milliseconds(0) : options_.block));
-      waiting_in_redis_ = false;
-      if (hold) options_.share->release(member_, allowed);
-      if (r && r->is_nil()) {
-        idle_ = true;
-        last_full_ = false;
-        if (options_.share) options_.share->hungry(member_, false); // its queue is empty
-        if (!permits_returned) co_await give_back(allowed);
-        continue; // nothing within `block`
-      }
-    }
-    if (permits_returned) allowed = 0; // the jobs the wait brought need permits of their own
-    if (!r) {
-      co_await give_back(allowed);
-      if (r.error() == errc::redis_shutdown) break;
-      co_await pause_for(milliseconds(100)); // the connection is reconnecting by itself
-      continue;
-    }
-    if (r->is_error()) {
-      co_await give_back(allowed);
-      co_await on_error_reply("fetching from", *r);
-      continue;
-    }
-    auto got = co_await take(*r);
-    if (permits_returned && !got.empty()) allowed = (co_await permits(got.size())).first;
-    last_full_ = got.size() >= allowed;
-    if (options_.share) options_.share->hungry(member_, last_full_);
-    if (rate_max_ > 0 && got.size() > allowed) {
-      // The blocking fetch takes one per priority: what the permits do not cover goes back.
-      std::vector<delivered_job> extra(std::make_move_iterator(got.begin() + allowed),
-                                       std::make_move_iterator(got.end()));
-      got.resize(allowed);
-      co_await hand_back(std::move(extra));
-    }
-    if (got.size() < allowed) co_await give_back(allowed - got.size());
-    // A fetch that waited inside Redis may have outlived a pause, and one after idle waits
-    // had no look before it: look again before running anything (one HMGET, only for fetches
-    // that blocked or came after idling).
-    const bool after_idle = idle_ || std::chrono::steady_clock::now() - asked > milliseconds(10);
-    idle_ = false;
-    if (!got.empty() && after_idle &&
-        std::chrono::steady_clock::now() - paused_checked_ > milliseconds(10) &&
-        co_await refresh_paused()) {
-      co_await hand_back(std::move(got));
-      continue;
-    }
-    keep(std::move(got));
   }
   // Fetched but never started: back to the queue for others, at once.
   if (!waiting_.empty()) {
@@ -346,6 +258,107 @@ asio::awaitable<void> consumer::fetch_loop() {
   lease_due_.cancel();
   tidy_due_.cancel();
   unblock_due_.cancel();
+}
+
+asio::awaitable<bool> consumer::read_jobs() {
+  // The rate limit's permits (all of them when the queue has none).
+  auto [allowed, wait_ms] = co_await permits(room());
+  if (allowed == 0) {
+    if (options_.share) options_.share->hungry(member_, false);
+    if (stopping_) co_return true; // stop() came while we asked: its wake-up is spent
+    slot_free_.expires_after(std::max(wait_ms, milliseconds(1)));
+    co_await slot_free_.async_wait(use_tuple);
+    co_return true;
+  }
+  const auto plan = plan_read(fetch_now(), allowed, options_.share != nullptr);
+  const auto asked = std::chrono::steady_clock::now();
+  boost::system::result<redis::reply> r = redis::reply{};
+  bool fetched_some = false;
+  if (plan.exact_first) {
+    r = co_await fetch_exactly(stream_names_.size() - 1, allowed);
+    fetched_some = r && !r->is_error() && !r->elements().empty();
+  }
+  bool permits_returned = false;
+  if (plan.give_back_if_empty && !fetched_some && (!r || !r->is_error())) {
+    co_await give_back(allowed);
+    permits_returned = true;
+  }
+  if (!fetched_some && (!r || !r->is_error())) {
+    // One XREADGROUP over every priority's stream and the doorbell: it returns at once with up
+    // to COUNT entries of each stream that has any, or waits inside Redis for the next job (no
+    // polling). Holding slots (plan.block false), it does not wait.
+    const auto count = std::to_string(plan.count);
+    const auto block = std::to_string(options_.block.count());
+    redis::request req;
+    std::vector<std::string_view> args;
+    // (No braced lists inside these coroutines: GCC 12 miscompiles them.)
+    args.push_back("GROUP");
+    args.push_back(group);
+    args.push_back(name_);
+    args.push_back("COUNT");
+    args.push_back(count);
+    if (plan.block) {
+      args.push_back("BLOCK");
+      args.push_back(block);
+    }
+    args.push_back("STREAMS");
+    for (const auto& key : stream_names_)
+      args.push_back(key);
+    for (std::size_t i = 0; i < stream_names_.size(); ++i)
+      args.push_back(">");
+    req.push_range("XREADGROUP", args);
+    if (!plan.block) options_.share->reserve(member_, allowed);
+    waiting_in_redis_ = plan.block;
+    r = redis::connection::single(co_await pool_.blocking(options_.blocking_connection)
+                                      .exec(req, plan.block ? options_.block : milliseconds(0)));
+    waiting_in_redis_ = false;
+    if (!plan.block) options_.share->release(member_, allowed);
+    if (r && r->is_nil()) {
+      idle_ = true;
+      last_full_ = false;
+      if (options_.share) options_.share->hungry(member_, false); // its queue is empty
+      if (!permits_returned) co_await give_back(allowed);
+      co_return true; // nothing within `block`
+    }
+  }
+  if (permits_returned) allowed = 0; // the jobs the wait brought need permits of their own
+  if (!r) {
+    co_await give_back(allowed);
+    if (r.error() == errc::redis_shutdown) co_return false;
+    co_await pause_for(milliseconds(100)); // the connection is reconnecting by itself
+    co_return true;
+  }
+  if (r->is_error()) {
+    co_await give_back(allowed);
+    co_await on_error_reply("fetching from", *r);
+    co_return true;
+  }
+  auto got = co_await take(*r);
+  if (permits_returned && !got.empty()) allowed = (co_await permits(got.size())).first;
+  const auto settled = settle_read(got.size(), allowed, rate_max_ > 0);
+  last_full_ = settled.full;
+  if (options_.share) options_.share->hungry(member_, last_full_);
+  if (settled.hand_back > 0) {
+    std::vector<delivered_job> extra(
+        std::make_move_iterator(got.begin() + static_cast<std::ptrdiff_t>(settled.keep)),
+        std::make_move_iterator(got.end()));
+    got.resize(settled.keep);
+    co_await hand_back(std::move(extra));
+  }
+  if (settled.give_back > 0) co_await give_back(settled.give_back);
+  // A fetch that waited inside Redis may have outlived a pause, and one after idle waits had no
+  // look before it: look again before running anything (one HMGET, only for fetches that
+  // blocked or came after idling).
+  const bool after_idle = idle_ || std::chrono::steady_clock::now() - asked > milliseconds(10);
+  idle_ = false;
+  if (!got.empty() && after_idle &&
+      std::chrono::steady_clock::now() - paused_checked_ > milliseconds(10) &&
+      co_await refresh_paused()) {
+    co_await hand_back(std::move(got));
+    co_return true;
+  }
+  keep(std::move(got));
+  co_return true;
 }
 
 asio::awaitable<bool> consumer::refresh_paused() {

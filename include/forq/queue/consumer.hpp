@@ -111,6 +111,8 @@ bool claim_keeper(std::atomic<std::int32_t>& holder);
 // Consumes one queue through a pool: blocking fetches on its own blocking connection
 // (options.blocking_connection), everything else on pool.commands(). Single-threaded, like the
 // pool.
+struct fetch_view; // src/queue/fetch_plan.hpp
+
 class consumer {
  public:
   consumer(redis::pool& pool, consumer_options options, handler_map handlers);
@@ -157,6 +159,11 @@ class consumer {
   };
 
   boost::asio::awaitable<void> fetch_loop();
+  fetch_view fetch_now() const; // what plan_fetch decides from (src/queue/fetch_plan.hpp)
+  // One read of the queue as plan_read says; false: the connection stopped for good.
+  boost::asio::awaitable<bool> read_jobs();
+  boost::asio::awaitable<boost::system::result<redis::reply>> fetch_exactly(std::size_t n_streams,
+                                                                            std::size_t count);
   boost::asio::awaitable<void> attempt(delivered_job job);
   boost::asio::awaitable<void> ack_loop();
   boost::asio::awaitable<void> promote_loop();
@@ -206,6 +213,7 @@ class consumer {
   consumer_options options_;
   handler_map handlers_;
   std::string name_;
+  std::vector<std::string> stream_names_; // priority 9 to 0, then the doorbell (fetch_loop)
   std::mt19937_64 rng_;
   std::size_t running_ = 0;
   bool stopping_ = false;
