@@ -7,7 +7,7 @@
 #include "forq/json_text.hpp"
 #include "forq/queue/consumer.hpp"
 #include "forq/utf8.hpp"
-#include "http/access.hpp"
+#include "http/routes.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -56,10 +56,9 @@ reply_t json_reply(bhttp::status s, const json::value& v) {
   return {s, queue::serialize_utf8(v) + "\n", "application/json"};
 }
 
-reply_t error_reply(bhttp::status s, std::string reason) {
-  json::object o;
-  o["error"] = std::move(reason);
-  return json_reply(s, o);
+reply_t error_reply(bhttp::status s, const std::string& reason) {
+  auto a = error_answer(static_cast<int>(s), reason);
+  return {s, std::move(a.body), std::move(a.type)};
 }
 
 // A request that needed Redis and did not get it: 503, in words that say whether anything was
@@ -81,23 +80,6 @@ reply_t redis_trouble(const boost::system::error_code& ec, const std::string& wh
   else
     text = "Redis: " + (why.empty() ? ec.message() : ec.message() + ": " + why);
   return error_reply(bhttp::status::service_unavailable, text);
-}
-
-// The path's segments: "/v1/queues/q/dead" -> {"v1", "queues", "q", "dead"}.
-std::vector<std::string> segments(std::string_view target) {
-  auto q = target.find('?');
-  if (q != std::string_view::npos) target = target.substr(0, q);
-  std::vector<std::string> out;
-  std::size_t i = 0;
-  while (i < target.size()) {
-    while (i < target.size() && target[i] == '/')
-      ++i;
-    auto j = target.find('/', i);
-    if (j == std::string_view::npos) j = target.size();
-    if (j > i) out.emplace_back(target.substr(i, j - i));
-    i = j;
-  }
-  return out;
 }
 
 std::string fmt_bound(double v) {
@@ -185,135 +167,6 @@ std::string metrics_text(const shared_metrics& m, const config& cfg) {
   return out;
 }
 
-std::optional<std::string> string_member(const json::object& o, std::string_view k) {
-  auto* v = o.if_contains(k);
-  if (v && v->is_string()) return std::string(v->as_string());
-  return std::nullopt;
-}
-
-constexpr std::array<std::string_view, 7> post_job_fields{
-    "handler", "payload", "id", "delay_ms", "priority", "attempts", "retry"};
-
-// POST /v1/queues/{queue}/jobs: {"handler": "...", "payload": {...}, "id": "...",
-// "delay_ms": N, "priority": N, "attempts": N, "retry": "POLICY"}; the same checks as
-// `forq enqueue`.
-asio::awaitable<reply_t> post_job(const http_context& ctx, client& c, const std::string& queue,
-                                  const std::string& body) {
-  boost::system::error_code ec;
-  auto v = json::parse(body, ec);
-  if (ec || !v.is_object())
-    co_return error_reply(bhttp::status::bad_request, "the body must be a JSON object");
-  if (auto twice = first_repeated_key(body))
-    co_return error_reply(bhttp::status::bad_request,
-                          "field \"" + twice->path + "\" is given twice; keep one");
-  const auto& o = v.as_object();
-  // A field this API does not know is refused, not ignored: "delayMs" silently ignored would run
-  // a job at once that was meant to wait.
-  // (Not a braced list in this coroutine: GCC 12 miscompiles them.)
-  const std::vector<std::string_view> fields(post_job_fields.begin(), post_job_fields.end());
-  for (const auto& [k, unused] : o) {
-    (void)unused;
-    if (std::find(fields.begin(), fields.end(), std::string_view(k)) != fields.end()) continue;
-    auto best = closest(k, fields);
-    co_return error_reply(bhttp::status::bad_request,
-                          "unknown field \"" + std::string(k) + "\"" +
-                              (best ? "; did you mean \"" + *best + "\"?"
-                                    : "; the fields are handler, payload, id, delay_ms, "
-                                      "priority, attempts, retry"));
-  }
-  if (o.contains("id") && !o.at("id").is_string())
-    co_return error_reply(bhttp::status::bad_request,
-                          "\"id\" must be a string (1 to 256 bytes): the job's id, which makes "
-                          "the enqueue idempotent");
-  queue::job j;
-  std::string default_handler;
-  for (const auto& q : ctx.cfg->queues)
-    if (q.name == queue) default_handler = q.default_handler;
-  auto handler = string_member(o, "handler");
-  if (!handler && o.contains("handler"))
-    co_return error_reply(bhttp::status::bad_request, "\"handler\" must be a string");
-  if (!handler && default_handler.empty())
-    co_return error_reply(bhttp::status::bad_request,
-                          "\"handler\" (a string) is required: queue \"" + queue +
-                              "\" has no default handler here");
-  if (handler && handler->empty())
-    co_return error_reply(bhttp::status::bad_request, "\"handler\" must not be empty");
-  j.handler = handler.value_or("");
-  if (handler &&
-      std::find(ctx.handlers.begin(), ctx.handlers.end(), j.handler) == ctx.handlers.end()) {
-    std::string known;
-    for (const auto& h : ctx.handlers)
-      known += (known.empty() ? "" : ", ") + h;
-    co_return error_reply(bhttp::status::bad_request,
-                          "unknown handler \"" + j.handler + "\"; this forq runs: " + known);
-  }
-  if (auto* p = o.if_contains("payload")) j.payload = serialize_utf8(*p); // 2.5 stays 2.5
-  if (auto id = string_member(o, "id")) j.id = *id;
-  if (auto* retry = o.if_contains("retry")) {
-    if (!retry->is_string())
-      co_return error_reply(bhttp::status::bad_request,
-                            "\"retry\" must be a string, e.g. \"10/fixed/30s\" (docs/retries.md)");
-    auto parsed = queue::parse_retry(retry->as_string());
-    if (auto* why = std::get_if<std::string>(&parsed))
-      co_return error_reply(bhttp::status::bad_request,
-                            "\"retry\": " + serialize_utf8(*retry) + ": " + *why);
-    j.retry = std::get<queue::retry_override>(parsed);
-  }
-  // A whole number within the one set of limits (queue::bounds), or why not.
-  auto integer = [&](const queue::bounds& b, long long& out) -> std::optional<std::string> {
-    auto* x = o.if_contains(b.name);
-    if (!x) return std::nullopt;
-    std::optional<std::string> bad;
-    if (x->is_int64())
-      bad = queue::out_of_bounds(b, x->as_int64());
-    else
-      bad = serialize_utf8(*x) + " is not allowed: use a whole number from " +
-            std::to_string(b.lo) + " to " + std::to_string(b.hi) + std::string(b.unit);
-    if (bad) return "\"" + std::string(b.name) + "\": " + *bad;
-    out = x->as_int64();
-    return std::nullopt;
-  };
-  long long delay = 0, priority = 0, attempts = 0;
-  // (One at a time: GCC 12 miscompiles braced lists in coroutines.)
-  auto why_delay = integer(queue::delay_bounds, delay);
-  if (why_delay) co_return error_reply(bhttp::status::bad_request, *why_delay);
-  auto why_priority = integer(queue::priority_bounds, priority);
-  if (why_priority) co_return error_reply(bhttp::status::bad_request, *why_priority);
-  auto why_attempts = integer(queue::attempts_bounds, attempts);
-  if (why_attempts) co_return error_reply(bhttp::status::bad_request, *why_attempts);
-  j.priority = static_cast<int>(priority);
-  if (attempts > 0) j.max_attempts = static_cast<int>(attempts);
-  if (delay > 0) j.run_at_ms = queue::epoch_ms() + delay;
-  std::string why;
-  auto r = co_await c.enqueue(queue, j, &why);
-  if (!r) {
-    if (r.error() == errc::invalid_job)
-      co_return error_reply(bhttp::status::bad_request,
-                            why.empty() ? "queue name not allowed" : why);
-    co_return redis_trouble(r.error(), why, true, ctx.redis_deadline);
-  }
-  json::object out;
-  out["id"] = r->id;
-  out["queue"] = queue;
-  out["duplicate"] = r->duplicate;
-  // Added either way (producers may start before workers), but a typo should not go unsaid:
-  // a queue this forq does not consume and no worker has started on gets a warning.
-  bool consumed_here = false;
-  for (const auto& q : ctx.cfg->queues)
-    consumed_here = consumed_here || q.name == queue;
-  if (!consumed_here) {
-    auto has = co_await c.has_workers(queue);
-    if (has && !*has) {
-      std::string here;
-      for (const auto& q : ctx.cfg->queues)
-        here += (here.empty() ? "" : ", ") + q.name;
-      out["warning"] = "no worker has started on queue \"" + queue +
-                       "\" yet; the job waits until one does (this forq consumes: " + here + ")";
-    }
-  }
-  co_return json_reply(r->duplicate ? bhttp::status::ok : bhttp::status::created, out);
-}
-
 // Whether the request carries `Authorization: Bearer <token>`, compared in time that depends on
 // the lengths only, not on where the first difference is.
 bool bearer_matches(const bhttp::request<bhttp::string_body>& req, const std::string& token) {
@@ -328,59 +181,63 @@ bool bearer_matches(const bhttp::request<bhttp::string_body>& req, const std::st
   return diff == 0;
 }
 
-asio::awaitable<reply_t> route(http_context& ctx, const bhttp::request<bhttp::string_body>& req,
-                               const asio::ip::address& peer) {
-  auto parts = segments(req.target());
-  // HEAD is answered as GET, without the body (the session drops it).
-  const auto method = req.method() == bhttp::verb::head ? bhttp::verb::get : req.method();
-  const bool changes = method != bhttp::verb::get;
-  const bool token_set = !ctx.cfg->api_token.empty();
-  switch (decide_access(changes, token_set, token_set && bearer_matches(req, ctx.cfg->api_token),
-                        ctx.cfg->api_open, peer)) {
-  case access::allowed:
-    break;
-  case access::needs_token:
-    co_return reply_t{bhttp::status::unauthorized,
-                      "{\"error\":\"this forq needs Authorization: Bearer <its api_token> for "
-                      "requests that change something\"}\n",
-                      "application/json"};
-  case access::loopback_only:
-    co_return error_reply(bhttp::status::forbidden,
-                          "this forq has no api_token, so it takes requests that change "
-                          "something from this machine only; set api_token (FORQ_API_TOKEN) "
-                          "and send Authorization: Bearer <token>, or start forq with "
-                          "--api-open to take them from anyone who can reach it");
+reply_t to_reply(answer a) {
+  return {static_cast<bhttp::status>(a.status), std::move(a.body), std::move(a.type)};
+}
+
+// POST /v1/queues/{queue}/jobs, its job checked by route(): the enqueue, and a warning when no
+// worker has started on a queue this forq does not consume.
+asio::awaitable<reply_t> post_job(const http_context& ctx, client& c, api_call& call) {
+  if (call.delay_ms > 0) call.job.run_at_ms = queue::epoch_ms() + call.delay_ms;
+  std::string why;
+  auto r = co_await c.enqueue(call.queue, call.job, &why);
+  if (!r) {
+    if (r.error() == errc::invalid_job)
+      co_return error_reply(bhttp::status::bad_request,
+                            why.empty() ? "queue name not allowed" : why);
+    co_return redis_trouble(r.error(), why, true, ctx.redis_deadline);
   }
-  const bool probe =
-      parts.size() == 1 && (parts[0] == "healthz" || parts[0] == "readyz" || parts[0] == "metrics");
-  if (probe && method != bhttp::verb::get) {
-    co_return error_reply(bhttp::status::method_not_allowed, "/" + parts[0] +
-                                                                 " takes GET and HEAD, not " +
-                                                                 std::string(req.method_string()));
+  json::object out;
+  out["id"] = r->id;
+  out["queue"] = call.queue;
+  out["duplicate"] = r->duplicate;
+  // Added either way (producers may start before workers), but a typo should not go unsaid:
+  // a queue this forq does not consume and no worker has started on gets a warning.
+  if (!call.consumed_here) {
+    auto has = co_await c.has_workers(call.queue);
+    if (has && !*has) {
+      std::string here;
+      for (const auto& q : ctx.cfg->queues)
+        here += (here.empty() ? "" : ", ") + q.name;
+      out["warning"] = "no worker has started on queue \"" + call.queue +
+                       "\" yet; the job waits until one does (this forq consumes: " + here + ")";
+    }
   }
-  if (parts.size() == 1 && parts[0] == "healthz" && method == bhttp::verb::get)
-    co_return reply_t{bhttp::status::ok, "ok\n", "text/plain"};
-  if (parts.size() == 1 && parts[0] == "readyz" && method == bhttp::verb::get) {
+  co_return json_reply(r->duplicate ? bhttp::status::ok : bhttp::status::created, out);
+}
+
+// Carries out what route() decided, against Redis through forq::client.
+asio::awaitable<reply_t> run_call(http_context& ctx, api_call call) {
+  using op = api_call::op;
+  if (call.what == op::readyz) {
     auto why = ctx.not_ready();
     if (why.empty()) co_return reply_t{bhttp::status::ok, "ready\n", "text/plain"};
     co_return reply_t{bhttp::status::service_unavailable, "not ready: " + why + "\n", "text/plain"};
   }
-  if (parts.size() == 1 && parts[0] == "metrics" && method == bhttp::verb::get)
+  if (call.what == op::metrics)
     co_return reply_t{bhttp::status::ok, metrics_text(*ctx.metrics, *ctx.cfg),
                       "text/plain; version=0.0.4"};
-  if (parts.empty() || parts[0] != "v1")
-    co_return error_reply(bhttp::status::not_found, "no such path: " + std::string(req.target()));
-
   // Every Redis call of this request gives up at one deadline: an answer, never a hang, and
   // nothing still queued for Redis takes effect after the client was told 503.
   redis::exec_options within;
   within.deadline = std::chrono::steady_clock::now() + ctx.redis_deadline;
   client c(*ctx.conn, within);
+  const bool changes = call.changes;
   auto redis_down = [&](const boost::system::error_code& ec) {
     return redis_trouble(ec, {}, changes, ctx.redis_deadline);
   };
-  // /v1/queues
-  if (parts.size() == 2 && parts[1] == "queues" && method == bhttp::verb::get) {
+  switch (call.what) {
+  case op::list_queues: {
     auto names = co_await c.queues();
     if (!names) co_return redis_down(names.error());
     json::array all;
@@ -391,64 +248,57 @@ asio::awaitable<reply_t> route(http_context& ctx, const bhttp::request<bhttp::st
     }
     co_return json_reply(bhttp::status::ok, all);
   }
-  // /v1/jobs/{id}
-  if (parts.size() == 3 && parts[1] == "jobs" && method == bhttp::verb::get) {
+  case op::get_job: {
     auto names = co_await c.queues();
     if (!names) co_return redis_down(names.error());
     for (const auto& n : *names) {
-      auto info = co_await c.get_job(n, parts[2]);
+      auto info = co_await c.get_job(n, call.id);
       if (!info) co_return redis_down(info.error());
       if (*info) co_return json_reply(bhttp::status::ok, (*info)->to_json());
     }
-    co_return error_reply(bhttp::status::not_found, "no job " + parts[2]);
+    co_return error_reply(bhttp::status::not_found, "no job " + call.id);
   }
-  if (parts.size() >= 4 && parts[1] == "queues") {
-    const auto& queue = parts[2];
-    if (auto bad = queue::check_queue_name(queue))
-      co_return error_reply(bhttp::status::bad_request, *bad);
-    if (parts.size() == 4 && parts[3] == "jobs" && method == bhttp::verb::post)
-      co_return co_await post_job(ctx, c, queue, req.body());
-    if (parts.size() == 4 && parts[3] == "dead" && method == bhttp::verb::get) {
-      auto dead = co_await c.dead(queue, 100);
-      if (!dead) co_return redis_down(dead.error());
-      json::array all;
-      for (const auto& d : *dead)
-        all.push_back(d.to_json()); // the one shape of a job, as GET .../jobs/{id} gives it
-      co_return json_reply(bhttp::status::ok, all);
-    }
-    if ((parts.size() == 5 && parts[3] == "dead" && parts[4] == "retry" &&
-         method == bhttp::verb::post) ||
-        (parts.size() == 4 && parts[3] == "dead" && method == bhttp::verb::delete_)) {
-      // An optional body {"ids": [...]}; none: every dead job.
-      std::vector<std::string> ids;
-      if (!req.body().empty()) {
-        boost::system::error_code ec;
-        auto v = json::parse(req.body(), ec);
-        const json::array* list = nullptr;
-        if (!ec && v.is_object())
-          if (auto* x = v.as_object().if_contains("ids"); x && x->is_array()) list = &x->as_array();
-        if (!list)
-          co_return error_reply(bhttp::status::bad_request, "the body must be {\"ids\": [...]}");
-        for (const auto& x : *list) {
-          if (!x.is_string()) co_return error_reply(bhttp::status::bad_request, "ids are strings");
-          ids.emplace_back(x.as_string());
-        }
-      }
-      const bool retry = parts.size() == 5;
-      boost::system::result<std::size_t> n = std::size_t{0};
-      if (retry)
-        n = co_await c.retry_dead(queue, ids);
-      else
-        n = co_await c.purge_dead(queue, ids);
-      if (!n) co_return redis_down(n.error());
-      json::object o;
-      o[retry ? "retried" : "purged"] = *n;
-      co_return json_reply(bhttp::status::ok, o);
-    }
+  case op::post_job:
+    co_return co_await post_job(ctx, c, call);
+  case op::list_dead: {
+    auto dead = co_await c.dead(call.queue, 100);
+    if (!dead) co_return redis_down(dead.error());
+    json::array all;
+    for (const auto& d : *dead)
+      all.push_back(d.to_json()); // the one shape of a job, as GET .../jobs/{id} gives it
+    co_return json_reply(bhttp::status::ok, all);
   }
-  co_return error_reply(bhttp::status::not_found,
-                        "no such endpoint: " + std::string(req.method_string()) + " " +
-                            std::string(req.target()));
+  case op::retry_dead:
+  case op::purge_dead: {
+    const bool retry = call.what == op::retry_dead;
+    boost::system::result<std::size_t> n = std::size_t{0};
+    if (retry)
+      n = co_await c.retry_dead(call.queue, call.ids);
+    else
+      n = co_await c.purge_dead(call.queue, call.ids);
+    if (!n) co_return redis_down(n.error());
+    json::object o;
+    o[retry ? "retried" : "purged"] = *n;
+    co_return json_reply(bhttp::status::ok, o);
+  }
+  case op::readyz:
+  case op::metrics:
+    break;
+  }
+  co_return error_reply(bhttp::status::internal_server_error, "unhandled API call");
+}
+
+asio::awaitable<reply_t> handle(http_context& ctx, const bhttp::request<bhttp::string_body>& req,
+                                const asio::ip::address& peer) {
+  request_view view;
+  view.method = std::string(req.method_string());
+  view.target = std::string(req.target());
+  view.body = req.body();
+  view.bearer_ok = !ctx.cfg->api_token.empty() && bearer_matches(req, ctx.cfg->api_token);
+  view.peer = peer;
+  auto routed = route(*ctx.cfg, ctx.handlers, view);
+  if (auto* a = std::get_if<answer>(&routed)) co_return to_reply(std::move(*a));
+  co_return co_await run_call(ctx, std::move(std::get<api_call>(routed)));
 }
 
 // One connection, until its client closes it, goes quiet for 10 s, or asks to close. A TCP
@@ -486,7 +336,7 @@ asio::awaitable<void> session(http_context& ctx, typename Protocol::socket socke
       const auto& req = parser.get();
       keep = req.keep_alive();
       try {
-        r = co_await route(ctx, req, peer);
+        r = co_await handle(ctx, req, peer);
       } catch (const std::exception& e) {
         r = error_reply(bhttp::status::internal_server_error, e.what());
       }

@@ -1,0 +1,223 @@
+#include "http/routes.hpp"
+
+#include "forq/json_text.hpp"
+#include "forq/names.hpp"
+#include "forq/queue/limits.hpp"
+#include "forq/queue/retry.hpp"
+#include "forq/utf8.hpp"
+#include "http/access.hpp"
+
+#include <boost/json.hpp>
+
+#include <algorithm>
+#include <array>
+
+namespace forq::http {
+
+namespace json = boost::json;
+
+answer error_answer(int status, const std::string& reason) {
+  json::object o;
+  o["error"] = reason;
+  return {status, serialize_utf8(o) + "\n", "application/json"};
+}
+
+namespace {
+
+constexpr int bad_request = 400;
+
+// The path's segments: "/v1/queues/q/dead" -> {"v1", "queues", "q", "dead"}.
+std::vector<std::string> segments(std::string_view target) {
+  auto q = target.find('?');
+  if (q != std::string_view::npos) target = target.substr(0, q);
+  std::vector<std::string> out;
+  std::size_t i = 0;
+  while (i < target.size()) {
+    while (i < target.size() && target[i] == '/')
+      ++i;
+    auto j = target.find('/', i);
+    if (j == std::string_view::npos) j = target.size();
+    if (j > i) out.emplace_back(target.substr(i, j - i));
+    i = j;
+  }
+  return out;
+}
+
+std::optional<std::string> string_member(const json::object& o, std::string_view k) {
+  auto* v = o.if_contains(k);
+  if (v && v->is_string()) return std::string(v->as_string());
+  return std::nullopt;
+}
+
+constexpr std::array<std::string_view, 7> post_job_fields{
+    "handler", "payload", "id", "delay_ms", "priority", "attempts", "retry"};
+
+// A whole number within one of the job limits (queue::bounds), into `out`; or why not.
+std::optional<std::string> integer(const json::object& o, const queue::bounds& b,
+                                   std::int64_t& out) {
+  auto* x = o.if_contains(b.name);
+  if (!x) return std::nullopt;
+  std::optional<std::string> bad;
+  if (x->is_int64())
+    bad = queue::out_of_bounds(b, x->as_int64());
+  else
+    bad = serialize_utf8(*x) + " is not allowed: use a whole number from " + std::to_string(b.lo) +
+          " to " + std::to_string(b.hi) + std::string(b.unit);
+  if (bad) return "\"" + std::string(b.name) + "\": " + *bad;
+  out = x->as_int64();
+  return std::nullopt;
+}
+
+// POST /v1/queues/{queue}/jobs: {"handler": "...", "payload": {...}, "id": "...",
+// "delay_ms": N, "priority": N, "attempts": N, "retry": "POLICY"}; the same checks as
+// `forq enqueue`.
+routed post_job(const config& cfg, const std::vector<std::string>& handlers,
+                const std::string& queue, const std::string& body) {
+  boost::system::error_code ec;
+  auto v = json::parse(body, ec);
+  if (ec || !v.is_object()) return error_answer(bad_request, "the body must be a JSON object");
+  if (auto twice = first_repeated_key(body))
+    return error_answer(bad_request, "field \"" + twice->path + "\" is given twice; keep one");
+  const auto& o = v.as_object();
+  // A field this API does not know is refused, not ignored: "delayMs" silently ignored would run
+  // a job at once that was meant to wait.
+  const std::vector<std::string_view> fields(post_job_fields.begin(), post_job_fields.end());
+  for (const auto& [k, unused] : o) {
+    (void)unused;
+    if (std::find(fields.begin(), fields.end(), std::string_view(k)) != fields.end()) continue;
+    auto best = closest(k, fields);
+    return error_answer(bad_request, "unknown field \"" + std::string(k) + "\"" +
+                                         (best ? "; did you mean \"" + *best + "\"?"
+                                               : "; the fields are handler, payload, id, "
+                                                 "delay_ms, priority, attempts, retry"));
+  }
+  if (o.contains("id") && !o.at("id").is_string())
+    return error_answer(bad_request, "\"id\" must be a string (1 to 256 bytes): the job's id, "
+                                     "which makes the enqueue idempotent");
+  api_call call;
+  call.what = api_call::op::post_job;
+  call.changes = true;
+  call.queue = queue;
+  std::string default_handler;
+  call.consumed_here = false;
+  for (const auto& q : cfg.queues)
+    if (q.name == queue) {
+      default_handler = q.default_handler;
+      call.consumed_here = true;
+    }
+  auto& j = call.job;
+  auto handler = string_member(o, "handler");
+  if (!handler && o.contains("handler"))
+    return error_answer(bad_request, "\"handler\" must be a string");
+  if (!handler && default_handler.empty())
+    return error_answer(bad_request, "\"handler\" (a string) is required: queue \"" + queue +
+                                         "\" has no default handler here");
+  if (handler && handler->empty())
+    return error_answer(bad_request, "\"handler\" must not be empty");
+  j.handler = handler.value_or("");
+  if (handler && std::find(handlers.begin(), handlers.end(), j.handler) == handlers.end()) {
+    std::string known;
+    for (const auto& h : handlers)
+      known += (known.empty() ? "" : ", ") + h;
+    return error_answer(bad_request,
+                        "unknown handler \"" + j.handler + "\"; this forq runs: " + known);
+  }
+  if (auto* p = o.if_contains("payload")) j.payload = serialize_utf8(*p); // 2.5 stays 2.5
+  if (auto id = string_member(o, "id")) j.id = *id;
+  if (auto* retry = o.if_contains("retry")) {
+    if (!retry->is_string())
+      return error_answer(bad_request,
+                          "\"retry\" must be a string, e.g. \"10/fixed/30s\" (docs/retries.md)");
+    auto parsed = queue::parse_retry(retry->as_string());
+    if (auto* why = std::get_if<std::string>(&parsed))
+      return error_answer(bad_request, "\"retry\": " + serialize_utf8(*retry) + ": " + *why);
+    j.retry = std::get<queue::retry_override>(parsed);
+  }
+  std::int64_t priority = 0, attempts = 0;
+  for (auto [b, out] : {std::pair{&queue::delay_bounds, &call.delay_ms},
+                        std::pair{&queue::priority_bounds, &priority},
+                        std::pair{&queue::attempts_bounds, &attempts}})
+    if (auto why = integer(o, *b, *out)) return error_answer(bad_request, *why);
+  j.priority = static_cast<int>(priority);
+  if (attempts > 0) j.max_attempts = static_cast<int>(attempts);
+  return call;
+}
+
+// {"ids": [...]}, or an empty body: every dead job.
+routed dead_ids(api_call call, const std::string& body) {
+  if (body.empty()) return call;
+  boost::system::error_code ec;
+  auto v = json::parse(body, ec);
+  const json::array* list = nullptr;
+  if (!ec && v.is_object())
+    if (auto* x = v.as_object().if_contains("ids"); x && x->is_array()) list = &x->as_array();
+  if (!list) return error_answer(bad_request, "the body must be {\"ids\": [...]}");
+  for (const auto& x : *list) {
+    if (!x.is_string()) return error_answer(bad_request, "ids are strings");
+    call.ids.emplace_back(x.as_string());
+  }
+  return call;
+}
+
+} // namespace
+
+routed route(const config& cfg, const std::vector<std::string>& handlers, const request_view& req) {
+  auto parts = segments(req.target);
+  // HEAD is answered as GET, without the body (the session drops it).
+  const std::string method = req.method == "HEAD" ? "GET" : req.method;
+  const bool changes = method != "GET";
+  const bool token_set = !cfg.api_token.empty();
+  switch (decide_access(changes, token_set, token_set && req.bearer_ok, cfg.api_open, req.peer)) {
+  case access::allowed:
+    break;
+  case access::needs_token:
+    return error_answer(401, "this forq needs Authorization: Bearer <its api_token> for "
+                             "requests that change something");
+  case access::loopback_only:
+    return error_answer(403, "this forq has no api_token, so it takes requests that change "
+                             "something from this machine only; set api_token (FORQ_API_TOKEN) "
+                             "and send Authorization: Bearer <token>, or start forq with "
+                             "--api-open to take them from anyone who can reach it");
+  }
+  api_call call;
+  call.changes = changes;
+  if (parts.size() == 1 &&
+      (parts[0] == "healthz" || parts[0] == "readyz" || parts[0] == "metrics")) {
+    if (method != "GET")
+      return error_answer(405, "/" + parts[0] + " takes GET and HEAD, not " + req.method);
+    if (parts[0] == "healthz") return answer{200, "ok\n", "text/plain"};
+    call.what = parts[0] == "readyz" ? api_call::op::readyz : api_call::op::metrics;
+    return call;
+  }
+  if (parts.empty() || parts[0] != "v1") return error_answer(404, "no such path: " + req.target);
+  if (parts.size() == 2 && parts[1] == "queues" && method == "GET") {
+    call.what = api_call::op::list_queues;
+    return call;
+  }
+  if (parts.size() == 3 && parts[1] == "jobs" && method == "GET") {
+    call.what = api_call::op::get_job;
+    call.id = parts[2];
+    return call;
+  }
+  if (parts.size() >= 4 && parts[1] == "queues") {
+    call.queue = parts[2];
+    if (auto bad = queue::check_queue_name(call.queue)) return error_answer(bad_request, *bad);
+    if (parts.size() == 4 && parts[3] == "jobs" && method == "POST")
+      return post_job(cfg, handlers, call.queue, req.body);
+    if (parts.size() == 4 && parts[3] == "dead" && method == "GET") {
+      call.what = api_call::op::list_dead;
+      return call;
+    }
+    if (parts.size() == 5 && parts[3] == "dead" && parts[4] == "retry" && method == "POST") {
+      call.what = api_call::op::retry_dead;
+      return dead_ids(std::move(call), req.body);
+    }
+    if (parts.size() == 4 && parts[3] == "dead" && method == "DELETE") {
+      call.what = api_call::op::purge_dead;
+      return dead_ids(std::move(call), req.body);
+    }
+  }
+  return error_answer(404, "no such endpoint: " + req.method + " " + req.target);
+}
+
+} // namespace forq::http

@@ -1,0 +1,65 @@
+#pragma once
+
+// What an HTTP request asks for, decided without I/O (routes.cpp, docs/http.md): an answer
+// straight away (a probe, a refusal, a bad request, a path that does not exist) or one API call
+// with its arguments checked, which http.cpp's session then carries out against Redis. Tested
+// without a socket or a Redis (tests/unit/http_routes_test.cpp).
+
+#include "forq/config.hpp"
+#include "forq/queue/producer.hpp"
+
+#include <boost/asio/ip/address.hpp>
+
+#include <cstdint>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace forq::http {
+
+// An HTTP answer: status code, body and its type.
+struct answer {
+  int status = 200;
+  std::string body;
+  std::string type = "application/json";
+};
+
+// {"error": reason} with this status.
+answer error_answer(int status, const std::string& reason);
+
+// The parts of a request the route reads.
+struct request_view {
+  std::string method; // as sent: "GET", "HEAD", "POST", "DELETE", ...
+  std::string target; // "/v1/queues/q/jobs?x=1"
+  std::string body;
+  bool bearer_ok = false; // it carries Authorization: Bearer <api_token> (a token is set)
+  boost::asio::ip::address peer;
+};
+
+// One call of the API, its arguments checked.
+struct api_call {
+  enum class op {
+    readyz,      // GET /readyz
+    metrics,     // GET /metrics
+    list_queues, // GET /v1/queues
+    get_job,     // GET /v1/jobs/{id}
+    post_job,    // POST /v1/queues/{queue}/jobs
+    list_dead,   // GET /v1/queues/{queue}/dead
+    retry_dead,  // POST /v1/queues/{queue}/dead/retry [{"ids": [...]}]
+    purge_dead,  // DELETE /v1/queues/{queue}/dead [{"ids": [...]}]
+  } what = op::readyz;
+  bool changes = false; // it would change something (then a late reply means: maybe)
+  std::string queue;
+  std::string id;               // get_job
+  queue::job job;               // post_job (its run_at_ms is left to the caller: delay_ms)
+  std::int64_t delay_ms = 0;    // post_job: run no earlier than this long from now
+  bool consumed_here = true;    // post_job: a queue this forq consumes
+  std::vector<std::string> ids; // retry_dead, purge_dead; empty: every dead job
+};
+
+using routed = std::variant<answer, api_call>;
+
+// `handlers`: the handler names this forq runs (others are refused at enqueue).
+routed route(const config& cfg, const std::vector<std::string>& handlers, const request_view& req);
+
+} // namespace forq::http

@@ -1,0 +1,143 @@
+// What an HTTP request asks for (src/http/routes.hpp), decided without a socket or a Redis.
+#include "http/routes.hpp"
+
+#include <boost/json.hpp>
+#include <gtest/gtest.h>
+
+namespace {
+
+using forq::http::answer;
+using forq::http::api_call;
+using forq::http::request_view;
+using forq::http::route;
+using op = api_call::op;
+
+forq::config test_config() {
+  forq::config c;
+  c.queues = {{"emails", 1, "mailer", {}}, {"default", 1, "", {}}};
+  return c;
+}
+const std::vector<std::string> handlers{"noop", "echo", "mailer"};
+
+request_view req(std::string method, std::string target, std::string body = {}) {
+  request_view r;
+  r.method = std::move(method);
+  r.target = std::move(target);
+  r.body = std::move(body);
+  r.peer = boost::asio::ip::make_address("127.0.0.1");
+  return r;
+}
+
+answer answered(const forq::http::routed& r) {
+  if (auto* a = std::get_if<answer>(&r)) return *a;
+  ADD_FAILURE() << "an API call, not an answer";
+  return {};
+}
+
+api_call called(const forq::http::routed& r) {
+  if (auto* c = std::get_if<api_call>(&r)) return *c;
+  ADD_FAILURE() << "an answer, not an API call: " << std::get<answer>(r).body;
+  return {};
+}
+
+std::string error_of(const answer& a) {
+  return std::string(boost::json::parse(a.body).at("error").as_string());
+}
+
+TEST(http_routes, probes_are_answered_or_called_and_take_get_and_head_only) {
+  auto cfg = test_config();
+  auto h = answered(route(cfg, handlers, req("GET", "/healthz")));
+  EXPECT_EQ(h.status, 200);
+  EXPECT_EQ(h.body, "ok\n");
+  EXPECT_EQ(called(route(cfg, handlers, req("HEAD", "/readyz"))).what, op::readyz);
+  EXPECT_EQ(called(route(cfg, handlers, req("GET", "/metrics?x=1"))).what, op::metrics);
+  auto post = answered(route(cfg, handlers, req("POST", "/healthz")));
+  EXPECT_EQ(post.status, 405);
+  EXPECT_EQ(error_of(post), "/healthz takes GET and HEAD, not POST");
+}
+
+TEST(http_routes, the_api_s_paths_become_calls_with_their_arguments) {
+  auto cfg = test_config();
+  EXPECT_EQ(called(route(cfg, handlers, req("GET", "/v1/queues"))).what, op::list_queues);
+  auto job = called(route(cfg, handlers, req("GET", "//v1/jobs/1-0-p3")));
+  EXPECT_EQ(job.what, op::get_job);
+  EXPECT_EQ(job.id, "1-0-p3");
+  EXPECT_FALSE(job.changes);
+  auto dead = called(route(cfg, handlers, req("GET", "/v1/queues/emails/dead")));
+  EXPECT_EQ(dead.what, op::list_dead);
+  EXPECT_EQ(dead.queue, "emails");
+  auto retry = called(
+      route(cfg, handlers, req("POST", "/v1/queues/emails/dead/retry", R"({"ids": ["a", "b"]})")));
+  EXPECT_EQ(retry.what, op::retry_dead);
+  EXPECT_TRUE(retry.changes);
+  EXPECT_EQ(retry.ids, (std::vector<std::string>{"a", "b"}));
+  auto purge = called(route(cfg, handlers, req("DELETE", "/v1/queues/emails/dead")));
+  EXPECT_EQ(purge.what, op::purge_dead);
+  EXPECT_TRUE(purge.ids.empty()); // every dead job
+  EXPECT_EQ(answered(route(cfg, handlers, req("DELETE", "/v1/queues/emails/dead", "[1]"))).status,
+            400);
+  EXPECT_EQ(answered(route(cfg, handlers, req("GET", "/"))).status, 404);
+  auto none = answered(route(cfg, handlers, req("PUT", "/v1/queues")));
+  EXPECT_EQ(none.status, 404);
+  EXPECT_EQ(error_of(none), "no such endpoint: PUT /v1/queues");
+  EXPECT_EQ(answered(route(cfg, handlers, req("GET", "/v1/queues/bad%20name/dead"))).status, 400);
+}
+
+TEST(http_routes, a_job_is_checked_before_any_redis_call) {
+  auto cfg = test_config();
+  auto ok = called(route(cfg, handlers,
+                         req("POST", "/v1/queues/emails/jobs",
+                             R"({"payload": {"to": "a@b", "n": 2.5}, "priority": 7,
+                                 "delay_ms": 1500, "attempts": 4, "id": "order-1",
+                                 "retry": "10/fixed/30s"})")));
+  EXPECT_EQ(ok.what, op::post_job);
+  EXPECT_TRUE(ok.consumed_here);
+  EXPECT_EQ(ok.job.handler, ""); // the queue's default handler (mailer) runs it
+  EXPECT_EQ(ok.job.payload, R"({"to":"a@b","n":2.5})");
+  EXPECT_EQ(ok.job.priority, 7);
+  EXPECT_EQ(ok.delay_ms, 1500);
+  EXPECT_EQ(ok.job.max_attempts, 4);
+  EXPECT_EQ(ok.job.id, "order-1");
+  EXPECT_TRUE(ok.job.retry.has_value());
+  EXPECT_FALSE(
+      called(route(cfg, handlers, req("POST", "/v1/queues/other/jobs", R"({"handler": "noop"})")))
+          .consumed_here);
+
+  struct bad {
+    std::string queue, body, error;
+  };
+  for (const auto& b : std::vector<bad>{
+           {"emails", "not json", "the body must be a JSON object"},
+           {"emails", R"({"payload": 1, "payload": 2})", "field \"payload\" is given twice"},
+           {"emails", R"({"delayMs": 5})", "unknown field \"delayMs\"; did you mean \"delay_ms\"?"},
+           {"default", R"({"payload": {}})", "\"handler\" (a string) is required"},
+           {"emails", R"({"handler": "nope"})", "unknown handler \"nope\"; this forq runs: noop"},
+           {"emails", R"({"handler": ""})", "\"handler\" must not be empty"},
+           {"emails", R"({"id": 7})", "\"id\" must be a string"},
+           {"emails", R"({"priority": 10})", "\"priority\": "},
+           {"emails", R"({"attempts": 1.5})", "\"attempts\": 1.5 is not allowed"},
+           {"emails", R"({"retry": "sometimes"})", "\"retry\": \"sometimes\": "},
+       }) {
+    auto a = answered(route(cfg, handlers, req("POST", "/v1/queues/" + b.queue + "/jobs", b.body)));
+    EXPECT_EQ(a.status, 400) << b.body;
+    EXPECT_NE(error_of(a).find(b.error), std::string::npos) << b.body << ": " << error_of(a);
+  }
+}
+
+TEST(http_routes, changes_need_the_token_or_this_machine) {
+  auto cfg = test_config();
+  auto remote = req("POST", "/v1/queues/emails/jobs", R"({"handler":"noop"})");
+  remote.peer = boost::asio::ip::make_address("10.1.2.3");
+  EXPECT_EQ(answered(route(cfg, handlers, remote)).status, 403);
+  auto read = req("GET", "/v1/queues");
+  read.peer = remote.peer;
+  EXPECT_EQ(called(route(cfg, handlers, read)).what, op::list_queues); // reading is open
+  cfg.api_open = true;
+  EXPECT_EQ(called(route(cfg, handlers, remote)).what, op::post_job);
+  cfg.api_token = "0123456789abcdef";
+  EXPECT_EQ(answered(route(cfg, handlers, remote)).status, 401);
+  remote.bearer_ok = true;
+  EXPECT_EQ(called(route(cfg, handlers, remote)).what, op::post_job);
+}
+
+} // namespace
