@@ -4,6 +4,7 @@
 #include "forq/queue/producer.hpp"
 #include "forq/redis/connection.hpp"
 #include "forq/redis/script.hpp"
+#include "forq/redis_url.hpp"
 #include "support/async_test.hpp"
 #include "support/fake_redis.hpp"
 #include "support/log_capture.hpp"
@@ -657,3 +658,106 @@ TEST(connection_fake, a_missing_password_is_fatal_too) {
 }
 
 } // namespace
+
+// Sentinel discovery against fake sentinels and a fake primary: the parts a real deployment
+// does not show on demand (a sentinel that knows no such primary, a stale answer that names a
+// replica, a sentinel that wants a password).
+struct fake_sentinel_setup {
+  std::vector<std::string> primary_roles; // ROLE answers in turn; the last one repeats
+  std::size_t role_asked = 0;
+  bool knows_primary = true;
+};
+
+std::string role_reply(const std::string& role) {
+  return "*3\r\n$" + std::to_string(role.size()) + "\r\n" + role + "\r\n:0\r\n*0\r\n";
+}
+
+// A connection through `sentinel_ports` (a sentinel URL) to `fake primary`; `check` runs once
+// it is ready or has given up after 2 s, then everything stops.
+void with_fake_sentinel(
+    fake_sentinel_setup& setup, bool first_sentinel_down,
+    std::function<void(connection&, fake_redis& sentinel, fake_redis& primary)> check) {
+  forq::test::run_async([&]() -> asio::awaitable<void> {
+    auto ex = co_await asio::this_coro::executor;
+    fake_redis primary(ex, [&](const fake_command& c) {
+      if (c.argv[0] != "ROLE") return fake_redis::standard(c);
+      auto i = std::min(setup.role_asked++, setup.primary_roles.size() - 1);
+      return fake_action::raw(role_reply(setup.primary_roles[i]));
+    });
+    fake_redis sentinel(ex, [&](const fake_command& c) {
+      if (c.argv[0] == "AUTH")
+        return c.argv.size() == 2 && c.argv[1] == "s3cret" ? fake_action::status("OK")
+                                                           : fake_action::error("WRONGPASS no");
+      if (c.argv[0] == "SENTINEL" && c.argv.size() == 3 && c.argv[1] == "get-master-addr-by-name") {
+        if (!setup.knows_primary || c.argv[2] != "mymaster") return fake_action::raw("*-1\r\n");
+        auto port = std::to_string(primary.port());
+        return fake_action::raw("*2\r\n$9\r\n127.0.0.1\r\n$" + std::to_string(port.size()) +
+                                "\r\n" + port + "\r\n");
+      }
+      return fake_redis::standard(c);
+    });
+    auto o = options_for(0);
+    std::string url = "redis-sentinel://";
+    if (first_sentinel_down) url += "127.0.0.1:" + std::to_string(forq::test::free_port()) + ",";
+    url += "127.0.0.1:" + std::to_string(sentinel.port()) + "/mymaster";
+    o.endpoint = std::get<forq::redis_endpoint>(forq::parse_redis_url(url));
+    o.sentinel_password = "s3cret";
+    connection conn(ex, o);
+    auto test = [&]() -> asio::awaitable<void> {
+      for (int i = 0; i < 200 && !conn.ready(); ++i)
+        co_await sleep_for(10ms);
+      check(conn, sentinel, primary);
+      conn.stop();
+    };
+    co_await (conn.run() && test());
+    sentinel.stop();
+    primary.stop();
+  });
+}
+
+bool saw(const fake_redis& f, const std::vector<std::string>& argv) {
+  for (const auto& c : f.commands())
+    if (c.argv == argv) return true;
+  return false;
+}
+
+TEST(connection_fake_sentinel, the_sentinel_is_asked_with_its_password_and_the_primary_checked) {
+  fake_sentinel_setup setup{{"master"}};
+  with_fake_sentinel(setup, true, [&](connection& conn, fake_redis& sentinel, fake_redis& primary) {
+    EXPECT_TRUE(conn.ready()) << conn.last_failure();
+    EXPECT_EQ(conn.primary(), "127.0.0.1:" + std::to_string(primary.port()));
+    EXPECT_TRUE(saw(sentinel, {"AUTH", "s3cret"}));
+    EXPECT_TRUE(saw(sentinel, {"SENTINEL", "get-master-addr-by-name", "mymaster"}));
+    EXPECT_TRUE(saw(primary, {"ROLE"}));
+    EXPECT_FALSE(saw(primary, {"AUTH", "s3cret"})); // the sentinels' password is theirs only
+  });
+}
+
+TEST(connection_fake_sentinel,
+     a_replica_named_in_a_stale_answer_is_left_and_the_sentinels_asked_again) {
+  fake_sentinel_setup setup{{"slave", "slave", "master"}};
+  with_fake_sentinel(setup, false, [&](connection& conn, fake_redis& sentinel, fake_redis&) {
+    EXPECT_TRUE(conn.ready()) << conn.last_failure();
+    EXPECT_EQ(setup.role_asked, 3u);
+    std::size_t asked = 0;
+    for (const auto& c : sentinel.commands())
+      asked += c.argv[0] == "SENTINEL" ? 1 : 0;
+    EXPECT_EQ(asked, 3u); // once per connect
+  });
+}
+
+TEST(connection_fake_sentinel, sentinels_that_know_no_such_primary_are_named_in_the_failure) {
+  fake_sentinel_setup setup{{"master"}};
+  setup.knows_primary = false;
+  with_fake_sentinel(setup, true, [&](connection& conn, fake_redis&, fake_redis&) {
+    EXPECT_FALSE(conn.ready());
+    EXPECT_NE(conn.last_failure().find("no sentinel named the primary \"mymaster\""),
+              std::string::npos)
+        << conn.last_failure();
+    EXPECT_NE(conn.last_failure().find("it watches no primary named \"mymaster\""),
+              std::string::npos)
+        << conn.last_failure();
+    EXPECT_NE(conn.last_failure().find("refused"), std::string::npos) // the sentinel that is down
+        << conn.last_failure();
+  });
+}
