@@ -286,136 +286,163 @@ std::uint64_t consumers::done() const {
   return n;
 }
 
+namespace {
+
+// One worker process's life. Built in order (loop, signals, Redis pool and consumers, HTTP, the
+// metrics publisher), it runs until a stop signal or a fatal error and then stops along one
+// path: running -> draining -> stopped, or -> quitting at once (SIGQUIT, at any time).
+class worker_life {
+ public:
+  worker_life(const config& cfg, const std::string& url, unsigned slot, int listener_fd,
+              shared_metrics* metrics, const queue::handler_map& program)
+      : cfg_(cfg)
+      , slot_(slot)
+      , metrics_(metrics)
+      , signals_(ioc_, SIGTERM, SIGINT, SIGQUIT)
+      , work_(ioc_.get_executor(), cfg, url, program, metrics) {
+    // The master forked this process with them blocked (serve.cpp); now they have a listener.
+    sigset_t stops;
+    sigemptyset(&stops);
+    for (int sig : {SIGTERM, SIGINT, SIGQUIT})
+      sigaddset(&stops, sig);
+    ::sigprocmask(SIG_UNBLOCK, &stops, nullptr);
+    work_.start([this](int code) { fail(code); });
+    if (slot == 1)
+      asio::co_spawn(ioc_, check_eviction(work_.commands(), cfg, [this](int c) { fail(c); }),
+                     asio::detached);
+    // The HTTP surface on the master's listener, and this worker's share of /metrics.
+    web_.cfg = &cfg;
+    web_.metrics = metrics;
+    web_.conn = &work_.commands();
+    web_.redis_deadline = std::min<std::chrono::milliseconds>(cfg.redis_timeout, 10s);
+    web_.not_ready = [this] { return draining_ ? std::string("draining") : work_.not_ready(); };
+    for (const auto& [name, h] : worker_handlers(cfg, program))
+      web_.handlers.push_back(name);
+    if (listener_fd >= 0) asio::co_spawn(ioc_, http::serve_http(web_, listener_fd), asio::detached);
+    if (metrics) asio::co_spawn(ioc_, publish_loop(), asio::detached);
+  }
+
+  int run() {
+    asio::co_spawn(ioc_, life(), [this](std::exception_ptr e) {
+      if (!e) return;
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& ex) {
+        spdlog::critical("worker {}: {}", slot_, ex.what());
+      }
+      code_ = exit_code::failure;
+      ioc_.stop();
+    });
+    ioc_.run();
+    spdlog::default_logger()->flush();
+    return code_;
+  }
+
+ private:
+  // A consumer cannot go on: stop with its code.
+  void fail(int code) {
+    if (!fatal_) fatal_ = code;
+    signals_.cancel();
+  }
+
+  // The signal (or the fatal error, as 0) that ends running.
+  asio::awaitable<int> stop_reason() {
+    for (;;) {
+      auto [ec, sig] = co_await signals_.async_wait(asio::as_tuple(asio::use_awaitable));
+      if (fatal_) co_return 0;
+      if (!ec) co_return sig;
+    }
+  }
+
+  asio::awaitable<void> life() {
+    const int sig = co_await stop_reason();
+    stop_http();
+    if (fatal_) {
+      code_ = fatal_;
+      co_await work_.drain(false);
+      ioc_.stop();
+      co_return;
+    }
+    if (sig == SIGQUIT) quit_now("SIGQUIT"); // fast stop: leases bring the running jobs back
+    asio::co_spawn(ioc_, drain_watchdog(), asio::detached);
+    asio::co_spawn(ioc_, quit_while_draining(), asio::detached);
+    spdlog::info("worker {} draining (SIG{})", slot_, sigabbrev_np(sig));
+    master::set_process_title("forq: worker " + std::to_string(slot_) + " [draining]");
+    co_await work_.drain(true);
+    if (metrics_) work_.publish(my_slot());
+    spdlog::info("worker {} stopped; {} done", slot_, counted(work_.done(), "job"));
+    ioc_.stop(); // the watchdog and the SIGQUIT listener are still waiting
+  }
+
+  void stop_http() {
+    draining_ = true;
+    web_.stopping = true;
+    if (web_.acceptor) {
+      boost::system::error_code ignored;
+      web_.acceptor->close(ignored);
+    }
+  }
+
+  [[noreturn]] void quit_now(const char* why) {
+    spdlog::info("worker {} stopping now ({}); {} done", slot_, why, counted(work_.done(), "job"));
+    spdlog::default_logger()->flush();
+    ::_exit(exit_code::ok);
+  }
+
+  // While draining, SIGQUIT (the master's second SIGINT) still means: now.
+  asio::awaitable<void> quit_while_draining() {
+    for (;;) {
+      auto [ec, sig] = co_await signals_.async_wait(asio::as_tuple(asio::use_awaitable));
+      if (ec == asio::error::operation_aborted) co_return;
+      if (!ec && sig == SIGQUIT) quit_now("SIGQUIT while draining");
+    }
+  }
+
+  // A drain that cannot reach Redis (it died with the master, say) must still end: the jobs
+  // this worker holds come back through their leases.
+  asio::awaitable<void> drain_watchdog() {
+    auto give_up = std::chrono::steady_clock::now() + cfg_.drain_timeout + 5s;
+    auto away = 0ms;
+    while (std::chrono::steady_clock::now() < give_up && away < 3s) {
+      co_await pause_for(100ms);
+      away = work_.redis_ready() ? 0ms : away + 100ms;
+    }
+    spdlog::error("worker {}: {}; exiting, leases bring its jobs back", slot_,
+                  away >= 3s ? "Redis has been unreachable for 3 s while draining"
+                             : "the drain did not finish within drain_timeout + 5 s");
+    spdlog::default_logger()->flush();
+    ::_exit(exit_code::failure);
+  }
+
+  asio::awaitable<void> publish_loop() {
+    for (;;) {
+      co_await pause_for(100ms);
+      work_.publish(my_slot());
+    }
+  }
+
+  master::slot_counters& my_slot() {
+    return metrics_->slots[(slot_ - 1) % shared_metrics::max_slots];
+  }
+
+  const config& cfg_;
+  unsigned slot_;
+  shared_metrics* metrics_;
+  asio::io_context ioc_{1};
+  asio::signal_set signals_;
+  consumers work_;
+  http::http_context web_;
+  int code_ = exit_code::ok;
+  int fatal_ = 0;
+  bool draining_ = false;
+};
+
+} // namespace
+
 int run_worker(const config& cfg, const std::string& url, unsigned slot, int listener_fd,
                master::shared_metrics* metrics, const queue::handler_map& program) {
-  asio::io_context ioc(1);
-  asio::signal_set signals(ioc, SIGTERM, SIGINT, SIGQUIT);
-  // The master forked this process with them blocked (serve.cpp); now they have a listener.
-  sigset_t stops;
-  sigemptyset(&stops);
-  for (int sig : {SIGTERM, SIGINT, SIGQUIT})
-    sigaddset(&stops, sig);
-  ::sigprocmask(SIG_UNBLOCK, &stops, nullptr);
-  int code = exit_code::ok;
-  int fatal = 0;
-  consumers work(ioc.get_executor(), cfg, url, program, metrics);
-  auto on_fatal = [&](int c) {
-    if (!fatal) fatal = c;
-    signals.cancel();
-  };
-  work.start(on_fatal);
-  if (slot == 1)
-    asio::co_spawn(ioc, check_eviction(work.commands(), cfg, on_fatal), asio::detached);
-  bool draining = false;
-  // The HTTP surface on the master's listener, and this worker's share of /metrics.
-  http::http_context web;
-  web.cfg = &cfg;
-  web.metrics = metrics;
-  web.conn = &work.commands();
-  web.redis_deadline = std::min<std::chrono::milliseconds>(cfg.redis_timeout, 10s);
-  web.not_ready = [&] { return draining ? std::string("draining") : work.not_ready(); };
-  for (const auto& [name, h] : worker_handlers(cfg, program))
-    web.handlers.push_back(name);
-  if (listener_fd >= 0) asio::co_spawn(ioc, http::serve_http(web, listener_fd), asio::detached);
-  if (metrics) {
-    auto& mine = metrics->slots[(slot - 1) % shared_metrics::max_slots];
-    asio::co_spawn(
-        ioc,
-        [&]() -> asio::awaitable<void> {
-          for (;;) {
-            co_await pause_for(100ms);
-            work.publish(mine);
-          }
-        },
-        asio::detached);
-  }
-  auto stop_http = [&] {
-    draining = true;
-    web.stopping = true;
-    if (web.acceptor) {
-      boost::system::error_code ignored;
-      web.acceptor->close(ignored);
-    }
-  };
-  asio::co_spawn(
-      ioc,
-      [&]() -> asio::awaitable<void> {
-        int sig = 0;
-        for (;;) {
-          auto [ec, s] = co_await signals.async_wait(asio::as_tuple(asio::use_awaitable));
-          if (fatal) break;
-          if (ec) continue;
-          sig = s;
-          break;
-        }
-        stop_http();
-        if (fatal) {
-          code = fatal;
-          co_await work.drain(false);
-          ioc.stop();
-          co_return;
-        }
-        if (sig == SIGQUIT) { // fast stop: leases bring the running jobs back
-          spdlog::info("worker {} stopping now (SIGQUIT); {} done", slot,
-                       counted(work.done(), "job"));
-          spdlog::default_logger()->flush();
-          ::_exit(exit_code::ok);
-        }
-        // A drain that cannot reach Redis (it died with the master, say) must still end: the
-        // jobs this worker holds come back through their leases.
-        asio::co_spawn(
-            ioc,
-            [&]() -> asio::awaitable<void> {
-              auto give_up = std::chrono::steady_clock::now() + cfg.drain_timeout + 5s;
-              auto away = 0ms;
-              while (std::chrono::steady_clock::now() < give_up && away < 3s) {
-                co_await pause_for(100ms);
-                away = work.redis_ready() ? 0ms : away + 100ms;
-              }
-              spdlog::error("worker {}: {}; exiting, leases bring its jobs back", slot,
-                            away >= 3s ? "Redis has been unreachable for 3 s while draining"
-                                       : "the drain did not finish within drain_timeout + 5 s");
-              spdlog::default_logger()->flush();
-              ::_exit(exit_code::failure);
-            },
-            asio::detached);
-        // While draining, SIGQUIT (the master's second SIGINT) still means: now.
-        asio::co_spawn(
-            ioc,
-            [&]() -> asio::awaitable<void> {
-              for (;;) {
-                auto [qec, q] = co_await signals.async_wait(asio::as_tuple(asio::use_awaitable));
-                if (qec == asio::error::operation_aborted) co_return;
-                if (!qec && q == SIGQUIT) {
-                  spdlog::info("worker {} stopping now (SIGQUIT while draining); {} done", slot,
-                               counted(work.done(), "job"));
-                  spdlog::default_logger()->flush();
-                  ::_exit(exit_code::ok);
-                }
-              }
-            },
-            asio::detached);
-        spdlog::info("worker {} draining (SIG{})", slot, sigabbrev_np(sig));
-        master::set_process_title("forq: worker " + std::to_string(slot) + " [draining]");
-        co_await work.drain(true);
-        if (metrics) work.publish(metrics->slots[(slot - 1) % shared_metrics::max_slots]);
-        spdlog::info("worker {} stopped; {} done", slot, counted(work.done(), "job"));
-        ioc.stop(); // the drain's watchdog is still waiting
-      },
-      [&](std::exception_ptr e) {
-        if (e) {
-          try {
-            std::rethrow_exception(e);
-          } catch (const std::exception& ex) {
-            spdlog::critical("worker {}: {}", slot, ex.what());
-          }
-          code = exit_code::failure;
-          ioc.stop();
-        }
-      });
-  ioc.run();
-  spdlog::default_logger()->flush();
-  return code;
+  worker_life life(cfg, url, slot, listener_fd, metrics, program);
+  return life.run();
 }
 
 } // namespace forq::worker
