@@ -552,6 +552,8 @@ client::purge_dead(std::string_view queue, const std::vector<std::string>& ids) 
 }
 
 boost::asio::awaitable<error_code> client::change_meta(std::string_view queue, redis::request req) {
+  // The doorbell: paused consumers wait for it, so a resume takes effect at once.
+  req.push("XADD", queue::keys(queue).wake, "MAXLEN", "~", "1000", "*", "meta", "changed");
   req.push("SADD", queue::keys::all_queues, queue); // operators see the queue in `forq queues`
   auto r = co_await exec(req);
   if (!r) co_return r.error();

@@ -237,8 +237,7 @@ asio::awaitable<void> consumer::fetch_loop() {
       break;
     case kind::wait_paused:
       if (options_.share) options_.share->hungry(member_, false);
-      slot_free_.expires_after(options_.pause_check_every);
-      co_await slot_free_.async_wait(use_tuple);
+      co_await wait_for_resume();
       break;
     case kind::fetch:
       go_on = co_await read_jobs();
@@ -350,7 +349,9 @@ asio::awaitable<bool> consumer::read_jobs() {
   // look before it: look again before running anything (one HMGET, only for fetches that
   // blocked or came after idling).
   const bool after_idle = idle_ || std::chrono::steady_clock::now() - asked > milliseconds(10);
-  idle_ = false;
+  // Only the doorbell (a delayed job, a change of meta): still idle, and the jobs the next
+  // fetch brings get their look.
+  idle_ = got.empty() && after_idle;
   if (!got.empty() && after_idle &&
       std::chrono::steady_clock::now() - paused_checked_ > milliseconds(10) &&
       co_await refresh_paused()) {
@@ -388,6 +389,29 @@ asio::awaitable<bool> consumer::refresh_paused() {
     paused_checked_ = std::chrono::steady_clock::now();
   }
   co_return paused_;
+}
+
+asio::awaitable<void> consumer::wait_for_resume() {
+  keys k(options_.queue);
+  // The doorbell's last entry first, then the look: a resume after the look rings after it.
+  redis::request last("XREVRANGE", k.wake, "+", "-", "COUNT", "1");
+  auto r = redis::connection::single(co_await pool_.commands().exec(last));
+  std::string after = "0-0";
+  if (r && r->is_array() && !r->elements().empty() && r->elements()[0].is_array() &&
+      !r->elements()[0].elements().empty())
+    after = std::string(r->elements()[0].elements()[0].str());
+  if (!co_await refresh_paused() || stopping_) co_return;
+  if (!r) { // Redis is away: the connection says so; look again in a while
+    slot_free_.expires_after(options_.pause_check_every);
+    co_await slot_free_.async_wait(use_tuple);
+    co_return;
+  }
+  const auto wait = std::to_string(options_.paused_wait.count());
+  redis::request bell("XREAD", "COUNT", "1", "BLOCK", wait, "STREAMS", k.wake, after);
+  waiting_in_redis_ = true;
+  co_await pool_.blocking(options_.blocking_connection).exec(bell, options_.paused_wait);
+  waiting_in_redis_ = false;
+  paused_checked_ = {}; // rung, or waited out: look again before anything else
 }
 
 std::size_t consumer::room() const {

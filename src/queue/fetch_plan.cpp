@@ -28,11 +28,12 @@ fetch_step plan_fetch(const fetch_view& v) {
   }
   // After a wait that brought nothing, the next wait needs no look of its own: whatever it
   // brings is looked at before it runs. An idle queue costs one command a `block`.
-  if (v.pause_look_due && (v.paused || !v.idle)) {
-    s.what = kind::look_at_pause;
+  // Paused: the wait looks again itself and then waits inside Redis for the doorbell.
+  if (v.paused) {
+    s.what = kind::wait_paused;
     return s;
   }
-  s.what = v.paused ? kind::wait_paused : kind::fetch;
+  s.what = v.pause_look_due && !v.idle ? kind::look_at_pause : kind::fetch;
   return s;
 }
 

@@ -30,7 +30,8 @@ struct fetch_step {
     start_waiting,     // start min(room, waiting) of them; `higher_streams` > 0: first fetch
                        // exactly from that many higher-priority streams (they go first)
     wait_for_slot,     // nothing can start: wait for a free slot (`hungry`: claim a share)
-    wait_paused,       // the queue is paused: wait pause_check_every, then look again
+    wait_paused,       // the queue is paused: look again, and while still paused wait for the
+                       // doorbell (a resume rings it) or paused_wait
     fetch,             // take rate permits for `room` jobs and read (plan_read)
   } what = kind::stop;
   std::size_t higher_streams = 0;

@@ -156,6 +156,35 @@ TEST_F(client_test, a_paused_queue_runs_nothing_until_resumed_even_for_a_waiting
   });
 }
 
+// A paused queue's consumer waits inside Redis for the doorbell instead of looking at `meta`
+// four times a second: over 2 s paused, one look and one wait (paused_wait 10 s), and a resume
+// is seen at once, not at the next look.
+TEST_F(client_test, a_paused_queue_waits_for_its_doorbell_and_a_resume_is_seen_at_once) {
+  with_consumer(options(), [&](client& cl, queue::consumer&) -> asio::awaitable<void> {
+    EXPECT_FALSE(co_await cl.pause("work"));
+    auto r = co_await cl.enqueue("work", job_of("j"));
+    FORQ_CO_ASSERT(r);
+    co_await sleep_for(500ms); // the job came, was handed back, and the consumer waits
+    EXPECT_TRUE(started_.empty());
+    redis_.command({"CONFIG", "RESETSTAT"});
+    co_await sleep_for(2s);
+    auto stats = redis_.command({"INFO", "commandstats"});
+    auto calls = [&](const std::string& name) {
+      const std::string key = "cmdstat_" + name + ":calls=";
+      auto at = stats.find(key);
+      return at == std::string::npos ? 0L : std::stol(stats.substr(at + key.size()));
+    };
+    EXPECT_LE(calls("hmget"), 1) << stats; // before: 8 (every 250 ms)
+    EXPECT_LE(calls("xread"), 1) << stats;
+    const auto resumed = clock_type::now();
+    EXPECT_FALSE(co_await cl.resume("work"));
+    while (started_.empty() && clock_type::now() - resumed < 5s)
+      co_await sleep_for(2ms);
+    FORQ_CO_ASSERT(started_.count(r->id));
+    EXPECT_LT(started_[r->id] - resumed, 200ms) << "the resume waited for a look";
+  });
+}
+
 TEST_F(client_test, job_lookup_in_every_state) {
   auto o = options();
   with_consumer(o, [&](client& cl, queue::consumer& c) -> asio::awaitable<void> {

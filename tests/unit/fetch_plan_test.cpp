@@ -76,8 +76,8 @@ TEST(fetch_plan, a_pause_is_looked_at_before_fetching_except_right_after_an_idle
   EXPECT_EQ(plan_fetch(v).what, kind::look_at_pause);
   v.idle = true; // the last wait brought nothing: what the next brings is looked at then
   EXPECT_EQ(plan_fetch(v).what, kind::fetch);
-  v.paused = true; // a paused queue is looked at again whenever a look is due
-  EXPECT_EQ(plan_fetch(v).what, kind::look_at_pause);
+  v.paused = true; // a paused queue waits for its doorbell, which looks first
+  EXPECT_EQ(plan_fetch(v).what, kind::wait_paused);
   v.pause_look_due = false;
   EXPECT_EQ(plan_fetch(v).what, kind::wait_paused);
   v.idle = false;

@@ -86,6 +86,10 @@ struct consumer_options {
   std::chrono::milliseconds tidy_every{1000};
   // How often a busy consumer looks whether its queue was paused.
   std::chrono::milliseconds pause_check_every{250};
+  // A paused queue's consumer waits inside Redis for its doorbell (the wake stream, which
+  // forq's resume, pause and limit ring) and looks at the queue again at the latest after this
+  // long (a resume written by a tool that does not ring).
+  std::chrono::milliseconds paused_wait{10000};
   // Whether this consumer keeps the queue while nothing happens (docs/protocol.md, "Upkeep"):
   // the keeper makes the fallback looks below even when idle. forq serve has one keeper per
   // queue per host (the workers claim the role in the master's shared memory), so idle queues
@@ -177,6 +181,9 @@ class consumer {
   void settled(const std::string& stream); // entries of `stream` were acked: trim it soon
   // Reads the queue's paused flag and rate limit (forq:{Q}:meta); returns paused.
   boost::asio::awaitable<bool> refresh_paused();
+  // Paused: look again, and while still paused wait inside Redis for the doorbell (at most
+  // paused_wait).
+  boost::asio::awaitable<void> wait_for_resume();
   std::size_t room() const; // slots this consumer may fill now
   // Permits of the queue's rate limit for up to `want` jobs (all of them when unlimited), or
   // how long until there are some.
