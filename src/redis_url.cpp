@@ -5,6 +5,7 @@
 
 #include <charconv>
 #include <limits>
+#include <optional>
 
 namespace forq {
 namespace {
@@ -26,6 +27,19 @@ constexpr std::string_view sentinel_form =
 
 redis_url_error fail(std::string what) {
   return {std::move(what)};
+}
+
+// The query of a URL that takes one parameter, db=N, into `db`; or what is wrong with it.
+std::optional<redis_url_error> read_db(const urls::url_view& u, std::string_view example,
+                                       std::uint32_t& db) {
+  for (auto param : u.params()) {
+    if (param.key != "db")
+      return fail("unknown query parameter \"" + std::string(param.key) +
+                  "\"; only db=N is understood");
+    if (!param.has_value || !parse_number(param.value, db))
+      return fail("db must be a whole number, e.g. " + std::string(example));
+  }
+  return std::nullopt;
 }
 
 // redis-sentinel://[user:password@]h1[:p1][,h2[:p2]...]/NAME[?db=N]. Boost.URL takes one host
@@ -87,13 +101,7 @@ std::variant<redis_endpoint, redis_url_error> parse_sentinel_url(std::string_vie
     const std::string query_text = "redis://h/?" + std::string(tail.substr(query + 1));
     auto u = urls::parse_uri(query_text);
     if (!u) return fail("the query of a sentinel URL is not valid URL text");
-    for (auto param : u->params()) {
-      if (param.key != "db")
-        return fail("unknown query parameter \"" + std::string(param.key) +
-                    "\"; only db=N is understood");
-      if (!param.has_value || !parse_number(param.value, ep.db))
-        return fail("db must be a whole number, e.g. redis-sentinel://host:26379/mymaster?db=1");
-    }
+    if (auto bad = read_db(*u, "redis-sentinel://host:26379/mymaster?db=1", ep.db)) return *bad;
   }
   return ep;
 }
@@ -136,13 +144,7 @@ std::variant<redis_endpoint, redis_url_error> parse_redis_url(std::string_view t
     ep.path = u.path();
     if (ep.path.empty() || ep.path.front() != '/')
       return fail("a unix socket URL needs an absolute path: unix:///path/to/redis.sock");
-    for (auto param : u.params()) {
-      if (param.key != "db")
-        return fail("unknown query parameter \"" + std::string(param.key) +
-                    "\"; only db=N is understood");
-      if (!param.has_value || !parse_number(param.value, ep.db))
-        return fail("db must be a whole number, e.g. unix:///path/redis.sock?db=1");
-    }
+    if (auto bad = read_db(u, "unix:///path/redis.sock?db=1", ep.db)) return *bad;
     return ep;
   }
 

@@ -215,35 +215,51 @@ asio::awaitable<void> consumer::promote_loop() {
 }
 
 asio::awaitable<void> consumer::lease_loop() {
-  auto full_scan_at = std::chrono::steady_clock::now() + options_.full_upkeep_every;
+  using clock = std::chrono::steady_clock;
+  const auto every = options_.lease / 3;
+  auto full_scan_at = clock::now() + options_.full_upkeep_every;
+  auto renew_at = clock::now() + every, look_at = renew_at;
   while (!(stopping_ && fetching_done_ && running_ == 0)) {
-    lease_due_.expires_after(options_.lease / 3);
+    lease_due_.expires_at(std::min(renew_at, look_at));
     co_await lease_due_.async_wait(use_tuple);
-    // Renew every lease this process holds, one XCLAIM per stream: min-idle 0 and JUSTID reset
-    // the idle time without counting a delivery. A timer, so a busy handler cannot starve it.
-    redis::request renew;
-    for (const auto& [stream, ids] : active_) {
-      if (ids.empty()) continue;
-      std::vector<std::string_view> args;
-      args.push_back(stream);
-      args.push_back(group);
-      args.push_back(name_);
-      args.push_back("0");
-      for (const auto& id : ids)
-        args.push_back(id);
-      args.push_back("JUSTID");
-      renew.push_range("XCLAIM", args);
+    if (clock::now() >= renew_at) {
+      co_await renew_leases();
+      renew_at = clock::now() + every;
     }
-    if (!renew.empty()) co_await pool_.commands().exec(renew);
+    if (clock::now() < look_at) continue;
     // The keeper looks for stalled jobs; so does any consumer while it holds jobs. Every stream
-    // now and then; otherwise the priorities consumers fetch from.
+    // now and then; otherwise the priorities consumers fetch from. A lease about to run out
+    // (nobody renewed it for two thirds of it) brings the next look to within a second of it.
     const bool busy = std::any_of(active_.begin(), active_.end(),
                                   [](const auto& s) { return !s.second.empty(); });
-    if (stopping_ || !(busy || keeper())) continue;
-    const bool all = std::chrono::steady_clock::now() >= full_scan_at;
-    co_await recover_stalled(all);
-    if (all) full_scan_at = std::chrono::steady_clock::now() + options_.full_upkeep_every;
+    bool expiring = false;
+    if (!stopping_ && (busy || keeper())) {
+      const bool all = clock::now() >= full_scan_at;
+      expiring = co_await recover_stalled(all);
+      if (all) full_scan_at = clock::now() + options_.full_upkeep_every;
+    }
+    look_at =
+        clock::now() + (expiring ? std::min<milliseconds>(every, std::chrono::seconds(1)) : every);
   }
+}
+
+// Renew every lease this process holds, one XCLAIM per stream: min-idle 0 and JUSTID reset the
+// idle time without counting a delivery. On a timer, so a busy handler cannot starve it.
+asio::awaitable<void> consumer::renew_leases() {
+  redis::request renew;
+  for (const auto& [stream, ids] : active_) {
+    if (ids.empty()) continue;
+    std::vector<std::string_view> args;
+    args.push_back(stream);
+    args.push_back(group);
+    args.push_back(name_);
+    args.push_back("0");
+    for (const auto& id : ids)
+      args.push_back(id);
+    args.push_back("JUSTID");
+    renew.push_range("XCLAIM", args);
+  }
+  if (!renew.empty()) co_await pool_.commands().exec(renew);
 }
 
 bool claim_keeper(std::atomic<std::int32_t>& holder) {
@@ -277,10 +293,11 @@ asio::awaitable<void> consumer::note_priorities(const std::vector<delivered_job>
       noted_priorities_[static_cast<std::size_t>(m[0] - '0')] = false;
 }
 
-asio::awaitable<void> consumer::recover_stalled(bool all) {
+asio::awaitable<bool> consumer::recover_stalled(bool all) {
   keys k(options_.queue);
-  if (room() == 0) co_return; // no room: others, or a later look, take them
+  if (room() == 0) co_return false; // no room: others, or a later look, take them
   auto lease_ms = std::to_string(options_.lease.count());
+  auto expiring_ms = std::to_string(options_.lease.count() - options_.lease.count() / 3);
   auto claim_count = std::to_string(std::min<std::size_t>(100, room()));
   // The priorities to look at: all ten, or 0 (where most jobs are, and what consumers that
   // keep no `priorities` set fetch from most) and those in the queue's `priorities` set.
@@ -318,9 +335,17 @@ asio::awaitable<void> consumer::recover_stalled(bool all) {
     auto& cursor = cursors_[streams.back()];
     if (cursor.empty()) cursor = "0-0";
     claim.push("XAUTOCLAIM", streams.back(), group, name_, lease_ms, cursor, "COUNT", claim_count);
+    // An entry nobody renewed for two thirds of a lease: its lease runs out before a next look
+    // a third of a lease away would come.
+    claim.push("XPENDING", streams.back(), group, "IDLE", expiring_ms, "-", "+", "1");
   }
   auto claimed = co_await pool_.commands().exec(claim);
-  if (!claimed) co_return;
+  if (!claimed) co_return false;
+  bool expiring = false;
+  for (std::size_t i = 0; i < streams.size(); ++i) {
+    const auto& pending = (*claimed)[2 * i + 1];
+    expiring = expiring || (pending.is_array() && !pending.elements().empty());
+  }
   struct stalled {
     std::string stream;
     const redis::reply* entry;
@@ -328,7 +353,7 @@ asio::awaitable<void> consumer::recover_stalled(bool all) {
   std::vector<stalled> found;
   redis::request deliveries; // how often each was delivered: the stall count
   for (std::size_t i = 0; i < streams.size(); ++i) {
-    const auto& r = (*claimed)[i];
+    const auto& r = (*claimed)[2 * i];
     if (!r.is_array() || r.elements().size() < 2) continue;
     cursors_[streams[i]] = std::string(r.elements()[0].str());
     for (const auto& e : r.elements()[1].elements()) {
@@ -343,7 +368,7 @@ asio::awaitable<void> consumer::recover_stalled(bool all) {
                       "1");
     }
   }
-  if (found.empty()) co_return;
+  if (found.empty()) co_return expiring;
   auto counts = co_await pool_.commands().exec(deliveries);
   for (std::size_t i = 0; i < found.size(); ++i) {
     long long delivered = 2;
@@ -375,6 +400,7 @@ asio::awaitable<void> consumer::recover_stalled(bool all) {
   }
   redis::request count("HINCRBY", k.stats, "stalled", std::to_string(found.size()));
   co_await pool_.commands().exec(count);
+  co_return expiring;
 }
 
 } // namespace forq::queue

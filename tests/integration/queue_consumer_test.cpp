@@ -339,6 +339,41 @@ TEST_F(consumer_test, a_job_held_by_a_dead_consumer_is_recovered_after_its_lease
   EXPECT_EQ(redis_.command({"XPENDING", "forq:{work}:stream", "workers"}).substr(0, 3), "[0,");
 }
 
+// A lease about to run out brings the next stall look to within a second of it: with a 9 s
+// lease (looks every 3 s), a job a ghost took 0.5 s in expires at 9.5 s and is run again by
+// 10.5 s, where a look every third of a lease would have come only at 12 s.
+TEST_F(consumer_test, a_stalled_job_runs_again_within_a_second_of_its_lease_running_out) {
+  auto o = options();
+  o.lease = 9s;
+  std::optional<std::chrono::steady_clock::time_point> started, taken, ran;
+  queue::handler_map h{{"j", [&](const queue::delivered_job&) -> asio::awaitable<queue::outcome> {
+                          if (!ran) ran = std::chrono::steady_clock::now();
+                          co_return queue::outcome::success();
+                        }}};
+  run(
+      o, h,
+      [&](redis::connection& c) -> asio::awaitable<void> { co_await queue::init_queue(c, "work"); },
+      [&](const queue::consumer& c) {
+        const auto now = std::chrono::steady_clock::now();
+        if (c.started() && !started) started = now;
+        if (started && !taken && now - *started > 500ms) {
+          // Added and taken by the ghost in one step: the waiting consumer never sees it.
+          redis_.command({"EVAL",
+                          "redis.call('XADD', KEYS[1], '*', 'handler', 'j', 'payload', '{}') "
+                          "return redis.call('XREADGROUP', 'GROUP', 'workers', 'ghost', "
+                          "'COUNT', 1, 'STREAMS', KEYS[1], '>')",
+                          "1", "forq:{work}:stream"});
+          taken = now;
+        }
+        return ran.has_value() || (taken && now - *taken > 15s);
+      });
+  ASSERT_TRUE(taken && ran);
+  const auto after = std::chrono::duration_cast<std::chrono::milliseconds>(*ran - *taken);
+  RecordProperty("recovered_after_ms", static_cast<int>(after.count()));
+  EXPECT_GE(after, 9s);
+  EXPECT_LE(after, 10s + 200ms) << "recovered " << after.count() << " ms after the ghost took it";
+}
+
 TEST_F(consumer_test, a_job_that_stalls_too_often_is_dead_with_the_count) {
   auto h = succeed("j");
   auto o = short_lease();

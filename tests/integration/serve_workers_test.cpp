@@ -336,7 +336,9 @@ TEST_F(workers_test, idle_queues_cost_redis_little_with_one_keeper_per_queue) {
   for (auto at = stats.find(":calls="); at != std::string::npos; at = stats.find(":calls=", at + 1))
     total += std::stol(stats.substr(at + 7));
   EXPECT_LE(total, 40) << stats; // 4 s x 10 queues x 1
-  EXPECT_EQ(calls("xpending"), 0) << stats;
+  // XPENDING only beside a stall look's XAUTOCLAIM (is a lease about to run out?), none of its
+  // own: tidying used to send one per stream per worker every second.
+  EXPECT_LE(calls("xpending"), calls("xautoclaim")) << stats;
   EXPECT_EQ(calls("xinfo|groups"), 0) << stats;
   // A look at `delayed`: each queue's keeper every 5 s (0 or 1 in 4 s); two would make ~16.
   EXPECT_LE(calls("zrange"), 11) << stats;

@@ -198,7 +198,10 @@ class consumer {
   boost::asio::awaitable<std::vector<delivered_job>> take(const redis::reply& answer);
   void keep(std::vector<delivered_job> got); // into waiting_, by priority, leased
   boost::asio::awaitable<void> lease_loop();
-  boost::asio::awaitable<void> recover_stalled(bool all);
+  boost::asio::awaitable<void> renew_leases();
+  // Takes back the jobs whose lease ran out; true when a lease will run out before a third of a
+  // lease from now (then the next look comes within a second).
+  boost::asio::awaitable<bool> recover_stalled(bool all);
   // Once per priority per process (and again after a heal): adds it to the queue's set of
   // priorities fetched from, before any of its jobs runs, so stall recovery looks there.
   boost::asio::awaitable<void> note_priorities(const std::vector<delivered_job>& got);
