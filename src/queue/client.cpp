@@ -17,7 +17,7 @@ using boost::system::result;
 
 namespace {
 
-const std::string group = "workers";
+const std::string group(queue::keys::group);
 
 std::int64_t to_int(std::string_view s) {
   std::int64_t v = 0;
@@ -230,9 +230,7 @@ boost::asio::awaitable<result<std::optional<job_info>>> client::get_job(std::str
   job_info info;
   info.queue = queue;
   info.id = id;
-  std::vector<std::string> streams;
-  for (int p = 0; p <= 9; ++p)
-    streams.push_back(k.stream_for(p));
+  const auto streams = k.streams();
 
   // Everything addressable by the id, in one round trip.
   redis::request req;
@@ -505,8 +503,8 @@ client::dead_op(std::string_view queue, std::string_view op, const std::vector<s
   std::vector<std::string> key_storage;
   key_storage.push_back(k.dead);
   key_storage.push_back(k.dead_jobs);
-  for (int p = 0; p <= 9; ++p)
-    key_storage.push_back(k.stream_for(p));
+  for (auto& s : k.streams())
+    key_storage.push_back(std::move(s));
   std::vector<std::string_view> keys_v(key_storage.begin(), key_storage.end());
   std::size_t handled = 0;
   std::size_t next = 0;

@@ -198,9 +198,8 @@ asio::awaitable<boost::system::result<redis::reply>> consumer::fetch_exactly(std
 // The decisions are plan_fetch's (fetch_plan.hpp); this carries them out.
 asio::awaitable<void> consumer::fetch_loop() {
   keys k(options_.queue);
-  stream_names_.clear();
-  for (int p = 9; p >= 0; --p) // highest priority first
-    stream_names_.push_back(k.stream_for(p));
+  const auto all = k.streams();
+  stream_names_.assign(all.rbegin(), all.rend()); // highest priority first
   stream_names_.push_back(k.wake); // the doorbell: read by the XREADGROUP, not fetch.lua
   using kind = fetch_step::kind;
   for (bool go_on = true; go_on;) {

@@ -5,6 +5,7 @@
 // src/queue.
 
 #include "forq/queue/consumer.hpp"
+#include "forq/queue/producer.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -20,7 +21,7 @@ namespace asio = boost::asio;
 using std::chrono::milliseconds;
 
 inline constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
-inline const std::string group = "workers";
+inline const std::string group(keys::group);
 
 // Milliseconds since the epoch, `plus` from now, as text for Redis.
 std::string now_ms(milliseconds plus = milliseconds(0));

@@ -65,6 +65,14 @@ std::string keys::stream_for(int priority) const {
   return stream_key(queue_, priority);
 }
 
+std::vector<std::string> keys::streams() const {
+  std::vector<std::string> all;
+  all.reserve(10);
+  for (int p = 0; p <= 9; ++p)
+    all.push_back(stream_for(p));
+  return all;
+}
+
 std::optional<std::string> check_job(const job& j, std::size_t max_payload) {
   // No handler: the job runs its queue's default handler (the workers' --queues Q=HANDLER).
   if (j.handler.size() > 128 || !std::all_of(j.handler.begin(), j.handler.end(), name_char))
@@ -259,12 +267,12 @@ boost::asio::awaitable<error_code> init_queue(redis::connection& conn, std::stri
   const std::string older = std::to_string(upgrades_from_schema);
   std::vector<std::string> key_storage;
   key_storage.push_back(k.meta);
-  for (int priority = 0; priority <= 9; ++priority)
-    key_storage.push_back(k.stream_for(priority));
+  for (auto& s : k.streams())
+    key_storage.push_back(std::move(s));
   key_storage.push_back(k.wake);
   std::vector<std::string_view> keys_v(key_storage.begin(), key_storage.end()), args;
   args.push_back(version);
-  args.push_back("workers");
+  args.push_back(keys::group);
   args.push_back(older);
   auto r = co_await redis::eval(conn, detail::scripts().init_queue, keys_v, args);
   if (!r) co_return r.error();

@@ -62,8 +62,7 @@ asio::awaitable<void> consumer::tidy(bool all) {
   key_storage.push_back(k.stats);
   std::vector<std::string> streams;
   if (all)
-    for (int p = 0; p <= 9; ++p)
-      streams.push_back(k.stream_for(p));
+    streams = k.streams();
   else
     streams.assign(settled_streams_.begin(), settled_streams_.end());
   settled_streams_.clear();
@@ -156,8 +155,8 @@ asio::awaitable<void> consumer::promote_loop() {
   std::vector<std::string> key_storage;
   key_storage.push_back(k.delayed);
   key_storage.push_back(k.delayed_jobs);
-  for (int p = 0; p <= 9; ++p)
-    key_storage.push_back(k.stream_for(p));
+  for (auto& s : k.streams())
+    key_storage.push_back(std::move(s));
   key_storage.push_back(k.dead);
   key_storage.push_back(k.dead_jobs);
   std::vector<std::string_view> keys_v(key_storage.begin(), key_storage.end());

@@ -33,10 +33,12 @@ struct keys {
   std::string rate;       // the rate limiter's window counter
   std::string priorities; // set: the priorities consumers have fetched from (stall recovery)
   std::string stream_for(int priority) const; // priority 0: `stream`; 1..9: stream:p<N>
+  std::vector<std::string> streams() const;   // every priority's stream, 0 to 9
   // The same keys without building the others, for enqueue's hot path.
   static std::string stream_key(std::string_view queue, int priority);
   static std::string unique_key(std::string_view queue, std::string_view caller_id);
   static constexpr std::string_view all_queues = "forq:queues";
+  static constexpr std::string_view group = "workers"; // every stream's one consumer group
 
  private:
   std::string queue_;
