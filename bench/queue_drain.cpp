@@ -2,10 +2,11 @@
 // for a drain of no-op jobs: enqueue N jobs (64 in flight, one request each), then one consumer
 // runs them with a no-op handler until all are acknowledged. Prints redis-server CPU µs per job
 // (INFO cpu), commands per job (INFO commandstats) per phase, and the drain's jobs/s.
-#include "forq/log.hpp"
-#include "forq/queue/consumer.hpp"
 #include "forq/queue/producer.hpp"
-#include "forq/redis/pool.hpp"
+#include "log.hpp"
+#include "queue/consumer.hpp"
+#include "queue/protocol.hpp"
+#include "redis/pool.hpp"
 #include "redis_figures.hpp"
 
 #include <boost/asio/co_spawn.hpp>
@@ -51,7 +52,7 @@ int main(int argc, char** argv) {
   init_logging(log_format::text, log_level::warn, "bench");
   asio::io_context ioc(1);
   redis::pool_options po;
-  po.connection.endpoint = std::get<redis_endpoint>(parse_redis_url(url));
+  po.connection.endpoint = parse_redis_url(url).value();
   po.role = "bench";
   redis::pool pool(ioc.get_executor(), po);
   const std::string queue_name = "drain" + std::to_string(::getpid());
@@ -70,7 +71,7 @@ int main(int argc, char** argv) {
             asio::co_spawn(
                 ex,
                 [&]() -> asio::awaitable<void> {
-                  queue::job j;
+                  queue::new_job j;
                   j.handler = "noop";
                   j.payload = "{\"data\":\"" + std::string(89, 'x') + "\"}"; // ~100 bytes
                   while (next++ < jobs)

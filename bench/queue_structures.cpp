@@ -8,10 +8,10 @@
 //
 // Prints, per phase: redis-server CPU µs per job (INFO cpu), commands per job and the server's
 // own µs inside commands per job (INFO commandstats), and requests (round trips) per job.
-#include "forq/log.hpp"
 #include "forq/redis/connection.hpp"
-#include "forq/redis/script.hpp"
+#include "log.hpp"
 #include "queue_structures_lua.hpp"
+#include "redis/script.hpp"
 #include "redis_figures.hpp"
 
 #include <boost/asio/co_spawn.hpp>
@@ -78,7 +78,7 @@ int main(int argc, char** argv) {
 
   asio::io_context ioc(1);
   connection_options o;
-  o.endpoint = std::get<forq::redis_endpoint>(forq::parse_redis_url(url));
+  o.endpoint = forq::parse_redis_url(url).value();
   o.client_name = client_name("bench");
   connection conn(ioc.get_executor(), o);
   asio::co_spawn(ioc, conn.run(), asio::detached);

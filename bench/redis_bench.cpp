@@ -2,8 +2,8 @@
 // `pipeline` coroutines on one single-threaded io_context, the way a forq worker drives Redis.
 // Prints one CSV line: name,requests,seconds,requests_per_second,client_cpu_us_per_request
 // bench/redis_compare.sh runs it beside redis-benchmark on the same redis-server.
-#include "forq/log.hpp"
 #include "forq/redis/connection.hpp"
+#include "log.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -57,15 +57,15 @@ int main(int argc, char** argv) {
   if (url.empty() || (command != "set" && command != "get") || requests <= 0 || pipeline <= 0)
     return usage();
   auto parsed = forq::parse_redis_url(url);
-  if (auto* e = std::get_if<forq::redis_url_error>(&parsed)) {
-    std::fprintf(stderr, "forq_redis_bench: %s\n", e->message.c_str());
+  if (!parsed) {
+    std::fprintf(stderr, "forq_redis_bench: %s\n", parsed.error().message().c_str());
     return 2;
   }
 
   forq::init_logging(forq::log_format::text, forq::log_level::warn, "bench"); // stderr
   asio::io_context ioc(1);
   connection_options o;
-  o.endpoint = std::get<forq::redis_endpoint>(parsed);
+  o.endpoint = *parsed;
   o.client_name = client_name("bench");
   connection conn(ioc.get_executor(), o);
   asio::co_spawn(ioc, conn.run(), asio::detached);

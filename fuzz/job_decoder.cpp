@@ -3,8 +3,8 @@
 // the input chooses), every reply it yields tried as a stream entry (parse_entry, then the JSON
 // forq writes from a job); as "field\nvalue\n..." pairs making one entry; and whole through
 // check_json. Nothing may crash, hang or leak; a bad job must come back as a reason.
-#include "forq/queue/job.hpp"
 #include "forq/redis/reply.hpp"
+#include "queue/job.hpp"
 
 #include <cstddef>
 #include <cstdint>

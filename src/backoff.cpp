@@ -1,4 +1,4 @@
-#include "forq/backoff.hpp"
+#include "backoff.hpp"
 
 #include <algorithm>
 

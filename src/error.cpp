@@ -1,5 +1,8 @@
 #include "forq/error.hpp"
 
+#include <boost/system/system_error.hpp>
+#include <boost/throw_exception.hpp>
+
 #include <string>
 
 namespace forq {
@@ -39,6 +42,10 @@ class category final : public boost::system::error_category {
     case errc::redis_not_confirmed:
       return "not confirmed: fewer replicas than redis.durability asks for acknowledged the "
              "write in time (it was made on the primary and may still exist)";
+    case errc::invalid_value:
+      return "a value is not allowed";
+    case errc::embedded_redis_failed:
+      return "the embedded redis-server did not start";
     }
     return "forq error " + std::to_string(ev);
   }
@@ -50,6 +57,10 @@ class category final : public boost::system::error_category {
 const boost::system::error_category& error_category() noexcept {
   static const category instance;
   return instance;
+}
+
+void throw_exception_from_error(const error& e, const boost::source_location& loc) {
+  boost::throw_exception(boost::system::system_error(e.code(), e.message()), loc);
 }
 
 } // namespace forq

@@ -1,4 +1,4 @@
-#include "forq/json_text.hpp"
+#include "json_text.hpp"
 
 #include "json_events.hpp"
 

@@ -1,6 +1,6 @@
-#include "forq/log.hpp"
+#include "log.hpp"
 
-#include "forq/utf8.hpp"
+#include "utf8.hpp"
 
 #include <boost/json/serialize.hpp>
 #include <boost/json/string.hpp>

@@ -1,6 +1,6 @@
 #pragma once
 
-#include "forq/config.hpp"
+#include "config/config.hpp"
 
 #include <spdlog/sinks/sink.h>
 

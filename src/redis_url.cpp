@@ -25,13 +25,12 @@ constexpr std::string_view forms =
 constexpr std::string_view sentinel_form =
     "redis-sentinel://[user:password@]host[:port][,host[:port]...]/MASTER_NAME[?db=N]";
 
-redis_url_error fail(std::string what) {
-  return {std::move(what)};
+error fail(std::string what) {
+  return error(errc::invalid_value, std::move(what));
 }
 
 // The query of a URL that takes one parameter, db=N, into `db`; or what is wrong with it.
-std::optional<redis_url_error> read_db(const urls::url_view& u, std::string_view example,
-                                       std::uint32_t& db) {
+std::optional<error> read_db(const urls::url_view& u, std::string_view example, std::uint32_t& db) {
   for (auto param : u.params()) {
     if (param.key != "db")
       return fail("unknown query parameter \"" + std::string(param.key) +
@@ -45,8 +44,7 @@ std::optional<redis_url_error> read_db(const urls::url_view& u, std::string_view
 // redis-sentinel://[user:password@]h1[:p1][,h2[:p2]...]/NAME[?db=N]. Boost.URL takes one host
 // per authority, so the list is split here and each part is read as a URL of its own (which
 // decodes and checks it the way a redis:// URL is).
-std::variant<redis_endpoint, redis_url_error> parse_sentinel_url(std::string_view text,
-                                                                 std::string_view scheme) {
+expected<redis_endpoint> parse_sentinel_url(std::string_view text, std::string_view scheme) {
   redis_endpoint ep;
   ep.kind =
       scheme == "rediss-sentinel" ? redis_endpoint::transport::tls : redis_endpoint::transport::tcp;
@@ -108,7 +106,7 @@ std::variant<redis_endpoint, redis_url_error> parse_sentinel_url(std::string_vie
 
 } // namespace
 
-std::variant<redis_endpoint, redis_url_error> parse_redis_url(std::string_view text) {
+expected<redis_endpoint> parse_redis_url(std::string_view text) {
   for (std::string_view scheme : {"redis-sentinel", "rediss-sentinel"})
     if (text.starts_with(std::string(scheme) + "://")) return parse_sentinel_url(text, scheme);
   for (std::string_view scheme : {"redis-cluster://", "rediss-cluster://"})

@@ -1,4 +1,4 @@
-#include "forq/utf8.hpp"
+#include "utf8.hpp"
 
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>

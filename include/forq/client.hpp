@@ -69,56 +69,55 @@ class client {
       : conn_(conn)
       , opts_(opts) {}
 
-  boost::asio::awaitable<boost::system::result<queue::enqueue_result>>
-  enqueue(std::string_view queue, const queue::job& j, std::string* why = nullptr);
+  // queue::enqueue with this client's deadline (forq/queue/producer.hpp).
+  boost::asio::awaitable<expected<queue::enqueue_result>> enqueue(std::string_view queue,
+                                                                  const queue::new_job& j);
 
   // Many jobs: plain ones pipelined, 1,000 XADDs a round trip; caller-given ids and delayed
   // jobs one script call each. One outcome per job, in order. Fails as a whole only when Redis
   // does (then some may have been added: their ids are lost with the error).
-  boost::asio::awaitable<boost::system::result<std::vector<enqueue_outcome>>>
-  enqueue_many(std::string_view queue, const std::vector<queue::job>& jobs);
+  boost::asio::awaitable<expected<std::vector<enqueue_outcome>>>
+  enqueue_many(std::string_view queue, const std::vector<queue::new_job>& jobs);
 
   // Nothing: no queue knows the id (never enqueued, or completed and its record evicted).
-  boost::asio::awaitable<boost::system::result<std::optional<job_info>>>
-  get_job(std::string_view queue, std::string_view id);
+  boost::asio::awaitable<expected<std::optional<job_info>>> get_job(std::string_view queue,
+                                                                    std::string_view id);
 
-  boost::asio::awaitable<boost::system::result<queue_stats>> stats(std::string_view queue);
+  boost::asio::awaitable<expected<queue_stats>> stats(std::string_view queue);
   // Every queue a forq has initialised or enqueued to on this Redis (forq:queues).
-  boost::asio::awaitable<boost::system::result<std::vector<std::string>>> queues();
+  boost::asio::awaitable<expected<std::vector<std::string>>> queues();
   // Whether a worker has started on the queue (its schema is written): jobs enqueued to a queue
   // without one wait until one starts. One HEXISTS.
-  boost::asio::awaitable<boost::system::result<bool>> has_workers(std::string_view queue);
+  boost::asio::awaitable<expected<bool>> has_workers(std::string_view queue);
 
   // The oldest `limit` dead jobs (state "dead", finished_ms: when each died).
-  boost::asio::awaitable<boost::system::result<std::vector<job_info>>>
-  dead(std::string_view queue, std::size_t limit = 100);
+  boost::asio::awaitable<expected<std::vector<job_info>>> dead(std::string_view queue,
+                                                               std::size_t limit = 100);
   // Back to ready as fresh jobs (same id, attempt 0) / gone for good. No ids: every dead job.
   // Returns how many were handled.
-  boost::asio::awaitable<boost::system::result<std::size_t>>
+  boost::asio::awaitable<expected<std::size_t>>
   retry_dead(std::string_view queue, const std::vector<std::string>& ids = {});
-  boost::asio::awaitable<boost::system::result<std::size_t>>
+  boost::asio::awaitable<expected<std::size_t>>
   purge_dead(std::string_view queue, const std::vector<std::string>& ids = {});
 
   // Consumers stop fetching from a paused queue within their pause_check_every (250 ms by
   // default); attempts in flight finish; jobs fetched meanwhile are handed back.
-  boost::asio::awaitable<boost::system::error_code> pause(std::string_view queue);
-  boost::asio::awaitable<boost::system::error_code> resume(std::string_view queue);
+  boost::asio::awaitable<expected<>> pause(std::string_view queue);
+  boost::asio::awaitable<expected<>> resume(std::string_view queue);
 
   // At most `max` jobs of the queue start per `interval`, counted across every consumer on this
   // Redis (a fixed window); consumers pick a change up within pause_check_every. Nothing: no
-  // limit. errc::invalid_job for a bad name or a limit below 1.
-  boost::asio::awaitable<boost::system::error_code>
+  // limit. errc::invalid_value for a bad name or a limit out of bounds.
+  boost::asio::awaitable<expected<>>
   set_rate_limit(std::string_view queue,
                  std::optional<std::pair<std::int64_t, std::chrono::milliseconds>> limit);
 
  private:
-  boost::asio::awaitable<boost::system::result<std::size_t>>
-  dead_op(std::string_view queue, std::string_view op, const std::vector<std::string>& ids);
-  boost::asio::awaitable<boost::system::error_code> set_paused(std::string_view queue,
-                                                               std::string_view value);
+  boost::asio::awaitable<expected<std::size_t>> dead_op(std::string_view queue, std::string_view op,
+                                                        const std::vector<std::string>& ids);
+  boost::asio::awaitable<expected<>> set_paused(std::string_view queue, std::string_view value);
   // Runs `req` (a change to the queue's meta) with the queue's registration, in one trip.
-  boost::asio::awaitable<boost::system::error_code> change_meta(std::string_view queue,
-                                                                redis::request req);
+  boost::asio::awaitable<expected<>> change_meta(std::string_view queue, redis::request req);
   boost::asio::awaitable<boost::system::result<redis::connection::response>>
   exec(const redis::request& req) {
     return conn_.exec(req, opts_);

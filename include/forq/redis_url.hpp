@@ -1,9 +1,10 @@
 #pragma once
 
+#include "forq/error.hpp"
+
 #include <cstdint>
 #include <string>
 #include <string_view>
-#include <variant>
 #include <vector>
 
 namespace forq {
@@ -42,11 +43,9 @@ struct redis_endpoint {
   std::string redacted() const;
 };
 
-struct redis_url_error {
-  std::string message; // says what is wrong and what is allowed; never contains the password
-};
-
-std::variant<redis_endpoint, redis_url_error> parse_redis_url(std::string_view url);
+// The endpoint `url` names, or errc::invalid_value with what is wrong and what is allowed (the
+// message never holds the password).
+expected<redis_endpoint> parse_redis_url(std::string_view url);
 
 // A URL made printable: the password (anything between "user:" and "@") becomes "***", even when
 // the URL is too malformed to parse.

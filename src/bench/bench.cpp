@@ -12,14 +12,14 @@
 
 #include "bench/stats.hpp"
 #include "cli/connect.hpp"
+#include "exit_codes.hpp"
 #include "forq/client.hpp"
-#include "forq/embedded_redis.hpp"
-#include "forq/exit_codes.hpp"
-#include "forq/queue/consumer.hpp"
 #include "forq/redis/connection.hpp"
 #include "forq/redis_url.hpp"
-#include "forq/utf8.hpp"
+#include "master/embedded_redis.hpp"
 #include "master/master.hpp"
+#include "queue/consumer.hpp"
+#include "utf8.hpp"
 
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -264,8 +264,8 @@ class bench_run {
     return s;
   }
 
-  queue::job job_of(const job_spec& s) {
-    queue::job j;
+  queue::new_job job_of(const job_spec& s) {
+    queue::new_job j;
     j.handler = bench_handler;
     j.payload = payload_of(s);
     if (s.delay_ms > 0) j.run_at_ms = queue::epoch_ms() + s.delay_ms;
@@ -365,7 +365,7 @@ class bench_run {
       // Everything in Redis first (bulk, 1,000 a round trip), then the workers start. Redis's
       // figures cover the jobs' whole life (enqueue too); the clock starts with the workers.
       before = co_await sample_redis(conn);
-      std::vector<queue::job> batch;
+      std::vector<queue::new_job> batch;
       for (std::uint64_t seq = 0; seq < total_; ++seq) {
         batch.push_back(job_of(spec_for(seq, rng)));
         if (batch.size() == 10000 || seq + 1 == total_) {
@@ -414,7 +414,7 @@ class bench_run {
         auto elapsed = std::chrono::duration<double>(clock_type::now() - began).count();
         auto due =
             std::min<std::uint64_t>(total_, static_cast<std::uint64_t>(elapsed * a_.rate) + 1);
-        std::vector<queue::job> batch;
+        std::vector<queue::new_job> batch;
         for (; sent < due; ++sent)
           batch.push_back(job_of(spec_for(sent, rng)));
         if (!batch.empty()) {
@@ -540,11 +540,11 @@ std::variant<std::unique_ptr<bench_redis>, int> bench_redis::open(const std::str
   }
   r->dir_ = dir;
   auto started = embedded_redis::start({.data_dir = dir, .aof = aof_policy::off});
-  if (auto* err = std::get_if<embedded_redis_error>(&started)) {
-    std::fprintf(stderr, "forq: %s\n", err->message.c_str());
+  if (!started) {
+    std::fprintf(stderr, "forq: %s\n", started.error().message().c_str());
     return exit_code::fatal;
   }
-  r->server_ = std::move(std::get<std::unique_ptr<embedded_redis>>(started));
+  r->server_ = std::move(*started);
   r->url_ = r->server_->url();
   return r;
 }
@@ -566,6 +566,100 @@ asio::awaitable<void> delete_keys(redis::connection& conn, std::string pattern) 
       co_await conn.command("UNLINK", k.str());
   } while (cursor != "0");
 }
+
+namespace {
+
+// The report as one JSON object on stdout.
+void report_json(const config& cfg, const bench_args& a, const std::vector<run_figures>& runs,
+                 const std::string& version, bool all_ok) {
+  const auto& first = runs.front();
+  json::object o;
+  o["workload"] = a.workload;
+  o["jobs"] = first.enqueued;
+  if (a.workload != "drain") {
+    o["rate"] = a.rate;
+    o["duration_s"] = a.duration_s;
+  }
+  o["payload_bytes"] = a.payload_bytes;
+  o["workers"] = cfg.effective_workers();
+  o["concurrency"] = cfg.concurrency;
+  o["redis"] = cfg.redis_url.empty() ? "embedded" : redact_url(cfg.redis_url);
+  o["redis_version"] = version;
+  o["verified"] = all_ok;
+  json::array list;
+  for (const auto& r : runs) {
+    json::object one;
+    for (const auto& f : figures())
+      one[f.key] = f.get(r);
+    one["seconds"] = r.seconds;
+    one["completed"] = r.completed;
+    one["attempts"] = r.attempts;
+    one["injected_failures"] = r.injected_failures;
+    one["lost"] = r.verdict.lost;
+    one["duplicated"] = r.verdict.duplicated;
+    if (a.workload != "drain") one["offered_jobs_per_s"] = r.offered_rate;
+    list.push_back(one);
+  }
+  o["runs"] = list;
+  json::object med;
+  for (const auto& f : figures()) {
+    std::vector<double> v;
+    for (const auto& r : runs)
+      v.push_back(f.get(r));
+    auto s = spread::of(v);
+    med[f.key] = json::object{{"median", s.median}, {"min", s.min}, {"max", s.max}};
+  }
+  o["summary"] = med;
+  std::printf("%s\n", serialize_utf8(o).c_str());
+}
+
+// The report as a table: the median (min, max) of each figure, then each run's verification.
+void report_table(const config& cfg, const bench_args& a, const std::vector<run_figures>& runs,
+                  const std::string& version) {
+  const auto& first = runs.front();
+  std::string workload_line = a.workload == "drain"
+                                  ? std::to_string(a.jobs) + " jobs enqueued first, then drained"
+                                  : std::to_string(first.enqueued) + " jobs at " + number(a.rate) +
+                                        " jobs/s for " + number(a.duration_s) + " s";
+  std::printf("forq bench %s: %s\n", a.workload.c_str(), workload_line.c_str());
+  std::printf("  %u workers x concurrency %u, payload %zu B%s, Redis %s (%s)\n",
+              cfg.effective_workers(), cfg.concurrency, a.payload_bytes,
+              a.workload == "mixed" ? " (mixed sizes)" : "", version.c_str(),
+              cfg.redis_url.empty() ? "embedded, no persistence"
+                                    : redact_url(cfg.redis_url).c_str());
+  bool many = runs.size() > 1;
+  std::printf("\n");
+  if (many)
+    std::printf("  %-26s %12s %12s %12s   (%zu runs)\n", "", "median", "min", "max", runs.size());
+  for (const auto& f : figures()) {
+    std::vector<double> v;
+    for (const auto& r : runs)
+      v.push_back(f.get(r));
+    auto s = spread::of(v);
+    // (The labels hold 'µ', two bytes: pad by what the terminal shows.)
+    auto shown = f.label.size() - (f.label.find("µ") != std::string::npos ? 1 : 0);
+    std::printf("  %s%*s %12s", f.label.c_str(),
+                static_cast<int>(26 - std::min<std::size_t>(26, shown)), "",
+                number(s.median).c_str());
+    if (many) std::printf(" %12s %12s", number(s.min).c_str(), number(s.max).c_str());
+    std::printf("\n");
+  }
+  std::printf("\n");
+  for (std::size_t i = 0; i < runs.size(); ++i) {
+    const auto& r = runs[i];
+    std::printf("  run %zu: %s: %llu enqueued, %llu completed once, %llu lost, %llu "
+                "duplicated; %llu attempts (%llu injected failures retried)\n",
+                i + 1, r.verdict.ok() ? "verified" : "FAILED VERIFICATION",
+                static_cast<unsigned long long>(r.enqueued),
+                static_cast<unsigned long long>(r.verdict.completed_once),
+                static_cast<unsigned long long>(r.verdict.lost),
+                static_cast<unsigned long long>(r.verdict.duplicated),
+                static_cast<unsigned long long>(r.attempts),
+                static_cast<unsigned long long>(r.injected_failures));
+  }
+}
+
+} // namespace
 
 int bench(const config& cfg, const bench_args& a) {
   std::signal(SIGPIPE, SIG_IGN);
@@ -594,88 +688,10 @@ int bench(const config& cfg, const bench_args& a) {
   bool all_ok = true;
   for (const auto& r : runs)
     all_ok = all_ok && r.verdict.ok();
-  const auto& first = runs.front();
-  std::string workload_line = a.workload == "drain"
-                                  ? std::to_string(a.jobs) + " jobs enqueued first, then drained"
-                                  : std::to_string(first.enqueued) + " jobs at " + number(a.rate) +
-                                        " jobs/s for " + number(a.duration_s) + " s";
-  if (a.json) {
-    json::object o;
-    o["workload"] = a.workload;
-    o["jobs"] = first.enqueued;
-    if (a.workload != "drain") {
-      o["rate"] = a.rate;
-      o["duration_s"] = a.duration_s;
-    }
-    o["payload_bytes"] = a.payload_bytes;
-    o["workers"] = cfg.effective_workers();
-    o["concurrency"] = cfg.concurrency;
-    o["redis"] = cfg.redis_url.empty() ? "embedded" : redact_url(cfg.redis_url);
-    o["redis_version"] = version;
-    o["verified"] = all_ok;
-    json::array list;
-    for (const auto& r : runs) {
-      json::object one;
-      for (const auto& f : figures())
-        one[f.key] = f.get(r);
-      one["seconds"] = r.seconds;
-      one["completed"] = r.completed;
-      one["attempts"] = r.attempts;
-      one["injected_failures"] = r.injected_failures;
-      one["lost"] = r.verdict.lost;
-      one["duplicated"] = r.verdict.duplicated;
-      if (a.workload != "drain") one["offered_jobs_per_s"] = r.offered_rate;
-      list.push_back(one);
-    }
-    o["runs"] = list;
-    json::object med;
-    for (const auto& f : figures()) {
-      std::vector<double> v;
-      for (const auto& r : runs)
-        v.push_back(f.get(r));
-      auto s = spread::of(v);
-      med[f.key] = json::object{{"median", s.median}, {"min", s.min}, {"max", s.max}};
-    }
-    o["summary"] = med;
-    std::printf("%s\n", serialize_utf8(o).c_str());
-  } else {
-    std::printf("forq bench %s: %s\n", a.workload.c_str(), workload_line.c_str());
-    std::printf("  %u workers x concurrency %u, payload %zu B%s, Redis %s (%s)\n",
-                cfg.effective_workers(), cfg.concurrency, a.payload_bytes,
-                a.workload == "mixed" ? " (mixed sizes)" : "", version.c_str(),
-                cfg.redis_url.empty() ? "embedded, no persistence"
-                                      : redact_url(cfg.redis_url).c_str());
-    bool many = runs.size() > 1;
-    std::printf("\n");
-    if (many)
-      std::printf("  %-26s %12s %12s %12s   (%zu runs)\n", "", "median", "min", "max", runs.size());
-    for (const auto& f : figures()) {
-      std::vector<double> v;
-      for (const auto& r : runs)
-        v.push_back(f.get(r));
-      auto s = spread::of(v);
-      // (The labels hold 'µ', two bytes: pad by what the terminal shows.)
-      auto shown = f.label.size() - (f.label.find("µ") != std::string::npos ? 1 : 0);
-      std::printf("  %s%*s %12s", f.label.c_str(),
-                  static_cast<int>(26 - std::min<std::size_t>(26, shown)), "",
-                  number(s.median).c_str());
-      if (many) std::printf(" %12s %12s", number(s.min).c_str(), number(s.max).c_str());
-      std::printf("\n");
-    }
-    std::printf("\n");
-    for (std::size_t i = 0; i < runs.size(); ++i) {
-      const auto& r = runs[i];
-      std::printf("  run %zu: %s: %llu enqueued, %llu completed once, %llu lost, %llu "
-                  "duplicated; %llu attempts (%llu injected failures retried)\n",
-                  i + 1, r.verdict.ok() ? "verified" : "FAILED VERIFICATION",
-                  static_cast<unsigned long long>(r.enqueued),
-                  static_cast<unsigned long long>(r.verdict.completed_once),
-                  static_cast<unsigned long long>(r.verdict.lost),
-                  static_cast<unsigned long long>(r.verdict.duplicated),
-                  static_cast<unsigned long long>(r.attempts),
-                  static_cast<unsigned long long>(r.injected_failures));
-    }
-  }
+  if (a.json)
+    report_json(cfg, a, runs, version, all_ok);
+  else
+    report_table(cfg, a, runs, version);
   if (!all_ok) {
     std::fprintf(stderr, "forq bench: a run lost or duplicated jobs (see above)\n");
     return exit_code::failure;

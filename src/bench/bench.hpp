@@ -4,7 +4,7 @@
 // through forq serve's process model, measured and verified; `forq bench idle` (idle.cpp):
 // the cost of queues with nothing to do.
 
-#include "forq/config.hpp"
+#include "config/config.hpp"
 
 #include <boost/asio/awaitable.hpp>
 

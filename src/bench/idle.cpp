@@ -3,7 +3,7 @@
 // (in all, per queue per host, by command), Redis's CPU and the workers' CPU.
 #include "bench/bench.hpp"
 #include "cli/connect.hpp"
-#include "forq/exit_codes.hpp"
+#include "exit_codes.hpp"
 #include "forq/redis/connection.hpp"
 #include "master/master.hpp"
 

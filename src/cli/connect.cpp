@@ -1,7 +1,7 @@
 // with_connection (connect.hpp): the short-lived commands' way to Redis.
 #include "connect.hpp"
 
-#include "forq/exit_codes.hpp"
+#include "exit_codes.hpp"
 #include "forq/redis_url.hpp"
 #include "worker/worker.hpp"
 
@@ -28,12 +28,12 @@ void fail(const std::string& message) {
 int with_connection(const config& cfg, const std::string& url, std::string_view role,
                     std::function<asio::awaitable<int>(redis::connection&)> body) {
   auto parsed = parse_redis_url(url);
-  if (auto* err = std::get_if<redis_url_error>(&parsed)) {
-    fail("bad Redis URL " + redact_url(url) + ": " + err->message);
+  if (!parsed) {
+    fail("bad Redis URL " + redact_url(url) + ": " + parsed.error().message());
     return exit_code::fatal;
   }
   asio::io_context ioc(1);
-  auto o = worker::redis_options(cfg, std::get<redis_endpoint>(parsed));
+  auto o = worker::redis_options(cfg, *parsed);
   o.client_name = redis::client_name(role);
   redis::connection conn(ioc.get_executor(), o);
   int code = exit_code::failure;
@@ -41,21 +41,20 @@ int with_connection(const config& cfg, const std::string& url, std::string_view 
   asio::co_spawn(
       ioc,
       [&]() -> asio::awaitable<void> {
-        asio::steady_timer t(ioc);
-        auto deadline = std::chrono::steady_clock::now() + o.connect_timeout + 2s;
-        while (!conn.ready() && !conn.fatal_error() &&
-               std::chrono::steady_clock::now() < deadline) {
-          t.expires_after(10ms);
-          co_await t.async_wait(asio::use_awaitable);
-        }
+        // One PING that waits inside the connection for it to come up (no polling): it ends
+        // when Redis answers, at the deadline, or at once when Redis refuses the credentials.
+        redis::exec_options first;
+        const auto patience = o.connect_timeout + 2s;
+        first.deadline = std::chrono::steady_clock::now() + patience;
+        auto ping = co_await conn.exec(redis::request("PING"), first);
         if (conn.fatal_error()) {
           // The same credentials would be refused again: a usage error, exit 2.
           fail("Redis at " + redact_url(url) + " refused forq's credentials (" +
                conn.last_failure() + "); check the user and password in the Redis URL");
           code = exit_code::fatal;
-        } else if (!conn.ready()) {
+        } else if (!ping) {
           fail("cannot reach Redis at " + redact_url(url) + " (gave up after " +
-               std::to_string((o.connect_timeout + 2s).count()) + " ms" +
+               std::to_string(patience.count()) + " ms" +
                (conn.last_failure().empty() ? "" : ": " + conn.last_failure()) + ")");
         } else {
           code = co_await body(conn);

@@ -2,7 +2,7 @@
 
 // How the short-lived commands (ops.cpp, bench) reach Redis.
 
-#include "forq/config.hpp"
+#include "config/config.hpp"
 #include "forq/redis/connection.hpp"
 
 #include <boost/asio/awaitable.hpp>

@@ -5,11 +5,11 @@
 #include "cli/ops.hpp"
 
 #include "cli/connect.hpp"
+#include "exit_codes.hpp"
 #include "forq/client.hpp"
-#include "forq/embedded_redis.hpp"
-#include "forq/exit_codes.hpp"
-#include "forq/queue/job.hpp"
 #include "forq/redis_url.hpp"
+#include "master/embedded_redis.hpp"
+#include "queue/job.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -54,8 +54,8 @@ int with_client(const config& cfg, std::function<asio::awaitable<int>(client&)> 
   });
 }
 
-std::string redis_error(const boost::system::error_code& ec) {
-  return "Redis request failed: " + ec.message();
+std::string redis_error(const forq::error& e) {
+  return "Redis request failed: " + e.message();
 }
 
 // The queues this Redis knows (forq:queues: a worker started on it, a producer enqueued to it,
@@ -112,60 +112,34 @@ std::string iso_time(std::int64_t ms) {
   return std::string(date) + frac;
 }
 
-} // namespace
-
-int enqueue(const config& cfg, const enqueue_args& a) {
-  queue::job proto;
-  proto.handler = a.handler;
-  proto.priority = a.priority;
-  if (a.attempts) proto.max_attempts = a.attempts;
-  if (a.retry) {
-    auto parsed = queue::parse_retry(*a.retry); // (the option's check has refused bad text)
-    if (auto* r = std::get_if<queue::retry_override>(&parsed)) proto.retry = *r;
-  }
-  if (a.delay_ms > 0) proto.run_at_ms = queue::epoch_ms() + a.delay_ms;
-  // Refuse what can be refused before touching Redis.
-  if (auto bad = queue::check_queue_name(a.queue)) {
-    fail(*bad);
-    return exit_code::fatal;
-  }
-  if (a.payload) {
-    auto j = proto;
-    j.payload = *a.payload;
-    if (a.id) j.id = *a.id;
-    if (auto bad = queue::check_job(j)) {
-      fail(*bad);
-      return exit_code::fatal;
+// One job, PAYLOAD given: its id on stdout, or why not on stderr.
+int enqueue_one(const config& cfg, const enqueue_args& a, const queue::new_job& j) {
+  return with_client(cfg, [&](client& c) -> asio::awaitable<int> {
+    // Producers may enqueue before any worker starts: a warning, not a refusal.
+    co_await warn_if_no_workers(c, a.queue, "the job waits");
+    auto r = co_await c.enqueue(a.queue, j);
+    if (!r) {
+      const auto& e = r.error();
+      if (e == errc::redis_refuses_writes)
+        fail("Redis refuses writes: " + e.message() + "; nothing was added");
+      else if (e == errc::redis_not_confirmed)
+        fail("not confirmed: " + e.message());
+      else
+        fail(e == errc::invalid_job ? e.message() : redis_error(e));
+      co_return exit_code::failure;
     }
-    return with_client(cfg, [&](client& c) -> asio::awaitable<int> {
-      // Producers may enqueue before any worker starts: a warning, not a refusal.
-      co_await warn_if_no_workers(c, a.queue, "the job waits");
-      std::string why;
-      auto r = co_await c.enqueue(a.queue, j, &why);
-      if (!r) {
-        if (r.error() == errc::redis_refuses_writes)
-          fail("Redis refuses writes: " + why + "; nothing was added");
-        else if (r.error() == errc::redis_not_confirmed)
-          fail("not confirmed: " + why);
-        else
-          fail(why.empty() ? redis_error(r.error()) : why);
-        co_return exit_code::failure;
-      }
-      if (r->duplicate) {
-        std::printf("%s\tduplicate\n", r->id.c_str());
-        std::fprintf(stderr, "forq: job %s was enqueued before; nothing was added\n",
-                     r->id.c_str());
-      } else {
-        std::printf("%s\n", r->id.c_str());
-      }
-      co_return exit_code::ok;
-    });
-  }
-  if (a.id) {
-    fail("--id needs a PAYLOAD argument: ids of jobs read from stdin are generated");
-    return exit_code::fatal;
-  }
-  // NDJSON on stdin: one payload per line, in bulk; each refused line is named, the rest go in.
+    if (r->duplicate) {
+      std::printf("%s\tduplicate\n", r->id.c_str());
+      std::fprintf(stderr, "forq: job %s was enqueued before; nothing was added\n", r->id.c_str());
+    } else {
+      std::printf("%s\n", r->id.c_str());
+    }
+    co_return exit_code::ok;
+  });
+}
+
+// NDJSON on stdin: one payload per line, in bulk; each refused line is named, the rest go in.
+int enqueue_lines(const config& cfg, const enqueue_args& a, const queue::new_job& proto) {
   return with_client(cfg, [&](client& c) -> asio::awaitable<int> {
     co_await warn_if_no_workers(c, a.queue, "the jobs wait");
     int code = exit_code::ok;
@@ -173,7 +147,7 @@ int enqueue(const config& cfg, const enqueue_args& a) {
     std::string line;
     bool more = true;
     while (more) {
-      std::vector<queue::job> jobs;
+      std::vector<queue::new_job> jobs;
       std::vector<std::size_t> lines;
       // 1,000 lines a round trip, and their ids printed before the next: if Redis fails, what
       // was added is on stdout and what is unknown is named.
@@ -212,6 +186,40 @@ int enqueue(const config& cfg, const enqueue_args& a) {
     std::fflush(stdout);
     co_return code;
   });
+}
+
+} // namespace
+
+int enqueue(const config& cfg, const enqueue_args& a) {
+  queue::new_job proto;
+  proto.handler = a.handler;
+  proto.priority = a.priority;
+  if (a.attempts) proto.max_attempts = a.attempts;
+  if (a.retry) {
+    auto parsed = queue::parse_retry(*a.retry); // (the option's check has refused bad text)
+    if (parsed) proto.retry = *parsed;
+  }
+  if (a.delay_ms > 0) proto.run_at_ms = queue::epoch_ms() + a.delay_ms;
+  // Refuse what can be refused before touching Redis.
+  if (auto ok = queue::check_queue_name(a.queue); !ok) {
+    fail(ok.error().message());
+    return exit_code::fatal;
+  }
+  if (a.payload) {
+    auto j = proto;
+    j.payload = *a.payload;
+    if (a.id) j.id = *a.id;
+    if (auto ok = queue::check_job(j); !ok) {
+      fail(ok.error().message());
+      return exit_code::fatal;
+    }
+    return enqueue_one(cfg, a, j);
+  }
+  if (a.id) {
+    fail("--id needs a PAYLOAD argument: ids of jobs read from stdin are generated");
+    return exit_code::fatal;
+  }
+  return enqueue_lines(cfg, a, proto);
 }
 
 int queues(const config& cfg, bool as_json) {
@@ -292,8 +300,8 @@ int job(const config& cfg, const std::string& id, const std::optional<std::strin
 }
 
 int dead(const config& cfg, const dead_args& a) {
-  if (auto bad = queue::check_queue_name(a.queue)) {
-    fail(*bad);
+  if (auto ok = queue::check_queue_name(a.queue); !ok) {
+    fail(ok.error().message());
     return exit_code::fatal;
   }
   return with_client(cfg, [&](client& c) -> asio::awaitable<int> {
@@ -321,7 +329,7 @@ int dead(const config& cfg, const dead_args& a) {
       co_return exit_code::ok;
     }
     // (No co_await inside ?: : GCC 12 miscompiles it.)
-    boost::system::result<std::size_t> r = std::size_t{0};
+    expected<std::size_t> r = std::size_t{0};
     if (a.action == "retry")
       r = co_await c.retry_dead(a.queue, a.ids);
     else
@@ -342,8 +350,8 @@ int dead(const config& cfg, const dead_args& a) {
 }
 
 int pause(const config& cfg, const std::string& queue, bool paused, bool create) {
-  if (auto bad = queue::check_queue_name(queue)) {
-    fail(*bad);
+  if (auto ok = queue::check_queue_name(queue); !ok) {
+    fail(ok.error().message());
     return exit_code::fatal;
   }
   return with_client(cfg, [&](client& c) -> asio::awaitable<int> {
@@ -351,13 +359,9 @@ int pause(const config& cfg, const std::string& queue, bool paused, bool create)
       fail(*unknown);
       co_return exit_code::fatal;
     }
-    boost::system::error_code ec;
-    if (paused)
-      ec = co_await c.pause(queue);
-    else
-      ec = co_await c.resume(queue);
-    if (ec) {
-      fail(redis_error(ec));
+    auto done = paused ? co_await c.pause(queue) : co_await c.resume(queue);
+    if (!done) {
+      fail(redis_error(done.error()));
       co_return exit_code::failure;
     }
     std::printf("queue %s %s\n", queue.c_str(), paused ? "paused" : "resumed");
@@ -367,8 +371,8 @@ int pause(const config& cfg, const std::string& queue, bool paused, bool create)
 
 int rate_limit(const config& cfg, const std::string& queue, long long max, long long per_ms,
                bool create) {
-  if (auto bad = queue::check_queue_name(queue)) {
-    fail(*bad);
+  if (auto ok = queue::check_queue_name(queue); !ok) {
+    fail(ok.error().message());
     return exit_code::fatal;
   }
   return with_client(cfg, [&](client& c) -> asio::awaitable<int> {
@@ -378,9 +382,10 @@ int rate_limit(const config& cfg, const std::string& queue, long long max, long 
     }
     std::optional<std::pair<std::int64_t, std::chrono::milliseconds>> limit;
     if (max > 0) limit.emplace(max, std::chrono::milliseconds(per_ms));
-    auto ec = co_await c.set_rate_limit(queue, limit);
-    if (ec) {
-      fail(redis_error(ec));
+    auto done = co_await c.set_rate_limit(queue, limit);
+    if (!done) {
+      fail(done.error() == errc::invalid_value ? done.error().message()
+                                               : redis_error(done.error()));
       co_return exit_code::failure;
     }
     if (limit)

@@ -1,9 +1,9 @@
 #pragma once
 
 // The operators' commands (ops.cpp, docs/operations.md): enqueue, queues, job, dead, pause,
-// resume, limit. Each returns the process exit code (forq/exit_codes.hpp).
+// resume, limit. Each returns the process exit code (exit_codes.hpp).
 
-#include "forq/config.hpp"
+#include "config/config.hpp"
 
 #include <cstddef>
 #include <optional>

@@ -3,13 +3,13 @@
 // configuration error ends here with one message on stderr and exit code 2.
 #include "bench/bench.hpp"
 #include "cli/ops.hpp"
-#include "forq/config.hpp"
-#include "forq/exit_codes.hpp"
+#include "config/config.hpp"
+#include "exit_codes.hpp"
 #include "forq/forq.hpp"
-#include "forq/log.hpp"
 #include "forq/queue/producer.hpp"
-#include "forq/utf8.hpp"
+#include "log.hpp"
 #include "master/master.hpp"
+#include "utf8.hpp"
 #include "worker/worker.hpp"
 
 #include <CLI/CLI.hpp>
@@ -70,7 +70,11 @@ struct flag_set {
 // use a whole number from 0 to 9 (higher runs first)".
 CLI::Validator within(const forq::queue::bounds& b) {
   return CLI::Validator(
-      [b](std::string& text) { return forq::queue::out_of_bounds(b, text).value_or(""); }, "", "");
+      [b](std::string& text) {
+        auto ok = forq::queue::check_bounds(b, text);
+        return ok ? std::string() : ok.error().message();
+      },
+      "", "");
 }
 
 // The same for a number that may have a fraction (bench's --rate, --duration).
@@ -161,6 +165,220 @@ int usage_error(const std::string& message) {
   return forq::exit_code::fatal;
 }
 
+// Every command's arguments, filled in by CLI11 as it parses (it keeps pointers into this, so it
+// stays where it is made).
+struct command_line {
+  command_line() = default;
+  command_line(const command_line&) = delete;
+  command_line& operator=(const command_line&) = delete;
+
+  flag_set flags;
+  CLI::App *serve = nullptr, *show_config = nullptr, *enqueue = nullptr, *queues = nullptr,
+           *job = nullptr, *dead = nullptr, *pause = nullptr, *resume = nullptr, *limit = nullptr,
+           *bench = nullptr;
+  forq::cli::enqueue_args enq;
+  bool queues_json = false;
+  std::string job_id;
+  std::optional<std::string> job_queue;
+  bool job_json = false;
+  forq::cli::dead_args dead_a;
+  std::string pause_queue;
+  bool create = false;
+  std::string limit_queue, limit_max;
+  long long limit_per_ms = 1000;
+  forq::bench::bench_args bench_a;
+  forq::bench::idle_args idle_a;
+};
+
+void add_service_commands(CLI::App& app, command_line& c) {
+  c.serve = app.add_subcommand(
+      "serve", "Run the service: start the embedded Redis (unless --redis is given), supervise, "
+               "and stop cleanly on SIGINT or SIGTERM.");
+  c.flags.add_to(*c.serve);
+  c.show_config = app.add_subcommand(
+      "config", "Print the effective configuration as JSON (secrets redacted) and exit; exit "
+                "code 2 if it is invalid.");
+  c.flags.add_to(*c.show_config);
+}
+
+void add_enqueue_command(CLI::App& app, command_line& c) {
+  c.enqueue = app.add_subcommand(
+      "enqueue", "Add a job (PAYLOAD_JSON given) or many (one JSON payload per stdin line, "
+                 "NDJSON); prints each job's id. Exit 1 if any job was refused (the others are "
+                 "added; stderr names the refused lines).");
+  c.flags.add_to(*c.enqueue, {"--retry"});
+  c.enqueue->add_option("--queue", c.enq.queue, "queue name")->default_str("default");
+  c.enqueue->add_option("--handler", c.enq.handler,
+                        "handler that runs the job (none: the queue's default handler, named by "
+                        "the workers' --queues QUEUE=HANDLER)");
+  c.enqueue->add_option("--id", c.enq.id,
+                        "your id for the job: enqueued at most once (a duplicate prints "
+                        "\"<id>\\tduplicate\" and adds nothing)");
+  c.enqueue
+      ->add_option("--delay-ms", c.enq.delay_ms,
+                   "run no earlier than this many ms from now (0 to 31536000000, a year)")
+      ->check(within(forq::queue::delay_bounds));
+  c.enqueue->add_option("--priority", c.enq.priority, "0 to 9, higher runs first")
+      ->check(within(forq::queue::priority_bounds));
+  c.enqueue->add_option("--attempts", c.enq.attempts, "attempts at most (1 to 1000)")
+      ->check(within(forq::queue::attempts_bounds));
+  c.enqueue
+      ->add_option("--retry", c.enq.retry,
+                   "the job's retry policy over its queue's, e.g. 10/fixed/30s "
+                   "(docs/retries.md)")
+      ->type_name("POLICY")
+      ->check(CLI::Validator(
+          [](std::string& text) -> std::string {
+            auto parsed = forq::queue::parse_retry(text);
+            return parsed ? std::string() : "\"" + text + "\": " + parsed.error().message();
+          },
+          "", ""));
+  c.enqueue->add_option("PAYLOAD_JSON", c.enq.payload, "the job's payload (JSON)");
+}
+
+// queues, job, dead: what an operator looks at.
+void add_inspect_commands(CLI::App& app, command_line& c) {
+  c.queues = app.add_subcommand(
+      "queues", "For each queue: ready, delayed, active, dead, and completed (a running total).");
+  c.flags.add_to(*c.queues);
+  c.queues->add_flag("--json", c.queues_json, "one JSON array");
+
+  c.job = app.add_subcommand(
+      "job", "One job: state, attempts, result, last error. Exit 1 if no queue knows it.");
+  c.flags.add_to(*c.job);
+  c.job->add_option("ID", c.job_id, "the job's id")->required();
+  c.job->add_option("--queue", c.job_queue, "look in this queue only (default: every queue)");
+  c.job->add_flag("--json", c.job_json, "as a JSON object");
+  forq::cli::dead_args dead_a;
+  c.dead = app.add_subcommand(
+      "dead", "Dead jobs: list them, retry them (back to ready, attempts reset) or purge them.");
+  c.flags.add_to(*c.dead);
+  c.dead->add_option("ACTION", c.dead_a.action, "list, retry or purge")
+      ->required()
+      ->check(one_of({"list", "retry", "purge"}));
+  c.dead->add_option("--queue", c.dead_a.queue, "queue name")->default_str("default");
+  c.dead->add_option("--id", c.dead_a.ids, "only these jobs (repeatable; default: all)");
+  c.dead->add_option("--limit", c.dead_a.limit, "list at most this many, oldest first")
+      ->default_str("100");
+  c.dead->add_flag("--json", c.dead_a.json, "list as a JSON array");
+}
+
+// pause, resume, limit: what an operator changes.
+void add_control_commands(CLI::App& app, command_line& c) {
+  const std::string create_help =
+      "set up a queue this Redis does not know yet (without it, an unknown name is refused: "
+      "most likely a typo)";
+  c.pause = app.add_subcommand(
+      "pause", "Stop consumers fetching from a queue (within 250 ms); jobs running finish.");
+  c.flags.add_to(*c.pause);
+  c.pause->add_option("QUEUE", c.pause_queue, "queue name")->required();
+  c.pause->add_flag("--create", c.create, create_help);
+  c.resume = app.add_subcommand("resume", "Let consumers fetch from a paused queue again.");
+  c.flags.add_to(*c.resume);
+  c.resume->add_option("QUEUE", c.pause_queue, "queue name")->required();
+  c.resume->add_flag("--create", c.create, create_help);
+  c.limit = app.add_subcommand(
+      "limit", "Rate-limit a queue: at most N jobs start per --per-ms, across every worker on "
+               "this Redis; N = off removes the limit.");
+  c.flags.add_to(*c.limit);
+  c.limit->add_option("QUEUE", c.limit_queue, "queue name")->required();
+  c.limit->add_option("N", c.limit_max, "jobs per interval (1 to 1000000), or off")
+      ->required()
+      ->check(CLI::Validator(
+          [](std::string& text) -> std::string {
+            if (text == "off") return {};
+            auto ok = forq::queue::check_bounds(forq::queue::rate_max_bounds, text);
+            return ok ? std::string() : ok.error().message() + ", or off";
+          },
+          "", ""));
+  c.limit->add_flag("--create", c.create, create_help);
+  c.limit->add_option("--per-ms", c.limit_per_ms, "the interval in ms (1 to 86400000)")
+      ->default_str("1000")
+      ->check(within(forq::queue::rate_interval_bounds));
+}
+
+void add_bench_command(CLI::App& app, command_line& c) {
+  forq::bench::bench_args bench_a;
+  c.bench = app.add_subcommand(
+      "bench", "Run a workload end to end through forq serve's process model, measure it and "
+               "verify every job ran once: drain (N jobs enqueued, then drained), steady (a "
+               "producer at --rate for --duration), mixed (steady with mixed sizes, sleeps, "
+               "failures and delays); or idle (what --queue-count queues with nothing to do cost "
+               "Redis and the workers for --duration). Exit 1 if a job was lost or duplicated.");
+  c.flags.add_to(*c.bench);
+  c.bench->add_option("WORKLOAD", c.bench_a.workload, "drain, steady, mixed or idle")
+      ->required()
+      ->check(one_of({"drain", "steady", "mixed", "idle"}));
+  c.bench->add_option("--queue-count", c.idle_a.queues, "idle: queues (1 to 10000)")
+      ->default_str("10")
+      ->check(within(forq::queue::bounds{"queue-count", 1, 10'000, ""}));
+  c.bench
+      ->add_option("--hosts", c.idle_a.hosts,
+                   "idle: serve trees at once, as on that many hosts (1 to 16)")
+      ->default_str("1")
+      ->check(within(forq::queue::bounds{"hosts", 1, 16, ""}));
+  c.bench->add_option("--jobs", c.bench_a.jobs, "drain: jobs to enqueue (1 to 100000000)")
+      ->default_str("100000")
+      ->check(within(forq::queue::bounds{"jobs", 1, 100'000'000, ""}));
+  c.bench->add_option("--rate", c.bench_a.rate, "steady, mixed: jobs/s offered (1 to 10000000)")
+      ->default_str("1000")
+      ->check(within(1, 1e7, " jobs/s"));
+  c.bench
+      ->add_option("--duration", c.bench_a.duration_s,
+                   "steady, mixed, idle: seconds (0.1 to 86400)")
+      ->default_str("10")
+      ->check(within(0.1, 86400, " s"));
+  c.bench
+      ->add_option("--payload-bytes", c.bench_a.payload_bytes,
+                   "drain, steady: bytes of each job's payload (40 to 1048576)")
+      ->default_str("100")
+      ->check(within(forq::queue::bounds{"payload_bytes", 40, 1'048'576, " bytes"}));
+  c.bench
+      ->add_option("--repeat", c.bench_a.repeat, "runs, reported as median, min and max (1 to 100)")
+      ->default_str("1")
+      ->check(within(forq::queue::bounds{"repeat", 1, 100, ""}));
+  c.bench->add_flag("--json", c.bench_a.json, "one JSON object on stdout instead of the table");
+}
+
+// The command that was parsed, other than serve, or nothing for serve.
+std::optional<int> run_command(command_line& c, const forq::config& cfg) {
+  if (c.show_config->parsed()) {
+    std::cout << forq::to_json(cfg) << '\n';
+    return forq::exit_code::ok;
+  }
+  if (c.enqueue->parsed()) return forq::cli::enqueue(cfg, c.enq);
+  if (c.queues->parsed()) return forq::cli::queues(cfg, c.queues_json);
+  if (c.job->parsed()) return forq::cli::job(cfg, c.job_id, c.job_queue, c.job_json);
+  if (c.dead->parsed()) return forq::cli::dead(cfg, c.dead_a);
+  if (c.pause->parsed()) return forq::cli::pause(cfg, c.pause_queue, true, c.create);
+  if (c.resume->parsed()) return forq::cli::pause(cfg, c.pause_queue, false, c.create);
+  if (c.bench->parsed()) {
+    if (c.bench_a.workload == "idle") {
+      c.idle_a.duration_s = c.bench_a.duration_s;
+      c.idle_a.json = c.bench_a.json;
+      return forq::bench::idle(cfg, c.idle_a);
+    }
+    if (c.bench_a.workload != "drain" && c.bench_a.rate * c.bench_a.duration_s > 100000000.0)
+      return usage_error("--rate x --duration is over 100000000 jobs");
+    return forq::bench::bench(cfg, c.bench_a);
+  }
+  if (c.limit->parsed())
+    return forq::cli::rate_limit(cfg, c.limit_queue,
+                                 c.limit_max == "off" ? 0 : std::stoll(c.limit_max), c.limit_per_ms,
+                                 c.create);
+  return std::nullopt;
+}
+
+// The configuration from the same sources again, checked as at start-up (SIGHUP).
+forq::expected<forq::config> load_again(const flag_set& flags,
+                                        const forq::queue::handler_map& handlers) {
+  auto again = forq::load_config(flags.sources(), forq::config_sources::process_env_names());
+  if (!again) return again.error();
+  if (auto bad = forq::worker::check_handlers(again->cfg, handlers))
+    return forq::error(forq::errc::invalid_value, *bad);
+  return again->cfg;
+}
+
 } // namespace
 
 int forq::run(int argc, char** argv, handler_map handlers) {
@@ -172,154 +390,13 @@ int forq::run(int argc, char** argv, handler_map handlers) {
              "Exit codes: 0 ok, 1 runtime failure, 2 bad usage or configuration.\n"
              "Documentation: docs/ in the source tree (start with docs/architecture.md).");
 
-  flag_set flags;
-  flags.add_to(app);
-
-  auto* serve = app.add_subcommand(
-      "serve", "Run the service: start the embedded Redis (unless --redis is given), supervise, "
-               "and stop cleanly on SIGINT or SIGTERM.");
-  flags.add_to(*serve);
-  auto* show_config = app.add_subcommand(
-      "config", "Print the effective configuration as JSON (secrets redacted) and exit; exit "
-                "code 2 if it is invalid.");
-  flags.add_to(*show_config);
-
-  forq::cli::enqueue_args enq;
-  auto* enqueue = app.add_subcommand(
-      "enqueue", "Add a job (PAYLOAD_JSON given) or many (one JSON payload per stdin line, "
-                 "NDJSON); prints each job's id. Exit 1 if any job was refused (the others are "
-                 "added; stderr names the refused lines).");
-  flags.add_to(*enqueue, {"--retry"});
-  enqueue->add_option("--queue", enq.queue, "queue name")->default_str("default");
-  enqueue->add_option("--handler", enq.handler,
-                      "handler that runs the job (none: the queue's default handler, named by "
-                      "the workers' --queues QUEUE=HANDLER)");
-  enqueue->add_option("--id", enq.id,
-                      "your id for the job: enqueued at most once (a duplicate prints "
-                      "\"<id>\\tduplicate\" and adds nothing)");
-  enqueue
-      ->add_option("--delay-ms", enq.delay_ms,
-                   "run no earlier than this many ms from now (0 to 31536000000, a year)")
-      ->check(within(forq::queue::delay_bounds));
-  enqueue->add_option("--priority", enq.priority, "0 to 9, higher runs first")
-      ->check(within(forq::queue::priority_bounds));
-  enqueue->add_option("--attempts", enq.attempts, "attempts at most (1 to 1000)")
-      ->check(within(forq::queue::attempts_bounds));
-  enqueue
-      ->add_option("--retry", enq.retry,
-                   "the job's retry policy over its queue's, e.g. 10/fixed/30s "
-                   "(docs/retries.md)")
-      ->type_name("POLICY")
-      ->check(CLI::Validator(
-          [](std::string& text) -> std::string {
-            auto parsed = forq::queue::parse_retry(text);
-            auto* why = std::get_if<std::string>(&parsed);
-            return why ? "\"" + text + "\": " + *why : std::string();
-          },
-          "", ""));
-  enqueue->add_option("PAYLOAD_JSON", enq.payload, "the job's payload (JSON)");
-
-  bool queues_json = false;
-  auto* queues = app.add_subcommand(
-      "queues", "For each queue: ready, delayed, active, dead, and completed (a running total).");
-  flags.add_to(*queues);
-  queues->add_flag("--json", queues_json, "one JSON array");
-
-  std::string job_id;
-  std::optional<std::string> job_queue;
-  bool job_json = false;
-  auto* job = app.add_subcommand(
-      "job", "One job: state, attempts, result, last error. Exit 1 if no queue knows it.");
-  flags.add_to(*job);
-  job->add_option("ID", job_id, "the job's id")->required();
-  job->add_option("--queue", job_queue, "look in this queue only (default: every queue)");
-  job->add_flag("--json", job_json, "as a JSON object");
-
-  forq::cli::dead_args dead_a;
-  auto* dead = app.add_subcommand(
-      "dead", "Dead jobs: list them, retry them (back to ready, attempts reset) or purge them.");
-  flags.add_to(*dead);
-  dead->add_option("ACTION", dead_a.action, "list, retry or purge")
-      ->required()
-      ->check(one_of({"list", "retry", "purge"}));
-  dead->add_option("--queue", dead_a.queue, "queue name")->default_str("default");
-  dead->add_option("--id", dead_a.ids, "only these jobs (repeatable; default: all)");
-  dead->add_option("--limit", dead_a.limit, "list at most this many, oldest first")
-      ->default_str("100");
-  dead->add_flag("--json", dead_a.json, "list as a JSON array");
-
-  std::string pause_queue;
-  bool create = false;
-  const std::string create_help =
-      "set up a queue this Redis does not know yet (without it, an unknown name is refused: "
-      "most likely a typo)";
-  auto* pause = app.add_subcommand(
-      "pause", "Stop consumers fetching from a queue (within 250 ms); jobs running finish.");
-  flags.add_to(*pause);
-  pause->add_option("QUEUE", pause_queue, "queue name")->required();
-  pause->add_flag("--create", create, create_help);
-  auto* resume = app.add_subcommand("resume", "Let consumers fetch from a paused queue again.");
-  flags.add_to(*resume);
-  resume->add_option("QUEUE", pause_queue, "queue name")->required();
-  resume->add_flag("--create", create, create_help);
-  std::string limit_queue, limit_max;
-  long long limit_per_ms = 1000;
-  auto* limit = app.add_subcommand(
-      "limit", "Rate-limit a queue: at most N jobs start per --per-ms, across every worker on "
-               "this Redis; N = off removes the limit.");
-  flags.add_to(*limit);
-  limit->add_option("QUEUE", limit_queue, "queue name")->required();
-  limit->add_option("N", limit_max, "jobs per interval (1 to 1000000), or off")
-      ->required()
-      ->check(CLI::Validator(
-          [](std::string& text) -> std::string {
-            if (text == "off") return {};
-            auto bad = forq::queue::out_of_bounds(forq::queue::rate_max_bounds, text);
-            return bad ? *bad + ", or off" : std::string();
-          },
-          "", ""));
-  limit->add_flag("--create", create, create_help);
-  limit->add_option("--per-ms", limit_per_ms, "the interval in ms (1 to 86400000)")
-      ->default_str("1000")
-      ->check(within(forq::queue::rate_interval_bounds));
-  forq::bench::bench_args bench_a;
-  auto* bench = app.add_subcommand(
-      "bench", "Run a workload end to end through forq serve's process model, measure it and "
-               "verify every job ran once: drain (N jobs enqueued, then drained), steady (a "
-               "producer at --rate for --duration), mixed (steady with mixed sizes, sleeps, "
-               "failures and delays); or idle (what --queue-count queues with nothing to do cost "
-               "Redis and the workers for --duration). Exit 1 if a job was lost or duplicated.");
-  flags.add_to(*bench);
-  bench->add_option("WORKLOAD", bench_a.workload, "drain, steady, mixed or idle")
-      ->required()
-      ->check(one_of({"drain", "steady", "mixed", "idle"}));
-  forq::bench::idle_args idle_a;
-  bench->add_option("--queue-count", idle_a.queues, "idle: queues (1 to 10000)")
-      ->default_str("10")
-      ->check(within(forq::queue::bounds{"queue-count", 1, 10'000, ""}));
-  bench
-      ->add_option("--hosts", idle_a.hosts,
-                   "idle: serve trees at once, as on that many hosts (1 to 16)")
-      ->default_str("1")
-      ->check(within(forq::queue::bounds{"hosts", 1, 16, ""}));
-  bench->add_option("--jobs", bench_a.jobs, "drain: jobs to enqueue (1 to 100000000)")
-      ->default_str("100000")
-      ->check(within(forq::queue::bounds{"jobs", 1, 100'000'000, ""}));
-  bench->add_option("--rate", bench_a.rate, "steady, mixed: jobs/s offered (1 to 10000000)")
-      ->default_str("1000")
-      ->check(within(1, 1e7, " jobs/s"));
-  bench->add_option("--duration", bench_a.duration_s, "steady, mixed, idle: seconds (0.1 to 86400)")
-      ->default_str("10")
-      ->check(within(0.1, 86400, " s"));
-  bench
-      ->add_option("--payload-bytes", bench_a.payload_bytes,
-                   "drain, steady: bytes of each job's payload (40 to 1048576)")
-      ->default_str("100")
-      ->check(within(forq::queue::bounds{"payload_bytes", 40, 1'048'576, " bytes"}));
-  bench->add_option("--repeat", bench_a.repeat, "runs, reported as median, min and max (1 to 100)")
-      ->default_str("1")
-      ->check(within(forq::queue::bounds{"repeat", 1, 100, ""}));
-  bench->add_flag("--json", bench_a.json, "one JSON object on stdout instead of the table");
+  command_line c;
+  c.flags.add_to(app);
+  add_service_commands(app, c);
+  add_enqueue_command(app, c);
+  add_inspect_commands(app, c);
+  add_control_commands(app, c);
+  add_bench_command(app, c);
   const std::vector<std::string> command_names{"serve", "config", "enqueue", "queues", "job",
                                                "dead",  "pause",  "resume",  "limit",  "bench"};
 
@@ -335,48 +412,21 @@ int forq::run(int argc, char** argv, handler_map handlers) {
     return usage_error(explain(e, argc, argv, command_names, app));
   }
 
-  auto loaded = forq::load_config(flags.sources(), forq::config_sources::process_env_names());
-  if (auto* err = std::get_if<forq::config_error>(&loaded)) return usage_error(err->message);
-  auto& [cfg, warnings] = std::get<forq::loaded_config>(loaded);
+  auto loaded = forq::load_config(c.flags.sources(), forq::config_sources::process_env_names());
+  if (!loaded) return usage_error(loaded.error().message());
+  auto& [cfg, warnings] = *loaded;
   if (auto bad = forq::worker::check_handlers(cfg, handlers)) return usage_error(*bad);
 
   // The short-lived commands say what matters on stdout/stderr; their logs start at warnings
   // unless a level below info was asked for.
+  const bool serving = c.serve->parsed();
   auto level = cfg.log_lvl;
-  if (!serve->parsed() && level == forq::log_level::info) level = forq::log_level::warn;
-  forq::init_logging(cfg.log_fmt, level, serve->parsed() ? "master" : "cli");
+  if (!serving && level == forq::log_level::info) level = forq::log_level::warn;
+  forq::init_logging(cfg.log_fmt, level, serving ? "master" : "cli");
   for (const auto& w : warnings)
     spdlog::warn("{}", w);
 
-  if (show_config->parsed()) {
-    std::cout << forq::to_json(cfg) << '\n';
-    return forq::exit_code::ok;
-  }
-  if (enqueue->parsed()) return forq::cli::enqueue(cfg, enq);
-  if (queues->parsed()) return forq::cli::queues(cfg, queues_json);
-  if (job->parsed()) return forq::cli::job(cfg, job_id, job_queue, job_json);
-  if (dead->parsed()) return forq::cli::dead(cfg, dead_a);
-  if (pause->parsed()) return forq::cli::pause(cfg, pause_queue, true, create);
-  if (resume->parsed()) return forq::cli::pause(cfg, pause_queue, false, create);
-  if (bench->parsed()) {
-    if (bench_a.workload == "idle") {
-      idle_a.duration_s = bench_a.duration_s;
-      idle_a.json = bench_a.json;
-      return forq::bench::idle(cfg, idle_a);
-    }
-    if (bench_a.workload != "drain" && bench_a.rate * bench_a.duration_s > 100000000.0)
-      return usage_error("--rate x --duration is over 100000000 jobs");
-    return forq::bench::bench(cfg, bench_a);
-  }
-  if (limit->parsed())
-    return forq::cli::rate_limit(cfg, limit_queue, limit_max == "off" ? 0 : std::stoll(limit_max),
-                                 limit_per_ms, create);
-  auto reload = [&]() -> std::variant<forq::config, std::string> {
-    auto again = forq::load_config(flags.sources(), forq::config_sources::process_env_names());
-    if (auto* err = std::get_if<forq::config_error>(&again)) return err->message;
-    auto& next = std::get<forq::loaded_config>(again).cfg;
-    if (auto bad = forq::worker::check_handlers(next, handlers)) return *bad;
-    return next;
-  };
-  return forq::master::serve(cfg, reload, handlers);
+  if (auto code = run_command(c, cfg)) return *code;
+  return forq::master::serve(
+      cfg, [&] { return load_again(c.flags, handlers); }, handlers);
 }

@@ -1,10 +1,10 @@
-#include "forq/config.hpp"
+#include "config/config.hpp"
 
 #include "config/lists.hpp"
-#include "forq/json_text.hpp"
 #include "forq/names.hpp"
 #include "forq/redis_url.hpp"
-#include "forq/utf8.hpp"
+#include "json_text.hpp"
+#include "utf8.hpp"
 
 #include <boost/json.hpp>
 
@@ -129,10 +129,9 @@ config_field switch_field(std::string key, std::string env, std::string flag, st
           [member](const config& c) { return std::string(c.*member ? "true" : "false"); }};
 }
 
-std::vector<config_field> make_fields() {
+// redis.*: where Redis is and how forq logs in to it.
+void add_redis_fields(std::vector<config_field>& f) {
   using kind = config_field::json_kind;
-  std::vector<config_field> f;
-
   f.push_back({"redis.url", "FORQ_REDIS_URL", "--redis",
                "Redis server URL; empty: forq starts its own redis-server in the data directory",
                "redis://[user:password@]host[:port][/db], rediss://..., unix:///path[?db=N], "
@@ -142,7 +141,7 @@ std::vector<config_field> make_fields() {
                [](config& c, std::string_view v) -> std::optional<std::string> {
                  if (!v.empty()) {
                    auto parsed = parse_redis_url(v);
-                   if (auto* err = std::get_if<redis_url_error>(&parsed)) return err->message;
+                   if (!parsed) return parsed.error().message();
                  }
                  c.redis_url = std::string(v);
                  return std::nullopt;
@@ -175,7 +174,11 @@ std::vector<config_field> make_fields() {
                  return std::nullopt;
                },
                [](const config& c) { return c.redis_sentinel_password.empty() ? "" : "***"; }});
+}
 
+// redis.*: what a write must reach before it counts, and how long forq waits.
+void add_redis_write_fields(std::vector<config_field>& f) {
+  using kind = config_field::json_kind;
   f.push_back({"redis.durability", "FORQ_REDIS_DURABILITY", "--redis-durability",
                "async: an enqueue is confirmed when the primary has it (Redis's own promise); "
                "replicated:N[:TIMEOUT_MS]: only once N replicas have it too (WAIT N TIMEOUT_MS "
@@ -228,7 +231,11 @@ std::vector<config_field> make_fields() {
                  return std::nullopt;
                },
                [](const config& c) { return show_seconds(c.redis_timeout); }});
+}
 
+// The process tree and its HTTP listener.
+void add_process_fields(std::vector<config_field>& f) {
+  using kind = config_field::json_kind;
   f.push_back({"workers", "FORQ_WORKERS", "--workers",
                "Worker processes forked by the master; 0: one per CPU",
                "an integer from 0 to " + std::to_string(max_workers), "N", kind::integer,
@@ -299,7 +306,11 @@ std::vector<config_field> make_fields() {
                            "not only from loopback (others get 403): for a listener on a network "
                            "you trust",
                            &config::api_open));
+}
 
+// What the workers consume and how they run it.
+void add_queue_fields(std::vector<config_field>& f) {
+  using kind = config_field::json_kind;
   f.push_back({"retry", "FORQ_RETRY", "--retry",
                "Retry policy of every queue's jobs (a queue's own in --queues, then a job's own, "
                "go over it): attempts, fixed or exponential, the base wait, its cap, jitter "
@@ -310,8 +321,8 @@ std::vector<config_field> make_fields() {
                "POLICY", kind::string,
                [](config& c, std::string_view v) -> std::optional<std::string> {
                  auto parsed = queue::parse_retry(v);
-                 if (auto* why = std::get_if<std::string>(&parsed)) return *why;
-                 c.retry = std::get<queue::retry_override>(parsed);
+                 if (!parsed) return parsed.error().message();
+                 c.retry = *parsed;
                  return std::nullopt;
                },
                [](const config& c) { return queue::to_string(queue::apply({}, c.retry)); }});
@@ -360,7 +371,11 @@ std::vector<config_field> make_fields() {
                  return std::nullopt;
                },
                [](const config& c) { return show_seconds(c.lease); }});
+}
 
+// log.*
+void add_log_fields(std::vector<config_field>& f) {
+  using kind = config_field::json_kind;
   f.push_back({"log.format", "FORQ_LOG_FORMAT", "--log-format",
                "Log line format: text for people, json for log collectors",
                enum_choices(all_formats), "FORMAT", kind::string,
@@ -381,6 +396,15 @@ std::vector<config_field> make_fields() {
                  return std::nullopt;
                },
                [](const config& c) { return std::string(to_string(c.log_lvl)); }});
+}
+
+std::vector<config_field> make_fields() {
+  std::vector<config_field> f;
+  add_redis_fields(f);
+  add_redis_write_fields(f);
+  add_process_fields(f);
+  add_queue_fields(f);
+  add_log_fields(f);
   return f;
 }
 
@@ -438,15 +462,16 @@ std::string unknown_key_message(const std::string& where, const std::string& key
   return msg + "; known keys: " + known;
 }
 
-std::optional<config_error> apply(config& cfg, const config_field& f, std::string_view value,
-                                  const std::string& where) {
+std::optional<error> apply(config& cfg, const config_field& f, std::string_view value,
+                           const std::string& where) {
   if (auto why = f.set(cfg, value)) {
     // A rejected URL may carry a password: print only its redacted form; a token, nothing.
     std::string shown = f.key == "redis.url" ? redact_url(value)
                         : f.key == "api_token" || f.key == "redis.sentinel_password"
                             ? std::string("***")
                             : std::string(value);
-    return config_error{"invalid " + f.key + " \"" + shown + "\" (" + where + "): " + *why};
+    return error(errc::invalid_value,
+                 "invalid " + f.key + " \"" + shown + "\" (" + where + "): " + *why);
   }
   return std::nullopt;
 }
@@ -463,16 +488,17 @@ std::string position_of(const std::string& text, std::size_t offset) {
   return std::to_string(line) + ":" + std::to_string(col);
 }
 
-std::optional<config_error> apply_json(config& cfg, const json::object& obj,
-                                       const std::string& prefix, const std::string& file) {
+std::optional<error> apply_json(config& cfg, const json::object& obj, const std::string& prefix,
+                                const std::string& file) {
   const auto& fields = config_fields();
   for (const auto& [k, v] : obj) {
     std::string key = prefix + std::string(k);
     std::string where = "config file " + file;
     // One spelling only: {"redis": {"url": ...}}, never {"redis.url": ...}.
     if (k.find('.') != std::string_view::npos)
-      return config_error{where + ": key \"" + key +
-                          "\" has a dot; nest it instead, e.g. {\"redis\": {\"url\": ...}}"};
+      return error(errc::invalid_value,
+                   where + ": key \"" + key +
+                       "\" has a dot; nest it instead, e.g. {\"redis\": {\"url\": ...}}");
     auto field = std::find_if(fields.begin(), fields.end(),
                               [&](const config_field& f) { return f.key == key; });
     if (field == fields.end()) {
@@ -484,32 +510,37 @@ std::optional<config_error> apply_json(config& cfg, const json::object& obj,
         continue;
       }
       if (is_section)
-        return config_error{where + ": \"" + key + "\" must be an object of settings"};
-      return config_error{unknown_key_message(where, key)};
+        return error(errc::invalid_value,
+                     where + ": \"" + key + "\" must be an object of settings");
+      return error(errc::invalid_value, unknown_key_message(where, key));
     }
     std::string text;
     using kind = config_field::json_kind;
     if (field->kind == kind::object) {
       if (!v.is_object())
-        return config_error{where + ": " + key + " must be a JSON object (" + field->allowed + ")"};
+        return error(errc::invalid_value,
+                     where + ": " + key + " must be a JSON object (" + field->allowed + ")");
       text = json::serialize(v);
     } else if (field->kind == kind::boolean || v.is_bool()) {
       if (field->kind != kind::boolean || !v.is_bool())
-        return config_error{
-            where + ": " + key + " must be " +
-            (field->kind == kind::boolean ? std::string("true or false") : "a " + field->allowed) +
-            ", not " + json::serialize(v)};
+        return error(errc::invalid_value,
+                     where + ": " + key + " must be " +
+                         (field->kind == kind::boolean ? std::string("true or false")
+                                                       : "a " + field->allowed) +
+                         ", not " + json::serialize(v));
       text = v.as_bool() ? "true" : "false";
     } else if (v.is_string()) {
       if (field->kind != kind::string)
-        return config_error{where + ": " + key + " must be a number (" + field->allowed + ")"};
+        return error(errc::invalid_value,
+                     where + ": " + key + " must be a number (" + field->allowed + ")");
       text = std::string(v.as_string());
     } else if (v.is_int64() || v.is_uint64() || v.is_double()) {
       if (field->kind == kind::string)
-        return config_error{where + ": " + key + " must be a string (" + field->allowed + ")"};
+        return error(errc::invalid_value,
+                     where + ": " + key + " must be a string (" + field->allowed + ")");
       if (field->kind == kind::integer && !v.is_int64() && !v.is_uint64())
-        return config_error{where + ": " + key + " must be a whole number (" + field->allowed +
-                            ")"};
+        return error(errc::invalid_value,
+                     where + ": " + key + " must be a whole number (" + field->allowed + ")");
       if (v.is_double()) {
         char buf[64];
         auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v.as_double());
@@ -518,21 +549,24 @@ std::optional<config_error> apply_json(config& cfg, const json::object& obj,
         text = json::serialize(v);
       }
     } else {
-      return config_error{where + ": " + key + " must be a " +
-                          (field->kind == kind::string ? "string" : "number") + " (" +
-                          field->allowed + "), not " + json::serialize(v)};
+      return error(errc::invalid_value, where + ": " + key + " must be a " +
+                                            (field->kind == kind::string ? "string" : "number") +
+                                            " (" + field->allowed + "), not " + json::serialize(v));
     }
     if (auto err = apply(cfg, *field, text, where + " key " + key)) return err;
   }
   return std::nullopt;
 }
 
-std::optional<config_error> apply_file(config& cfg, const std::string& path) {
+std::optional<error> apply_file(config& cfg, const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) return config_error{"cannot read config file " + path + ": " + std::strerror(errno)};
+  if (!in)
+    return error(errc::invalid_value,
+                 "cannot read config file " + path + ": " + std::strerror(errno));
   std::stringstream buf;
   buf << in.rdbuf();
-  if (in.bad()) return config_error{"cannot read config file " + path + ": read error"};
+  if (in.bad())
+    return error(errc::invalid_value, "cannot read config file " + path + ": read error");
   std::string text = buf.str();
 
   json::stream_parser parser;
@@ -541,18 +575,20 @@ std::optional<config_error> apply_file(config& cfg, const std::string& path) {
   if (!ec) parser.finish(ec);
   if (!ec && used < text.size()) ec = json::error::extra_data;
   if (ec)
-    return config_error{"config file " + path + " is not valid JSON at " + position_of(text, used) +
-                        ": " + ec.message()};
+    return error(errc::invalid_value, "config file " + path + " is not valid JSON at " +
+                                          position_of(text, used) + ": " + ec.message());
   if (auto twice = first_repeated_key(text))
-    return config_error{
+    return error(
+        errc::invalid_value,
         "config file " + path + ": key \"" + twice->path + "\" is given twice (again on line " +
-        std::to_string(1 + std::count(text.begin(),
-                                      text.begin() + static_cast<std::ptrdiff_t>(twice->offset),
-                                      '\n')) +
-        "); keep one"};
+            std::to_string(1 + std::count(text.begin(),
+                                          text.begin() + static_cast<std::ptrdiff_t>(twice->offset),
+                                          '\n')) +
+            "); keep one");
   json::value root = parser.release();
   if (!root.is_object())
-    return config_error{"config file " + path + " must hold a JSON object of settings"};
+    return error(errc::invalid_value,
+                 "config file " + path + " must hold a JSON object of settings");
   return apply_json(cfg, root.as_object(), "", path);
 }
 
@@ -591,8 +627,8 @@ std::vector<std::string> config_sources::process_env_names() {
   return names;
 }
 
-std::variant<loaded_config, config_error> load_config(const config_sources& sources,
-                                                      const std::vector<std::string>& env_names) {
+expected<loaded_config> load_config(const config_sources& sources,
+                                    const std::vector<std::string>& env_names) {
   loaded_config out;
   auto env = [&](const std::string& name) -> std::optional<std::string> {
     if (!sources.env) return std::nullopt;

@@ -144,10 +144,6 @@ struct config_sources {
   static std::vector<std::string> process_env_names(); // every FORQ_* name set now
 };
 
-struct config_error {
-  std::string message; // names the source, the field, the value and what is allowed
-};
-
 struct loaded_config {
   config cfg;
   std::vector<std::string> warnings; // e.g. an unknown FORQ_* variable; logged once logging is up
@@ -156,8 +152,9 @@ struct loaded_config {
 // Defaults, then file, then env, then flags; each value is validated as it is read (no setting
 // depends on another yet, so there is no whole-config check).
 // env_names lists the FORQ_* variables present, to warn about unknown ones.
-std::variant<loaded_config, config_error>
-load_config(const config_sources& sources, const std::vector<std::string>& env_names = {});
+// Or errc::invalid_value, the message naming the source, the field, the value and what is allowed.
+expected<loaded_config> load_config(const config_sources& sources,
+                                    const std::vector<std::string>& env_names = {});
 
 // The effective configuration as JSON (secrets redacted), for `forq config` and the start-up log.
 std::string to_json(const config& cfg);

@@ -1,8 +1,8 @@
 #include "config/lists.hpp"
 
-#include "forq/json_text.hpp"
 #include "forq/names.hpp"
-#include "forq/utf8.hpp"
+#include "json_text.hpp"
+#include "utf8.hpp"
 
 #include <boost/json.hpp>
 
@@ -31,17 +31,18 @@ std::optional<std::string> set_queues(config& c, std::string_view v) {
     // '@' (in no name) separates the retry policy, whose text has ':' and '='.
     if (auto at = item.find('@'); at != std::string_view::npos) {
       auto parsed = queue::parse_retry(item.substr(at + 1));
-      if (auto* why = std::get_if<std::string>(&parsed))
-        return "retry of queue \"" + std::string(item.substr(0, at)) + "\": " + *why;
-      q.retry = std::get<queue::retry_override>(parsed);
+      if (!parsed)
+        return "retry of queue \"" + std::string(item.substr(0, at)) +
+               "\": " + parsed.error().message();
+      q.retry = *parsed;
       item = item.substr(0, at);
     }
     // '=' (in no name) separates the default handler.
     if (auto eq = item.find('='); eq != std::string_view::npos) {
       q.default_handler = std::string(item.substr(eq + 1));
       item = item.substr(0, eq);
-      if (auto bad = handlers::check_name(q.default_handler))
-        return "default handler of queue \"" + std::string(item) + "\": " + *bad;
+      if (auto ok = handlers::check_name(q.default_handler); !ok)
+        return "default handler of queue \"" + std::string(item) + "\": " + ok.error().message();
     }
     // The last ':' separates a weight (queue names may contain ':').
     auto colon = item.rfind(':');
@@ -54,7 +55,7 @@ std::optional<std::string> set_queues(config& c, std::string_view v) {
       q.weight = *w;
       item = item.substr(0, colon);
     }
-    if (auto bad = queue::check_queue_name(item)) return *bad;
+    if (auto ok = queue::check_queue_name(item); !ok) return ok.error().message();
     q.name = std::string(item);
     for (const auto& other : chosen)
       if (other.name == q.name) return "queue \"" + q.name + "\" is listed twice";
@@ -84,7 +85,7 @@ std::optional<std::string> set_handlers(config& c, std::string_view v) {
   std::vector<config::handler_spec> specs;
   for (const auto& [name, body] : parsed.as_object()) {
     std::string n(name);
-    if (auto bad = handlers::check_name(n)) return *bad;
+    if (auto ok = handlers::check_name(n); !ok) return ok.error().message();
     if (handlers::is_builtin(n)) return "\"" + n + "\" is a built-in handler";
     if (!body.is_object()) return "handler \"" + n + "\" must be an object";
     config::handler_spec h;
@@ -100,8 +101,8 @@ std::optional<std::string> set_handlers(config& c, std::string_view v) {
       } else if (k == "http") {
         if (!x.is_string()) return "handler \"" + n + "\": http must be a URL string";
         h.http = std::string(x.as_string());
-        if (auto bad = handlers::check_http_url(h.http))
-          return "handler \"" + n + "\": http " + *bad;
+        if (auto ok = handlers::check_http_url(h.http); !ok)
+          return "handler \"" + n + "\": http " + ok.error().message();
       } else if (k == "timeout") {
         if (!x.is_number() || x.to_number<double>() < 0.001 || x.to_number<double>() > 86400)
           return "handler \"" + n + "\": timeout must be 0.001 to 86400 seconds";

@@ -3,7 +3,7 @@
 // The settings that hold lists, `queues` and `handlers`: how their text is read and shown
 // (lists.cpp). config.cpp's field table calls these; nothing here touches Redis.
 
-#include "forq/config.hpp"
+#include "config/config.hpp"
 
 #include <optional>
 #include <string>

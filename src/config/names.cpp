@@ -21,28 +21,31 @@ constexpr std::array<std::string_view, 4> builtin_names{"noop", "echo", "sleep",
 
 } // namespace
 
-std::optional<std::string> queue::check_queue_name(std::string_view name) {
-  if (good_name(name)) return std::nullopt;
-  return "queue name \"" + std::string(name) +
-         "\" is not allowed: use 1 to 128 characters of A-Z a-z 0-9 _ . : -";
+expected<> queue::check_queue_name(std::string_view name) {
+  if (good_name(name)) return {};
+  return error(errc::invalid_value, "queue name \"" + std::string(name) +
+                                        "\" is not allowed: use 1 to 128 characters of A-Z a-z "
+                                        "0-9 _ . : -");
 }
 
-std::optional<std::string> handlers::check_name(std::string_view name) {
-  if (good_name(name)) return std::nullopt;
-  return "handler name \"" + std::string(name) +
-         "\" is not allowed: use 1 to 128 characters of A-Z a-z 0-9 _ . : -";
+expected<> handlers::check_name(std::string_view name) {
+  if (good_name(name)) return {};
+  return error(errc::invalid_value, "handler name \"" + std::string(name) +
+                                        "\" is not allowed: use 1 to 128 characters of A-Z a-z "
+                                        "0-9 _ . : -");
 }
 
 bool handlers::is_builtin(std::string_view name) {
   return std::find(builtin_names.begin(), builtin_names.end(), name) != builtin_names.end();
 }
 
-std::optional<std::string> handlers::check_http_url(std::string_view url) {
+expected<> handlers::check_http_url(std::string_view url) {
+  auto refuse = [](std::string why) { return error(errc::invalid_value, std::move(why)); };
   auto u = boost::urls::parse_uri(url);
-  if (!u) return "not a URL: " + u.error().message();
-  if (u->scheme() != "http") return "only http:// URLs are supported";
-  if (u->host().empty()) return "the URL has no host";
-  return std::nullopt;
+  if (!u) return refuse("not a URL: " + u.error().message());
+  if (u->scheme() != "http") return refuse("only http:// URLs are supported");
+  if (u->host().empty()) return refuse("the URL has no host");
+  return {};
 }
 
 } // namespace forq

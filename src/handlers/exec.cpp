@@ -1,6 +1,6 @@
 #include "forq/handlers.hpp"
-#include "forq/queue/job.hpp"
-#include "forq/utf8.hpp"
+#include "queue/job.hpp"
+#include "utf8.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -16,10 +16,13 @@
 #include <csignal>
 #include <cstring>
 #include <fcntl.h>
+#include <optional>
 #include <spawn.h>
+#include <string>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <vector>
 
 extern char** environ;
 
@@ -95,6 +98,179 @@ asio::awaitable<int> wait_exit(pid_t pid) {
   co_return status;
 }
 
+// A started command: its pid and our ends of its pipes; or, when it could not start, the
+// attempt's outcome.
+struct started {
+  pid_t pid = -1;
+  int stdin_w = -1, stdout_r = -1, stderr_r = -1;
+  std::optional<queue::outcome> refused;
+};
+
+// The job's environment: the worker's, with FORQ_JOB_ID, FORQ_ATTEMPT and FORQ_QUEUE.
+std::vector<std::string> job_environment(const queue::delivered_job& job) {
+  std::vector<std::string> env;
+  for (char** e = environ; *e; ++e)
+    env.emplace_back(*e);
+  env.push_back("FORQ_JOB_ID=" + job.id);
+  env.push_back("FORQ_ATTEMPT=" + std::to_string(job.attempt + 1));
+  env.push_back("FORQ_QUEUE=" + job.queue);
+  return env;
+}
+
+// posix_spawnp with stdin, stdout and stderr on pipes, in a process group of its own (killed
+// whole), with default signal dispositions and an empty mask (the worker ignores SIGPIPE and
+// handles others through Asio).
+started spawn_command(const exec_options& options, const queue::delivered_job& job) {
+  auto in = make_pipe(), out = make_pipe(), err = make_pipe();
+  if (in.read < 0 || out.read < 0 || err.read < 0) {
+    close_fd(in.read), close_fd(in.write), close_fd(out.read), close_fd(out.write);
+    close_fd(err.read), close_fd(err.write);
+    return {.refused = queue::outcome::retry_later(std::string("exec: no pipes: ") +
+                                                   std::strerror(errno))};
+  }
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, in.read, 0);
+  posix_spawn_file_actions_adddup2(&actions, out.write, 1);
+  posix_spawn_file_actions_adddup2(&actions, err.write, 2);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t all, none;
+  sigfillset(&all);
+  sigemptyset(&none);
+  posix_spawnattr_setsigdefault(&attr, &all);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setpgroup(&attr, 0);
+  posix_spawnattr_setflags(&attr,
+                           POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+  auto env_storage = job_environment(job);
+  std::vector<char*> envp, argv;
+  for (auto& e : env_storage)
+    envp.push_back(e.data());
+  envp.push_back(nullptr);
+  auto command = options.command; // argv needs mutable strings
+  for (auto& a : command)
+    argv.push_back(a.data());
+  argv.push_back(nullptr);
+  started s;
+  int rc = ::posix_spawnp(&s.pid, argv[0], &actions, &attr, argv.data(), envp.data());
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  close_fd(in.read), close_fd(out.write), close_fd(err.write);
+  if (rc != 0) {
+    close_fd(in.write), close_fd(out.read), close_fd(err.read);
+    // Retrying cannot make a missing program appear: dead at once, saying so.
+    s.refused = queue::outcome::failure("exec: cannot run " + options.command[0] + ": " +
+                                        std::strerror(rc));
+    return s;
+  }
+  s.stdin_w = in.write, s.stdout_r = out.read, s.stderr_r = err.read;
+  return s;
+}
+
+// What a command did: its exit status (or the timeout), and what it wrote.
+struct finished {
+  std::string output, errors;
+  std::size_t output_bytes = 0, error_bytes = 0;
+  bool timed_out = false;
+  int status = 0;
+};
+
+// Feeds the job to the command's stdin and reads its output while it runs (a full pipe would
+// stall it), until it exits or the timeout kills its group.
+asio::awaitable<finished> run_command(const exec_options& options, const queue::delivered_job& job,
+                                      const started& cmd) {
+  auto ex = co_await asio::this_coro::executor;
+  asio::posix::stream_descriptor stdin_d(ex, cmd.stdin_w), stdout_d(ex, cmd.stdout_r),
+      stderr_d(ex, cmd.stderr_r);
+  finished f;
+  const pid_t pid = cmd.pid;
+
+  auto feed = [&]() -> asio::awaitable<void> {
+    auto text = queue::handoff_json(job);
+    co_await asio::async_write(stdin_d, asio::buffer(text), use_tuple); // EPIPE: it did not read
+    boost::system::error_code ignored;
+    stdin_d.close(ignored);
+  };
+  auto run = [&]() -> asio::awaitable<void> {
+    co_await (feed() && drain_into(stdout_d, f.output, f.output_bytes, options.max_output, 0) &&
+              drain_into(stderr_d, f.errors, f.error_bytes, 0, options.stderr_tail));
+  };
+  // The process's exit, or the timeout, which kills its group (and then its exit comes).
+  // Plain timer cancellation links the two: an operation's own cancellation is not relied on.
+  asio::steady_timer timeout(ex, options.timeout);
+  // After the exit, what it wrote is read for at most 2 s more; then the pipes are closed
+  // (something outside its group, a daemon it started, may hold them open forever).
+  asio::steady_timer grace(ex, asio::steady_timer::time_point::max());
+  bool ended = false, io_done = false;
+  auto waited = [&]() -> asio::awaitable<void> {
+    f.status = co_await wait_exit(pid);
+    // Everything left in its group goes too: whatever still holds its pipes open (a
+    // background child) cannot keep the attempt alive.
+    ::kill(-pid, SIGKILL);
+    ended = true;
+    timeout.cancel();
+    grace.expires_after(milliseconds(2000));
+  };
+  auto deadline = [&]() -> asio::awaitable<void> {
+    auto [ec] = co_await timeout.async_wait(use_tuple);
+    if (!ec && !ended) {
+      f.timed_out = true;
+      ::kill(-pid, SIGKILL);
+    }
+  };
+  auto supervise = [&]() -> asio::awaitable<void> { co_await (waited() && deadline()); };
+  auto io = [&]() -> asio::awaitable<void> {
+    co_await run();
+    io_done = true;
+    grace.cancel();
+  };
+  auto closer = [&]() -> asio::awaitable<void> {
+    for (;;) {
+      auto [ec] = co_await grace.async_wait(use_tuple);
+      if (io_done) co_return;
+      if (!ec) { // 2 s after the exit and still not at EOF: stop reading
+        boost::system::error_code ignored;
+        stdin_d.close(ignored);
+        stdout_d.close(ignored);
+        stderr_d.close(ignored);
+        co_return;
+      }
+      // Cancelled because the exit re-armed it: wait again.
+    }
+  };
+  co_await (supervise() && io() && closer());
+  co_return f;
+}
+
+// The attempt's outcome from how the command ended (docs/handlers.md).
+queue::outcome outcome_of(const exec_options& options, finished f) {
+  auto tail = f.errors;
+  while (!tail.empty() && (tail.back() == '\n' || tail.back() == '\r'))
+    tail.pop_back();
+  auto reason = [&](const std::string& head) { return tail.empty() ? head : head + ": " + tail; };
+  if (f.timed_out)
+    return queue::outcome::retry_later(reason("exec: timed out after " +
+                                              std::to_string(options.timeout.count()) +
+                                              " ms; its process group was killed"));
+  if (WIFEXITED(f.status) && WEXITSTATUS(f.status) == 0) {
+    if (f.output_bytes > options.max_output) {
+      boost::json::object note;
+      note["output_truncated"] = true;
+      note["output_bytes"] = f.output_bytes;
+      note["kept_bytes"] = f.output.size();
+      note["head"] = to_utf8(f.output); // a cut may split a character
+      return queue::outcome::success(boost::json::serialize(note));
+    }
+    while (!f.output.empty() && (f.output.back() == '\n' || f.output.back() == '\r'))
+      f.output.pop_back();
+    return queue::outcome::success(f.output.empty() ? "null" : f.output);
+  }
+  if (WIFEXITED(f.status) && WEXITSTATUS(f.status) == options.retry_exit_code)
+    return queue::outcome::retry_later(reason(describe(f.status) + " (retry later)"));
+  return queue::outcome::retry_later(reason(describe(f.status)));
+}
+
 } // namespace
 
 queue::handler exec(exec_options options) {
@@ -102,143 +278,10 @@ queue::handler exec(exec_options options) {
   // whole process a SIGPIPE (forq serve ignores SIGPIPE anyway; library users get the same).
   std::signal(SIGPIPE, SIG_IGN);
   return [options](const queue::delivered_job& job) -> asio::awaitable<queue::outcome> {
-    auto ex = co_await asio::this_coro::executor;
     if (options.command.empty()) co_return queue::outcome::failure("exec: no command configured");
-    auto in = make_pipe(), out = make_pipe(), err = make_pipe();
-    if (in.read < 0 || out.read < 0 || err.read < 0) {
-      close_fd(in.read), close_fd(in.write), close_fd(out.read), close_fd(out.write);
-      close_fd(err.read), close_fd(err.write);
-      co_return queue::outcome::retry_later(std::string("exec: no pipes: ") + std::strerror(errno));
-    }
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, in.read, 0);
-    posix_spawn_file_actions_adddup2(&actions, out.write, 1);
-    posix_spawn_file_actions_adddup2(&actions, err.write, 2);
-    posix_spawnattr_t attr;
-    posix_spawnattr_init(&attr);
-    // Its own process group (killed whole), default signal dispositions and an empty mask
-    // (the worker ignores SIGPIPE and handles others through Asio).
-    sigset_t all, none;
-    sigfillset(&all);
-    sigemptyset(&none);
-    posix_spawnattr_setsigdefault(&attr, &all);
-    posix_spawnattr_setsigmask(&attr, &none);
-    posix_spawnattr_setpgroup(&attr, 0);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF |
-                                        POSIX_SPAWN_SETSIGMASK);
-    std::vector<std::string> env_storage;
-    for (char** e = environ; *e; ++e)
-      env_storage.emplace_back(*e);
-    env_storage.push_back("FORQ_JOB_ID=" + job.id);
-    env_storage.push_back("FORQ_ATTEMPT=" + std::to_string(job.attempt + 1));
-    env_storage.push_back("FORQ_QUEUE=" + job.queue);
-    std::vector<char*> envp, argv;
-    for (auto& e : env_storage)
-      envp.push_back(e.data());
-    envp.push_back(nullptr);
-    auto command = options.command; // argv needs mutable strings
-    for (auto& a : command)
-      argv.push_back(a.data());
-    argv.push_back(nullptr);
-    pid_t pid = -1;
-    int rc = ::posix_spawnp(&pid, argv[0], &actions, &attr, argv.data(), envp.data());
-    posix_spawn_file_actions_destroy(&actions);
-    posix_spawnattr_destroy(&attr);
-    close_fd(in.read), close_fd(out.write), close_fd(err.write);
-    if (rc != 0) {
-      close_fd(in.write), close_fd(out.read), close_fd(err.read);
-      // Retrying cannot make a missing program appear: dead at once, saying so.
-      co_return queue::outcome::failure("exec: cannot run " + options.command[0] + ": " +
-                                        std::strerror(rc));
-    }
-    asio::posix::stream_descriptor stdin_d(ex, in.write), stdout_d(ex, out.read),
-        stderr_d(ex, err.read);
-    std::string output, errors;
-    std::size_t output_bytes = 0, error_bytes = 0;
-    bool timed_out = false;
-    int status = 0;
-
-    auto feed = [&]() -> asio::awaitable<void> {
-      auto text = queue::handoff_json(job);
-      co_await asio::async_write(stdin_d, asio::buffer(text), use_tuple); // EPIPE: it did not read
-      boost::system::error_code ignored;
-      stdin_d.close(ignored);
-    };
-    auto run = [&]() -> asio::awaitable<void> {
-      co_await (feed() && drain_into(stdout_d, output, output_bytes, options.max_output, 0) &&
-                drain_into(stderr_d, errors, error_bytes, 0, options.stderr_tail));
-    };
-    // The process's exit, or the timeout, which kills its group (and then its exit comes).
-    // Plain timer cancellation links the two: an operation's own cancellation is not relied on.
-    asio::steady_timer timeout(ex, options.timeout);
-    // After the exit, what it wrote is read for at most 2 s more; then the pipes are closed
-    // (something outside its group, a daemon it started, may hold them open forever).
-    asio::steady_timer grace(ex, asio::steady_timer::time_point::max());
-    bool ended = false, io_done = false;
-    auto waited = [&]() -> asio::awaitable<void> {
-      status = co_await wait_exit(pid);
-      // Everything left in its group goes too: whatever still holds its pipes open (a
-      // background child) cannot keep the attempt alive.
-      ::kill(-pid, SIGKILL);
-      ended = true;
-      timeout.cancel();
-      grace.expires_after(milliseconds(2000));
-    };
-    auto deadline = [&]() -> asio::awaitable<void> {
-      auto [ec] = co_await timeout.async_wait(use_tuple);
-      if (!ec && !ended) {
-        timed_out = true;
-        ::kill(-pid, SIGKILL);
-      }
-    };
-    auto supervise = [&]() -> asio::awaitable<void> { co_await (waited() && deadline()); };
-    // Pipes are read while it runs (a full pipe would stall it).
-    auto io = [&]() -> asio::awaitable<void> {
-      co_await run();
-      io_done = true;
-      grace.cancel();
-    };
-    auto closer = [&]() -> asio::awaitable<void> {
-      for (;;) {
-        auto [ec] = co_await grace.async_wait(use_tuple);
-        if (io_done) co_return;
-        if (!ec) { // 2 s after the exit and still not at EOF: stop reading
-          boost::system::error_code ignored;
-          stdin_d.close(ignored);
-          stdout_d.close(ignored);
-          stderr_d.close(ignored);
-          co_return;
-        }
-        // Cancelled because the exit re-armed it: wait again.
-      }
-    };
-    co_await (supervise() && io() && closer());
-
-    auto tail = errors;
-    while (!tail.empty() && (tail.back() == '\n' || tail.back() == '\r'))
-      tail.pop_back();
-    auto reason = [&](const std::string& head) { return tail.empty() ? head : head + ": " + tail; };
-    if (timed_out)
-      co_return queue::outcome::retry_later(reason("exec: timed out after " +
-                                                   std::to_string(options.timeout.count()) +
-                                                   " ms; its process group was killed"));
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-      if (output_bytes > options.max_output) {
-        boost::json::object note;
-        note["output_truncated"] = true;
-        note["output_bytes"] = output_bytes;
-        note["kept_bytes"] = output.size();
-        note["head"] = to_utf8(output); // a cut may split a character
-        co_return queue::outcome::success(boost::json::serialize(note));
-      }
-      while (!output.empty() && (output.back() == '\n' || output.back() == '\r'))
-        output.pop_back();
-      co_return queue::outcome::success(output.empty() ? "null" : output);
-    }
-    if (WIFEXITED(status) && WEXITSTATUS(status) == options.retry_exit_code)
-      co_return queue::outcome::retry_later(reason(describe(status) + " (retry later)"));
-    co_return queue::outcome::retry_later(reason(describe(status)));
+    auto cmd = spawn_command(options, job);
+    if (cmd.refused) co_return *cmd.refused;
+    co_return outcome_of(options, co_await run_command(options, job, cmd));
   };
 }
 

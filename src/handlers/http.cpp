@@ -1,8 +1,8 @@
 // The http handler: POSTs each job to the app (the sidecar's delivery). Boost.Beast client,
 // keep-alive connections reused per handler (one handler per worker and name).
 #include "forq/handlers.hpp"
-#include "forq/queue/job.hpp"
-#include "forq/utf8.hpp"
+#include "queue/job.hpp"
+#include "utf8.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -82,6 +82,53 @@ std::optional<std::chrono::milliseconds> retry_after(std::string_view v) {
   return std::chrono::milliseconds(std::min<long long>(s, 86400) * 1000);
 }
 
+// The POST of one attempt: the job as JSON, its id, attempt, queue and deadline as headers.
+bhttp::request<bhttp::string_body> job_request(const pool_state& state,
+                                               const queue::delivered_job& job,
+                                               std::chrono::system_clock::time_point deadline) {
+  bhttp::request<bhttp::string_body> req{bhttp::verb::post, state.where.path, 11};
+  req.set(bhttp::field::host, state.where.host_header);
+  req.set(bhttp::field::content_type, "application/json");
+  req.set(bhttp::field::user_agent, "forq");
+  req.set("Forq-Job-Id", job.id);
+  req.set("Forq-Attempt", std::to_string(job.attempt + 1));
+  req.set("Forq-Queue", job.queue);
+  req.set("Forq-Deadline", std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                              deadline.time_since_epoch())
+                                              .count()));
+  req.keep_alive(true);
+  req.body() = queue::handoff_json(job);
+  req.prepare_payload();
+  return req;
+}
+
+// The attempt's outcome from the app's reply (docs/handlers.md): 2xx done, its body the result;
+// 408, 429 and 5xx retried (after Retry-After when given); any other status dead at once.
+queue::outcome outcome_of(const bhttp::response_parser<bhttp::buffer_body>& parser,
+                          std::string body, bool truncated) {
+  const auto& res = parser.get();
+  const unsigned status = res.result_int();
+  if (status >= 200 && status < 300) {
+    if (truncated) { // as exec: the first max_output bytes, said to be cut
+      boost::json::object note;
+      note["output_truncated"] = true;
+      if (auto length = parser.content_length()) note["output_bytes"] = *length;
+      note["kept_bytes"] = body.size();
+      note["head"] = to_utf8(body);
+      return queue::outcome::success(boost::json::serialize(note));
+    }
+    while (!body.empty() && (body.back() == '\n' || body.back() == '\r'))
+      body.pop_back();
+    return queue::outcome::success(body.empty() ? "null" : body);
+  }
+  auto reason = "http: " + std::to_string(status) + " " + std::string(res.reason());
+  auto head = head_of(body);
+  if (!head.empty()) reason += ": " + head;
+  if (status == 408 || status == 429 || status >= 500)
+    return queue::outcome::retry_later(reason, retry_after(res[bhttp::field::retry_after]));
+  return queue::outcome::failure(reason); // the app said: not this job, ever
+}
+
 } // namespace
 
 queue::handler http(http_options options) {
@@ -109,19 +156,7 @@ queue::handler http(http_options options) {
       for (const auto& e : found)
         state->endpoints.push_back(e.endpoint());
     }
-    bhttp::request<bhttp::string_body> req{bhttp::verb::post, state->where.path, 11};
-    req.set(bhttp::field::host, state->where.host_header);
-    req.set(bhttp::field::content_type, "application/json");
-    req.set(bhttp::field::user_agent, "forq");
-    req.set("Forq-Job-Id", job.id);
-    req.set("Forq-Attempt", std::to_string(job.attempt + 1));
-    req.set("Forq-Queue", job.queue);
-    req.set("Forq-Deadline", std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                                deadline.time_since_epoch())
-                                                .count()));
-    req.keep_alive(true);
-    req.body() = queue::handoff_json(job);
-    req.prepare_payload();
+    auto req = job_request(*state, job, deadline);
 
     // A kept-alive connection may have been closed by the app meanwhile: one more try on a
     // fresh connection if a reused one fails before any reply.
@@ -159,28 +194,8 @@ queue::handler http(http_options options) {
         co_return queue::outcome::retry_later(
             "http: timed out after " + std::to_string(o.timeout.count()) + " ms at " + o.url);
       if (ec) co_return unreachable(ec.message());
-      const auto& res = parser.get();
-      const unsigned status = res.result_int();
-      if (!truncated && res.keep_alive()) state->idle.push_back(std::move(stream));
-      if (status >= 200 && status < 300) {
-        if (truncated) { // as exec: the first max_output bytes, said to be cut
-          boost::json::object note;
-          note["output_truncated"] = true;
-          if (auto length = parser.content_length()) note["output_bytes"] = *length;
-          note["kept_bytes"] = body.size();
-          note["head"] = to_utf8(body);
-          co_return queue::outcome::success(boost::json::serialize(note));
-        }
-        while (!body.empty() && (body.back() == '\n' || body.back() == '\r'))
-          body.pop_back();
-        co_return queue::outcome::success(body.empty() ? "null" : body);
-      }
-      auto reason = "http: " + std::to_string(status) + " " + std::string(res.reason());
-      auto head = head_of(body);
-      if (!head.empty()) reason += ": " + head;
-      if (status == 408 || status == 429 || status >= 500)
-        co_return queue::outcome::retry_later(reason, retry_after(res[bhttp::field::retry_after]));
-      co_return queue::outcome::failure(reason); // the app said: not this job, ever
+      if (!truncated && parser.get().keep_alive()) state->idle.push_back(std::move(stream));
+      co_return outcome_of(parser, std::move(body), truncated);
     }
     co_return unreachable("the connection closed before a reply");
   };

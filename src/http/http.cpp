@@ -4,10 +4,10 @@
 #include "http/http.hpp"
 
 #include "forq/client.hpp"
-#include "forq/json_text.hpp"
-#include "forq/queue/consumer.hpp"
-#include "forq/utf8.hpp"
 #include "http/routes.hpp"
+#include "json_text.hpp"
+#include "queue/consumer.hpp"
+#include "utf8.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -63,8 +63,10 @@ reply_t error_reply(bhttp::status s, const std::string& reason) {
 
 // A request that needed Redis and did not get it: 503, in words that say whether anything was
 // done. `changes`: the request would have changed something (then a late reply means: maybe).
-reply_t redis_trouble(const boost::system::error_code& ec, const std::string& why, bool changes,
-                      std::chrono::milliseconds deadline) {
+reply_t redis_trouble(const forq::error& e, bool changes, std::chrono::milliseconds deadline) {
+  const auto& ec = e.code();
+  // The words found with the error, when there are more than the code's own.
+  const std::string why = e.message() == ec.message() ? std::string() : e.message();
   std::string text;
   if (ec == errc::redis_unavailable)
     text = "Redis: unreachable (no connection within " + std::to_string(deadline.count()) +
@@ -189,13 +191,11 @@ reply_t to_reply(answer a) {
 // worker has started on a queue this forq does not consume.
 asio::awaitable<reply_t> post_job(const http_context& ctx, client& c, api_call& call) {
   if (call.delay_ms > 0) call.job.run_at_ms = queue::epoch_ms() + call.delay_ms;
-  std::string why;
-  auto r = co_await c.enqueue(call.queue, call.job, &why);
+  auto r = co_await c.enqueue(call.queue, call.job);
   if (!r) {
     if (r.error() == errc::invalid_job)
-      co_return error_reply(bhttp::status::bad_request,
-                            why.empty() ? "queue name not allowed" : why);
-    co_return redis_trouble(r.error(), why, true, ctx.redis_deadline);
+      co_return error_reply(bhttp::status::bad_request, r.error().message());
+    co_return redis_trouble(r.error(), true, ctx.redis_deadline);
   }
   json::object out;
   out["id"] = r->id;
@@ -233,8 +233,8 @@ asio::awaitable<reply_t> run_call(http_context& ctx, api_call call) {
   within.deadline = std::chrono::steady_clock::now() + ctx.redis_deadline;
   client c(*ctx.conn, within);
   const bool changes = call.changes;
-  auto redis_down = [&](const boost::system::error_code& ec) {
-    return redis_trouble(ec, {}, changes, ctx.redis_deadline);
+  auto redis_down = [&](const forq::error& e) {
+    return redis_trouble(e, changes, ctx.redis_deadline);
   };
   switch (call.what) {
   case op::list_queues: {
@@ -271,7 +271,7 @@ asio::awaitable<reply_t> run_call(http_context& ctx, api_call call) {
   case op::retry_dead:
   case op::purge_dead: {
     const bool retry = call.what == op::retry_dead;
-    boost::system::result<std::size_t> n = std::size_t{0};
+    expected<std::size_t> n = std::size_t{0};
     if (retry)
       n = co_await c.retry_dead(call.queue, call.ids);
     else

@@ -3,7 +3,7 @@
 // A worker's HTTP server (http.cpp, docs/http.md): probes, /metrics for the whole tree, and the
 // JSON API, on the listener the master bound.
 
-#include "forq/config.hpp"
+#include "config/config.hpp"
 #include "forq/redis/connection.hpp"
 #include "master/shared_metrics.hpp"
 

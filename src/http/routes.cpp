@@ -1,11 +1,11 @@
 #include "http/routes.hpp"
 
-#include "forq/json_text.hpp"
 #include "forq/names.hpp"
 #include "forq/queue/limits.hpp"
 #include "forq/queue/retry.hpp"
-#include "forq/utf8.hpp"
 #include "http/access.hpp"
+#include "json_text.hpp"
+#include "utf8.hpp"
 
 #include <boost/json.hpp>
 
@@ -58,11 +58,11 @@ std::optional<std::string> integer(const json::object& o, const queue::bounds& b
   auto* x = o.if_contains(b.name);
   if (!x) return std::nullopt;
   std::optional<std::string> bad;
-  if (x->is_int64())
-    bad = queue::out_of_bounds(b, x->as_int64());
-  else
+  if (!x->is_int64())
     bad = serialize_utf8(*x) + " is not allowed: use a whole number from " + std::to_string(b.lo) +
           " to " + std::to_string(b.hi) + std::string(b.unit);
+  else if (auto ok = queue::check_bounds(b, x->as_int64()); !ok)
+    bad = ok.error().message();
   if (bad) return "\"" + std::string(b.name) + "\": " + *bad;
   out = x->as_int64();
   return std::nullopt;
@@ -129,9 +129,10 @@ routed post_job(const config& cfg, const std::vector<std::string>& handlers,
       return error_answer(bad_request,
                           "\"retry\" must be a string, e.g. \"10/fixed/30s\" (docs/retries.md)");
     auto parsed = queue::parse_retry(retry->as_string());
-    if (auto* why = std::get_if<std::string>(&parsed))
-      return error_answer(bad_request, "\"retry\": " + serialize_utf8(*retry) + ": " + *why);
-    j.retry = std::get<queue::retry_override>(parsed);
+    if (!parsed)
+      return error_answer(bad_request,
+                          "\"retry\": " + serialize_utf8(*retry) + ": " + parsed.error().message());
+    j.retry = *parsed;
   }
   std::int64_t priority = 0, attempts = 0;
   for (auto [b, out] : {std::pair{&queue::delay_bounds, &call.delay_ms},
@@ -201,7 +202,8 @@ routed route(const config& cfg, const std::vector<std::string>& handlers, const 
   }
   if (parts.size() >= 4 && parts[1] == "queues") {
     call.queue = parts[2];
-    if (auto bad = queue::check_queue_name(call.queue)) return error_answer(bad_request, *bad);
+    if (auto ok = queue::check_queue_name(call.queue); !ok)
+      return error_answer(bad_request, ok.error().message());
     if (parts.size() == 4 && parts[3] == "jobs" && method == "POST")
       return post_job(cfg, handlers, call.queue, req.body);
     if (parts.size() == 4 && parts[3] == "dead" && method == "GET") {

@@ -5,7 +5,7 @@
 // with its arguments checked, which http.cpp's session then carries out against Redis. Tested
 // without a socket or a Redis (tests/unit/http_routes_test.cpp).
 
-#include "forq/config.hpp"
+#include "config/config.hpp"
 #include "forq/queue/producer.hpp"
 
 #include <boost/asio/ip/address.hpp>
@@ -51,7 +51,7 @@ struct api_call {
   bool changes = false; // it would change something (then a late reply means: maybe)
   std::string queue;
   std::string id;               // get_job
-  queue::job job;               // post_job (its run_at_ms is left to the caller: delay_ms)
+  queue::new_job job;           // post_job (its run_at_ms is left to the caller: delay_ms)
   std::int64_t delay_ms = 0;    // post_job: run no earlier than this long from now
   bool consumed_here = true;    // post_job: a queue this forq consumes
   std::vector<std::string> ids; // retry_dead, purge_dead; empty: every dead job

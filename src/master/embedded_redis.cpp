@@ -1,4 +1,4 @@
-#include "forq/embedded_redis.hpp"
+#include "master/embedded_redis.hpp"
 
 #include <hiredis/hiredis.h>
 #include <spdlog/spdlog.h>
@@ -149,55 +149,59 @@ embedded_redis::~embedded_redis() {
   if (lock_fd_ >= 0) ::close(lock_fd_); // releases the data directory
 }
 
-std::variant<std::unique_ptr<embedded_redis>, embedded_redis_error>
+expected<std::unique_ptr<embedded_redis>>
 embedded_redis::start(const embedded_redis_options& options) {
   // Everything that can be checked without starting anything comes first.
   if (!find_program(options.program))
-    return embedded_redis_error{
-        options.program + " not found on PATH: install the Debian package redis-server "
-                          "(apt-get install redis-server), or give forq a Redis with --redis URL"};
+    return error(errc::embedded_redis_failed,
+                 options.program +
+                     " not found on PATH: install the Debian package redis-server "
+                     "(apt-get install redis-server), or give forq a Redis with --redis URL");
 
   std::error_code ec;
   fs::create_directories(options.data_dir, ec);
   if (ec)
-    return embedded_redis_error{"cannot create data directory " + options.data_dir.string() + ": " +
-                                ec.message() + "; choose another with --data-dir"};
+    return error(errc::embedded_redis_failed, "cannot create data directory " +
+                                                  options.data_dir.string() + ": " + ec.message() +
+                                                  "; choose another with --data-dir");
   fs::path dir = fs::canonical(options.data_dir, ec);
   if (ec)
-    return embedded_redis_error{"cannot resolve data directory " + options.data_dir.string() +
-                                ": " + ec.message()};
+    return error(errc::embedded_redis_failed, "cannot resolve data directory " +
+                                                  options.data_dir.string() + ": " + ec.message());
   auto socket = dir / "redis.sock";
   if (socket.string().size() >= sizeof(sockaddr_un{}.sun_path))
-    return embedded_redis_error{
-        "data directory " + dir.string() + " is too deep: the socket path " + socket.string() +
-        " is longer than the " + std::to_string(sizeof(sockaddr_un{}.sun_path) - 1) +
-        " bytes a unix socket allows; choose a shorter --data-dir"};
+    return error(errc::embedded_redis_failed,
+                 "data directory " + dir.string() + " is too deep: the socket path " +
+                     socket.string() + " is longer than the " +
+                     std::to_string(sizeof(sockaddr_un{}.sun_path) - 1) +
+                     " bytes a unix socket allows; choose a shorter --data-dir");
 
   // One owner per data directory. The lock lives as long as this process (and its forks).
   auto lock_path = dir / "forq.lock";
   int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (fd < 0)
-    return embedded_redis_error{"data directory " + dir.string() +
-                                " is not writable: cannot open " + lock_path.string() + ": " +
-                                errno_text(errno)};
+    return error(errc::embedded_redis_failed, "data directory " + dir.string() +
+                                                  " is not writable: cannot open " +
+                                                  lock_path.string() + ": " + errno_text(errno));
   if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
     int err = errno;
     ::close(fd);
     if (err == EWOULDBLOCK) {
       auto owner = read_pid(lock_path);
-      return embedded_redis_error{
-          "data directory " + dir.string() + " is in use by another forq serve" +
-          (owner ? " (pid " + std::to_string(*owner) + ")" : std::string()) +
-          "; stop it, or give this one its own --data-dir"};
+      return error(errc::embedded_redis_failed,
+                   "data directory " + dir.string() + " is in use by another forq serve" +
+                       (owner ? " (pid " + std::to_string(*owner) + ")" : std::string()) +
+                       "; stop it, or give this one its own --data-dir");
     }
-    return embedded_redis_error{"cannot lock " + lock_path.string() + ": " + errno_text(err)};
+    return error(errc::embedded_redis_failed,
+                 "cannot lock " + lock_path.string() + ": " + errno_text(err));
   }
   auto pid_text = std::to_string(::getpid()) + "\n";
   if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, pid_text.data(), pid_text.size(), 0) < 0) {
     int err = errno;
     ::close(fd);
-    return embedded_redis_error{"data directory " + dir.string() +
-                                " is not writable: " + errno_text(err)};
+    return error(errc::embedded_redis_failed,
+                 "data directory " + dir.string() + " is not writable: " + errno_text(err));
   }
 
   std::unique_ptr<embedded_redis> self(new embedded_redis(options, dir, fd));
@@ -220,13 +224,14 @@ embedded_redis::start(const embedded_redis_options& options) {
     }
   }
 
-  if (auto err = self->spawn_and_wait()) return *err;
+  if (auto ok = self->spawn_and_wait(); !ok) return ok.error();
   return self;
 }
 
-std::optional<embedded_redis_error> embedded_redis::spawn_and_wait() {
+expected<> embedded_redis::spawn_and_wait() {
   auto program = find_program(options_.program);
-  if (!program) return embedded_redis_error{options_.program + " is no longer on PATH"};
+  if (!program)
+    return error(errc::embedded_redis_failed, options_.program + " is no longer on PATH");
   auto log_path = dir_ / "redis.log";
   std::vector<std::string> args{
       *program,
@@ -258,14 +263,15 @@ std::optional<embedded_redis_error> embedded_redis::spawn_and_wait() {
 
   int log_fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
   if (log_fd < 0)
-    return embedded_redis_error{"cannot write " + log_path.string() + ": " + errno_text(errno)};
+    return error(errc::embedded_redis_failed,
+                 "cannot write " + log_path.string() + ": " + errno_text(errno));
 
   pid_t parent = ::getpid();
   pid_t pid = ::fork();
   if (pid < 0) {
     int err = errno;
     ::close(log_fd);
-    return embedded_redis_error{"cannot fork redis-server: " + errno_text(err)};
+    return error(errc::embedded_redis_failed, "cannot fork redis-server: " + errno_text(err));
   }
   if (pid == 0) {
     // Child: only async-signal-safe calls until exec.
@@ -294,9 +300,9 @@ std::optional<embedded_redis_error> embedded_redis::spawn_and_wait() {
     int status = 0;
     if (::waitpid(pid_, &status, WNOHANG) == pid_) {
       pid_ = -1;
-      return embedded_redis_error{"embedded redis-server exited during start-up (" +
-                                  describe_status(status) + "); " + log_path.string() +
-                                  " says: " + log_tail(log_path)};
+      return error(errc::embedded_redis_failed,
+                   "embedded redis-server exited during start-up (" + describe_status(status) +
+                       "); " + log_path.string() + " says: " + log_tail(log_path));
     }
     auto answer = ping(socket_);
     if (answer == ping_result::pong) break;
@@ -309,15 +315,15 @@ std::optional<embedded_redis_error> embedded_redis::spawn_and_wait() {
       }
     } else if (now - started >= options_.start_timeout) {
       stop();
-      return embedded_redis_error{"embedded redis-server did not answer PING on " +
-                                  socket_.string() + " within " +
-                                  std::to_string(options_.start_timeout.count()) + " ms; " +
-                                  log_path.string() + " says: " + log_tail(log_path)};
+      return error(errc::embedded_redis_failed,
+                   "embedded redis-server did not answer PING on " + socket_.string() + " within " +
+                       std::to_string(options_.start_timeout.count()) + " ms; " +
+                       log_path.string() + " says: " + log_tail(log_path));
     }
     std::this_thread::sleep_for(10ms);
   }
   spdlog::info("embedded redis-server ready on {}", url_);
-  return std::nullopt;
+  return {};
 }
 
 std::optional<std::string> embedded_redis::poll_exit() {
@@ -329,8 +335,8 @@ std::optional<std::string> embedded_redis::poll_exit() {
   return r == -1 ? std::string("gone (") + errno_text(errno) + ")" : describe_status(status);
 }
 
-std::optional<embedded_redis_error> embedded_redis::restart() {
-  if (pid_ >= 0) return std::nullopt;
+expected<> embedded_redis::restart() {
+  if (pid_ >= 0) return {};
   std::error_code ec;
   fs::remove(socket_, ec); // left behind if it died without shutting down
   return spawn_and_wait();

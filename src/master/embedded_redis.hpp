@@ -1,6 +1,7 @@
 #pragma once
 
-#include "forq/config.hpp"
+#include "config/config.hpp"
+#include "forq/error.hpp"
 
 #include <chrono>
 #include <filesystem>
@@ -8,7 +9,6 @@
 #include <optional>
 #include <string>
 #include <sys/types.h>
-#include <variant>
 
 namespace forq {
 
@@ -21,10 +21,6 @@ struct embedded_redis_options {
   std::chrono::milliseconds start_timeout{std::chrono::seconds(10)};
   // After SIGTERM, how long redis-server may take to write its AOF and exit before SIGKILL.
   std::chrono::milliseconds stop_timeout{std::chrono::seconds(10)};
-};
-
-struct embedded_redis_error {
-  std::string message; // one sentence: what failed and what to do
 };
 
 // A private redis-server that forq serve starts in its data directory, on a unix socket only
@@ -42,8 +38,8 @@ struct embedded_redis_error {
 // death signal fires when that thread exits).
 class embedded_redis {
  public:
-  static std::variant<std::unique_ptr<embedded_redis>, embedded_redis_error>
-  start(const embedded_redis_options& options);
+  // Or errc::embedded_redis_failed, the message one sentence: what failed and what to do.
+  static expected<std::unique_ptr<embedded_redis>> start(const embedded_redis_options& options);
 
   embedded_redis(const embedded_redis&) = delete;
   embedded_redis& operator=(const embedded_redis&) = delete;
@@ -59,7 +55,7 @@ class embedded_redis {
   std::optional<std::string> poll_exit();
 
   // Starts redis-server again (after poll_exit() reported it gone), on the same data.
-  std::optional<embedded_redis_error> restart();
+  expected<> restart();
 
   // SIGTERM, wait up to stop_timeout for the final AOF write, then SIGKILL. Idempotent.
   void stop();
@@ -72,7 +68,7 @@ class embedded_redis {
 
  private:
   embedded_redis(embedded_redis_options options, std::filesystem::path dir, int lock_fd);
-  std::optional<embedded_redis_error> spawn_and_wait();
+  expected<> spawn_and_wait();
 
   embedded_redis_options options_;
   std::filesystem::path dir_;    // absolute data directory

@@ -4,7 +4,7 @@
 // binds the HTTP listener, maps the shared metrics, forks one worker per slot and supervises
 // them; signals (docs/signals.md) reload, resize and stop the tree.
 
-#include "forq/config.hpp"
+#include "config/config.hpp"
 #include "forq/queue/handler.hpp"
 
 #include <functional>
@@ -13,10 +13,10 @@
 
 namespace forq::master {
 
-// Returns the process exit code (forq/exit_codes.hpp). `reload` loads the configuration again
+// Returns the process exit code (exit_codes.hpp). `reload` loads the configuration again
 // from the same sources (SIGHUP): a config, or why it is refused. `program`: the handlers of the
 // program forq runs in (forq::run), for every worker.
-int serve(const config& cfg, std::function<std::variant<config, std::string>()> reload,
+int serve(const config& cfg, std::function<expected<config>()> reload,
           const queue::handler_map& program);
 
 // Process titles as ps shows them ("forq: master", "forq: worker 3 [draining]"). init once in

@@ -2,12 +2,12 @@
 // configured one), forks `workers` children (worker.cpp) and from then on only supervises:
 // restarts a child that dies (with backoff in a crash loop), stops when a child exits with the
 // fatal code, drains every child on SIGTERM/SIGINT, adds or removes one on SIGTTIN/SIGTTOU.
-#include "forq/backoff.hpp"
-#include "forq/embedded_redis.hpp"
-#include "forq/exit_codes.hpp"
-#include "forq/log.hpp"
+#include "backoff.hpp"
+#include "exit_codes.hpp"
 #include "forq/redis_url.hpp"
 #include "http/access.hpp"
+#include "log.hpp"
+#include "master/embedded_redis.hpp"
 #include "master/master.hpp"
 #include "master/shared_metrics.hpp"
 #include "master/supervisor.hpp"
@@ -60,8 +60,8 @@ class redis_keeper {
     spdlog::error("embedded redis-server exited ({}); restarting it in {} ms", how, pause.count());
     asio::steady_timer timer(co_await asio::this_coro::executor, pause);
     co_await timer.async_wait(asio::use_awaitable);
-    if (auto err = redis_.restart()) {
-      spdlog::critical("cannot restart the embedded redis-server: {}", err->message);
+    if (auto ok = redis_.restart(); !ok) {
+      spdlog::critical("cannot restart the embedded redis-server: {}", ok.error().message());
       co_return false;
     }
     co_return true;
@@ -96,8 +96,7 @@ class master {
  public:
   master(asio::io_context& ioc, asio::signal_set& signals, const config& cfg, std::string url,
          embedded_redis* redis, int listener_fd, shared_metrics* metrics,
-         std::function<std::variant<config, std::string>()> reload,
-         const queue::handler_map& program)
+         std::function<expected<config>()> reload, const queue::handler_map& program)
       : ioc_(ioc)
       , signals_(signals)
       , cfg_(cfg)
@@ -188,12 +187,13 @@ class master {
       spdlog::warn("SIGHUP: still replacing workers after the last one; ignored");
       return;
     }
-    auto loaded = reload_ ? reload_() : std::variant<config, std::string>(std::string("no source"));
-    if (auto* why = std::get_if<std::string>(&loaded)) {
-      spdlog::error("SIGHUP: the new configuration is refused ({}); keeping the old one", *why);
+    auto loaded = reload_ ? reload_() : expected<config>(error(errc::invalid_value, "no source"));
+    if (!loaded) {
+      spdlog::error("SIGHUP: the new configuration is refused ({}); keeping the old one",
+                    loaded.error().message());
       return;
     }
-    auto next = std::get<config>(loaded);
+    auto next = *loaded;
     // What the master set up before forking cannot change under it.
     auto keep = [&](bool differs, const char* what) {
       if (differs)
@@ -367,7 +367,7 @@ class master {
   bool keeper_busy_ = false; // a restart of the embedded Redis is under way
   int listener_fd_;
   shared_metrics* metrics_;
-  std::function<std::variant<config, std::string>()> reload_;
+  std::function<expected<config>()> reload_;
   const queue::handler_map& program_; // the program's handlers (forq::run)
   bool replacing_ = false;
   slot_table slots_;
@@ -404,7 +404,7 @@ void raise_open_files(const config& cfg) {
 
 } // namespace
 
-int serve(const config& cfg, std::function<std::variant<config, std::string>()> reload,
+int serve(const config& cfg, std::function<expected<config>()> reload,
           const queue::handler_map& program) {
   log_info_with(fmt::format("forq {} serve starting", FORQ_VERSION), "config", to_json(cfg));
   set_process_title("forq: master");
@@ -421,11 +421,11 @@ int serve(const config& cfg, std::function<std::variant<config, std::string>()> 
   std::string url = cfg.redis_url;
   if (url.empty()) {
     auto started = embedded_redis::start({.data_dir = cfg.data_dir, .aof = cfg.redis_aof});
-    if (auto* err = std::get_if<embedded_redis_error>(&started)) {
-      spdlog::critical("{}", err->message);
+    if (!started) {
+      spdlog::critical("{}", started.error().message());
       return exit_code::fatal;
     }
-    redis = std::move(std::get<std::unique_ptr<embedded_redis>>(started));
+    redis = std::move(*started);
     url = redis->url();
   }
 

@@ -1,6 +1,6 @@
 #include "master/supervisor.hpp"
 
-#include "forq/exit_codes.hpp"
+#include "exit_codes.hpp"
 
 #include <algorithm>
 

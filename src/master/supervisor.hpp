@@ -1,6 +1,6 @@
 #pragma once
 
-#include "forq/backoff.hpp"
+#include "backoff.hpp"
 
 // The master's slot table and the decisions it makes about its workers, without processes,
 // signals or timers (serve.cpp does those): unit-tested on its own. A slot is a worker's place

@@ -1,8 +1,10 @@
 // A consumer's attempts: running a handler, acknowledging in batches, failing into a retry or
 // the dead set.
 #include "consumer_detail.hpp"
-#include "forq/queue/consumer.hpp"
 #include "forq/queue/producer.hpp"
+#include "queue/consumer.hpp"
+#include "queue/protocol.hpp"
+#include "queue/verdict.hpp"
 #include "scripts.hpp"
 
 #include <spdlog/spdlog.h>
@@ -80,56 +82,22 @@ asio::awaitable<void> consumer::attempt(delivered_job job) {
 }
 
 asio::awaitable<void> consumer::ack_loop() {
-  keys k(options_.queue);
   for (;;) {
     if (to_ack_.empty()) {
       if (stopping_ && fetching_done_ && running_ == 0) break;
       co_await wait(ack_due_);
       continue;
     }
-    // Everything finished since the last ack, in one round trip of plain commands (1,000 jobs
-    // at most): the results (one HSET), their index (one RPUSH), one XACK per stream, counts. Not
-    // atomic, and need not be: a job whose XACK is lost runs again (at least once) and its result
-    // is written again.
+    // Everything finished since the last ack, in one round trip (1,000 jobs at most).
     std::vector<finished> batch;
     for (std::size_t n = 0; n < 1000 && !to_ack_.empty(); ++n) {
       batch.push_back(std::move(to_ack_.front()));
       to_ack_.pop_front();
     }
-    std::map<std::string_view, std::vector<std::string_view>> by_stream;
-    std::vector<std::string_view> data, index;
-    data.push_back(k.results_data);
-    auto finished_at = now_ms();
-    auto count = std::to_string(batch.size());
-    index.push_back(k.results);
-    index.push_back(finished_at);
-    index.push_back(count);
-    for (const auto& f : batch) {
-      by_stream[f.stream].push_back(f.entry_id);
-      if (!f.record.empty()) { // a job that returned nothing has nothing to keep but its end
-        data.push_back(f.id);
-        data.push_back(f.record);
-      }
-      index.push_back(f.id);
-    }
-    redis::request req;
-    if (data.size() > 1) req.push_range("HSET", data);
-    req.push_range("RPUSH", index);
-    for (auto& [stream, ids] : by_stream) {
-      std::vector<std::string_view> args;
-      args.push_back(stream);
-      args.push_back(group);
-      args.insert(args.end(), ids.begin(), ids.end());
-      req.push_range("XACK", args);
-    }
-    req.push("HINCRBY", k.stats, "completed", count);
-    req.push("HINCRBY", k.stats, "results_kept", count); // the index's size, for tidy.lua
-    // redis.durability = replicated:N: the acks are settled once N replicas hold them too.
     const auto& durable = pool_.commands().options().durability;
-    if (durable.replicas > 0) push_wait(req, durable);
     const auto sent = std::chrono::steady_clock::now();
-    auto r = co_await pool_.commands().exec(req, durable.replicas > 0 ? durable.timeout
-                                                                      : milliseconds(0));
+    auto r = co_await pool_.commands().exec(
+        ack_request(batch), durable.replicas > 0 ? durable.timeout : milliseconds(0));
     stats_.round_trip.add(std::chrono::duration_cast<std::chrono::microseconds>(
         std::chrono::steady_clock::now() - sent));
     if (!r && r.error() == errc::redis_shutdown) break; // these stay pending: stall recovery
@@ -150,26 +118,70 @@ asio::awaitable<void> consumer::ack_loop() {
       co_await pause_for(milliseconds(100));
       continue;
     }
-    write_accepted();
-    if (durable.replicas > 0) {
-      // Not worth a retry (the acks are made; a failover now may run these jobs again), but
-      // worth a line when it starts and one when it ends.
-      auto short_by = short_of_replicas(
-          r->back(), durable, "the acks of " + std::to_string(batch.size()) + " jobs are");
-      if (short_by && !acks_unconfirmed_)
-        spdlog::warn("queue {}: {}; the jobs may run again after a failover", options_.queue,
-                     *short_by);
-      else if (!short_by && acks_unconfirmed_)
-        spdlog::info("queue {}: acks are confirmed by the replicas again", options_.queue);
-      acks_unconfirmed_ = short_by.has_value();
+    acked(batch, *r);
+  }
+}
+
+// The results (one HSET), their index (one RPUSH), one XACK per stream, counts. Not atomic, and
+// need not be: a job whose XACK is lost runs again (at least once) and its result is written
+// again.
+redis::request consumer::ack_request(const std::vector<finished>& batch) const {
+  keys k(options_.queue);
+  std::map<std::string_view, std::vector<std::string_view>> by_stream;
+  std::vector<std::string_view> data, index;
+  data.push_back(k.results_data);
+  auto finished_at = now_ms();
+  auto count = std::to_string(batch.size());
+  index.push_back(k.results);
+  index.push_back(finished_at);
+  index.push_back(count);
+  for (const auto& f : batch) {
+    by_stream[f.stream].push_back(f.entry_id);
+    if (!f.record.empty()) { // a job that returned nothing has nothing to keep but its end
+      data.push_back(f.id);
+      data.push_back(f.record);
     }
-    stats_.done += batch.size();
-    acked_since_tidy_ += batch.size();
-    if (acked_since_tidy_ >= 20000) tidy_due_.cancel();
-    for (const auto& f : batch) {
-      active_[f.stream].erase(f.entry_id);
-      settled(f.stream);
-    }
+    index.push_back(f.id);
+  }
+  redis::request req;
+  if (data.size() > 1) req.push_range("HSET", data);
+  req.push_range("RPUSH", index);
+  for (auto& [stream, ids] : by_stream) {
+    std::vector<std::string_view> args;
+    args.push_back(stream);
+    args.push_back(group);
+    args.insert(args.end(), ids.begin(), ids.end());
+    req.push_range("XACK", args);
+  }
+  req.push("HINCRBY", k.stats, "completed", count);
+  req.push("HINCRBY", k.stats, "results_kept", count); // the index's size, for tidy.lua
+  // redis.durability = replicated:N: the acks are settled once N replicas hold them too.
+  const auto& durable = pool_.commands().options().durability;
+  if (durable.replicas > 0) push_wait(req, durable);
+  return req;
+}
+
+void consumer::acked(const std::vector<finished>& batch, const redis::connection::response& r) {
+  write_accepted();
+  const auto& durable = pool_.commands().options().durability;
+  if (durable.replicas > 0) {
+    // Not worth a retry (the acks are made; a failover now may run these jobs again), but worth
+    // a line when it starts and one when it ends.
+    auto short_by = short_of_replicas(r.back(), durable,
+                                      "the acks of " + std::to_string(batch.size()) + " jobs are");
+    if (short_by && !acks_unconfirmed_)
+      spdlog::warn("queue {}: {}; the jobs may run again after a failover", options_.queue,
+                   *short_by);
+    else if (!short_by && acks_unconfirmed_)
+      spdlog::info("queue {}: acks are confirmed by the replicas again", options_.queue);
+    acks_unconfirmed_ = short_by.has_value();
+  }
+  stats_.done += batch.size();
+  acked_since_tidy_ += batch.size();
+  if (acked_since_tidy_ >= 20000) tidy_due_.cancel();
+  for (const auto& f : batch) {
+    active_[f.stream].erase(f.entry_id);
+    settled(f.stream);
   }
 }
 

@@ -1,7 +1,8 @@
 #include "forq/client.hpp"
 
 #include "forq/error.hpp"
-#include "forq/queue/job.hpp"
+#include "queue/job.hpp"
+#include "queue/protocol.hpp"
 #include "scripts.hpp"
 
 #include <boost/json/parse.hpp>
@@ -13,7 +14,8 @@ namespace forq {
 
 namespace json = boost::json;
 using boost::system::error_code;
-using boost::system::result;
+template <class T>
+using result = expected<T>;
 
 namespace {
 
@@ -150,9 +152,9 @@ json::object queue_stats::to_json() const {
   return o;
 }
 
-boost::asio::awaitable<result<queue::enqueue_result>>
-client::enqueue(std::string_view queue, const queue::job& j, std::string* why) {
-  auto r = co_await queue::enqueue(conn_, queue, j, why, opts_);
+boost::asio::awaitable<result<queue::enqueue_result>> client::enqueue(std::string_view queue,
+                                                                      const queue::new_job& j) {
+  auto r = co_await queue::enqueue(conn_, queue, j, opts_);
   // The registry (for `forq queues`) once per client and queue, not a round trip per job.
   if (r && registered_.insert(std::string(queue)).second) {
     redis::request reg("SADD", queue::keys::all_queues, queue);
@@ -162,11 +164,11 @@ client::enqueue(std::string_view queue, const queue::job& j, std::string* why) {
 }
 
 boost::asio::awaitable<result<std::vector<enqueue_outcome>>>
-client::enqueue_many(std::string_view queue, const std::vector<queue::job>& jobs) {
+client::enqueue_many(std::string_view queue, const std::vector<queue::new_job>& jobs) {
   std::vector<enqueue_outcome> out(jobs.size());
-  if (auto bad = queue::check_queue_name(queue)) {
+  if (auto ok = queue::check_queue_name(queue); !ok) {
     for (auto& o : out)
-      o.refused = *bad;
+      o.refused = ok.error().message();
     co_return out;
   }
   redis::request reg("SADD", queue::keys::all_queues, queue);
@@ -178,8 +180,8 @@ client::enqueue_many(std::string_view queue, const std::vector<queue::job>& jobs
     std::vector<std::size_t> in_batch;
     for (; i < jobs.size() && in_batch.size() < 1000; ++i) {
       const auto& j = jobs[i];
-      if (auto bad = queue::check_job(j)) {
-        out[i].refused = *bad;
+      if (auto ok = queue::check_job(j); !ok) {
+        out[i].refused = ok.error().message();
         continue;
       }
       if (j.id || (j.run_at_ms && *j.run_at_ms > queue::epoch_ms())) break;
@@ -207,14 +209,13 @@ client::enqueue_many(std::string_view queue, const std::vector<queue::job>& jobs
     }
     // One that needs a script (caller-given id, or later).
     if (i < jobs.size() && out[i].refused.empty() && !out[i].added) {
-      std::string why;
-      auto r = co_await queue::enqueue(conn_, queue, jobs[i], &why, opts_);
+      auto r = co_await queue::enqueue(conn_, queue, jobs[i], opts_);
       if (r)
         out[i].added = *r;
-      else if (r.error() == errc::redis_not_confirmed)
-        out[i].unconfirmed = why; // added, and its id is in the words: not its own field
+      else if (r.error() == errc::redis_not_confirmed) // added; its id is in the words
+        out[i].unconfirmed = r.error().message();
       else if (r.error() == errc::invalid_job)
-        out[i].refused = why;
+        out[i].refused = r.error().message();
       else
         co_return r.error();
       ++i;
@@ -223,71 +224,89 @@ client::enqueue_many(std::string_view queue, const std::vector<queue::job>& jobs
   co_return out;
 }
 
-boost::asio::awaitable<result<std::optional<job_info>>> client::get_job(std::string_view queue,
-                                                                        std::string_view id) {
-  if (auto bad = queue::check_queue_name(queue)) co_return error_code(errc::invalid_job);
-  queue::keys k(queue);
-  job_info info;
-  info.queue = queue;
-  info.id = id;
-  const auto streams = k.streams();
+namespace {
 
-  // Everything addressable by the id, in one round trip.
-  redis::request req;
-  req.push("HGET", k.results_data, id);                // 0
-  req.push("HGET", k.dead_jobs, id);                   // 1
-  req.push("ZSCORE", k.dead, id);                      // 2
-  req.push("HGET", k.delayed_jobs, id);                // 3
-  req.push("ZSCORE", k.delayed, id);                   // 4
-  req.push("GET", queue::keys::unique_key(queue, id)); // 5: caller id -> first entry id
-  auto r = co_await exec(req);
-  if (!r) co_return r.error();
-  const auto& at = *r;
-  if (at[0].is_string()) {
-    auto o = parse_object(at[0].str());
-    info.state = "completed";
-    if (auto* v = o.if_contains("result"); v && !v->is_null()) info.result = serialize_utf8(*v);
-    if (auto* v = o.if_contains("attempt"); v && v->is_int64())
-      info.attempts = static_cast<int>(v->as_int64());
-    if (auto* v = o.if_contains("finished_ms"); v && v->is_int64())
-      info.finished_ms = v->as_int64();
-    co_return info;
-  }
-  if (at[1].is_string()) {
-    info.state = "dead";
-    take_fields(info, parse_object(at[1].str()));
-    if (at[2].is_string()) info.finished_ms = to_int(at[2].str());
-    co_return info;
-  }
-  if (at[3].is_string()) {
-    info.state = "delayed";
-    take_fields(info, parse_object(at[3].str()));
-    if (at[4].is_string()) info.run_at_ms = to_int(at[4].str());
-    co_return info;
+// client::get_job's steps, most likely place first: the records kept by id, the job's first
+// entry in its stream, the results index, then a bounded scan for a later attempt.
+class job_lookup {
+ public:
+  using found = result<std::optional<job_info>>;
+
+  job_lookup(redis::connection& conn, redis::exec_options opts, std::string_view queue,
+             std::string_view id)
+      : conn_(conn)
+      , opts_(opts)
+      , k_(queue)
+      , id_(id)
+      , streams_(k_.streams()) {
+    info_.queue = queue;
+    info_.id = id;
   }
 
-  // In a stream: its first attempt's entry (named by a generated id, or where a caller id's
-  // marker points: then the entry carries the id), or a later attempt's entry, found by its
-  // `id` field.
-  std::string first;
-  std::optional<std::size_t> only; // a generated id names its priority's stream
-  if (at[5].is_string()) {
-    first = at[5].str();
-  } else if (auto e = queue::entry_of(id)) {
-    first = e->first;
-    only = static_cast<std::size_t>(e->second);
+  boost::asio::awaitable<found> run() {
+    // Everything addressable by the id, in one round trip.
+    redis::request req;
+    req.push("HGET", k_.results_data, id_);                     // 0
+    req.push("HGET", k_.dead_jobs, id_);                        // 1
+    req.push("ZSCORE", k_.dead, id_);                           // 2
+    req.push("HGET", k_.delayed_jobs, id_);                     // 3
+    req.push("ZSCORE", k_.delayed, id_);                        // 4
+    req.push("GET", queue::keys::unique_key(info_.queue, id_)); // 5: caller id -> first entry id
+    auto r = co_await exec(req);
+    if (!r) co_return r.error();
+    if (from_records(*r)) co_return info_;
+    if (auto ok = co_await read_last_delivered(); !ok) co_return ok.error();
+    auto first = co_await in_first_entry((*r)[5]);
+    if (!first || *first) co_return first;
+    auto completed = co_await in_results_index();
+    if (!completed || *completed) co_return completed;
+    co_return co_await in_later_attempt();
   }
+
+ private:
+  boost::asio::awaitable<boost::system::result<redis::connection::response>>
+  exec(const redis::request& req) {
+    return conn_.exec(req, opts_);
+  }
+
+  // A completed job with a record, a dead one or a delayed one.
+  bool from_records(const redis::connection::response& at) {
+    if (at[0].is_string()) {
+      auto o = parse_object(at[0].str());
+      info_.state = "completed";
+      if (auto* v = o.if_contains("result"); v && !v->is_null()) info_.result = serialize_utf8(*v);
+      if (auto* v = o.if_contains("attempt"); v && v->is_int64())
+        info_.attempts = static_cast<int>(v->as_int64());
+      if (auto* v = o.if_contains("finished_ms"); v && v->is_int64())
+        info_.finished_ms = v->as_int64();
+      return true;
+    }
+    if (at[1].is_string()) {
+      info_.state = "dead";
+      take_fields(info_, parse_object(at[1].str()));
+      if (at[2].is_string()) info_.finished_ms = to_int(at[2].str());
+      return true;
+    }
+    if (at[3].is_string()) {
+      info_.state = "delayed";
+      take_fields(info_, parse_object(at[3].str()));
+      if (at[4].is_string()) info_.run_at_ms = to_int(at[4].str());
+      return true;
+    }
+    return false;
+  }
+
   // An entry still in a stream is active (pending), ready (not delivered yet: beyond the
   // group's last delivered id), or settled (acknowledged, awaiting trimming: not this job's
-  // current state, which is then found elsewhere).
-  std::vector<std::string> last_delivered(streams.size());
-  {
+  // current state, which is then found elsewhere). This reads every stream's last delivered id.
+  boost::asio::awaitable<result<void>> read_last_delivered() {
+    last_delivered_.assign(streams_.size(), std::string());
     redis::request groups;
-    for (const auto& s : streams)
+    for (const auto& s : streams_)
       groups.push("XINFO", "GROUPS", s);
     auto gr = co_await exec(groups);
     if (!gr) co_return gr.error();
-    for (std::size_t p = 0; p < streams.size(); ++p) {
+    for (std::size_t p = 0; p < streams_.size(); ++p) {
       if (!(*gr)[p].is_array()) continue;
       for (const auto& g : (*gr)[p].elements()) {
         const auto& kv = g.elements();
@@ -296,84 +315,119 @@ boost::asio::awaitable<result<std::optional<job_info>>> client::get_job(std::str
           if (kv[i].str() == "name") name = kv[i + 1].str();
           if (kv[i].str() == "last-delivered-id") last = kv[i + 1].str();
         }
-        if (name == group) last_delivered[p] = last;
+        if (name == group) last_delivered_[p] = last;
       }
     }
+    co_return result<void>();
   }
+
   // The entry's state, or nothing when it is settled.
-  auto state_of =
-      [&](std::size_t p,
-          const std::string& entry) -> boost::asio::awaitable<std::optional<std::string>> {
-    redis::request q("XPENDING", streams[p], group, entry, entry, "1");
+  boost::asio::awaitable<std::optional<std::string>> state_of(std::size_t p,
+                                                              const std::string& entry) {
+    redis::request q("XPENDING", streams_[p], group, entry, entry, "1");
     auto pr = redis::connection::single(co_await exec(q));
     if (pr && pr->is_array() && !pr->elements().empty()) co_return std::string("active");
-    if (last_delivered[p].empty() || entry_order(entry) > entry_order(last_delivered[p]))
+    if (last_delivered_[p].empty() || entry_order(entry) > entry_order(last_delivered_[p]))
       co_return std::string("ready");
     co_return std::nullopt;
-  };
-  if (looks_like_entry_id(first)) {
+  }
+
+  // Its first attempt's entry: named by a generated id, or where a caller id's marker points
+  // (then the entry carries the id).
+  boost::asio::awaitable<found> in_first_entry(const redis::reply& marker) {
+    std::string first;
+    std::optional<std::size_t> only; // a generated id names its priority's stream
+    if (marker.is_string()) {
+      first = marker.str();
+    } else if (auto e = queue::entry_of(id_)) {
+      first = e->first;
+      only = static_cast<std::size_t>(e->second);
+    }
+    if (!looks_like_entry_id(first)) co_return std::optional<job_info>();
     redis::request look;
-    for (const auto& s : streams)
+    for (const auto& s : streams_)
       look.push("XRANGE", s, first, first);
     auto lr = co_await exec(look);
     if (!lr) co_return lr.error();
-    for (std::size_t p = 0; p < streams.size(); ++p) {
+    for (std::size_t p = 0; p < streams_.size(); ++p) {
       if (only && p != *only) continue;
       const auto& e = (*lr)[p];
       if (!e.is_array() || e.elements().empty()) continue;
       auto fields = entry_fields(e.elements()[0]);
       // A caller id's marker outlives the entry: only an entry of this job counts.
-      if (auto own = string_field(fields, "id"); own ? *own != id : !only) continue;
+      if (auto own = string_field(fields, "id"); own ? *own != id_ : !only) continue;
       auto st = co_await state_of(p, first);
       if (!st) break; // settled: its later life is elsewhere
-      take_fields(info, fields);
-      info.priority = static_cast<int>(p);
-      info.state = *st;
-      co_return info;
+      take_fields(info_, fields);
+      info_.priority = static_cast<int>(p);
+      info_.state = *st;
+      co_return std::optional(info_);
     }
+    co_return std::optional<job_info>();
   }
 
   // Completed without a result: only the results index knows it (bounded by max_results).
-  redis::request idx("LRANGE", k.results, "0", "-1");
-  auto ir = redis::connection::single(co_await exec(idx));
-  if (!ir) co_return ir.error();
-  const auto& list = ir->elements();
-  for (std::size_t p = 0; p + 1 < list.size();) {
-    auto ms = to_int(list[p].str());
-    auto n = static_cast<std::size_t>(to_int(list[p + 1].str()));
-    for (std::size_t q = p + 2; q < p + 2 + n && q < list.size(); ++q)
-      if (list[q].str() == id) {
-        info.state = "completed";
-        info.attempts = 1; // a job that took more runs has a record (results:data)
-        info.finished_ms = ms;
-        co_return info;
-      }
-    p += 2 + n;
+  boost::asio::awaitable<found> in_results_index() {
+    redis::request idx("LRANGE", k_.results, "0", "-1");
+    auto ir = redis::connection::single(co_await exec(idx));
+    if (!ir) co_return ir.error();
+    const auto& list = ir->elements();
+    for (std::size_t p = 0; p + 1 < list.size();) {
+      auto ms = to_int(list[p].str());
+      auto n = static_cast<std::size_t>(to_int(list[p + 1].str()));
+      for (std::size_t q = p + 2; q < p + 2 + n && q < list.size(); ++q)
+        if (list[q].str() == id_) {
+          info_.state = "completed";
+          info_.attempts = 1; // a job that took more runs has a record (results:data)
+          info_.finished_ms = ms;
+          co_return std::optional(info_);
+        }
+      p += 2 + n;
+    }
+    co_return std::optional<job_info>();
   }
 
-  // A later attempt (after a retry or a hand-back): scan the streams' entries for its id
-  // field. Bounded to the newest 10,000 entries of each stream.
-  for (std::size_t p = 0; p < streams.size(); ++p) {
-    redis::request scan("XREVRANGE", streams[p], "+", "-", "COUNT", "10000");
-    auto sr = redis::connection::single(co_await exec(scan));
-    if (!sr || !sr->is_array()) continue;
-    for (const auto& e : sr->elements()) {
-      auto fields = entry_fields(e);
-      if (auto own = string_field(fields, "id"); own && *own == id) {
-        auto st = co_await state_of(p, std::string(e.elements()[0].str()));
-        if (!st) continue; // a settled earlier attempt
-        take_fields(info, fields);
-        info.priority = static_cast<int>(p);
-        info.state = *st;
-        co_return info;
+  // A later attempt (after a retry or a hand-back): the streams' entries scanned for its id
+  // field, the newest 10,000 of each stream.
+  boost::asio::awaitable<found> in_later_attempt() {
+    for (std::size_t p = 0; p < streams_.size(); ++p) {
+      redis::request scan("XREVRANGE", streams_[p], "+", "-", "COUNT", "10000");
+      auto sr = redis::connection::single(co_await exec(scan));
+      if (!sr || !sr->is_array()) continue;
+      for (const auto& e : sr->elements()) {
+        auto fields = entry_fields(e);
+        if (auto own = string_field(fields, "id"); own && *own == id_) {
+          auto st = co_await state_of(p, std::string(e.elements()[0].str()));
+          if (!st) continue; // a settled earlier attempt
+          take_fields(info_, fields);
+          info_.priority = static_cast<int>(p);
+          info_.state = *st;
+          co_return std::optional(info_);
+        }
       }
     }
+    co_return std::optional<job_info>();
   }
-  co_return std::optional<job_info>{};
+
+  redis::connection& conn_;
+  redis::exec_options opts_;
+  queue::keys k_;
+  std::string id_;
+  std::vector<std::string> streams_, last_delivered_;
+  job_info info_;
+};
+
+} // namespace
+
+boost::asio::awaitable<result<std::optional<job_info>>> client::get_job(std::string_view queue,
+                                                                        std::string_view id) {
+  if (auto name = queue::check_queue_name(queue); !name) co_return name.error();
+  job_lookup lookup(conn_, opts_, queue, id);
+  co_return co_await lookup.run();
 }
 
 boost::asio::awaitable<result<queue_stats>> client::stats(std::string_view queue) {
-  if (queue::check_queue_name(queue)) co_return error_code(errc::invalid_job);
+  if (auto name = queue::check_queue_name(queue); !name) co_return name.error();
   queue::keys k(queue);
   redis::request req;
   for (int p = 0; p <= 9; ++p)
@@ -449,19 +503,16 @@ boost::asio::awaitable<result<std::vector<std::string>>> client::queues() {
 }
 
 boost::asio::awaitable<result<bool>> client::has_workers(std::string_view queue) {
-  // (result<bool> is built from an error_code only in place: a bool would take it too.)
-  using boost::system::in_place_error;
-  if (queue::check_queue_name(queue))
-    co_return result<bool>(in_place_error, error_code(errc::invalid_job));
+  if (auto name = queue::check_queue_name(queue); !name) co_return name.error();
   redis::request req("HEXISTS", queue::keys(queue).meta, "schema");
   auto r = redis::connection::single(co_await exec(req));
-  if (!r) co_return result<bool>(in_place_error, r.error());
+  if (!r) co_return error(r.error());
   co_return r->as_integer().value_or(0) == 1;
 }
 
 boost::asio::awaitable<result<std::vector<job_info>>> client::dead(std::string_view queue,
                                                                    std::size_t limit) {
-  if (queue::check_queue_name(queue)) co_return error_code(errc::invalid_job);
+  if (auto name = queue::check_queue_name(queue); !name) co_return name.error();
   queue::keys k(queue);
   std::vector<job_info> out;
   if (limit == 0) co_return out;
@@ -498,7 +549,7 @@ boost::asio::awaitable<result<std::vector<job_info>>> client::dead(std::string_v
 
 boost::asio::awaitable<result<std::size_t>>
 client::dead_op(std::string_view queue, std::string_view op, const std::vector<std::string>& ids) {
-  if (queue::check_queue_name(queue)) co_return error_code(errc::invalid_job);
+  if (auto name = queue::check_queue_name(queue); !name) co_return name.error();
   queue::keys k(queue);
   std::vector<std::string> key_storage;
   key_storage.push_back(k.dead);
@@ -526,7 +577,7 @@ client::dead_op(std::string_view queue, std::string_view op, const std::vector<s
     }
     auto r = co_await redis::eval(conn_, queue::detail::scripts().dead, keys_v, args, opts_);
     if (!r) co_return r.error();
-    if (r->is_error()) co_return queue::write_error(*r, nullptr);
+    if (r->is_error()) co_return queue::write_error(*r);
     if (r->elements().size() != 2) co_return error_code(errc::redis_protocol);
     auto done = static_cast<std::size_t>(r->elements()[0].as_integer().value_or(0));
     auto looked = static_cast<std::size_t>(r->elements()[1].as_integer().value_or(0));
@@ -549,31 +600,34 @@ client::purge_dead(std::string_view queue, const std::vector<std::string>& ids) 
   return dead_op(queue, "purge", ids);
 }
 
-boost::asio::awaitable<error_code> client::change_meta(std::string_view queue, redis::request req) {
+boost::asio::awaitable<expected<>> client::change_meta(std::string_view queue, redis::request req) {
   // The doorbell: paused consumers wait for it, so a resume takes effect at once.
   req.push("XADD", queue::keys(queue).wake, "MAXLEN", "~", "1000", "*", "meta", "changed");
   req.push("SADD", queue::keys::all_queues, queue); // operators see the queue in `forq queues`
   auto r = co_await exec(req);
   if (!r) co_return r.error();
   for (const auto& one : *r)
-    if (one.is_error()) co_return queue::write_error(one, nullptr);
-  co_return error_code{};
+    if (one.is_error()) co_return queue::write_error(one);
+  co_return expected<>();
 }
 
-boost::asio::awaitable<error_code> client::set_paused(std::string_view queue,
+boost::asio::awaitable<expected<>> client::set_paused(std::string_view queue,
                                                       std::string_view value) {
-  if (queue::check_queue_name(queue)) co_return error_code(errc::invalid_job);
+  if (auto name = queue::check_queue_name(queue); !name) co_return name.error();
   queue::keys k(queue);
   co_return co_await change_meta(queue, redis::request("HSET", k.meta, "paused", value));
 }
 
-boost::asio::awaitable<error_code>
+boost::asio::awaitable<expected<>>
 client::set_rate_limit(std::string_view queue,
                        std::optional<std::pair<std::int64_t, std::chrono::milliseconds>> limit) {
-  if (queue::check_queue_name(queue)) co_return error_code(errc::invalid_job);
-  if (limit && (queue::out_of_bounds(queue::rate_max_bounds, limit->first) ||
-                queue::out_of_bounds(queue::rate_interval_bounds, limit->second.count())))
-    co_return error_code(errc::invalid_job);
+  if (auto name = queue::check_queue_name(queue); !name) co_return name.error();
+  if (limit) {
+    if (auto ok = queue::check_bounds(queue::rate_max_bounds, limit->first); !ok)
+      co_return error(errc::invalid_value, "rate limit " + ok.error().message());
+    if (auto ok = queue::check_bounds(queue::rate_interval_bounds, limit->second.count()); !ok)
+      co_return error(errc::invalid_value, "rate interval " + ok.error().message());
+  }
   queue::keys k(queue);
   redis::request req;
   if (limit)
@@ -584,11 +638,11 @@ client::set_rate_limit(std::string_view queue,
   co_return co_await change_meta(queue, std::move(req));
 }
 
-boost::asio::awaitable<error_code> client::pause(std::string_view queue) {
+boost::asio::awaitable<expected<>> client::pause(std::string_view queue) {
   return set_paused(queue, "1");
 }
 
-boost::asio::awaitable<error_code> client::resume(std::string_view queue) {
+boost::asio::awaitable<expected<>> client::resume(std::string_view queue) {
   return set_paused(queue, "0");
 }
 

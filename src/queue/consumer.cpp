@@ -1,10 +1,11 @@
 // The consumer (consumer.hpp): its life (run, stop) and fetching: exact or blocking reads by
 // priority, rate permits, slot shares, pause, hand-backs.
-#include "forq/queue/consumer.hpp"
+#include "queue/consumer.hpp"
 
 #include "consumer_detail.hpp"
 #include "fetch_plan.hpp"
 #include "forq/queue/producer.hpp"
+#include "queue/protocol.hpp"
 #include "scripts.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -285,26 +286,7 @@ asio::awaitable<bool> consumer::read_jobs() {
     // One XREADGROUP over every priority's stream and the doorbell: it returns at once with up
     // to COUNT entries of each stream that has any, or waits inside Redis for the next job (no
     // polling). Holding slots (plan.block false), it does not wait.
-    const auto count = std::to_string(plan.count);
-    const auto block = std::to_string(options_.block.count());
-    redis::request req;
-    std::vector<std::string_view> args;
-    // (No braced lists inside these coroutines: GCC 12 miscompiles them.)
-    args.push_back("GROUP");
-    args.push_back(group);
-    args.push_back(name_);
-    args.push_back("COUNT");
-    args.push_back(count);
-    if (plan.block) {
-      args.push_back("BLOCK");
-      args.push_back(block);
-    }
-    args.push_back("STREAMS");
-    for (const auto& key : stream_names_)
-      args.push_back(key);
-    for (std::size_t i = 0; i < stream_names_.size(); ++i)
-      args.push_back(">");
-    req.push_range("XREADGROUP", args);
+    auto req = read_request(plan.count, plan.block);
     if (!plan.block) options_.share->reserve(member_, allowed);
     waiting_in_redis_ = plan.block;
     r = redis::connection::single(co_await pool_.blocking(options_.blocking_connection)
@@ -333,6 +315,35 @@ asio::awaitable<bool> consumer::read_jobs() {
   }
   auto got = co_await take(*r);
   if (permits_returned && !got.empty()) allowed = (co_await permits(got.size())).first;
+  co_await settle_fetched(std::move(got), allowed, asked);
+  co_return true;
+}
+
+redis::request consumer::read_request(std::size_t count, bool block) const {
+  const auto count_text = std::to_string(count);
+  const auto block_text = std::to_string(options_.block.count());
+  std::vector<std::string_view> args;
+  args.push_back("GROUP");
+  args.push_back(group);
+  args.push_back(name_);
+  args.push_back("COUNT");
+  args.push_back(count_text);
+  if (block) {
+    args.push_back("BLOCK");
+    args.push_back(block_text);
+  }
+  args.push_back("STREAMS");
+  for (const auto& key : stream_names_)
+    args.push_back(key);
+  for (std::size_t i = 0; i < stream_names_.size(); ++i)
+    args.push_back(">");
+  redis::request req;
+  req.push_range("XREADGROUP", args); // copies the arguments
+  return req;
+}
+
+asio::awaitable<void> consumer::settle_fetched(std::vector<delivered_job> got, std::size_t allowed,
+                                               std::chrono::steady_clock::time_point asked) {
   const auto settled = settle_read(got.size(), allowed, rate_max_ > 0);
   last_full_ = settled.full;
   if (options_.share) options_.share->hungry(member_, last_full_);
@@ -355,10 +366,9 @@ asio::awaitable<bool> consumer::read_jobs() {
       std::chrono::steady_clock::now() - paused_checked_ > milliseconds(10) &&
       co_await refresh_paused()) {
     co_await hand_back(std::move(got));
-    co_return true;
+    co_return;
   }
   keep(std::move(got));
-  co_return true;
 }
 
 asio::awaitable<bool> consumer::refresh_paused() {

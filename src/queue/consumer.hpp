@@ -4,8 +4,8 @@
 // batches, retry with backoff, dead set, lease renewal and stall recovery, pause, rate limits,
 // slots shared between queues by weight, tidying.
 
-#include "forq/queue/job.hpp"
-#include "forq/redis/pool.hpp"
+#include "queue/job.hpp"
+#include "redis/pool.hpp"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -166,10 +166,19 @@ class consumer {
   fetch_view fetch_now() const; // what plan_fetch decides from (src/queue/fetch_plan.hpp)
   // One read of the queue as plan_read says; false: the connection stopped for good.
   boost::asio::awaitable<bool> read_jobs();
+  // read_jobs's steps: the XREADGROUP over every priority's stream and the doorbell; and what
+  // becomes of the jobs it brought (kept, handed back, or held back by a pause).
+  redis::request read_request(std::size_t count, bool block) const;
+  boost::asio::awaitable<void> settle_fetched(std::vector<delivered_job> got, std::size_t allowed,
+                                              std::chrono::steady_clock::time_point asked);
   boost::asio::awaitable<boost::system::result<redis::reply>> fetch_exactly(std::size_t n_streams,
                                                                             std::size_t count);
   boost::asio::awaitable<void> attempt(delivered_job job);
   boost::asio::awaitable<void> ack_loop();
+  // ack_loop's steps: one batch's request (results, their index, XACKs, counts, and WAIT with
+  // redis.durability), and what an acknowledged batch settles.
+  redis::request ack_request(const std::vector<finished>& batch) const;
+  void acked(const std::vector<finished>& batch, const redis::connection::response& r);
   boost::asio::awaitable<void> promote_loop();
   boost::asio::awaitable<void> tidy_loop();
   // After stop(): ends the fetch's wait inside Redis (CLIENT UNBLOCK from the command
@@ -202,6 +211,12 @@ class consumer {
   // Takes back the jobs whose lease ran out; true when a lease will run out before a third of a
   // lease from now (then the next look comes within a second).
   boost::asio::awaitable<bool> recover_stalled(bool all);
+  // recover_stalled's steps: the priorities whose streams it reads (all ten, or those in use),
+  // and what it does with the entries it claimed (each with its stream): run again, bury, or
+  // give up after max_stalls.
+  boost::asio::awaitable<std::array<bool, 10>> stall_look_priorities(bool all);
+  boost::asio::awaitable<void>
+  rerun_stalled(const std::vector<std::pair<std::string, const redis::reply*>>& found);
   // Once per priority per process (and again after a heal): adds it to the queue's set of
   // priorities fetched from, before any of its jobs runs, so stall recovery looks there.
   boost::asio::awaitable<void> note_priorities(const std::vector<delivered_job>& got);

@@ -4,8 +4,9 @@
 // failing; upkeep.cpp: promotion, leases, stall recovery, tidying, healing) share. Private to
 // src/queue.
 
-#include "forq/queue/consumer.hpp"
 #include "forq/queue/producer.hpp"
+#include "queue/consumer.hpp"
+#include "queue/protocol.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/steady_timer.hpp>

@@ -1,6 +1,6 @@
-#include "forq/queue/job.hpp"
+#include "queue/job.hpp"
 
-#include "forq/backoff.hpp"
+#include "backoff.hpp"
 #include "forq/queue/producer.hpp"
 #include "json_events.hpp"
 
@@ -123,9 +123,9 @@ std::variant<delivered_job, std::string> parse_entry(std::string_view queue,
       has_payload = true;
     } else if (k == "retry") {
       auto parsed = parse_retry(v);
-      if (auto* why = std::get_if<std::string>(&parsed))
-        return "field retry \"" + to_utf8(v.substr(0, 100)) + "\": " + *why;
-      j.retry = std::get<retry_override>(parsed);
+      if (!parsed)
+        return "field retry \"" + to_utf8(v.substr(0, 100)) + "\": " + parsed.error().message();
+      j.retry = *parsed;
     } else if (k == "attempt" || k == "max_attempts") {
       auto n = to_int(v);
       if (!n || *n < 0)
@@ -147,8 +147,8 @@ std::variant<delivered_job, std::string> parse_entry(std::string_view queue,
     return "handler \"" + to_utf8(j.handler.substr(0, 128)) +
            "\" is not allowed: use 1 to 128 characters of A-Z a-z 0-9 _ . : -";
   if (j.max_attempts)
-    if (auto bad = out_of_bounds(attempts_bounds, *j.max_attempts))
-      return "max_attempts " + *bad + " (or leave it out for the queue's policy)";
+    if (auto ok = check_bounds(attempts_bounds, *j.max_attempts); !ok)
+      return "max_attempts " + ok.error().message() + " (or leave it out for the queue's policy)";
   if (j.payload.size() > default_max_payload)
     return "payload is " + std::to_string(j.payload.size()) + " bytes; the limit is " +
            std::to_string(default_max_payload);

@@ -3,7 +3,7 @@
 #include "forq/queue/handler.hpp"
 #include "forq/queue/retry.hpp"
 #include "forq/redis/reply.hpp"
-#include "forq/utf8.hpp"
+#include "utf8.hpp"
 
 #include <boost/system/error_code.hpp>
 
@@ -18,7 +18,7 @@
 
 namespace forq::queue {
 
-// (forq/utf8.hpp: the queue layer's records are checked and written with these.)
+// (utf8.hpp: the queue layer's records are checked and written with these.)
 using forq::is_utf8;
 using forq::serialize_utf8;
 using forq::to_utf8;

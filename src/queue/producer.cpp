@@ -1,7 +1,8 @@
 #include "forq/queue/producer.hpp"
 
-#include "forq/backoff.hpp"
-#include "forq/queue/job.hpp"
+#include "backoff.hpp"
+#include "queue/job.hpp"
+#include "queue/protocol.hpp"
 #include "scripts.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -73,7 +74,9 @@ std::vector<std::string> keys::streams() const {
   return all;
 }
 
-std::optional<std::string> check_job(const job& j, std::size_t max_payload) {
+namespace {
+
+std::optional<std::string> why_refused(const new_job& j, std::size_t max_payload) {
   // No handler: the job runs its queue's default handler (the workers' --queues Q=HANDLER).
   if (j.handler.size() > 128 || !std::all_of(j.handler.begin(), j.handler.end(), name_char))
     return "handler \"" + j.handler +
@@ -88,13 +91,15 @@ std::optional<std::string> check_job(const job& j, std::size_t max_payload) {
     return "id \"" + *j.id +
            "\" has the shape of an id forq generates (<ms>-<n>, <ms>-<n>-p<N>, <ms>-d<n>), so it "
            "could name another job: choose another";
-  if (auto bad = out_of_bounds(priority_bounds, j.priority)) return "priority " + *bad;
+  if (auto ok = check_bounds(priority_bounds, j.priority); !ok)
+    return "priority " + ok.error().message();
   if (j.retry) {
-    if (auto bad = check_retry(*j.retry)) return *bad;
+    if (auto ok = check_retry(*j.retry); !ok) return ok.error().message();
     if (j.retry->empty()) return std::string("retry is empty: leave it out for the queue's policy");
   }
   if (j.max_attempts)
-    if (auto bad = out_of_bounds(attempts_bounds, *j.max_attempts)) return "max_attempts " + *bad;
+    if (auto ok = check_bounds(attempts_bounds, *j.max_attempts); !ok)
+      return "max_attempts " + ok.error().message();
   if (j.run_at_ms && *j.run_at_ms > epoch_ms() + delay_bounds.hi) // (no overflow either way)
     return "run_at_ms " + std::to_string(*j.run_at_ms) +
            " is more than a year from now: a job may wait at most " +
@@ -102,7 +107,14 @@ std::optional<std::string> check_job(const job& j, std::size_t max_payload) {
   return std::nullopt;
 }
 
-std::vector<std::string_view> job_fields(const job& j, std::string& storage) {
+} // namespace
+
+expected<> check_job(const new_job& j, std::size_t max_payload) {
+  if (auto why = why_refused(j, max_payload)) return error(errc::invalid_job, std::move(*why));
+  return {};
+}
+
+std::vector<std::string_view> job_fields(const new_job& j, std::string& storage) {
   // (Built with push_back: callers are coroutines, and GCC 12 miscompiles braced lists there.)
   std::vector<std::string_view> fields;
   if (!j.handler.empty()) {
@@ -126,7 +138,7 @@ std::vector<std::string_view> job_fields(const job& j, std::string& storage) {
   return fields;
 }
 
-void push_xadd(redis::request& req, std::string_view queue, const job& j) {
+void push_xadd(redis::request& req, std::string_view queue, const new_job& j) {
   auto stream = keys::stream_key(queue, j.priority);
   std::string storage;
   auto fields = job_fields(j, storage);
@@ -156,34 +168,29 @@ std::optional<std::string> short_of_replicas(const redis::reply& wait_reply,
 namespace {
 
 // redis.durability = replicated:N: WAIT after a write, on the same connection (so it covers
-// it); fewer replicas than N in time is redis_not_confirmed, with the job's id in `why`.
-boost::asio::awaitable<error_code> confirm(redis::connection& conn, std::string_view id,
-                                           std::string* why, redis::exec_options opts) {
+// it); fewer replicas than N in time is redis_not_confirmed, with the job's id in the message.
+boost::asio::awaitable<expected<>> confirm(redis::connection& conn, std::string_view id,
+                                           redis::exec_options opts) {
   const auto& d = conn.options().durability;
-  if (d.replicas <= 0) co_return error_code();
+  if (d.replicas <= 0) co_return expected<>();
   redis::request wait;
   push_wait(wait, d);
   opts.extra_timeout = d.timeout;
   auto r = co_await conn.exec(wait, opts);
   if (!r) co_return r.error();
-  if (auto short_by = short_of_replicas(r->front(), d, "job " + std::string(id) + " is")) {
-    if (why) *why = *short_by;
-    co_return error_code(errc::redis_not_confirmed);
-  }
-  co_return error_code();
+  if (auto short_by = short_of_replicas(r->front(), d, "job " + std::string(id) + " is"))
+    co_return error(errc::redis_not_confirmed, std::move(*short_by));
+  co_return expected<>();
 }
 
 } // namespace
 
-boost::asio::awaitable<boost::system::result<enqueue_result>>
-enqueue(redis::connection& conn, std::string_view queue, const job& j, std::string* why,
-        redis::exec_options opts) {
-  auto refused = check_queue_name(queue);
-  if (!refused) refused = check_job(j);
-  if (refused) {
-    if (why) *why = *refused;
-    co_return error_code(errc::invalid_job);
-  }
+boost::asio::awaitable<expected<enqueue_result>> enqueue(redis::connection& conn,
+                                                         std::string_view queue, const new_job& j,
+                                                         redis::exec_options opts) {
+  if (auto name = check_queue_name(queue); !name)
+    co_return error(errc::invalid_job, name.error().message());
+  if (auto ok = check_job(j); !ok) co_return ok.error();
   // Only the keys this needs: enqueue is every producer's hot path.
   auto stream = keys::stream_key(queue, j.priority);
   std::string attempts;
@@ -211,13 +218,10 @@ enqueue(redis::connection& conn, std::string_view queue, const job& j, std::stri
     args.push_back(json);
     auto r = co_await redis::eval(conn, detail::scripts().enqueue_delayed, keys_v, args, opts);
     if (!r) co_return r.error();
-    if (r->is_error()) co_return write_error(*r, why);
-    if (r->elements().size() != 2) {
-      if (why) *why = r->to_string();
-      co_return error_code(errc::redis_protocol);
-    }
+    if (r->is_error()) co_return write_error(*r);
+    if (r->elements().size() != 2) co_return error(errc::redis_protocol, r->to_string());
     enqueue_result done{std::string(r->elements()[1].str()), r->elements()[0].str() == "duplicate"};
-    if (auto ec = co_await confirm(conn, done.id, why, opts)) co_return ec;
+    if (auto ok = co_await confirm(conn, done.id, opts); !ok) co_return ok.error();
     co_return done;
   }
 
@@ -226,9 +230,9 @@ enqueue(redis::connection& conn, std::string_view queue, const job& j, std::stri
     push_xadd(xadd, queue, j);
     auto r = redis::connection::single(co_await conn.exec(xadd, opts));
     if (!r) co_return r.error();
-    if (r->is_error()) co_return write_error(*r, why);
+    if (r->is_error()) co_return write_error(*r);
     enqueue_result done{first_attempt_id(r->str(), j.priority), false};
-    if (auto ec = co_await confirm(conn, done.id, why, opts)) co_return ec;
+    if (auto ok = co_await confirm(conn, done.id, opts); !ok) co_return ok.error();
     co_return done;
   }
 
@@ -242,26 +246,23 @@ enqueue(redis::connection& conn, std::string_view queue, const job& j, std::stri
   args.insert(args.end(), fields.begin(), fields.end());
   auto r = co_await redis::eval(conn, detail::scripts().enqueue_unique, keys_v, args, opts);
   if (!r) co_return r.error();
-  if (r->is_error()) co_return write_error(*r, why);
-  if (r->elements().size() != 2) {
-    if (why) *why = r->to_string();
-    co_return error_code(errc::redis_protocol);
-  }
+  if (r->is_error()) co_return write_error(*r);
+  if (r->elements().size() != 2) co_return error(errc::redis_protocol, r->to_string());
   enqueue_result done{*j.id, r->elements()[0].str() == "duplicate"};
-  if (auto ec = co_await confirm(conn, done.id, why, opts)) co_return ec;
+  if (auto ok = co_await confirm(conn, done.id, opts); !ok) co_return ok.error();
   co_return done;
 }
 
-error_code write_error(const redis::reply& r, std::string* why) {
-  if (why) *why = std::string(r.str());
-  if (r.is_write_refused()) return errc::redis_refuses_writes;
-  if (r.is_retry_later()) return errc::redis_retry_later;
-  return errc::redis_refused;
+error write_error(const redis::reply& r) {
+  std::string words(r.str());
+  if (r.is_write_refused()) return error(errc::redis_refuses_writes, std::move(words));
+  if (r.is_retry_later()) return error(errc::redis_retry_later, std::move(words));
+  return error(errc::redis_refused, std::move(words));
 }
 
 boost::asio::awaitable<error_code> init_queue(redis::connection& conn, std::string_view queue,
                                               queue_init* what) {
-  if (check_queue_name(queue)) co_return error_code(errc::invalid_job);
+  if (!check_queue_name(queue)) co_return error_code(errc::invalid_job);
   keys k(queue);
   const std::string version = std::to_string(schema_version);
   const std::string older = std::to_string(upgrades_from_schema);
@@ -277,11 +278,10 @@ boost::asio::awaitable<error_code> init_queue(redis::connection& conn, std::stri
   auto r = co_await redis::eval(conn, detail::scripts().init_queue, keys_v, args);
   if (!r) co_return r.error();
   if (r->is_error()) {
-    std::string why;
-    auto ec = write_error(*r, &why);
-    if (ec == errc::redis_refused)
-      spdlog::error("starting queue {}: Redis answered {}", queue, why);
-    co_return ec;
+    auto e = write_error(*r);
+    if (e == errc::redis_refused)
+      spdlog::error("starting queue {}: Redis answered {}", queue, e.message());
+    co_return e.code();
   }
   const auto& v = r->elements();
   if (v.size() != 4) co_return error_code(errc::redis_protocol);
@@ -304,7 +304,7 @@ boost::asio::awaitable<error_code> init_queue(redis::connection& conn, std::stri
   // The registry lives in another cluster slot: a command of its own, never in the script.
   auto reg = co_await conn.command("SADD", keys::all_queues, queue);
   if (!reg) co_return reg.error();
-  if (reg->is_error()) co_return write_error(*reg, nullptr);
+  if (reg->is_error()) co_return write_error(*reg).code();
   co_return error_code{};
 }
 

@@ -1,33 +1,37 @@
 #include "forq/queue/retry.hpp"
 
-#include "forq/backoff.hpp"
+#include "backoff.hpp"
 #include "forq/queue/limits.hpp"
-#include "forq/utf8.hpp"
+#include "queue/verdict.hpp"
+#include "utf8.hpp"
 
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <variant>
 #include <vector>
 
 namespace forq::queue {
 
 using std::chrono::milliseconds;
 
-std::optional<std::string> out_of_bounds(const bounds& b, long long value) {
-  if (value >= b.lo && value <= b.hi) return std::nullopt;
-  return std::to_string(value) + " is not allowed: use a whole number from " +
-         std::to_string(b.lo) + " to " + std::to_string(b.hi) + std::string(b.unit);
+expected<> check_bounds(const bounds& b, long long value) {
+  if (value >= b.lo && value <= b.hi) return {};
+  return error(errc::invalid_value,
+               std::to_string(value) + " is not allowed: use a whole number from " +
+                   std::to_string(b.lo) + " to " + std::to_string(b.hi) + std::string(b.unit));
 }
 
-std::optional<std::string> out_of_bounds(const bounds& b, std::string_view text) {
+expected<> check_bounds(const bounds& b, std::string_view text) {
   long long value = 0;
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
   if (ec == std::errc{} && end == text.data() + text.size() && !text.empty())
-    return out_of_bounds(b, value);
+    return check_bounds(b, value);
   std::string shown(text.substr(0, 40));
   if (text.size() > 40) shown += "...";
-  return "\"" + to_utf8(shown) + "\" is not allowed: use a whole number from " +
-         std::to_string(b.lo) + " to " + std::to_string(b.hi) + std::string(b.unit);
+  return error(errc::invalid_value,
+               "\"" + to_utf8(shown) + "\" is not allowed: use a whole number from " +
+                   std::to_string(b.lo) + " to " + std::to_string(b.hi) + std::string(b.unit));
 }
 
 namespace {
@@ -76,7 +80,10 @@ std::optional<std::string> check_wait(std::string_view what, milliseconds d) {
 
 } // namespace
 
-std::variant<retry_override, std::string> parse_retry(std::string_view text) {
+namespace {
+
+// parse_retry's reading, with the refusal as words (parse_retry makes them an error).
+std::variant<retry_override, std::string> read_retry(std::string_view text) {
   retry_override r;
   if (text.empty()) return "empty; " + std::string(tokens_allowed);
   while (true) {
@@ -86,7 +93,8 @@ std::variant<retry_override, std::string> parse_retry(std::string_view text) {
     if (!t.empty() &&
         std::all_of(t.begin(), t.end(), [](char c) { return c >= '0' && c <= '9'; })) {
       if (r.attempts) return twice("the number of attempts");
-      if (auto bad = out_of_bounds(attempts_bounds, t)) return "attempts " + *bad;
+      if (auto ok = check_bounds(attempts_bounds, t); !ok)
+        return "attempts " + ok.error().message();
       r.attempts = std::stoi(std::string(t));
     } else if (t == "fixed" || t == "exponential") {
       if (r.exponential) return twice("fixed or exponential");
@@ -117,16 +125,26 @@ std::variant<retry_override, std::string> parse_retry(std::string_view text) {
   return r;
 }
 
-std::optional<std::string> check_retry(const retry_override& r) {
+} // namespace
+
+expected<retry_override> parse_retry(std::string_view text) {
+  auto r = read_retry(text);
+  if (auto* why = std::get_if<std::string>(&r)) return error(errc::invalid_value, std::move(*why));
+  return std::get<retry_override>(std::move(r));
+}
+
+expected<> check_retry(const retry_override& r) {
+  auto refuse = [](std::string why) { return error(errc::invalid_value, std::move(why)); };
   if (r.attempts)
-    if (auto bad = out_of_bounds(attempts_bounds, *r.attempts)) return "retry attempts " + *bad;
+    if (auto ok = check_bounds(attempts_bounds, *r.attempts); !ok)
+      return refuse("retry attempts " + ok.error().message());
   if (r.base)
-    if (auto bad = check_wait("retry base wait", *r.base)) return bad;
+    if (auto bad = check_wait("retry base wait", *r.base)) return refuse(*bad);
   if (r.max)
-    if (auto bad = check_wait("retry cap", *r.max)) return bad;
+    if (auto bad = check_wait("retry cap", *r.max)) return refuse(*bad);
   if (r.base && r.max && *r.max < *r.base)
-    return "retry cap " + show(*r.max) + " is shorter than the base wait " + show(*r.base);
-  return std::nullopt;
+    return refuse("retry cap " + show(*r.max) + " is shorter than the base wait " + show(*r.base));
+  return {};
 }
 
 std::string to_string(const retry_override& r) {

@@ -1,8 +1,8 @@
 #pragma once
 
 // The protocol's Lua scripts (src/lua/*.lua, embedded at build time), each hashed once.
-#include "forq/redis/script.hpp"
 #include "forq_lua.hpp"
+#include "redis/script.hpp"
 
 namespace forq::queue::detail {
 

@@ -1,5 +1,5 @@
 // slot_share (consumer.hpp): slots shared between the consumers of one process by weight.
-#include "forq/queue/consumer.hpp"
+#include "queue/consumer.hpp"
 
 #include <algorithm>
 

@@ -1,8 +1,9 @@
 // A consumer's upkeep: promoting due delayed jobs, renewing leases, recovering stalled jobs,
 // tidying results, healing a queue whose keys vanished.
 #include "consumer_detail.hpp"
-#include "forq/queue/consumer.hpp"
 #include "forq/queue/producer.hpp"
+#include "queue/consumer.hpp"
+#include "queue/protocol.hpp"
 #include "scripts.hpp"
 
 #include <spdlog/spdlog.h>
@@ -298,32 +299,7 @@ asio::awaitable<bool> consumer::recover_stalled(bool all) {
   auto lease_ms = std::to_string(options_.lease.count());
   auto expiring_ms = std::to_string(options_.lease.count() - options_.lease.count() / 3);
   auto claim_count = std::to_string(std::min<std::size_t>(100, room()));
-  // The priorities to look at: all ten, or 0 (where most jobs are, and what consumers that
-  // keep no `priorities` set fetch from most) and those in the queue's `priorities` set.
-  std::array<bool, 10> look{};
-  look[0] = true;
-  if (all) {
-    look.fill(true);
-  } else {
-    // The set changes when a priority is first used: read again every minute, not every look
-    // (and this process's own priorities are known here at once).
-    const auto now = std::chrono::steady_clock::now();
-    if (!priorities_read_ || now - *priorities_read_ > std::chrono::minutes(1)) {
-      redis::request members("SMEMBERS", k.priorities);
-      auto in_use = redis::connection::single(co_await pool_.commands().exec(members));
-      if (in_use && in_use->is_array()) {
-        priorities_seen_ = {};
-        for (const auto& m : in_use->elements())
-          if (m.str().size() == 1 && m.str()[0] >= '0' && m.str()[0] <= '9')
-            priorities_seen_[static_cast<std::size_t>(m.str()[0] - '0')] = true;
-        priorities_read_ = now;
-      } else {
-        priorities_seen_.fill(true); // not known: every stream
-      }
-    }
-    for (std::size_t p = 0; p < look.size(); ++p)
-      look[p] = look[p] || priorities_seen_[p] || noted_priorities_[p];
-  }
+  const auto look = co_await stall_look_priorities(all);
   // Entries whose lease ran out, on those streams, in one round trip. Each stream's scan goes
   // on from where the last one stopped (XAUTOCLAIM looks at COUNT x 10 entries a call).
   redis::request claim;
@@ -341,17 +317,10 @@ asio::awaitable<bool> consumer::recover_stalled(bool all) {
   auto claimed = co_await pool_.commands().exec(claim);
   if (!claimed) co_return false;
   bool expiring = false;
+  std::vector<std::pair<std::string, const redis::reply*>> found;
   for (std::size_t i = 0; i < streams.size(); ++i) {
     const auto& pending = (*claimed)[2 * i + 1];
     expiring = expiring || (pending.is_array() && !pending.elements().empty());
-  }
-  struct stalled {
-    std::string stream;
-    const redis::reply* entry;
-  };
-  std::vector<stalled> found;
-  redis::request deliveries; // how often each was delivered: the stall count
-  for (std::size_t i = 0; i < streams.size(); ++i) {
     const auto& r = (*claimed)[2 * i];
     if (!r.is_array() || r.elements().size() < 2) continue;
     cursors_[streams[i]] = std::string(r.elements()[0].str());
@@ -359,15 +328,49 @@ asio::awaitable<bool> consumer::recover_stalled(bool all) {
       if (!e.is_array() || e.elements().size() != 2) continue;
       // One of this consumer's own attempts whose renewal failed: it is still running here.
       if (active_[streams[i]].count(std::string(e.elements()[0].str()))) continue;
-      stalled one;
-      one.stream = streams[i];
-      one.entry = &e;
-      found.push_back(one);
-      deliveries.push("XPENDING", streams[i], group, e.elements()[0].str(), e.elements()[0].str(),
-                      "1");
+      found.emplace_back(streams[i], &e);
     }
   }
-  if (found.empty()) co_return expiring;
+  if (!found.empty()) co_await rerun_stalled(found);
+  co_return expiring;
+}
+
+asio::awaitable<std::array<bool, 10>> consumer::stall_look_priorities(bool all) {
+  std::array<bool, 10> look{};
+  if (all) {
+    look.fill(true);
+    co_return look;
+  }
+  // 0 (where most jobs are, and what consumers that keep no `priorities` set fetch from most),
+  // and those in the queue's `priorities` set. The set changes when a priority is first used:
+  // read again every minute, not every look (this process's own are known here at once).
+  look[0] = true;
+  const auto now = std::chrono::steady_clock::now();
+  if (!priorities_read_ || now - *priorities_read_ > std::chrono::minutes(1)) {
+    redis::request members("SMEMBERS", keys(options_.queue).priorities);
+    auto in_use = redis::connection::single(co_await pool_.commands().exec(members));
+    if (in_use && in_use->is_array()) {
+      priorities_seen_ = {};
+      for (const auto& m : in_use->elements())
+        if (m.str().size() == 1 && m.str()[0] >= '0' && m.str()[0] <= '9')
+          priorities_seen_[static_cast<std::size_t>(m.str()[0] - '0')] = true;
+      priorities_read_ = now;
+    } else {
+      priorities_seen_.fill(true); // not known: every stream
+    }
+  }
+  for (std::size_t p = 0; p < look.size(); ++p)
+    look[p] = look[p] || priorities_seen_[p] || noted_priorities_[p];
+  co_return look;
+}
+
+asio::awaitable<void>
+consumer::rerun_stalled(const std::vector<std::pair<std::string, const redis::reply*>>& found) {
+  redis::request deliveries; // how often each was delivered: the stall count
+  for (const auto& [stream, entry] : found) {
+    auto id = entry->elements()[0].str();
+    deliveries.push("XPENDING", stream, group, id, id, "1");
+  }
   auto counts = co_await pool_.commands().exec(deliveries);
   for (std::size_t i = 0; i < found.size(); ++i) {
     long long delivered = 2;
@@ -376,12 +379,11 @@ asio::awaitable<bool> consumer::recover_stalled(bool all) {
       if (row.elements().size() == 4) delivered = row.elements()[3].as_integer().value_or(2);
     }
     auto stalls = static_cast<int>(delivered - 1);
-    const auto& stream = found[i].stream;
-    auto parsed = parse_entry(options_.queue, stream, priority_of(stream), *found[i].entry);
+    const auto& [stream, entry] = found[i];
+    auto parsed = parse_entry(options_.queue, stream, priority_of(stream), *entry);
     auto* job = std::get_if<delivered_job>(&parsed);
     if (!job) { // never fetched again by XREADGROUP >: it must go dead here
-      co_await bury_malformed(stream, priority_of(stream), *found[i].entry,
-                              std::get<std::string>(parsed));
+      co_await bury_malformed(stream, priority_of(stream), *entry, std::get<std::string>(parsed));
       continue;
     }
     if (stopping_) continue; // stays pending: recovered again after a lease, by whoever runs
@@ -397,9 +399,9 @@ asio::awaitable<bool> consumer::recover_stalled(bool all) {
     job->stalls = stalls;
     start(std::move(*job));
   }
-  redis::request count("HINCRBY", k.stats, "stalled", std::to_string(found.size()));
+  redis::request count("HINCRBY", keys(options_.queue).stats, "stalled",
+                       std::to_string(found.size()));
   co_await pool_.commands().exec(count);
-  co_return expiring;
 }
 
 } // namespace forq::queue

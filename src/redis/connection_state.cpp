@@ -1,6 +1,6 @@
 #include "forq/redis/connection_state.hpp"
 
-#include "forq/backoff.hpp"
+#include "backoff.hpp"
 
 #include <algorithm>
 

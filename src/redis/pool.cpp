@@ -1,4 +1,4 @@
-#include "forq/redis/pool.hpp"
+#include "redis/pool.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>

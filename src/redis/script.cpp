@@ -1,4 +1,4 @@
-#include "forq/redis/script.hpp"
+#include "redis/script.hpp"
 
 #include <openssl/sha.h>
 

@@ -3,14 +3,14 @@
 // the master (or its own death signal) tells it to stop.
 #include "worker/worker.hpp"
 
-#include "forq/exit_codes.hpp"
+#include "exit_codes.hpp"
 #include "forq/handlers.hpp"
-#include "forq/log.hpp"
-#include "forq/queue/consumer.hpp"
-#include "forq/redis/pool.hpp"
 #include "forq/redis_url.hpp"
 #include "http/http.hpp"
+#include "log.hpp"
 #include "master/master.hpp"
+#include "queue/consumer.hpp"
+#include "redis/pool.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -104,7 +104,7 @@ queue::handler_map worker_handlers(const config& cfg, const queue::handler_map& 
 
 std::optional<std::string> check_handlers(const config& cfg, const queue::handler_map& program) {
   for (const auto& [name, run] : program) {
-    if (auto bad = handlers::check_name(name)) return "the program's " + *bad;
+    if (auto ok = handlers::check_name(name); !ok) return "the program's " + ok.error().message();
     if (!run) return "the program's handler \"" + name + "\" is empty";
     if (handlers::is_builtin(name))
       return "the program's handler \"" + name + "\" has the name of a built-in handler";
@@ -139,9 +139,10 @@ redis::connection_options redis_options(const config& cfg, const redis_endpoint&
 
 consumers::consumers(asio::any_io_executor ex, const config& cfg, const std::string& url,
                      const queue::handler_map& program, master::shared_metrics* keepers)
-    : cfg_(cfg) {
+    : cfg_(cfg)
+    , finished_bell_(ex) {
   redis::pool_options po;
-  po.connection = redis_options(cfg, std::get<redis_endpoint>(parse_redis_url(url)));
+  po.connection = redis_options(cfg, parse_redis_url(url).value());
   po.blocking_connections = cfg.queues.size();
   po.role = "worker";
   pool_ = std::make_unique<redis::pool>(ex, po);
@@ -168,11 +169,15 @@ consumers::~consumers() = default;
 
 void consumers::start(std::function<void(int)> on_fatal) {
   auto ex = pool_->commands().executor();
-  asio::co_spawn(ex, pool_->run(), [this](std::exception_ptr) { pool_done_ = true; });
+  asio::co_spawn(ex, pool_->run(), [this](std::exception_ptr) {
+    pool_done_ = true;
+    finished_bell_.cancel();
+  });
   for (std::size_t i = 0; i < list_.size(); ++i)
     asio::co_spawn(ex, list_[i]->run(),
                    [this, i, on_fatal](std::exception_ptr e, boost::system::error_code ec) {
                      ++finished_;
+                     finished_bell_.cancel();
                      if (e || ec) {
                        spdlog::critical("consuming queue {} failed: {}", cfg_.queues[i].name,
                                         e ? "an exception" : ec.message());
@@ -194,13 +199,9 @@ void consumers::start(std::function<void(int)> on_fatal) {
 asio::awaitable<void> consumers::drain(bool wait_for_running) {
   for (auto& c : list_)
     c->stop();
-  asio::steady_timer t(co_await asio::this_coro::executor);
-  auto deadline = std::chrono::steady_clock::now() + cfg_.drain_timeout;
-  while (wait_for_running && finished_ < list_.size() &&
-         std::chrono::steady_clock::now() < deadline) {
-    t.expires_after(10ms);
-    co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
-  }
+  if (wait_for_running)
+    co_await wait_until([this] { return finished_ == list_.size(); },
+                        std::chrono::steady_clock::now() + cfg_.drain_timeout);
   if (finished_ < list_.size()) {
     // Still running: back to their queues now, for other workers, not after a lease.
     std::size_t back = 0;
@@ -211,13 +212,19 @@ asio::awaitable<void> consumers::drain(bool wait_for_running) {
                    cfg_.drain_timeout.count(), back, back == 1 ? "" : "s",
                    list_.size() == 1 ? "its" : "their");
     // Acks of attempts that ended meanwhile go out with what is left of this turn.
-    t.expires_after(50ms);
+    asio::steady_timer t(co_await asio::this_coro::executor, 50ms);
     co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
   }
   pool_->stop();
-  while (!pool_done_) {
-    t.expires_after(10ms);
-    co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+  co_await wait_until([this] { return pool_done_; }, std::chrono::steady_clock::time_point::max());
+}
+
+asio::awaitable<void> consumers::wait_until(const std::function<bool()>& done,
+                                            std::chrono::steady_clock::time_point until) {
+  // Single-threaded: nothing can ring between the look at done() and the wait that follows.
+  while (!done() && std::chrono::steady_clock::now() < until) {
+    finished_bell_.expires_at(until);
+    co_await finished_bell_.async_wait(asio::as_tuple(asio::use_awaitable));
   }
 }
 

@@ -3,13 +3,14 @@
 // One worker process of `forq serve` (worker.cpp): its consumers, one per configured queue on
 // one Redis pool, its handler set, and its share of the HTTP listener.
 
-#include "forq/config.hpp"
-#include "forq/queue/consumer.hpp"
-#include "forq/redis/pool.hpp"
+#include "config/config.hpp"
 #include "master/shared_metrics.hpp"
+#include "queue/consumer.hpp"
+#include "redis/pool.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include <functional>
 #include <memory>
@@ -20,7 +21,7 @@
 namespace forq::worker {
 
 // Runs until SIGTERM/SIGINT (drain) or SIGQUIT (at once), or a fatal error. Returns its exit
-// code (forq/exit_codes.hpp).
+// code (exit_codes.hpp).
 int run_worker(const config& cfg, const std::string& url, unsigned slot, int listener_fd,
                master::shared_metrics* metrics, const queue::handler_map& program);
 
@@ -64,8 +65,14 @@ class consumers {
   const config& cfg_;
   std::unique_ptr<redis::pool> pool_;
   std::vector<std::unique_ptr<queue::consumer>> list_;
+  // Waits until done() or `until`, woken by finished_bell_ (no polling).
+  boost::asio::awaitable<void> wait_until(const std::function<bool()>& done,
+                                          std::chrono::steady_clock::time_point until);
+
   std::size_t finished_ = 0;
   bool pool_done_ = false;
+  // Rung (its wait cancelled) whenever a consumer or the pool ends: drain() waits on it.
+  boost::asio::steady_timer finished_bell_;
   std::vector<queue::consumer::counters> published_;
   std::uint64_t published_connects_ = 0;
 };

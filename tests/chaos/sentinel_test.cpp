@@ -10,6 +10,7 @@
 #include "forq/queue/producer.hpp"
 #include "forq/redis/connection.hpp"
 #include "forq/redis_url.hpp"
+#include "queue/protocol.hpp"
 #include "support/sentinel.hpp"
 
 #include <boost/asio/co_spawn.hpp>
@@ -70,7 +71,7 @@ class producer {
             std::chrono::milliseconds wait, std::chrono::milliseconds every, int limit) {
     asio::io_context ioc(1);
     forq::redis::connection_options o;
-    o.endpoint = std::get<forq::redis_endpoint>(forq::parse_redis_url(url));
+    o.endpoint = forq::parse_redis_url(url).value();
     forq::redis::set_timeouts(o, 2s);
     o.durability.replicas = replicas;
     o.durability.timeout = wait;
@@ -82,11 +83,10 @@ class producer {
           forq::client c(conn);
           asio::steady_timer pace(ioc);
           for (int seq = 0; seq < limit && !stopping_; ++seq) {
-            forq::queue::job j;
+            forq::queue::new_job j;
             j.handler = "count";
             j.payload = "{\"seq\":" + std::to_string(seq) + ",\"ms\":1}";
-            std::string why;
-            auto r = co_await c.enqueue(queue, j, &why);
+            auto r = co_await c.enqueue(queue, j);
             {
               std::lock_guard lock(mutex_);
               if (r)
@@ -269,7 +269,7 @@ TEST(sentinel_connection, hears_a_failover_announced_and_moves_to_the_new_primar
   sentinel_group group;
   asio::io_context ioc(1);
   forq::redis::connection_options o;
-  o.endpoint = std::get<forq::redis_endpoint>(forq::parse_redis_url(group.url()));
+  o.endpoint = forq::parse_redis_url(group.url()).value();
   forq::redis::set_timeouts(o, 2s);
   std::string heard;
   o.on_switch_master = [&](const std::string& now_at) { heard = now_at; };

@@ -1,7 +1,7 @@
 // The forq binary as an operator runs it: help, bad input (exit 2, one clear message, nothing
 // left running), configuration precedence, and `forq serve` with its embedded Redis under real
 // signals.
-#include "forq/config.hpp"
+#include "config/config.hpp"
 #include "support/process.hpp"
 #include "support/redis_server.hpp"
 

@@ -1,9 +1,9 @@
 // The Redis connection and pool against a real redis-server: pipelining under load, dropped
 // connections, a restarted server, ACL login, SELECT, unix sockets, TLS, and scripts.
-#include "forq/log.hpp"
 #include "forq/redis/connection.hpp"
-#include "forq/redis/pool.hpp"
-#include "forq/redis/script.hpp"
+#include "log.hpp"
+#include "redis/pool.hpp"
+#include "redis/script.hpp"
 #include "support/async_test.hpp"
 #include "support/log_capture.hpp"
 #include "support/redis_server.hpp"
@@ -34,10 +34,10 @@ using forq::test::sleep_for;
 connection_options options_for(const std::string& url) {
   connection_options o;
   auto parsed = forq::parse_redis_url(url);
-  if (auto* e = std::get_if<forq::redis_url_error>(&parsed))
-    ADD_FAILURE() << e->message;
+  if (!parsed)
+    ADD_FAILURE() << parsed.error().message();
   else
-    o.endpoint = std::get<forq::redis_endpoint>(parsed);
+    o.endpoint = *parsed;
   o.client_name = client_name("test");
   o.connect_timeout = 2s;
   o.command_timeout = 2s;

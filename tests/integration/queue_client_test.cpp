@@ -2,7 +2,7 @@
 // on time, pause and resume, the dead set's list/retry/purge, job lookup in every state, queue
 // figures, bulk enqueue with a bad job in the middle.
 #include "forq/client.hpp"
-#include "forq/queue/consumer.hpp"
+#include "queue/consumer.hpp"
 #include "support/async_test.hpp"
 #include "support/redis_server.hpp"
 
@@ -84,8 +84,8 @@ class client_test : public forq::test::redis_test {
         30s);
   }
 
-  static queue::job job_of(std::string handler, std::string payload = "{}") {
-    queue::job j;
+  static queue::new_job job_of(std::string handler, std::string payload = "{}") {
+    queue::new_job j;
     j.handler = std::move(handler);
     j.payload = std::move(payload);
     return j;
@@ -137,7 +137,7 @@ TEST_F(client_test, a_delayed_job_with_a_caller_id_is_enqueued_once) {
 TEST_F(client_test, a_paused_queue_runs_nothing_until_resumed_even_for_a_waiting_consumer) {
   with_consumer(options(), [&](client& cl, queue::consumer& c) -> asio::awaitable<void> {
     co_await sleep_for(100ms); // idle: blocked in XREADGROUP for up to 2 s
-    EXPECT_FALSE(co_await cl.pause("work"));
+    EXPECT_TRUE(co_await cl.pause("work"));
     auto r = co_await cl.enqueue("work", job_of("j"));
     FORQ_CO_ASSERT(r);
     co_await sleep_for(700ms);
@@ -147,7 +147,7 @@ TEST_F(client_test, a_paused_queue_runs_nothing_until_resumed_even_for_a_waiting
     EXPECT_TRUE(s->paused);
     EXPECT_EQ(s->ready, 1); // handed back, not held
     EXPECT_EQ(c.stats().handed_back, 1u);
-    EXPECT_FALSE(co_await cl.resume("work"));
+    EXPECT_TRUE(co_await cl.resume("work"));
     auto deadline = clock_type::now() + 5s;
     while (started_.empty() && clock_type::now() < deadline)
       co_await sleep_for(5ms);
@@ -161,7 +161,7 @@ TEST_F(client_test, a_paused_queue_runs_nothing_until_resumed_even_for_a_waiting
 // is seen at once, not at the next look.
 TEST_F(client_test, a_paused_queue_waits_for_its_doorbell_and_a_resume_is_seen_at_once) {
   with_consumer(options(), [&](client& cl, queue::consumer&) -> asio::awaitable<void> {
-    EXPECT_FALSE(co_await cl.pause("work"));
+    EXPECT_TRUE(co_await cl.pause("work"));
     auto r = co_await cl.enqueue("work", job_of("j"));
     FORQ_CO_ASSERT(r);
     co_await sleep_for(500ms); // the job came, was handed back, and the consumer waits
@@ -177,7 +177,7 @@ TEST_F(client_test, a_paused_queue_waits_for_its_doorbell_and_a_resume_is_seen_a
     EXPECT_LE(calls("hmget"), 1) << stats; // before: 8 (every 250 ms)
     EXPECT_LE(calls("xread"), 1) << stats;
     const auto resumed = clock_type::now();
-    EXPECT_FALSE(co_await cl.resume("work"));
+    EXPECT_TRUE(co_await cl.resume("work"));
     while (started_.empty() && clock_type::now() - resumed < 5s)
       co_await sleep_for(2ms);
     FORQ_CO_ASSERT(started_.count(r->id));
@@ -324,7 +324,7 @@ TEST_F(client_test, a_retried_dead_job_runs_with_a_handler_that_now_exists) {
 
 TEST_F(client_test, bulk_enqueue_refuses_only_the_bad_job) {
   with_client([&](client& cl) -> asio::awaitable<void> {
-    std::vector<queue::job> jobs;
+    std::vector<queue::new_job> jobs;
     for (int i = 0; i < 2500; ++i)
       jobs.push_back(job_of("j", i == 1234 ? "{not json" : "{\"i\":" + std::to_string(i) + "}"));
     auto unique = job_of("j");
@@ -454,7 +454,7 @@ TEST_F(sharing_test, a_rate_limit_holds_across_consumers) {
   const auto interval = 400ms;
   consume({o, o, o, o}, 1ms, 20, [&](client& cl) -> asio::awaitable<void> {
     std::pair<std::int64_t, std::chrono::milliseconds> limit(5, interval);
-    EXPECT_FALSE(co_await cl.set_rate_limit("work", limit));
+    EXPECT_TRUE(co_await cl.set_rate_limit("work", limit));
     co_await sleep_for(1000ms); // every consumer has looked at the settings and is waiting
     for (int i = 0; i < 20; ++i)
       FORQ_CO_ASSERT(co_await cl.enqueue("work", job_of("slow")));
@@ -486,7 +486,7 @@ TEST_F(sharing_test, weights_share_the_slots_while_both_queues_have_work) {
   b.weight = 1;
   b.share = share;
   consume({a, b}, 50ms, 60, [&](client& cl) -> asio::awaitable<void> {
-    std::vector<queue::job> jobs(30, job_of("slow"));
+    std::vector<queue::new_job> jobs(30, job_of("slow"));
     FORQ_CO_ASSERT(co_await cl.enqueue_many("heavy", jobs));
     FORQ_CO_ASSERT(co_await cl.enqueue_many("light", jobs));
   });

@@ -1,7 +1,8 @@
 // The consumer side of the queue protocol against a real redis-server: every job runs, retries
 // and dead jobs land where docs/protocol.md says, bad jobs never block good ones.
-#include "forq/queue/consumer.hpp"
 #include "forq/queue/producer.hpp"
+#include "queue/consumer.hpp"
+#include "queue/protocol.hpp"
 #include "support/async_test.hpp"
 #include "support/redis_server.hpp"
 
@@ -93,7 +94,7 @@ class consumer_test : public forq::test::redis_test {
 
   static asio::awaitable<void> enqueue_n(redis::connection& conn, int n, std::string handler) {
     for (int i = 0; i < n; ++i) {
-      queue::job j;
+      queue::new_job j;
       j.handler = handler;
       j.payload = "{\"n\":" + std::to_string(i) + "}";
       auto r = co_await queue::enqueue(conn, "work", j);
@@ -238,10 +239,10 @@ TEST_F(consumer_test, jobs_naming_no_handler_run_the_queue_s_default_handler) {
       o, h,
       [&](redis::connection& c) -> asio::awaitable<void> {
         redis_.command({"XADD", "forq:{work}:stream", "*", "payload", "{}"}); // a foreign one
-        queue::job none; // forq's own producer writes no handler field either
+        queue::new_job none; // forq's own producer writes no handler field either
         none.payload = R"({"n":1})";
         co_await queue::enqueue(c, "work", none);
-        queue::job named;
+        queue::new_job named;
         named.handler = "other";
         co_await queue::enqueue(c, "work", named);
       },
@@ -260,12 +261,12 @@ TEST_F(consumer_test, higher_priorities_run_first) {
       o, h,
       [&](redis::connection& c) -> asio::awaitable<void> {
         for (int i = 0; i < 5; ++i) {
-          queue::job low;
+          queue::new_job low;
           low.handler = "p";
           co_await queue::enqueue(c, "work", low);
         }
         for (int i = 0; i < 5; ++i) {
-          queue::job urgent;
+          queue::new_job urgent;
           urgent.handler = "p";
           urgent.priority = 9;
           auto r = co_await queue::enqueue(c, "work", urgent);
@@ -400,7 +401,7 @@ TEST_F(consumer_test, a_job_that_stalls_too_often_is_dead_with_the_count) {
 TEST_F(consumer_test, stall_recovery_finds_every_priority_through_the_set_or_the_full_look) {
   auto h = succeed("j");
   auto enqueue_at = [](redis::connection& c, int priority) -> asio::awaitable<void> {
-    queue::job j;
+    queue::new_job j;
     j.handler = "j";
     j.priority = priority;
     EXPECT_TRUE(co_await queue::enqueue(c, "work", j));

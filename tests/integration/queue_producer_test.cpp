@@ -1,6 +1,7 @@
 // The producer side of the queue protocol against a real redis-server: what docs/protocol.md
 // promises a producer, checked with plain Redis commands as a foreign producer would see it.
 #include "forq/queue/producer.hpp"
+#include "queue/protocol.hpp"
 #include "support/async_test.hpp"
 #include "support/redis_server.hpp"
 
@@ -56,7 +57,7 @@ TEST_F(queue_test, an_incompatible_schema_is_refused) {
 TEST_F(queue_test, enqueue_adds_one_stream_entry_whose_id_is_the_job_id) {
   std::string id;
   with_connection([&](redis::connection& conn) -> asio::awaitable<void> {
-    queue::job j;
+    queue::new_job j;
     j.handler = "send_email";
     j.payload = R"({"to":"a@example.com"})";
     auto r = co_await queue::enqueue(conn, "emails", j);
@@ -70,7 +71,7 @@ TEST_F(queue_test, enqueue_adds_one_stream_entry_whose_id_is_the_job_id) {
 
 TEST_F(queue_test, a_caller_given_id_is_enqueued_once) {
   with_connection([&](redis::connection& conn) -> asio::awaitable<void> {
-    queue::job j;
+    queue::new_job j;
     j.handler = "charge";
     j.payload = R"({"order":42})";
     j.id = "order-42";
@@ -88,7 +89,7 @@ TEST_F(queue_test, a_caller_given_id_is_enqueued_once) {
 
 TEST_F(queue_test, priorities_go_to_their_own_streams) {
   with_connection([&](redis::connection& conn) -> asio::awaitable<void> {
-    queue::job j;
+    queue::new_job j;
     j.handler = "noop";
     j.priority = 7;
     j.max_attempts = 3;
@@ -101,14 +102,14 @@ TEST_F(queue_test, priorities_go_to_their_own_streams) {
 
 struct bad_job {
   std::string queue;
-  queue::job job;
+  queue::new_job job;
   std::string says;
 };
 
 TEST_F(queue_test, bad_jobs_are_refused_before_redis_with_the_reason) {
   std::vector<bad_job> bad;
   auto make = [](std::string handler, std::string payload) {
-    queue::job j;
+    queue::new_job j;
     j.handler = std::move(handler);
     j.payload = std::move(payload);
     return j;
@@ -126,9 +127,11 @@ TEST_F(queue_test, bad_jobs_are_refused_before_redis_with_the_reason) {
   bad.push_back({"q", attempts, "max_attempts 0 is not allowed"});
   with_connection([&](redis::connection& conn) -> asio::awaitable<void> {
     for (const auto& b : bad) {
-      std::string why;
-      auto r = co_await queue::enqueue(conn, b.queue, b.job, &why);
+      auto r = co_await queue::enqueue(conn, b.queue, b.job);
+      EXPECT_FALSE(r) << b.says;
+      if (r) continue;
       EXPECT_EQ(r.error(), errc::invalid_job) << b.says;
+      auto why = r.error().message();
       EXPECT_NE(why.find(b.says), std::string::npos)
           << "expected \"" << b.says << "\", got " << why;
     }

@@ -3,7 +3,7 @@
 // job ids unique across priorities; records that stay valid JSON whatever bytes arrive; an API
 // that is not open to the network by accident. Every test counts what it asserts.
 #include "forq/client.hpp"
-#include "forq/queue/job.hpp"
+#include "queue/job.hpp"
 #include "support/async_test.hpp"
 #include "support/http_client.hpp"
 #include "support/process.hpp"
@@ -247,9 +247,9 @@ TEST_F(faults_test, jobs_added_in_one_multi_to_two_priorities_have_their_own_ids
         entry_ids.emplace_back(ids[0].str(), ids[1].str());
       }
       forq::client c(conn);
-      std::vector<forq::queue::job> jobs;
+      std::vector<forq::queue::new_job> jobs;
       for (int i = 0; i < 2 * pairs; ++i) {
-        forq::queue::job j;
+        forq::queue::new_job j;
         j.handler = "echo";
         j.priority = i % 2 ? 5 : 0;
         j.payload = "{\"client\":" + std::to_string(i) + "}";

@@ -1,6 +1,6 @@
 #pragma once
 
-#include "forq/log.hpp"
+#include "log.hpp"
 
 #include <spdlog/sinks/ostream_sink.h>
 

@@ -33,7 +33,7 @@ one_job run_one_job(const redis::pool_options& pool_opts, std::function<queue::h
         client cl(pool.commands());
         auto consume = [&]() -> asio::awaitable<void> { co_await c.run(); };
         auto drive = [&]() -> asio::awaitable<void> {
-          queue::job j;
+          queue::new_job j;
           j.handler = "x";
           j.payload = payload;
           auto started = std::chrono::steady_clock::now();

@@ -3,8 +3,8 @@
 // Runs one job through one handler with a real consumer on a real redis-server, until the job
 // is done or dead: how the handler tests (exec, http) drive a handler end to end.
 #include "forq/client.hpp"
-#include "forq/queue/consumer.hpp"
-#include "forq/redis/pool.hpp"
+#include "queue/consumer.hpp"
+#include "redis/pool.hpp"
 
 #include <boost/asio/awaitable.hpp>
 

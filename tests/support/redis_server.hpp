@@ -1,6 +1,6 @@
 #pragma once
 
-#include "forq/redis/pool.hpp"
+#include "redis/pool.hpp"
 #include "support/process.hpp"
 
 #include <gtest/gtest.h>

@@ -1,4 +1,4 @@
-#include "forq/config.hpp"
+#include "config/config.hpp"
 #include "support/process.hpp"
 
 #include <boost/json.hpp>
@@ -7,7 +7,6 @@
 namespace {
 
 using forq::config;
-using forq::config_error;
 using forq::config_sources;
 using forq::loaded_config;
 using forq::test::temp_dir;
@@ -28,15 +27,17 @@ struct sources_builder {
 
 config load_ok(const config_sources& s) {
   auto r = forq::load_config(s);
-  if (auto* e = std::get_if<config_error>(&r)) ADD_FAILURE() << "unexpected error: " << e->message;
-  return std::get_if<loaded_config>(&r) ? std::get<loaded_config>(r).cfg : config{};
+  if (!r) ADD_FAILURE() << "unexpected error: " << r.error().message();
+  return r ? r->cfg : config{};
 }
 
 std::string load_error(const config_sources& s) {
   auto r = forq::load_config(s);
-  if (auto* e = std::get_if<config_error>(&r)) return e->message;
-  ADD_FAILURE() << "expected an error, got a valid config: "
-                << forq::to_json(std::get<loaded_config>(r).cfg);
+  if (!r) {
+    EXPECT_EQ(r.error(), forq::errc::invalid_value);
+    return r.error().message();
+  }
+  ADD_FAILURE() << "expected an error, got a valid config: " << forq::to_json(r->cfg);
   return {};
 }
 
@@ -291,7 +292,8 @@ TEST(config, an_empty_environment_variable_counts_as_unset) {
 TEST(config, unknown_forq_variables_are_warned_about) {
   sources_builder b;
   auto r = forq::load_config(b.s, {"FORQ_WORKER", "FORQ_WORKERS", "FORQ_JOB_ID", "FORQ_CONFIG"});
-  auto& warnings = std::get<loaded_config>(r).warnings;
+  ASSERT_TRUE(r) << r.error().message();
+  auto& warnings = r->warnings;
   ASSERT_EQ(warnings.size(), 1u);
   EXPECT_NE(warnings[0].find("FORQ_WORKER"), std::string::npos);
 }

@@ -1,10 +1,11 @@
 // The connection against a fake RESP server on loopback: the faults a real Redis does not
 // produce on demand. Every test runs under a deadline (run_async).
-#include "forq/log.hpp"
 #include "forq/queue/producer.hpp"
 #include "forq/redis/connection.hpp"
-#include "forq/redis/script.hpp"
 #include "forq/redis_url.hpp"
+#include "log.hpp"
+#include "queue/protocol.hpp"
+#include "redis/script.hpp"
 #include "support/async_test.hpp"
 #include "support/fake_redis.hpp"
 #include "support/log_capture.hpp"
@@ -700,7 +701,7 @@ void with_fake_sentinel(
     std::string url = "redis-sentinel://";
     if (first_sentinel_down) url += "127.0.0.1:" + std::to_string(forq::test::free_port()) + ",";
     url += "127.0.0.1:" + std::to_string(sentinel.port()) + "/mymaster";
-    o.endpoint = std::get<forq::redis_endpoint>(forq::parse_redis_url(url));
+    o.endpoint = forq::parse_redis_url(url).value();
     o.sentinel_password = "s3cret";
     connection conn(ex, o);
     auto test = [&]() -> asio::awaitable<void> {

@@ -1,4 +1,4 @@
-#include "forq/log.hpp"
+#include "log.hpp"
 
 #include <boost/json.hpp>
 #include <gtest/gtest.h>

@@ -1,7 +1,7 @@
 // What forq::run refuses before it starts anything: the program's handlers against the
 // built-ins and the configuration (src/worker/worker.cpp, check_handlers), and queues' default
 // handlers that no one provides.
-#include "forq/config.hpp"
+#include "config/config.hpp"
 #include "forq/forq.hpp"
 #include "worker/worker.hpp"
 

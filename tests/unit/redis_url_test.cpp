@@ -8,16 +8,19 @@ using forq::redis_endpoint;
 
 redis_endpoint parse_ok(std::string_view url) {
   auto r = forq::parse_redis_url(url);
-  if (auto* e = std::get_if<forq::redis_url_error>(&r)) {
-    ADD_FAILURE() << url << ": " << e->message;
+  if (!r) {
+    ADD_FAILURE() << url << ": " << r.error().message();
     return {};
   }
-  return std::get<redis_endpoint>(r);
+  return *r;
 }
 
 std::string parse_error(std::string_view url) {
   auto r = forq::parse_redis_url(url);
-  if (auto* e = std::get_if<forq::redis_url_error>(&r)) return e->message;
+  if (!r) {
+    EXPECT_EQ(r.error(), forq::errc::invalid_value);
+    return r.error().message();
+  }
   ADD_FAILURE() << url << " was accepted";
   return {};
 }

@@ -1,7 +1,7 @@
 // The master's slot table (src/master/supervisor.hpp): the decisions serve.cpp acts on, without
 // processes or timers. Issue 14: crash-loop backoff, the fatal exit code, retiring (TTOU, a
 // reload), and stopping.
-#include "forq/exit_codes.hpp"
+#include "exit_codes.hpp"
 #include "master/supervisor.hpp"
 
 #include <gtest/gtest.h>

@@ -1,7 +1,7 @@
 #pragma once
 
-#include <optional>
-#include <string>
+#include "forq/error.hpp"
+
 #include <string_view>
 
 namespace forq::queue {
@@ -21,12 +21,12 @@ inline constexpr bounds delay_bounds{"delay_ms", 0, 31'536'000'000LL, " ms (one 
 inline constexpr bounds rate_max_bounds{"N", 1, 1'000'000, " jobs per interval"};
 inline constexpr bounds rate_interval_bounds{"per_ms", 1, 86'400'000, " ms (one day)"};
 
-// "VALUE is not allowed: use a whole number from LO to HI<unit>", or nothing if `value` is in
-// bounds.
-std::optional<std::string> out_of_bounds(const bounds& b, long long value);
+// Nothing if `value` is in bounds, else errc::invalid_value with "VALUE is not allowed: use a whole
+// number from LO to HI<unit>".
+expected<> check_bounds(const bounds& b, long long value);
 // The same for a value as a person typed it (a flag's text): not a whole number is refused in
 // the same words.
-std::optional<std::string> out_of_bounds(const bounds& b, std::string_view text);
+expected<> check_bounds(const bounds& b, std::string_view text);
 // A retry policy's waits (retry.hpp): 1 ms to 7 days.
 inline constexpr bounds backoff_bounds{"backoff", 1, 7LL * 24 * 3600 * 1000, " ms (7 days)"};
 

@@ -1,8 +1,9 @@
 #pragma once
 
-// The producer side of forq's native protocol (docs/protocol.md): queue keys, job validation,
-// enqueue, and queue initialisation. The consumer side is consumer.hpp; operators' and
-// applications' wider API (stats, job lookup, dead jobs, pause) is forq/client.hpp.
+// Enqueueing from C++: the job you enqueue (new_job; the job a handler gets is forq::job), its
+// check, and enqueue on a connection. forq/client.hpp wraps it with the rest of an application's
+// API (stats, job lookup, dead jobs, pause). The protocol's keys and start-up are internal
+// (src/queue/protocol.hpp, docs/protocol.md).
 
 #include "forq/names.hpp"
 #include "forq/queue/limits.hpp"
@@ -10,43 +11,20 @@
 #include "forq/redis/connection.hpp"
 
 #include <boost/asio/awaitable.hpp>
-#include <boost/system/result.hpp>
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
 
 namespace forq::queue {
 
-// 3: a first attempt's job id carries its priority (`<entry id>-p<N>`); 2: results index (a
-// list), tidy.lua, wake, rate. A worker of schema 3 upgrades a schema-2 queue in place.
-inline constexpr int schema_version = 3;
-inline constexpr int upgrades_from_schema = 2;
 inline constexpr std::size_t default_max_payload = 1u << 20; // 1 MiB
-
-// Every key of a queue, under its hash tag.
-struct keys {
-  explicit keys(std::string_view queue);
-  std::string meta, stream, stats;
-  std::string delayed, delayed_jobs, dead, dead_jobs, results, results_data;
-  std::string wake;       // stream: a doorbell rung by producers of delayed jobs
-  std::string rate;       // the rate limiter's window counter
-  std::string priorities; // set: the priorities consumers have fetched from (stall recovery)
-  std::string stream_for(int priority) const; // priority 0: `stream`; 1..9: stream:p<N>
-  std::vector<std::string> streams() const;   // every priority's stream, 0 to 9
-  // The same keys without building the others, for enqueue's hot path.
-  static std::string stream_key(std::string_view queue, int priority);
-  static std::string unique_key(std::string_view queue, std::string_view caller_id);
-  static constexpr std::string_view all_queues = "forq:queues";
-  static constexpr std::string_view group = "workers"; // every stream's one consumer group
-
- private:
-  std::string queue_;
-};
 
 // check_queue_name: forq/names.hpp.
 
-struct job {
+// A job to enqueue.
+struct new_job {
   std::string handler;
   std::string payload = "{}";      // JSON text
   std::optional<std::string> id;   // caller-given: enqueued at most once
@@ -62,16 +40,9 @@ struct job {
 // Milliseconds since the Unix epoch, now: the clock of run_at_ms and of every *_ms field.
 std::int64_t epoch_ms();
 
-// Why a job is refused before it reaches Redis (not JSON, too large, no handler, ...), or
-// nothing. The message names the field and what is allowed.
-std::optional<std::string> check_job(const job& j, std::size_t max_payload = default_max_payload);
-
-// A job's stream fields (handler, payload, max_attempts and retry when set) as XADD's arguments, in
-// the order the protocol writes them. `storage` keeps the numbers the views point into.
-std::vector<std::string_view> job_fields(const job& j, std::string& storage);
-
-// The plain XADD of a job without a caller id or a delay (one command), added to `req`.
-void push_xadd(redis::request& req, std::string_view queue, const job& j);
+// Nothing, or errc::invalid_job with why the job is refused before it reaches Redis (not JSON,
+// too large, no handler, ...): the message names the field and what is allowed.
+expected<> check_job(const new_job& j, std::size_t max_payload = default_max_payload);
 
 struct enqueue_result {
   std::string id; // the job id: the caller's, or the generated one (first_attempt_id)
@@ -81,55 +52,12 @@ struct enqueue_result {
 // Adds a job to the queue: one XADD, the enqueue_unique script for a caller-given id, or the
 // enqueue_delayed script for a job that runs later (run_at_ms in the future). With
 // redis.durability = replicated:N (the connection's options), then WAIT: fewer replicas in time
-// completes it with errc::redis_not_confirmed and says so in `why` (the job is on the primary).
-// Checks the job first (errc::invalid_job, with the reason in `why` when given). A Redis that
-// refuses writes completes it with errc::redis_refuses_writes (nothing was added; Redis's words in
-// `why`). `opts` carries the caller's deadline (redis::exec_options). The connection must be
-// running.
-boost::asio::awaitable<boost::system::result<enqueue_result>>
-enqueue(redis::connection& conn, std::string_view queue, const job& j, std::string* why = nullptr,
-        redis::exec_options opts = {});
-
-// redis.durability: WAIT <replicas> <timeout>, added to `req` after the writes it confirms.
-void push_wait(redis::request& req, const redis::durability& d);
-// Why a WAIT's reply does not confirm `what` ("job 1-0 is"), or nothing when enough replicas did.
-std::optional<std::string> short_of_replicas(const redis::reply& wait_reply,
-                                             const redis::durability& d, std::string_view what);
-
-// How an error reply to an enqueue or another write becomes an error: redis_refuses_writes for
-// -OOM/-READONLY/-MISCONF, redis_retry_later, else redis_refused. Redis's words go to `why`.
-boost::system::error_code write_error(const redis::reply& r, std::string* why);
-
-// What init_queue found and did.
-struct queue_init {
-  bool schema_written = false; // the schema was absent: the queue is new, or its keys were gone
-  int groups_created = 0;      // consumer groups that were missing
-  int upgraded_from = 0;       // the older schema upgraded in place, or 0
-};
-
-// Start-up of a queue, one atomic script (init_queue.lua): writes the schema version on first
-// use, creates the consumer group on every stream of the queue, and refuses a queue written by
-// an incompatible forq (errc::queue_schema_mismatch); then registers the queue (forq:queues).
-// Completes with the connection's errors while Redis is away, and with redis_refuses_writes
-// while Redis refuses writes (callers retry with backoff).
-boost::asio::awaitable<boost::system::error_code>
-init_queue(redis::connection& conn, std::string_view queue, queue_init* what = nullptr);
-
-// Puts a queue's keys back after they vanished from Redis (restarted without persistence,
-// flushed, failed over to an empty replica): init_queue again, at once. Every user of a queue
-// calls it when Redis says the keys are gone (-NOGROUP, a missing schema). The one caller whose
-// script actually recreated them logs the warning, so an event costs one line however many
-// workers notice it. Completes with init_queue's error, if any.
-boost::asio::awaitable<boost::system::error_code> restore_queue(redis::connection& conn,
-                                                                std::string_view queue);
-
-// Start-up as a worker does it: init_queue, tried again with backoff (100 ms doubling to 5 s,
-// each wait logged) while Redis cannot answer (loading, busy, connection lost, timed out; an
-// unreachable Redis makes the request wait inside the connection, which logs that itself).
-// Completes with success, or a fatal error: queue_schema_mismatch, invalid_job (bad name),
-// redis_refused (an error reply retrying cannot fix), redis_auth_failed, or redis_shutdown
-// (stopped meanwhile). A Redis that refuses writes is waited for, said once.
-boost::asio::awaitable<boost::system::error_code> start_queue(redis::connection& conn,
-                                                              std::string_view queue);
+// completes it with errc::redis_not_confirmed, the job's id in the message (it is on the primary).
+// Checks the job first (errc::invalid_job, the message says why). A Redis that refuses writes
+// completes it with errc::redis_refuses_writes (nothing was added; Redis's words in the message).
+// `opts` carries the caller's deadline (redis::exec_options). The connection must be running.
+boost::asio::awaitable<expected<enqueue_result>> enqueue(redis::connection& conn,
+                                                         std::string_view queue, const new_job& j,
+                                                         redis::exec_options opts = {});
 
 } // namespace forq::queue

@@ -5,12 +5,12 @@
 // (--queues NAME@RETRY), then the job's own `retry` field (and its `max_attempts`). No sockets,
 // no Redis: configuration, producers and the consumer all read policies through this one file.
 
+#include "forq/error.hpp"
+
 #include <chrono>
 #include <optional>
-#include <random>
 #include <string>
 #include <string_view>
-#include <variant>
 
 namespace forq::queue {
 
@@ -42,29 +42,17 @@ struct retry_override {
   bool operator==(const retry_override&) const = default;
 };
 
-// The override `text` says, or why it cannot be one (naming the part and what is allowed; the
-// caller names the setting and quotes the text).
-std::variant<retry_override, std::string> parse_retry(std::string_view text);
+// The override `text` says, or errc::invalid_value with why it cannot be one (naming the part and
+// what is allowed; the caller names the setting and quotes the text).
+expected<retry_override> parse_retry(std::string_view text);
 // The same override as text that parse_retry reads back: attempts, kind, base, cap, jitter.
 std::string to_string(const retry_override& r);
-// Whether an override built in code (not parsed) is within the limits, or why not.
-std::optional<std::string> check_retry(const retry_override& r);
+// Whether an override built in code (not parsed) is within the limits, or errc::invalid_value
+// with why not.
+expected<> check_retry(const retry_override& r);
 // `below` with the parts `r` sets replaced.
 retry_policy apply(retry_policy below, const retry_override& r);
 // The policy in full, as text: "3/exponential/1s/1h/jitter".
 std::string to_string(const retry_policy& p);
-
-// What happens to a job whose attempt failed. No sockets: unit-tested on its own.
-struct verdict {
-  bool retry;                      // else: dead
-  std::chrono::milliseconds delay; // retry only
-  std::string reason;              // dead only: why, in an operator's words
-};
-
-// attempt_made: attempts made including the one that failed (>= 1). permanent: the handler
-// said retrying cannot help. retry_after: the handler's own wish (Retry-After), used as is
-// (within max_backoff).
-verdict decide(const retry_policy& p, int attempt_made, bool permanent, std::string_view error,
-               std::optional<std::chrono::milliseconds> retry_after, std::mt19937_64& rng);
 
 } // namespace forq::queue
