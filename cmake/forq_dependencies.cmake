@@ -29,6 +29,10 @@ forq_require(OPENSSL_FOUND libssl-dev "OpenSSL (TLS to Redis)")
 
 find_package(Threads REQUIRED)
 
+# Time zones for schedules (date/tz.h over the system's tzdata: GCC 12's <chrono> has no tzdb).
+find_package(date QUIET CONFIG)
+forq_require(date_FOUND libhowardhinnant-date-dev "date (time zones)")
+
 if(FORQ_BUILD_TESTS)
   find_package(GTest QUIET CONFIG)
   forq_require(GTest_FOUND "libgtest-dev libgmock-dev" "GoogleTest")

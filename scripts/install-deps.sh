@@ -9,10 +9,14 @@ packages=(
   # libraries (Boost 1.81 parts used: Asio, JSON, URL)
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libspdlog-dev libfmt-dev libcli11-dev libhiredis-dev libssl-dev
+  # time zones for schedules (date/tz.h over tzdata)
+  libhowardhinnant-date-dev tzdata
   # tests; clang and its runtime for the libFuzzer targets (fuzz/); the format check (CI)
   libgtest-dev libgmock-dev clang libclang-rt-14-dev clang-format
   # the foreign-producer test: a Python producer written from docs/protocol.md alone
   python3 python3-redis
+  # the cron oracle: forq's schedule times checked against croniter's
+  python3-croniter
   # the embedded default and the test servers
   redis-server redis-tools openssl
   # the API access test sends from a network namespace of its own (ip netns, veth)
