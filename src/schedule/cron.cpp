@@ -98,6 +98,8 @@ expected<field_values> read_field(std::string_view text, const field_rule& f, bo
       if (!a) return a.error();
       auto b = value_of(item.substr(dash + 1), f);
       if (!b) return b.error();
+      // SAT-SUN: Sunday as the end of a range is 7 (as croniter reads it).
+      if (f.hi == 7 && *b == 0 && *a > 0) b = 7;
       if (*a > *b)
         return refuse(std::string(f.name) + " range " + std::string(item) +
                       " runs backwards (write the smaller value first)");

@@ -74,6 +74,8 @@ TEST(cron, fields_lists_ranges_steps_and_names) {
   EXPECT_EQ(fires("10/20 * * * *", "2026-12-02T10:00:00", 3), // 10 to 59 by 20
             (list{"2026-12-02T10:10:00Z", "2026-12-02T10:30:00Z", "2026-12-02T10:50:00Z"}));
   EXPECT_EQ(fires("0 0 * * 7", "2026-12-02T00:00:00", 1), (list{"2026-12-06T00:00:00Z"}));
+  EXPECT_EQ(fires("0 0 * * SAT-SUN", "2026-12-02T00:00:00", 3), // Sunday ends a range as 7
+            (list{"2026-12-05T00:00:00Z", "2026-12-06T00:00:00Z", "2026-12-12T00:00:00Z"}));
 }
 
 TEST(cron, six_fields_put_seconds_first_and_macros_expand) {
@@ -104,6 +106,8 @@ TEST(cron, bad_expressions_are_refused_naming_the_field_and_value) {
   EXPECT_NE(refused("* * * FOO *").find("\"FOO\" is not a month"), std::string::npos);
   EXPECT_NE(refused("*/0 * * * *").find("minute step \"0\""), std::string::npos);
   EXPECT_NE(refused("5-1 * * * *").find("runs backwards"), std::string::npos);
+  EXPECT_NE(refused("0 0 * * SUN-SAT,FRI-MON").find("day of week range FRI-MON runs backwards"),
+            std::string::npos);
   EXPECT_NE(refused("0 0 30 2 *").find("names no day that exists"), std::string::npos);
   EXPECT_NE(refused("@reboot").find("not a cron macro"), std::string::npos);
   EXPECT_NE(refused("1,,2 * * * *").find("empty list item"), std::string::npos);
