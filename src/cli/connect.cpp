@@ -3,6 +3,7 @@
 
 #include "exit_codes.hpp"
 #include "forq/redis_url.hpp"
+#include "master/embedded_redis.hpp"
 #include "worker/worker.hpp"
 
 #include <boost/asio/co_spawn.hpp>
@@ -74,6 +75,21 @@ int with_connection(const config& cfg, const std::string& url, std::string_view 
       });
   ioc.run();
   return code;
+}
+
+int with_redis(const config& cfg, std::function<asio::awaitable<int>(redis::connection&)> body) {
+  std::string url = cfg.redis_url;
+  if (url.empty()) {
+    auto found = find_embedded_redis(cfg.data_dir);
+    if (!found) {
+      fail("no Redis to talk to: give --redis URL (or FORQ_REDIS_URL), or run `forq serve` with "
+           "data directory " +
+           cfg.data_dir.string() + " (--data-dir)");
+      return exit_code::failure;
+    }
+    url = *found;
+  }
+  return with_connection(cfg, url, "cli", std::move(body));
 }
 
 } // namespace forq::cli

@@ -35,20 +35,9 @@ void fail(const std::string& message) {
   std::fprintf(stderr, "forq: %s\n", message.c_str());
 }
 
-// with_client: the configured Redis, or the embedded one a running `forq serve` owns.
+// with_redis, with a client on its connection.
 int with_client(const config& cfg, std::function<asio::awaitable<int>(client&)> body) {
-  std::string url = cfg.redis_url;
-  if (url.empty()) {
-    auto found = find_embedded_redis(cfg.data_dir);
-    if (!found) {
-      fail("no Redis to talk to: give --redis URL (or FORQ_REDIS_URL), or run `forq serve` with "
-           "data directory " +
-           cfg.data_dir.string() + " (--data-dir)");
-      return exit_code::failure;
-    }
-    url = *found;
-  }
-  return with_connection(cfg, url, "cli", [&](redis::connection& conn) -> asio::awaitable<int> {
+  return with_redis(cfg, [&](redis::connection& conn) -> asio::awaitable<int> {
     client c(conn);
     co_return co_await body(c);
   });
