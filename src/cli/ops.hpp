@@ -5,9 +5,11 @@
 
 #include "config/config.hpp"
 
+#include <chrono>
 #include <cstddef>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace forq::cli {
@@ -40,5 +42,23 @@ int pause(const config& cfg, const std::string& queue, bool paused, bool create)
 // max == 0: remove the limit.
 int rate_limit(const config& cfg, const std::string& queue, long long max, long long per_ms,
                bool create);
+
+// forq schedule (schedules.cpp, docs/schedules.md).
+struct schedule_args {
+  std::string name;
+  std::string queue = "default";
+  std::string cron, every, tz; // --cron EXPR or --every DURATION; --tz with --cron
+  std::string handler;
+  std::optional<std::string> payload;
+  int priority = 0;
+  int attempts = 0;              // 0: the queue's policy
+  std::string missed = "latest"; // skip | latest | all
+  std::string grace;             // a duration; empty: 60 s
+};
+int schedule_add(const config& cfg, const schedule_args& a);
+int schedule_list(const config& cfg, const std::string& queue, bool as_json);
+int schedule_remove(const config& cfg, const std::string& queue, const std::string& name);
+// "30s", "5m", "1h", "1d", "250ms": 1 ms to 366 days; nothing for anything else.
+std::optional<std::chrono::milliseconds> parse_duration(std::string_view text);
 
 } // namespace forq::cli

@@ -175,7 +175,8 @@ struct command_line {
   flag_set flags;
   CLI::App *serve = nullptr, *show_config = nullptr, *enqueue = nullptr, *queues = nullptr,
            *job = nullptr, *dead = nullptr, *pause = nullptr, *resume = nullptr, *limit = nullptr,
-           *bench = nullptr;
+           *bench = nullptr, *schedule = nullptr, *schedule_add = nullptr, *schedule_list = nullptr,
+           *schedule_remove = nullptr;
   forq::cli::enqueue_args enq;
   bool queues_json = false;
   std::string job_id;
@@ -188,6 +189,8 @@ struct command_line {
   long long limit_per_ms = 1000;
   forq::bench::bench_args bench_a;
   forq::bench::idle_args idle_a;
+  forq::cli::schedule_args sched;
+  bool schedule_json = false;
 };
 
 void add_service_commands(CLI::App& app, command_line& c) {
@@ -297,6 +300,52 @@ void add_control_commands(CLI::App& app, command_line& c) {
       ->check(within(forq::queue::rate_interval_bounds));
 }
 
+// forq schedule add | list | remove (docs/schedules.md).
+void add_schedule_command(CLI::App& app, command_line& c) {
+  c.schedule = app.add_subcommand("schedule", "Recurring jobs of a queue: add (or change), list, "
+                                              "remove. Every worker's keeper runs them; each slot "
+                                              "is one job.");
+  c.schedule->require_subcommand(1, 1);
+  c.flags.add_to(*c.schedule);
+  auto& a = c.sched;
+  c.schedule_add = c.schedule->add_subcommand(
+      "add", "Add a schedule, or change the one of that name (the same definition again changes "
+             "nothing).");
+  c.flags.add_to(*c.schedule_add);
+  c.schedule_add->add_option("NAME", a.name, "the schedule's name in its queue")->required();
+  c.schedule_add->add_option("PAYLOAD_JSON", a.payload, "the payload of each job (JSON)");
+  c.schedule_add->add_option("--queue", a.queue, "queue name")->default_str("default");
+  auto* cron = c.schedule_add->add_option(
+      "--cron", a.cron, "cron expression: 5 fields, or 6 with seconds first; @hourly, ...");
+  auto* every = c.schedule_add->add_option(
+      "--every", a.every, "a fixed interval aligned to the clock: 30s, 5m, 1h, 1d (1s to 366d)");
+  cron->excludes(every);
+  c.schedule_add->add_option("--tz", a.tz, "the cron expression's time zone (IANA); default UTC");
+  c.schedule_add->add_option("--handler", a.handler,
+                             "handler of its jobs (none: the queue's default handler)");
+  c.schedule_add->add_option("--priority", a.priority, "0 to 9, higher runs first")
+      ->check(within(forq::queue::priority_bounds));
+  c.schedule_add->add_option("--attempts", a.attempts, "attempts at most (1 to 1000)")
+      ->check(within(forq::queue::attempts_bounds));
+  c.schedule_add
+      ->add_option("--missed", a.missed,
+                   "slots that came due while nothing ran: skip, latest (the latest, if at most "
+                   "--grace late) or all (at most 100)")
+      ->default_str("latest")
+      ->check(one_of({"skip", "latest", "all"}));
+  c.schedule_add->add_option("--grace", a.grace, "how late --missed latest may run a slot")
+      ->default_str("60s");
+  c.schedule_list = c.schedule->add_subcommand(
+      "list", "The queue's schedules: when, next and last run, runs, skipped, last job.");
+  c.flags.add_to(*c.schedule_list);
+  c.schedule_list->add_option("--queue", a.queue, "queue name")->default_str("default");
+  c.schedule_list->add_flag("--json", c.schedule_json, "one JSON array");
+  c.schedule_remove = c.schedule->add_subcommand("remove", "Remove a schedule.");
+  c.flags.add_to(*c.schedule_remove);
+  c.schedule_remove->add_option("NAME", a.name, "the schedule's name")->required();
+  c.schedule_remove->add_option("--queue", a.queue, "queue name")->default_str("default");
+}
+
 void add_bench_command(CLI::App& app, command_line& c) {
   forq::bench::bench_args bench_a;
   c.bench = app.add_subcommand(
@@ -362,6 +411,15 @@ std::optional<int> run_command(command_line& c, const forq::config& cfg) {
       return usage_error("--rate x --duration is over 100000000 jobs");
     return forq::bench::bench(cfg, c.bench_a);
   }
+  if (c.schedule_add->parsed()) {
+    if (c.sched.cron.empty() && c.sched.every.empty())
+      return usage_error("schedule add needs --cron EXPRESSION or --every DURATION");
+    return forq::cli::schedule_add(cfg, c.sched);
+  }
+  if (c.schedule_list->parsed())
+    return forq::cli::schedule_list(cfg, c.sched.queue, c.schedule_json);
+  if (c.schedule_remove->parsed())
+    return forq::cli::schedule_remove(cfg, c.sched.queue, c.sched.name);
   if (c.limit->parsed())
     return forq::cli::rate_limit(cfg, c.limit_queue,
                                  c.limit_max == "off" ? 0 : std::stoll(c.limit_max), c.limit_per_ms,
@@ -397,8 +455,10 @@ int forq::run(int argc, char** argv, handler_map handlers) {
   add_inspect_commands(app, c);
   add_control_commands(app, c);
   add_bench_command(app, c);
-  const std::vector<std::string> command_names{"serve", "config", "enqueue", "queues", "job",
-                                               "dead",  "pause",  "resume",  "limit",  "bench"};
+  add_schedule_command(app, c);
+  const std::vector<std::string> command_names{"serve", "config", "enqueue", "queues",
+                                               "job",   "dead",   "pause",   "resume",
+                                               "limit", "bench",  "schedule"};
 
   try {
     app.parse(argc, argv);

@@ -43,7 +43,8 @@ consumer::consumer(redis::pool& pool, consumer_options options, handler_map hand
     , promote_due_(pool.commands().executor())
     , lease_due_(pool.commands().executor())
     , tidy_due_(pool.commands().executor())
-    , unblock_due_(pool.commands().executor()) {
+    , unblock_due_(pool.commands().executor())
+    , schedule_due_(pool.commands().executor()) {
   if (options_.share) member_ = options_.share->join(options_.weight, slot_free_);
 }
 
@@ -55,6 +56,7 @@ void consumer::stop() {
   lease_due_.cancel();
   tidy_due_.cancel();
   unblock_due_.cancel();
+  schedule_due_.cancel();
 }
 
 asio::awaitable<void> consumer::unblock_loop() {
@@ -105,7 +107,7 @@ asio::awaitable<error_code> consumer::run() {
   if (auto ec = co_await start_queue(pool_.commands(), options_.queue)) co_return ec;
   started_ = true;
   co_await (fetch_loop() && ack_loop() && promote_loop() && lease_loop() && tidy_loop() &&
-            unblock_loop());
+            unblock_loop() && schedule_loop());
   // Attempts started while the loops wound down may have finished after ack_loop ended.
   if (!to_ack_.empty()) co_await ack_loop();
   if (!settled_streams_.empty()) co_await tidy(); // a stopped consumer leaves its streams tidy
@@ -257,6 +259,7 @@ asio::awaitable<void> consumer::fetch_loop() {
   lease_due_.cancel();
   tidy_due_.cancel();
   unblock_due_.cancel();
+  schedule_due_.cancel();
 }
 
 asio::awaitable<bool> consumer::read_jobs() {

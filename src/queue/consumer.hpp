@@ -102,6 +102,14 @@ struct consumer_options {
   // stream) or this consumer's own retry sets the promoter's timer. This is the keeper's
   // fallback look, for doorbells another consumer answered and then died.
   std::chrono::milliseconds promote_check_every{5000};
+  // The queue's schedules (docs/schedules.md): the keeper calls this with the command
+  // connection and the longest wait, and waits what it answers before calling again (every
+  // schedule_check_every at most: a schedule added or changed is seen within it). The worker
+  // sets it (schedule::tick); empty: this consumer runs no schedules.
+  std::function<boost::asio::awaitable<std::chrono::milliseconds>(redis::connection&,
+                                                                  std::chrono::milliseconds)>
+      schedules;
+  std::chrono::milliseconds schedule_check_every{5000}; // schedule::look_every
   // The keeper's look at every stream of the queue: a tidy of all ten, and stall recovery on
   // all ten, not only on the priorities consumers have said they fetch from.
   std::chrono::milliseconds full_upkeep_every{std::chrono::minutes(5)};
@@ -180,6 +188,8 @@ class consumer {
   redis::request ack_request(const std::vector<finished>& batch) const;
   void acked(const std::vector<finished>& batch, const redis::connection::response& r);
   boost::asio::awaitable<void> promote_loop();
+  // The keeper runs the queue's schedules' due slots (src/schedule/schedule.hpp).
+  boost::asio::awaitable<void> schedule_loop();
   boost::asio::awaitable<void> tidy_loop();
   // After stop(): ends the fetch's wait inside Redis (CLIENT UNBLOCK from the command
   // connection), or drops the blocking connection when that cannot be done within a second.
@@ -274,7 +284,8 @@ class consumer {
   std::uint64_t error_repeats_ = 0; // ...and again every 60th time it repeats
   bool started_ = false;
   // cancel() = something changed: a slot freed, an ack is due, a retry was scheduled, stop.
-  boost::asio::steady_timer slot_free_, ack_due_, promote_due_, lease_due_, tidy_due_, unblock_due_;
+  boost::asio::steady_timer slot_free_, ack_due_, promote_due_, lease_due_, tidy_due_, unblock_due_,
+      schedule_due_;
   counters stats_;
 };
 

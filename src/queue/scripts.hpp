@@ -17,6 +17,9 @@ struct protocol_scripts {
   redis::script enqueue_delayed{"enqueue_delayed", lua::enqueue_delayed_lua};
   redis::script dead{"dead", lua::dead_lua};
   redis::script rate{"rate", lua::rate_lua};
+  redis::script schedule_upsert{"schedule_upsert", lua::schedule_upsert_lua};
+  redis::script schedule_remove{"schedule_remove", lua::schedule_remove_lua};
+  redis::script schedule_claim{"schedule_claim", lua::schedule_claim_lua};
 };
 
 inline const protocol_scripts& scripts() {

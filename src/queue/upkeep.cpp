@@ -214,6 +214,19 @@ asio::awaitable<void> consumer::promote_loop() {
   }
 }
 
+asio::awaitable<void> consumer::schedule_loop() {
+  // The keeper alone looks: one consumer of the queue per host. Keepers of several hosts may
+  // look at the same slot; the claim script makes it one job.
+  if (!options_.schedules) co_return;
+  while (!stopping_ && !fetching_done_) {
+    auto wait = options_.schedule_check_every;
+    if (keeper()) wait = co_await options_.schedules(pool_.commands(), wait);
+    if (stopping_ || fetching_done_) break;
+    schedule_due_.expires_after(wait);
+    co_await schedule_due_.async_wait(use_tuple);
+  }
+}
+
 asio::awaitable<void> consumer::lease_loop() {
   using clock = std::chrono::steady_clock;
   const auto every = options_.lease / 3;

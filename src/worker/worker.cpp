@@ -11,6 +11,7 @@
 #include "master/master.hpp"
 #include "queue/consumer.hpp"
 #include "redis/pool.hpp"
+#include "schedule/schedule.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -160,6 +161,11 @@ consumers::consumers(asio::any_io_executor ex, const config& cfg, const std::str
     if (keepers && i < master::shared_metrics::max_keepers)
       o.keeper = [holder = &keepers->keepers[i]] { return queue::claim_keeper(*holder); };
     o.default_handler = cfg.queues[i].default_handler;
+    o.schedules = [queue = cfg.queues[i].name](redis::connection& conn,
+                                               std::chrono::milliseconds longest) {
+      return schedule::tick(conn, queue, longest);
+    };
+    o.schedule_check_every = schedule::look_every;
     o.retry = cfg.retry_policy_of(cfg.queues[i]);
     list_.push_back(std::make_unique<queue::consumer>(*pool_, o, worker_handlers(cfg, program)));
   }

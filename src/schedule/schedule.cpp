@@ -1,0 +1,415 @@
+#include "schedule/schedule.hpp"
+
+#include "forq/names.hpp"
+#include "queue/protocol.hpp"
+#include "queue/scripts.hpp"
+#include "redis/script.hpp"
+#include "utf8.hpp"
+
+#include <boost/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <charconv>
+
+namespace forq::schedule {
+namespace {
+
+namespace json = boost::json;
+using std::chrono::milliseconds;
+
+constexpr std::int64_t year_ms = 366LL * 86400 * 1000;
+constexpr std::size_t most_missed = 100; // missed = all: at most this many slots run late
+// A slot's job marker lives two intervals, between an hour and a week: long enough for `forq job`
+// to find the job by its id, short enough that a schedule every second keeps some thousands.
+std::string marker_ttl(std::int64_t slot, std::optional<std::int64_t> next) {
+  const std::int64_t interval_s = next ? (*next - slot) / 1000 : 604800;
+  return std::to_string(std::clamp<std::int64_t>(2 * interval_s, 3600, 604800));
+}
+
+// A queue's schedule keys, under its hash tag.
+struct schedule_keys {
+  explicit schedule_keys(std::string_view queue)
+      : schedules("forq:{" + std::string(queue) + "}:schedules")
+      , state("forq:{" + std::string(queue) + "}:schedule_state")
+      , due("forq:{" + std::string(queue) + "}:schedule_due") {}
+  std::string schedules, state, due;
+};
+
+error refuse(std::string why) {
+  return error(errc::invalid_value, std::move(why));
+}
+
+std::string_view to_string(missed_policy m) {
+  switch (m) {
+  case missed_policy::skip:
+    return "skip";
+  case missed_policy::latest:
+    return "latest";
+  case missed_policy::all:
+    return "all";
+  }
+  return "latest";
+}
+
+std::optional<std::int64_t> to_int(std::string_view s) {
+  std::int64_t v = 0;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc{} || end != s.data() + s.size() || s.empty()) return std::nullopt;
+  return v;
+}
+
+// Redis's clock, in ms since the epoch.
+boost::asio::awaitable<expected<std::int64_t>> redis_now(redis::connection& conn) {
+  auto r = co_await conn.command("TIME");
+  if (!r) co_return r.error();
+  if (!r->is_array() || r->elements().size() != 2) co_return error(errc::redis_protocol, "TIME");
+  auto s = to_int(r->elements()[0].str()), us = to_int(r->elements()[1].str());
+  if (!s || !us) co_return error(errc::redis_protocol, "TIME");
+  co_return *s * 1000 + *us / 1000;
+}
+
+} // namespace
+
+std::string to_json(const definition& d) {
+  json::object o;
+  o["name"] = d.name;
+  if (!d.cron_text.empty()) {
+    o["cron"] = d.cron_text;
+    if (!d.zone.empty()) o["tz"] = d.zone;
+  } else {
+    o["every_ms"] = d.every.count();
+  }
+  if (!d.job.handler.empty()) o["handler"] = d.job.handler;
+  o["payload"] = d.job.payload;
+  if (d.job.priority != 0) o["priority"] = d.job.priority;
+  if (d.job.max_attempts) o["max_attempts"] = *d.job.max_attempts;
+  o["missed"] = to_string(d.missed);
+  o["grace_ms"] = d.grace.count();
+  return serialize_utf8(o);
+}
+
+expected<definition> from_json(std::string_view text, std::string_view queue) {
+  boost::system::error_code ec;
+  auto v = json::parse(text, ec);
+  if (ec || !v.is_object()) return refuse("a schedule must be a JSON object");
+  const auto& o = v.as_object();
+  definition d;
+  d.queue = queue;
+  auto str = [&](std::string_view key) -> std::optional<std::string> {
+    auto* x = o.if_contains(key);
+    if (x && x->is_string()) return std::string(x->as_string());
+    return std::nullopt;
+  };
+  auto num = [&](std::string_view key) -> std::optional<std::int64_t> {
+    auto* x = o.if_contains(key);
+    if (x && x->is_int64()) return x->as_int64();
+    return std::nullopt;
+  };
+  d.name = str("name").value_or("");
+  d.cron_text = str("cron").value_or("");
+  d.zone = str("tz").value_or("");
+  d.every = milliseconds(num("every_ms").value_or(0));
+  d.job.handler = str("handler").value_or("");
+  d.job.payload = str("payload").value_or("{}");
+  d.job.priority = static_cast<int>(num("priority").value_or(0));
+  if (auto m = num("max_attempts")) d.job.max_attempts = static_cast<int>(*m);
+  auto missed = str("missed").value_or("latest");
+  if (missed == "skip")
+    d.missed = missed_policy::skip;
+  else if (missed == "all")
+    d.missed = missed_policy::all;
+  else if (missed == "latest")
+    d.missed = missed_policy::latest;
+  else
+    return refuse("missed \"" + missed + "\" is not allowed: skip, latest or all");
+  d.grace = milliseconds(num("grace_ms").value_or(60000));
+  if (auto ok = check(d); !ok) return ok.error();
+  return d;
+}
+
+expected<> check(const definition& d) {
+  if (auto ok = handlers::check_name(d.name); !ok)
+    return refuse("schedule " + ok.error().message().substr(std::string("handler ").size()));
+  if (auto ok = queue::check_queue_name(d.queue); !ok) return ok.error();
+  if (d.cron_text.empty() == (d.every.count() == 0))
+    return refuse("schedule \"" + d.name + "\" needs a cron expression or an interval, not " +
+                  (d.cron_text.empty() ? "neither" : "both"));
+  if (!d.cron_text.empty()) {
+    auto c = parse_cron(d.cron_text);
+    if (!c) return refuse("schedule \"" + d.name + "\": " + c.error().message());
+    if (!d.zone.empty())
+      if (auto z = find_zone(d.zone); !z)
+        return refuse("schedule \"" + d.name + "\": " + z.error().message());
+  } else if (d.every < std::chrono::seconds(1) || d.every.count() > year_ms) {
+    return refuse("schedule \"" + d.name + "\": every " + std::to_string(d.every.count()) +
+                  " ms is not allowed: use 1s to 366d");
+  }
+  if (d.job.id) return refuse("a schedule's job takes its id from the schedule and the slot");
+  if (auto ok = queue::check_job(d.job); !ok)
+    return refuse("schedule \"" + d.name + "\": " + ok.error().message());
+  if (d.grace.count() < 0 || d.grace.count() > year_ms)
+    return refuse("schedule \"" + d.name + "\": grace must be 0 to 366d");
+  return {};
+}
+
+std::optional<std::int64_t> next_slot(const definition& d, std::int64_t after_ms) {
+  if (d.every.count() > 0) {
+    const auto n = d.every.count();
+    return (after_ms >= 0 ? after_ms / n + 1 : -((-after_ms) / n)) * n; // aligned to the clock
+  }
+  auto c = parse_cron(d.cron_text);
+  if (!c) return std::nullopt;
+  const date::time_zone* zone = nullptr;
+  if (!d.zone.empty()) {
+    auto z = find_zone(d.zone);
+    if (!z) return std::nullopt;
+    zone = *z;
+  }
+  // Cron slots are whole seconds: strictly after `after_ms` means after its second.
+  auto next = next_after(*c, sys_seconds(std::chrono::seconds(after_ms / 1000)), zone);
+  if (!next) return std::nullopt;
+  return std::chrono::duration_cast<milliseconds>(next->time_since_epoch()).count();
+}
+
+std::string job_id(const definition& d, std::int64_t slot_ms) {
+  return "schedule:" + d.name + ":" + std::to_string(slot_ms);
+}
+
+boost::asio::awaitable<expected<std::int64_t>> upsert(redis::connection& conn,
+                                                      const definition& d) {
+  if (auto ok = check(d); !ok) co_return ok.error();
+  auto now = co_await redis_now(conn);
+  if (!now) co_return now.error();
+  auto first = next_slot(d, *now + look_every.count() - 1);
+  schedule_keys k(d.queue);
+  const auto text = to_json(d);
+  const auto first_text = first ? std::to_string(*first) : std::string();
+  std::vector<std::string_view> keys_v, args;
+  keys_v.push_back(k.schedules);
+  keys_v.push_back(k.state);
+  keys_v.push_back(k.due);
+  args.push_back(d.name);
+  args.push_back(text);
+  args.push_back(first_text);
+  auto r = co_await redis::eval(conn, queue::detail::scripts().schedule_upsert, keys_v, args);
+  if (!r) co_return r.error();
+  if (r->is_error()) co_return queue::write_error(*r);
+  if (!r->is_array() || r->elements().size() != 2)
+    co_return error(errc::redis_protocol, r->to_string());
+  // Registered like a queue a producer wrote to, so `forq queues` shows it.
+  co_await conn.command("SADD", queue::keys::all_queues, d.queue);
+  co_return r->elements()[1].as_integer().value_or(0);
+}
+
+boost::asio::awaitable<expected<bool>> remove(redis::connection& conn, std::string_view queue,
+                                              std::string_view name) {
+  if (auto ok = queue::check_queue_name(queue); !ok) co_return ok.error();
+  schedule_keys k(queue);
+  std::vector<std::string_view> keys_v, args;
+  keys_v.push_back(k.schedules);
+  keys_v.push_back(k.state);
+  keys_v.push_back(k.due);
+  args.push_back(name);
+  auto r = co_await redis::eval(conn, queue::detail::scripts().schedule_remove, keys_v, args);
+  if (!r) co_return error(r.error()); // (not the code alone: a bool would take it)
+  if (r->is_error()) co_return queue::write_error(*r);
+  co_return r->as_integer().value_or(0) == 1;
+}
+
+boost::asio::awaitable<expected<std::vector<status>>> list(redis::connection& conn,
+                                                           std::string_view queue) {
+  if (auto ok = queue::check_queue_name(queue); !ok) co_return ok.error();
+  schedule_keys k(queue);
+  redis::request req;
+  req.push("HGETALL", k.schedules);
+  req.push("HGETALL", k.state);
+  req.push("ZRANGE", k.due, "0", "-1", "WITHSCORES");
+  auto r = co_await conn.exec(req);
+  if (!r) co_return r.error();
+  for (const auto& one : *r)
+    if (one.is_error()) co_return queue::write_error(one);
+  std::vector<status> out;
+  const auto& defs = (*r)[0].elements();
+  const auto& state = (*r)[1].elements();
+  const auto& due = (*r)[2].elements();
+  auto field = [&](const std::string& name, std::string_view what) -> std::optional<std::string> {
+    const auto key = name + ":" + std::string(what);
+    for (std::size_t i = 0; i + 1 < state.size(); i += 2)
+      if (state[i].str() == key) return std::string(state[i + 1].str());
+    return std::nullopt;
+  };
+  for (std::size_t i = 0; i + 1 < defs.size(); i += 2) {
+    auto d = from_json(defs[i + 1].str(), queue);
+    if (!d) continue; // written by a newer forq, or by hand: not ours to show
+    status s;
+    s.def = std::move(*d);
+    s.version = to_int(field(s.def.name, "version").value_or("0")).value_or(0);
+    s.runs = to_int(field(s.def.name, "runs").value_or("0")).value_or(0);
+    s.skipped = to_int(field(s.def.name, "skipped").value_or("0")).value_or(0);
+    if (auto l = field(s.def.name, "last_slot")) s.last_ms = to_int(*l);
+    s.last_id = field(s.def.name, "last_id").value_or("");
+    for (std::size_t j = 0; j + 1 < due.size(); j += 2)
+      if (due[j].str() == s.def.name) s.next_ms = to_int(due[j + 1].str());
+    out.push_back(std::move(s));
+  }
+  std::sort(out.begin(), out.end(),
+            [](const status& a, const status& b) { return a.def.name < b.def.name; });
+  co_return out;
+}
+
+namespace {
+
+// One claim: the schedule at `expected_slot` (and `version`) moves to `next`, running or
+// skipping `slot`. Completes with the script's word, or an error.
+boost::asio::awaitable<expected<std::string>> claim(redis::connection& conn, const definition& d,
+                                                    std::string_view version,
+                                                    std::int64_t expected_slot, std::int64_t slot,
+                                                    std::optional<std::int64_t> next, bool run,
+                                                    std::size_t passed) {
+  schedule_keys k(d.queue);
+  const auto id = job_id(d, slot);
+  const auto stream = queue::keys::stream_key(d.queue, d.job.priority);
+  const auto marker = queue::keys::unique_key(d.queue, id);
+  const auto expected_text = std::to_string(expected_slot), slot_text = std::to_string(slot);
+  const auto next_text = next ? std::to_string(*next) : std::string();
+  const auto passed_text = std::to_string(passed);
+  const auto ttl = marker_ttl(slot, next);
+  std::string storage;
+  auto fields = queue::job_fields(d.job, storage);
+  std::vector<std::string_view> keys_v, args;
+  keys_v.push_back(k.due);
+  keys_v.push_back(k.state);
+  keys_v.push_back(stream);
+  keys_v.push_back(marker);
+  args.push_back(d.name);
+  args.push_back(expected_text);
+  args.push_back(version);
+  args.push_back(slot_text);
+  args.push_back(next_text);
+  args.push_back(run ? "run" : "skip");
+  args.push_back(passed_text);
+  args.push_back(id);
+  args.push_back(ttl);
+  args.insert(args.end(), fields.begin(), fields.end());
+  auto r = co_await redis::eval(conn, queue::detail::scripts().schedule_claim, keys_v, args);
+  if (!r) co_return r.error();
+  if (r->is_error()) co_return queue::write_error(*r);
+  co_return std::string(r->str());
+}
+
+// The slots of `d` that came due from `first` to `now`, oldest first (at most most_missed + 1),
+// and the first slot after `now`.
+struct due_slots {
+  std::vector<std::int64_t> slots;
+  std::size_t dropped = 0; // slots between the first and the rest, beyond most_missed
+  std::optional<std::int64_t> next;
+};
+
+due_slots slots_due(const definition& d, std::int64_t first, std::int64_t now) {
+  due_slots out;
+  out.slots.push_back(first);
+  auto s = next_slot(d, first);
+  while (s && *s <= now) {
+    out.slots.push_back(*s);
+    if (out.slots.size() > most_missed + 1) {
+      out.slots.erase(out.slots.begin() + 1);
+      ++out.dropped;
+    }
+    s = next_slot(d, *s);
+  }
+  out.next = s;
+  return out;
+}
+
+// Runs one schedule whose slot `at` is due at `now`, as its missed-run policy says. False when
+// Redis could not be asked (the slot stays due, for a later look).
+boost::asio::awaitable<bool> run_due(redis::connection& conn, std::string_view queue,
+                                     const std::string& name, std::int64_t at, std::int64_t now) {
+  schedule_keys k(queue);
+  redis::request req;
+  req.push("HGET", k.schedules, name);
+  req.push("HGET", k.state, name + ":version");
+  auto r = co_await conn.exec(req);
+  if (!r) co_return false;
+  if (!(*r)[0].is_string() || !(*r)[1].is_string()) co_return true; // removed meanwhile
+  auto d = from_json((*r)[0].str(), queue);
+  if (!d) {
+    spdlog::error("queue {}: schedule {} cannot be read ({}); it does not run", queue, name,
+                  d.error().message());
+    co_return false;
+  }
+  const std::string version((*r)[1].str());
+  auto due = slots_due(*d, at, now);
+  const auto latest = due.slots.back();
+  struct step {
+    std::int64_t slot;
+    bool run;
+    std::size_t passed; // missed slots before `slot` it passes over
+  };
+  std::vector<step> plan;
+  const auto before_latest = due.slots.size() - 1 + due.dropped;
+  switch (d->missed) {
+  case missed_policy::all:
+    for (auto s : due.slots)
+      plan.push_back(step{s, true, 0});
+    if (due.dropped > 0) plan.front() = step{at, false, due.dropped}; // the oldest skipped
+    break;
+  case missed_policy::latest:
+    plan.push_back(step{latest, now - latest <= d->grace.count(), before_latest});
+    break;
+  case missed_policy::skip:
+    plan.push_back(step{latest, now - latest <= 1000, before_latest});
+    break;
+  }
+  std::int64_t expected_slot = at;
+  for (std::size_t i = 0; i < plan.size(); ++i) {
+    const auto [slot, run, passed] = plan[i];
+    const auto next = i + 1 < plan.size() ? std::optional(plan[i + 1].slot) : due.next;
+    auto said = co_await claim(conn, *d, version, expected_slot, slot, next, run, passed);
+    if (!said) {
+      spdlog::warn("queue {}: schedule {}: the slot at {} ms could not be claimed ({}); trying "
+                   "again at the next look",
+                   queue, name, slot, said.error().message());
+      co_return false;
+    }
+    if (*said == "moved" || *said == "changed") co_return true; // another keeper was first
+    if (passed > 0 || *said == "skipped")
+      spdlog::warn("queue {}: schedule {}: {} slot{} missed (the latest {} ms ago); {} (missed = "
+                   "{})",
+                   queue, name, passed + (*said == "skipped" ? 1 : 0),
+                   passed + (*said == "skipped" ? 1 : 0) == 1 ? "" : "s", now - slot,
+                   *said == "ran" ? "ran the latest" : "none runs", to_string(d->missed));
+    if (next) expected_slot = *next;
+  }
+  co_return true;
+}
+
+} // namespace
+
+boost::asio::awaitable<milliseconds> tick(redis::connection& conn, std::string_view queue,
+                                          milliseconds longest) {
+  schedule_keys k(queue);
+  redis::request head("ZRANGE", k.due, "0", "0", "WITHSCORES");
+  auto h = redis::connection::single(co_await conn.exec(head));
+  if (!h || !h->is_array() || h->elements().size() != 2) co_return longest; // none, or Redis away
+  auto now = co_await redis_now(conn);
+  if (!now) co_return longest;
+  auto first = to_int(h->elements()[1].str());
+  if (!first) co_return longest;
+  if (*first > *now) co_return std::min(longest, milliseconds(*first - *now));
+  redis::request due("ZRANGE", k.due, "-inf", std::to_string(*now), "BYSCORE", "WITHSCORES",
+                     "LIMIT", "0", "100");
+  auto all = redis::connection::single(co_await conn.exec(due));
+  if (!all || !all->is_array()) co_return longest;
+  const auto& e = all->elements();
+  bool progressed = false;
+  for (std::size_t i = 0; i + 1 < e.size(); i += 2)
+    if (auto at = to_int(e[i + 1].str()))
+      progressed = co_await run_due(conn, queue, std::string(e[i].str()), *at, *now) || progressed;
+  // Look again at once (what came due meanwhile, the next slot), unless nothing could be done:
+  // then in a second, not in a loop.
+  co_return progressed ? milliseconds(0) : std::min(longest, milliseconds(1000));
+}
+
+} // namespace forq::schedule
