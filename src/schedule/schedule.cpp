@@ -335,9 +335,14 @@ boost::asio::awaitable<bool> run_due(redis::connection& conn, std::string_view q
   if (!(*r)[0].is_string() || !(*r)[1].is_string()) co_return true; // removed meanwhile
   auto d = from_json((*r)[0].str(), queue);
   if (!d) {
-    spdlog::error("queue {}: schedule {} cannot be read ({}); it does not run", queue, name,
-                  d.error().message());
-    co_return false;
+    // Written by hand or by a newer forq: said once, and out of the due set, so no keeper looks
+    // at it again until `forq schedule add` writes it anew.
+    spdlog::error("queue {}: schedule {} cannot be read ({}); it stops until it is added again "
+                  "(forq schedule add)",
+                  queue, name, d.error().message());
+    redis::request drop("ZREM", k.due, name);
+    co_await conn.exec(drop);
+    co_return true;
   }
   const std::string version((*r)[1].str());
   auto due = slots_due(*d, at, now);

@@ -182,6 +182,22 @@ TEST_F(schedule_test, two_serve_trees_make_one_job_per_slot) {
   stop(*b);
 }
 
+// A definition forq cannot read (written by hand, or by a newer forq): said once, not every
+// second, and it leaves the due set instead of being looked at forever.
+TEST_F(schedule_test, a_schedule_that_cannot_be_read_is_said_once_and_stops) {
+  redis_.command({"HSET", "forq:{default}:schedules", "broken", R"({"name":"broken"})"});
+  redis_.command({"HSET", "forq:{default}:schedule_state", "broken:version", "1"});
+  redis_.command({"ZADD", "forq:{default}:schedule_due", "1", "broken"});
+  auto p = serve("a", 1);
+  std::this_thread::sleep_for(2500ms);
+  stop(*p);
+  auto log = p->err();
+  auto first = log.find("schedule broken cannot be read");
+  ASSERT_NE(first, std::string::npos) << log;
+  EXPECT_EQ(log.find("schedule broken cannot be read", first + 1), std::string::npos) << log;
+  EXPECT_EQ(redis_.command({"ZSCORE", "forq:{default}:schedule_due", "broken"}), "(nil)");
+}
+
 // Everything down for a while (no worker for three or four slots), then one tree: what each
 // missed-run policy does with the slots that went by.
 struct after_a_stop {
