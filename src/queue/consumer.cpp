@@ -42,6 +42,7 @@ consumer::consumer(redis::pool& pool, consumer_options options, handler_map hand
     , ack_due_(pool.commands().executor())
     , promote_due_(pool.commands().executor())
     , lease_due_(pool.commands().executor())
+    , renew_due_(pool.commands().executor())
     , tidy_due_(pool.commands().executor())
     , unblock_due_(pool.commands().executor())
     , schedule_due_(pool.commands().executor()) {
@@ -54,6 +55,7 @@ void consumer::stop() {
   ack_due_.cancel();
   promote_due_.cancel();
   lease_due_.cancel();
+  renew_due_.cancel();
   tidy_due_.cancel();
   unblock_due_.cancel();
   schedule_due_.cancel();
@@ -106,8 +108,8 @@ asio::awaitable<std::size_t> consumer::release_running() {
 asio::awaitable<error_code> consumer::run() {
   if (auto ec = co_await start_queue(pool_.commands(), options_.queue)) co_return ec;
   started_ = true;
-  co_await (fetch_loop() && ack_loop() && promote_loop() && lease_loop() && tidy_loop() &&
-            unblock_loop() && schedule_loop());
+  co_await (fetch_loop() && ack_loop() && promote_loop() && renew_loop() && stall_loop() &&
+            tidy_loop() && unblock_loop() && schedule_loop());
   // Attempts started while the loops wound down may have finished after ack_loop ended.
   if (!to_ack_.empty()) co_await ack_loop();
   if (!settled_streams_.empty()) co_await tidy(); // a stopped consumer leaves its streams tidy
@@ -257,6 +259,7 @@ asio::awaitable<void> consumer::fetch_loop() {
   ack_due_.cancel();
   promote_due_.cancel();
   lease_due_.cancel();
+  renew_due_.cancel();
   tidy_due_.cancel();
   unblock_due_.cancel();
   schedule_due_.cancel();

@@ -216,8 +216,13 @@ class consumer {
   // A fetch's reply as jobs (malformed entries go dead on the way); notes mixed priorities.
   boost::asio::awaitable<std::vector<delivered_job>> take(const redis::reply& answer);
   void keep(std::vector<delivered_job> got); // into waiting_, by priority, leased
-  boost::asio::awaitable<void> lease_loop();
+  // Every third of a lease, counted from when the last renewal was sent: renew_leases. On its
+  // own timer, so neither a slow round trip nor a stall look (stall_loop) delays a renewal.
+  boost::asio::awaitable<void> renew_loop();
   boost::asio::awaitable<void> renew_leases();
+  // The stall look (recover_stalled), every third of a lease, or within a second of a lease
+  // about to run out.
+  boost::asio::awaitable<void> stall_loop();
   // Takes back the jobs whose lease ran out; true when a lease will run out before a third of a
   // lease from now (then the next look comes within a second).
   boost::asio::awaitable<bool> recover_stalled(bool all);
@@ -284,8 +289,8 @@ class consumer {
   std::uint64_t error_repeats_ = 0; // ...and again every 60th time it repeats
   bool started_ = false;
   // cancel() = something changed: a slot freed, an ack is due, a retry was scheduled, stop.
-  boost::asio::steady_timer slot_free_, ack_due_, promote_due_, lease_due_, tidy_due_, unblock_due_,
-      schedule_due_;
+  boost::asio::steady_timer slot_free_, ack_due_, promote_due_, lease_due_, renew_due_, tidy_due_,
+      unblock_due_, schedule_due_;
   counters stats_;
 };
 

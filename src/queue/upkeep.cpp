@@ -227,18 +227,28 @@ asio::awaitable<void> consumer::schedule_loop() {
   }
 }
 
-asio::awaitable<void> consumer::lease_loop() {
+asio::awaitable<void> consumer::renew_loop() {
+  using clock = std::chrono::steady_clock;
+  const auto every = options_.lease / 3;
+  auto renew_at = clock::now() + every;
+  while (!(stopping_ && fetching_done_ && running_ == 0)) {
+    renew_due_.expires_at(renew_at);
+    co_await renew_due_.async_wait(use_tuple);
+    if (clock::now() < renew_at) continue; // woken early (stop, the end of fetching): not yet
+    // From the send, not the reply: a 200 ms round trip must not stretch a third of a lease.
+    renew_at = clock::now() + every;
+    co_await renew_leases();
+  }
+}
+
+asio::awaitable<void> consumer::stall_loop() {
   using clock = std::chrono::steady_clock;
   const auto every = options_.lease / 3;
   auto full_scan_at = clock::now() + options_.full_upkeep_every;
-  auto renew_at = clock::now() + every, look_at = renew_at;
+  auto look_at = clock::now() + every;
   while (!(stopping_ && fetching_done_ && running_ == 0)) {
-    lease_due_.expires_at(std::min(renew_at, look_at));
+    lease_due_.expires_at(look_at);
     co_await lease_due_.async_wait(use_tuple);
-    if (clock::now() >= renew_at) {
-      co_await renew_leases();
-      renew_at = clock::now() + every;
-    }
     if (clock::now() < look_at) continue;
     // The keeper looks for stalled jobs; so does any consumer while it holds jobs. Every stream
     // now and then; otherwise the priorities consumers fetch from. A lease about to run out
