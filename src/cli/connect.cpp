@@ -20,11 +20,11 @@ namespace {
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 
+} // namespace
+
 void fail(const std::string& message) {
   std::fprintf(stderr, "forq: %s\n", message.c_str());
 }
-
-} // namespace
 
 int with_connection(const config& cfg, const std::string& url, std::string_view role,
                     std::function<asio::awaitable<int>(redis::connection&)> body) {

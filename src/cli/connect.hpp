@@ -22,6 +22,9 @@ namespace forq::cli {
 int with_connection(const config& cfg, const std::string& url, std::string_view role,
                     std::function<boost::asio::awaitable<int>(redis::connection&)> body);
 
+// One message on stderr: "forq: <message>".
+void fail(const std::string& message);
+
 // with_connection to the configured Redis (redis.url), or to the embedded one a running
 // `forq serve` owns in the data directory; none: one message and exit 1.
 int with_redis(const config& cfg,

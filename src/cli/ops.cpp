@@ -31,10 +31,6 @@ namespace asio = boost::asio;
 namespace json = boost::json;
 using namespace std::chrono_literals;
 
-void fail(const std::string& message) {
-  std::fprintf(stderr, "forq: %s\n", message.c_str());
-}
-
 // with_redis, with a client on its connection.
 int with_client(const config& cfg, std::function<asio::awaitable<int>(client&)> body) {
   return with_redis(cfg, [&](redis::connection& conn) -> asio::awaitable<int> {

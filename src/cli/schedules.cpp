@@ -17,10 +17,6 @@ namespace {
 namespace asio = boost::asio;
 namespace json = boost::json;
 
-void fail(const std::string& message) {
-  std::fprintf(stderr, "forq: %s\n", message.c_str());
-}
-
 std::string show_time(std::optional<std::int64_t> ms) {
   if (!ms) return "-";
   return date::format(

@@ -153,23 +153,45 @@ expected<> check(const definition& d) {
   return {};
 }
 
+namespace {
+
+// A definition's slots, its cron expression and zone read once (a keeper catching up on missed
+// slots asks for many).
+class slot_clock {
+ public:
+  explicit slot_clock(const definition& d)
+      : every_(d.every.count()) {
+    if (every_ > 0) return;
+    if (auto c = parse_cron(d.cron_text)) cron_ = std::move(*c);
+    if (!d.zone.empty()) {
+      auto z = find_zone(d.zone);
+      if (z)
+        zone_ = *z;
+      else
+        cron_.reset(); // checked at upsert: only a hand-written definition gets here
+    }
+  }
+
+  std::optional<std::int64_t> next(std::int64_t after_ms) const {
+    if (every_ > 0) // aligned to the clock
+      return (after_ms >= 0 ? after_ms / every_ + 1 : -((-after_ms) / every_)) * every_;
+    if (!cron_) return std::nullopt;
+    // Cron slots are whole seconds: strictly after `after_ms` means after its second.
+    auto next = next_after(*cron_, sys_seconds(std::chrono::seconds(after_ms / 1000)), zone_);
+    if (!next) return std::nullopt;
+    return std::chrono::duration_cast<milliseconds>(next->time_since_epoch()).count();
+  }
+
+ private:
+  std::int64_t every_;
+  std::optional<cron> cron_;
+  const date::time_zone* zone_ = nullptr;
+};
+
+} // namespace
+
 std::optional<std::int64_t> next_slot(const definition& d, std::int64_t after_ms) {
-  if (d.every.count() > 0) {
-    const auto n = d.every.count();
-    return (after_ms >= 0 ? after_ms / n + 1 : -((-after_ms) / n)) * n; // aligned to the clock
-  }
-  auto c = parse_cron(d.cron_text);
-  if (!c) return std::nullopt;
-  const date::time_zone* zone = nullptr;
-  if (!d.zone.empty()) {
-    auto z = find_zone(d.zone);
-    if (!z) return std::nullopt;
-    zone = *z;
-  }
-  // Cron slots are whole seconds: strictly after `after_ms` means after its second.
-  auto next = next_after(*c, sys_seconds(std::chrono::seconds(after_ms / 1000)), zone);
-  if (!next) return std::nullopt;
-  return std::chrono::duration_cast<milliseconds>(next->time_since_epoch()).count();
+  return slot_clock(d).next(after_ms);
 }
 
 std::string job_id(const definition& d, std::int64_t slot_ms) {
@@ -309,14 +331,15 @@ struct due_slots {
 due_slots slots_due(const definition& d, std::int64_t first, std::int64_t now) {
   due_slots out;
   out.slots.push_back(first);
-  auto s = next_slot(d, first);
+  const slot_clock clock(d);
+  auto s = clock.next(first);
   while (s && *s <= now) {
     out.slots.push_back(*s);
     if (out.slots.size() > most_missed + 1) {
       out.slots.erase(out.slots.begin() + 1);
       ++out.dropped;
     }
-    s = next_slot(d, *s);
+    s = clock.next(*s);
   }
   out.next = s;
   return out;
