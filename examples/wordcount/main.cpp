@@ -4,6 +4,7 @@
 //   count_words  {"text": "..."}        -> {"words": N, "lines": N}; no "text": dead at once
 //   square_later {"n": N, "ms": M}      -> waits M ms on the event loop (never blocking it),
 //                                          then {"square": N*N}
+// and one schedule, morning-count: count_words every morning at 06:00 in London.
 //
 // Try it (an embedded Redis in ./.forq-wordcount):
 //   forq-wordcount serve --data-dir .forq-wordcount &
@@ -73,5 +74,12 @@ int main(int argc, char** argv) {
   forq::handler_map handlers;
   handlers.emplace("count_words", count_words);
   handlers.emplace("square_later", square_later);
-  return forq::run(argc, argv, std::move(handlers));
+  // A schedule declared beside the handlers: a word count every morning at 06:00 in London
+  // (docs/schedules.md). Every worker puts it in Redis as it starts; each morning is one job.
+  forq::schedule_list schedules{{.name = "morning-count",
+                                 .cron = "0 6 * * *",
+                                 .tz = "Europe/London",
+                                 .handler = "count_words",
+                                 .payload = R"({"text":"good morning"})"}};
+  return forq::run(argc, argv, std::move(handlers), std::move(schedules));
 }

@@ -11,6 +11,7 @@
 //   int main(int argc, char** argv) { return forq::run(argc, argv, {{"resize", resize}}); }
 
 #include "forq/queue/handler.hpp"
+#include "forq/schedule.hpp"
 
 namespace forq {
 
@@ -31,5 +32,9 @@ using handler_map = queue::handler_map;
 // failure, 2 bad usage or configuration, for instance a handler name used twice or not allowed).
 // Call it once, from the main thread, before starting any thread: it forks.
 int run(int argc, char** argv, handler_map handlers = {});
+// The same, with schedules declared beside the handlers (forq/schedule.hpp): a schedule that is
+// not right (its expression, zone, name, policies) or a name the `schedules` setting also has in
+// that queue is exit 2, said before anything starts.
+int run(int argc, char** argv, handler_map handlers, schedule_list schedules);
 
 } // namespace forq

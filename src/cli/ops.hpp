@@ -54,10 +54,15 @@ struct schedule_args {
   int attempts = 0;              // 0: the queue's policy
   std::string missed = "latest"; // skip | latest | all
   std::string grace;             // a duration; empty: 60 s
+  std::string overlap = "allow"; // allow | skip | queue-one
+  std::string start, end;        // RFC 3339 times; empty: none
+  long long limit = 0;           // runs at most; 0: no limit
 };
 int schedule_add(const config& cfg, const schedule_args& a);
 int schedule_list(const config& cfg, const std::string& queue, bool as_json);
-int schedule_remove(const config& cfg, const std::string& queue, const std::string& name);
+// remove | pause | resume | run
+int schedule_act(const config& cfg, const std::string& action, const std::string& queue,
+                 const std::string& name);
 // "30s", "5m", "1h", "1d", "250ms": 1 ms to 366 days; nothing for anything else.
 std::optional<std::chrono::milliseconds> parse_duration(std::string_view text);
 

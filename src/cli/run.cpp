@@ -9,11 +9,12 @@
 #include "forq/queue/producer.hpp"
 #include "log.hpp"
 #include "master/master.hpp"
+#include "schedule/schedule.hpp"
 #include "utf8.hpp"
 #include "worker/worker.hpp"
 
 #include <CLI/CLI.hpp>
-#include <boost/json/value.hpp>
+#include <boost/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -176,7 +177,8 @@ struct command_line {
   CLI::App *serve = nullptr, *show_config = nullptr, *enqueue = nullptr, *queues = nullptr,
            *job = nullptr, *dead = nullptr, *pause = nullptr, *resume = nullptr, *limit = nullptr,
            *bench = nullptr, *schedule = nullptr, *schedule_add = nullptr, *schedule_list = nullptr,
-           *schedule_remove = nullptr;
+           *schedule_remove = nullptr, *schedule_pause = nullptr, *schedule_resume = nullptr,
+           *schedule_run = nullptr;
   forq::cli::enqueue_args enq;
   bool queues_json = false;
   std::string job_id;
@@ -302,9 +304,10 @@ void add_control_commands(CLI::App& app, command_line& c) {
 
 // forq schedule add | list | remove (docs/schedules.md).
 void add_schedule_command(CLI::App& app, command_line& c) {
-  c.schedule = app.add_subcommand("schedule", "Recurring jobs of a queue: add (or change), list, "
-                                              "remove. Every worker's keeper runs them; each slot "
-                                              "is one job.");
+  c.schedule = app.add_subcommand(
+      "schedule", "Recurring jobs of a queue: add (or change), list, pause, resume, run, "
+                  "remove. Every worker's keeper runs them; each slot "
+                  "is one job.");
   c.schedule->require_subcommand(1, 1);
   c.flags.add_to(*c.schedule);
   auto& a = c.sched;
@@ -335,15 +338,33 @@ void add_schedule_command(CLI::App& app, command_line& c) {
       ->check(one_of({"skip", "latest", "all"}));
   c.schedule_add->add_option("--grace", a.grace, "how late --missed latest may run a slot")
       ->default_str("60s");
+  c.schedule_add
+      ->add_option("--overlap", a.overlap,
+                   "a slot while the previous run is still queued or running: allow, skip, or "
+                   "queue-one (run once when it finishes)")
+      ->default_str("allow")
+      ->check(one_of({"allow", "skip", "queue-one"}));
+  c.schedule_add->add_option("--start", a.start,
+                             "no slot before this time (RFC 3339, e.g. 2026-12-03T10:00:00Z)");
+  c.schedule_add->add_option("--end", a.end, "no slot after this time (RFC 3339)");
+  c.schedule_add->add_option("--limit", a.limit, "runs at most, then it ends (1 to 10^12)")
+      ->check(CLI::Range(1LL, 1000000000000LL));
   c.schedule_list = c.schedule->add_subcommand(
       "list", "The queue's schedules: when, next and last run, runs, skipped, last job.");
   c.flags.add_to(*c.schedule_list);
   c.schedule_list->add_option("--queue", a.queue, "queue name")->default_str("default");
   c.schedule_list->add_flag("--json", c.schedule_json, "one JSON array");
-  c.schedule_remove = c.schedule->add_subcommand("remove", "Remove a schedule.");
-  c.flags.add_to(*c.schedule_remove);
-  c.schedule_remove->add_option("NAME", a.name, "the schedule's name")->required();
-  c.schedule_remove->add_option("--queue", a.queue, "queue name")->default_str("default");
+  for (auto [sub, name, help] :
+       {std::tuple{&c.schedule_remove, "remove", "Remove a schedule."},
+        std::tuple{&c.schedule_pause, "pause", "Pause a schedule: no slot runs until resume."},
+        std::tuple{&c.schedule_resume, "resume",
+                   "Resume a paused schedule from its next slot at least 5 s away."},
+        std::tuple{&c.schedule_run, "run", "Run a schedule's job once now, besides its slots."}}) {
+    *sub = c.schedule->add_subcommand(name, help);
+    c.flags.add_to(**sub);
+    (*sub)->add_option("NAME", a.name, "the schedule's name")->required();
+    (*sub)->add_option("--queue", a.queue, "queue name")->default_str("default");
+  }
 }
 
 void add_bench_command(CLI::App& app, command_line& c) {
@@ -418,8 +439,9 @@ std::optional<int> run_command(command_line& c, const forq::config& cfg) {
   }
   if (c.schedule_list->parsed())
     return forq::cli::schedule_list(cfg, c.sched.queue, c.schedule_json);
-  if (c.schedule_remove->parsed())
-    return forq::cli::schedule_remove(cfg, c.sched.queue, c.sched.name);
+  for (auto* sub : {c.schedule_remove, c.schedule_pause, c.schedule_resume, c.schedule_run})
+    if (sub->parsed())
+      return forq::cli::schedule_act(cfg, sub->get_name(), c.sched.queue, c.sched.name);
   if (c.limit->parsed())
     return forq::cli::rate_limit(cfg, c.limit_queue,
                                  c.limit_max == "off" ? 0 : std::stoll(c.limit_max), c.limit_per_ms,
@@ -427,12 +449,52 @@ std::optional<int> run_command(command_line& c, const forq::config& cfg) {
   return std::nullopt;
 }
 
+// The program's schedules (forq::run's) and the `schedules` setting's, as one JSON array in
+// cfg.schedules_json; refused if one is not right or a name is in both.
+std::optional<std::string> add_program_schedules(forq::config& cfg,
+                                                 const forq::schedule_list& declared) {
+  if (declared.empty()) return std::nullopt;
+  namespace json = boost::json;
+  json::array all;
+  for (const auto& s : declared) {
+    json::object o;
+    o["queue"] = s.queue;
+    o["name"] = s.name;
+    if (!s.cron.empty()) o["cron"] = s.cron;
+    if (s.every.count() != 0) o["every_ms"] = s.every.count();
+    if (!s.tz.empty()) o["tz"] = s.tz;
+    if (!s.handler.empty()) o["handler"] = s.handler;
+    o["payload"] = s.payload;
+    o["priority"] = s.priority;
+    if (s.max_attempts) o["max_attempts"] = *s.max_attempts;
+    o["missed"] = s.missed;
+    o["grace_ms"] = s.grace.count();
+    o["overlap"] = s.overlap;
+    all.push_back(std::move(o));
+  }
+  if (auto program = forq::schedule::from_json_list(json::serialize(all)); !program)
+    return "a schedule declared in the program: " + program.error().message();
+  if (!cfg.schedules_json.empty()) {
+    const auto setting = json::parse(cfg.schedules_json);
+    for (const auto& v : setting.as_array())
+      all.push_back(v);
+  }
+  auto both = forq::schedule::from_json_list(json::serialize(all));
+  if (!both)
+    return "the program's schedules and the schedules setting together: " + both.error().message();
+  cfg.schedules_json = json::serialize(all);
+  return std::nullopt;
+}
+
 // The configuration from the same sources again, checked as at start-up (SIGHUP).
 forq::expected<forq::config> load_again(const flag_set& flags,
-                                        const forq::queue::handler_map& handlers) {
+                                        const forq::queue::handler_map& handlers,
+                                        const forq::schedule_list& schedules) {
   auto again = forq::load_config(flags.sources(), forq::config_sources::process_env_names());
   if (!again) return again.error();
   if (auto bad = forq::worker::check_handlers(again->cfg, handlers))
+    return forq::error(forq::errc::invalid_value, *bad);
+  if (auto bad = add_program_schedules(again->cfg, schedules))
     return forq::error(forq::errc::invalid_value, *bad);
   return again->cfg;
 }
@@ -440,6 +502,10 @@ forq::expected<forq::config> load_again(const flag_set& flags,
 } // namespace
 
 int forq::run(int argc, char** argv, handler_map handlers) {
+  return run(argc, argv, std::move(handlers), {});
+}
+
+int forq::run(int argc, char** argv, handler_map handlers, schedule_list schedules) {
   forq::master::init_process_title(argc, argv); // before anything keeps pointers into argv
   CLI::App app{"forq runs background jobs out of Redis, on every core.", "forq"};
   app.set_version_flag("--version", "forq " FORQ_VERSION);
@@ -476,6 +542,7 @@ int forq::run(int argc, char** argv, handler_map handlers) {
   if (!loaded) return usage_error(loaded.error().message());
   auto& [cfg, warnings] = *loaded;
   if (auto bad = forq::worker::check_handlers(cfg, handlers)) return usage_error(*bad);
+  if (auto bad = add_program_schedules(cfg, schedules)) return usage_error(*bad);
 
   // The short-lived commands say what matters on stdout/stderr; their logs start at warnings
   // unless a level below info was asked for.
@@ -488,5 +555,5 @@ int forq::run(int argc, char** argv, handler_map handlers) {
 
   if (auto code = run_command(c, cfg)) return *code;
   return forq::master::serve(
-      cfg, [&] { return load_again(c.flags, handlers); }, handlers);
+      cfg, [&] { return load_again(c.flags, handlers, schedules); }, handlers);
 }

@@ -10,6 +10,7 @@
 #include <charconv>
 #include <cstdio>
 #include <date/date.h>
+#include <tuple>
 
 namespace forq::cli {
 namespace {
@@ -30,6 +31,39 @@ std::string show_every(std::chrono::milliseconds every) {
        {std::pair{"d", 86400000LL}, {"h", 3600000LL}, {"m", 60000LL}, {"s", 1000LL}})
     if (ms % size == 0) return std::to_string(ms / size) + unit;
   return std::to_string(ms) + "ms";
+}
+
+// "2026-12-03T10:00:00Z" or with an offset ("+01:00"), as ms since the epoch.
+std::optional<std::int64_t> parse_time(std::string_view text) {
+  auto number = [&](std::size_t at, std::size_t len) -> std::optional<int> {
+    int v = 0;
+    if (at + len > text.size()) return std::nullopt;
+    auto [end, ec] = std::from_chars(text.data() + at, text.data() + at + len, v);
+    if (ec != std::errc{} || end != text.data() + at + len) return std::nullopt;
+    return v;
+  };
+  // YYYY-MM-DDTHH:MM:SS, then Z or +HH:MM / -HH:MM
+  if (text.size() < 20 || text[4] != '-' || text[7] != '-' ||
+      (text[10] != 'T' && text[10] != 't') || text[13] != ':' || text[16] != ':')
+    return std::nullopt;
+  auto y = number(0, 4), mo = number(5, 2), d = number(8, 2), h = number(11, 2), mi = number(14, 2),
+       sec = number(17, 2);
+  if (!y || !mo || !d || !h || !mi || !sec || *h > 23 || *mi > 59 || *sec > 59) return std::nullopt;
+  const date::year_month_day ymd{date::year(*y), date::month(static_cast<unsigned>(*mo)),
+                                 date::day(static_cast<unsigned>(*d))};
+  if (!ymd.ok()) return std::nullopt;
+  int offset_min = 0;
+  auto zone = text.substr(19);
+  if (zone != "Z" && zone != "z") {
+    auto oh = number(20, 2), om = number(23, 2);
+    if (zone.size() != 6 || (zone[0] != '+' && zone[0] != '-') || zone[3] != ':' || !oh || !om ||
+        *oh > 23 || *om > 59)
+      return std::nullopt;
+    offset_min = (zone[0] == '-' ? -1 : 1) * (*oh * 60 + *om);
+  }
+  const auto t = date::sys_days(ymd) + std::chrono::hours(*h) + std::chrono::minutes(*mi) +
+                 std::chrono::seconds(*sec) - std::chrono::minutes(offset_min);
+  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
 }
 
 } // namespace
@@ -78,9 +112,20 @@ int schedule_add(const config& cfg, const schedule_args& a) {
   d.job.payload = a.payload.value_or("{}");
   d.job.priority = a.priority;
   if (a.attempts > 0) d.job.max_attempts = a.attempts;
-  d.missed = a.missed == "skip"  ? schedule::missed_policy::skip
-             : a.missed == "all" ? schedule::missed_policy::all
-                                 : schedule::missed_policy::latest;
+  d.missed = schedule::missed_from(a.missed).value_or(schedule::missed_policy::latest);
+  d.overlap = schedule::overlap_from(a.overlap).value_or(schedule::overlap_policy::allow);
+  for (auto [text, at, flag] :
+       {std::tuple{&a.start, &d.start_ms, "--start"}, std::tuple{&a.end, &d.end_ms, "--end"}}) {
+    if (text->empty()) continue;
+    *at = parse_time(*text);
+    if (!*at) {
+      fail(std::string(flag) + " \"" + *text +
+           "\" is not a time: use RFC 3339, e.g. 2026-12-03T10:00:00Z or "
+           "2026-12-03T11:00:00+01:00");
+      return exit_code::fatal;
+    }
+  }
+  if (a.limit > 0) d.limit = a.limit;
   if (!a.grace.empty()) {
     auto grace = parse_duration(a.grace);
     if (!grace) {
@@ -103,8 +148,9 @@ int schedule_add(const config& cfg, const schedule_args& a) {
     if (auto all = co_await schedule::list(conn, d.queue))
       for (const auto& s : *all)
         if (s.def.name == d.name) next = s.next_ms;
-    std::printf("schedule %s of queue %s: version %lld, next run %s\n", d.name.c_str(),
-                d.queue.c_str(), static_cast<long long>(*v), show_time(next).c_str());
+    std::printf("schedule %s of queue %s %s: version %lld, next run %s\n", d.name.c_str(),
+                d.queue.c_str(), v->what.c_str(), static_cast<long long>(v->version),
+                show_time(next).c_str());
     co_return exit_code::ok;
   });
 }
@@ -119,17 +165,8 @@ int schedule_list(const config& cfg, const std::string& queue, bool as_json) {
     }
     if (as_json) {
       json::array out;
-      for (const auto& s : *all) {
-        auto o = json::parse(schedule::to_json(s.def)).as_object();
-        o["queue"] = s.def.queue;
-        o["version"] = s.version;
-        o["next_ms"] = s.next_ms ? json::value(*s.next_ms) : json::value(nullptr);
-        o["last_ms"] = s.last_ms ? json::value(*s.last_ms) : json::value(nullptr);
-        o["last_job_id"] = s.last_id;
-        o["runs"] = s.runs;
-        o["skipped"] = s.skipped;
-        out.push_back(std::move(o));
-      }
+      for (const auto& s : *all)
+        out.push_back(s.to_json());
       std::printf("%s\n", serialize_utf8(out).c_str());
       co_return exit_code::ok;
     }
@@ -137,36 +174,52 @@ int schedule_list(const config& cfg, const std::string& queue, bool as_json) {
       std::printf("queue %s has no schedules\n", queue.c_str());
       co_return exit_code::ok;
     }
-    std::printf("%-24s %-28s %-21s %-21s %6s %7s  %s\n", "NAME", "WHEN", "NEXT (UTC)", "LAST (UTC)",
-                "RUNS", "SKIPPED", "LAST JOB");
+    std::printf("%-24s %-28s %-7s %-21s %-21s %6s %7s  %s\n", "NAME", "WHEN", "STATE", "NEXT (UTC)",
+                "LAST (UTC)", "RUNS", "SKIPPED", "LAST JOB");
     for (const auto& s : *all) {
       auto when = s.def.cron_text.empty()
                       ? "every " + show_every(s.def.every)
                       : s.def.cron_text + (s.def.zone.empty() ? "" : " " + s.def.zone);
-      std::printf("%-24s %-28s %-21s %-21s %6lld %7lld  %s\n", s.def.name.c_str(), when.c_str(),
-                  show_time(s.next_ms).c_str(), show_time(s.last_ms).c_str(),
-                  static_cast<long long>(s.runs), static_cast<long long>(s.skipped),
-                  s.last_id.empty() ? "-" : s.last_id.c_str());
+      std::printf("%-24s %-28s %-7s %-21s %-21s %6lld %7lld  %s\n", s.def.name.c_str(),
+                  when.c_str(), s.state().c_str(), show_time(s.next_ms).c_str(),
+                  show_time(s.last_ms).c_str(), static_cast<long long>(s.runs),
+                  static_cast<long long>(s.skipped), s.last_id.empty() ? "-" : s.last_id.c_str());
     }
     co_return exit_code::ok;
   });
 }
 
-int schedule_remove(const config& cfg, const std::string& queue, const std::string& name) {
+int schedule_act(const config& cfg, const std::string& action, const std::string& queue,
+                 const std::string& name) {
   return with_redis(cfg, [&](redis::connection& conn) -> asio::awaitable<int> {
-    auto removed = co_await schedule::remove(conn, queue, name);
-    if (!removed) {
-      fail(removed.error() == errc::invalid_value
-               ? removed.error().message()
-               : "Redis request failed: " + removed.error().message());
-      co_return removed.error() == errc::invalid_value ? exit_code::fatal : exit_code::failure;
+    expected<bool> done = false;
+    std::string said = action == "remove" ? "removed" : action + "d";
+    if (action == "remove") {
+      done = co_await schedule::remove(conn, queue, name);
+    } else if (action == "pause") {
+      done = co_await schedule::pause(conn, queue, name);
+    } else if (action == "resume") {
+      done = co_await schedule::resume(conn, queue, name);
+    } else {
+      auto id = co_await schedule::run_now(conn, queue, name);
+      if (id) {
+        done = id->has_value();
+        said = "run now: job " + id->value_or("");
+      } else {
+        done = id.error();
+      }
     }
-    if (!*removed) {
+    if (!done) {
+      fail(done.error() == errc::invalid_value ? done.error().message()
+                                               : "Redis request failed: " + done.error().message());
+      co_return done.error() == errc::invalid_value ? exit_code::fatal : exit_code::failure;
+    }
+    if (!*done) {
       fail("queue " + queue + " has no schedule \"" + name + "\" (forq schedule list --queue " +
            queue + ")");
       co_return exit_code::failure;
     }
-    std::printf("schedule %s of queue %s removed\n", name.c_str(), queue.c_str());
+    std::printf("schedule %s of queue %s %s\n", name.c_str(), queue.c_str(), said.c_str());
     co_return exit_code::ok;
   });
 }

@@ -27,6 +27,7 @@ namespace json = boost::json;
 using config_lists::parse_uint;
 using config_lists::set_handlers;
 using config_lists::set_queues;
+using config_lists::set_schedules;
 using config_lists::show_handlers;
 using config_lists::show_queues;
 
@@ -359,6 +360,15 @@ void add_queue_fields(std::vector<config_field>& f) {
        "(exec only) 1 to 255 (default 75), max_output 1 to 67108864 (default 1048576)",
        "JSON", kind::object, set_handlers, show_handlers});
 
+  f.push_back({"schedules", "FORQ_SCHEDULES", "--schedules",
+               "Schedules this host keeps in Redis (docs/schedules.md): a JSON array of "
+               "{\"queue\", \"name\", \"cron\" or \"every_ms\", ...}, or the path of a file "
+               "that holds one; added, changed and removed to match at start and on SIGHUP",
+               "a JSON array of schedules, or a path to a file holding one", "JSON|FILE",
+               kind::list, set_schedules, [](const config& c) {
+                 return c.schedules_json.empty() ? std::string("null") : c.schedules_json;
+               }});
+
   f.push_back({"lease", "FORQ_LEASE", "--lease",
                "Seconds a fetched job stays leased without renewal; a worker that dies holding it "
                "lets another run it after this long",
@@ -516,7 +526,14 @@ std::optional<error> apply_json(config& cfg, const json::object& obj, const std:
     }
     std::string text;
     using kind = config_field::json_kind;
-    if (field->kind == kind::object) {
+    if (field->kind == kind::list && (v.is_array() || v.is_null())) {
+      text = v.is_null() ? "" : json::serialize(v); // null: not set
+    } else if (field->kind == kind::list) {
+      if (!v.is_string())
+        return error(errc::invalid_value, where + ": " + key + " must be a JSON array or a path (" +
+                                              field->allowed + ")");
+      text = std::string(v.as_string());
+    } else if (field->kind == kind::object) {
       if (!v.is_object())
         return error(errc::invalid_value,
                      where + ": " + key + " must be a JSON object (" + field->allowed + ")");

@@ -100,6 +100,12 @@ struct config {
     std::size_t max_output = 1u << 20;
   };
   std::vector<handler_spec> handlers;
+  // file `schedules`, env FORQ_SCHEDULES, flag --schedules: a JSON array of schedules (as
+  // `forq schedule list --json` writes them, each with its "queue"), or the path of a file that
+  // holds one. Kept as that array's JSON text, checked; empty: not set (this host leaves the
+  // schedules in Redis alone). Every worker reconciles it as it starts, so at start and on
+  // SIGHUP (docs/schedules.md).
+  std::string schedules_json;
   // file `lease`, env FORQ_LEASE, flag --lease (seconds). How long a fetched job stays leased
   // without renewal (renewed every third of it while it runs).
   std::chrono::milliseconds lease{std::chrono::seconds(30)};
@@ -116,7 +122,8 @@ struct config {
 // File, environment and flags all go through the same `set`, so a value means the same
 // wherever it comes from.
 struct config_field {
-  enum class json_kind { string, integer, number, object, boolean }; // boolean: a bare flag
+  // boolean: a bare flag; list: a JSON array, or a string (a path)
+  enum class json_kind { string, integer, number, object, boolean, list };
 
   std::string key;     // in the JSON file, dotted for nesting: "redis.url"
   std::string env;     // "FORQ_REDIS_URL"

@@ -2,13 +2,18 @@
 
 #include "forq/names.hpp"
 #include "json_text.hpp"
+#include "schedule/schedule.hpp"
 #include "utf8.hpp"
 
 #include <boost/json.hpp>
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
 #include <cmath>
+#include <cstring>
+#include <fstream>
+#include <sstream>
 
 namespace forq::config_lists {
 
@@ -132,6 +137,29 @@ std::optional<std::string> set_handlers(config& c, std::string_view v) {
     specs.push_back(std::move(h));
   }
   c.handlers = std::move(specs);
+  return std::nullopt;
+}
+
+std::optional<std::string> set_schedules(config& c, std::string_view v) {
+  std::string text(v);
+  const auto first = text.find_first_not_of(" \t\r\n");
+  if (first == std::string::npos) { // empty: not set
+    c.schedules_json.clear();
+    return std::nullopt;
+  }
+  if (text[first] != '[') { // a path
+    std::ifstream in(text, std::ios::binary);
+    if (!in) return "cannot read schedules file " + text + ": " + std::strerror(errno);
+    std::stringstream buf;
+    buf << in.rdbuf();
+    const auto path = text;
+    text = buf.str();
+    auto parsed = schedule::from_json_list(text);
+    if (!parsed) return "schedules file " + path + ": " + parsed.error().message();
+  } else if (auto parsed = schedule::from_json_list(text); !parsed) {
+    return parsed.error().message();
+  }
+  c.schedules_json = json::serialize(json::parse(text));
   return std::nullopt;
 }
 

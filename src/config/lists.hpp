@@ -21,4 +21,7 @@ std::string show_queues(const config& c);
 // A JSON object of handler name -> {"exec": [...]} or {"http": URL} and their settings.
 std::optional<std::string> set_handlers(config& c, std::string_view v);
 std::string show_handlers(const config& c); // JSON
+
+// A JSON array of schedules, or the path of a file holding one (read now): c.schedules_json.
+std::optional<std::string> set_schedules(config& c, std::string_view v);
 } // namespace forq::config_lists

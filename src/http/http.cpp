@@ -7,6 +7,7 @@
 #include "http/routes.hpp"
 #include "json_text.hpp"
 #include "queue/consumer.hpp"
+#include "schedule/schedule.hpp"
 #include "utf8.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -216,6 +217,116 @@ asio::awaitable<reply_t> post_job(const http_context& ctx, client& c, api_call& 
   co_return json_reply(r->duplicate ? bhttp::status::ok : bhttp::status::created, out);
 }
 
+// The schedules of the queues this forq consumes, from Redis (the truth every host shares: a
+// schedule no keeper runs any more shows as overdue here). Nothing when Redis does not answer.
+asio::awaitable<std::string> schedule_metrics(redis::connection& conn, const config& cfg,
+                                              redis::exec_options within) {
+  std::vector<schedule::status> all;
+  for (const auto& q : cfg.queues) {
+    auto some = co_await schedule::list(conn, q.name, within);
+    if (!some) co_return "# schedules: Redis did not answer (" + some.error().message() + ")\n";
+    all.insert(all.end(), some->begin(), some->end());
+  }
+  if (all.empty()) co_return std::string();
+  auto now = co_await schedule::redis_now(conn, within);
+  if (!now) co_return "# schedules: Redis did not answer (" + now.error().message() + ")\n";
+  std::string out;
+  auto family = [&](const char* name, const char* type, const char* help) {
+    out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
+  };
+  auto labels = [](const schedule::status& s) {
+    return "queue=\"" + s.def.queue + "\",schedule=\"" + s.def.name + "\"";
+  };
+  auto seconds = [](std::int64_t ms) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.3f", static_cast<double>(ms) / 1000.0);
+    return std::string(buf);
+  };
+  family("forq_schedule_runs_total", "counter", "Jobs a schedule made (slots run, and runs now).");
+  for (const auto& s : all)
+    out += "forq_schedule_runs_total{" + labels(s) + "} " + std::to_string(s.runs) + "\n";
+  family("forq_schedule_skipped_total", "counter",
+         "Slots a schedule did not run, by reason: missed (its missed-run policy) or overlap "
+         "(its previous run was still queued or running).");
+  for (const auto& s : all) {
+    out += "forq_schedule_skipped_total{" + labels(s) + ",reason=\"missed\"} " +
+           std::to_string(s.skipped_missed) + "\n";
+    out += "forq_schedule_skipped_total{" + labels(s) + ",reason=\"overlap\"} " +
+           std::to_string(s.skipped_overlap) + "\n";
+  }
+  family("forq_schedule_last_late_seconds", "gauge",
+         "How long after its slot a schedule's last run was enqueued (Redis's clock).");
+  for (const auto& s : all)
+    if (s.last_late_ms)
+      out +=
+          "forq_schedule_last_late_seconds{" + labels(s) + "} " + seconds(*s.last_late_ms) + "\n";
+  family("forq_schedule_overdue_seconds", "gauge",
+         "How far past its next slot a schedule is now: 0 while it keeps time; growing when no "
+         "keeper runs it (no worker consumes its queue, or Redis refuses its script).");
+  for (const auto& s : all)
+    out += "forq_schedule_overdue_seconds{" + labels(s) + "} " +
+           seconds(s.next_ms ? std::max<std::int64_t>(0, *now - *s.next_ms) : 0) + "\n";
+  co_return out;
+}
+
+// The schedule endpoints (docs/http.md), through schedule:: on the worker's command connection.
+template <class RedisDown>
+asio::awaitable<reply_t> schedule_call(redis::connection& conn, const api_call& call,
+                                       redis::exec_options within, RedisDown redis_down) {
+  using op = api_call::op;
+  auto no_such = [&] {
+    return error_reply(bhttp::status::not_found,
+                       "queue " + call.queue + " has no schedule \"" + call.name + "\"");
+  };
+  auto refused = [&](const forq::error& e) {
+    return e == errc::invalid_value ? error_reply(bhttp::status::bad_request, e.message())
+                                    : redis_down(e);
+  };
+  if (call.what == op::list_schedules) {
+    auto all = co_await schedule::list(conn, call.queue, within);
+    if (!all) co_return refused(all.error());
+    json::array out;
+    for (const auto& one : *all)
+      out.push_back(one.to_json());
+    co_return json_reply(bhttp::status::ok, out);
+  }
+  if (call.what == op::put_schedule) {
+    auto d = schedule::from_json(call.schedule, call.queue);
+    if (!d) co_return refused(d.error());
+    auto u = co_await schedule::upsert(conn, *d, within);
+    if (!u) co_return refused(u.error());
+    json::object o;
+    o["queue"] = call.queue;
+    o["name"] = call.name;
+    o["result"] = u->what;
+    o["version"] = u->version;
+    co_return json_reply(u->what == "added" ? bhttp::status::created : bhttp::status::ok, o);
+  }
+  expected<bool> done = false;
+  json::object o;
+  o["queue"] = call.queue;
+  o["name"] = call.name;
+  if (call.what == op::delete_schedule) {
+    done = co_await schedule::remove(conn, call.queue, call.name, within);
+    o["removed"] = true;
+  } else if (call.action == "run") {
+    auto id = co_await schedule::run_now(conn, call.queue, call.name, within);
+    if (!id) co_return refused(id.error());
+    if (!*id) co_return no_such();
+    o["id"] = **id;
+    co_return json_reply(bhttp::status::created, o);
+  } else {
+    if (call.action == "pause") // (not a ?: of two co_awaits: GCC 12 may run both)
+      done = co_await schedule::pause(conn, call.queue, call.name, within);
+    else
+      done = co_await schedule::resume(conn, call.queue, call.name, within);
+    o["state"] = call.action == "pause" ? "paused" : "active";
+  }
+  if (!done) co_return refused(done.error());
+  if (!*done) co_return no_such();
+  co_return json_reply(bhttp::status::ok, o);
+}
+
 // Carries out what route() decided, against Redis through forq::client.
 asio::awaitable<reply_t> run_call(http_context& ctx, api_call call) {
   using op = api_call::op;
@@ -224,13 +335,15 @@ asio::awaitable<reply_t> run_call(http_context& ctx, api_call call) {
     if (why.empty()) co_return reply_t{bhttp::status::ok, "ready\n", "text/plain"};
     co_return reply_t{bhttp::status::service_unavailable, "not ready: " + why + "\n", "text/plain"};
   }
-  if (call.what == op::metrics)
-    co_return reply_t{bhttp::status::ok, metrics_text(*ctx.metrics, *ctx.cfg),
-                      "text/plain; version=0.0.4"};
   // Every Redis call of this request gives up at one deadline: an answer, never a hang, and
   // nothing still queued for Redis takes effect after the client was told 503.
   redis::exec_options within;
   within.deadline = std::chrono::steady_clock::now() + ctx.redis_deadline;
+  if (call.what == op::metrics)
+    co_return reply_t{bhttp::status::ok,
+                      metrics_text(*ctx.metrics, *ctx.cfg) +
+                          co_await schedule_metrics(*ctx.conn, *ctx.cfg, within),
+                      "text/plain; version=0.0.4"};
   client c(*ctx.conn, within);
   const bool changes = call.changes;
   auto redis_down = [&](const forq::error& e) {
@@ -281,6 +394,11 @@ asio::awaitable<reply_t> run_call(http_context& ctx, api_call call) {
     o[retry ? "retried" : "purged"] = *n;
     co_return json_reply(bhttp::status::ok, o);
   }
+  case op::list_schedules:
+  case op::put_schedule:
+  case op::delete_schedule:
+  case op::schedule_action:
+    co_return co_await schedule_call(*ctx.conn, call, within, redis_down);
   case op::readyz:
   case op::metrics:
     break;

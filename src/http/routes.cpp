@@ -5,6 +5,7 @@
 #include "forq/queue/retry.hpp"
 #include "http/access.hpp"
 #include "json_text.hpp"
+#include "schedule/schedule.hpp"
 #include "utf8.hpp"
 
 #include <boost/json.hpp>
@@ -160,6 +161,61 @@ routed dead_ids(api_call call, const std::string& body) {
   return call;
 }
 
+// PUT /v1/queues/{queue}/schedules/{name}: the body is the definition (its "name", if given,
+// must be the path's; "queue" is the path's).
+routed put_schedule(api_call call, const std::string& body) {
+  boost::system::error_code ec;
+  auto v = json::parse(body, ec);
+  if (ec || !v.is_object())
+    return error_answer(bad_request, "the body must be a schedule, a JSON object (docs/http.md)");
+  auto& o = v.as_object();
+  if (auto* n = o.if_contains("name"); n && !(n->is_string() && n->as_string() == call.name))
+    return error_answer(bad_request, "the body's name must be the path's (" + call.name + ")");
+  if (auto* q = o.if_contains("queue"); q && !(q->is_string() && q->as_string() == call.queue))
+    return error_answer(bad_request, "the body's queue must be the path's (" + call.queue + ")");
+  o["name"] = call.name;
+  auto d = schedule::from_json(json::serialize(o), call.queue);
+  if (!d) return error_answer(bad_request, d.error().message());
+  if (d->from_config)
+    return error_answer(bad_request, "source \"config\" is the schedules setting's own");
+  call.what = api_call::op::put_schedule;
+  call.schedule = schedule::to_json(*d);
+  return call;
+}
+
+// /v1/queues/{queue}/schedules[/{name}[/action]]
+routed schedules(api_call call, const std::vector<std::string>& parts, const std::string& method,
+                 const std::string& body) {
+  if (parts.size() == 4) {
+    if (method != "GET")
+      return error_answer(405, "/v1/queues/{queue}/schedules takes GET; PUT, DELETE and POST "
+                               "go to /v1/queues/{queue}/schedules/{name}");
+    call.what = api_call::op::list_schedules;
+    return call;
+  }
+  call.name = parts[4];
+  if (auto ok = handlers::check_name(call.name); !ok)
+    return error_answer(bad_request, "schedule " + ok.error().message().substr(8));
+  if (parts.size() == 5 && method == "PUT") return put_schedule(std::move(call), body);
+  if (parts.size() == 5 && method == "DELETE") {
+    call.what = api_call::op::delete_schedule;
+    return call;
+  }
+  if (parts.size() == 6 && method == "POST" &&
+      (parts[5] == "pause" || parts[5] == "resume" || parts[5] == "run")) {
+    call.what = api_call::op::schedule_action;
+    call.action = parts[5];
+    return call;
+  }
+  return error_answer(
+      404, "no such endpoint: " + method + " /" + [&] {
+        std::string path;
+        for (const auto& p : parts)
+          path += (path.empty() ? "" : "/") + p;
+        return path;
+      }());
+}
+
 } // namespace
 
 routed route(const config& cfg, const std::vector<std::string>& handlers, const request_view& req) {
@@ -218,6 +274,8 @@ routed route(const config& cfg, const std::vector<std::string>& handlers, const 
       call.what = api_call::op::purge_dead;
       return dead_ids(std::move(call), req.body);
     }
+    if (parts[3] == "schedules" && parts.size() <= 6)
+      return schedules(std::move(call), parts, method, req.body);
   }
   return error_answer(404, "no such endpoint: " + req.method + " " + req.target);
 }

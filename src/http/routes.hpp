@@ -39,14 +39,18 @@ struct request_view {
 // One call of the API, its arguments checked.
 struct api_call {
   enum class op {
-    readyz,      // GET /readyz
-    metrics,     // GET /metrics
-    list_queues, // GET /v1/queues
-    get_job,     // GET /v1/jobs/{id}
-    post_job,    // POST /v1/queues/{queue}/jobs
-    list_dead,   // GET /v1/queues/{queue}/dead
-    retry_dead,  // POST /v1/queues/{queue}/dead/retry [{"ids": [...]}]
-    purge_dead,  // DELETE /v1/queues/{queue}/dead [{"ids": [...]}]
+    readyz,          // GET /readyz
+    metrics,         // GET /metrics
+    list_queues,     // GET /v1/queues
+    get_job,         // GET /v1/jobs/{id}
+    post_job,        // POST /v1/queues/{queue}/jobs
+    list_dead,       // GET /v1/queues/{queue}/dead
+    retry_dead,      // POST /v1/queues/{queue}/dead/retry [{"ids": [...]}]
+    purge_dead,      // DELETE /v1/queues/{queue}/dead [{"ids": [...]}]
+    list_schedules,  // GET /v1/queues/{queue}/schedules
+    put_schedule,    // PUT /v1/queues/{queue}/schedules/{name} {definition}
+    delete_schedule, // DELETE /v1/queues/{queue}/schedules/{name}
+    schedule_action, // POST /v1/queues/{queue}/schedules/{name}/(pause|resume|run)
   } what = op::readyz;
   bool changes = false; // it would change something (then a late reply means: maybe)
   std::string queue;
@@ -55,6 +59,9 @@ struct api_call {
   std::int64_t delay_ms = 0;    // post_job: run no earlier than this long from now
   bool consumed_here = true;    // post_job: a queue this forq consumes
   std::vector<std::string> ids; // retry_dead, purge_dead; empty: every dead job
+  std::string name;             // the schedule's (put_schedule, delete_schedule, schedule_action)
+  std::string action;           // schedule_action: pause | resume | run
+  std::string schedule;         // put_schedule: the definition as JSON, checked
 };
 
 using routed = std::variant<answer, api_call>;

@@ -5,5 +5,6 @@
 local existed = redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
 local n = ARGV[1]
-redis.call('HDEL', KEYS[2], n .. ':last_slot', n .. ':last_id', n .. ':runs', n .. ':skipped')
+redis.call('HDEL', KEYS[2], n .. ':last_slot', n .. ':last_id', n .. ':runs', n .. ':skipped',
+           n .. ':skipped:missed', n .. ':skipped:overlap', n .. ':paused', n .. ':held', n .. ':late_ms')
 return existed

@@ -1,5 +1,6 @@
 #include "schedule/schedule.hpp"
 
+#include "forq/client.hpp"
 #include "forq/names.hpp"
 #include "queue/protocol.hpp"
 #include "queue/scripts.hpp"
@@ -11,6 +12,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <set>
 
 namespace forq::schedule {
 namespace {
@@ -40,18 +42,6 @@ error refuse(std::string why) {
   return error(errc::invalid_value, std::move(why));
 }
 
-std::string_view to_string(missed_policy m) {
-  switch (m) {
-  case missed_policy::skip:
-    return "skip";
-  case missed_policy::latest:
-    return "latest";
-  case missed_policy::all:
-    return "all";
-  }
-  return "latest";
-}
-
 std::optional<std::int64_t> to_int(std::string_view s) {
   std::int64_t v = 0;
   auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
@@ -59,9 +49,11 @@ std::optional<std::int64_t> to_int(std::string_view s) {
   return v;
 }
 
-// Redis's clock, in ms since the epoch.
-boost::asio::awaitable<expected<std::int64_t>> redis_now(redis::connection& conn) {
-  auto r = co_await conn.command("TIME");
+} // namespace
+
+boost::asio::awaitable<expected<std::int64_t>> redis_now(redis::connection& conn,
+                                                         redis::exec_options opts) {
+  auto r = redis::connection::single(co_await conn.exec(redis::request("TIME"), opts));
   if (!r) co_return r.error();
   if (!r->is_array() || r->elements().size() != 2) co_return error(errc::redis_protocol, "TIME");
   auto s = to_int(r->elements()[0].str()), us = to_int(r->elements()[1].str());
@@ -69,7 +61,62 @@ boost::asio::awaitable<expected<std::int64_t>> redis_now(redis::connection& conn
   co_return *s * 1000 + *us / 1000;
 }
 
-} // namespace
+std::string_view to_string(missed_policy m) {
+  switch (m) {
+  case missed_policy::skip:
+    return "skip";
+  case missed_policy::all:
+    return "all";
+  case missed_policy::latest:
+    break;
+  }
+  return "latest";
+}
+
+std::string_view to_string(overlap_policy o) {
+  switch (o) {
+  case overlap_policy::skip:
+    return "skip";
+  case overlap_policy::queue_one:
+    return "queue-one";
+  case overlap_policy::allow:
+    break;
+  }
+  return "allow";
+}
+
+std::optional<missed_policy> missed_from(std::string_view text) {
+  for (auto m : {missed_policy::skip, missed_policy::latest, missed_policy::all})
+    if (text == to_string(m)) return m;
+  return std::nullopt;
+}
+
+std::optional<overlap_policy> overlap_from(std::string_view text) {
+  for (auto o : {overlap_policy::allow, overlap_policy::skip, overlap_policy::queue_one})
+    if (text == to_string(o)) return o;
+  return std::nullopt;
+}
+
+std::string status::state() const {
+  if (paused) return "paused";
+  return next_ms ? "active" : "ended";
+}
+
+json::object status::to_json() const {
+  auto o = json::parse(schedule::to_json(def)).as_object();
+  o["queue"] = def.queue;
+  o["version"] = version;
+  o["state"] = state();
+  o["next_ms"] = next_ms ? json::value(*next_ms) : json::value(nullptr);
+  o["last_ms"] = last_ms ? json::value(*last_ms) : json::value(nullptr);
+  o["last_job_id"] = last_id;
+  o["runs"] = runs;
+  o["skipped"] = skipped;
+  o["skipped_missed"] = skipped_missed;
+  o["skipped_overlap"] = skipped_overlap;
+  o["last_late_ms"] = last_late_ms ? json::value(*last_late_ms) : json::value(nullptr);
+  return o;
+}
 
 std::string to_json(const definition& d) {
   json::object o;
@@ -81,11 +128,18 @@ std::string to_json(const definition& d) {
     o["every_ms"] = d.every.count();
   }
   if (!d.job.handler.empty()) o["handler"] = d.job.handler;
-  o["payload"] = d.job.payload;
+  boost::system::error_code ec; // checked by check_job: JSON text
+  auto payload = json::parse(d.job.payload, ec);
+  o["payload"] = ec ? json::value(d.job.payload) : payload;
   if (d.job.priority != 0) o["priority"] = d.job.priority;
   if (d.job.max_attempts) o["max_attempts"] = *d.job.max_attempts;
   o["missed"] = to_string(d.missed);
   o["grace_ms"] = d.grace.count();
+  if (d.overlap != overlap_policy::allow) o["overlap"] = to_string(d.overlap);
+  if (d.start_ms) o["start_ms"] = *d.start_ms;
+  if (d.end_ms) o["end_ms"] = *d.end_ms;
+  if (d.limit) o["limit"] = *d.limit;
+  if (d.from_config) o["source"] = "config";
   return serialize_utf8(o);
 }
 
@@ -111,21 +165,81 @@ expected<definition> from_json(std::string_view text, std::string_view queue) {
   d.zone = str("tz").value_or("");
   d.every = milliseconds(num("every_ms").value_or(0));
   d.job.handler = str("handler").value_or("");
-  d.job.payload = str("payload").value_or("{}");
+  // Any JSON value; a string holding JSON text is that text (how `forq schedule add` and older
+  // definitions give it), any other string is itself.
+  if (auto* p = o.if_contains("payload")) {
+    boost::system::error_code pec;
+    if (p->is_string()) json::parse(p->as_string(), pec);
+    d.job.payload = p->is_string() && !pec ? std::string(p->as_string()) : serialize_utf8(*p);
+  } else {
+    d.job.payload = "{}";
+  }
   d.job.priority = static_cast<int>(num("priority").value_or(0));
   if (auto m = num("max_attempts")) d.job.max_attempts = static_cast<int>(*m);
+  for (const auto& [key, value] : o) {
+    static const std::set<std::string_view> known = {
+        "name", "cron", "tz", "every_ms", "handler", "payload", "priority", "max_attempts",
+        "missed", "grace_ms", "overlap", "start_ms", "end_ms", "limit", "source",
+        // what `forq schedule list --json` adds, so its output can be given back as it is
+        "queue", "version", "next_ms", "last_ms", "last_job_id", "runs", "skipped",
+        "skipped_missed", "skipped_overlap", "state", "last_late_ms"};
+    if (!known.contains(key)) return refuse("a schedule has no field \"" + std::string(key) + "\"");
+    const bool text_field = key == "name" || key == "cron" || key == "tz" || key == "handler" ||
+                            key == "missed" || key == "overlap" || key == "source";
+    const bool number_field = key == "every_ms" || key == "priority" || key == "max_attempts" ||
+                              key == "grace_ms" || key == "start_ms" || key == "end_ms" ||
+                              key == "limit";
+    if (text_field && !value.is_string())
+      return refuse("schedule field \"" + std::string(key) + "\" must be a string");
+    if (number_field && !value.is_int64())
+      return refuse("schedule field \"" + std::string(key) + "\" must be a whole number");
+  }
   auto missed = str("missed").value_or("latest");
-  if (missed == "skip")
-    d.missed = missed_policy::skip;
-  else if (missed == "all")
-    d.missed = missed_policy::all;
-  else if (missed == "latest")
-    d.missed = missed_policy::latest;
+  if (auto m = missed_from(missed))
+    d.missed = *m;
   else
     return refuse("missed \"" + missed + "\" is not allowed: skip, latest or all");
+  auto overlap = str("overlap").value_or("allow");
+  if (auto o2 = overlap_from(overlap))
+    d.overlap = *o2;
+  else
+    return refuse("overlap \"" + overlap + "\" is not allowed: allow, skip or queue-one");
   d.grace = milliseconds(num("grace_ms").value_or(60000));
+  d.start_ms = num("start_ms");
+  d.end_ms = num("end_ms");
+  d.limit = num("limit");
+  auto source = str("source").value_or("");
+  if (!source.empty() && source != "config")
+    return refuse("source \"" + source + "\" is not allowed: config, or none");
+  d.from_config = source == "config";
   if (auto ok = check(d); !ok) return ok.error();
   return d;
+}
+
+expected<std::vector<definition>> from_json_list(std::string_view text) {
+  boost::system::error_code ec;
+  auto v = json::parse(text, ec);
+  if (ec || !v.is_array()) return refuse("expected a JSON array of schedules");
+  std::vector<definition> out;
+  std::set<std::pair<std::string, std::string>> seen;
+  std::size_t i = 0;
+  for (const auto& one : v.as_array()) {
+    const auto where = "schedules[" + std::to_string(i++) + "]";
+    if (!one.is_object()) return refuse(where + " must be a JSON object");
+    std::string queue = "default";
+    if (auto* q = one.as_object().if_contains("queue")) {
+      if (!q->is_string()) return refuse(where + ": queue must be a string");
+      queue = std::string(q->as_string());
+    }
+    auto d = from_json(json::serialize(one), queue);
+    if (!d) return refuse(where + ": " + d.error().message());
+    d->from_config = true;
+    if (!seen.emplace(d->queue, d->name).second)
+      return refuse(where + ": queue " + d->queue + " has a schedule \"" + d->name +
+                    "\" already; names are unique in a queue");
+    out.push_back(std::move(*d));
+  }
+  return out;
 }
 
 expected<> check(const definition& d) {
@@ -150,6 +264,13 @@ expected<> check(const definition& d) {
     return refuse("schedule \"" + d.name + "\": " + ok.error().message());
   if (d.grace.count() < 0 || d.grace.count() > year_ms)
     return refuse("schedule \"" + d.name + "\": grace must be 0 to 366d");
+  if (d.limit && *d.limit < 1)
+    return refuse("schedule \"" + d.name + "\": limit " + std::to_string(*d.limit) +
+                  " is not allowed: at least 1 run");
+  if ((d.start_ms && *d.start_ms < 0) || (d.end_ms && *d.end_ms < 0))
+    return refuse("schedule \"" + d.name + "\": start and end are times since 1970");
+  if (d.start_ms && d.end_ms && *d.end_ms < *d.start_ms)
+    return refuse("schedule \"" + d.name + "\": its end is before its start");
   return {};
 }
 
@@ -160,7 +281,9 @@ namespace {
 class slot_clock {
  public:
   explicit slot_clock(const definition& d)
-      : every_(d.every.count()) {
+      : every_(d.every.count())
+      , start_(d.start_ms)
+      , end_(d.end_ms) {
     if (every_ > 0) return;
     if (auto c = parse_cron(d.cron_text)) cron_ = std::move(*c);
     if (!d.zone.empty()) {
@@ -172,7 +295,16 @@ class slot_clock {
     }
   }
 
+  // The first slot strictly after `after_ms`, within the start and the end.
   std::optional<std::int64_t> next(std::int64_t after_ms) const {
+    if (start_ && after_ms < *start_) after_ms = *start_ - 1;
+    auto s = unbounded(after_ms);
+    if (s && end_ && *s > *end_) return std::nullopt;
+    return s;
+  }
+
+ private:
+  std::optional<std::int64_t> unbounded(std::int64_t after_ms) const {
     if (every_ > 0) // aligned to the clock
       return (after_ms >= 0 ? after_ms / every_ + 1 : -((-after_ms) / every_)) * every_;
     if (!cron_) return std::nullopt;
@@ -182,8 +314,8 @@ class slot_clock {
     return std::chrono::duration_cast<milliseconds>(next->time_since_epoch()).count();
   }
 
- private:
   std::int64_t every_;
+  std::optional<std::int64_t> start_, end_;
   std::optional<cron> cron_;
   const date::time_zone* zone_ = nullptr;
 };
@@ -198,56 +330,113 @@ std::string job_id(const definition& d, std::int64_t slot_ms) {
   return "schedule:" + d.name + ":" + std::to_string(slot_ms);
 }
 
-boost::asio::awaitable<expected<std::int64_t>> upsert(redis::connection& conn,
-                                                      const definition& d) {
+boost::asio::awaitable<expected<upserted>> upsert(redis::connection& conn, const definition& d,
+                                                  redis::exec_options opts) {
   if (auto ok = check(d); !ok) co_return ok.error();
-  auto now = co_await redis_now(conn);
+  auto now = co_await redis_now(conn, opts);
   if (!now) co_return now.error();
   auto first = next_slot(d, *now + look_every.count() - 1);
   schedule_keys k(d.queue);
   const auto text = to_json(d);
   const auto first_text = first ? std::to_string(*first) : std::string();
-  std::vector<std::string_view> keys_v, args;
-  keys_v.push_back(k.schedules);
-  keys_v.push_back(k.state);
-  keys_v.push_back(k.due);
-  args.push_back(d.name);
-  args.push_back(text);
-  args.push_back(first_text);
-  auto r = co_await redis::eval(conn, queue::detail::scripts().schedule_upsert, keys_v, args);
+  const std::vector<std::string_view> keys_v{k.schedules, k.state, k.due},
+      args{d.name, text, first_text};
+  auto r = co_await redis::eval(conn, queue::detail::scripts().schedule_upsert, keys_v, args, opts);
   if (!r) co_return r.error();
   if (r->is_error()) co_return queue::write_error(*r);
   if (!r->is_array() || r->elements().size() != 2)
     co_return error(errc::redis_protocol, r->to_string());
   // Registered like a queue a producer wrote to, so `forq queues` shows it.
-  co_await conn.command("SADD", queue::keys::all_queues, d.queue);
-  co_return r->elements()[1].as_integer().value_or(0);
+  co_await conn.exec(redis::request("SADD", queue::keys::all_queues, d.queue), opts);
+  co_return upserted{std::string(r->elements()[0].str()),
+                     r->elements()[1].as_integer().value_or(0)};
 }
 
 boost::asio::awaitable<expected<bool>> remove(redis::connection& conn, std::string_view queue,
-                                              std::string_view name) {
+                                              std::string_view name, redis::exec_options opts) {
   if (auto ok = queue::check_queue_name(queue); !ok) co_return ok.error();
   schedule_keys k(queue);
-  std::vector<std::string_view> keys_v, args;
-  keys_v.push_back(k.schedules);
-  keys_v.push_back(k.state);
-  keys_v.push_back(k.due);
-  args.push_back(name);
-  auto r = co_await redis::eval(conn, queue::detail::scripts().schedule_remove, keys_v, args);
+  const std::vector<std::string_view> keys_v{k.schedules, k.state, k.due}, args{name};
+  auto r = co_await redis::eval(conn, queue::detail::scripts().schedule_remove, keys_v, args, opts);
   if (!r) co_return error(r.error()); // (not the code alone: a bool would take it)
   if (r->is_error()) co_return queue::write_error(*r);
   co_return r->as_integer().value_or(0) == 1;
 }
 
-boost::asio::awaitable<expected<std::vector<status>>> list(redis::connection& conn,
-                                                           std::string_view queue) {
+namespace {
+
+boost::asio::awaitable<expected<bool>> pause_or_resume(redis::connection& conn,
+                                                       std::string_view queue,
+                                                       std::string_view name, bool pause,
+                                                       redis::exec_options opts) {
+  if (auto ok = queue::check_queue_name(queue); !ok) co_return ok.error();
+  schedule_keys k(queue);
+  std::string first;
+  if (!pause) {
+    auto def = redis::connection::single(
+        co_await conn.exec(redis::request("HGET", k.schedules, name), opts));
+    if (!def) co_return error(def.error());
+    if (!def->is_string()) co_return false;
+    auto d = from_json(def->str(), queue);
+    if (!d) co_return d.error();
+    auto now = co_await redis_now(conn, opts);
+    if (!now) co_return error(now.error());
+    if (auto f = next_slot(*d, *now + look_every.count() - 1)) first = std::to_string(*f);
+  }
+  const std::vector<std::string_view> keys_v{k.schedules, k.state, k.due},
+      args{name, pause ? "pause" : "resume", first};
+  auto r = co_await redis::eval(conn, queue::detail::scripts().schedule_pause, keys_v, args, opts);
+  if (!r) co_return error(r.error());
+  if (r->is_error()) co_return queue::write_error(*r);
+  co_return r->as_integer().value_or(0) == 1;
+}
+
+} // namespace
+
+boost::asio::awaitable<expected<bool>> pause(redis::connection& conn, std::string_view queue,
+                                             std::string_view name, redis::exec_options opts) {
+  return pause_or_resume(conn, queue, name, true, opts);
+}
+
+boost::asio::awaitable<expected<bool>> resume(redis::connection& conn, std::string_view queue,
+                                              std::string_view name, redis::exec_options opts) {
+  return pause_or_resume(conn, queue, name, false, opts);
+}
+
+boost::asio::awaitable<expected<std::optional<std::string>>> run_now(redis::connection& conn,
+                                                                     std::string_view queue,
+                                                                     std::string_view name,
+                                                                     redis::exec_options opts) {
+  if (auto ok = queue::check_queue_name(queue); !ok) co_return ok.error();
+  schedule_keys k(queue);
+  auto def = redis::connection::single(
+      co_await conn.exec(redis::request("HGET", k.schedules, name), opts));
+  if (!def) co_return error(def.error());
+  if (!def->is_string()) co_return std::nullopt;
+  auto d = from_json(def->str(), queue);
+  if (!d) co_return d.error();
+  auto now = co_await redis_now(conn, opts);
+  if (!now) co_return error(now.error());
+  auto j = d->job;
+  j.id = "schedule:" + d->name + ":now:" + std::to_string(*now);
+  auto added = co_await client(conn, opts).enqueue(queue, j);
+  if (!added) co_return added.error();
+  redis::request req;
+  req.push("HSET", k.state, d->name + ":last_id", *j.id);
+  req.push("HINCRBY", k.state, d->name + ":runs", "1");
+  co_await conn.exec(req, opts);
+  co_return *j.id;
+}
+
+boost::asio::awaitable<expected<std::vector<status>>>
+list(redis::connection& conn, std::string_view queue, redis::exec_options opts) {
   if (auto ok = queue::check_queue_name(queue); !ok) co_return ok.error();
   schedule_keys k(queue);
   redis::request req;
   req.push("HGETALL", k.schedules);
   req.push("HGETALL", k.state);
   req.push("ZRANGE", k.due, "0", "-1", "WITHSCORES");
-  auto r = co_await conn.exec(req);
+  auto r = co_await conn.exec(req, opts);
   if (!r) co_return r.error();
   for (const auto& one : *r)
     if (one.is_error()) co_return queue::write_error(one);
@@ -269,6 +458,10 @@ boost::asio::awaitable<expected<std::vector<status>>> list(redis::connection& co
     s.version = to_int(field(s.def.name, "version").value_or("0")).value_or(0);
     s.runs = to_int(field(s.def.name, "runs").value_or("0")).value_or(0);
     s.skipped = to_int(field(s.def.name, "skipped").value_or("0")).value_or(0);
+    s.skipped_missed = to_int(field(s.def.name, "skipped:missed").value_or("0")).value_or(0);
+    s.skipped_overlap = to_int(field(s.def.name, "skipped:overlap").value_or("0")).value_or(0);
+    s.paused = field(s.def.name, "paused").has_value();
+    if (auto l = field(s.def.name, "late_ms")) s.last_late_ms = to_int(*l);
     if (auto l = field(s.def.name, "last_slot")) s.last_ms = to_int(*l);
     s.last_id = field(s.def.name, "last_id").value_or("");
     for (std::size_t j = 0; j + 1 < due.size(); j += 2)
@@ -280,15 +473,57 @@ boost::asio::awaitable<expected<std::vector<status>>> list(redis::connection& co
   co_return out;
 }
 
+boost::asio::awaitable<expected<>> reconcile(redis::connection& conn,
+                                             const std::vector<definition>& defs,
+                                             const std::vector<std::string>& queues) {
+  std::optional<error> first;
+  std::set<std::pair<std::string, std::string>> wanted;
+  std::set<std::string> scan(queues.begin(), queues.end());
+  for (const auto& d : defs) {
+    wanted.emplace(d.queue, d.name);
+    scan.insert(d.queue);
+    auto u = co_await upsert(conn, d);
+    if (!u) {
+      if (!first) first = u.error();
+      continue;
+    }
+    if (u->what != "unchanged")
+      spdlog::info("schedules: {} {} of queue {} (version {}, from the schedules setting)", u->what,
+                   d.name, d.queue, u->version);
+  }
+  // What the setting added before may sit in any queue it named then.
+  if (auto reg = co_await conn.command("SMEMBERS", queue::keys::all_queues); reg && reg->is_array())
+    for (const auto& q : reg->elements())
+      scan.emplace(q.str());
+  for (const auto& q : scan) {
+    auto all = co_await list(conn, q);
+    if (!all) {
+      if (!first && all.error() != errc::invalid_value) first = all.error();
+      continue;
+    }
+    for (const auto& s : *all) {
+      if (!s.def.from_config || wanted.contains({q, s.def.name})) continue;
+      auto removed = co_await remove(conn, q, s.def.name);
+      if (!removed) {
+        if (!first) first = removed.error();
+      } else if (*removed) {
+        spdlog::info("schedules: removed {} of queue {} (no longer in the schedules setting)",
+                     s.def.name, q);
+      }
+    }
+  }
+  if (first) co_return *first;
+  co_return expected<>();
+}
+
 namespace {
 
 // One claim: the schedule at `expected_slot` (and `version`) moves to `next`, running or
 // skipping `slot`. Completes with the script's word, or an error.
-boost::asio::awaitable<expected<std::string>> claim(redis::connection& conn, const definition& d,
-                                                    std::string_view version,
-                                                    std::int64_t expected_slot, std::int64_t slot,
-                                                    std::optional<std::int64_t> next, bool run,
-                                                    std::size_t passed) {
+boost::asio::awaitable<expected<std::string>>
+claim(redis::connection& conn, const definition& d, std::string_view version,
+      std::int64_t expected_slot, std::int64_t slot, std::optional<std::int64_t> next, bool run,
+      std::size_t passed, std::string_view reason, std::int64_t now) {
   schedule_keys k(d.queue);
   const auto id = job_id(d, slot);
   const auto stream = queue::keys::stream_key(d.queue, d.job.priority);
@@ -297,6 +532,8 @@ boost::asio::awaitable<expected<std::string>> claim(redis::connection& conn, con
   const auto next_text = next ? std::to_string(*next) : std::string();
   const auto passed_text = std::to_string(passed);
   const auto ttl = marker_ttl(slot, next);
+  const auto limit_text = d.limit ? std::to_string(*d.limit) : std::string();
+  const auto late_text = std::to_string(std::max<std::int64_t>(0, now - slot));
   std::string storage;
   auto fields = queue::job_fields(d.job, storage);
   std::vector<std::string_view> keys_v, args;
@@ -313,6 +550,9 @@ boost::asio::awaitable<expected<std::string>> claim(redis::connection& conn, con
   args.push_back(passed_text);
   args.push_back(id);
   args.push_back(ttl);
+  args.push_back(reason);
+  args.push_back(limit_text);
+  args.push_back(late_text);
   args.insert(args.end(), fields.begin(), fields.end());
   auto r = co_await redis::eval(conn, queue::detail::scripts().schedule_claim, keys_v, args);
   if (!r) co_return r.error();
@@ -345,17 +585,41 @@ due_slots slots_due(const definition& d, std::int64_t first, std::int64_t now) {
   return out;
 }
 
-// Runs one schedule whose slot `at` is due at `now`, as its missed-run policy says. False when
-// Redis could not be asked (the slot stays due, for a later look).
+// Whether the schedule's previous run (`last_id`) is still to start ("waiting": ready or delayed),
+// running ("running"), or neither (""), for its overlap policy.
+boost::asio::awaitable<expected<std::string>>
+previous_run(redis::connection& conn, std::string_view queue, const std::string& last_id) {
+  if (last_id.empty()) co_return std::string();
+  auto j = co_await client(conn).get_job(queue, last_id);
+  if (!j) co_return j.error();
+  if (!*j) co_return std::string();
+  const auto& state = (*j)->state;
+  if (state == "active") co_return std::string("running");
+  if (state == "ready" || state == "delayed") co_return std::string("waiting");
+  co_return std::string();
+}
+
+struct step {
+  std::int64_t slot;
+  bool run;
+  std::size_t passed; // slots before `slot` it passes over
+};
+
+// Runs one schedule whose slot `at` is due at `now`, as its overlap and missed-run policies say.
+// False when nothing moved: Redis could not be asked, or the slot waits for the previous run
+// (overlap = queue-one); it stays due, for a later look.
 boost::asio::awaitable<bool> run_due(redis::connection& conn, std::string_view queue,
                                      const std::string& name, std::int64_t at, std::int64_t now) {
   schedule_keys k(queue);
   redis::request req;
   req.push("HGET", k.schedules, name);
-  req.push("HGET", k.state, name + ":version");
+  req.push("HMGET", k.state, name + ":version", name + ":last_id", name + ":held");
   auto r = co_await conn.exec(req);
   if (!r) co_return false;
-  if (!(*r)[0].is_string() || !(*r)[1].is_string()) co_return true; // removed meanwhile
+  const auto& st = (*r)[1];
+  if (!(*r)[0].is_string() || !st.is_array() || st.elements().size() != 3 ||
+      !st.elements()[0].is_string())
+    co_return true; // removed meanwhile
   auto d = from_json((*r)[0].str(), queue);
   if (!d) {
     // Written by hand or by a newer forq: said once, and out of the due set, so no keeper looks
@@ -367,34 +631,63 @@ boost::asio::awaitable<bool> run_due(redis::connection& conn, std::string_view q
     co_await conn.exec(drop);
     co_return true;
   }
-  const std::string version((*r)[1].str());
+  const std::string version(st.elements()[0].str());
+  const std::string last_id(st.elements()[1].is_string() ? st.elements()[1].str() : "");
+  const bool held = st.elements()[2].is_string();
   auto due = slots_due(*d, at, now);
   const auto latest = due.slots.back();
-  struct step {
-    std::int64_t slot;
-    bool run;
-    std::size_t passed; // missed slots before `slot` it passes over
-  };
-  std::vector<step> plan;
   const auto before_latest = due.slots.size() - 1 + due.dropped;
-  switch (d->missed) {
-  case missed_policy::all:
-    for (auto s : due.slots)
-      plan.push_back(step{s, true, 0});
-    if (due.dropped > 0) plan.front() = step{at, false, due.dropped}; // the oldest skipped
-    break;
-  case missed_policy::latest:
-    plan.push_back(step{latest, now - latest <= d->grace.count(), before_latest});
-    break;
-  case missed_policy::skip:
-    plan.push_back(step{latest, now - latest <= 1000, before_latest});
-    break;
+  std::vector<step> plan;
+  std::string_view reason = "missed";
+  std::string previous;
+  if (d->overlap != overlap_policy::allow) {
+    auto p = co_await previous_run(conn, queue, last_id);
+    if (!p) {
+      spdlog::warn("queue {}: schedule {}: its previous run {} could not be looked up ({}); "
+                   "trying again at the next look",
+                   queue, name, last_id, p.error().message());
+      co_return false;
+    }
+    previous = *p;
+  }
+  if (previous == "running" && d->overlap == overlap_policy::queue_one) {
+    // Waits for it (looked at again within a second); said once.
+    if (!held) {
+      spdlog::info("queue {}: schedule {}: the slot at {} ms waits for the previous run {} to "
+                   "finish (overlap = queue-one)",
+                   queue, name, at, last_id);
+      redis::request hold("HSET", k.state, name + ":held", std::to_string(at));
+      co_await conn.exec(hold);
+    }
+    co_return false;
+  }
+  if (!previous.empty()) { // skip, or queue-one with a run already waiting to start
+    reason = "overlap";
+    plan.push_back(step{latest, false, before_latest});
+  } else if (held) { // queue-one: the previous run finished; the one that waited runs now
+    reason = "overlap";
+    plan.push_back(step{latest, true, before_latest});
+  } else {
+    switch (d->missed) {
+    case missed_policy::all:
+      for (auto s : due.slots)
+        plan.push_back(step{s, true, 0});
+      if (due.dropped > 0) plan.front() = step{at, false, due.dropped}; // the oldest skipped
+      break;
+    case missed_policy::latest:
+      plan.push_back(step{latest, now - latest <= d->grace.count(), before_latest});
+      break;
+    case missed_policy::skip:
+      plan.push_back(step{latest, now - latest <= 1000, before_latest});
+      break;
+    }
   }
   std::int64_t expected_slot = at;
   for (std::size_t i = 0; i < plan.size(); ++i) {
     const auto [slot, run, passed] = plan[i];
     const auto next = i + 1 < plan.size() ? std::optional(plan[i + 1].slot) : due.next;
-    auto said = co_await claim(conn, *d, version, expected_slot, slot, next, run, passed);
+    auto said =
+        co_await claim(conn, *d, version, expected_slot, slot, next, run, passed, reason, now);
     if (!said) {
       spdlog::warn("queue {}: schedule {}: the slot at {} ms could not be claimed ({}); trying "
                    "again at the next look",
@@ -402,11 +695,21 @@ boost::asio::awaitable<bool> run_due(redis::connection& conn, std::string_view q
       co_return false;
     }
     if (*said == "moved" || *said == "changed") co_return true; // another keeper was first
-    if (passed > 0 || *said == "skipped")
+    if (*said == "ended") {
+      spdlog::info("queue {}: schedule {} ended: {} runs (its limit)", queue, name,
+                   d->limit.value_or(0));
+      co_return true;
+    }
+    const auto count = passed + (*said == "skipped" ? 1 : 0);
+    if (count > 0 && reason == "overlap")
+      spdlog::info("queue {}: schedule {}: {} slot{} skipped: the previous run {} is still {} "
+                   "(overlap = {})",
+                   queue, name, count, count == 1 ? "" : "s", last_id,
+                   previous.empty() ? "was running" : previous, to_string(d->overlap));
+    else if (count > 0)
       spdlog::warn("queue {}: schedule {}: {} slot{} missed (the latest {} ms ago); {} (missed = "
                    "{})",
-                   queue, name, passed + (*said == "skipped" ? 1 : 0),
-                   passed + (*said == "skipped" ? 1 : 0) == 1 ? "" : "s", now - slot,
+                   queue, name, count, count == 1 ? "" : "s", now - slot,
                    *said == "ran" ? "ran the latest" : "none runs", to_string(d->missed));
     if (next) expected_slot = *next;
   }

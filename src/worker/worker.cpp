@@ -3,6 +3,7 @@
 // the master (or its own death signal) tells it to stop.
 #include "worker/worker.hpp"
 
+#include "backoff.hpp"
 #include "exit_codes.hpp"
 #include "forq/handlers.hpp"
 #include "forq/redis_url.hpp"
@@ -301,6 +302,32 @@ std::uint64_t consumers::done() const {
 
 namespace {
 
+// The `schedules` setting made true in Redis by every worker as it starts (so at start and
+// after SIGHUP, which replaces the workers), tried again until it is. Idempotent: the first
+// worker to change something logs it; the others find nothing to do.
+asio::awaitable<void> reconcile_schedules(redis::connection& conn, const config& cfg) {
+  auto defs = schedule::from_json_list(cfg.schedules_json);
+  if (!defs) { // checked when the setting was read
+    spdlog::error("schedules: {}", defs.error().message());
+    co_return;
+  }
+  std::vector<std::string> queues;
+  for (const auto& q : cfg.queues)
+    queues.push_back(q.name);
+  backoff wait(backoff_policy{std::chrono::seconds(1), std::chrono::seconds(30), true, true},
+               static_cast<std::uint64_t>(::getpid()));
+  for (;;) {
+    auto ok = co_await schedule::reconcile(conn, *defs, queues);
+    if (ok) co_return;
+    if (ok.error() == errc::redis_shutdown) co_return;
+    const auto w = wait.next();
+    spdlog::warn("schedules: the schedules setting is not in Redis yet ({}); trying again in {} ms",
+                 ok.error().message(), w.count());
+    asio::steady_timer t(co_await asio::this_coro::executor, w);
+    co_await t.async_wait(asio::use_awaitable);
+  }
+}
+
 // One worker process's life. Built in order (loop, signals, Redis pool and consumers, HTTP, the
 // metrics publisher), it runs until a stop signal or a fatal error and then stops along one
 // path: running -> draining -> stopped, or -> quitting at once (SIGQUIT, at any time).
@@ -323,6 +350,8 @@ class worker_life {
     if (slot == 1)
       asio::co_spawn(ioc_, check_eviction(work_.commands(), cfg, [this](int c) { fail(c); }),
                      asio::detached);
+    if (!cfg.schedules_json.empty())
+      asio::co_spawn(ioc_, reconcile_schedules(work_.commands(), cfg), asio::detached);
     // The HTTP surface on the master's listener, and this worker's share of /metrics.
     web_.cfg = &cfg;
     web_.metrics = metrics;

@@ -87,6 +87,15 @@ TEST_F(example_test, the_wordcount_program_runs_its_cpp_handlers_end_to_end) {
   EXPECT_EQ(r.at("state"), "dead"); // failure(): dead at once, no retries
   EXPECT_EQ(r.at("attempts"), 1);
   EXPECT_NE(boost::json::serialize(r).find("count_words needs a payload"), std::string::npos) << r;
+  // The schedule the program declares is in Redis, as the setting's.
+  auto listed = wordcount({"schedule", "list", "--json"});
+  ASSERT_EQ(listed.exit_code, 0) << listed.err;
+  auto schedules = boost::json::parse(listed.out).as_array();
+  ASSERT_EQ(schedules.size(), 1u) << listed.out;
+  EXPECT_EQ(schedules[0].at("name"), "morning-count");
+  EXPECT_EQ(schedules[0].at("cron"), "0 6 * * *");
+  EXPECT_EQ(schedules[0].at("source"), "config");
+
   auto h = boost::json::parse(posted.body).at("id").as_string();
   auto w = wordcount({"job", std::string(h), "--queue", "words", "--json"});
   for (int i = 0; i < 1500 && w.out.find("completed") == std::string::npos; ++i) {
@@ -100,6 +109,13 @@ TEST_F(example_test, the_wordcount_program_runs_its_cpp_handlers_end_to_end) {
   auto status = p.wait_for(20s);
   ASSERT_TRUE(status);
   EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << p.err();
+}
+
+TEST_F(example_test, a_program_schedule_may_not_reuse_a_configured_name) {
+  auto r = run(
+      {wordcount_bin, "config", "--schedules", R"([{"name":"morning-count","every_ms":60000}])"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("schedule \"morning-count\" already"), std::string::npos) << r.err;
 }
 
 TEST_F(example_test, a_program_handler_may_not_reuse_a_configured_name) {

@@ -121,6 +121,70 @@ TEST_F(http_test, the_json_api_enqueues_reports_and_repairs) {
   EXPECT_EQ(call(port_, "POST", "/v1/queues/default/dead/retry").status, 200);
 }
 
+// The schedule endpoints: the same operations as `forq schedule`, the same JSON shape.
+TEST_F(http_test, schedules_are_added_listed_paused_run_and_removed) {
+  const std::string at = "/v1/queues/reports/schedules/nightly";
+  auto added = call(port_, "PUT", at, R"({"cron":"0 3 * * *","tz":"Europe/London",
+      "handler":"noop","payload":{"kind":"nightly"},"overlap":"skip"})");
+  ASSERT_EQ(added.status, 201) << added.body;
+  EXPECT_EQ(boost::json::parse(added.body).at("result"), "added");
+  auto same = call(port_, "PUT", at, R"({"cron":"0 3 * * *","tz":"Europe/London",
+      "handler":"noop","payload":{"kind":"nightly"},"overlap":"skip"})");
+  EXPECT_EQ(same.status, 200);
+  EXPECT_EQ(boost::json::parse(same.body).at("result"), "unchanged");
+  auto listed = call(port_, "GET", "/v1/queues/reports/schedules");
+  ASSERT_EQ(listed.status, 200);
+  auto all = boost::json::parse(listed.body).as_array();
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_EQ(all[0].at("name"), "nightly");
+  EXPECT_EQ(all[0].at("overlap"), "skip");
+  EXPECT_EQ(all[0].at("state"), "active");
+  EXPECT_EQ(all[0].at("version"), 1);
+
+  EXPECT_EQ(call(port_, "POST", at + "/pause").status, 200);
+  all = boost::json::parse(call(port_, "GET", "/v1/queues/reports/schedules").body).as_array();
+  EXPECT_EQ(all[0].at("state"), "paused");
+  auto ran = call(port_, "POST", at + "/run");
+  ASSERT_EQ(ran.status, 201) << ran.body;
+  auto id = std::string(boost::json::parse(ran.body).at("id").as_string());
+  EXPECT_EQ(id.rfind("schedule:nightly:now:", 0), 0u) << id;
+  auto job = call(port_, "GET", "/v1/jobs/" + id);
+  EXPECT_EQ(job.status, 200) << job.body;
+  EXPECT_EQ(call(port_, "POST", at + "/resume").status, 200);
+
+  // /metrics shows the schedules of the queues this forq consumes (here: default).
+  ASSERT_EQ(
+      call(port_, "PUT", "/v1/queues/default/schedules/beat", R"({"every_ms":3600000})").status,
+      201);
+  auto m = call(port_, "GET", "/metrics").body;
+  EXPECT_NE(m.find(R"(forq_schedule_runs_total{queue="default",schedule="beat"} 0)"),
+            std::string::npos)
+      << m;
+  EXPECT_NE(
+      m.find(R"(forq_schedule_skipped_total{queue="default",schedule="beat",reason="overlap"} 0)"),
+      std::string::npos);
+  EXPECT_NE(m.find(R"(forq_schedule_overdue_seconds{queue="default",schedule="beat"} 0.000)"),
+            std::string::npos);
+  EXPECT_EQ(m.find(R"(schedule="nightly")"), std::string::npos) << "not a queue of this forq";
+
+  // Refusals: the field and value named; a schedule that is not there.
+  auto bad = call(port_, "PUT", at, R"({"cron":"0 25 * * *"})");
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_NE(bad.body.find("hour 25"), std::string::npos) << bad.body;
+  bad = call(port_, "PUT", at, R"({"every_ms":1000,"overlap":"sometimes"})");
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_NE(bad.body.find("sometimes"), std::string::npos) << bad.body;
+  bad = call(port_, "PUT", at, R"({"name":"other","every_ms":1000})");
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_EQ(call(port_, "POST", at + "/explode").status, 404);
+  EXPECT_EQ(call(port_, "DELETE", at).status, 200);
+  EXPECT_EQ(call(port_, "DELETE", at).status, 404);
+  EXPECT_EQ(call(port_, "POST", at + "/run").status, 404);
+  EXPECT_TRUE(boost::json::parse(call(port_, "GET", "/v1/queues/reports/schedules").body)
+                  .as_array()
+                  .empty());
+}
+
 TEST_F(http_test, bad_requests_get_clear_errors_and_hurt_no_one_else) {
   struct bad {
     std::string method, path, body;

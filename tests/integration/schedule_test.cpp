@@ -8,7 +8,9 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <csignal>
+#include <fstream>
 #include <map>
 #include <sys/wait.h>
 #include <thread>
@@ -31,12 +33,14 @@ class schedule_test : public forq::test::redis_test {
     return run(args);
   }
 
-  std::unique_ptr<child_process> serve(const std::string& data, int workers = 2) {
+  std::unique_ptr<child_process> serve(const std::string& data, int workers = 2,
+                                       const std::vector<std::string>& more = {}) {
     std::vector<std::string> argv{forq_bin,     "serve",
                                   "--redis",    redis_.url(),
                                   "--listen",   "127.0.0.1:0",
                                   "--workers",  std::to_string(workers),
                                   "--data-dir", (dir_ / data).string()};
+    argv.insert(argv.end(), more.begin(), more.end());
     auto p = std::make_unique<child_process>(argv);
     EXPECT_TRUE(p->wait_for_err("consuming")) << p->err();
     return p;
@@ -49,13 +53,31 @@ class schedule_test : public forq::test::redis_test {
     EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << p.err();
   }
 
-  boost::json::array list() {
-    auto r = forq({"schedule", "list", "--json"});
+  boost::json::array list(const std::string& queue = "default") {
+    auto r = forq({"schedule", "list", "--json", "--queue", queue});
     EXPECT_EQ(r.exit_code, 0) << r.err;
     return boost::json::parse(r.out).as_array();
   }
 
-  // Every job a schedule made: slot (ms) -> the entry id its marker holds.
+  // forq schedule list's, by name.
+  std::map<std::string, boost::json::object> by_name(const std::string& queue = "default") {
+    std::map<std::string, boost::json::object> out;
+    for (const auto& s : list(queue))
+      out[std::string(s.at("name").as_string())] = s.as_object();
+    return out;
+  }
+
+  // Kill -9 a serve tree: its workers, then its master.
+  static void kill_tree(child_process& p) {
+    std::ifstream children("/proc/" + std::to_string(p.pid()) + "/task/" + std::to_string(p.pid()) +
+                           "/children");
+    for (pid_t c = 0; children >> c;)
+      ::kill(c, SIGKILL);
+    p.signal(SIGKILL);
+    p.wait_for(10s);
+  }
+
+  // Every job a schedule's slots made: slot (ms) -> the entry id its marker holds.
   std::map<long long, std::string> jobs_of(const std::string& name) {
     std::map<long long, std::string> out;
     const std::string prefix = "forq:{default}:unique:schedule:" + name + ":";
@@ -65,7 +87,7 @@ class schedule_test : public forq::test::redis_test {
     for (std::size_t at = 0; at < keys.size();) {
       auto comma = keys.find(", ", at);
       auto key = keys.substr(at, comma == std::string::npos ? std::string::npos : comma - at);
-      if (key.rfind(prefix, 0) == 0)
+      if (key.rfind(prefix, 0) == 0 && key.find(":now:") == std::string::npos)
         out[std::stoll(key.substr(prefix.size()))] = redis_.command({"GET", key});
       if (comma == std::string::npos) break;
       at = comma + 2;
@@ -85,7 +107,7 @@ TEST_F(schedule_test, add_list_change_and_remove_through_the_cli) {
   auto added = forq(
       {"schedule", "add", "report", "--every", "1h", "--handler", "noop", R"({"kind":"hourly"})"});
   ASSERT_EQ(added.exit_code, 0) << added.err;
-  EXPECT_NE(added.out.find("schedule report of queue default: version 1, next run "),
+  EXPECT_NE(added.out.find("schedule report of queue default added: version 1, next run "),
             std::string::npos)
       << added.out;
   auto all = list();
@@ -146,17 +168,23 @@ TEST_F(schedule_test, bad_schedules_are_refused_naming_what_is_wrong) {
   EXPECT_TRUE(list().empty());
 }
 
-// Two serve trees (two workers each) on one Redis: their keepers race for every slot of a
-// schedule due every second; each slot is one job, none is skipped, each ran once.
-TEST_F(schedule_test, two_serve_trees_make_one_job_per_slot) {
+long long entry_ms(const std::string& entry) {
+  return std::stoll(entry.substr(0, entry.find('-')));
+}
+
+// Three serve trees (two workers each, standing in for three hosts) on one Redis: their six
+// keepers race for every slot of a schedule due every second, for 20 s; each slot is one job,
+// none is skipped, each ran once, and each was enqueued close to its slot.
+TEST_F(schedule_test, three_serve_trees_make_one_job_per_slot_on_time) {
   auto a = serve("a");
   auto b = serve("b");
+  auto c = serve("c");
   ASSERT_EQ(forq({"schedule", "add", "tick", "--every", "1s", "--handler", "noop"}).exit_code, 0);
-  // Its first slot is 5 to 6 s away (schedule::look_every); then one a second.
-  std::this_thread::sleep_for(11500ms);
+  // Its first slot is 5 to 6 s away (schedule::look_every); then one a second for 20 s.
+  std::this_thread::sleep_for(26s);
   ASSERT_EQ(forq({"schedule", "remove", "tick"}).exit_code, 0);
   auto jobs = jobs_of("tick");
-  ASSERT_GE(jobs.size(), 5u) << a->err() << b->err();
+  ASSERT_GE(jobs.size(), 19u) << a->err() << b->err() << c->err();
   std::vector<long long> late;
   long long previous = 0;
   for (const auto& [slot, entry] : jobs) {
@@ -165,14 +193,19 @@ TEST_F(schedule_test, two_serve_trees_make_one_job_per_slot) {
       EXPECT_EQ(slot - previous, 1000) << "a slot without its job";
     }
     previous = slot;
-    late.push_back(std::stoll(entry.substr(0, entry.find('-'))) - slot);
+    late.push_back(entry_ms(entry) - slot);
   }
   std::sort(late.begin(), late.end());
-  std::printf("schedule every 1s, two trees: %zu slots, lateness (entry time - slot) min %lld ms, "
-              "median %lld ms, max %lld ms\n",
-              late.size(), late.front(), late[late.size() / 2], late.back());
+  const auto p99 = late[std::min(late.size() - 1, late.size() * 99 / 100)];
+  std::printf("schedule every 1s, three trees: %zu slots, lateness (entry time - slot) min %lld "
+              "ms, median %lld ms, p99 %lld ms, max %lld ms\n",
+              late.size(), late.front(), late[late.size() / 2], p99, late.back());
   EXPECT_GE(late.front(), 0) << "run before its slot";
-  EXPECT_LT(late.back(), 1000) << "a slot ran a whole interval late";
+#ifdef FORQ_SANITIZED
+  EXPECT_LT(p99, 500) << "late under the sanitizers, on a shared machine";
+#else
+  EXPECT_LE(p99, 50) << "the issue's bound: fired within 50 ms of its slot (p99)";
+#endif
   // Each job ran once.
   auto done = [&] { return std::stoul(completed()) >= jobs.size(); };
   for (int i = 0; i < 200 && !done(); ++i)
@@ -180,6 +213,146 @@ TEST_F(schedule_test, two_serve_trees_make_one_job_per_slot) {
   EXPECT_EQ(std::stoul(completed()), jobs.size());
   stop(*a);
   stop(*b);
+  stop(*c);
+}
+
+// The overlap policies with a handler (2.5 s) that outlives its interval (1 s), a limit, and a
+// paused schedule, in one tree.
+TEST_F(schedule_test, overlap_limit_pause_resume_and_run_do_what_they_say) {
+  const std::string slow = R"({"ms":2500})";
+  for (auto args : std::vector<std::vector<std::string>>{
+           {"skipper", "--every", "1s", "--handler", "sleep", "--overlap", "skip", slow},
+           {"queuer", "--every", "1s", "--handler", "sleep", "--overlap", "queue-one", slow},
+           {"twice", "--every", "1s", "--handler", "noop", "--limit", "2"},
+           {"later", "--every", "1s", "--handler", "noop", "--start", "2099-01-01T00:00:00Z"},
+           {"held", "--every", "1s", "--handler", "noop"}}) {
+    args.insert(args.begin(), {"schedule", "add"});
+    auto r = forq(args);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+  ASSERT_EQ(forq({"schedule", "pause", "held"}).exit_code, 0);
+  auto p = serve("a");
+  std::this_thread::sleep_for(15s); // the first slots 5 to 6 s after the adds, then 9 s more
+  auto state = by_name();
+  auto skipper = jobs_of("skipper"), queuer = jobs_of("queuer");
+  ASSERT_EQ(forq({"schedule", "pause", "skipper"}).exit_code, 0);
+  ASSERT_EQ(forq({"schedule", "pause", "queuer"}).exit_code, 0);
+  stop(*p);
+  const auto log = p->err();
+
+  // skip: a slot while the previous run is running does not run; the next free slot runs on
+  // time. Slots 1 s and 2 s after a run find it running, so runs are 3 s apart at least.
+  ASSERT_GE(skipper.size(), 2u) << log;
+  for (auto at = skipper.begin(), next = std::next(at); next != skipper.end(); ++at, ++next) {
+    EXPECT_GE(next->first - at->first, 3000) << "skip ran a slot while the previous ran";
+    EXPECT_LT(entry_ms(next->second) - next->first, 1000) << "skip ran a slot late";
+  }
+  EXPECT_GE(state["skipper"].at("skipped_overlap").as_int64(), 2);
+  EXPECT_EQ(state["skipper"].at("skipped_missed").as_int64(), 0);
+
+  // queue-one: the slot that came while it ran waits for it to finish, then runs at once.
+  ASSERT_GE(queuer.size(), 2u) << log;
+  for (auto at = queuer.begin(), next = std::next(at); next != queuer.end(); ++at, ++next) {
+    const auto gap = entry_ms(next->second) - entry_ms(at->second);
+    EXPECT_GE(gap, 2500) << "queue-one enqueued a run while the previous ran";
+    EXPECT_LE(gap, 2500 + 1500) << "queue-one's waiting run was not enqueued within a second";
+  }
+  EXPECT_GE(state["queuer"].at("skipped_overlap").as_int64(), 1);
+  EXPECT_NE(log.find("waits for the previous run"), std::string::npos) << log;
+
+  // A limit of 2: two runs, then it has ended.
+  EXPECT_EQ(jobs_of("twice").size(), 2u);
+  EXPECT_EQ(state["twice"].at("runs"), 2);
+  EXPECT_EQ(state["twice"].at("state"), "ended");
+  EXPECT_TRUE(state["twice"].at("next_ms").is_null());
+  // A start in 2099: its first slot is then.
+  EXPECT_TRUE(jobs_of("later").empty());
+  EXPECT_EQ(state["later"].at("next_ms"), 4070908800000LL);
+
+  // Paused: nothing ran and nothing is due; run makes one job now; resume makes it due again.
+  EXPECT_TRUE(jobs_of("held").empty());
+  EXPECT_EQ(state["held"].at("state"), "paused");
+  EXPECT_TRUE(state["held"].at("next_ms").is_null());
+  auto ran = forq({"schedule", "run", "held"});
+  ASSERT_EQ(ran.exit_code, 0) << ran.err;
+  EXPECT_NE(ran.out.find("job schedule:held:now:"), std::string::npos) << ran.out;
+  EXPECT_EQ(redis_.command({"XLEN", "forq:{default}:stream"}) != "0", true);
+  auto resumed = forq({"schedule", "resume", "held"});
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  auto held = by_name()["held"];
+  EXPECT_EQ(held.at("state"), "active");
+  EXPECT_EQ(held.at("runs"), 1);
+  EXPECT_NE(std::string(held.at("last_job_id").as_string()).find("schedule:held:now:"),
+            std::string::npos);
+  EXPECT_FALSE(held.at("next_ms").is_null());
+  for (const char* action : {"pause", "resume", "run"}) {
+    auto none = forq({"schedule", action, "nobody"});
+    EXPECT_EQ(none.exit_code, 1) << action;
+    EXPECT_NE(none.err.find("has no schedule \"nobody\""), std::string::npos) << none.err;
+  }
+}
+
+// `schedules` (here in a config file): added at start, changed and removed on SIGHUP, one log
+// line each; a schedule added by hand is never touched; a bad setting is refused naming it.
+TEST_F(schedule_test, the_schedules_setting_is_reconciled_at_start_and_on_sighup) {
+  ASSERT_EQ(forq({"schedule", "add", "by-hand", "--every", "1h"}).exit_code, 0);
+  const auto file = (dir_ / "forq.json").string();
+  auto write = [&](const std::string& text) { std::ofstream(file) << text; };
+  write(R"({"schedules": [
+    {"name": "nightly", "cron": "0 3 * * *", "tz": "Europe/London", "handler": "noop"},
+    {"queue": "reports", "name": "weekly", "cron": "0 6 * * MON"}]})");
+  auto p = serve("a", 2, {"--config", file});
+  ASSERT_TRUE(p->wait_for_err("schedules: added weekly")) << p->err();
+  auto state = by_name();
+  ASSERT_EQ(state.count("nightly"), 1u);
+  EXPECT_EQ(state["nightly"].at("source"), "config");
+  EXPECT_EQ(state["nightly"].at("tz"), "Europe/London");
+  EXPECT_EQ(state.count("by-hand"), 1u);
+  EXPECT_EQ(by_name("reports").count("weekly"), 1u);
+
+  write(R"({"schedules": [
+    {"name": "nightly", "cron": "30 3 * * *", "tz": "Europe/London", "handler": "noop"}]})");
+  p->signal(SIGHUP);
+  ASSERT_TRUE(p->wait_for_err("schedules: removed weekly", 30s)) << p->err();
+  state = by_name();
+  EXPECT_EQ(state["nightly"].at("cron"), "30 3 * * *");
+  EXPECT_EQ(state["nightly"].at("version"), 2);
+  EXPECT_EQ(state.count("by-hand"), 1u) << "the setting removed a schedule it did not add";
+  EXPECT_TRUE(by_name("reports").empty());
+  stop(*p);
+  const auto log = p->err();
+  for (const char* line : {"schedules: added nightly", "schedules: changed nightly"}) {
+    auto at = log.find(line);
+    ASSERT_NE(at, std::string::npos) << line << "\n" << log;
+    EXPECT_EQ(log.find(line, at + 1), std::string::npos) << "said twice: " << line;
+  }
+
+  auto bad = run({forq_bin, "config", "--schedules", R"([{"name": "x", "cron": "0 25 * * *"}])"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("schedules[0]: schedule \"x\": hour 25"), std::string::npos) << bad.err;
+}
+
+// Two processes change one schedule at once, back and forth: every change is one version, and
+// what stays is one whole definition with its own next slot.
+TEST_F(schedule_test, concurrent_upserts_are_atomic) {
+  std::atomic<int> changes{0};
+  auto writer = [&](const std::string& every) {
+    for (int i = 0; i < 8; ++i) {
+      auto r = forq({"schedule", "add", "race", "--every", i % 2 ? every : "1h"});
+      EXPECT_EQ(r.exit_code, 0) << r.err;
+      if (r.out.find(" added:") != std::string::npos ||
+          r.out.find(" changed:") != std::string::npos)
+        ++changes;
+    }
+  };
+  std::thread one(writer, "2m"), two(writer, "3m");
+  one.join();
+  two.join();
+  auto race = by_name()["race"];
+  EXPECT_EQ(race.at("version").as_int64(), changes.load());
+  const auto every = race.at("every_ms").as_int64();
+  EXPECT_TRUE(every == 3600000 || every == 120000 || every == 180000) << every;
+  EXPECT_EQ(race.at("next_ms").as_int64() % every, 0) << "the next slot of another definition";
 }
 
 // A definition forq cannot read (written by hand, or by a newer forq): said once, not every
@@ -198,33 +371,41 @@ TEST_F(schedule_test, a_schedule_that_cannot_be_read_is_said_once_and_stops) {
   EXPECT_EQ(redis_.command({"ZSCORE", "forq:{default}:schedule_due", "broken"}), "(nil)");
 }
 
-// Everything down for a while (no worker for three or four slots), then one tree: what each
-// missed-run policy does with the slots that went by.
-struct after_a_stop {
+// A tree runs a schedule due every second, is killed (-9, workers and master) for 10 s, and
+// one tree starts again: what each missed-run policy does with the slots that went by.
+struct after_a_kill {
   boost::json::object state;             // forq schedule list's, after the tree stopped
-  std::map<long long, std::string> jobs; // slot -> entry id
-  long long first_slot = 0;              // the schedule's first slot
-  long long started_ms = 0;              // when the tree started (Redis's clock)
+  std::map<long long, std::string> jobs; // slot -> entry id, of the slots after the kill
+  std::size_t before = 0;                // jobs made before the kill
+  long long first_missed = 0;            // the first slot after the kill
+  long long started_ms = 0;              // when the second tree started (Redis's clock)
   std::string log;
 };
 
 class schedule_missed_test : public schedule_test {
  protected:
-  after_a_stop run_policy(const std::string& policy) {
-    after_a_stop out;
+  after_a_kill run_policy(const std::string& policy) {
+    after_a_kill out;
     EXPECT_EQ(
         forq({"schedule", "add", "tick", "--every", "1s", "--handler", "noop", "--missed", policy})
             .exit_code,
         0);
-    out.first_slot = list().at(0).at("next_ms").as_int64();
-    // No worker: the first slot comes 5 to 6 s after the add, then three or four more go by.
-    std::this_thread::sleep_for(9500ms);
+    auto first = serve("a", 1);
+    for (int i = 0; i < 400 && jobs_of("tick").empty(); ++i)
+      std::this_thread::sleep_for(25ms);
+    kill_tree(*first);
+    auto before = jobs_of("tick");
+    EXPECT_FALSE(before.empty()) << first->err();
+    out.before = before.size();
+    out.first_missed = (before.empty() ? 0 : before.rbegin()->first) + 1000;
+    std::this_thread::sleep_for(10s);
     out.started_ms = redis_ms();
-    auto p = serve("a", 1);
+    auto p = serve("b", 1);
     std::this_thread::sleep_for(2500ms);
     stop(*p);
     out.state = list().at(0).as_object();
-    out.jobs = jobs_of("tick");
+    for (const auto& [slot, entry] : jobs_of("tick"))
+      if (slot >= out.first_missed) out.jobs[slot] = entry;
     out.log = p->err();
     long long previous = 0;
     for (const auto& [slot, entry] : out.jobs) {
@@ -233,7 +414,8 @@ class schedule_missed_test : public schedule_test {
       }
       previous = slot;
     }
-    EXPECT_EQ(out.state.at("runs").as_int64(), static_cast<long long>(out.jobs.size()));
+    EXPECT_EQ(out.state.at("runs").as_int64(),
+              static_cast<long long>(out.before + out.jobs.size()));
     return out;
   }
 
@@ -247,13 +429,12 @@ class schedule_missed_test : public schedule_test {
 TEST_F(schedule_missed_test, latest_runs_only_the_latest_missed_slot_then_goes_on) {
   auto r = run_policy("latest");
   ASSERT_FALSE(r.jobs.empty()) << r.log;
-  EXPECT_GT(r.jobs.begin()->first, r.first_slot + 1500) << "an older missed slot ran";
+  EXPECT_GT(r.jobs.begin()->first, r.first_missed + 5000) << "an older missed slot ran";
   // When it ran, its slot was the latest due: it was written less than an interval after it
   // (how long the tree took to start does not matter).
   const auto& [slot, entry] = *r.jobs.begin();
-  EXPECT_LT(std::stoll(entry.substr(0, entry.find('-'))) - slot, 1000)
-      << "an older slot ran, not the latest";
-  EXPECT_GE(r.state.at("skipped").as_int64(), 2) << boost::json::serialize(r.state);
+  EXPECT_LT(entry_ms(entry) - slot, 1000) << "an older slot ran, not the latest";
+  EXPECT_GE(r.state.at("skipped_missed").as_int64(), 8) << boost::json::serialize(r.state);
   EXPECT_NE(r.log.find("missed"), std::string::npos) << r.log;
 }
 
@@ -262,14 +443,14 @@ TEST_F(schedule_missed_test, skip_runs_none_of_the_missed_slots) {
   ASSERT_FALSE(r.jobs.empty()) << r.log;
   // The first job is a slot that came after the tree started (or under a second before).
   EXPECT_GT(r.jobs.begin()->first, r.started_ms - 1000) << "a missed slot ran";
-  EXPECT_GE(r.state.at("skipped").as_int64(), 3) << boost::json::serialize(r.state);
+  EXPECT_GE(r.state.at("skipped_missed").as_int64(), 9) << boost::json::serialize(r.state);
 }
 
 TEST_F(schedule_missed_test, all_runs_every_missed_slot_oldest_first) {
   auto r = run_policy("all");
   ASSERT_FALSE(r.jobs.empty()) << r.log;
-  EXPECT_EQ(r.jobs.begin()->first, r.first_slot) << "a missed slot did not run";
-  EXPECT_GE(r.jobs.size(), 6u) << r.log;
+  EXPECT_EQ(r.jobs.begin()->first, r.first_missed) << "a missed slot did not run";
+  EXPECT_GE(r.jobs.size(), 11u) << r.log;
   EXPECT_EQ(r.state.at("skipped").as_int64(), 0);
 }
 

@@ -141,3 +141,52 @@ TEST(http_routes, changes_need_the_token_or_this_machine) {
 }
 
 } // namespace
+
+namespace {
+
+TEST(http_routes, schedule_paths_become_calls_and_bad_definitions_are_refused_before_redis) {
+  auto cfg = test_config();
+  EXPECT_EQ(called(route(cfg, handlers, req("GET", "/v1/queues/emails/schedules"))).what,
+            op::list_schedules);
+  auto put = called(route(cfg, handlers,
+                          req("PUT", "/v1/queues/emails/schedules/digest",
+                              R"({"cron":"0 8 * * MON","tz":"Europe/Paris","handler":"mailer"})")));
+  EXPECT_EQ(put.what, op::put_schedule);
+  EXPECT_EQ(put.queue, "emails");
+  EXPECT_EQ(put.name, "digest");
+  EXPECT_NE(put.schedule.find(R"("cron":"0 8 * * MON")"), std::string::npos) << put.schedule;
+  auto run = called(route(cfg, handlers, req("POST", "/v1/queues/emails/schedules/digest/run")));
+  EXPECT_EQ(run.what, op::schedule_action);
+  EXPECT_EQ(run.action, "run");
+  EXPECT_EQ(called(route(cfg, handlers, req("DELETE", "/v1/queues/emails/schedules/digest"))).what,
+            op::delete_schedule);
+
+  struct refusal {
+    std::string method, target, body;
+    int status;
+    std::string says;
+  };
+  for (const auto& r : std::vector<refusal>{
+           {"PUT", "/v1/queues/emails/schedules/digest", "{oops", 400, "must be a schedule"},
+           {"PUT", "/v1/queues/emails/schedules/digest", R"({"cron":"0 8 * * XYZ"})", 400,
+            "\"XYZ\""},
+           {"PUT", "/v1/queues/emails/schedules/digest", R"({"every_ms":500})", 400,
+            "every 500 ms is not allowed"},
+           {"PUT", "/v1/queues/emails/schedules/digest", R"({"every_ms":1000,"evry":1})", 400,
+            "no field \"evry\""},
+           {"PUT", "/v1/queues/emails/schedules/digest", R"({"name":"x","every_ms":1000})", 400,
+            "the path's"},
+           {"PUT", "/v1/queues/emails/schedules/digest", R"({"every_ms":1000,"source":"config"})",
+            400, "the schedules setting's own"},
+           {"PUT", "/v1/queues/emails/schedules/bad name", R"({"every_ms":1000})", 400,
+            "is not allowed"},
+           {"POST", "/v1/queues/emails/schedules", "", 405, "takes GET"},
+           {"POST", "/v1/queues/emails/schedules/digest/explode", "", 404, "no such endpoint"},
+       }) {
+    auto a = answered(route(cfg, handlers, req(r.method, r.target, r.body)));
+    EXPECT_EQ(a.status, r.status) << r.target << " " << r.body;
+    EXPECT_NE(error_of(a).find(r.says), std::string::npos) << error_of(a);
+  }
+}
+
+} // namespace
