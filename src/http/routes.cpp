@@ -174,7 +174,7 @@ routed put_schedule(api_call call, const std::string& body) {
   if (auto* q = o.if_contains("queue"); q && !(q->is_string() && q->as_string() == call.queue))
     return error_answer(bad_request, "the body's queue must be the path's (" + call.queue + ")");
   o["name"] = call.name;
-  auto d = schedule::from_json(json::serialize(o), call.queue);
+  auto d = schedule::from_json(json::serialize(o), call.queue, true);
   if (!d) return error_answer(bad_request, d.error().message());
   if (d->from_config)
     return error_answer(bad_request, "source \"config\" is the schedules setting's own");

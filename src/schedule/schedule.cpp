@@ -143,7 +143,7 @@ std::string to_json(const definition& d) {
   return serialize_utf8(o);
 }
 
-expected<definition> from_json(std::string_view text, std::string_view queue) {
+expected<definition> from_json(std::string_view text, std::string_view queue, bool strict) {
   boost::system::error_code ec;
   auto v = json::parse(text, ec);
   if (ec || !v.is_object()) return refuse("a schedule must be a JSON object");
@@ -183,7 +183,10 @@ expected<definition> from_json(std::string_view text, std::string_view queue) {
         // what `forq schedule list --json` adds, so its output can be given back as it is
         "queue", "version", "next_ms", "last_ms", "last_job_id", "runs", "skipped",
         "skipped_missed", "skipped_overlap", "state", "last_late_ms"};
-    if (!known.contains(key)) return refuse("a schedule has no field \"" + std::string(key) + "\"");
+    if (!known.contains(key)) {
+      if (strict) return refuse("a schedule has no field \"" + std::string(key) + "\"");
+      continue;
+    }
     const bool text_field = key == "name" || key == "cron" || key == "tz" || key == "handler" ||
                             key == "missed" || key == "overlap" || key == "source";
     const bool number_field = key == "every_ms" || key == "priority" || key == "max_attempts" ||
@@ -231,7 +234,7 @@ expected<std::vector<definition>> from_json_list(std::string_view text) {
       if (!q->is_string()) return refuse(where + ": queue must be a string");
       queue = std::string(q->as_string());
     }
-    auto d = from_json(json::serialize(one), queue);
+    auto d = from_json(json::serialize(one), queue, true);
     if (!d) return refuse(where + ": " + d.error().message());
     d->from_config = true;
     if (!seen.emplace(d->queue, d->name).second)
@@ -738,9 +741,18 @@ boost::asio::awaitable<milliseconds> tick(redis::connection& conn, std::string_v
   for (std::size_t i = 0; i + 1 < e.size(); i += 2)
     if (auto at = to_int(e[i + 1].str()))
       progressed = co_await run_due(conn, queue, std::string(e[i].str()), *at, *now) || progressed;
-  // Look again at once (what came due meanwhile, the next slot), unless nothing could be done:
-  // then in a second, not in a loop.
-  co_return progressed ? milliseconds(0) : std::min(longest, milliseconds(1000));
+  // Look again at once (what came due meanwhile, the next slot), unless nothing could be done
+  // (Redis refused, or a slot waits for its previous run): then in a second, not in a loop, or
+  // at the next slot of another schedule if that is sooner.
+  if (progressed) co_return milliseconds(0);
+  auto wait = std::min(longest, milliseconds(1000));
+  redis::request later("ZRANGE", k.due, "(" + std::to_string(*now), "+inf", "BYSCORE",
+                       "WITHSCORES", "LIMIT", "0", "1");
+  auto soon = redis::connection::single(co_await conn.exec(later));
+  if (soon && soon->is_array() && soon->elements().size() == 2)
+    if (auto at = to_int(soon->elements()[1].str()))
+      wait = std::min(wait, milliseconds(std::max<std::int64_t>(0, *at - *now)));
+  co_return wait;
 }
 
 } // namespace forq::schedule

@@ -60,8 +60,10 @@ std::optional<overlap_policy> overlap_from(std::string_view text);
 
 // The definition's JSON text, as stored and as `forq schedule list --json` shows it, and back.
 std::string to_json(const definition& d);
-// Or errc::invalid_value naming the field.
-expected<definition> from_json(std::string_view text, std::string_view queue);
+// Or errc::invalid_value naming the field. `strict` (what a person gives: the setting, the HTTP
+// API) refuses a field it does not know; what Redis holds is read leniently, so a definition a
+// newer forq wrote keeps running under an older one during a rolling upgrade.
+expected<definition> from_json(std::string_view text, std::string_view queue, bool strict = false);
 // A JSON array of definitions, each with its "queue" ("default" if none), as the `schedules`
 // setting holds them: each marked from_config; a name twice in a queue is refused.
 expected<std::vector<definition>> from_json_list(std::string_view text);

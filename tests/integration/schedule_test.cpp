@@ -245,7 +245,11 @@ TEST_F(schedule_test, overlap_limit_pause_resume_and_run_do_what_they_say) {
   ASSERT_GE(skipper.size(), 2u) << log;
   for (auto at = skipper.begin(), next = std::next(at); next != skipper.end(); ++at, ++next) {
     EXPECT_GE(next->first - at->first, 3000) << "skip ran a slot while the previous ran";
+#ifdef FORQ_SANITIZED
     EXPECT_LT(entry_ms(next->second) - next->first, 1000) << "skip ran a slot late";
+#else // on time though queue-one's slot waits in the same queue (the keeper's look is not late)
+    EXPECT_LT(entry_ms(next->second) - next->first, 100) << "skip ran a slot late";
+#endif
   }
   EXPECT_GE(state["skipper"].at("skipped_overlap").as_int64(), 2);
   EXPECT_EQ(state["skipper"].at("skipped_missed").as_int64(), 0);
