@@ -21,6 +21,8 @@ packages=(
   redis-server redis-tools openssl
   # the API access test sends from a network namespace of its own (ip netns, veth)
   iproute2
+  # the dashboard's tests and screenshots: a real headless browser driven by Selenium
+  chromium chromium-driver python3-selenium
 )
 
 missing=()

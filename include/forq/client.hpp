@@ -84,6 +84,10 @@ class client {
                                                                     std::string_view id);
 
   boost::asio::awaitable<expected<queue_stats>> stats(std::string_view queue);
+  // Many queues' stats, 100 queues a round trip (two trips each), every command on one key (so
+  // a Redis Cluster can route it): what the dashboard's overview reads for 1,000 queues.
+  boost::asio::awaitable<expected<std::vector<queue_stats>>>
+  stats_many(const std::vector<std::string>& queues);
   // Every queue a forq has initialised or enqueued to on this Redis (forq:queues).
   boost::asio::awaitable<expected<std::vector<std::string>>> queues();
   // Whether a worker has started on the queue (its schema is written): jobs enqueued to a queue

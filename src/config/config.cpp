@@ -302,6 +302,59 @@ void add_process_fields(std::vector<config_field>& f) {
        },
        [](const config& c) { return c.api_token.empty() ? "" : "***"; }});
 
+  f.push_back({"ui", "FORQ_UI", "--ui",
+               "The dashboard at /ui/: on, read-only (its pages, and no change a browser asks "
+               "for), or off",
+               "on, read-only or off", "MODE", kind::string,
+               [](config& c, std::string_view v) -> std::optional<std::string> {
+                 if (v == "on")
+                   c.ui = config::ui_mode::on;
+                 else if (v == "read-only")
+                   c.ui = config::ui_mode::read_only;
+                 else if (v == "off")
+                   c.ui = config::ui_mode::off;
+                 else
+                   return "expected on, read-only or off";
+                 return std::nullopt;
+               },
+               [](const config& c) {
+                 return std::string(c.ui == config::ui_mode::on          ? "on"
+                                    : c.ui == config::ui_mode::read_only ? "read-only"
+                                                                         : "off");
+               }});
+
+  f.push_back({"http_hosts", "FORQ_HTTP_HOSTS", "--http-hosts",
+               "Host names the HTTP listener answers to besides localhost and IP addresses "
+               "(comma-separated); a request for another name is refused (DNS rebinding)",
+               "comma-separated host names of A-Z a-z 0-9 . -, e.g. forq.internal,jobs.example.com",
+               "NAMES", kind::string,
+               [](config& c, std::string_view v) -> std::optional<std::string> {
+                 std::vector<std::string> names;
+                 while (!v.empty()) {
+                   auto comma = v.find(',');
+                   auto name = v.substr(0, comma);
+                   v = comma == std::string_view::npos ? std::string_view() : v.substr(comma + 1);
+                   if (name.empty() || name.size() > 253 ||
+                       !std::all_of(name.begin(), name.end(), [](char ch) {
+                         return std::isalnum(static_cast<unsigned char>(ch)) || ch == '.' ||
+                                ch == '-';
+                       }))
+                     return "expected host names of A-Z a-z 0-9 . - separated by commas";
+                   std::string lower(name);
+                   for (auto& ch : lower)
+                     ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+                   names.push_back(lower);
+                 }
+                 c.http_hosts = std::move(names);
+                 return std::nullopt;
+               },
+               [](const config& c) {
+                 std::string out;
+                 for (const auto& n : c.http_hosts)
+                   out += (out.empty() ? "" : ",") + n;
+                 return out;
+               }});
+
   f.push_back(switch_field("api_open", "FORQ_API_OPEN", "--api-open",
                            "Without api_token, take the API's mutating requests from any peer, "
                            "not only from loopback (others get 403): for a listener on a network "

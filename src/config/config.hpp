@@ -67,6 +67,13 @@ struct config {
   // requests are taken from loopback peers only (others get 403); open takes them from anyone
   // who can reach the listener. Say so on purpose.
   bool api_open = false;
+  // file `ui`, env FORQ_UI, flag --ui: the dashboard at /ui/ (docs/dashboard.md). on; read-only
+  // (its pages show, and every change a browser asks for is refused); off (no pages).
+  enum class ui_mode { on, read_only, off } ui = ui_mode::on;
+  // file `http_hosts`, env FORQ_HTTP_HOSTS, flag --http-hosts: names (comma-separated) the HTTP
+  // listener answers to besides loopback names and IP addresses: a request whose Host header is
+  // another name is refused (403), so a DNS-rebinding page cannot reach the API.
+  std::vector<std::string> http_hosts;
   // file `data_dir`, env FORQ_DATA_DIR, flag --data-dir. Embedded Redis socket, AOF, lock.
   std::filesystem::path data_dir = ".forq";
   // file `drain_timeout`, env FORQ_DRAIN_TIMEOUT, flag --drain-timeout (seconds, may be

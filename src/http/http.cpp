@@ -51,6 +51,7 @@ struct reply_t {
   bhttp::status status = bhttp::status::ok;
   std::string body;
   std::string type = "application/json";
+  std::vector<std::pair<std::string, std::string>> headers{};
 };
 
 reply_t json_reply(bhttp::status s, const json::value& v) {
@@ -185,7 +186,8 @@ bool bearer_matches(const bhttp::request<bhttp::string_body>& req, const std::st
 }
 
 reply_t to_reply(answer a) {
-  return {static_cast<bhttp::status>(a.status), std::move(a.body), std::move(a.type)};
+  return {static_cast<bhttp::status>(a.status), std::move(a.body), std::move(a.type),
+          std::move(a.headers)};
 }
 
 // POST /v1/queues/{queue}/jobs, its job checked by route(): the enqueue, and a warning when no
@@ -339,11 +341,13 @@ asio::awaitable<reply_t> run_call(http_context& ctx, api_call call) {
   // nothing still queued for Redis takes effect after the client was told 503.
   redis::exec_options within;
   within.deadline = std::chrono::steady_clock::now() + ctx.redis_deadline;
-  if (call.what == op::metrics)
-    co_return reply_t{bhttp::status::ok,
-                      metrics_text(*ctx.metrics, *ctx.cfg) +
-                          co_await schedule_metrics(*ctx.conn, *ctx.cfg, within),
-                      "text/plain; version=0.0.4"};
+  if (call.what == op::metrics) {
+    // (Not one expression with the co_await in it: GCC 12 loses temporaries across it.)
+    auto schedules = co_await schedule_metrics(*ctx.conn, *ctx.cfg, within);
+    auto text = metrics_text(*ctx.metrics, *ctx.cfg);
+    text += schedules;
+    co_return reply_t{bhttp::status::ok, std::move(text), "text/plain; version=0.0.4"};
+  }
   client c(*ctx.conn, within);
   const bool changes = call.changes;
   auto redis_down = [&](const forq::error& e) {
@@ -353,12 +357,11 @@ asio::awaitable<reply_t> run_call(http_context& ctx, api_call call) {
   case op::list_queues: {
     auto names = co_await c.queues();
     if (!names) co_return redis_down(names.error());
+    auto stats = co_await c.stats_many(*names);
+    if (!stats) co_return redis_down(stats.error());
     json::array all;
-    for (const auto& n : *names) {
-      auto s = co_await c.stats(n);
-      if (!s) co_return redis_down(s.error());
-      all.push_back(s->to_json());
-    }
+    for (const auto& s : *stats)
+      all.push_back(s.to_json());
     co_return json_reply(bhttp::status::ok, all);
   }
   case op::get_job: {
@@ -394,6 +397,20 @@ asio::awaitable<reply_t> run_call(http_context& ctx, api_call call) {
     o[retry ? "retried" : "purged"] = *n;
     co_return json_reply(bhttp::status::ok, o);
   }
+  case op::pause_queue:
+  case op::resume_queue: {
+    const bool pause = call.what == op::pause_queue;
+    expected<> done;
+    if (pause)
+      done = co_await c.pause(call.queue);
+    else
+      done = co_await c.resume(call.queue);
+    if (!done) co_return redis_down(done.error());
+    json::object o;
+    o["queue"] = call.queue;
+    o["paused"] = pause;
+    co_return json_reply(bhttp::status::ok, o);
+  }
   case op::list_schedules:
   case op::put_schedule:
   case op::delete_schedule:
@@ -414,6 +431,10 @@ asio::awaitable<reply_t> handle(http_context& ctx, const bhttp::request<bhttp::s
   view.body = req.body();
   view.bearer_ok = !ctx.cfg->api_token.empty() && bearer_matches(req, ctx.cfg->api_token);
   view.peer = peer;
+  view.host = std::string(req[bhttp::field::host]);
+  view.origin = std::string(req[bhttp::field::origin]);
+  view.sec_fetch_site = std::string(req["Sec-Fetch-Site"]);
+  view.if_none_match = std::string(req[bhttp::field::if_none_match]);
   auto routed = route(*ctx.cfg, ctx.handlers, view);
   if (auto* a = std::get_if<answer>(&routed)) co_return to_reply(std::move(*a));
   co_return co_await run_call(ctx, std::move(std::get<api_call>(routed)));
@@ -464,8 +485,13 @@ asio::awaitable<void> session(http_context& ctx, typename Protocol::socket socke
     res.set(bhttp::field::content_type, r.type);
     if (r.status == bhttp::status::unauthorized) // say which scheme
       res.set(bhttp::field::www_authenticate, "Bearer realm=\"forq\"");
-    if (r.status == bhttp::status::method_not_allowed) // only the probes answer 405
+    if (r.status == bhttp::status::method_not_allowed) // the probes, /ui/, a list
       res.set(bhttp::field::allow, "GET, HEAD");
+    res.set("Content-Security-Policy", content_security_policy);
+    res.set("X-Content-Type-Options", "nosniff");
+    res.set("Referrer-Policy", "no-referrer");
+    for (const auto& [name, value] : r.headers)
+      res.set(name, value);
     res.keep_alive(keep);
     res.body() = std::move(r.body);
     res.prepare_payload();

@@ -3,6 +3,7 @@
 #include "forq/names.hpp"
 #include "forq/queue/limits.hpp"
 #include "forq/queue/retry.hpp"
+#include "forq_ui.hpp"
 #include "http/access.hpp"
 #include "json_text.hpp"
 #include "schedule/schedule.hpp"
@@ -216,6 +217,69 @@ routed schedules(api_call call, const std::vector<std::string>& parts, const std
       }());
 }
 
+// The Host header's name, without its port, lowercased ("[::1]:80" -> "::1").
+std::string host_name(std::string_view host) {
+  std::string_view name = host;
+  if (name.starts_with('[')) {
+    auto end = name.find(']');
+    name = end == std::string_view::npos ? name.substr(1) : name.substr(1, end - 1);
+  } else if (auto colon = name.rfind(':'); colon != std::string_view::npos) {
+    name = name.substr(0, colon);
+  }
+  std::string out(name);
+  for (auto& ch : out)
+    ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  return out;
+}
+
+// Whether this forq answers to the request's Host: none given (not a browser), an IP address
+// (which no DNS answer can rebind), localhost, or a name in http_hosts.
+bool host_allowed(const config& cfg, std::string_view host) {
+  if (host.empty()) return true;
+  const auto name = host_name(host);
+  boost::system::error_code ec;
+  boost::asio::ip::make_address(name, ec);
+  if (!ec || name == "localhost" || name.ends_with(".localhost")) return true;
+  return std::find(cfg.http_hosts.begin(), cfg.http_hosts.end(), name) != cfg.http_hosts.end();
+}
+
+// A browser's request from a page of another origin: its Origin is not this Host's, or it says
+// it is cross-site.
+bool cross_origin(const request_view& req) {
+  if (!req.origin.empty()) {
+    auto origin = std::string_view(req.origin);
+    auto scheme = origin.find("://");
+    if (origin == "null" || scheme == std::string_view::npos) return true;
+    std::string o(origin.substr(scheme + 3)), h(req.host);
+    for (auto* x : {&o, &h})
+      for (auto& ch : *x)
+        ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    return o != h;
+  }
+  return !req.sec_fetch_site.empty() && req.sec_fetch_site != "same-origin" &&
+         req.sec_fetch_site != "none";
+}
+
+// GET /ui/..., the dashboard's files, compiled in (src/ui/).
+answer ui_file(std::string_view path, std::string_view if_none_match) {
+  if (path.empty()) path = "index.html";
+  for (const auto& f : forq::ui::files) {
+    if (f.path != path) continue;
+    answer a;
+    a.headers.emplace_back("ETag", std::string(f.etag));
+    a.headers.emplace_back("Cache-Control", "no-cache"); // kept, and checked with If-None-Match
+    if (if_none_match == f.etag) {
+      a.status = 304;
+      a.type = std::string(f.type);
+      return a;
+    }
+    a.body = std::string(f.body);
+    a.type = std::string(f.type);
+    return a;
+  }
+  return error_answer(404, "no such file: /ui/" + std::string(path));
+}
+
 } // namespace
 
 routed route(const config& cfg, const std::vector<std::string>& handlers, const request_view& req) {
@@ -238,15 +302,52 @@ routed route(const config& cfg, const std::vector<std::string>& handlers, const 
   }
   api_call call;
   call.changes = changes;
-  if (parts.size() == 1 &&
-      (parts[0] == "healthz" || parts[0] == "readyz" || parts[0] == "metrics")) {
+  const bool probe =
+      parts.size() == 1 && (parts[0] == "healthz" || parts[0] == "readyz" || parts[0] == "metrics");
+  if (!probe && !host_allowed(cfg, req.host))
+    return error_answer(403, "Host \"" + req.host +
+                                 "\" is not a name this forq answers to: use localhost or an IP "
+                                 "address, or add the name to http_hosts (FORQ_HTTP_HOSTS); this "
+                                 "keeps a DNS-rebinding page away from the API");
+  if (changes && cross_origin(req))
+    return error_answer(403, "a cross-origin request (Origin \"" + req.origin +
+                                 "\") may not change anything here");
+  if (changes && config::ui_mode::read_only == cfg.ui &&
+      (!req.origin.empty() || !req.sec_fetch_site.empty()))
+    return error_answer(403, "the dashboard is read-only (ui = read-only): it shows, and changes "
+                             "nothing");
+  if (probe) {
     if (method != "GET")
       return error_answer(405, "/" + parts[0] + " takes GET and HEAD, not " + req.method);
     if (parts[0] == "healthz") return answer{200, "ok\n", "text/plain"};
     call.what = parts[0] == "readyz" ? api_call::op::readyz : api_call::op::metrics;
     return call;
   }
+  const bool ui_on = cfg.ui != config::ui_mode::off;
+  if (parts.empty() && method == "GET" && ui_on) {
+    answer a{302, "", "text/plain"};
+    a.headers.emplace_back("Location", "/ui/");
+    return a;
+  }
+  if (!parts.empty() && parts[0] == "ui") {
+    if (!ui_on) return error_answer(404, "the dashboard is off here (ui = off)");
+    if (method != "GET") return error_answer(405, "/ui/ takes GET and HEAD, not " + req.method);
+    if (parts.size() == 1 && !std::string_view(req.target).starts_with("/ui/")) {
+      answer a{301, "", "text/plain"};
+      a.headers.emplace_back("Location", "/ui/");
+      return a;
+    }
+    return ui_file(parts.size() == 2 ? std::string_view(parts[1]) : std::string_view(),
+                   req.if_none_match);
+  }
   if (parts.empty() || parts[0] != "v1") return error_answer(404, "no such path: " + req.target);
+  if (parts.size() == 2 && parts[1] == "ui" && method == "GET") {
+    json::object o;
+    o["mode"] = cfg.ui == config::ui_mode::read_only ? "read-only" : "on";
+    o["token_required"] = !cfg.api_token.empty();
+    o["version"] = FORQ_VERSION;
+    return answer{200, serialize_utf8(o) + "\n", "application/json", {}};
+  }
   if (parts.size() == 2 && parts[1] == "queues" && method == "GET") {
     call.what = api_call::op::list_queues;
     return call;
@@ -273,6 +374,10 @@ routed route(const config& cfg, const std::vector<std::string>& handlers, const 
     if (parts.size() == 4 && parts[3] == "dead" && method == "DELETE") {
       call.what = api_call::op::purge_dead;
       return dead_ids(std::move(call), req.body);
+    }
+    if (parts.size() == 4 && (parts[3] == "pause" || parts[3] == "resume") && method == "POST") {
+      call.what = parts[3] == "pause" ? api_call::op::pause_queue : api_call::op::resume_queue;
+      return call;
     }
     if (parts[3] == "schedules" && parts.size() <= 6)
       return schedules(std::move(call), parts, method, req.body);

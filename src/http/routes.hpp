@@ -22,6 +22,7 @@ struct answer {
   int status = 200;
   std::string body;
   std::string type = "application/json";
+  std::vector<std::pair<std::string, std::string>> headers{}; // more: Location, ETag, ...
 };
 
 // {"error": reason} with this status.
@@ -34,6 +35,10 @@ struct request_view {
   std::string body;
   bool bearer_ok = false; // it carries Authorization: Bearer <api_token> (a token is set)
   boost::asio::ip::address peer;
+  std::string host;           // the Host header ("" if none)
+  std::string origin;         // the Origin header, sent by browsers ("" if none)
+  std::string sec_fetch_site; // Sec-Fetch-Site, sent by browsers ("" if none)
+  std::string if_none_match;  // If-None-Match (the dashboard's files)
 };
 
 // One call of the API, its arguments checked.
@@ -51,6 +56,8 @@ struct api_call {
     put_schedule,    // PUT /v1/queues/{queue}/schedules/{name} {definition}
     delete_schedule, // DELETE /v1/queues/{queue}/schedules/{name}
     schedule_action, // POST /v1/queues/{queue}/schedules/{name}/(pause|resume|run)
+    pause_queue,     // POST /v1/queues/{queue}/pause
+    resume_queue,    // POST /v1/queues/{queue}/resume
   } what = op::readyz;
   bool changes = false; // it would change something (then a late reply means: maybe)
   std::string queue;
@@ -65,6 +72,10 @@ struct api_call {
 };
 
 using routed = std::variant<answer, api_call>;
+
+// Every answer carries these (the dashboard's and the API's alike).
+inline constexpr std::string_view content_security_policy =
+    "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
 // `handlers`: the handler names this forq runs (others are refused at enqueue).
 routed route(const config& cfg, const std::vector<std::string>& handlers, const request_view& req);

@@ -427,26 +427,36 @@ boost::asio::awaitable<result<std::optional<job_info>>> client::get_job(std::str
 }
 
 boost::asio::awaitable<result<queue_stats>> client::stats(std::string_view queue) {
-  if (auto name = queue::check_queue_name(queue); !name) co_return name.error();
-  queue::keys k(queue);
-  redis::request req;
-  for (int p = 0; p <= 9; ++p)
-    req.push("XINFO", "GROUPS", k.stream_for(p));             // 0..9
-  req.push("ZCARD", k.delayed);                               // 10
-  req.push("ZCARD", k.dead);                                  // 11
-  req.push("HGETALL", k.stats);                               // 12
-  req.push("HMGET", k.meta, "paused", "rate_max", "rate_ms"); // 13
-  for (int p = 0; p <= 9; ++p)
-    req.push("XLEN", k.stream_for(p)); // 14..23
-  auto r = co_await exec(req);
-  if (!r) co_return r.error();
-  const auto& at = *r;
+  const std::vector<std::string> one{std::string(queue)};
+  auto all = co_await stats_many(one);
+  if (!all) co_return all.error();
+  co_return std::move(all->front());
+}
+
+namespace {
+
+// A queue's counts from its keys (client::stats_many): first which of its ten priority streams
+// exist and the cheap counts, then the groups and lengths of the streams that exist.
+struct stats_reading {
+  queue::keys k;
   queue_stats s;
-  s.queue = queue;
-  for (int p = 0; p <= 9; ++p) {
-    if (!at[p].is_array()) continue; // no stream yet: nothing there
-    bool grouped = false;
-    for (const auto& g : at[p].elements()) {
+  std::vector<int> streams; // the priorities whose stream exists
+  std::size_t first = 0;    // this queue's first reply in the pipeline
+  explicit stats_reading(std::string_view queue)
+      : k(queue) {
+    s.queue = queue;
+  }
+};
+
+constexpr std::size_t stats_batch = 100; // queues per round trip
+
+// One stream's share of ready and active, from its XINFO GROUPS and XLEN.
+boost::asio::awaitable<result<void>>
+add_stream_counts(redis::connection& conn, redis::exec_options opts, queue_stats& s,
+                  const queue::keys& k, int p, const redis::reply& info, std::int64_t length) {
+  bool grouped = false;
+  if (info.is_array())
+    for (const auto& g : info.elements()) {
       const auto& kv = g.elements();
       std::string name, last;
       std::optional<std::int64_t> lag;
@@ -463,32 +473,90 @@ boost::asio::awaitable<result<queue_stats>> client::stats(std::string_view queue
       s.active += pending;
       if (!lag) { // unknown after an XDEL: count what lies beyond the last delivered entry
         redis::request c("XRANGE", k.stream_for(p), "(" + last, "+", "COUNT", "1000000");
-        auto cr = redis::connection::single(co_await exec(c));
-        lag = cr && cr->is_array() ? static_cast<std::int64_t>(cr->elements().size()) : 0;
+        auto cr = redis::connection::single(co_await conn.exec(c, opts));
+        if (!cr) co_return cr.error();
+        lag = cr->is_array() ? static_cast<std::int64_t>(cr->elements().size()) : 0;
       }
       s.ready += *lag;
     }
-    // No consumer has started on the queue yet: every entry is ready.
-    if (!grouped) s.ready += at[14 + p].as_integer().value_or(0);
+  // No consumer has started on the queue yet: every entry is ready.
+  if (!grouped) s.ready += length;
+  co_return result<void>();
+}
+
+} // namespace
+
+boost::asio::awaitable<result<std::vector<queue_stats>>>
+client::stats_many(const std::vector<std::string>& queues) {
+  for (const auto& q : queues)
+    if (auto name = queue::check_queue_name(q); !name) co_return name.error();
+  std::vector<queue_stats> out;
+  out.reserve(queues.size());
+  for (std::size_t from = 0; from < queues.size(); from += stats_batch) {
+    std::vector<stats_reading> batch;
+    for (std::size_t i = from; i < std::min(queues.size(), from + stats_batch); ++i)
+      batch.emplace_back(queues[i]);
+    // Phase 1, one round trip for the batch: 14 commands a queue, each of one key.
+    redis::request req;
+    for (auto& b : batch) {
+      b.first = req.commands();
+      for (int p = 0; p <= 9; ++p)
+        req.push("EXISTS", b.k.stream_for(p));                      // 0..9
+      req.push("ZCARD", b.k.delayed);                               // 10
+      req.push("ZCARD", b.k.dead);                                  // 11
+      req.push("HGETALL", b.k.stats);                               // 12
+      req.push("HMGET", b.k.meta, "paused", "rate_max", "rate_ms"); // 13
+    }
+    auto r = co_await exec(req);
+    if (!r) co_return r.error();
+    redis::request groups;
+    for (auto& b : batch) {
+      const auto& at = *r;
+      const auto f = b.first;
+      for (int p = 0; p <= 9; ++p)
+        if (at[f + static_cast<std::size_t>(p)].as_integer().value_or(0) == 1)
+          b.streams.push_back(p);
+      b.s.delayed = at[f + 10].as_integer().value_or(0);
+      b.s.dead = at[f + 11].as_integer().value_or(0);
+      const auto& kv = at[f + 12].elements();
+      for (std::size_t i = 0; i + 1 < kv.size(); i += 2) {
+        auto key = kv[i].str();
+        auto v = to_int(kv[i + 1].str());
+        if (key == "completed") b.s.completed = v;
+        if (key == "retried") b.s.retried = v;
+        if (key == "stalled") b.s.stalled = v;
+        if (key == "dead") b.s.died = v;
+      }
+      if (at[f + 13].is_array() && at[f + 13].elements().size() == 3) {
+        const auto& m = at[f + 13].elements();
+        b.s.paused = m[0].str() == "1";
+        b.s.rate_max = m[1].as_integer().value_or(0);
+        b.s.rate_ms = m[2].as_integer().value_or(0);
+      }
+      b.first = groups.commands();
+      for (int p : b.streams) {
+        groups.push("XINFO", "GROUPS", b.k.stream_for(p));
+        groups.push("XLEN", b.k.stream_for(p));
+      }
+    }
+    // Phase 2, one round trip: the groups and lengths of the streams that exist.
+    if (!groups.empty()) {
+      auto g = co_await exec(groups);
+      if (!g) co_return g.error();
+      for (auto& b : batch)
+        for (std::size_t j = 0; j < b.streams.size(); ++j) {
+          const auto& info = (*g)[b.first + 2 * j];
+          const auto length = (*g)[b.first + 2 * j + 1].as_integer().value_or(0);
+          if (auto ok =
+                  co_await add_stream_counts(conn_, opts_, b.s, b.k, b.streams[j], info, length);
+              !ok)
+            co_return ok.error();
+        }
+    }
+    for (auto& b : batch)
+      out.push_back(std::move(b.s));
   }
-  s.delayed = at[10].as_integer().value_or(0);
-  s.dead = at[11].as_integer().value_or(0);
-  const auto& kv = at[12].elements();
-  for (std::size_t i = 0; i + 1 < kv.size(); i += 2) {
-    auto key = kv[i].str();
-    auto v = to_int(kv[i + 1].str());
-    if (key == "completed") s.completed = v;
-    if (key == "retried") s.retried = v;
-    if (key == "stalled") s.stalled = v;
-    if (key == "dead") s.died = v;
-  }
-  if (at[13].is_array() && at[13].elements().size() == 3) {
-    const auto& m = at[13].elements();
-    s.paused = m[0].str() == "1";
-    s.rate_max = m[1].as_integer().value_or(0);
-    s.rate_ms = m[2].as_integer().value_or(0);
-  }
-  co_return s;
+  co_return out;
 }
 
 boost::asio::awaitable<result<std::vector<std::string>>> client::queues() {

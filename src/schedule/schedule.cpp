@@ -746,8 +746,8 @@ boost::asio::awaitable<milliseconds> tick(redis::connection& conn, std::string_v
   // at the next slot of another schedule if that is sooner.
   if (progressed) co_return milliseconds(0);
   auto wait = std::min(longest, milliseconds(1000));
-  redis::request later("ZRANGE", k.due, "(" + std::to_string(*now), "+inf", "BYSCORE",
-                       "WITHSCORES", "LIMIT", "0", "1");
+  redis::request later("ZRANGE", k.due, "(" + std::to_string(*now), "+inf", "BYSCORE", "WITHSCORES",
+                       "LIMIT", "0", "1");
   auto soon = redis::connection::single(co_await conn.exec(later));
   if (soon && soon->is_array() && soon->elements().size() == 2)
     if (auto at = to_int(soon->elements()[1].str()))

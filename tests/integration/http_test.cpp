@@ -239,7 +239,7 @@ TEST_F(http_token_test, mutating_requests_need_the_bearer_token) {
   auto post = [&](const std::string& auth) {
     std::string body = R"({"handler":"echo","payload":{}})";
     return forq::test::http_send_raw(
-        port, "POST /v1/queues/default/jobs HTTP/1.1\r\nHost: t\r\nConnection: close\r\n" +
+        port, "POST /v1/queues/default/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n" +
                   (auth.empty() ? std::string() : "Authorization: " + auth + "\r\n") +
                   "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
   };

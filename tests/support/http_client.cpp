@@ -45,9 +45,10 @@ http_response http_send_raw(int port, const std::string& raw) {
 
 http_response http_call(int port, const std::string& method, const std::string& path,
                         const std::string& body) {
-  return http_send_raw(port, method + " " + path +
-                                 " HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: " +
-                                 std::to_string(body.size()) + "\r\n\r\n" + body);
+  return http_send_raw(
+      port, method + " " + path + " HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port) +
+                "\r\nConnection: close\r\nContent-Length: " + std::to_string(body.size()) +
+                "\r\n\r\n" + body);
 }
 
 int listening_port(const std::string& log) {

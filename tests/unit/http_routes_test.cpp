@@ -76,7 +76,7 @@ TEST(http_routes, the_api_s_paths_become_calls_with_their_arguments) {
   EXPECT_TRUE(purge.ids.empty()); // every dead job
   EXPECT_EQ(answered(route(cfg, handlers, req("DELETE", "/v1/queues/emails/dead", "[1]"))).status,
             400);
-  EXPECT_EQ(answered(route(cfg, handlers, req("GET", "/"))).status, 404);
+  EXPECT_EQ(answered(route(cfg, handlers, req("GET", "/nothing"))).status, 404);
   auto none = answered(route(cfg, handlers, req("PUT", "/v1/queues")));
   EXPECT_EQ(none.status, 404);
   EXPECT_EQ(error_of(none), "no such endpoint: PUT /v1/queues");
@@ -187,6 +187,92 @@ TEST(http_routes, schedule_paths_become_calls_and_bad_definitions_are_refused_be
     EXPECT_EQ(a.status, r.status) << r.target << " " << r.body;
     EXPECT_NE(error_of(a).find(r.says), std::string::npos) << error_of(a);
   }
+}
+
+} // namespace
+
+namespace {
+
+request_view browser(std::string method, std::string target, std::string host,
+                     std::string origin = {}) {
+  auto r = req(std::move(method), std::move(target));
+  r.host = std::move(host);
+  r.origin = std::move(origin);
+  return r;
+}
+
+TEST(http_routes, the_dashboard_is_served_with_its_etag_and_a_redirect_to_it) {
+  auto cfg = test_config();
+  auto root = answered(route(cfg, handlers, req("GET", "/")));
+  EXPECT_EQ(root.status, 302);
+  ASSERT_EQ(root.headers.size(), 1u);
+  EXPECT_EQ(root.headers[0], (std::pair<std::string, std::string>{"Location", "/ui/"}));
+  auto index = answered(route(cfg, handlers, req("GET", "/ui/")));
+  EXPECT_EQ(index.status, 200);
+  EXPECT_EQ(index.type, "text/html; charset=utf-8");
+  EXPECT_NE(index.body.find("<script type=\"module\" src=\"app.js\">"), std::string::npos);
+  auto js = answered(route(cfg, handlers, req("GET", "/ui/app.js")));
+  EXPECT_EQ(js.type, "text/javascript; charset=utf-8");
+  std::string etag;
+  for (const auto& [k, v] : js.headers)
+    if (k == "ETag") etag = v;
+  ASSERT_FALSE(etag.empty());
+  auto again = req("GET", "/ui/app.js");
+  again.if_none_match = etag;
+  auto same = answered(route(cfg, handlers, again));
+  EXPECT_EQ(same.status, 304);
+  EXPECT_TRUE(same.body.empty());
+  EXPECT_EQ(answered(route(cfg, handlers, req("GET", "/ui/nope.js"))).status, 404);
+  EXPECT_EQ(answered(route(cfg, handlers, req("POST", "/ui/"))).status, 405);
+
+  cfg.ui = forq::config::ui_mode::off;
+  EXPECT_EQ(answered(route(cfg, handlers, req("GET", "/ui/"))).status, 404);
+  EXPECT_EQ(answered(route(cfg, handlers, req("GET", "/"))).status, 404);
+}
+
+TEST(http_routes, a_host_that_is_not_ours_and_a_cross_origin_change_are_refused) {
+  auto cfg = test_config();
+  for (const char* ok : {"127.0.0.1:7600", "localhost:7600", "[::1]:7600", "10.1.2.3", ""})
+    EXPECT_EQ(called(route(cfg, handlers, browser("GET", "/v1/queues", ok))).what, op::list_queues)
+        << ok;
+  auto rebound = answered(route(cfg, handlers, browser("GET", "/v1/queues", "evil.example:7600")));
+  EXPECT_EQ(rebound.status, 403);
+  EXPECT_NE(error_of(rebound).find("http_hosts"), std::string::npos);
+  // Probes answer whatever the Host (a monitor may use any name).
+  EXPECT_EQ(called(route(cfg, handlers, browser("GET", "/metrics", "evil.example"))).what,
+            op::metrics);
+  cfg.http_hosts = {"forq.internal"};
+  EXPECT_EQ(called(route(cfg, handlers, browser("GET", "/v1/queues", "FORQ.internal:80"))).what,
+            op::list_queues);
+
+  // A change from a page of another origin; from the dashboard's own origin it goes through.
+  auto cross = answered(
+      route(cfg, handlers,
+            browser("POST", "/v1/queues/emails/pause", "127.0.0.1:7600", "http://evil.example")));
+  EXPECT_EQ(cross.status, 403);
+  EXPECT_NE(error_of(cross).find("cross-origin"), std::string::npos);
+  EXPECT_EQ(answered(route(cfg, handlers,
+                           browser("POST", "/v1/queues/emails/pause", "127.0.0.1:7600", "null")))
+                .status,
+            403);
+  auto site = browser("POST", "/v1/queues/emails/pause", "127.0.0.1:7600");
+  site.sec_fetch_site = "cross-site";
+  EXPECT_EQ(answered(route(cfg, handlers, site)).status, 403);
+  EXPECT_EQ(called(route(cfg, handlers,
+                         browser("POST", "/v1/queues/emails/pause", "127.0.0.1:7600",
+                                 "http://127.0.0.1:7600")))
+                .what,
+            op::pause_queue);
+
+  // Read-only: a browser's change is refused; a program's (no Origin) still goes through.
+  cfg.ui = forq::config::ui_mode::read_only;
+  auto ro = answered(route(
+      cfg, handlers,
+      browser("POST", "/v1/queues/emails/resume", "127.0.0.1:7600", "http://127.0.0.1:7600")));
+  EXPECT_EQ(ro.status, 403);
+  EXPECT_NE(error_of(ro).find("read-only"), std::string::npos);
+  EXPECT_EQ(called(route(cfg, handlers, req("POST", "/v1/queues/emails/resume"))).what,
+            op::resume_queue);
 }
 
 } // namespace

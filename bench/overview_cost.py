@@ -1,0 +1,99 @@
+#!/usr/bin/python3
+"""What one refresh of the dashboard's overview (GET /v1/queues) costs Redis, with N queues.
+
+  bench/overview_cost.py FORQ_BINARY [N ...]      (default: 10 1000)
+
+For each N: a fresh redis-server on a free port, N queues each with a stream, its consumer
+group and one job; `forq serve` (one worker) consuming none of them; 20 refreshes. Prints
+Redis's CPU (INFO cpu: user + sys, whole process) and the commands' own time (INFO
+commandstats) per refresh, and the refresh's wall time as the browser sees it.
+"""
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+import redis
+
+FORQ = sys.argv[1] if len(sys.argv) > 1 else "build/forq"
+SIZES = [int(x) for x in sys.argv[2:]] or [10, 1000]
+REFRESHES = 20
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cpu(r):
+    info = r.info("cpu")
+    return info["used_cpu_user"] + info["used_cpu_sys"]
+
+
+def command_usec(r):
+    return sum(v["usec"] for k, v in r.info("commandstats").items())
+
+
+def measure(n):
+    d = tempfile.mkdtemp(prefix="forq-overview-")
+    port = free_port()
+    server = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                               "--save", "", "--appendonly", "no", "--dir", d],
+                              stdout=subprocess.DEVNULL)
+    r = redis.Redis(port=port, decode_responses=True)
+    for _ in range(100):
+        try:
+            r.ping()
+            break
+        except redis.exceptions.ConnectionError:
+            time.sleep(0.05)
+    p = r.pipeline(transaction=False)
+    for i in range(n):
+        q = "q%04d" % i
+        p.xadd("forq:{%s}:stream" % q, {"handler": "noop", "payload": "{}"})
+        p.xgroup_create("forq:{%s}:stream" % q, "workers", id="0")
+        p.sadd("forq:queues", q)
+    p.execute()
+    log = open(os.path.join(d, "serve.log"), "w")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FORQ_")}
+    tree = subprocess.Popen([FORQ, "serve", "--redis", "redis://127.0.0.1:%d" % port, "--listen",
+                             "127.0.0.1:0", "--workers", "1", "--queues", "idle",
+                             "--data-dir", os.path.join(d, "data")],
+                            stdout=log, stderr=subprocess.STDOUT, env=env)
+    base = None
+    for _ in range(200):
+        text = open(os.path.join(d, "serve.log")).read()
+        m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", text)
+        if m and "consuming" in text:
+            base = "http://127.0.0.1:" + m.group(1)
+            break
+        time.sleep(0.05)
+    urllib.request.urlopen(base + "/v1/queues", timeout=60).read()  # warm: scripts, connections
+    time.sleep(1.5)  # let the idle worker's own commands settle
+    idle_before, idle_usec = cpu(r), command_usec(r)
+    time.sleep(2)
+    idle_cpu = (cpu(r) - idle_before) / 2  # per second, nothing asked
+    idle_cmd = (command_usec(r) - idle_usec) / 2
+    before, usec = cpu(r), command_usec(r)
+    start = time.monotonic()
+    for _ in range(REFRESHES):
+        body = urllib.request.urlopen(base + "/v1/queues", timeout=60).read()
+    wall = (time.monotonic() - start) / REFRESHES
+    spent = (cpu(r) - before - idle_cpu * wall * REFRESHES) / REFRESHES
+    cmd = (command_usec(r) - usec - idle_cmd * wall * REFRESHES) / REFRESHES
+    tree.terminate()
+    tree.wait(20)
+    server.terminate()
+    server.wait(10)
+    print("%5d queues: Redis CPU %.2f ms per refresh (commands' own time %.2f ms), "
+          "refresh %.1f ms as the browser waits, answer %d bytes"
+          % (n, spent * 1000, cmd / 1000, wall * 1000, len(body)))
+
+
+for n in SIZES:
+    measure(n)

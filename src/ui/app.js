@@ -1,0 +1,337 @@
+// forq's dashboard (docs/dashboard.md): plain ES module, no build step, no library. It talks to
+// forq's JSON API only (docs/http.md) and writes every value with textContent, never as HTML.
+
+const $ = (id) => document.getElementById(id);
+const view = $("view");
+const state = {
+  mode: "on",           // on | read-only (GET /v1/ui)
+  every: 5000,          // refresh interval, ms; 0: never
+  timer: 0,
+  history: new Map(),   // queue -> [{t, completed}] over the last hour, for throughput
+  pending: null,        // an action waiting for the token
+};
+
+// h("td", {class: "num"}, "12") -> <td class="num">12</td>; children are nodes or text.
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else el.setAttribute(k, v === true ? "" : String(v));
+  }
+  for (const c of children.flat()) {
+    if (c === undefined || c === null || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+const fmt = (n) => (typeof n === "number" ? n.toLocaleString("en-US") : n ?? "–");
+const when = (ms) => (ms ? new Date(ms).toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC") : "–");
+const enc = encodeURIComponent;
+
+function say(text, kind = "error") {
+  const m = $("message");
+  m.textContent = text;
+  m.className = kind === "info" ? "info" : "";
+  m.hidden = !text;
+}
+
+class api_error extends Error {
+  constructor(status, text) {
+    super(text);
+    this.status = status;
+  }
+}
+
+// One API call: JSON in and out; the token (if given) as a bearer credential. Errors carry the
+// API's own words.
+async function api(method, path, body) {
+  const headers = { Accept: "application/json" };
+  const token = sessionStorage.getItem("forq-token");
+  if (token) headers.Authorization = "Bearer " + token;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let res;
+  try {
+    res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), credentials: "omit" });
+  } catch (e) {
+    throw new api_error(0, "forq did not answer (" + e.message + ")");
+  }
+  const text = await res.text();
+  let data = null;
+  try {
+    data = text ? JSON.parse(text) : null;
+  } catch {
+    data = null;
+  }
+  if (!res.ok) throw new api_error(res.status, (data && data.error) || text || res.statusText);
+  return data;
+}
+
+// An action that changes something: asks for the token on 401, then tries again once.
+async function act(method, path, body, done) {
+  try {
+    const r = await api(method, path, body);
+    if (done) say(done(r), "info");
+    refresh();
+    return r;
+  } catch (e) {
+    if (e.status === 401) {
+      state.pending = { method, path, body, done };
+      say(e.message);
+      $("token").hidden = false;
+      $("token-value").focus();
+      return null;
+    }
+    say(e.message);
+    return null;
+  }
+}
+
+// A destructive action waits for a second click.
+function confirm_then(text, run) {
+  $("confirm-text").textContent = text;
+  $("confirm").hidden = false;
+  $("confirm-yes").onclick = () => {
+    $("confirm").hidden = true;
+    run();
+  };
+  $("confirm-no").onclick = () => ($("confirm").hidden = true);
+}
+
+const writable = () => state.mode !== "read-only";
+const button = (label, onclick, cls) => (writable() ? h("button", { type: "button", class: cls, onclick }, label) : null);
+
+function spark(points) {
+  const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+  svg.setAttribute("class", "spark");
+  svg.setAttribute("viewBox", "0 0 100 20");
+  svg.setAttribute("preserveAspectRatio", "none");
+  if (points.length > 1) {
+    const max = Math.max(1, ...points);
+    const line = document.createElementNS("http://www.w3.org/2000/svg", "polyline");
+    line.setAttribute("points", points.map((v, i) => `${(i * 100) / (points.length - 1)},${19 - (v * 18) / max}`).join(" "));
+    svg.append(line);
+  }
+  return svg;
+}
+
+// Jobs a minute from the completed counter between refreshes, kept for an hour in this tab.
+function throughput(q) {
+  const now = Date.now();
+  const list = state.history.get(q.queue) || [];
+  if (!list.length || list[list.length - 1].completed !== q.completed || now - list[list.length - 1].t > 1000)
+    list.push({ t: now, completed: q.completed });
+  while (list.length && now - list[0].t > 3600000) list.shift();
+  state.history.set(q.queue, list);
+  const rates = [];
+  for (let i = 1; i < list.length; i++) {
+    const dt = (list[i].t - list[i - 1].t) / 60000;
+    rates.push(dt > 0 ? Math.max(0, list[i].completed - list[i - 1].completed) / dt : 0);
+  }
+  return { now: rates.length ? Math.round(rates[rates.length - 1]) : null, rates };
+}
+
+async function overview() {
+  const queues = await api("GET", "/v1/queues");
+  const rows = queues.map((q) => {
+    const t = throughput(q);
+    return h("tr", { "data-queue": q.queue },
+      h("td", {}, h("a", { href: "#/queue/" + enc(q.queue) }, q.queue), " ",
+        q.paused ? h("span", { class: "badge paused" }, "paused") : null),
+      ...["ready", "active", "delayed", "dead", "completed"].map((k) =>
+        h("td", { class: "num", "data-field": k }, fmt(q[k]))),
+      h("td", { class: "num" }, q.rate_limit ? `${fmt(q.rate_limit.max)} / ${fmt(q.rate_limit.per_ms)} ms` : "–"),
+      h("td", { class: "num" }, t.now === null ? "–" : fmt(t.now)),
+      h("td", {}, spark(t.rates)),
+      h("td", {}, button(q.paused ? "Resume" : "Pause", () =>
+        act("POST", `/v1/queues/${enc(q.queue)}/${q.paused ? "resume" : "pause"}`, undefined,
+          () => `queue ${q.queue} ${q.paused ? "resumed" : "paused"}`))));
+  });
+  return [
+    h("h1", {}, "Queues"),
+    queues.length
+      ? h("div", { class: "table-wrap" }, h("table", { id: "queues" },
+          h("thead", {}, h("tr", {}, h("th", {}, "Queue"), ...["Ready", "Active", "Delayed", "Dead", "Completed", "Rate limit", "Jobs/min"].map((x) => h("th", { class: "num" }, x)), h("th", {}, "Last hour (this tab)"), h("th", {}, ""))),
+          h("tbody", {}, rows)))
+      : h("p", { class: "muted" }, "No queues yet: enqueue a job or start a worker."),
+  ];
+}
+
+async function queue_page(name) {
+  const [queues, dead, schedules] = await Promise.all([
+    api("GET", "/v1/queues"),
+    api("GET", `/v1/queues/${enc(name)}/dead`),
+    api("GET", `/v1/queues/${enc(name)}/schedules`),
+  ]);
+  const q = queues.find((x) => x.queue === name) || { queue: name };
+  const base = `/v1/queues/${enc(name)}`;
+  const chosen = () => [...view.querySelectorAll("input.pick:checked")].map((x) => x.value);
+  const bulk = (what, ids) => {
+    const n = ids.length ? ids.length : q.dead;
+    const words = `${what === "retry" ? "Retry" : "Purge"} ${ids.length ? n : "all " + fmt(n)} dead job${n === 1 ? "" : "s"} of ${name}?`;
+    const run = () => act(what === "retry" ? "POST" : "DELETE", what === "retry" ? `${base}/dead/retry` : `${base}/dead`,
+      ids.length ? { ids } : undefined, (r) => `${what === "retry" ? "retried" : "purged"} ${r.retried ?? r.purged} job(s)`);
+    if (what === "purge" || !ids.length) confirm_then(words, run);
+    else run();
+  };
+  return [
+    h("h1", {}, "Queue ", name, " ", q.paused ? h("span", { class: "badge paused" }, "paused") : null),
+    h("div", { class: "cards" }, ["ready", "active", "delayed", "dead", "completed", "retried", "stalled"].map((k) =>
+      h("div", { class: "card" }, h("div", { class: "muted" }, k), h("div", { class: "n", "data-field": k }, fmt(q[k]))))),
+    h("div", { class: "actions" },
+      button(q.paused ? "Resume" : "Pause", () => act("POST", `${base}/${q.paused ? "resume" : "pause"}`, undefined,
+        () => `queue ${name} ${q.paused ? "resumed" : "paused"}`)),
+      q.rate_limit ? h("span", { class: "muted" }, `rate limit ${fmt(q.rate_limit.max)} per ${fmt(q.rate_limit.per_ms)} ms`) : null),
+    h("h2", {}, `Dead jobs (${fmt(q.dead ?? dead.length)}; the oldest ${dead.length} shown)`),
+    dead.length
+      ? [h("div", { class: "actions" },
+          button("Retry selected", () => { const ids = chosen(); if (ids.length) bulk("retry", ids); else say("select dead jobs first"); }),
+          button("Retry all", () => bulk("retry", [])),
+          button("Purge selected", () => { const ids = chosen(); if (ids.length) bulk("purge", ids); else say("select dead jobs first"); }, "danger"),
+          button("Purge all", () => bulk("purge", []), "danger")),
+        h("div", { class: "table-wrap" }, h("table", { id: "dead" },
+          h("thead", {}, h("tr", {}, writable() ? h("th", {}, "") : null, h("th", {}, "Job"), h("th", {}, "Handler"), h("th", { class: "num" }, "Attempts"), h("th", {}, "Died"), h("th", {}, "Why"))),
+          h("tbody", {}, dead.map((j) => h("tr", { "data-id": j.id },
+            writable() ? h("td", {}, h("input", { type: "checkbox", class: "pick", value: j.id, "aria-label": "select " + j.id })) : null,
+            h("td", {}, h("a", { href: "#/job/" + enc(j.id) }, j.id)),
+            h("td", {}, j.handler ?? "–"),
+            h("td", { class: "num" }, fmt(j.attempts)),
+            h("td", {}, when(j.finished_ms)),
+            h("td", { class: "wrap" }, j.reason ?? j.last_error ?? "–"))))))]
+      : h("p", { class: "muted" }, "No dead jobs."),
+    h("h2", {}, "Schedules"),
+    schedules_table(schedules),
+  ];
+}
+
+function schedules_table(list) {
+  if (!list.length) return h("p", { class: "muted" }, "No schedules (forq schedule add, docs/schedules.md).");
+  return h("div", { class: "table-wrap" }, h("table", { class: "schedules" },
+    h("thead", {}, h("tr", {}, ["Queue", "Name", "When", "State", "Next", "Last", "Runs", "Skipped", ""].map((x) => h("th", {}, x)))),
+    h("tbody", {}, list.map((s) => {
+      const at = `/v1/queues/${enc(s.queue)}/schedules/${enc(s.name)}`;
+      return h("tr", { "data-schedule": s.name },
+        h("td", {}, h("a", { href: "#/queue/" + enc(s.queue) }, s.queue)),
+        h("td", {}, s.name),
+        h("td", {}, s.cron ? s.cron + (s.tz ? " " + s.tz : "") : `every ${fmt(s.every_ms / 1000)} s`),
+        h("td", {}, h("span", { class: "badge " + (s.state === "paused" ? "paused" : "") }, s.state)),
+        h("td", {}, when(s.next_ms)),
+        h("td", {}, when(s.last_ms)),
+        h("td", { class: "num" }, fmt(s.runs)),
+        h("td", { class: "num" }, fmt(s.skipped)),
+        h("td", {}, button(s.state === "paused" ? "Resume" : "Pause", () => act("POST", `${at}/${s.state === "paused" ? "resume" : "pause"}`, undefined, () => `schedule ${s.name} ${s.state === "paused" ? "resumed" : "paused"}`)),
+          " ", button("Run now", () => act("POST", `${at}/run`, undefined, (r) => `job ${r.id} enqueued`))));
+    }))));
+}
+
+async function schedules_page() {
+  const queues = await api("GET", "/v1/queues");
+  const all = (await Promise.all(queues.map((q) => api("GET", `/v1/queues/${enc(q.queue)}/schedules`)))).flat();
+  return [h("h1", {}, "Schedules"), schedules_table(all)];
+}
+
+async function job_page(id) {
+  let j;
+  try {
+    j = await api("GET", "/v1/jobs/" + enc(id));
+  } catch (e) {
+    if (e.status === 404) return [h("h1", {}, "Job ", id), h("p", { id: "not-found" }, `No queue knows a job ${id}.`)];
+    throw e;
+  }
+  const rows = [];
+  for (const [k, v] of Object.entries(j)) {
+    const text = typeof v === "object" && v !== null ? JSON.stringify(v, null, 2)
+      : k.endsWith("_ms") && typeof v === "number" ? `${when(v)} (${v})` : String(v);
+    rows.push(h("dt", {}, k), h("dd", { "data-field": k }, k === "payload" || k === "result" || typeof v === "object" ? h("pre", {}, text) : text));
+  }
+  const base = `/v1/queues/${enc(j.queue)}/dead`;
+  return [
+    h("h1", {}, "Job ", j.id, " ", h("span", { class: "badge " + (j.state === "dead" ? "dead" : j.state === "completed" ? "ok" : "") }, j.state)),
+    j.state === "dead" ? h("div", { class: "actions" },
+      button("Retry", () => act("POST", `${base}/retry`, { ids: [j.id] }, () => `job ${j.id} retried`)),
+      button("Delete", () => confirm_then(`Delete dead job ${j.id} for good?`, () => act("DELETE", base, { ids: [j.id] }, () => `job ${j.id} deleted`)), "danger")) : null,
+    h("div", { class: "card" }, h("dl", { id: "job" }, rows)),
+  ];
+}
+
+// The page for the location's hash, drawn in one step (no jump while it loads).
+async function render() {
+  const [, page, arg] = location.hash.match(/^#\/([^/]*)\/?(.*)$/) || [null, "", ""];
+  const name = decodeURIComponent(arg || "");
+  for (const a of document.querySelectorAll("nav a"))
+    a.classList.toggle("here", a.dataset.nav === (page === "schedules" ? "schedules" : "overview") && page !== "job");
+  let nodes;
+  try {
+    if (page === "queue" && name) nodes = await queue_page(name);
+    else if (page === "job" && name) nodes = await job_page(name);
+    else if (page === "schedules") nodes = await schedules_page();
+    else nodes = await overview();
+  } catch (e) {
+    say(e.message);
+    return;
+  }
+  // Keep what the person selected across a refresh.
+  const picked = new Set([...view.querySelectorAll("input.pick:checked")].map((x) => x.value));
+  view.replaceChildren(...nodes.flat().filter(Boolean));
+  for (const box of view.querySelectorAll("input.pick")) box.checked = picked.has(box.value);
+  $("updated").textContent = "updated " + new Date().toLocaleTimeString();
+}
+
+function refresh() {
+  clearTimeout(state.timer);
+  render().finally(() => {
+    if (state.every > 0 && !document.hidden) state.timer = setTimeout(refresh, state.every);
+  });
+}
+
+async function start() {
+  try {
+    const ui = await api("GET", "/v1/ui");
+    state.mode = ui.mode;
+    if (ui.mode === "read-only") {
+      $("mode").textContent = "read-only";
+      $("mode").hidden = false;
+    }
+  } catch (e) {
+    say(e.message);
+  }
+  const saved = Number(localStorage.getItem("forq-every"));
+  if (!Number.isNaN(saved) && localStorage.getItem("forq-every") !== null) {
+    state.every = saved;
+    $("every").value = String(saved);
+  }
+  $("every").addEventListener("change", (e) => {
+    state.every = Number(e.target.value);
+    localStorage.setItem("forq-every", String(state.every));
+    refresh();
+  });
+  $("find").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const id = $("find-id").value.trim();
+    if (id) location.hash = "#/job/" + enc(id);
+  });
+  $("token").addEventListener("submit", (e) => {
+    e.preventDefault();
+    sessionStorage.setItem("forq-token", $("token-value").value);
+    $("token-value").value = "";
+    $("token").hidden = true;
+    const p = state.pending;
+    state.pending = null;
+    if (p) act(p.method, p.path, p.body, p.done);
+  });
+  $("token-cancel").addEventListener("click", () => {
+    $("token").hidden = true;
+    state.pending = null;
+  });
+  window.addEventListener("hashchange", () => {
+    say("");
+    refresh();
+  });
+  document.addEventListener("visibilitychange", () => {
+    if (!document.hidden) refresh();
+  });
+  refresh();
+}
+
+start();

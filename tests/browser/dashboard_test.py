@@ -1,0 +1,264 @@
+#!/usr/bin/python3
+"""The dashboard in a real headless Chromium (docs/dashboard.md).
+
+Starts its own redis-server on a free port, seeds two queues forq does not consume (so nothing
+runs the seeded jobs away), starts `forq serve` twice (one with an api_token, one with --ui
+read-only) and drives Debian's chromium through chromedriver and python3-selenium:
+
+  the overview shows the seeded queues and their counts; a job is found by id; pause and resume
+  change the queue in Redis; a bulk retry of two selected dead jobs moves those two back and
+  nothing else; the token is asked for once and a wrong one is refused in words; a read-only
+  dashboard shows no action and refuses one a page sends anyway; a cross-origin POST is refused;
+  the files carry the security headers and an ETag.
+
+Run: dashboard_test.py FORQ_BINARY [SCREENSHOT_DIR]. With SCREENSHOT_DIR, a PNG of each page is
+written there (scripts/screenshots.sh).
+"""
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import urllib.error
+import urllib.request
+
+import redis
+from selenium import webdriver
+from selenium.webdriver.chrome.options import Options
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+FORQ = sys.argv[1] if len(sys.argv) > 1 else "build/forq"
+SHOTS = sys.argv[2] if len(sys.argv) > 2 else ""
+TOKEN = "test-token-0123456789abcdef"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(what, check, limit=20.0):
+    end = time.monotonic() + limit
+    while time.monotonic() < end:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting for " + what)
+
+
+class Tree:
+    """One `forq serve` with its log in a file; its port read from the log."""
+
+    def __init__(self, redis_url, data_dir, *extra):
+        self.log_path = os.path.join(data_dir, "serve.log")
+        self.log = open(self.log_path, "w")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FORQ_")}
+        self.proc = subprocess.Popen(
+            [FORQ, "serve", "--redis", redis_url, "--listen", "127.0.0.1:0", "--workers", "1",
+             "--data-dir", os.path.join(data_dir, "d"), *extra],
+            stdout=self.log, stderr=subprocess.STDOUT, env=env)
+        text = wait_until("forq serve to listen and consume", lambda: self._consuming())
+        self.port = int(re.search(r"listening on http://127\.0\.0\.1:(\d+)", text).group(1))
+        self.base = "http://127.0.0.1:%d" % self.port
+
+    def _consuming(self):
+        with open(self.log_path) as f:
+            text = f.read()
+        return text if "consuming" in text and "listening on" in text else ""
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+def dead_job(r, queue, job_id, reason):
+    r.zadd("forq:{%s}:dead" % queue, {job_id: int(time.time() * 1000)})
+    r.hset("forq:{%s}:dead:jobs" % queue, job_id, json.dumps(
+        {"id": job_id, "handler": "mailer", "payload": '{"to":"a@example.com"}',
+         "attempt": 3, "reason": reason}))
+
+
+class DashboardTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="forq-browser-")
+        port = free_port()
+        cls.redis_proc = subprocess.Popen(
+            ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", cls.dir],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cls.r = redis.Redis(port=port, decode_responses=True)
+        wait_until("redis-server", lambda: cls._pings(cls.r))
+        url = "redis://127.0.0.1:%d" % port
+        # Seeded: emails with three dead jobs, reports with a delayed one; both registered.
+        for i in range(1, 4):
+            dead_job(cls.r, "emails", "mail-%d" % i, "smtp said 550 for attempt %d" % i)
+        cls.r.zadd("forq:{reports}:delayed", {"rep-1": int(time.time() * 1000) + 3600000})
+        cls.r.hset("forq:{reports}:delayed:jobs", "rep-1",
+                   json.dumps({"id": "rep-1", "handler": "report", "payload": "{}", "attempt": 0}))
+        cls.r.sadd("forq:queues", "emails", "reports")
+        os.makedirs(os.path.join(cls.dir, "a"))
+        os.makedirs(os.path.join(cls.dir, "b"))
+        cls.tree = Tree(url, os.path.join(cls.dir, "a"), "--api-token", TOKEN)
+        cls.read_only = Tree(url, os.path.join(cls.dir, "b"), "--ui", "read-only")
+        options = Options()
+        for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--window-size=1280,900"):
+            options.add_argument(arg)
+        options.binary_location = "/usr/bin/chromium"
+        cls.browser = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+        cls.browser.set_page_load_timeout(30)
+
+    @staticmethod
+    def _pings(r):
+        try:
+            return r.ping()
+        except redis.exceptions.ConnectionError:
+            return False
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.browser.quit()
+        cls.tree.stop()
+        cls.read_only.stop()
+        cls.redis_proc.terminate()
+        cls.redis_proc.wait(10)
+        shutil.rmtree(cls.dir, ignore_errors=True)
+
+    # --- helpers -------------------------------------------------------------------------------
+
+    def open(self, tree, page=""):
+        self.browser.get(tree.base + "/ui/#/" + page)
+
+    def find(self, css, text=None, limit=15):
+        def look():
+            for el in self.browser.find_elements(By.CSS_SELECTOR, css):
+                if text is None or text in el.text:
+                    return el
+            return None
+        return WebDriverWait(self.browser, limit).until(lambda _: look())
+
+    def message(self):
+        return self.find("#message:not([hidden])").text
+
+    def shot(self, name):
+        if SHOTS:
+            os.makedirs(SHOTS, exist_ok=True)
+            self.browser.save_screenshot(os.path.join(SHOTS, name + ".png"))
+
+    def row(self, queue):
+        return self.find('#queues tr[data-queue="%s"]' % queue)
+
+    def cell(self, queue, field):
+        return self.row(queue).find_element(By.CSS_SELECTOR, 'td[data-field="%s"]' % field).text
+
+    # --- the tests, in order (they share one Redis) --------------------------------------------
+
+    def test_1_overview_shows_the_seeded_queues_and_counts(self):
+        self.open(self.tree)
+        self.row("emails")
+        self.assertEqual(self.cell("emails", "dead"), "3")
+        self.assertEqual(self.cell("reports", "delayed"), "1")
+        self.assertEqual(self.cell("reports", "dead"), "0")
+        self.assertEqual(self.browser.current_url, self.tree.base + "/ui/#/")
+        self.shot("overview")
+
+    def test_2_a_job_is_found_by_id(self):
+        self.open(self.tree)
+        box = self.find("#find-id")
+        box.send_keys("mail-2")
+        self.find("#find button").click()
+        self.assertEqual(self.find('#job dd[data-field="state"]').text, "dead")
+        self.assertIn("smtp said 550 for attempt 2", self.find('#job dd[data-field="reason"]').text)
+        self.shot("job")
+        self.browser.get(self.tree.base + "/ui/#/job/nobody-knows")
+        self.assertIn("No queue knows a job nobody-knows", self.find("#not-found").text)
+
+    def test_3_pause_asks_for_the_token_once_and_refuses_a_wrong_one(self):
+        self.open(self.tree)
+        self.row("emails").find_element(By.XPATH, ".//button[text()='Pause']").click()
+        self.find("#token:not([hidden])")
+        self.assertIn("Authorization: Bearer", self.message())
+        self.find("#token-value").send_keys("wrong-token-0123456789")
+        self.find("#token button[type=submit]").click()
+        self.find("#token:not([hidden])")  # asked again: the wrong one was refused
+        self.assertNotEqual(self.r.hget("forq:{emails}:meta", "paused"), "1")
+        self.find("#token-value").send_keys(TOKEN)
+        self.find("#token button[type=submit]").click()
+        wait_until("emails paused in Redis", lambda: self.r.hget("forq:{emails}:meta", "paused") == "1")
+        self.find('#queues tr[data-queue="emails"] .badge.paused')
+        # The token is kept for the tab: resume needs no second asking.
+        self.row("emails").find_element(By.XPATH, ".//button[text()='Resume']").click()
+        wait_until("emails resumed in Redis", lambda: self.r.hget("forq:{emails}:meta", "paused") == "0")
+        self.assertTrue(self.browser.find_element(By.ID, "token").get_attribute("hidden") is not None)
+
+    def test_4_a_bulk_retry_moves_the_selected_dead_jobs_back_and_nothing_else(self):
+        self.open(self.tree, "queue/emails")
+        for job in ("mail-1", "mail-3"):
+            self.find('#dead input.pick[value="%s"]' % job).click()
+        self.shot("queue")
+        self.find(".actions button", "Retry selected").click()
+        self.assertIn("retried 2 job(s)", self.message())
+        wait_until("two dead jobs retried", lambda: self.r.zcard("forq:{emails}:dead") == 1)
+        self.assertEqual(self.r.zrange("forq:{emails}:dead", 0, -1), ["mail-2"])
+        self.assertEqual(self.r.xlen("forq:{emails}:stream"), 2)
+        ids = sorted(fields["id"] for _, fields in self.r.xrange("forq:{emails}:stream"))
+        self.assertEqual(ids, ["mail-1", "mail-3"])
+        self.assertEqual(self.r.zcard("forq:{reports}:delayed"), 1)  # nothing else moved
+
+    def test_5_read_only_shows_no_action_and_refuses_one_sent_anyway(self):
+        self.open(self.read_only, "queue/emails")
+        self.assertEqual(self.find("#mode").text, "read-only")
+        self.find("#dead")
+        self.assertEqual(self.browser.find_elements(By.CSS_SELECTOR, "main button"), [])
+        status, body = self.browser.execute_async_script(
+            "const done = arguments[0];"
+            "fetch('/v1/queues/emails/pause', {method: 'POST'})"
+            ".then(async r => done([r.status, await r.text()]));")
+        self.assertEqual(status, 403)
+        self.assertIn("read-only", body)
+        self.assertNotEqual(self.r.hget("forq:{emails}:meta", "paused"), "1")
+
+    def test_6_a_cross_origin_post_is_refused(self):
+        request = urllib.request.Request(
+            self.read_only.base.replace("127.0.0.1", "localhost") + "/v1/queues/emails/pause",
+            method="POST", data=b"", headers={"Origin": "http://evil.example"})
+        with self.assertRaises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(request, timeout=10)
+        self.assertEqual(e.exception.code, 403)
+        self.assertIn("cross-origin", e.exception.read().decode())
+        # And a page from another origin cannot even get an answer it could read (no CORS).
+        self.assertNotEqual(self.r.hget("forq:{emails}:meta", "paused"), "1")
+
+    def test_7_files_carry_security_headers_and_an_etag(self):
+        with urllib.request.urlopen(self.tree.base + "/ui/app.js", timeout=10) as r:
+            self.assertEqual(r.headers["X-Content-Type-Options"], "nosniff")
+            self.assertIn("default-src 'self'", r.headers["Content-Security-Policy"])
+            self.assertIn("frame-ancestors 'none'", r.headers["Content-Security-Policy"])
+            self.assertTrue(r.headers["Content-Type"].startswith("text/javascript"))
+            etag = r.headers["ETag"]
+        again = urllib.request.Request(self.tree.base + "/ui/app.js", headers={"If-None-Match": etag})
+        with self.assertRaises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(again, timeout=10)
+        self.assertEqual(e.exception.code, 304)
+        rebound = urllib.request.Request(self.tree.base + "/v1/queues", headers={"Host": "evil.example"})
+        with self.assertRaises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(rebound, timeout=10)
+        self.assertEqual(e.exception.code, 403)
+
+
+if __name__ == "__main__":
+    unittest.main(argv=[sys.argv[0], "-v"])
