@@ -97,6 +97,17 @@ class client {
   // The oldest `limit` dead jobs (state "dead", finished_ms: when each died).
   boost::asio::awaitable<expected<std::vector<job_info>>> dead(std::string_view queue,
                                                                std::size_t limit = 100);
+  // A page of a queue's jobs in one state: dead (oldest death first), delayed (soonest first)
+  // or completed (newest first; those whose record is kept). errc::invalid_value for another.
+  boost::asio::awaitable<expected<std::vector<job_info>>>
+  list_jobs(std::string_view queue, std::string_view state, std::size_t offset, std::size_t limit);
+  // Jobs whose id, handler, payload, result, last error or reason contains `text`, among the
+  // first `scan_each` dead, delayed and completed jobs (bounded: what it costs Redis does not
+  // grow with the queue), at most `most` of them.
+  boost::asio::awaitable<expected<std::vector<job_info>>> search(std::string_view queue,
+                                                                 std::string_view text,
+                                                                 std::size_t scan_each = 1000,
+                                                                 std::size_t most = 50);
   // Back to ready as fresh jobs (same id, attempt 0) / gone for good. No ids: every dead job.
   // Returns how many were handled.
   boost::asio::awaitable<expected<std::size_t>>

@@ -451,9 +451,16 @@ std::optional<int> run_command(command_line& c, const forq::config& cfg) {
 
 // The program's schedules (forq::run's) and the `schedules` setting's, as one JSON array in
 // cfg.schedules_json; refused if one is not right or a name is in both.
-std::optional<std::string> add_program_schedules(forq::config& cfg,
-                                                 const forq::schedule_list& declared) {
-  if (declared.empty()) return std::nullopt;
+std::optional<std::string>
+add_program_schedules(forq::config& cfg, const std::optional<forq::schedule_list>& program) {
+  if (!program) return std::nullopt;
+  // A program that declares schedules (even none now) owns them: what it no longer declares is
+  // removed, so the setting's reconciliation runs even when the setting is unset.
+  if (program->empty()) {
+    if (cfg.schedules_json.empty()) cfg.schedules_json = "[]";
+    return std::nullopt;
+  }
+  const auto& declared = *program;
   namespace json = boost::json;
   json::array all;
   for (const auto& s : declared) {
@@ -472,8 +479,8 @@ std::optional<std::string> add_program_schedules(forq::config& cfg,
     o["overlap"] = s.overlap;
     all.push_back(std::move(o));
   }
-  if (auto program = forq::schedule::from_json_list(json::serialize(all)); !program)
-    return "a schedule declared in the program: " + program.error().message();
+  if (auto checked = forq::schedule::from_json_list(json::serialize(all)); !checked)
+    return "a schedule declared in the program: " + checked.error().message();
   if (!cfg.schedules_json.empty()) {
     const auto setting = json::parse(cfg.schedules_json);
     for (const auto& v : setting.as_array())
@@ -489,7 +496,7 @@ std::optional<std::string> add_program_schedules(forq::config& cfg,
 // The configuration from the same sources again, checked as at start-up (SIGHUP).
 forq::expected<forq::config> load_again(const flag_set& flags,
                                         const forq::queue::handler_map& handlers,
-                                        const forq::schedule_list& schedules) {
+                                        const std::optional<forq::schedule_list>& schedules) {
   auto again = forq::load_config(flags.sources(), forq::config_sources::process_env_names());
   if (!again) return again.error();
   if (auto bad = forq::worker::check_handlers(again->cfg, handlers))
@@ -501,11 +508,23 @@ forq::expected<forq::config> load_again(const flag_set& flags,
 
 } // namespace
 
+namespace {
+int run_program(int argc, char** argv, forq::handler_map handlers,
+                std::optional<forq::schedule_list> schedules);
+} // namespace
+
 int forq::run(int argc, char** argv, handler_map handlers) {
-  return run(argc, argv, std::move(handlers), {});
+  return run_program(argc, argv, std::move(handlers), std::nullopt);
 }
 
 int forq::run(int argc, char** argv, handler_map handlers, schedule_list schedules) {
+  return run_program(argc, argv, std::move(handlers), std::move(schedules));
+}
+
+namespace {
+// forq::run's body; `schedules`: the program's, if it declares them (even none).
+int run_program(int argc, char** argv, forq::handler_map handlers,
+                std::optional<forq::schedule_list> schedules) {
   forq::master::init_process_title(argc, argv); // before anything keeps pointers into argv
   CLI::App app{"forq runs background jobs out of Redis, on every core.", "forq"};
   app.set_version_flag("--version", "forq " FORQ_VERSION);
@@ -557,3 +576,4 @@ int forq::run(int argc, char** argv, handler_map handlers, schedule_list schedul
   return forq::master::serve(
       cfg, [&] { return load_again(c.flags, handlers, schedules); }, handlers);
 }
+} // namespace

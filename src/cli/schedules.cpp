@@ -177,6 +177,10 @@ int schedule_list(const config& cfg, const std::string& queue, bool as_json) {
     std::printf("%-24s %-28s %-7s %-21s %-21s %6s %7s  %s\n", "NAME", "WHEN", "STATE", "NEXT (UTC)",
                 "LAST (UTC)", "RUNS", "SKIPPED", "LAST JOB");
     for (const auto& s : *all) {
+      if (!s.unreadable.empty()) {
+        std::printf("%-24s unreadable here: %s\n", s.def.name.c_str(), s.unreadable.c_str());
+        continue;
+      }
       auto when = s.def.cron_text.empty()
                       ? "every " + show_every(s.def.every)
                       : s.def.cron_text + (s.def.zone.empty() ? "" : " " + s.def.zone);

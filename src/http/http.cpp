@@ -267,7 +267,7 @@ asio::awaitable<std::string> schedule_metrics(redis::connection& conn, const con
          "keeper runs it (no worker consumes its queue, or Redis refuses its script).");
   for (const auto& s : all)
     out += "forq_schedule_overdue_seconds{" + labels(s) + "} " +
-           seconds(s.next_ms ? std::max<std::int64_t>(0, *now - *s.next_ms) : 0) + "\n";
+           seconds(s.next_ms && !s.held ? std::max<std::int64_t>(0, *now - *s.next_ms) : 0) + "\n";
   co_return out;
 }
 
@@ -343,7 +343,11 @@ asio::awaitable<reply_t> run_call(http_context& ctx, api_call call) {
   within.deadline = std::chrono::steady_clock::now() + ctx.redis_deadline;
   if (call.what == op::metrics) {
     // (Not one expression with the co_await in it: GCC 12 loses temporaries across it.)
-    auto schedules = co_await schedule_metrics(*ctx.conn, *ctx.cfg, within);
+    // The schedules' figures wait for Redis a second at most: the tree's own come regardless.
+    redis::exec_options briefly;
+    briefly.deadline = std::chrono::steady_clock::now() +
+                       std::min<std::chrono::milliseconds>(ctx.redis_deadline, 1s);
+    auto schedules = co_await schedule_metrics(*ctx.conn, *ctx.cfg, briefly);
     auto text = metrics_text(*ctx.metrics, *ctx.cfg);
     text += schedules;
     co_return reply_t{bhttp::status::ok, std::move(text), "text/plain; version=0.0.4"};
@@ -409,6 +413,37 @@ asio::awaitable<reply_t> run_call(http_context& ctx, api_call call) {
     json::object o;
     o["queue"] = call.queue;
     o["paused"] = pause;
+    co_return json_reply(bhttp::status::ok, o);
+  }
+  case op::list_jobs:
+  case op::search_jobs: {
+    expected<std::vector<job_info>> jobs = std::vector<job_info>{};
+    if (call.what == op::list_jobs)
+      jobs = co_await c.list_jobs(call.queue, call.state, static_cast<std::size_t>(call.offset),
+                                  static_cast<std::size_t>(call.limit));
+    else
+      jobs = co_await c.search(call.queue, call.text);
+    if (!jobs) co_return redis_down(jobs.error());
+    json::array all;
+    for (const auto& j : *jobs)
+      all.push_back(j.to_json());
+    co_return json_reply(bhttp::status::ok, all);
+  }
+  case op::set_rate_limit: {
+    std::optional<std::pair<std::int64_t, std::chrono::milliseconds>> limit;
+    if (call.rate_max > 0) limit.emplace(call.rate_max, std::chrono::milliseconds(call.rate_ms));
+    auto done = co_await c.set_rate_limit(call.queue, limit);
+    if (!done) co_return redis_down(done.error());
+    json::object o;
+    o["queue"] = call.queue;
+    if (limit) {
+      json::object l;
+      l["max"] = call.rate_max;
+      l["per_ms"] = call.rate_ms;
+      o["rate_limit"] = l;
+    } else {
+      o["rate_limit"] = nullptr;
+    }
     co_return json_reply(bhttp::status::ok, o);
   }
   case op::list_schedules:

@@ -13,6 +13,9 @@
 
 #include <algorithm>
 #include <array>
+#include <charconv>
+#include <optional>
+#include <tuple>
 
 namespace forq::http {
 
@@ -217,6 +220,78 @@ routed schedules(api_call call, const std::vector<std::string>& parts, const std
       }());
 }
 
+// A query parameter's value, percent-decoded ("+" is a space), or nothing.
+std::optional<std::string> query_param(std::string_view target, std::string_view key) {
+  auto q = target.find('?');
+  if (q == std::string_view::npos) return std::nullopt;
+  auto rest = target.substr(q + 1);
+  while (!rest.empty()) {
+    auto amp = rest.find('&');
+    auto pair = rest.substr(0, amp);
+    rest = amp == std::string_view::npos ? std::string_view() : rest.substr(amp + 1);
+    auto eq = pair.find('=');
+    if (pair.substr(0, eq) != key) continue;
+    auto raw = eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1);
+    std::string out;
+    for (std::size_t i = 0; i < raw.size(); ++i) {
+      unsigned v = 0;
+      if (raw[i] == '+') {
+        out += ' ';
+      } else if (raw[i] == '%' && i + 2 < raw.size() &&
+                 std::from_chars(raw.data() + i + 1, raw.data() + i + 3, v, 16).ptr ==
+                     raw.data() + i + 3) {
+        out += static_cast<char>(v);
+        i += 2;
+      } else {
+        out += raw[i];
+      }
+    }
+    return out;
+  }
+  return std::nullopt;
+}
+
+// ?offset= and ?limit= of a list: whole numbers within bounds.
+std::optional<std::string> page_of(std::string_view target, api_call& call) {
+  for (auto [key, at, hi] : {std::tuple{"offset", &call.offset, std::int64_t{1000000}},
+                             std::tuple{"limit", &call.limit, std::int64_t{500}}}) {
+    auto v = query_param(target, key);
+    if (!v) continue;
+    std::int64_t n = -1;
+    auto [end, ec] = std::from_chars(v->data(), v->data() + v->size(), n);
+    if (ec != std::errc{} || end != v->data() + v->size() || n < (*key == 'l' ? 1 : 0) || n > hi)
+      return std::string(key) + " \"" + *v + "\" is not allowed: a whole number from " +
+             (*key == 'l' ? "1" : "0") + " to " + std::to_string(hi);
+    *at = n;
+  }
+  return std::nullopt;
+}
+
+// PUT /v1/queues/{queue}/rate_limit {"max": N, "per_ms": M}
+routed rate_limit(api_call call, const std::string& body) {
+  boost::system::error_code ec;
+  auto v = json::parse(body, ec);
+  if (ec || !v.is_object())
+    return error_answer(bad_request, "the body must be {\"max\": N, \"per_ms\": M}");
+  auto& o = v.as_object();
+  auto* max = o.if_contains("max");
+  if (!max || !max->is_int64())
+    return error_answer(bad_request, "\"max\" must be a whole number (jobs per interval)");
+  if (auto ok = queue::check_bounds(queue::rate_max_bounds, max->as_int64()); !ok)
+    return error_answer(bad_request, "\"max\": " + ok.error().message());
+  call.rate_max = max->as_int64();
+  call.rate_ms = 1000;
+  if (auto* per = o.if_contains("per_ms")) {
+    if (!per->is_int64())
+      return error_answer(bad_request, "\"per_ms\" must be a whole number of milliseconds");
+    if (auto ok = queue::check_bounds(queue::rate_interval_bounds, per->as_int64()); !ok)
+      return error_answer(bad_request, "\"per_ms\": " + ok.error().message());
+    call.rate_ms = per->as_int64();
+  }
+  call.what = api_call::op::set_rate_limit;
+  return call;
+}
+
 // The Host header's name, without its port, lowercased ("[::1]:80" -> "::1").
 std::string host_name(std::string_view host) {
   std::string_view name = host;
@@ -243,9 +318,9 @@ bool host_allowed(const config& cfg, std::string_view host) {
   return std::find(cfg.http_hosts.begin(), cfg.http_hosts.end(), name) != cfg.http_hosts.end();
 }
 
-// A browser's request from a page of another origin: its Origin is not this Host's, or it says
-// it is cross-site.
-bool cross_origin(const request_view& req) {
+// A browser's request from a page of another origin: its Origin is neither this Host nor a name
+// in http_hosts (a reverse proxy in front may send its own Host), or it says it is cross-site.
+bool cross_origin(const config& cfg, const request_view& req) {
   if (!req.origin.empty()) {
     auto origin = std::string_view(req.origin);
     auto scheme = origin.find("://");
@@ -254,7 +329,9 @@ bool cross_origin(const request_view& req) {
     for (auto* x : {&o, &h})
       for (auto& ch : *x)
         ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    return o != h;
+    if (o == h) return false;
+    const auto name = host_name(o);
+    return std::find(cfg.http_hosts.begin(), cfg.http_hosts.end(), name) == cfg.http_hosts.end();
   }
   return !req.sec_fetch_site.empty() && req.sec_fetch_site != "same-origin" &&
          req.sec_fetch_site != "none";
@@ -309,7 +386,7 @@ routed route(const config& cfg, const std::vector<std::string>& handlers, const 
                                  "\" is not a name this forq answers to: use localhost or an IP "
                                  "address, or add the name to http_hosts (FORQ_HTTP_HOSTS); this "
                                  "keeps a DNS-rebinding page away from the API");
-  if (changes && cross_origin(req))
+  if (changes && cross_origin(cfg, req))
     return error_answer(403, "a cross-origin request (Origin \"" + req.origin +
                                  "\") may not change anything here");
   if (changes && config::ui_mode::read_only == cfg.ui &&
@@ -374,6 +451,28 @@ routed route(const config& cfg, const std::vector<std::string>& handlers, const 
     if (parts.size() == 4 && parts[3] == "dead" && method == "DELETE") {
       call.what = api_call::op::purge_dead;
       return dead_ids(std::move(call), req.body);
+    }
+    if (parts.size() == 4 && parts[3] == "jobs" && method == "GET") {
+      call.what = api_call::op::list_jobs;
+      call.state = query_param(req.target, "state").value_or("dead");
+      if (call.state != "dead" && call.state != "delayed" && call.state != "completed")
+        return error_answer(bad_request, "state \"" + call.state +
+                                             "\" cannot be listed: dead, delayed or completed");
+      if (auto why = page_of(req.target, call)) return error_answer(bad_request, *why);
+      return call;
+    }
+    if (parts.size() == 4 && parts[3] == "search" && method == "GET") {
+      call.what = api_call::op::search_jobs;
+      call.text = query_param(req.target, "q").value_or("");
+      if (call.text.empty() || call.text.size() > 200)
+        return error_answer(bad_request, "q must be 1 to 200 characters to look for");
+      return call;
+    }
+    if (parts.size() == 4 && parts[3] == "rate_limit" && method == "PUT")
+      return rate_limit(std::move(call), req.body);
+    if (parts.size() == 4 && parts[3] == "rate_limit" && method == "DELETE") {
+      call.what = api_call::op::set_rate_limit;
+      return call;
     }
     if (parts.size() == 4 && (parts[3] == "pause" || parts[3] == "resume") && method == "POST") {
       call.what = parts[3] == "pause" ? api_call::op::pause_queue : api_call::op::resume_queue;

@@ -58,6 +58,9 @@ struct api_call {
     schedule_action, // POST /v1/queues/{queue}/schedules/{name}/(pause|resume|run)
     pause_queue,     // POST /v1/queues/{queue}/pause
     resume_queue,    // POST /v1/queues/{queue}/resume
+    list_jobs,       // GET /v1/queues/{queue}/jobs?state=dead|delayed|completed&offset=&limit=
+    search_jobs,     // GET /v1/queues/{queue}/search?q=TEXT
+    set_rate_limit,  // PUT /v1/queues/{queue}/rate_limit {"max": N, "per_ms": M}; DELETE: none
   } what = op::readyz;
   bool changes = false; // it would change something (then a late reply means: maybe)
   std::string queue;
@@ -69,6 +72,10 @@ struct api_call {
   std::string name;             // the schedule's (put_schedule, delete_schedule, schedule_action)
   std::string action;           // schedule_action: pause | resume | run
   std::string schedule;         // put_schedule: the definition as JSON, checked
+  std::string state;            // list_jobs
+  std::string text;             // search_jobs
+  std::int64_t offset = 0, limit = 50;    // list_jobs
+  std::int64_t rate_max = 0, rate_ms = 0; // set_rate_limit; max 0: no limit
 };
 
 using routed = std::variant<answer, api_call>;

@@ -8,6 +8,7 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
+#include <array>
 #include <charconv>
 
 namespace forq {
@@ -580,39 +581,104 @@ boost::asio::awaitable<result<bool>> client::has_workers(std::string_view queue)
 
 boost::asio::awaitable<result<std::vector<job_info>>> client::dead(std::string_view queue,
                                                                    std::size_t limit) {
+  return list_jobs(queue, "dead", 0, limit);
+}
+
+boost::asio::awaitable<result<std::vector<job_info>>> client::list_jobs(std::string_view queue,
+                                                                        std::string_view state,
+                                                                        std::size_t offset,
+                                                                        std::size_t limit) {
   if (auto name = queue::check_queue_name(queue); !name) co_return name.error();
+  if (state != "dead" && state != "delayed" && state != "completed")
+    co_return error(errc::invalid_value, "state \"" + std::string(state) +
+                                             "\" cannot be listed: dead, delayed or completed");
   queue::keys k(queue);
   std::vector<job_info> out;
   if (limit == 0) co_return out;
-  redis::request req("ZRANGE", k.dead, "0", std::to_string(limit - 1), "WITHSCORES");
+  const bool completed = state == "completed";
+  const auto& records_key = state == "dead" ? k.dead_jobs
+                            : completed     ? k.results_data
+                                            : k.delayed_jobs;
+  redis::request req;
+  if (completed) // the index is in the order jobs completed: newest last
+    req.push("LRANGE", k.results, "-" + std::to_string(offset + limit),
+             "-" + std::to_string(offset + 1));
+  else
+    req.push("ZRANGE", state == "dead" ? k.dead : k.delayed, std::to_string(offset),
+             std::to_string(offset + limit - 1), "WITHSCORES");
   auto r = redis::connection::single(co_await exec(req));
   if (!r) co_return r.error();
   const auto& e = r->elements();
   if (e.empty()) co_return out;
-  std::vector<std::string_view> args;
-  args.push_back(k.dead_jobs);
-  for (std::size_t i = 0; i + 1 < e.size(); i += 2) {
-    job_info d;
-    d.queue = queue;
-    d.id = e[i].str();
-    d.state = "dead";
-    d.finished_ms = to_int(e[i + 1].str());
-    out.push_back(std::move(d));
+  if (completed) {
+    for (auto it = e.rbegin(); it != e.rend(); ++it) { // newest first
+      job_info j;
+      j.queue = queue;
+      j.id = it->str();
+      j.state = "completed";
+      out.push_back(std::move(j));
+    }
+  } else {
+    for (std::size_t i = 0; i + 1 < e.size(); i += 2) {
+      job_info j;
+      j.queue = queue;
+      j.id = e[i].str();
+      j.state = std::string(state);
+      (state == "dead" ? j.finished_ms : j.run_at_ms) = to_int(e[i + 1].str());
+      out.push_back(std::move(j));
+    }
   }
-  for (const auto& d : out)
-    args.push_back(d.id);
+  std::vector<std::string_view> args;
+  args.push_back(records_key);
+  for (const auto& j : out)
+    args.push_back(j.id);
   redis::request get;
   get.push_range("HMGET", args);
   auto records = redis::connection::single(co_await exec(get));
   if (!records) co_return records.error();
   for (std::size_t i = 0; i < out.size() && i < records->elements().size(); ++i) {
     const auto& rec = records->elements()[i];
-    if (rec.is_string())
-      take_fields(out[i], parse_object(rec.str()));
-    else
-      out[i].reason = "its record is missing (dead:jobs has no entry for this id)";
+    if (!rec.is_string()) {
+      if (state == "dead")
+        out[i].reason = "its record is missing (dead:jobs has no entry for this id)";
+      continue;
+    }
+    auto o = parse_object(rec.str());
+    if (!completed) {
+      take_fields(out[i], o);
+      continue;
+    }
+    if (auto* v = o.if_contains("result"); v && !v->is_null()) out[i].result = serialize_utf8(*v);
+    if (auto* v = o.if_contains("attempt"); v && v->is_int64())
+      out[i].attempts = static_cast<int>(v->as_int64());
+    if (auto* v = o.if_contains("finished_ms"); v && v->is_int64())
+      out[i].finished_ms = v->as_int64();
   }
   co_return out;
+}
+
+boost::asio::awaitable<result<std::vector<job_info>>> client::search(std::string_view queue,
+                                                                     std::string_view text,
+                                                                     std::size_t scan_each,
+                                                                     std::size_t most) {
+  std::vector<job_info> found;
+  if (text.empty()) co_return error(errc::invalid_value, "nothing to search for");
+  auto has = [&](const std::optional<std::string>& s) {
+    return s && s->find(text) != std::string::npos;
+  };
+  static constexpr std::array<std::string_view, 3> states{"dead", "delayed", "completed"};
+  for (const auto state : states) {
+    auto some = co_await list_jobs(queue, state, 0, scan_each);
+    if (!some) co_return some.error();
+    for (auto& j : *some) {
+      if (found.size() >= most) co_return found;
+      if (j.id.find(text) != std::string::npos || j.handler.find(text) != std::string::npos ||
+          j.payload.find(text) != std::string::npos || has(j.result) || has(j.last_error) ||
+          has(j.reason))
+        found.push_back(std::move(j));
+    }
+  }
+  co_return found;
 }
 
 boost::asio::awaitable<result<std::size_t>>

@@ -53,7 +53,8 @@ std::optional<std::int64_t> to_int(std::string_view s) {
 
 boost::asio::awaitable<expected<std::int64_t>> redis_now(redis::connection& conn,
                                                          redis::exec_options opts) {
-  auto r = redis::connection::single(co_await conn.exec(redis::request("TIME"), opts));
+  const redis::request time("TIME");
+  auto r = redis::connection::single(co_await conn.exec(time, opts));
   if (!r) co_return r.error();
   if (!r->is_array() || r->elements().size() != 2) co_return error(errc::redis_protocol, "TIME");
   auto s = to_int(r->elements()[0].str()), us = to_int(r->elements()[1].str());
@@ -98,11 +99,21 @@ std::optional<overlap_policy> overlap_from(std::string_view text) {
 }
 
 std::string status::state() const {
+  if (!unreadable.empty()) return "unreadable";
   if (paused) return "paused";
   return next_ms ? "active" : "ended";
 }
 
 json::object status::to_json() const {
+  if (!unreadable.empty()) {
+    json::object u;
+    u["name"] = def.name;
+    u["queue"] = def.queue;
+    u["state"] = state();
+    u["error"] = unreadable;
+    u["next_ms"] = next_ms ? json::value(*next_ms) : json::value(nullptr);
+    return u;
+  }
   auto o = json::parse(schedule::to_json(def)).as_object();
   o["queue"] = def.queue;
   o["version"] = version;
@@ -174,6 +185,10 @@ expected<definition> from_json(std::string_view text, std::string_view queue, bo
   } else {
     d.job.payload = "{}";
   }
+  for (const char* key : {"priority", "max_attempts"})
+    if (auto n = num(key); n && (*n < -1000000 || *n > 1000000))
+      return refuse("schedule field \"" + std::string(key) + "\" " + std::to_string(*n) +
+                    " is out of range");
   d.job.priority = static_cast<int>(num("priority").value_or(0));
   if (auto m = num("max_attempts")) d.job.max_attempts = static_cast<int>(*m);
   for (const auto& [key, value] : o) {
@@ -350,7 +365,8 @@ boost::asio::awaitable<expected<upserted>> upsert(redis::connection& conn, const
   if (!r->is_array() || r->elements().size() != 2)
     co_return error(errc::redis_protocol, r->to_string());
   // Registered like a queue a producer wrote to, so `forq queues` shows it.
-  co_await conn.exec(redis::request("SADD", queue::keys::all_queues, d.queue), opts);
+  const redis::request registered("SADD", queue::keys::all_queues, d.queue);
+  co_await conn.exec(registered, opts);
   co_return upserted{std::string(r->elements()[0].str()),
                      r->elements()[1].as_integer().value_or(0)};
 }
@@ -376,8 +392,8 @@ boost::asio::awaitable<expected<bool>> pause_or_resume(redis::connection& conn,
   schedule_keys k(queue);
   std::string first;
   if (!pause) {
-    auto def = redis::connection::single(
-        co_await conn.exec(redis::request("HGET", k.schedules, name), opts));
+    const redis::request get("HGET", k.schedules, name);
+    auto def = redis::connection::single(co_await conn.exec(get, opts));
     if (!def) co_return error(def.error());
     if (!def->is_string()) co_return false;
     auto d = from_json(def->str(), queue);
@@ -412,8 +428,8 @@ boost::asio::awaitable<expected<std::optional<std::string>>> run_now(redis::conn
                                                                      redis::exec_options opts) {
   if (auto ok = queue::check_queue_name(queue); !ok) co_return ok.error();
   schedule_keys k(queue);
-  auto def = redis::connection::single(
-      co_await conn.exec(redis::request("HGET", k.schedules, name), opts));
+  const redis::request get("HGET", k.schedules, name);
+  auto def = redis::connection::single(co_await conn.exec(get, opts));
   if (!def) co_return error(def.error());
   if (!def->is_string()) co_return std::nullopt;
   auto d = from_json(def->str(), queue);
@@ -422,7 +438,8 @@ boost::asio::awaitable<expected<std::optional<std::string>>> run_now(redis::conn
   if (!now) co_return error(now.error());
   auto j = d->job;
   j.id = "schedule:" + d->name + ":now:" + std::to_string(*now);
-  auto added = co_await client(conn, opts).enqueue(queue, j);
+  client c(conn, opts);
+  auto added = co_await c.enqueue(queue, j);
   if (!added) co_return added.error();
   redis::request req;
   req.push("HSET", k.state, d->name + ":last_id", *j.id);
@@ -455,15 +472,21 @@ list(redis::connection& conn, std::string_view queue, redis::exec_options opts) 
   };
   for (std::size_t i = 0; i + 1 < defs.size(); i += 2) {
     auto d = from_json(defs[i + 1].str(), queue);
-    if (!d) continue; // written by a newer forq, or by hand: not ours to show
     status s;
-    s.def = std::move(*d);
+    if (d) {
+      s.def = std::move(*d);
+    } else { // by hand, by a newer forq, or a zone this host lacks: shown, not hidden
+      s.def.name = defs[i].str();
+      s.def.queue = queue;
+      s.unreadable = d.error().message();
+    }
     s.version = to_int(field(s.def.name, "version").value_or("0")).value_or(0);
     s.runs = to_int(field(s.def.name, "runs").value_or("0")).value_or(0);
     s.skipped = to_int(field(s.def.name, "skipped").value_or("0")).value_or(0);
     s.skipped_missed = to_int(field(s.def.name, "skipped:missed").value_or("0")).value_or(0);
     s.skipped_overlap = to_int(field(s.def.name, "skipped:overlap").value_or("0")).value_or(0);
     s.paused = field(s.def.name, "paused").has_value();
+    s.held = field(s.def.name, "held").has_value();
     if (auto l = field(s.def.name, "late_ms")) s.last_late_ms = to_int(*l);
     if (auto l = field(s.def.name, "last_slot")) s.last_ms = to_int(*l);
     s.last_id = field(s.def.name, "last_id").value_or("");
@@ -593,7 +616,8 @@ due_slots slots_due(const definition& d, std::int64_t first, std::int64_t now) {
 boost::asio::awaitable<expected<std::string>>
 previous_run(redis::connection& conn, std::string_view queue, const std::string& last_id) {
   if (last_id.empty()) co_return std::string();
-  auto j = co_await client(conn).get_job(queue, last_id);
+  client c(conn);
+  auto j = co_await c.get_job(queue, last_id);
   if (!j) co_return j.error();
   if (!*j) co_return std::string();
   const auto& state = (*j)->state;
@@ -625,13 +649,17 @@ boost::asio::awaitable<bool> run_due(redis::connection& conn, std::string_view q
     co_return true; // removed meanwhile
   auto d = from_json((*r)[0].str(), queue);
   if (!d) {
-    // Written by hand or by a newer forq: said once, and out of the due set, so no keeper looks
-    // at it again until `forq schedule add` writes it anew.
-    spdlog::error("queue {}: schedule {} cannot be read ({}); it stops until it is added again "
-                  "(forq schedule add)",
-                  queue, name, d.error().message());
-    redis::request drop("ZREM", k.due, name);
-    co_await conn.exec(drop);
+    // Written by hand, by a newer forq, or naming a zone this host's tzdata lacks: said once by
+    // this process, and looked at again in a minute (by any host: one that can read it runs
+    // it), so it is neither a loop nor a schedule stopped everywhere by one host.
+    static std::set<std::string> said;
+    if (said.insert(std::string(queue) + "\n" + name).second)
+      spdlog::error("queue {}: schedule {} cannot be read here ({}); its slots wait for a host "
+                    "that can (looked at again every minute); forq schedule list shows it "
+                    "unreadable",
+                    queue, name, d.error().message());
+    redis::request later("ZADD", k.due, "XX", std::to_string(now + 60000), name);
+    co_await conn.exec(later);
     co_return true;
   }
   const std::string version(st.elements()[0].str());
@@ -671,11 +699,17 @@ boost::asio::awaitable<bool> run_due(redis::connection& conn, std::string_view q
     reason = "overlap";
     plan.push_back(step{latest, true, before_latest});
   } else {
-    switch (d->missed) {
+    // Catching up with missed = all runs the slots one after another at once: with an overlap
+    // policy that is the overlap it forbids, so only the latest runs.
+    const auto missed = d->missed == missed_policy::all && d->overlap != overlap_policy::allow
+                            ? missed_policy::latest
+                            : d->missed;
+    switch (missed) {
     case missed_policy::all:
       for (auto s : due.slots)
         plan.push_back(step{s, true, 0});
-      if (due.dropped > 0) plan.front() = step{at, false, due.dropped}; // the oldest skipped
+      // At most most_missed run: the oldest due slot (and any dropped) skipped beyond that.
+      if (due.slots.size() > most_missed) plan.front() = step{at, false, due.dropped};
       break;
     case missed_policy::latest:
       plan.push_back(step{latest, now - latest <= d->grace.count(), before_latest});
@@ -739,8 +773,11 @@ boost::asio::awaitable<milliseconds> tick(redis::connection& conn, std::string_v
   const auto& e = all->elements();
   bool progressed = false;
   for (std::size_t i = 0; i + 1 < e.size(); i += 2)
-    if (auto at = to_int(e[i + 1].str()))
-      progressed = co_await run_due(conn, queue, std::string(e[i].str()), *at, *now) || progressed;
+    if (auto at = to_int(e[i + 1].str())) {
+      const std::string name(e[i].str());
+      const bool moved = co_await run_due(conn, queue, name, *at, *now);
+      progressed = progressed || moved;
+    }
   // Look again at once (what came due meanwhile, the next slot), unless nothing could be done
   // (Redis refused, or a slot waits for its previous run): then in a second, not in a loop, or
   // at the next slot of another schedule if that is sooner.

@@ -123,7 +123,9 @@ struct status {
   std::int64_t skipped_missed = 0, skipped_overlap = 0; // `skipped` by reason
   std::optional<std::int64_t> last_late_ms; // how long after its slot the last run was enqueued
   bool paused = false;
-  // active | paused | ended (no next slot: past its end or its limit)
+  bool held = false;      // overlap = queue-one: a slot waits for the previous run to end
+  std::string unreadable; // why its definition cannot be read here (then only name and queue)
+  // active | paused | ended (no next slot: past its end or its limit) | unreadable
   std::string state() const;
   // The definition's fields, its queue and all of the above: `forq schedule list --json` and
   // the HTTP API print this one shape (and take it back: from_json reads it).

@@ -7,6 +7,7 @@ const state = {
   mode: "on",           // on | read-only (GET /v1/ui)
   every: 5000,          // refresh interval, ms; 0: never
   timer: 0,
+  generation: 0,        // the newest render; older ones are dropped
   history: new Map(),   // queue -> [{t, completed}] over the last hour, for throughput
   pending: null,        // an action waiting for the token
 };
@@ -100,7 +101,8 @@ function confirm_then(text, run) {
 }
 
 const writable = () => state.mode !== "read-only";
-const button = (label, onclick, cls) => (writable() ? h("button", { type: "button", class: cls, onclick }, label) : null);
+// A button that changes something: none at all in read-only mode.
+const button = (label, onclick, cls) => (writable() ? h("button", { type: "button", class: "act " + (cls || ""), onclick }, label) : null);
 
 function spark(points) {
   const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
@@ -158,14 +160,36 @@ async function overview() {
   ];
 }
 
+// The queue page's list (dead, delayed or completed, 50 a page) and its search, kept while the
+// person stays on the queue.
+const lists = { queue: "", list: "dead", offset: 0, search: "", found: null };
+const page_size = 50;
+
+function jobs_table(jobs, list) {
+  const pick = list === "dead" && writable();
+  const cols = { dead: ["Died", "finished_ms"], delayed: ["Runs at", "run_at_ms"], completed: ["Finished", "finished_ms"] }[list] || ["When", "finished_ms"];
+  return h("div", { class: "table-wrap" }, h("table", { id: "jobs", "data-list": list },
+    h("thead", {}, h("tr", {}, pick ? h("th", {}, "") : null, h("th", {}, "Job"), h("th", {}, "State"), h("th", {}, "Handler"),
+      h("th", { class: "num" }, "Attempts"), h("th", {}, cols[0]), h("th", {}, list === "completed" ? "Result" : "Why"))),
+    h("tbody", {}, jobs.map((j) => h("tr", { "data-id": j.id },
+      pick ? h("td", {}, h("input", { type: "checkbox", class: "pick", value: j.id, "aria-label": "select " + j.id })) : null,
+      h("td", {}, h("a", { href: "#/job/" + enc(j.id) }, j.id)),
+      h("td", {}, j.state),
+      h("td", {}, j.handler ?? "–"),
+      h("td", { class: "num" }, fmt(j.attempts)),
+      h("td", {}, when(j[cols[1]] ?? j.finished_ms ?? j.run_at_ms)),
+      h("td", { class: "wrap" }, list === "completed" ? (j.result === undefined ? "–" : JSON.stringify(j.result)) : (j.reason ?? j.last_error ?? "–")))))));
+}
+
 async function queue_page(name) {
-  const [queues, dead, schedules] = await Promise.all([
+  if (lists.queue !== name) Object.assign(lists, { queue: name, list: "dead", offset: 0, search: "", found: null });
+  const base = `/v1/queues/${enc(name)}`;
+  const [queues, jobs, schedules] = await Promise.all([
     api("GET", "/v1/queues"),
-    api("GET", `/v1/queues/${enc(name)}/dead`),
-    api("GET", `/v1/queues/${enc(name)}/schedules`),
+    api("GET", `${base}/jobs?state=${lists.list}&offset=${lists.offset}&limit=${page_size}`),
+    api("GET", `${base}/schedules`),
   ]);
   const q = queues.find((x) => x.queue === name) || { queue: name };
-  const base = `/v1/queues/${enc(name)}`;
   const chosen = () => [...view.querySelectorAll("input.pick:checked")].map((x) => x.value);
   const bulk = (what, ids) => {
     const n = ids.length ? ids.length : q.dead;
@@ -175,6 +199,21 @@ async function queue_page(name) {
     if (what === "purge" || !ids.length) confirm_then(words, run);
     else run();
   };
+  const tab = (list, label) => h("button", { type: "button", class: lists.list === list ? "tab here" : "tab", "data-tab": list,
+    onclick: () => { Object.assign(lists, { list, offset: 0 }); refresh(); } }, `${label} (${fmt(q[list] ?? 0)})`);
+  const count = q[lists.list] ?? 0;
+  const rate = writable()
+    ? h("form", { id: "rate", class: "inline", onsubmit: (e) => {
+        e.preventDefault();
+        const max = Number($("rate-max").value), per = Number($("rate-per").value || 1000);
+        act("PUT", `${base}/rate_limit`, { max, per_ms: per }, () => `rate limit of ${name}: ${max} per ${per} ms`);
+      } },
+      h("label", { for: "rate-max" }, "Rate limit "),
+      h("input", { id: "rate-max", type: "number", min: 1, max: 1000000, placeholder: "jobs", value: q.rate_limit?.max ?? "", size: 6 }),
+      " per ", h("input", { id: "rate-per", type: "number", min: 1, max: 86400000, placeholder: "ms", value: q.rate_limit?.per_ms ?? 1000, size: 8 }), " ms ",
+      h("button", { type: "submit" }, "Set"),
+      q.rate_limit ? h("button", { type: "button", class: "act", onclick: () => act("DELETE", `${base}/rate_limit`, undefined, () => `rate limit of ${name} removed`) }, "Clear") : null)
+    : q.rate_limit ? h("span", { class: "muted" }, `rate limit ${fmt(q.rate_limit.max)} per ${fmt(q.rate_limit.per_ms)} ms`) : null;
   return [
     h("h1", {}, "Queue ", name, " ", q.paused ? h("span", { class: "badge paused" }, "paused") : null),
     h("div", { class: "cards" }, ["ready", "active", "delayed", "dead", "completed", "retried", "stalled"].map((k) =>
@@ -182,24 +221,41 @@ async function queue_page(name) {
     h("div", { class: "actions" },
       button(q.paused ? "Resume" : "Pause", () => act("POST", `${base}/${q.paused ? "resume" : "pause"}`, undefined,
         () => `queue ${name} ${q.paused ? "resumed" : "paused"}`)),
-      q.rate_limit ? h("span", { class: "muted" }, `rate limit ${fmt(q.rate_limit.max)} per ${fmt(q.rate_limit.per_ms)} ms`) : null),
-    h("h2", {}, `Dead jobs (${fmt(q.dead ?? dead.length)}; the oldest ${dead.length} shown)`),
-    dead.length
-      ? [h("div", { class: "actions" },
+      rate),
+    h("form", { id: "search", class: "inline", onsubmit: async (e) => {
+        e.preventDefault();
+        lists.search = $("search-text").value.trim();
+        lists.found = null;
+        if (lists.search) {
+          try {
+            lists.found = await api("GET", `${base}/search?q=${enc(lists.search)}`);
+          } catch (err) {
+            say(err.message);
+          }
+        }
+        refresh();
+      } },
+      h("input", { id: "search-text", placeholder: "Search dead, delayed and recent jobs", value: lists.search, "aria-label": "Search text" }),
+      h("button", { type: "submit" }, "Search")),
+    lists.found
+      ? [h("h2", {}, `Jobs containing “${lists.search}” (${lists.found.length}${lists.found.length >= 50 ? ", the first 50" : ""}; the first 1,000 of each list are searched)`),
+         lists.found.length ? jobs_table(lists.found, "found") : h("p", { class: "muted", id: "nothing-found" }, "None.")]
+      : null,
+    h("div", { class: "actions tabs" }, tab("dead", "Dead"), tab("delayed", "Delayed"), tab("completed", "Completed")),
+    lists.list === "dead" && jobs.length
+      ? h("div", { class: "actions" },
           button("Retry selected", () => { const ids = chosen(); if (ids.length) bulk("retry", ids); else say("select dead jobs first"); }),
           button("Retry all", () => bulk("retry", [])),
           button("Purge selected", () => { const ids = chosen(); if (ids.length) bulk("purge", ids); else say("select dead jobs first"); }, "danger"),
-          button("Purge all", () => bulk("purge", []), "danger")),
-        h("div", { class: "table-wrap" }, h("table", { id: "dead" },
-          h("thead", {}, h("tr", {}, writable() ? h("th", {}, "") : null, h("th", {}, "Job"), h("th", {}, "Handler"), h("th", { class: "num" }, "Attempts"), h("th", {}, "Died"), h("th", {}, "Why"))),
-          h("tbody", {}, dead.map((j) => h("tr", { "data-id": j.id },
-            writable() ? h("td", {}, h("input", { type: "checkbox", class: "pick", value: j.id, "aria-label": "select " + j.id })) : null,
-            h("td", {}, h("a", { href: "#/job/" + enc(j.id) }, j.id)),
-            h("td", {}, j.handler ?? "–"),
-            h("td", { class: "num" }, fmt(j.attempts)),
-            h("td", {}, when(j.finished_ms)),
-            h("td", { class: "wrap" }, j.reason ?? j.last_error ?? "–"))))))]
-      : h("p", { class: "muted" }, "No dead jobs."),
+          button("Purge all", () => bulk("purge", []), "danger"))
+      : null,
+    jobs.length ? jobs_table(jobs, lists.list) : h("p", { class: "muted" }, `No ${lists.list} jobs${lists.list === "completed" ? " kept" : ""}.`),
+    jobs.length || lists.offset
+      ? h("div", { class: "actions" },
+          h("button", { type: "button", disabled: lists.offset === 0, onclick: () => { lists.offset = Math.max(0, lists.offset - page_size); refresh(); } }, "Previous"),
+          h("span", { class: "muted" }, `${fmt(lists.offset + 1)}–${fmt(lists.offset + jobs.length)}${lists.list === "completed" ? "" : " of " + fmt(count)}`),
+          h("button", { type: "button", disabled: jobs.length < page_size, onclick: () => { lists.offset += page_size; refresh(); } }, "Next"))
+      : null,
     h("h2", {}, "Schedules"),
     schedules_table(schedules),
   ];
@@ -256,7 +312,7 @@ async function job_page(id) {
 }
 
 // The page for the location's hash, drawn in one step (no jump while it loads).
-async function render() {
+async function render(generation) {
   const [, page, arg] = location.hash.match(/^#\/([^/]*)\/?(.*)$/) || [null, "", ""];
   const name = decodeURIComponent(arg || "");
   for (const a of document.querySelectorAll("nav a"))
@@ -268,9 +324,10 @@ async function render() {
     else if (page === "schedules") nodes = await schedules_page();
     else nodes = await overview();
   } catch (e) {
-    say(e.message);
+    if (generation === state.generation) say(e.message);
     return;
   }
+  if (generation !== state.generation) return; // a newer page or refresh is on its way
   // Keep what the person selected across a refresh.
   const picked = new Set([...view.querySelectorAll("input.pick:checked")].map((x) => x.value));
   view.replaceChildren(...nodes.flat().filter(Boolean));
@@ -278,9 +335,12 @@ async function render() {
   $("updated").textContent = "updated " + new Date().toLocaleTimeString();
 }
 
+// One refresh loop: a render that a newer one overtook draws nothing and schedules nothing.
 function refresh() {
   clearTimeout(state.timer);
-  render().finally(() => {
+  const generation = ++state.generation;
+  render(generation).finally(() => {
+    if (generation !== state.generation) return;
     if (state.every > 0 && !document.hidden) state.timer = setTimeout(refresh, state.every);
   });
 }

@@ -32,6 +32,7 @@ from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.support.ui import WebDriverWait
 
 FORQ = sys.argv[1] if len(sys.argv) > 1 else "build/forq"
@@ -121,6 +122,11 @@ class DashboardTest(unittest.TestCase):
         options.binary_location = "/usr/bin/chromium"
         cls.browser = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
         cls.browser.set_page_load_timeout(30)
+        # No timed refresh under test (an action still redraws the page): an element found is
+        # not replaced between finding and clicking it.
+        for tree in (cls.tree, cls.read_only):
+            cls.browser.get(tree.base + "/ui/")
+            cls.browser.execute_script("localStorage.setItem('forq-every', '0');")
 
     @staticmethod
     def _pings(r):
@@ -150,6 +156,16 @@ class DashboardTest(unittest.TestCase):
                     return el
             return None
         return WebDriverWait(self.browser, limit).until(lambda _: look())
+
+    def click(self, find):
+        """Clicks what `find()` returns, finding it again if a redraw replaced it."""
+        for _ in range(20):
+            try:
+                find().click()
+                return
+            except StaleElementReferenceException:
+                time.sleep(0.05)
+        raise AssertionError("the element kept being replaced")
 
     def message(self):
         return self.find("#message:not([hidden])").text
@@ -189,7 +205,7 @@ class DashboardTest(unittest.TestCase):
 
     def test_3_pause_asks_for_the_token_once_and_refuses_a_wrong_one(self):
         self.open(self.tree)
-        self.row("emails").find_element(By.XPATH, ".//button[text()='Pause']").click()
+        self.click(lambda: self.row("emails").find_element(By.XPATH, ".//button[text()='Pause']"))
         self.find("#token:not([hidden])")
         self.assertIn("Authorization: Bearer", self.message())
         self.find("#token-value").send_keys("wrong-token-0123456789")
@@ -201,16 +217,16 @@ class DashboardTest(unittest.TestCase):
         wait_until("emails paused in Redis", lambda: self.r.hget("forq:{emails}:meta", "paused") == "1")
         self.find('#queues tr[data-queue="emails"] .badge.paused')
         # The token is kept for the tab: resume needs no second asking.
-        self.row("emails").find_element(By.XPATH, ".//button[text()='Resume']").click()
+        self.click(lambda: self.row("emails").find_element(By.XPATH, ".//button[text()='Resume']"))
         wait_until("emails resumed in Redis", lambda: self.r.hget("forq:{emails}:meta", "paused") == "0")
         self.assertTrue(self.browser.find_element(By.ID, "token").get_attribute("hidden") is not None)
 
     def test_4_a_bulk_retry_moves_the_selected_dead_jobs_back_and_nothing_else(self):
         self.open(self.tree, "queue/emails")
         for job in ("mail-1", "mail-3"):
-            self.find('#dead input.pick[value="%s"]' % job).click()
+            self.click(lambda: self.find('#jobs[data-list="dead"] input.pick[value="%s"]' % job))
         self.shot("queue")
-        self.find(".actions button", "Retry selected").click()
+        self.click(lambda: self.find(".actions button", "Retry selected"))
         self.assertIn("retried 2 job(s)", self.message())
         wait_until("two dead jobs retried", lambda: self.r.zcard("forq:{emails}:dead") == 1)
         self.assertEqual(self.r.zrange("forq:{emails}:dead", 0, -1), ["mail-2"])
@@ -219,11 +235,29 @@ class DashboardTest(unittest.TestCase):
         self.assertEqual(ids, ["mail-1", "mail-3"])
         self.assertEqual(self.r.zcard("forq:{reports}:delayed"), 1)  # nothing else moved
 
+    def test_4b_lists_by_state_search_and_the_rate_limit(self):
+        self.open(self.tree, "queue/reports")
+        self.click(lambda: self.find('button[data-tab="delayed"]'))
+        self.find('#jobs[data-list="delayed"] tr[data-id="rep-1"]')
+        self.open(self.tree, "queue/emails")
+        self.find("#search-text").send_keys("for attempt 2")
+        self.find("#search button").click()
+        self.find('#jobs[data-list="found"] tr[data-id="mail-2"]')
+        self.assertEqual(len(self.browser.find_elements(By.CSS_SELECTOR, '#jobs[data-list="found"] tbody tr')), 1)
+        self.find("#rate-max").send_keys("5")
+        rate_per = self.find("#rate-per")
+        rate_per.clear()
+        rate_per.send_keys("2000")
+        self.find("#rate button[type=submit]").click()
+        wait_until("the rate limit in Redis", lambda: self.r.hmget("forq:{emails}:meta", "rate_max", "rate_ms") == ["5", "2000"])
+        self.assertIn("rate limit of emails: 5 per 2000 ms", self.message())
+
     def test_5_read_only_shows_no_action_and_refuses_one_sent_anyway(self):
         self.open(self.read_only, "queue/emails")
         self.assertEqual(self.find("#mode").text, "read-only")
-        self.find("#dead")
-        self.assertEqual(self.browser.find_elements(By.CSS_SELECTOR, "main button"), [])
+        self.find('#jobs[data-list="dead"]')
+        self.assertEqual(self.browser.find_elements(By.CSS_SELECTOR, "main button.act"), [])
+        self.assertEqual(self.browser.find_elements(By.CSS_SELECTOR, "input.pick"), [])
         status, body = self.browser.execute_async_script(
             "const done = arguments[0];"
             "fetch('/v1/queues/emails/pause', {method: 'POST'})"

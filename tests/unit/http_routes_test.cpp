@@ -4,6 +4,8 @@
 #include <boost/json.hpp>
 #include <gtest/gtest.h>
 
+#include <tuple>
+
 namespace {
 
 using forq::http::answer;
@@ -273,6 +275,43 @@ TEST(http_routes, a_host_that_is_not_ours_and_a_cross_origin_change_are_refused)
   EXPECT_NE(error_of(ro).find("read-only"), std::string::npos);
   EXPECT_EQ(called(route(cfg, handlers, req("POST", "/v1/queues/emails/resume"))).what,
             op::resume_queue);
+}
+
+} // namespace
+
+namespace {
+
+TEST(http_routes, job_lists_search_and_the_rate_limit_are_checked_before_redis) {
+  auto cfg = test_config();
+  auto page = called(
+      route(cfg, handlers, req("GET", "/v1/queues/emails/jobs?state=delayed&offset=50&limit=25")));
+  EXPECT_EQ(page.what, op::list_jobs);
+  EXPECT_EQ(page.state, "delayed");
+  EXPECT_EQ(page.offset, 50);
+  EXPECT_EQ(page.limit, 25);
+  auto found = called(route(cfg, handlers, req("GET", "/v1/queues/emails/search?q=smtp+550%21")));
+  EXPECT_EQ(found.what, op::search_jobs);
+  EXPECT_EQ(found.text, "smtp 550!");
+  auto limit = called(route(
+      cfg, handlers, req("PUT", "/v1/queues/emails/rate_limit", R"({"max": 5, "per_ms": 2000})")));
+  EXPECT_EQ(limit.what, op::set_rate_limit);
+  EXPECT_EQ(limit.rate_max, 5);
+  EXPECT_EQ(limit.rate_ms, 2000);
+  EXPECT_EQ(called(route(cfg, handlers, req("DELETE", "/v1/queues/emails/rate_limit"))).rate_max,
+            0);
+  for (const auto& [method, target, body] :
+       std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"GET", "/v1/queues/emails/jobs?state=ready", ""},
+           {"GET", "/v1/queues/emails/jobs?limit=0", ""},
+           {"GET", "/v1/queues/emails/jobs?limit=501", ""},
+           {"GET", "/v1/queues/emails/jobs?offset=-1", ""},
+           {"GET", "/v1/queues/emails/search", ""},
+           {"PUT", "/v1/queues/emails/rate_limit", R"({"max": 0})"},
+           {"PUT", "/v1/queues/emails/rate_limit", R"({"max": 5, "per_ms": 0})"},
+           {"PUT", "/v1/queues/emails/rate_limit", "{oops"},
+       })
+    EXPECT_EQ(answered(route(cfg, handlers, req(method, target, body))).status, 400)
+        << method << " " << target << " " << body;
 }
 
 } // namespace
