@@ -146,14 +146,30 @@ class DashboardTest(unittest.TestCase):
 
     # --- helpers -------------------------------------------------------------------------------
 
-    def open(self, tree, page=""):
+    def open(self, tree, page="", title=None):
+        """Goes to a page and waits until it is drawn (a hash change keeps the old page on screen
+        until the new one is ready: an element found before that would be replaced)."""
         self.browser.get(tree.base + "/ui/#/" + page)
+        if title:
+            self.find("main h1", title)
+
+    def type_into(self, css, text):
+        for _ in range(20):
+            try:
+                self.find(css).send_keys(text)
+                return
+            except StaleElementReferenceException:
+                time.sleep(0.05)
+        raise AssertionError("the element kept being replaced")
 
     def find(self, css, text=None, limit=15):
         def look():
-            for el in self.browser.find_elements(By.CSS_SELECTOR, css):
-                if text is None or text in el.text:
-                    return el
+            try:
+                for el in self.browser.find_elements(By.CSS_SELECTOR, css):
+                    if text is None or text in el.text:
+                        return el
+            except StaleElementReferenceException:  # redrawn while looking: look again
+                pass
             return None
         return WebDriverWait(self.browser, limit).until(lambda _: look())
 
@@ -194,9 +210,8 @@ class DashboardTest(unittest.TestCase):
 
     def test_2_a_job_is_found_by_id(self):
         self.open(self.tree)
-        box = self.find("#find-id")
-        box.send_keys("mail-2")
-        self.find("#find button").click()
+        self.type_into("#find-id", "mail-2")
+        self.click(lambda: self.find("#find button"))
         self.assertEqual(self.find('#job dd[data-field="state"]').text, "dead")
         self.assertIn("smtp said 550 for attempt 2", self.find('#job dd[data-field="reason"]').text)
         self.shot("job")
@@ -222,7 +237,7 @@ class DashboardTest(unittest.TestCase):
         self.assertTrue(self.browser.find_element(By.ID, "token").get_attribute("hidden") is not None)
 
     def test_4_a_bulk_retry_moves_the_selected_dead_jobs_back_and_nothing_else(self):
-        self.open(self.tree, "queue/emails")
+        self.open(self.tree, "queue/emails", "Queue emails")
         for job in ("mail-1", "mail-3"):
             self.click(lambda: self.find('#jobs[data-list="dead"] input.pick[value="%s"]' % job))
         self.shot("queue")
@@ -236,24 +251,24 @@ class DashboardTest(unittest.TestCase):
         self.assertEqual(self.r.zcard("forq:{reports}:delayed"), 1)  # nothing else moved
 
     def test_4b_lists_by_state_search_and_the_rate_limit(self):
-        self.open(self.tree, "queue/reports")
+        self.open(self.tree, "queue/reports", "Queue reports")
         self.click(lambda: self.find('button[data-tab="delayed"]'))
         self.find('#jobs[data-list="delayed"] tr[data-id="rep-1"]')
-        self.open(self.tree, "queue/emails")
-        self.find("#search-text").send_keys("for attempt 2")
-        self.find("#search button").click()
+        self.open(self.tree, "queue/emails", "Queue emails")
+        self.type_into("#search-text", "for attempt 2")
+        self.click(lambda: self.find("#search button"))
         self.find('#jobs[data-list="found"] tr[data-id="mail-2"]')
         self.assertEqual(len(self.browser.find_elements(By.CSS_SELECTOR, '#jobs[data-list="found"] tbody tr')), 1)
-        self.find("#rate-max").send_keys("5")
-        rate_per = self.find("#rate-per")
-        rate_per.clear()
-        rate_per.send_keys("2000")
-        self.find("#rate button[type=submit]").click()
+        self.type_into("#rate-max", "5")
+        self.click(lambda: self.find("#rate-per"))
+        self.find("#rate-per").clear()
+        self.type_into("#rate-per", "2000")
+        self.click(lambda: self.find("#rate button[type=submit]"))
         wait_until("the rate limit in Redis", lambda: self.r.hmget("forq:{emails}:meta", "rate_max", "rate_ms") == ["5", "2000"])
         self.assertIn("rate limit of emails: 5 per 2000 ms", self.message())
 
     def test_5_read_only_shows_no_action_and_refuses_one_sent_anyway(self):
-        self.open(self.read_only, "queue/emails")
+        self.open(self.read_only, "queue/emails", "Queue emails")
         self.assertEqual(self.find("#mode").text, "read-only")
         self.find('#jobs[data-list="dead"]')
         self.assertEqual(self.browser.find_elements(By.CSS_SELECTOR, "main button.act"), [])
