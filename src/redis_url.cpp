@@ -19,11 +19,15 @@ bool parse_number(std::string_view text, T& out) {
 }
 
 constexpr std::string_view forms =
-    "redis://[user:password@]host[:port][/db], rediss://..., unix:///path[?db=N], or "
-    "redis-sentinel://[user:password@]host[:port][,host[:port]...]/MASTER_NAME[?db=N]";
+    "redis://[user:password@]host[:port][/db], rediss://..., unix:///path[?db=N], "
+    "redis-sentinel://[user:password@]host[:port][,host[:port]...]/MASTER_NAME[?db=N], or "
+    "redis-cluster://[user:password@]host[:port][,host[:port]...]";
 
 constexpr std::string_view sentinel_form =
     "redis-sentinel://[user:password@]host[:port][,host[:port]...]/MASTER_NAME[?db=N]";
+
+constexpr std::string_view cluster_form =
+    "redis-cluster://[user:password@]host[:port][,host[:port]...]";
 
 error fail(std::string what) {
   return error(errc::invalid_value, std::move(what));
@@ -41,9 +45,54 @@ std::optional<error> read_db(const urls::url_view& u, std::string_view example, 
   return std::nullopt;
 }
 
-// redis-sentinel://[user:password@]h1[:p1][,h2[:p2]...]/NAME[?db=N]. Boost.URL takes one host
-// per authority, so the list is split here and each part is read as a URL of its own (which
-// decodes and checks it the way a redis:// URL is).
+// The "[user:password@]h1[:p1][,h2[:p2]...]" part of a sentinel or cluster URL, into `ep` (its
+// user and password) and `out` (the hosts). Boost.URL takes one host per authority, so the list
+// is split here and each part is read as a URL of its own (which decodes and checks it the way a
+// redis:// URL is).
+std::optional<error> read_hosts(std::string_view authority, std::string_view kind,
+                                std::string_view what, std::uint16_t default_port,
+                                std::string_view form, redis_endpoint& ep,
+                                std::vector<redis_endpoint::sentinel_address>& out) {
+  auto at = authority.rfind('@');
+  if (at != std::string_view::npos) {
+    // The views a parse returns point into the text it parsed: keep each text alive.
+    const std::string who_text = "redis://" + std::string(authority.substr(0, at)) + "@h";
+    auto who = urls::parse_uri(who_text);
+    if (!who)
+      return fail("the user and password of a " + std::string(kind) +
+                  " URL are not valid URL text");
+    ep.user = who->user();
+    ep.password = who->password();
+    authority = authority.substr(at + 1);
+  }
+  if (authority.empty())
+    return fail("a " + std::string(kind) + " URL needs at least one " + std::string(what) + ": " +
+                std::string(form));
+  for (std::size_t start = 0; start <= authority.size();) {
+    auto comma = authority.find(',', start);
+    if (comma == std::string_view::npos) comma = authority.size();
+    auto one = authority.substr(start, comma - start);
+    start = comma + 1;
+    const std::string one_text = "redis://" + std::string(one);
+    auto u = urls::parse_uri(one_text);
+    if (one.empty() || !u || u->encoded_host().empty() || !u->path().empty())
+      return fail("\"" + std::string(one) + "\" is not a " + std::string(what) +
+                  "'s host[:port]; expected " + std::string(form));
+    redis_endpoint::sentinel_address s;
+    s.host = u->host_address();
+    s.port = default_port;
+    if (u->has_port()) {
+      unsigned port = 0;
+      if (!parse_number(u->port(), port) || port == 0 || port > 65535)
+        return fail("port \"" + std::string(u->port()) + "\" is not a number from 1 to 65535");
+      s.port = static_cast<std::uint16_t>(port);
+    }
+    out.push_back(std::move(s));
+  }
+  return std::nullopt;
+}
+
+// redis-sentinel://[user:password@]h1[:p1][,h2[:p2]...]/NAME[?db=N]
 expected<redis_endpoint> parse_sentinel_url(std::string_view text, std::string_view scheme) {
   redis_endpoint ep;
   ep.kind =
@@ -56,39 +105,9 @@ expected<redis_endpoint> parse_sentinel_url(std::string_view text, std::string_v
   auto authority = rest.substr(0, slash);
   auto tail = rest.substr(slash + 1);
   if (tail.find('#') != std::string_view::npos) return fail("a Redis URL takes no #fragment");
-
-  auto at = authority.rfind('@');
-  if (at != std::string_view::npos) {
-    // The views a parse returns point into the text it parsed: keep each text alive.
-    const std::string who_text = "redis://" + std::string(authority.substr(0, at)) + "@h";
-    auto who = urls::parse_uri(who_text);
-    if (!who) return fail("the user and password of a sentinel URL are not valid URL text");
-    ep.user = who->user();
-    ep.password = who->password();
-    authority = authority.substr(at + 1);
-  }
-  if (authority.empty())
-    return fail("a sentinel URL needs at least one sentinel: " + std::string(sentinel_form));
-  for (std::size_t start = 0; start <= authority.size();) {
-    auto comma = authority.find(',', start);
-    if (comma == std::string_view::npos) comma = authority.size();
-    auto one = authority.substr(start, comma - start);
-    start = comma + 1;
-    const std::string one_text = "redis://" + std::string(one);
-    auto u = urls::parse_uri(one_text);
-    if (one.empty() || !u || u->encoded_host().empty() || !u->path().empty())
-      return fail("\"" + std::string(one) + "\" is not a sentinel's host[:port]; expected " +
-                  std::string(sentinel_form));
-    redis_endpoint::sentinel_address s;
-    s.host = u->host_address();
-    if (u->has_port()) {
-      unsigned port = 0;
-      if (!parse_number(u->port(), port) || port == 0 || port > 65535)
-        return fail("port \"" + std::string(u->port()) + "\" is not a number from 1 to 65535");
-      s.port = static_cast<std::uint16_t>(port);
-    }
-    ep.sentinels.push_back(std::move(s));
-  }
+  if (auto bad =
+          read_hosts(authority, "sentinel", "sentinel", 26379, sentinel_form, ep, ep.sentinels))
+    return *bad;
 
   auto query = tail.find('?');
   ep.master_name = std::string(tail.substr(0, query));
@@ -104,15 +123,34 @@ expected<redis_endpoint> parse_sentinel_url(std::string_view text, std::string_v
   return ep;
 }
 
+// redis-cluster://[user:password@]h1[:p1][,h2[:p2]...][/]: some nodes of the cluster (any of
+// them, primaries or replicas), from which forq learns the rest. A cluster has database 0 only.
+expected<redis_endpoint> parse_cluster_url(std::string_view text, std::string_view scheme) {
+  redis_endpoint ep;
+  ep.kind =
+      scheme == "rediss-cluster" ? redis_endpoint::transport::tls : redis_endpoint::transport::tcp;
+  auto rest = text.substr(scheme.size() + 3);
+  auto slash = rest.find_first_of("/?#");
+  auto authority = rest.substr(0, slash);
+  if (slash != std::string_view::npos && rest.substr(slash) != "/")
+    return fail("a cluster URL names nodes and nothing after them (Redis Cluster has database 0 "
+                "only): " +
+                std::string(cluster_form));
+  if (auto bad = read_hosts(authority, "cluster", "cluster node", 6379, cluster_form, ep,
+                            ep.cluster_nodes))
+    return *bad;
+  ep.host = ep.cluster_nodes.front().host;
+  ep.port = ep.cluster_nodes.front().port;
+  return ep;
+}
+
 } // namespace
 
 expected<redis_endpoint> parse_redis_url(std::string_view text) {
   for (std::string_view scheme : {"redis-sentinel", "rediss-sentinel"})
     if (text.starts_with(std::string(scheme) + "://")) return parse_sentinel_url(text, scheme);
-  for (std::string_view scheme : {"redis-cluster://", "rediss-cluster://"})
-    if (text.starts_with(scheme))
-      return fail("Redis Cluster is not supported yet: forq runs on one Redis, or on a primary "
-                  "found through Sentinel (redis-sentinel://); see docs/scaling.md");
+  for (std::string_view scheme : {"redis-cluster", "rediss-cluster"})
+    if (text.starts_with(std::string(scheme) + "://")) return parse_cluster_url(text, scheme);
   auto parsed = urls::parse_uri(text);
   if (!parsed) return fail("not a URL; expected " + std::string(forms));
   urls::url_view u = *parsed;
@@ -182,6 +220,13 @@ std::string redis_endpoint::redacted() const {
   auto bracket = [](const std::string& h) {
     return h.find(':') != std::string::npos ? "[" + h + "]" : h;
   };
+  if (in_cluster()) {
+    std::string hosts;
+    for (const auto& s : cluster_nodes)
+      hosts += (hosts.empty() ? "" : ",") + bracket(s.host) + ":" + std::to_string(s.port);
+    return std::string(kind == transport::tls ? "rediss-cluster://" : "redis-cluster://") + auth +
+           hosts;
+  }
   if (via_sentinel()) {
     std::string hosts;
     for (const auto& s : sentinels)

@@ -16,8 +16,11 @@ namespace forq {
 //   redis-sentinel://[user:password@]host[:port][,host[:port]...]/MASTER_NAME[?db=N]
 //   rediss-sentinel://...             (TLS, to the sentinels and to the primary)
 // A sentinel URL names the sentinels (port 26379 by default) and the primary they watch; the
-// credentials are the primary's (the sentinels' own password is a setting of its own). Redis
-// Cluster URLs (redis-cluster://) are recognised and refused: forq does not speak Cluster yet.
+// credentials are the primary's (the sentinels' own password is a setting of its own).
+//   redis-cluster://[user:password@]host[:port][,host[:port]...]
+//   rediss-cluster://...              (TLS, to every node)
+// A cluster URL names some nodes of a Redis Cluster (port 6379 by default); forq learns the
+// others from them (CLUSTER SLOTS) and sends each command to the primary that owns its key.
 struct redis_endpoint {
   enum class transport { tcp, tls, unix_socket };
 
@@ -38,6 +41,10 @@ struct redis_endpoint {
   std::vector<sentinel_address> sentinels;
   std::string master_name;
   bool via_sentinel() const { return !master_name.empty(); }
+
+  // redis-cluster://: the seed nodes, in the URL's order (host and port above are the first).
+  std::vector<sentinel_address> cluster_nodes;
+  bool in_cluster() const { return !cluster_nodes.empty(); }
 
   // The URL again, with the password replaced by "***": the only form that may be printed.
   std::string redacted() const;

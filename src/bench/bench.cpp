@@ -19,6 +19,7 @@
 #include "master/embedded_redis.hpp"
 #include "master/master.hpp"
 #include "queue/consumer.hpp"
+#include "redis/cluster.hpp"
 #include "utf8.hpp"
 
 #include <boost/asio/steady_timer.hpp>
@@ -228,20 +229,29 @@ class bench_run {
     co_await t.async_wait(asio::use_awaitable);
   }
 
+  // Redis's CPU and commands so far; a cluster's summed over its primaries.
   asio::awaitable<std::optional<redis_sample>> sample_redis(redis::connection& conn) {
-    auto cpu = co_await conn.command("INFO", "cpu");
-    auto stats = co_await conn.command("INFO", "commandstats");
-    auto server = co_await conn.command("INFO", "server");
-    if (!cpu || !stats || !server || cpu->is_error()) co_return std::nullopt;
+    std::vector<std::string> nodes{""};
+    if (auto* cluster = conn.cluster()) nodes = cluster->primaries();
     redis_sample s;
-    auto c = info_fields(cpu->str());
-    s.cpu_s = std::stod(c["used_cpu_user"]) + std::stod(c["used_cpu_sys"]);
-    for (const auto& [k, v] : info_fields(stats->str())) {
-      if (k == "cmdstat_info") continue;
-      auto calls = v.find("calls=");
-      if (calls != std::string::npos) s.commands += std::stoull(v.substr(calls + 6));
+    for (const auto& node : nodes) {
+      redis::request req("INFO", "cpu");
+      req.push("INFO", "commandstats").push("INFO", "server");
+      boost::system::result<redis::connection::response> r;
+      if (node.empty())
+        r = co_await conn.exec(req);
+      else
+        r = co_await conn.cluster()->exec_on(node, req);
+      if (!r || r->size() != 3 || (*r)[0].is_error() || (*r)[1].is_error()) co_return std::nullopt;
+      auto c = info_fields((*r)[0].str());
+      s.cpu_s += std::stod(c["used_cpu_user"]) + std::stod(c["used_cpu_sys"]);
+      for (const auto& [k, v] : info_fields((*r)[1].str())) {
+        if (k == "cmdstat_info") continue;
+        auto calls = v.find("calls=");
+        if (calls != std::string::npos) s.commands += std::stoull(v.substr(calls + 6));
+      }
+      s.version = info_fields((*r)[2].str())["redis_version"];
     }
-    s.version = info_fields(server->str())["redis_version"];
     co_return s;
   }
 
@@ -558,8 +568,11 @@ bench_redis::~bench_redis() {
 asio::awaitable<void> delete_keys(redis::connection& conn, std::string pattern) {
   if (!conn.ready()) co_return; // Redis gone: nothing to clean, and no waiting for it
   std::string cursor = "0";
+  redis::exec_options o; // cluster: the node that holds the pattern's hash tag
+  o.route = pattern;
   do {
-    auto r = co_await conn.command("SCAN", cursor, "MATCH", pattern, "COUNT", "1000");
+    const redis::request scan("SCAN", cursor, "MATCH", pattern, "COUNT", "1000");
+    auto r = redis::connection::single(co_await conn.exec(scan, o));
     if (!r || !r->is_array() || r->elements().size() != 2) co_return;
     cursor = std::string(r->elements()[0].str());
     for (const auto& k : r->elements()[1].elements())

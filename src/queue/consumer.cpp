@@ -74,7 +74,10 @@ asio::awaitable<void> consumer::unblock_loop() {
       bool unblocked = false;
       if (auto id = conn.client_id(); id != 0 && pool_.commands().ready()) {
         redis::request req("CLIENT", "UNBLOCK", std::to_string(id));
-        auto r = redis::connection::single(co_await pool_.commands().exec(req));
+        redis::exec_options o; // cluster: to the primary that holds the queue, where it waits
+        const auto wake = keys::stream_key(options_.queue, 0);
+        o.route = wake;
+        auto r = redis::connection::single(co_await pool_.commands().exec(req, o));
         unblocked = r && r->as_integer().value_or(0) == 1;
       }
       // No id, or CLIENT UNBLOCK refused (an ACL): what the wait brings now stays leased

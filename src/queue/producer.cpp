@@ -169,10 +169,12 @@ namespace {
 
 // redis.durability = replicated:N: WAIT after a write, on the same connection (so it covers
 // it); fewer replicas than N in time is redis_not_confirmed, with the job's id in the message.
-boost::asio::awaitable<expected<>> confirm(redis::connection& conn, std::string_view id,
-                                           redis::exec_options opts) {
+boost::asio::awaitable<expected<>> confirm(redis::connection& conn, std::string_view queue,
+                                           std::string_view id, redis::exec_options opts) {
   const auto& d = conn.options().durability;
   if (d.replicas <= 0) co_return expected<>();
+  const auto route = keys::stream_key(queue, 0); // cluster: WAIT on the queue's primary
+  opts.route = route;
   redis::request wait;
   push_wait(wait, d);
   opts.extra_timeout = d.timeout;
@@ -221,7 +223,7 @@ boost::asio::awaitable<expected<enqueue_result>> enqueue(redis::connection& conn
     if (r->is_error()) co_return write_error(*r);
     if (r->elements().size() != 2) co_return error(errc::redis_protocol, r->to_string());
     enqueue_result done{std::string(r->elements()[1].str()), r->elements()[0].str() == "duplicate"};
-    if (auto ok = co_await confirm(conn, done.id, opts); !ok) co_return ok.error();
+    if (auto ok = co_await confirm(conn, queue, done.id, opts); !ok) co_return ok.error();
     co_return done;
   }
 
@@ -232,7 +234,7 @@ boost::asio::awaitable<expected<enqueue_result>> enqueue(redis::connection& conn
     if (!r) co_return r.error();
     if (r->is_error()) co_return write_error(*r);
     enqueue_result done{first_attempt_id(r->str(), j.priority), false};
-    if (auto ok = co_await confirm(conn, done.id, opts); !ok) co_return ok.error();
+    if (auto ok = co_await confirm(conn, queue, done.id, opts); !ok) co_return ok.error();
     co_return done;
   }
 
@@ -249,7 +251,7 @@ boost::asio::awaitable<expected<enqueue_result>> enqueue(redis::connection& conn
   if (r->is_error()) co_return write_error(*r);
   if (r->elements().size() != 2) co_return error(errc::redis_protocol, r->to_string());
   enqueue_result done{*j.id, r->elements()[0].str() == "duplicate"};
-  if (auto ok = co_await confirm(conn, done.id, opts); !ok) co_return ok.error();
+  if (auto ok = co_await confirm(conn, queue, done.id, opts); !ok) co_return ok.error();
   co_return done;
 }
 

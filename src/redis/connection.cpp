@@ -2,6 +2,8 @@
 // translation unit (awaitable operators, SSL streams), to keep builds fast.
 #include "forq/redis/connection.hpp"
 
+#include "redis/cluster.hpp"
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -54,6 +56,7 @@ connection_options for_sentinel(connection_options o) {
 
 std::string describe_endpoint(const redis_endpoint& ep) {
   if (ep.via_sentinel()) return "redis primary \"" + ep.master_name + "\" (via Sentinel)";
+  if (ep.in_cluster()) return "redis cluster " + ep.redacted();
   if (ep.kind == redis_endpoint::transport::unix_socket) return "redis " + ep.path;
   auto host = ep.host.find(':') != std::string::npos ? "[" + ep.host + "]" : ep.host;
   return std::string(ep.kind == redis_endpoint::transport::tls ? "rediss " : "redis ") + host +
@@ -227,7 +230,9 @@ connection::connection(asio::any_io_executor ex, connection_options options)
     , health_wake_(ex_)
     , room_(ex_, steady_clock::time_point::max())
     , stop_(ex_, steady_clock::time_point::max())
-    , expire_wake_(ex_, steady_clock::time_point::max()) {}
+    , expire_wake_(ex_, steady_clock::time_point::max()) {
+  if (options_.endpoint.in_cluster()) cluster_ = std::make_unique<cluster_router>(ex_, options_);
+}
 
 connection::~connection() {
   // Normally run() has ended and nothing is left. If the io_context is being torn down with
@@ -247,6 +252,12 @@ connection::~connection() {
 asio::awaitable<void> connection::run() {
   if (stopped_ || running_) co_return;
   running_ = true;
+  if (cluster_) {
+    co_await cluster_->run();
+    running_ = false;
+    stopped_ = true;
+    co_return;
+  }
   try {
     co_await (life() || wait_for_stop() || expire_queued() || follow_failovers());
   } catch (const boost::system::system_error&) {
@@ -266,12 +277,14 @@ asio::awaitable<void> connection::run() {
 }
 
 void connection::drop(const std::string& reason) {
+  if (cluster_) return cluster_->drop(reason);
   if (!ready_ || !transport_ || stopped_) return;
   if (lost_reason_.empty()) lost_reason_ = reason;
   transport_->close(); // the reader's read fails: life() handles it as a lost connection
 }
 
 void connection::stop() {
+  if (cluster_) cluster_->stop();
   if (stopped_) return;
   stopped_ = true;
   stop_.cancel();
@@ -753,6 +766,7 @@ asio::awaitable<void> connection::health() {
 asio::awaitable<boost::system::result<connection::response>> connection::exec(const request& req,
                                                                               exec_options opts) {
   if (req.empty()) co_return response{};
+  if (cluster_) co_return co_await cluster_->exec(req, opts);
   auto size = req.payload().size();
   // Backpressure: wait for room, but never refuse the only request.
   while (!stopped_ && in_flight() > 0 &&
@@ -846,6 +860,36 @@ void connection::fail_queued(error_code ec) {
     queued_.pop_front();
     complete(*p, ec);
   }
+}
+
+bool connection::ready() const {
+  return cluster_ ? cluster_->ready() : ready_;
+}
+
+std::int64_t connection::client_id() const {
+  if (cluster_) return cluster_->client_id();
+  return ready_ ? client_id_ : 0;
+}
+
+error_code connection::fatal_error() const {
+  return cluster_ ? cluster_->fatal_error() : fatal_;
+}
+
+const std::string& connection::last_failure() const {
+  return cluster_ ? cluster_->last_failure() : last_failure_;
+}
+
+std::size_t connection::in_flight() const {
+  return cluster_ ? cluster_->in_flight() : queued_.size() + awaiting_.size();
+}
+
+std::size_t connection::buffered_bytes() const {
+  return cluster_ ? cluster_->buffered_bytes() : bytes_;
+}
+
+const connection::counters& connection::stats() const {
+  if (cluster_) stats_ = cluster_->stats();
+  return stats_;
 }
 
 boost::system::result<reply> connection::single(boost::system::result<response> r) {

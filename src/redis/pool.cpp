@@ -17,6 +17,8 @@ pool::pool(asio::any_io_executor ex, pool_options options)
     if (o.seed) o.seed += seed_offset;
     if (blocking) {
       o.want_client_id = true; // a consumer's stop() ends its wait with CLIENT UNBLOCK
+      // Cluster: each follows one queue's primary, and learns of a move from the replies.
+      o.cluster_refresh = milliseconds(0);
     } else {
       // A connection waiting in a blocking command hears nothing for as long as it blocks,
       // silent server or not: when the command connection finds the server silent, the

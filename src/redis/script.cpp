@@ -47,16 +47,21 @@ boost::asio::awaitable<boost::system::result<reply>> eval(connection& conn, cons
   auto first = connection::single(co_await conn.exec(call, opts));
   if (!first || !first->is_noscript()) co_return first;
 
-  // Load and call again in one round trip: the pipeline keeps them in order.
+  // Load and call again in one round trip: the pipeline keeps them in order. Twice at most: on
+  // a cluster the call can be redirected (MOVED) to a node that does not hold the script yet.
   request load_and_call("SCRIPT", "LOAD", s.source());
   load_and_call.append(call);
-  auto both = co_await conn.exec(load_and_call, opts);
-  if (!both) co_return both.error();
-  auto& replies = *both;
-  // The load's error if it failed, else the call's reply. No braced list: GCC 12 miscompiles
-  // initializer lists in coroutine frames.
   connection::response one;
-  one.push_back(std::move(replies[0].is_error() ? replies[0] : replies[1]));
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    auto both = co_await conn.exec(load_and_call, opts);
+    if (!both) co_return both.error();
+    auto& replies = *both;
+    // The load's error if it failed, else the call's reply. No braced list: GCC 12 miscompiles
+    // initializer lists in coroutine frames.
+    one.clear();
+    one.push_back(std::move(replies[0].is_error() ? replies[0] : replies[1]));
+    if (!one.front().is_noscript()) break;
+  }
   co_return connection::single(std::move(one));
 }
 

@@ -191,7 +191,7 @@ class chaos_test : public ::testing::Test {
   static void stop(child_process& p) {
     p.signal(SIGTERM);
     auto status = p.wait_for(30s);
-    ASSERT_TRUE(status) << "forq did not stop";
+    ASSERT_TRUE(status) << "forq did not stop\n" << p.err();
     EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << p.err();
   }
 

@@ -25,6 +25,36 @@ std::uint16_t free_port() {
   return port;
 }
 
+bool wait_for_replicas_in_sync(const std::vector<std::unique_ptr<redis_server>>& servers,
+                               std::chrono::milliseconds limit) {
+  return poll_until(limit, [&] {
+    for (const auto& s : servers) {
+      if (s->pid() < 0) continue;
+      auto info = s->command({"INFO", "replication"});
+      if (info.find("role:slave") != std::string::npos &&
+          info.find("master_link_status:up") == std::string::npos)
+        return false;
+    }
+    return true;
+  });
+}
+
+std::uint16_t free_cluster_port() {
+  for (int attempt = 0; attempt < 200; ++attempt) {
+    auto port = free_port();
+    if (port == 0 || port >= 55536) continue;
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(static_cast<std::uint16_t>(port + 10000));
+    bool bus_free = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+    ::close(fd);
+    if (bus_free) return port;
+  }
+  return 0;
+}
+
 namespace {
 
 std::string to_text(const redisReply* r) {
@@ -72,10 +102,10 @@ bool ping_unix(const std::string& socket_path) {
   return text == "PONG";
 }
 
-redis_server::redis_server(std::vector<std::string> extra_args)
+redis_server::redis_server(std::vector<std::string> extra_args, bool cluster_bus)
     : extra_args_(std::move(extra_args)) {
   for (int attempt = 0; attempt < 5; ++attempt) { // another process may take the port first
-    port_ = free_port();
+    port_ = cluster_bus ? free_cluster_port() : free_port();
     if (try_start()) return;
   }
   ADD_FAILURE() << "could not start a test redis-server; its log: "

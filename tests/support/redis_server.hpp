@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace forq::test {
@@ -17,7 +18,8 @@ namespace forq::test {
 // if it does not answer PING), killed by the destructor however the test ends.
 class redis_server {
  public:
-  explicit redis_server(std::vector<std::string> extra_args = {});
+  // cluster_bus: a port whose cluster bus port (port + 10000) is free too.
+  explicit redis_server(std::vector<std::string> extra_args = {}, bool cluster_bus = false);
   ~redis_server();
 
   std::uint16_t port() const { return port_; }
@@ -62,8 +64,26 @@ class redis_test : public ::testing::Test {
 // redis_server::command reads it.
 std::string redis_command(std::uint16_t port, const std::vector<std::string>& argv);
 
+// Calls `done` every 20 ms until it returns true (true) or `limit` passes (its last answer).
+template <class F>
+bool poll_until(std::chrono::milliseconds limit, F done) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return done();
+}
+
+// Until every live server of `servers` that is a replica has its link to its primary up; false
+// after `limit`.
+bool wait_for_replicas_in_sync(const std::vector<std::unique_ptr<redis_server>>& servers,
+                               std::chrono::milliseconds limit);
+
 // A loopback TCP port nobody listens on right now.
 std::uint16_t free_port();
+// One for a cluster node: below 55536, with port + 10000 free as well.
+std::uint16_t free_cluster_port();
 
 // PING through a unix socket or TCP; true on +PONG.
 bool ping_unix(const std::string& socket_path);

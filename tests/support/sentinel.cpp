@@ -18,16 +18,6 @@ std::string field(const std::string& reply, const std::string& key) {
   return reply.substr(from, to - from);
 }
 
-template <class F>
-bool poll_until(std::chrono::milliseconds limit, F done) {
-  auto deadline = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (done()) return true;
-    std::this_thread::sleep_for(20ms);
-  }
-  return done();
-}
-
 } // namespace
 
 sentinel_group::sentinel_group() {
@@ -123,16 +113,7 @@ bool sentinel_group::wait_for_new_primary(std::uint16_t old_port, std::chrono::m
 }
 
 bool sentinel_group::wait_for_replicas_in_sync(std::chrono::milliseconds limit) {
-  return poll_until(limit, [&] {
-    for (auto& s : servers_) {
-      if (s->pid() < 0) continue;
-      auto info = s->command({"INFO", "replication"});
-      if (info.find("role:slave") != std::string::npos &&
-          info.find("master_link_status:up") == std::string::npos)
-        return false;
-    }
-    return true;
-  });
+  return forq::test::wait_for_replicas_in_sync(servers_, limit);
 }
 
 } // namespace forq::test

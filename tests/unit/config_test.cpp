@@ -241,7 +241,7 @@ INSTANTIATE_TEST_SUITE_P(
                       bad_value{"redis.url", "redis://h/x", "database number"},
                       bad_value{"redis.url", "not a url", "not a URL"},
                       bad_value{"redis.url", "redis-sentinel://s1:26379", "names the primary"},
-                      bad_value{"redis.url", "redis-cluster://h:7000", "not supported yet"},
+                      bad_value{"redis.url", "redis-cluster://h:7000/2", "database 0 only"},
                       bad_value{"redis.durability", "sync", "async or replicated:N"},
                       bad_value{"redis.durability", "replicated:0", "N from 1 to 100"},
                       bad_value{"redis.durability", "replicated:1:0", "TIMEOUT_MS"},

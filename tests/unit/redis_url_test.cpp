@@ -135,8 +135,29 @@ TEST(redis_url, a_bad_sentinel_url_says_what_is_wrong) {
             std::string::npos);
 }
 
-TEST(redis_url, cluster_urls_are_refused_in_words) {
-  auto why = parse_error("redis-cluster://127.0.0.1:7000,127.0.0.1:7001");
-  EXPECT_NE(why.find("Redis Cluster is not supported yet"), std::string::npos) << why;
-  EXPECT_NE(parse_error("rediss-cluster://h:7000").find("not supported yet"), std::string::npos);
+TEST(redis_url, cluster_urls_name_seed_nodes) {
+  auto ep = forq::parse_redis_url("redis-cluster://u:p%40ss@10.0.0.1:7000,node-b,[::1]:7002/");
+  ASSERT_TRUE(ep.has_value()) << ep.error().message();
+  EXPECT_TRUE(ep->in_cluster());
+  EXPECT_FALSE(ep->via_sentinel());
+  ASSERT_EQ(ep->cluster_nodes.size(), 3u);
+  EXPECT_EQ(ep->cluster_nodes[0].host, "10.0.0.1");
+  EXPECT_EQ(ep->cluster_nodes[0].port, 7000);
+  EXPECT_EQ(ep->cluster_nodes[1].host, "node-b");
+  EXPECT_EQ(ep->cluster_nodes[1].port, 6379); // the default port of a node
+  EXPECT_EQ(ep->cluster_nodes[2].host, "::1");
+  EXPECT_EQ(ep->user, "u");
+  EXPECT_EQ(ep->password, "p@ss");
+  EXPECT_EQ(ep->db, 0u);
+  EXPECT_EQ(ep->redacted(), "redis-cluster://u:***@10.0.0.1:7000,node-b:6379,[::1]:7002");
+  auto tls = forq::parse_redis_url("rediss-cluster://h:7000");
+  ASSERT_TRUE(tls.has_value());
+  EXPECT_EQ(tls->kind, forq::redis_endpoint::transport::tls);
+  // A cluster has database 0 only, and a URL names nodes and nothing else.
+  EXPECT_NE(parse_error("redis-cluster://h:7000/1").find("database 0 only"), std::string::npos);
+  EXPECT_NE(parse_error("redis-cluster://h:7000?db=1").find("database 0 only"), std::string::npos);
+  EXPECT_NE(parse_error("redis-cluster://").find("at least one cluster node"), std::string::npos);
+  EXPECT_NE(parse_error("redis-cluster://h:0").find("1 to 65535"), std::string::npos);
+  EXPECT_NE(parse_error("redis-cluster://a,,b").find("host[:port]"), std::string::npos);
+  EXPECT_EQ(parse_error("redis-cluster://u:hunter2@h:99999").find("hunter2"), std::string::npos);
 }

@@ -22,6 +22,8 @@
 
 namespace forq::redis {
 
+class cluster_router; // redis-cluster:// (src/redis/cluster.hpp)
+
 // redis.durability: how many replicas must hold a write before an enqueue is confirmed (and an
 // ack counts as settled). 0: Redis's own promise (asynchronous replication).
 struct durability {
@@ -70,6 +72,9 @@ struct connection_options {
   std::function<void(const std::string&)> on_switch_master;
   // Carried for the queue layer, which WAITs after enqueues and acks (producer.hpp).
   redis::durability durability;
+  // redis-cluster://: how often the slots are asked for again when nothing moved them; 0: only
+  // when a reply says they moved (a pool's blocking connections, which each follow one queue).
+  milliseconds cluster_refresh{10000};
 };
 
 // A connection's deadlines from one Redis timeout (forq's redis.timeout): a reply gets all of it;
@@ -85,6 +90,10 @@ struct exec_options {
   // reply) and completes with errc::redis_timeout: it may have run. None: wait for a connection
   // as long as it takes, and for the reply as long as command_timeout allows.
   std::optional<steady_clock::time_point> deadline;
+  // redis-cluster://: a key whose primary gets the commands of the request that name no key
+  // and have no keyed neighbour in it (CLIENT UNBLOCK for a queue's blocked read, a WAIT sent
+  // after a write of that queue). Ignored elsewhere. Must outlive the call.
+  std::string_view route;
 };
 
 // forq:<host>:<pid>:<role>, the name every forq connection gives itself in CLIENT LIST.
@@ -137,22 +146,24 @@ class connection {
     co_return single(co_await exec(req));
   }
 
-  // Connected and logged in: requests go out now.
-  bool ready() const { return ready_; }
-  // The server's id for this connection (CLIENT ID, with want_client_id), 0 when unknown.
-  std::int64_t client_id() const { return ready_ ? client_id_ : 0; }
+  // Connected and logged in: requests go out now. (A cluster: the slots are known and the
+  // connections to the primaries in use are up.)
+  bool ready() const;
+  // The server's id for this connection (CLIENT ID, with want_client_id), 0 when unknown. (A
+  // cluster: the id on the primary it used last.)
+  std::int64_t client_id() const;
   // Drops the current connection as lost (requests awaiting replies fail as "may have run")
   // and connects again: for a connection that cannot tell by itself that its server went
   // silent (one waiting in a blocking command). Nothing when not connected.
   void drop(const std::string& reason);
   // Why the connection gave up for good by itself (redis_auth_failed), or nothing. It then
   // behaves as stopped, and exec() completes with this error.
-  boost::system::error_code fatal_error() const { return fatal_; }
+  boost::system::error_code fatal_error() const;
   // The login's last failure as an operator reads it ("authentication failed: WRONGPASS ..."),
   // empty once logged in.
-  const std::string& last_failure() const { return last_failure_; }
-  std::size_t in_flight() const { return queued_.size() + awaiting_.size(); }
-  std::size_t buffered_bytes() const { return bytes_; }
+  const std::string& last_failure() const;
+  std::size_t in_flight() const;
+  std::size_t buffered_bytes() const;
   const std::string& where() const { return where_; }
   const connection_options& options() const { return options_; }
   // redis-sentinel://: the primary this connection reached last ("host:port"), else empty.
@@ -165,7 +176,9 @@ class connection {
     std::uint64_t connects = 0; // successful connects, first one included
     std::uint64_t timeouts = 0; // connections dropped because a reply was late
   };
-  const counters& stats() const { return stats_; }
+  const counters& stats() const;
+  // redis-cluster://: the router behind this connection, else null.
+  cluster_router* cluster() const { return cluster_.get(); }
 
   static boost::system::result<reply> single(boost::system::result<response> r);
 
@@ -232,7 +245,8 @@ class connection {
   std::size_t waiting_for_room_ = 0; // exec() calls waiting on room_
   bool running_ = false;
   bool stopped_ = false;
-  counters stats_;
+  mutable counters stats_; // a cluster's: summed over its connections when asked
+  std::unique_ptr<cluster_router> cluster_;
 };
 
 } // namespace forq::redis

@@ -52,6 +52,13 @@ class request {
     return *this;
   }
 
+  // Appends `count` commands already formatted as above (a slice of another request's payload).
+  request& append_formatted(std::string_view payload, std::size_t count) {
+    payload_.append(payload.data(), payload.size());
+    commands_ += count;
+    return *this;
+  }
+
   std::size_t commands() const { return commands_; }
   const std::string& payload() const { return payload_; }
   bool empty() const { return commands_ == 0; }
