@@ -492,7 +492,9 @@ cluster_router::exec(const request& req, exec_options opts) {
     std::vector<std::size_t> again;
     bool need_refresh = false;
     bool need_pause = false;
-    for (auto& [addr, members] : groups) {
+    for (auto& group : groups) {
+      const std::string& addr = group.first; // named: a lambda below uses them (clang 14
+      const auto& members = group.second;   // cannot capture structured bindings)
       std::string host;
       std::uint16_t port = 0;
       split_address(addr, host, port);
