@@ -231,8 +231,11 @@ class bench_run {
 
   // Redis's CPU and commands so far; a cluster's summed over its primaries.
   asio::awaitable<std::optional<redis_sample>> sample_redis(redis::connection& conn) {
-    std::vector<std::string> nodes{""};
-    if (auto* cluster = conn.cluster()) nodes = cluster->primaries();
+    std::vector<std::string> nodes; // "": the one Redis; else each primary of the cluster
+    if (auto* cluster = conn.cluster())
+      nodes = cluster->primaries();
+    else
+      nodes.emplace_back();
     redis_sample s;
     for (const auto& node : nodes) {
       redis::request req("INFO", "cpu");

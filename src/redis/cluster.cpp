@@ -127,11 +127,15 @@ std::optional<std::vector<command_span>> split_commands(std::string_view p) {
         iequals(name, "EVALSHA_RO") || iequals(name, "FCALL") || iequals(name, "FCALL_RO")) {
       if (args.size() > 3 && args[2] != "0") key = 3;
     } else if (iequals(name, "XREAD") || iequals(name, "XREADGROUP")) {
-      for (std::size_t i = 1; i + 1 < args.size(); ++i)
+      // Options in order (GROUP's two words, COUNT's and BLOCK's values), as Redis reads them:
+      // a group or consumer named "streams" is not the keyword.
+      for (std::size_t i = iequals(name, "XREADGROUP") ? 4 : 1; i + 1 < args.size();) {
         if (iequals(args[i], "STREAMS")) {
           key = i + 1;
           break;
         }
+        i += iequals(args[i], "COUNT") || iequals(args[i], "BLOCK") ? 2 : 1;
+      }
     } else if (iequals(name, "XINFO") || iequals(name, "OBJECT") || iequals(name, "MEMORY")) {
       if (args.size() > 2) key = 2;
     } else if (!keyless(name) && args.size() > 1) {
@@ -162,12 +166,13 @@ redirect read_redirect(const reply& r) {
     out.what = code == "MOVED" ? redirect::kind::moved : redirect::kind::ask;
     return out;
   }
-  if (code == "TRYAGAIN" || code == "CLUSTERDOWN") {
+  if (code == "TRYAGAIN") {
     out.what = redirect::kind::wait;
     return out;
   }
-  // A write to a primary that was demoted, or a blocked read that its failover ended.
-  if (code == "READONLY" ||
+  // A demoted primary, a blocked read its failover ended, a slot nobody serves now: ask for the
+  // slots again, then send it again.
+  if (code == "CLUSTERDOWN" || code == "READONLY" ||
       (code == "UNBLOCKED" && text.find("instance state changed") != std::string_view::npos)) {
     out.what = redirect::kind::refresh;
     return out;
@@ -220,7 +225,9 @@ std::string cluster_router::owner(std::optional<std::uint16_t> slot) const {
     return i == none_owner ? std::string() : owners_[i];
   }
   // No key: the node used last, if it still holds slots and is up; else one that is up.
-  if (!last_used_.empty() && std::find(owners_.begin(), owners_.end(), last_used_) != owners_.end())
+  if (auto it = nodes_.find(last_used_);
+      it != nodes_.end() && it->second.conn->ready() &&
+      std::find(owners_.begin(), owners_.end(), last_used_) != owners_.end())
     return last_used_;
   for (const auto& o : owners_)
     if (auto it = nodes_.find(o); it != nodes_.end() && it->second.conn->ready()) return o;
@@ -249,8 +256,10 @@ std::vector<std::string> cluster_router::primaries() const {
 void cluster_router::retire_strays() {
   auto held = primaries();
   for (auto it = nodes_.begin(); it != nodes_.end();) {
+    // One that is down goes even with requests queued on it: never sent, they fail with
+    // redis_shutdown and exec() sends them to the slot's new primary.
     if (std::find(held.begin(), held.end(), it->first) == held.end() &&
-        it->second.conn->in_flight() == 0) {
+        (it->second.conn->in_flight() == 0 || !it->second.conn->ready())) {
       it->second.conn->stop();
       retired_.push_back(std::move(it->second.conn));
       it = nodes_.erase(it);
@@ -278,11 +287,17 @@ asio::awaitable<bool> cluster_router::refresh_once() {
 
   std::string why;
   const redis::request slots_req("CLUSTER", "SLOTS");
-  for (const auto& [host, port] : ask) {
+  for (const auto& asked : ask) {
+    const std::string& host = asked.first;
+    const std::uint16_t port = asked.second;
     if (stopped_) co_return false;
     auto& conn = child(host, port);
+    // A node that is not up gets a second to come up. One that is up is not hurried: a
+    // deadline passed with the request written would drop the connection, and a WAIT of
+    // redis.durability may hold its pipeline for up to its timeout.
     exec_options o;
-    o.deadline = steady_clock::now() + std::min(options_.connect_timeout, milliseconds(1000));
+    if (!conn.ready())
+      o.deadline = steady_clock::now() + std::min(options_.connect_timeout, milliseconds(1000));
     auto r = connection::single(co_await conn.exec(slots_req, o));
     const auto where = address(host, port);
     if (!r) {
@@ -359,6 +374,8 @@ asio::awaitable<void> cluster_router::sleep(milliseconds d) {
 
 asio::awaitable<void> cluster_router::run() {
   if (running_ || stopped_) co_return;
+  // Cancelled from outside, it still stops its connections and waits for them (below).
+  co_await asio::this_coro::throw_if_cancelled(false);
   running_ = true;
   milliseconds retry{100};
   while (!stopped_) {
@@ -389,7 +406,8 @@ asio::awaitable<void> cluster_router::run() {
   }
   for (auto& [addr, n] : nodes_)
     n.conn->stop();
-  if (running_children_ > 0) co_await children_done_.async_wait(use_tuple);
+  while (running_children_ > 0)
+    co_await children_done_.async_wait(use_tuple);
   running_ = false;
 }
 
@@ -453,6 +471,17 @@ cluster_router::exec(const request& req, exec_options opts) {
     if (!slot[i]) slot[i] = next;
   }
 
+  // Only keyless commands, for a route (the WAIT after an enqueue): to the node this router sent
+  // that slot's commands to last, and nowhere else. A WAIT elsewhere would confirm nothing.
+  std::string pinned;
+  if (!opts.route.empty()) {
+    bool keyless_only = true;
+    for (const auto& c : *spans)
+      keyless_only = keyless_only && !c.slot;
+    if (auto it = sent_to_.find(key_slot(opts.route)); keyless_only && it != sent_to_.end())
+      pinned = it->second;
+  }
+
   connection::response out(n);
   std::vector<std::string> ask_to(n); // "host:port" after an ASK, for the next send only
   std::vector<std::size_t> todo(n);
@@ -462,30 +491,38 @@ cluster_router::exec(const request& req, exec_options opts) {
   int bounces = 0;
   auto out_of_time = [&] { return opts.deadline && steady_clock::now() >= *opts.deadline; };
 
+  bool some_ran = false; // a part of the request was answered: "never sent" is no longer true
+  auto failed = [&](errc e) {
+    return error_code(some_ran && (e == errc::redis_unavailable || e == errc::redis_shutdown)
+                          ? errc::redis_connection_lost
+                          : e);
+  };
   while (!todo.empty()) {
+    if (stopped_) co_return failed(errc::redis_shutdown);
     if (!have_map_) {
       if (!co_await wait_refresh(opts.deadline))
-        co_return error_code(stopped_ ? errc::redis_shutdown : errc::redis_unavailable);
+        co_return failed(stopped_ ? errc::redis_shutdown : errc::redis_unavailable);
       continue;
     }
     // Group by node, in the order of each group's first command.
     std::vector<std::pair<std::string, std::vector<std::size_t>>> groups;
     bool unowned = false;
     for (auto i : todo) {
-      auto addr = !ask_to[i].empty() ? ask_to[i] : owner(slot[i]);
+      auto addr = !ask_to[i].empty() ? ask_to[i] : !pinned.empty() ? pinned : owner(slot[i]);
       if (addr.empty()) {
         unowned = true;
         break;
       }
       auto g = std::find_if(groups.begin(), groups.end(), [&](auto& x) { return x.first == addr; });
-      if (g == groups.end())
-        groups.emplace_back(addr, std::vector<std::size_t>{i});
-      else
-        g->second.push_back(i);
+      if (g == groups.end()) {
+        groups.emplace_back(addr, std::vector<std::size_t>());
+        g = groups.end() - 1;
+      }
+      g->second.push_back(i);
     }
     if (unowned) { // a slot nobody holds (the cluster is changing): ask again, then retry
       if (!co_await wait_refresh(opts.deadline))
-        co_return error_code(stopped_ ? errc::redis_shutdown : errc::redis_unavailable);
+        co_return failed(stopped_ ? errc::redis_shutdown : errc::redis_unavailable);
       continue;
     }
 
@@ -494,10 +531,11 @@ cluster_router::exec(const request& req, exec_options opts) {
     bool need_pause = false;
     for (auto& group : groups) {
       const std::string& addr = group.first; // named: a lambda below uses them (clang 14
-      const auto& members = group.second;   // cannot capture structured bindings)
+      const auto& members = group.second;    // cannot capture structured bindings)
       std::string host;
       std::uint16_t port = 0;
       split_address(addr, host, port);
+      if (stopped_) co_return failed(errc::redis_shutdown);
       child(host, port);
       last_used_ = addr;
       bool asking = false;
@@ -520,6 +558,7 @@ cluster_router::exec(const request& req, exec_options opts) {
         // Meanwhile the slots are asked for again (ten times a second at most): when they name
         // another primary, the wait ends and the commands go there.
         auto moved_away = [&] {
+          if (!pinned.empty()) return false;
           for (auto i : members)
             if (ask_to[i].empty() && owner(slot[i]) != addr) return true;
           return false;
@@ -536,7 +575,8 @@ cluster_router::exec(const request& req, exec_options opts) {
         if (target)
           if (auto f = target->conn->fatal_error()) co_return f;
         if (!target || !target->conn->ready()) {
-          if (stopped_) co_return error_code(errc::redis_shutdown);
+          if (stopped_) co_return failed(errc::redis_shutdown);
+          if (!pinned.empty()) co_return failed(errc::redis_unavailable);
           need_refresh = true;
           again.insert(again.end(), members.begin(), members.end());
           for (auto i : members)
@@ -547,6 +587,8 @@ cluster_router::exec(const request& req, exec_options opts) {
       // From here to the request being queued nothing waits, and a connection with a request
       // in flight is never closed by a refresh.
       auto& conn = *target->conn;
+      for (auto i : members)
+        if ((*spans)[i].slot && ask_to[i].empty()) sent_to_[*(*spans)[i].slot] = addr;
       auto r = co_await conn.exec(*send, opts);
       if (!r) {
         // A connection retired meanwhile (its node holds no slots now): not sent; elsewhere.
@@ -555,8 +597,14 @@ cluster_router::exec(const request& req, exec_options opts) {
           again.insert(again.end(), members.begin(), members.end());
           continue;
         }
+        if (r.error() == errc::redis_unavailable || r.error() == errc::redis_shutdown)
+          co_return failed(static_cast<errc>(r.error().value()));
         co_return r.error();
       }
+      some_ran = true;
+      // A keyless command after a redirected one (the WAIT after a write) goes again with it:
+      // where it ran, it confirmed nothing of the write.
+      std::optional<redirect> earlier;
       std::size_t k = 0;
       for (auto i : members) {
         if (!ask_to[i].empty()) {
@@ -567,6 +615,14 @@ cluster_router::exec(const request& req, exec_options opts) {
         auto& rep = (*r)[k++];
         auto where = read_redirect(rep);
         out[i] = std::move(rep);
+        if (where.what == redirect::kind::none && earlier && !(*spans)[i].slot) {
+          if (earlier->what == redirect::kind::ask)
+            ask_to[i] = earlier->host.empty() ? address(host, earlier->port)
+                                              : address(earlier->host, earlier->port);
+          again.push_back(i);
+          continue;
+        }
+        if (where.what != redirect::kind::none) earlier = where;
         switch (where.what) {
         case redirect::kind::none:
           break;
@@ -599,7 +655,7 @@ cluster_router::exec(const request& req, exec_options opts) {
       bool unsent = false;
       for (auto i : again)
         unsent = unsent || out[i].is_nil();
-      if (unsent) co_return error_code(errc::redis_unavailable);
+      if (unsent) co_return failed(errc::redis_unavailable);
       break;
     }
     std::sort(again.begin(), again.end());
@@ -618,6 +674,7 @@ cluster_router::exec_on(const std::string& addr, const request& req, exec_option
   std::string host;
   std::uint16_t port = 0;
   if (!split_address(addr, host, port)) co_return error_code(errc::invalid_value);
+  if (stopped_) co_return error_code(errc::redis_shutdown);
   co_return co_await child(host, port).exec(req, opts);
 }
 

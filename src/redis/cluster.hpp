@@ -17,6 +17,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 namespace forq::redis {
@@ -124,6 +125,7 @@ class cluster_router {
   bool want_refresh_ = false;
   steady_clock::time_point last_refresh_{};
   std::string last_used_;
+  std::unordered_map<std::uint16_t, std::string> sent_to_; // slot -> node its commands went to
   std::string last_failure_;
   std::string map_summary_; // what was logged of the map last
   std::size_t running_children_ = 0;

@@ -129,8 +129,11 @@ TEST_F(cluster_test, every_feature_works_with_queues_on_every_primary) {
         // Pause: nothing of the queue runs until resume.
         FORQ_CO_ASSERT((co_await c.pause(q[1])).has_value());
         co_await forq::test::sleep_for(400ms);
-        for (int i = 200; i < 205; ++i)
-          FORQ_CO_ASSERT((co_await c.enqueue(q[1], count_job(i))).has_value());
+        for (int i = 200; i < 205; ++i) {
+          const auto j = count_job(i);
+          auto r = co_await c.enqueue(q[1], j);
+          FORQ_CO_ASSERT(r.has_value());
+        }
         co_await forq::test::sleep_for(1000ms);
         EXPECT_FALSE(ran().count(200)) << "a paused queue ran a job";
         FORQ_CO_ASSERT((co_await c.resume(q[1])).has_value());
@@ -141,7 +144,9 @@ TEST_F(cluster_test, every_feature_works_with_queues_on_every_primary) {
         // A rate limit set and cleared.
         auto limited = co_await c.set_rate_limit(q[2], std::make_pair(std::int64_t(100), 1000ms));
         EXPECT_TRUE(limited.has_value());
-        FORQ_CO_ASSERT((co_await c.enqueue(q[2], count_job(300))).has_value());
+        const auto j300 = count_job(300);
+        auto r300 = co_await c.enqueue(q[2], j300);
+        FORQ_CO_ASSERT(r300.has_value());
         EXPECT_TRUE((co_await c.set_rate_limit(q[2], std::nullopt)).has_value());
 
         // Three queues' figures in one call: commands for three primaries in one request.

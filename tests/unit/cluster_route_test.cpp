@@ -48,6 +48,12 @@ TEST(cluster_route, each_command_routes_by_its_key) {
                             "STREAMS", "forq:{c}:stream", "forq:{c}:wake", ">", ">")),
             key_slot("c"));
   EXPECT_EQ(slot_of(request("XINFO", "GROUPS", "forq:{d}:stream")), key_slot("d"));
+  // A group or consumer named "streams", a COUNT of "STREAMS": not the keyword.
+  EXPECT_EQ(slot_of(request("XREADGROUP", "GROUP", "streams", "STREAMS", "COUNT", "5", "STREAMS",
+                            "forq:{f}:stream", ">")),
+            key_slot("f"));
+  EXPECT_EQ(slot_of(request("XREAD", "BLOCK", "0", "STREAMS", "forq:{g}:stream", "$")),
+            key_slot("g"));
   for (const char* keyless : {"PING", "WAIT", "TIME", "INFO", "CLIENT", "SCRIPT", "MULTI"})
     EXPECT_EQ(slot_of(request(keyless, "1")), std::nullopt) << keyless;
   // A binary payload with braces and CRLF inside is one argument, not a key or a command.
@@ -84,7 +90,7 @@ TEST(cluster_route, redirections_say_where_and_whether_the_command_ran) {
                 .what,
             redirect::kind::wait);
   EXPECT_EQ(read_redirect(reply::make_error("CLUSTERDOWN The cluster is down")).what,
-            redirect::kind::wait);
+            redirect::kind::refresh);
   EXPECT_EQ(read_redirect(reply::make_error("READONLY You can't write against a read only "
                                             "replica."))
                 .what,
