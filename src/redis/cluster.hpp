@@ -60,6 +60,11 @@ struct redirect {
 // Every kind but none means the command did not run: sending it again is safe.
 redirect read_redirect(const reply& r);
 
+// "host:port" ("[::1]:7000" for IPv6), the name of a node in the router's maps.
+std::string node_address(const std::string& host, std::uint16_t port);
+// "host:port" as Redis writes it (an IPv6 host without brackets, or with them) into its parts.
+bool split_node_address(std::string_view text, std::string& host, std::uint16_t& port);
+
 // The router behind a connection whose endpoint is a cluster (connection.cpp forwards to it).
 // Single-threaded, on the connection's executor, like the connection.
 class cluster_router {
