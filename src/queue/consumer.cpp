@@ -75,8 +75,8 @@ asio::awaitable<void> consumer::unblock_loop() {
       if (auto id = conn.client_id(); id != 0 && pool_.commands().ready()) {
         redis::request req("CLIENT", "UNBLOCK", std::to_string(id));
         redis::exec_options o; // cluster: to the primary that holds the queue, where it waits
-        const auto wake = keys::stream_key(options_.queue, 0);
-        o.route = wake;
+        const auto queue_key = keys::stream_key(options_.queue, 0);
+        o.route = queue_key;
         auto r = redis::connection::single(co_await pool_.commands().exec(req, o));
         unblocked = r && r->as_integer().value_or(0) == 1;
       }

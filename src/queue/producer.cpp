@@ -173,7 +173,8 @@ boost::asio::awaitable<expected<>> confirm(redis::connection& conn, std::string_
                                            std::string_view id, redis::exec_options opts) {
   const auto& d = conn.options().durability;
   if (d.replicas <= 0) co_return expected<>();
-  const auto route = keys::stream_key(queue, 0); // cluster: WAIT on the queue's primary
+  // Cluster: the WAIT goes to the node the queue's write went to (redis/cluster.hpp).
+  const auto route = keys::stream_key(queue, 0);
   opts.route = route;
   redis::request wait;
   push_wait(wait, d);
