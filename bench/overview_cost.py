@@ -3,10 +3,12 @@
 
   bench/overview_cost.py FORQ_BINARY [N ...]      (default: 10 1000)
 
-For each N: a fresh redis-server on a free port, N queues each with a stream, its consumer
-group and one job; `forq serve` (one worker) consuming none of them; 20 refreshes. Prints
-Redis's CPU (INFO cpu: user + sys, whole process) and the commands' own time (INFO
-commandstats) per refresh, and the refresh's wall time as the browser sees it.
+For each N: a fresh redis-server on a free port, N queues as a worker leaves them once started
+(ten priority streams and the doorbell, each with the group) with one job each; `forq serve`
+(one worker) consuming none of them; 20 refreshes of every queue (GET /v1/queues) and 20 of the
+page the dashboard asks for (the first 100). Prints Redis's CPU (INFO cpu: user + sys, whole
+process) and the commands' own time (INFO commandstats) per refresh, and the refresh's wall
+time as the browser sees it.
 """
 import os
 import re
@@ -22,6 +24,7 @@ import redis
 FORQ = sys.argv[1] if len(sys.argv) > 1 else "build/forq"
 SIZES = [int(x) for x in sys.argv[2:]] or [10, 1000]
 REFRESHES = 20
+PAGE = 100  # queues a page of the overview (src/ui/app.js)
 
 
 def free_port():
@@ -54,10 +57,17 @@ def measure(n):
             time.sleep(0.05)
     p = r.pipeline(transaction=False)
     for i in range(n):
+        # A queue as a worker leaves it once it started (init_queue.lua): the ten priority
+        # streams and the doorbell, each with the group, and one job waiting.
         q = "q%04d" % i
+        for s in ["forq:{%s}:stream" % q, "forq:{%s}:wake" % q] + [
+                "forq:{%s}:stream:p%d" % (q, k) for k in range(1, 10)]:
+            p.xgroup_create(s, "workers", id="0", mkstream=True)
+        p.hset("forq:{%s}:meta" % q, mapping={"schema": "3", "paused": "0"})
         p.xadd("forq:{%s}:stream" % q, {"handler": "noop", "payload": "{}"})
-        p.xgroup_create("forq:{%s}:stream" % q, "workers", id="0")
         p.sadd("forq:queues", q)
+        if i % 100 == 99:
+            p.execute()
     p.execute()
     log = open(os.path.join(d, "serve.log"), "w")
     env = {k: v for k, v in os.environ.items() if not k.startswith("FORQ_")}
@@ -79,20 +89,22 @@ def measure(n):
     time.sleep(2)
     idle_cpu = (cpu(r) - idle_before) / 2  # per second, nothing asked
     idle_cmd = (command_usec(r) - idle_usec) / 2
-    before, usec = cpu(r), command_usec(r)
-    start = time.monotonic()
-    for _ in range(REFRESHES):
-        body = urllib.request.urlopen(base + "/v1/queues", timeout=60).read()
-    wall = (time.monotonic() - start) / REFRESHES
-    spent = (cpu(r) - before - idle_cpu * wall * REFRESHES) / REFRESHES
-    cmd = (command_usec(r) - usec - idle_cmd * wall * REFRESHES) / REFRESHES
+    for what, path in (("every queue", "/v1/queues"),
+                       ("the dashboard's page", "/v1/queues?limit=%d" % PAGE)):
+        before, usec = cpu(r), command_usec(r)
+        start = time.monotonic()
+        for _ in range(REFRESHES):
+            body = urllib.request.urlopen(base + path, timeout=60).read()
+        wall = (time.monotonic() - start) / REFRESHES
+        spent = (cpu(r) - before - idle_cpu * wall * REFRESHES) / REFRESHES
+        cmd = (command_usec(r) - usec - idle_cmd * wall * REFRESHES) / REFRESHES
+        print("%5d queues, %-20s: Redis CPU %.2f ms per refresh (commands' own time %.2f ms), "
+              "refresh %.1f ms as the browser waits, answer %d bytes"
+              % (n, what, spent * 1000, cmd / 1000, wall * 1000, len(body)))
     tree.terminate()
     tree.wait(20)
     server.terminate()
     server.wait(10)
-    print("%5d queues: Redis CPU %.2f ms per refresh (commands' own time %.2f ms), "
-          "refresh %.1f ms as the browser waits, answer %d bytes"
-          % (n, spent * 1000, cmd / 1000, wall * 1000, len(body)))
 
 
 for n in SIZES:

@@ -9,7 +9,7 @@ shots=$(mktemp -d)
 trap 'rm -rf "$shots"' EXIT
 /usr/bin/python3 tests/browser/dashboard_test.py "$build/forq" "$shots"
 mkdir -p docs/images
-for page in overview queue job; do
+for page in overview queue job workers; do
   cp "$shots/$page.png" "docs/images/dashboard-$page.png"
 done
-echo "docs/images/dashboard-{overview,queue,job}.png written"
+echo "docs/images/dashboard-{overview,queue,job,workers}.png written"

@@ -35,8 +35,11 @@ struct job_info {
   std::optional<std::string> retry;  // the job's own retry policy, if it set one
   std::optional<std::string> result; // completed with a result: its JSON
   std::optional<std::string> last_error, reason;
-  std::optional<std::int64_t> run_at_ms;   // delayed: when it becomes ready
-  std::optional<std::int64_t> finished_ms; // completed or dead: when
+  std::optional<std::int64_t> run_at_ms;     // delayed: when it becomes ready
+  std::optional<std::int64_t> finished_ms;   // completed or dead: when
+  std::optional<std::int64_t> queued_ms;     // ready or active: when this attempt's entry was added
+  std::optional<std::string> consumer;       // active: the consumer holding its lease
+  std::optional<std::int64_t> lease_idle_ms; // active: since its lease was taken or renewed
   // Fields a producer added that forq does not use (shown as they are: "fields": {...}).
   std::vector<std::pair<std::string, std::string>> other_fields;
   boost::json::object to_json() const;
@@ -93,12 +96,18 @@ class client {
   // Whether a worker has started on the queue (its schema is written): jobs enqueued to a queue
   // without one wait until one starts. One HEXISTS.
   boost::asio::awaitable<expected<bool>> has_workers(std::string_view queue);
+  // The worker processes alive now, each as it described itself in its last beat (every 10 s;
+  // gone 30 s after its last): name, host, pid, slot, version, started_ms, beat_ms, state,
+  // redis, concurrency, queues [{queue, started, running, done, failed}]. Sorted by name.
+  boost::asio::awaitable<expected<std::vector<boost::json::object>>> workers();
 
   // The oldest `limit` dead jobs (state "dead", finished_ms: when each died).
   boost::asio::awaitable<expected<std::vector<job_info>>> dead(std::string_view queue,
                                                                std::size_t limit = 100);
-  // A page of a queue's jobs in one state: dead (oldest death first), delayed (soonest first)
-  // or completed (newest first; those whose record is kept). errc::invalid_value for another.
+  // A page of a queue's jobs in one state: dead (oldest death first), delayed (soonest first),
+  // completed (newest first; those whose record is kept), ready or active (highest priority
+  // first, then oldest first; these two reach 10,000 deep: offset + limit <= 10,000).
+  // errc::invalid_value for another state or a page too deep.
   boost::asio::awaitable<expected<std::vector<job_info>>>
   list_jobs(std::string_view queue, std::string_view state, std::size_t offset, std::size_t limit);
   // Jobs whose id, handler, payload, result, last error or reason contains `text`, among the
@@ -133,6 +142,10 @@ class client {
   boost::asio::awaitable<expected<>> set_paused(std::string_view queue, std::string_view value);
   // Runs `req` (a change to the queue's meta) with the queue's registration, in one trip.
   boost::asio::awaitable<expected<>> change_meta(std::string_view queue, redis::request req);
+  boost::asio::awaitable<expected<std::vector<job_info>>> list_in_streams(std::string_view queue,
+                                                                          std::string_view state,
+                                                                          std::size_t offset,
+                                                                          std::size_t limit);
   boost::asio::awaitable<boost::system::result<redis::connection::response>>
   exec(const redis::request& req) {
     return conn_.exec(req, opts_);

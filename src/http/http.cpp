@@ -359,14 +359,41 @@ asio::awaitable<reply_t> run_call(http_context& ctx, api_call call) {
   };
   switch (call.what) {
   case op::list_queues: {
+    // A page of the names (sorted) that contain `match`: only its queues are read, so the
+    // dashboard's overview of 1,000 queues costs Redis a page's worth. X-Total-Count: how many
+    // names match.
     auto names = co_await c.queues();
     if (!names) co_return redis_down(names.error());
-    auto stats = co_await c.stats_many(*names);
+    std::erase_if(*names, [&](const std::string& n) {
+      return !call.text.empty() && n.find(call.text) == std::string::npos;
+    });
+    const auto total = names->size();
+    const auto from = std::min(total, static_cast<std::size_t>(call.offset));
+    const auto to =
+        call.limit > 0 ? std::min(total, from + static_cast<std::size_t>(call.limit)) : total;
+    std::vector<std::string> page(names->begin() + static_cast<std::ptrdiff_t>(from),
+                                  names->begin() + static_cast<std::ptrdiff_t>(to));
+    auto stats = co_await c.stats_many(page);
     if (!stats) co_return redis_down(stats.error());
     json::array all;
     for (const auto& s : *stats)
       all.push_back(s.to_json());
-    co_return json_reply(bhttp::status::ok, all);
+    auto out = json_reply(bhttp::status::ok, all);
+    out.headers.emplace_back("X-Total-Count", std::to_string(total));
+    co_return out;
+  }
+  case op::list_workers: {
+    auto all = co_await c.workers();
+    if (!all) co_return redis_down(all.error());
+    json::array out;
+    for (auto& w : *all)
+      out.push_back(std::move(w));
+    co_return json_reply(bhttp::status::ok, out);
+  }
+  case op::queue_stats: {
+    auto s = co_await c.stats(call.queue);
+    if (!s) co_return redis_down(s.error());
+    co_return json_reply(bhttp::status::ok, s->to_json());
   }
   case op::get_job: {
     auto names = co_await c.queues();

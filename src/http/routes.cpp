@@ -425,8 +425,23 @@ routed route(const config& cfg, const std::vector<std::string>& handlers, const 
     o["version"] = FORQ_VERSION;
     return answer{200, serialize_utf8(o) + "\n", "application/json", {}};
   }
+  if (parts.size() == 2 && parts[1] == "workers" && method == "GET") {
+    call.what = api_call::op::list_workers;
+    return call;
+  }
   if (parts.size() == 2 && parts[1] == "queues" && method == "GET") {
     call.what = api_call::op::list_queues;
+    call.limit = 0; // every queue, unless a page is asked for
+    call.text = query_param(req.target, "match").value_or("");
+    if (call.text.size() > 200) return error_answer(bad_request, "match is at most 200 characters");
+    if (auto why = page_of(req.target, call)) return error_answer(bad_request, *why);
+    return call;
+  }
+  if (parts.size() == 3 && parts[1] == "queues" && method == "GET") {
+    call.what = api_call::op::queue_stats;
+    call.queue = parts[2];
+    if (auto ok = queue::check_queue_name(call.queue); !ok)
+      return error_answer(bad_request, ok.error().message());
     return call;
   }
   if (parts.size() == 3 && parts[1] == "jobs" && method == "GET") {
@@ -455,10 +470,16 @@ routed route(const config& cfg, const std::vector<std::string>& handlers, const 
     if (parts.size() == 4 && parts[3] == "jobs" && method == "GET") {
       call.what = api_call::op::list_jobs;
       call.state = query_param(req.target, "state").value_or("dead");
-      if (call.state != "dead" && call.state != "delayed" && call.state != "completed")
-        return error_answer(bad_request, "state \"" + call.state +
-                                             "\" cannot be listed: dead, delayed or completed");
+      const bool in_streams = call.state == "ready" || call.state == "active";
+      if (!in_streams && call.state != "dead" && call.state != "delayed" &&
+          call.state != "completed")
+        return error_answer(bad_request,
+                            "state \"" + call.state +
+                                "\" cannot be listed: ready, active, delayed, dead or completed");
       if (auto why = page_of(req.target, call)) return error_answer(bad_request, *why);
+      if (in_streams && call.offset + call.limit > 10000)
+        return error_answer(bad_request, call.state + " jobs are listed 10,000 deep: offset + "
+                                                      "limit must be at most 10000");
       return call;
     }
     if (parts.size() == 4 && parts[3] == "search" && method == "GET") {

@@ -46,7 +46,9 @@ struct api_call {
   enum class op {
     readyz,          // GET /readyz
     metrics,         // GET /metrics
-    list_queues,     // GET /v1/queues
+    list_queues,     // GET /v1/queues[?match=TEXT&offset=&limit=]
+    queue_stats,     // GET /v1/queues/{queue}
+    list_workers,    // GET /v1/workers
     get_job,         // GET /v1/jobs/{id}
     post_job,        // POST /v1/queues/{queue}/jobs
     list_dead,       // GET /v1/queues/{queue}/dead
@@ -58,7 +60,7 @@ struct api_call {
     schedule_action, // POST /v1/queues/{queue}/schedules/{name}/(pause|resume|run)
     pause_queue,     // POST /v1/queues/{queue}/pause
     resume_queue,    // POST /v1/queues/{queue}/resume
-    list_jobs,       // GET /v1/queues/{queue}/jobs?state=dead|delayed|completed&offset=&limit=
+    list_jobs,       // GET /v1/queues/{queue}/jobs?state=ready|active|delayed|dead|completed&...
     search_jobs,     // GET /v1/queues/{queue}/search?q=TEXT
     set_rate_limit,  // PUT /v1/queues/{queue}/rate_limit {"max": N, "per_ms": M}; DELETE: none
   } what = op::readyz;
@@ -73,8 +75,8 @@ struct api_call {
   std::string action;           // schedule_action: pause | resume | run
   std::string schedule;         // put_schedule: the definition as JSON, checked
   std::string state;            // list_jobs
-  std::string text;             // search_jobs
-  std::int64_t offset = 0, limit = 50;    // list_jobs
+  std::string text;             // search_jobs; list_queues: names containing it
+  std::int64_t offset = 0, limit = 50;    // list_jobs, list_queues (limit 0: all)
   std::int64_t rate_max = 0, rate_ms = 0; // set_rate_limit; max 0: no limit
 };
 

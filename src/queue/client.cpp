@@ -123,6 +123,9 @@ json::object job_info::to_json() const {
   if (reason) o["reason"] = *reason;
   if (run_at_ms) o["run_at_ms"] = *run_at_ms;
   if (finished_ms) o["finished_ms"] = *finished_ms;
+  if (queued_ms) o["queued_ms"] = *queued_ms;
+  if (consumer) o["consumer"] = *consumer;
+  if (lease_idle_ms) o["lease_idle_ms"] = *lease_idle_ms;
   if (!other_fields.empty()) {
     json::object extra;
     for (const auto& [k, v] : other_fields)
@@ -437,12 +440,13 @@ boost::asio::awaitable<result<queue_stats>> client::stats(std::string_view queue
 namespace {
 
 // A queue's counts from its keys (client::stats_many): first which of its ten priority streams
-// exist and the cheap counts, then the groups and lengths of the streams that exist.
+// hold entries and the cheap counts, then the groups of those streams.
 struct stats_reading {
   queue::keys k;
   queue_stats s;
-  std::vector<int> streams; // the priorities whose stream exists
-  std::size_t first = 0;    // this queue's first reply in the pipeline
+  std::vector<int> streams;          // the priorities whose stream holds entries
+  std::vector<std::int64_t> lengths; // and their lengths
+  std::size_t first = 0;             // this queue's first reply in the pipeline
   explicit stats_reading(std::string_view queue)
       : k(queue) {
     s.queue = queue;
@@ -451,10 +455,13 @@ struct stats_reading {
 
 constexpr std::size_t stats_batch = 100; // queues per round trip
 
-// One stream's share of ready and active, from its XINFO GROUPS and XLEN.
-boost::asio::awaitable<result<void>>
-add_stream_counts(redis::connection& conn, redis::exec_options opts, queue_stats& s,
-                  const queue::keys& k, int p, const redis::reply& info, std::int64_t length) {
+// One stream's share of ready and active, from its XINFO GROUPS. Answers false when the stream
+// has no group of forq's (no consumer has started on it): then all its entries are ready, which
+// its length tells.
+boost::asio::awaitable<result<bool>> add_stream_counts(redis::connection& conn,
+                                                       redis::exec_options opts, queue_stats& s,
+                                                       const queue::keys& k, int p,
+                                                       const redis::reply& info) {
   bool grouped = false;
   if (info.is_array())
     for (const auto& g : info.elements()) {
@@ -475,14 +482,12 @@ add_stream_counts(redis::connection& conn, redis::exec_options opts, queue_stats
       if (!lag) { // unknown after an XDEL: count what lies beyond the last delivered entry
         redis::request c("XRANGE", k.stream_for(p), "(" + last, "+", "COUNT", "1000000");
         auto cr = redis::connection::single(co_await conn.exec(c, opts));
-        if (!cr) co_return cr.error();
+        if (!cr) co_return error(cr.error());
         lag = cr->is_array() ? static_cast<std::int64_t>(cr->elements().size()) : 0;
       }
       s.ready += *lag;
     }
-  // No consumer has started on the queue yet: every entry is ready.
-  if (!grouped) s.ready += length;
-  co_return result<void>();
+  co_return grouped;
 }
 
 } // namespace
@@ -502,7 +507,7 @@ client::stats_many(const std::vector<std::string>& queues) {
     for (auto& b : batch) {
       b.first = req.commands();
       for (int p = 0; p <= 9; ++p)
-        req.push("EXISTS", b.k.stream_for(p));                      // 0..9
+        req.push("XLEN", b.k.stream_for(p));                        // 0..9
       req.push("ZCARD", b.k.delayed);                               // 10
       req.push("ZCARD", b.k.dead);                                  // 11
       req.push("HGETALL", b.k.stats);                               // 12
@@ -514,9 +519,12 @@ client::stats_many(const std::vector<std::string>& queues) {
     for (auto& b : batch) {
       const auto& at = *r;
       const auto f = b.first;
-      for (int p = 0; p <= 9; ++p)
-        if (at[f + static_cast<std::size_t>(p)].as_integer().value_or(0) == 1)
-          b.streams.push_back(p);
+      for (int p = 0; p <= 9; ++p) {
+        const auto length = at[f + static_cast<std::size_t>(p)].as_integer().value_or(0);
+        if (length <= 0) continue; // no entry: nothing ready, nothing leased
+        b.streams.push_back(p);
+        b.lengths.push_back(length);
+      }
       b.s.delayed = at[f + 10].as_integer().value_or(0);
       b.s.dead = at[f + 11].as_integer().value_or(0);
       const auto& kv = at[f + 12].elements();
@@ -535,23 +543,20 @@ client::stats_many(const std::vector<std::string>& queues) {
         b.s.rate_ms = m[2].as_integer().value_or(0);
       }
       b.first = groups.commands();
-      for (int p : b.streams) {
+      for (int p : b.streams)
         groups.push("XINFO", "GROUPS", b.k.stream_for(p));
-        groups.push("XLEN", b.k.stream_for(p));
-      }
     }
-    // Phase 2, one round trip: the groups and lengths of the streams that exist.
+    // Phase 2, one round trip: the groups of the streams that hold entries (a started queue has
+    // all ten streams, most of them empty at any time, which phase 1 already told).
     if (!groups.empty()) {
       auto g = co_await exec(groups);
       if (!g) co_return g.error();
       for (auto& b : batch)
         for (std::size_t j = 0; j < b.streams.size(); ++j) {
-          const auto& info = (*g)[b.first + 2 * j];
-          const auto length = (*g)[b.first + 2 * j + 1].as_integer().value_or(0);
-          if (auto ok =
-                  co_await add_stream_counts(conn_, opts_, b.s, b.k, b.streams[j], info, length);
-              !ok)
-            co_return ok.error();
+          auto grouped =
+              co_await add_stream_counts(conn_, opts_, b.s, b.k, b.streams[j], (*g)[b.first + j]);
+          if (!grouped) co_return grouped.error();
+          if (!*grouped) b.s.ready += b.lengths[j]; // no consumer started: every entry is ready
         }
     }
     for (auto& b : batch)
@@ -579,6 +584,32 @@ boost::asio::awaitable<result<bool>> client::has_workers(std::string_view queue)
   co_return r->as_integer().value_or(0) == 1;
 }
 
+boost::asio::awaitable<result<std::vector<json::object>>> client::workers() {
+  redis::request req("ZRANGE", queue::keys::workers, "0", "-1");
+  auto names = redis::connection::single(co_await exec(req));
+  if (!names) co_return error(names.error());
+  std::vector<json::object> out;
+  if (!names->is_array() || names->elements().empty()) co_return out;
+  redis::request get; // one key a command: on a cluster each goes to its own primary
+  for (const auto& n : names->elements())
+    get.push("GET", queue::keys::worker(n.str()));
+  auto r = co_await exec(get);
+  if (!r) co_return r.error();
+  for (const auto& d : *r) {
+    if (!d.is_string()) continue; // its description expired: gone
+    auto o = parse_object(d.str());
+    if (!o.empty()) out.push_back(std::move(o));
+  }
+  std::sort(out.begin(), out.end(), [](const json::object& a, const json::object& b) {
+    auto name = [](const json::object& o) {
+      const auto* v = o.if_contains("name");
+      return v && v->is_string() ? std::string_view(v->as_string()) : std::string_view();
+    };
+    return name(a) < name(b);
+  });
+  co_return out;
+}
+
 boost::asio::awaitable<result<std::vector<job_info>>> client::dead(std::string_view queue,
                                                                    std::size_t limit) {
   return list_jobs(queue, "dead", 0, limit);
@@ -589,9 +620,12 @@ boost::asio::awaitable<result<std::vector<job_info>>> client::list_jobs(std::str
                                                                         std::size_t offset,
                                                                         std::size_t limit) {
   if (auto name = queue::check_queue_name(queue); !name) co_return name.error();
+  if (state == "ready" || state == "active")
+    co_return co_await list_in_streams(queue, state, offset, limit);
   if (state != "dead" && state != "delayed" && state != "completed")
-    co_return error(errc::invalid_value, "state \"" + std::string(state) +
-                                             "\" cannot be listed: dead, delayed or completed");
+    co_return error(errc::invalid_value,
+                    "state \"" + std::string(state) +
+                        "\" cannot be listed: ready, active, delayed, dead or completed");
   queue::keys k(queue);
   std::vector<job_info> out;
   if (limit == 0) co_return out;
@@ -653,6 +687,119 @@ boost::asio::awaitable<result<std::vector<job_info>>> client::list_jobs(std::str
       out[i].attempts = static_cast<int>(v->as_int64());
     if (auto* v = o.if_contains("finished_ms"); v && v->is_int64())
       out[i].finished_ms = v->as_int64();
+  }
+  co_return out;
+}
+
+// Ready jobs: each stream's entries beyond its group's last delivered one (all of them before a
+// consumer made the group). Active jobs: each stream's pending list, whose entries are the
+// leases. Highest priority first, oldest first within one; offset + limit of each stream read,
+// so the cost is bounded by the page's depth, not the queue's length.
+boost::asio::awaitable<result<std::vector<job_info>>>
+client::list_in_streams(std::string_view queue, std::string_view state, std::size_t offset,
+                        std::size_t limit) {
+  constexpr std::size_t deepest = 10000;
+  if (offset + limit > deepest)
+    co_return error(errc::invalid_value, std::string(state) + " jobs are listed 10,000 deep: " +
+                                             "offset + limit must be at most 10000");
+  std::vector<job_info> out;
+  if (limit == 0) co_return out;
+  const bool active = state == "active";
+  const queue::keys k(queue);
+  const auto want = std::to_string(offset + limit);
+  redis::request first;
+  for (int p = 9; p >= 0; --p)
+    if (active)
+      first.push("XPENDING", k.stream_for(p), group, "-", "+", want);
+    else
+      first.push("XINFO", "GROUPS", k.stream_for(p));
+  auto r = co_await exec(first);
+  if (!r) co_return r.error();
+  struct found {
+    int priority;
+    std::string entry, consumer;
+    std::int64_t idle = 0;
+  };
+  std::vector<found> entries; // active: the page's leases
+  redis::request second;      // ready: a range of each stream; active: each entry of the page
+  std::size_t skipped = 0;
+  for (int p = 9; p >= 0; --p) {
+    const auto& reply = (*r)[static_cast<std::size_t>(9 - p)];
+    if (active) {
+      if (!reply.is_array()) continue; // no stream, or no group yet: nothing leased
+      for (const auto& e : reply.elements()) {
+        if (!e.is_array() || e.elements().size() < 3) continue;
+        if (skipped < offset) {
+          ++skipped;
+          continue;
+        }
+        if (entries.size() >= limit) break;
+        const auto& f = e.elements();
+        entries.push_back(found{p, std::string(f[0].str()), std::string(f[1].str()),
+                                f[2].as_integer().value_or(0)});
+        second.push("XRANGE", k.stream_for(p), f[0].str(), f[0].str());
+      }
+      continue;
+    }
+    std::string from = "-";
+    if (reply.is_array())
+      for (const auto& g : reply.elements()) {
+        const auto& kv = g.elements();
+        std::string name, last;
+        for (std::size_t i = 0; i + 1 < kv.size(); i += 2) {
+          if (kv[i].str() == "name") name = kv[i + 1].str();
+          if (kv[i].str() == "last-delivered-id") last = kv[i + 1].str();
+        }
+        if (name == group) from = "(" + last;
+      }
+    second.push("XRANGE", k.stream_for(p), from, "+", "COUNT", want);
+  }
+  if (second.empty()) co_return out;
+  auto s2 = co_await exec(second);
+  if (!s2) co_return s2.error();
+  auto add = [&](int p, const redis::reply& entry) {
+    job_info j;
+    j.queue = queue;
+    j.state = std::string(state);
+    j.priority = p;
+    const std::string id(entry.elements()[0].str());
+    auto fields = entry_fields(entry);
+    j.id = string_field(fields, "id").value_or(queue::first_attempt_id(id, p));
+    j.queued_ms = static_cast<std::int64_t>(entry_order(id).first);
+    take_fields(j, fields);
+    out.push_back(std::move(j));
+  };
+  if (active) {
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+      const auto& e = (*s2)[i];
+      if (e.is_array() && !e.elements().empty() && e.elements()[0].is_array()) {
+        add(entries[i].priority, e.elements()[0]);
+      } else { // the entry is gone (trimmed by a foreign tool): the lease is all there is
+        job_info j;
+        j.queue = queue;
+        j.state = "active";
+        j.priority = entries[i].priority;
+        j.id = queue::first_attempt_id(entries[i].entry, entries[i].priority);
+        j.queued_ms = static_cast<std::int64_t>(entry_order(entries[i].entry).first);
+        out.push_back(std::move(j));
+      }
+      out.back().consumer = entries[i].consumer;
+      out.back().lease_idle_ms = entries[i].idle;
+    }
+    co_return out;
+  }
+  for (int p = 9; p >= 0 && out.size() < limit; --p) {
+    const auto& range = (*s2)[static_cast<std::size_t>(9 - p)];
+    if (!range.is_array()) continue;
+    for (const auto& entry : range.elements()) {
+      if (out.size() >= limit) break;
+      if (!entry.is_array() || entry.elements().size() != 2) continue;
+      if (skipped < offset) {
+        ++skipped;
+        continue;
+      }
+      add(p, entry);
+    }
   }
   co_return out;
 }

@@ -36,6 +36,10 @@ struct keys {
   static std::string stream_key(std::string_view queue, int priority);
   static std::string unique_key(std::string_view queue, std::string_view caller_id);
   static constexpr std::string_view all_queues = "forq:queues";
+  // Worker processes that said they are alive (zset: name -> last beat, ms), and each one's
+  // description (string, JSON, expiring): docs/protocol.md, "Workers".
+  static constexpr std::string_view workers = "forq:workers";
+  static std::string worker(std::string_view name) { return "forq:worker:" + std::string(name); }
   static constexpr std::string_view group = "workers"; // every stream's one consumer group
 
  private:

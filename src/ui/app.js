@@ -66,6 +66,8 @@ async function api(method, path, body) {
     data = null;
   }
   if (!res.ok) throw new api_error(res.status, (data && data.error) || text || res.statusText);
+  const total = res.headers.get("X-Total-Count"); // a page of a longer list (GET /v1/queues)
+  if (Array.isArray(data) && total !== null) data.total = Number(total);
   return data;
 }
 
@@ -134,8 +136,14 @@ function throughput(q) {
   return { now: rates.length ? Math.round(rates[rates.length - 1]) : null, rates };
 }
 
+// The overview reads one page of queues (sorted by name, filtered by a part of the name), so a
+// refresh costs Redis a page's worth however many queues there are.
+const queues_view = { match: "", offset: 0 };
+const queues_page = 100;
+
 async function overview() {
-  const queues = await api("GET", "/v1/queues");
+  const queues = await api("GET", `/v1/queues?match=${enc(queues_view.match)}&offset=${queues_view.offset}&limit=${queues_page}`);
+  const total = queues.total ?? queues.length;
   const rows = queues.map((q) => {
     const t = throughput(q);
     return h("tr", { "data-queue": q.queue },
@@ -150,27 +158,47 @@ async function overview() {
         act("POST", `/v1/queues/${enc(q.queue)}/${q.paused ? "resume" : "pause"}`, undefined,
           () => `queue ${q.queue} ${q.paused ? "resumed" : "paused"}`))));
   });
+  const filter = h("form", { id: "queue-filter", class: "inline", onsubmit: (e) => {
+      e.preventDefault();
+      Object.assign(queues_view, { match: $("queue-match").value.trim(), offset: 0 });
+      refresh();
+    } },
+    h("input", { id: "queue-match", placeholder: "Queues whose name contains…", value: queues_view.match, "aria-label": "Filter queues by name", spellcheck: "false" }),
+    h("button", { type: "submit" }, "Filter"));
   return [
-    h("h1", {}, "Queues"),
+    h("h1", {}, "Queues ", h("span", { class: "muted", id: "queue-total" }, `(${fmt(total)}${queues_view.match ? " matching" : ""})`)),
+    total > queues_page || queues_view.match ? filter : null,
     queues.length
       ? h("div", { class: "table-wrap" }, h("table", { id: "queues" },
           h("thead", {}, h("tr", {}, h("th", {}, "Queue"), ...["Ready", "Active", "Delayed", "Dead", "Completed", "Rate limit", "Jobs/min"].map((x) => h("th", { class: "num" }, x)), h("th", {}, "Last hour (this tab)"), h("th", {}, ""))),
           h("tbody", {}, rows)))
-      : h("p", { class: "muted" }, "No queues yet: enqueue a job or start a worker."),
+      : h("p", { class: "muted" }, queues_view.match ? "No queue's name contains that." : "No queues yet: enqueue a job or start a worker."),
+    total > queues_page
+      ? h("div", { class: "actions" },
+          h("button", { type: "button", disabled: queues_view.offset === 0, onclick: () => { queues_view.offset = Math.max(0, queues_view.offset - queues_page); refresh(); } }, "Previous"),
+          h("span", { class: "muted" }, `${fmt(queues_view.offset + 1)}–${fmt(queues_view.offset + queues.length)} of ${fmt(total)}`),
+          h("button", { type: "button", disabled: queues_view.offset + queues_page >= total, onclick: () => { queues_view.offset += queues_page; refresh(); } }, "Next"))
+      : null,
   ];
 }
 
-// The queue page's list (dead, delayed or completed, 50 a page) and its search, kept while the
+// The queue page's list (ready, active, delayed, dead or completed, 50 a page) and its search, kept while the
 // person stays on the queue.
-const lists = { queue: "", list: "dead", offset: 0, search: "", found: null };
+const lists = { queue: "", list: "ready", offset: 0, search: "", found: null };
 const page_size = 50;
 
 function jobs_table(jobs, list) {
   const pick = list === "dead" && writable();
-  const cols = { dead: ["Died", "finished_ms"], delayed: ["Runs at", "run_at_ms"], completed: ["Finished", "finished_ms"] }[list] || ["When", "finished_ms"];
+  const cols = { dead: ["Died", "finished_ms"], delayed: ["Runs at", "run_at_ms"], completed: ["Finished", "finished_ms"],
+    ready: ["Queued", "queued_ms"], active: ["Queued", "queued_ms"] }[list] || ["When", "finished_ms"];
+  const last = { completed: "Result", ready: "Priority", active: "Worker (lease renewed)" }[list] || "Why";
+  const last_cell = (j) => list === "completed" ? (j.result === undefined ? "–" : JSON.stringify(j.result))
+    : list === "ready" ? String(j.priority ?? 0)
+    : list === "active" ? `${j.consumer ?? "–"} (${fmt(Math.round((j.lease_idle_ms ?? 0) / 1000))} s ago)`
+    : (j.reason ?? j.last_error ?? "–");
   return h("div", { class: "table-wrap" }, h("table", { id: "jobs", "data-list": list },
     h("thead", {}, h("tr", {}, pick ? h("th", {}, "") : null, h("th", {}, "Job"), h("th", {}, "State"), h("th", {}, "Handler"),
-      h("th", { class: "num" }, "Attempts"), h("th", {}, cols[0]), h("th", {}, list === "completed" ? "Result" : "Why"))),
+      h("th", { class: "num" }, "Attempts"), h("th", {}, cols[0]), h("th", {}, last))),
     h("tbody", {}, jobs.map((j) => h("tr", { "data-id": j.id },
       pick ? h("td", {}, h("input", { type: "checkbox", class: "pick", value: j.id, "aria-label": "select " + j.id })) : null,
       h("td", {}, h("a", { href: "#/job/" + enc(j.id) }, j.id)),
@@ -178,18 +206,17 @@ function jobs_table(jobs, list) {
       h("td", {}, j.handler ?? "–"),
       h("td", { class: "num" }, fmt(j.attempts)),
       h("td", {}, when(j[cols[1]] ?? j.finished_ms ?? j.run_at_ms)),
-      h("td", { class: "wrap" }, list === "completed" ? (j.result === undefined ? "–" : JSON.stringify(j.result)) : (j.reason ?? j.last_error ?? "–")))))));
+      h("td", { class: "wrap" }, last_cell(j)))))));
 }
 
 async function queue_page(name) {
-  if (lists.queue !== name) Object.assign(lists, { queue: name, list: "dead", offset: 0, search: "", found: null });
+  if (lists.queue !== name) Object.assign(lists, { queue: name, list: "ready", offset: 0, search: "", found: null });
   const base = `/v1/queues/${enc(name)}`;
-  const [queues, jobs, schedules] = await Promise.all([
-    api("GET", "/v1/queues"),
+  const [q, jobs, schedules] = await Promise.all([
+    api("GET", base),
     api("GET", `${base}/jobs?state=${lists.list}&offset=${lists.offset}&limit=${page_size}`),
     api("GET", `${base}/schedules`),
   ]);
-  const q = queues.find((x) => x.queue === name) || { queue: name };
   const chosen = () => [...view.querySelectorAll("input.pick:checked")].map((x) => x.value);
   const bulk = (what, ids) => {
     const n = ids.length ? ids.length : q.dead;
@@ -241,7 +268,7 @@ async function queue_page(name) {
       ? [h("h2", {}, `Jobs containing “${lists.search}” (${lists.found.length}${lists.found.length >= 50 ? ", the first 50" : ""}; the first 1,000 of each list are searched)`),
          lists.found.length ? jobs_table(lists.found, "found") : h("p", { class: "muted", id: "nothing-found" }, "None.")]
       : null,
-    h("div", { class: "actions tabs" }, tab("dead", "Dead"), tab("delayed", "Delayed"), tab("completed", "Completed")),
+    h("div", { class: "actions tabs" }, tab("ready", "Ready"), tab("active", "Active"), tab("delayed", "Delayed"), tab("dead", "Dead"), tab("completed", "Completed")),
     lists.list === "dead" && jobs.length
       ? h("div", { class: "actions" },
           button("Retry selected", () => { const ids = chosen(); if (ids.length) bulk("retry", ids); else say("select dead jobs first"); }),
@@ -254,7 +281,7 @@ async function queue_page(name) {
       ? h("div", { class: "actions" },
           h("button", { type: "button", disabled: lists.offset === 0, onclick: () => { lists.offset = Math.max(0, lists.offset - page_size); refresh(); } }, "Previous"),
           h("span", { class: "muted" }, `${fmt(lists.offset + 1)}–${fmt(lists.offset + jobs.length)}${lists.list === "completed" ? "" : " of " + fmt(count)}`),
-          h("button", { type: "button", disabled: jobs.length < page_size, onclick: () => { lists.offset += page_size; refresh(); } }, "Next"))
+          h("button", { type: "button", disabled: jobs.length < page_size || ((lists.list === "ready" || lists.list === "active") && lists.offset + 2 * page_size > 10000), onclick: () => { lists.offset += page_size; refresh(); } }, "Next"))
       : null,
     h("h2", {}, "Schedules"),
     schedules_table(schedules),
@@ -287,6 +314,39 @@ async function schedules_page() {
   return [h("h1", {}, "Schedules"), schedules_table(all)];
 }
 
+// Every worker process that beat in the last 30 s (GET /v1/workers): each says so every 10 s.
+async function workers_page() {
+  const list = await api("GET", "/v1/workers");
+  const ago = (ms) => `${fmt(Math.max(0, Math.round((Date.now() - ms) / 1000)))} s ago`;
+  const since = (ms) => {
+    const s = Math.max(0, Math.round((Date.now() - ms) / 1000));
+    return s < 120 ? `${s} s` : s < 7200 ? `${Math.round(s / 60)} min` : s < 172800 ? `${Math.round(s / 3600)} h` : `${Math.round(s / 86400)} days`;
+  };
+  if (!list.length) return [h("h1", {}, "Workers"), h("p", { class: "muted", id: "no-workers" }, "No worker has said it is alive in the last 30 s.")];
+  return [
+    h("h1", {}, "Workers ", h("span", { class: "muted" }, `(${fmt(list.length)})`)),
+    h("div", { class: "table-wrap" }, h("table", { id: "workers" },
+      h("thead", {}, h("tr", {}, h("th", {}, "Host"), h("th", { class: "num" }, "Pid"), h("th", { class: "num" }, "Slot"), h("th", {}, "State"), h("th", {}, "Redis"),
+        h("th", {}, "Queues (running / done)"), h("th", { class: "num" }, "Running"), h("th", {}, "Up"), h("th", {}, "Last beat"), h("th", {}, "Version"))),
+      h("tbody", {}, list.map((w) => {
+        const qs = w.queues || [];
+        const running = qs.reduce((n, q) => n + (q.running || 0), 0);
+        return h("tr", { "data-worker": w.name },
+          h("td", {}, w.host),
+          h("td", { class: "num", "data-field": "pid" }, String(w.pid)),
+          h("td", { class: "num" }, String(w.slot)),
+          h("td", {}, h("span", { class: "badge " + (w.state === "running" ? "ok" : "paused") }, w.state)),
+          h("td", {}, h("span", { class: "badge " + (w.redis === "connected" ? "ok" : "dead") }, w.redis)),
+          h("td", { class: "wrap" }, qs.map((q, i) => [i ? ", " : "", h("a", { href: "#/queue/" + enc(q.queue) }, q.queue), ` ${fmt(q.running)} / ${fmt(q.done)}`])),
+          h("td", { class: "num" }, `${fmt(running)} of ${fmt(w.concurrency)}`),
+          h("td", {}, since(w.started_ms)),
+          h("td", {}, ago(w.beat_ms)),
+          h("td", {}, w.version));
+      })))),
+    h("p", { class: "muted" }, "A worker's running jobs are on its queues' Active lists, each with the worker that holds its lease."),
+  ];
+}
+
 async function job_page(id) {
   let j;
   try {
@@ -316,12 +376,13 @@ async function render(generation) {
   const [, page, arg] = location.hash.match(/^#\/([^/]*)\/?(.*)$/) || [null, "", ""];
   const name = decodeURIComponent(arg || "");
   for (const a of document.querySelectorAll("nav a"))
-    a.classList.toggle("here", a.dataset.nav === (page === "schedules" ? "schedules" : "overview") && page !== "job");
+    a.classList.toggle("here", a.dataset.nav === (page === "schedules" || page === "workers" ? page : "overview") && page !== "job");
   let nodes;
   try {
     if (page === "queue" && name) nodes = await queue_page(name);
     else if (page === "job" && name) nodes = await job_page(name);
     else if (page === "schedules") nodes = await schedules_page();
+    else if (page === "workers") nodes = await workers_page();
     else nodes = await overview();
   } catch (e) {
     if (generation === state.generation) say(e.message);

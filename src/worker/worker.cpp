@@ -11,8 +11,10 @@
 #include "log.hpp"
 #include "master/master.hpp"
 #include "queue/consumer.hpp"
+#include "queue/protocol.hpp"
 #include "redis/pool.hpp"
 #include "schedule/schedule.hpp"
+#include "utf8.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -222,6 +224,12 @@ asio::awaitable<void> consumers::drain(bool wait_for_running) {
     asio::steady_timer t(co_await asio::this_coro::executor, 50ms);
     co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
   }
+  said_farewell = true;
+  if (!farewell.empty()) { // the last word before the connections close (at most 2 s)
+    redis::exec_options opts;
+    opts.deadline = std::chrono::steady_clock::now() + 2s;
+    co_await pool_->commands().exec(farewell, opts);
+  }
   pool_->stop();
   co_await wait_until([this] { return pool_done_; }, std::chrono::steady_clock::time_point::max());
 }
@@ -293,6 +301,20 @@ void consumers::publish(master::slot_counters& slot) {
   }
 }
 
+boost::json::array consumers::describe_queues() const {
+  boost::json::array out;
+  for (const auto& c : list_) {
+    boost::json::object q;
+    q["queue"] = c->queue();
+    q["started"] = c->started();
+    q["running"] = c->running();
+    q["done"] = c->stats().done;
+    q["failed"] = c->stats().retried + c->stats().dead;
+    out.push_back(std::move(q));
+  }
+  return out;
+}
+
 std::uint64_t consumers::done() const {
   std::uint64_t n = 0;
   for (const auto& c : list_)
@@ -362,6 +384,7 @@ class worker_life {
       web_.handlers.push_back(name);
     if (listener_fd >= 0) asio::co_spawn(ioc_, http::serve_http(web_, listener_fd), asio::detached);
     if (metrics) asio::co_spawn(ioc_, publish_loop(), asio::detached);
+    asio::co_spawn(ioc_, presence_loop(), asio::detached);
   }
 
   int run() {
@@ -418,6 +441,7 @@ class worker_life {
 
   void stop_http() {
     draining_ = true;
+    beat_.cancel(); // say so at once
     web_.stopping = true;
     if (web_.acceptor) {
       boost::system::error_code ignored;
@@ -463,6 +487,55 @@ class worker_life {
     }
   }
 
+  // This process's presence in Redis, for GET /v1/workers and the dashboard's Workers page
+  // (docs/protocol.md, "Workers"): every 10 s (and when it starts draining) a description that
+  // expires after 30 s, and its name in forq:workers, trimmed of names silent for a minute. A
+  // beat Redis does not take within 5 s is dropped: the next one says the same, newer.
+  asio::awaitable<void> presence_loop() {
+    char host[256] = {};
+    ::gethostname(host, sizeof host - 1);
+    const std::string name = std::string(host) + ":" + std::to_string(::getpid());
+    const auto started = queue::epoch_ms();
+    // A worker that stops cleanly leaves the page at once (a killed one, when its description
+    // expires).
+    work_.farewell.push("DEL", queue::keys::worker(name));
+    work_.farewell.push("ZREM", queue::keys::workers, name);
+    std::int64_t trimmed = 0;
+    beat_.expires_after(1s); // the first once its connections had a moment to come up
+    co_await beat_.async_wait(asio::as_tuple(asio::use_awaitable));
+    for (;;) {
+      if (work_.said_farewell) co_return; // a beat now would outlive the process
+      const auto now = queue::epoch_ms();
+      boost::json::object o;
+      o["name"] = name;
+      o["host"] = host;
+      o["pid"] = ::getpid();
+      o["slot"] = slot_;
+      o["version"] = FORQ_VERSION;
+      o["started_ms"] = started;
+      o["beat_ms"] = now;
+      o["state"] = draining_ ? "draining" : "running";
+      o["redis"] = work_.fetching_ready() ? "connected"
+                   : work_.redis_ready()  ? "fetches reconnecting"
+                                          : "reconnecting";
+      o["concurrency"] = cfg_.concurrency;
+      o["queues"] = work_.describe_queues();
+      redis::request req;
+      req.push("SET", queue::keys::worker(name), serialize_utf8(o), "PX", "30000");
+      req.push("ZADD", queue::keys::workers, std::to_string(now), name);
+      if (now - trimmed >= 60000) {
+        req.push("ZREMRANGEBYSCORE", queue::keys::workers, "-inf", std::to_string(now - 60000));
+        trimmed = now;
+      }
+      redis::exec_options opts;
+      opts.deadline = std::chrono::steady_clock::now() + 5s;
+      auto r = co_await work_.commands().exec(req, opts);
+      if (!r && r.error() == errc::redis_shutdown) co_return; // drained: the pool is closed
+      beat_.expires_after(draining_ ? 30s : 10s);
+      co_await beat_.async_wait(asio::as_tuple(asio::use_awaitable));
+    }
+  }
+
   master::slot_counters& my_slot() {
     return metrics_->slots[(slot_ - 1) % shared_metrics::max_slots];
   }
@@ -474,6 +547,7 @@ class worker_life {
   asio::signal_set signals_;
   consumers work_;
   http::http_context web_;
+  asio::steady_timer beat_{ioc_}; // the presence loop's wait
   int code_ = exit_code::ok;
   int fatal_ = 0;
   bool draining_ = false;

@@ -11,6 +11,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/json/array.hpp>
 
 #include <functional>
 #include <memory>
@@ -60,6 +61,11 @@ class consumers {
   redis::connection& commands() { return pool_->commands(); }
   // Adds what happened since the last call to the shared counters of this worker's slot.
   void publish(master::slot_counters& slot);
+  // Each queue's running attempts, slots and jobs done, for the worker's presence in Redis.
+  boost::json::array describe_queues() const;
+  // Sent by drain() just before the connections close (the worker's presence removed).
+  redis::request farewell;
+  bool said_farewell = false;
 
  private:
   const config& cfg_;

@@ -238,6 +238,7 @@ class DashboardTest(unittest.TestCase):
 
     def test_4_a_bulk_retry_moves_the_selected_dead_jobs_back_and_nothing_else(self):
         self.open(self.tree, "queue/emails", "Queue emails")
+        self.click(lambda: self.find('button[data-tab="dead"]'))
         for job in ("mail-1", "mail-3"):
             self.click(lambda: self.find('#jobs[data-list="dead"] input.pick[value="%s"]' % job))
         self.shot("queue")
@@ -266,10 +267,18 @@ class DashboardTest(unittest.TestCase):
         self.click(lambda: self.find("#rate button[type=submit]"))
         wait_until("the rate limit in Redis", lambda: self.r.hmget("forq:{emails}:meta", "rate_max", "rate_ms") == ["5", "2000"])
         self.assertIn("rate limit of emails: 5 per 2000 ms", self.message())
+        # The two retried jobs wait (nothing consumes emails): the Ready list, the page's first.
+        self.open(self.tree, "queue/emails", "Queue emails")
+        ready = self.find('#jobs[data-list="ready"]')
+        ids = sorted(tr.get_attribute("data-id") for tr in ready.find_elements(By.CSS_SELECTOR, "tbody tr"))
+        self.assertEqual(ids, ["mail-1", "mail-3"])
+        self.click(lambda: self.find('button[data-tab="active"]'))
+        self.assertIn("No active jobs", self.find("main p.muted", "No active jobs").text)
 
     def test_5_read_only_shows_no_action_and_refuses_one_sent_anyway(self):
         self.open(self.read_only, "queue/emails", "Queue emails")
         self.assertEqual(self.find("#mode").text, "read-only")
+        self.click(lambda: self.find('button[data-tab="dead"]'))
         self.find('#jobs[data-list="dead"]')
         self.assertEqual(self.browser.find_elements(By.CSS_SELECTOR, "main button.act"), [])
         self.assertEqual(self.browser.find_elements(By.CSS_SELECTOR, "input.pick"), [])
@@ -307,6 +316,30 @@ class DashboardTest(unittest.TestCase):
         with self.assertRaises(urllib.error.HTTPError) as e:
             urllib.request.urlopen(rebound, timeout=10)
         self.assertEqual(e.exception.code, 403)
+
+    def test_8_workers_page_shows_each_live_worker_process(self):
+        # Each tree's one worker says it is alive (forq:workers, forq:worker:<host>:<pid>).
+        def live():
+            names = self.r.zrange("forq:workers", 0, -1)
+            return names if len(names) == 2 and all(self.r.exists("forq:worker:" + n) for n in names) else None
+        names = wait_until("both workers' presence in Redis", live)
+        self.open(self.tree, "workers", "Workers")
+        for name in names:
+            pid = int(name.rsplit(":", 1)[1])
+            os.kill(pid, 0)  # a live process, not a made-up row
+            row = self.find('#workers tr[data-worker="%s"]' % name)
+            self.assertEqual(row.find_element(By.CSS_SELECTOR, 'td[data-field="pid"]').text, str(pid))
+            self.assertIn("default", row.text)
+            self.assertIn("connected", row.text)
+        self.shot("workers")
+
+    def test_9_the_queue_list_pages_and_filters_by_name(self):
+        with urllib.request.urlopen(self.tree.base + "/v1/queues?match=rep&limit=1", timeout=10) as r:
+            self.assertEqual(r.headers["X-Total-Count"], "1")
+            self.assertEqual([q["queue"] for q in json.loads(r.read())], ["reports"])
+        with urllib.request.urlopen(self.tree.base + "/v1/queues?offset=1&limit=1", timeout=10) as r:
+            self.assertEqual(r.headers["X-Total-Count"], "3")  # default (the trees'), emails, reports
+            self.assertEqual([q["queue"] for q in json.loads(r.read())], ["emails"])
 
 
 if __name__ == "__main__":

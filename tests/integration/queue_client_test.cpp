@@ -355,6 +355,71 @@ TEST_F(client_test, bulk_enqueue_refuses_only_the_bad_job) {
   });
 }
 
+TEST_F(client_test, ready_and_active_lists_follow_priority_and_the_leases) {
+  std::string a, b, c;
+  with_client([&](client& cl) -> asio::awaitable<void> {
+    auto ra = co_await cl.enqueue("work", job_of("j", "{\"n\":1}"));
+    auto rb = co_await cl.enqueue("work", job_of("j", "{\"n\":2}"));
+    auto high = job_of("j", "{\"n\":3}");
+    high.priority = 5;
+    auto rc = co_await cl.enqueue("work", high);
+    FORQ_CO_ASSERT(ra && rb && rc);
+    a = ra->id, b = rb->id, c = rc->id;
+    auto ready = co_await cl.list_jobs("work", "ready", 0, 50);
+    FORQ_CO_ASSERT(ready && ready->size() == 3);
+    EXPECT_EQ((*ready)[0].id, c); // the higher priority first, then oldest first
+    EXPECT_EQ((*ready)[0].priority.value_or(-1), 5);
+    EXPECT_EQ((*ready)[1].id, a);
+    EXPECT_EQ((*ready)[2].id, b);
+    EXPECT_EQ((*ready)[2].payload, "{\"n\":2}");
+    EXPECT_GT((*ready)[1].queued_ms.value_or(0), 0);
+    auto second = co_await cl.list_jobs("work", "ready", 1, 1);
+    FORQ_CO_ASSERT(second && second->size() == 1);
+    EXPECT_EQ(second->front().id, a);
+    auto none = co_await cl.list_jobs("work", "active", 0, 50);
+    FORQ_CO_ASSERT(none);
+    EXPECT_TRUE(none->empty());
+    auto bad = co_await cl.list_jobs("work", "waiting", 0, 50);
+    EXPECT_TRUE(!bad && bad.error() == forq::errc::invalid_value);
+    auto deep = co_await cl.list_jobs("work", "ready", 9990, 11);
+    EXPECT_TRUE(!deep && deep.error() == forq::errc::invalid_value);
+  });
+  // A consumer "tester" leases the oldest priority-0 job (as a worker's fetch does).
+  redis_.command({"XGROUP", "CREATE", "forq:{work}:stream", "workers", "0"});
+  redis_.command({"XREADGROUP", "GROUP", "workers", "tester", "COUNT", "1", "STREAMS",
+                  "forq:{work}:stream", ">"});
+  with_client([&](client& cl) -> asio::awaitable<void> {
+    auto ready = co_await cl.list_jobs("work", "ready", 0, 50);
+    FORQ_CO_ASSERT(ready && ready->size() == 2);
+    EXPECT_EQ((*ready)[0].id, c);
+    EXPECT_EQ((*ready)[1].id, b);
+    auto active = co_await cl.list_jobs("work", "active", 0, 50);
+    FORQ_CO_ASSERT(active && active->size() == 1);
+    EXPECT_EQ(active->front().id, a);
+    EXPECT_EQ(active->front().state, "active");
+    EXPECT_EQ(active->front().consumer.value_or(""), "tester");
+    EXPECT_TRUE(active->front().lease_idle_ms);
+    EXPECT_EQ(active->front().payload, "{\"n\":1}");
+    // The figures agree: the priority-5 stream has no group yet (all of it ready).
+    auto s = co_await cl.stats("work");
+    FORQ_CO_ASSERT(s);
+    EXPECT_EQ(s->ready, 2);
+    EXPECT_EQ(s->active, 1);
+  });
+}
+
+TEST_F(client_test, workers_are_the_processes_whose_description_has_not_expired) {
+  redis_.command(
+      {"SET", "forq:worker:h1:7", R"({"name":"h1:7","pid":7,"queues":[]})", "PX", "30000"});
+  redis_.command({"ZADD", "forq:workers", "1", "h1:7"});
+  redis_.command({"ZADD", "forq:workers", "2", "h0:5"}); // its description expired: gone
+  with_client([&](client& cl) -> asio::awaitable<void> {
+    auto all = co_await cl.workers();
+    FORQ_CO_ASSERT(all && all->size() == 1);
+    EXPECT_EQ(all->front().at("pid").as_int64(), 7);
+  });
+}
+
 TEST_F(client_test, queue_figures_follow_the_jobs) {
   with_consumer(options(), [&](client& cl, queue::consumer& c) -> asio::awaitable<void> {
     for (int i = 0; i < 20; ++i)

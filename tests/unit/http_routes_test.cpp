@@ -289,6 +289,26 @@ TEST(http_routes, job_lists_search_and_the_rate_limit_are_checked_before_redis) 
   EXPECT_EQ(page.state, "delayed");
   EXPECT_EQ(page.offset, 50);
   EXPECT_EQ(page.limit, 25);
+  for (const auto* state : {"ready", "active"}) {
+    auto deep = called(route(cfg, handlers,
+                             req("GET", std::string("/v1/queues/emails/jobs?state=") + state +
+                                            "&offset=9950&limit=50")));
+    EXPECT_EQ(deep.what, op::list_jobs);
+    EXPECT_EQ(deep.state, state);
+    EXPECT_EQ(deep.offset + deep.limit, 10000);
+  }
+  auto all = called(route(cfg, handlers, req("GET", "/v1/queues")));
+  EXPECT_EQ(all.what, op::list_queues);
+  EXPECT_EQ(all.limit, 0); // every queue
+  auto some =
+      called(route(cfg, handlers, req("GET", "/v1/queues?match=mail&offset=100&limit=100")));
+  EXPECT_EQ(some.text, "mail");
+  EXPECT_EQ(some.offset, 100);
+  EXPECT_EQ(some.limit, 100);
+  auto one = called(route(cfg, handlers, req("GET", "/v1/queues/emails")));
+  EXPECT_EQ(one.what, op::queue_stats);
+  EXPECT_EQ(one.queue, "emails");
+  EXPECT_EQ(called(route(cfg, handlers, req("GET", "/v1/workers"))).what, op::list_workers);
   auto found = called(route(cfg, handlers, req("GET", "/v1/queues/emails/search?q=smtp+550%21")));
   EXPECT_EQ(found.what, op::search_jobs);
   EXPECT_EQ(found.text, "smtp 550!");
@@ -301,7 +321,11 @@ TEST(http_routes, job_lists_search_and_the_rate_limit_are_checked_before_redis) 
             0);
   for (const auto& [method, target, body] :
        std::vector<std::tuple<std::string, std::string, std::string>>{
-           {"GET", "/v1/queues/emails/jobs?state=ready", ""},
+           {"GET", "/v1/queues/emails/jobs?state=waiting", ""},
+           {"GET", "/v1/queues/emails/jobs?state=ready&offset=9990&limit=11", ""},
+           {"GET", "/v1/queues?limit=0", ""},
+           {"GET", "/v1/queues?match=" + std::string(201, 'q'), ""},
+           {"GET", "/v1/queues/bad%20name", ""},
            {"GET", "/v1/queues/emails/jobs?limit=0", ""},
            {"GET", "/v1/queues/emails/jobs?limit=501", ""},
            {"GET", "/v1/queues/emails/jobs?offset=-1", ""},
