@@ -5,8 +5,9 @@
 
 For each N: a fresh redis-server on a free port, N queues as a worker leaves them once started
 (ten priority streams and the doorbell, each with the group) with one job each; `forq serve`
-(one worker) consuming none of them; 20 refreshes of every queue (GET /v1/queues) and 20 of the
-page the dashboard asks for (the first 100). Prints Redis's CPU (INFO cpu: user + sys, whole
+(one worker) consuming none of them, each with a busy last hour by the minute; 20 refreshes of
+every queue (GET /v1/queues), 20 of the first 100 queues' figures, and 20 of the page the
+dashboard asks for (the first 100 with their last 60 minutes). Prints Redis's CPU (INFO cpu: user + sys, whole
 process) and the commands' own time (INFO commandstats) per refresh, and the refresh's wall
 time as the browser sees it.
 """
@@ -66,6 +67,14 @@ def measure(n):
         p.hset("forq:{%s}:meta" % q, mapping={"schema": "3", "paused": "0"})
         p.xadd("forq:{%s}:stream" % q, {"handler": "noop", "payload": "{}"})
         p.sadd("forq:queues", q)
+        # A busy hour by the minute, as workers leave it (minutes.lua): jobs done, attempts
+        # failed and four latency buckets in each of the last 60 minutes (360 fields).
+        now = int(time.time() // 60)
+        hour = {}
+        for m in range(now - 59, now + 1):
+            hour.update({"%d:d" % m: 600, "%d:f" % m: 3, "%d:l1" % m: 300, "%d:l2" % m: 250,
+                         "%d:l3" % m: 40, "%d:l6" % m: 10})
+        p.hset("forq:{%s}:minutes" % q, mapping=hour)
         if i % 100 == 99:
             p.execute()
     p.execute()
@@ -90,7 +99,8 @@ def measure(n):
     idle_cpu = (cpu(r) - idle_before) / 2  # per second, nothing asked
     idle_cmd = (command_usec(r) - idle_usec) / 2
     for what, path in (("every queue", "/v1/queues"),
-                       ("the dashboard's page", "/v1/queues?limit=%d" % PAGE)):
+                       ("a page of figures", "/v1/queues?limit=%d" % PAGE),
+                       ("the dashboard's page", "/v1/queues?limit=%d&minutes=60" % PAGE)):
         before, usec = cpu(r), command_usec(r)
         start = time.monotonic()
         for _ in range(REFRESHES):
@@ -98,7 +108,7 @@ def measure(n):
         wall = (time.monotonic() - start) / REFRESHES
         spent = (cpu(r) - before - idle_cpu * wall * REFRESHES) / REFRESHES
         cmd = (command_usec(r) - usec - idle_cmd * wall * REFRESHES) / REFRESHES
-        print("%5d queues, %-20s: Redis CPU %.2f ms per refresh (commands' own time %.2f ms), "
+        print("%5d queues, %-22s: Redis CPU %.2f ms per refresh (commands' own time %.2f ms), "
               "refresh %.1f ms as the browser waits, answer %d bytes"
               % (n, what, spent * 1000, cmd / 1000, wall * 1000, len(body)))
     tree.terminate()

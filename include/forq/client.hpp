@@ -35,6 +35,8 @@ struct job_info {
   std::optional<std::string> retry;  // the job's own retry policy, if it set one
   std::optional<std::string> result; // completed with a result: its JSON
   std::optional<std::string> last_error, reason;
+  // Every failed attempt's error kept (the last 10): [{"attempt", "at_ms", "error"}, ...].
+  std::optional<boost::json::array> errors;
   std::optional<std::int64_t> run_at_ms;     // delayed: when it becomes ready
   std::optional<std::int64_t> finished_ms;   // completed or dead: when
   std::optional<std::int64_t> queued_ms;     // ready or active: when this attempt's entry was added
@@ -45,12 +47,24 @@ struct job_info {
   boost::json::object to_json() const;
 };
 
+// One minute of a queue, summed over every worker (docs/protocol.md, "Figures by the minute").
+struct minute_figures {
+  std::int64_t at_ms = 0; // the minute's start
+  std::uint64_t done = 0, failed = 0;
+  std::uint64_t started = 0; // attempts started (with a pick-up latency)
+  // Pick-up latency of those attempts (entry in its stream to the attempt's start), estimated
+  // from buckets; none when no attempt started in the minute.
+  std::optional<double> pickup_p50_ms, pickup_p99_ms;
+  boost::json::object to_json() const;
+};
+
 struct queue_stats {
   std::string queue;
   std::int64_t ready = 0, active = 0, delayed = 0, dead = 0;
   std::int64_t completed = 0, retried = 0, stalled = 0, died = 0; // running totals
   bool paused = false;
   std::int64_t rate_max = 0, rate_ms = 0; // 0: no rate limit
+  std::vector<minute_figures> minutes;    // when asked for: the last N minutes, oldest first
   boost::json::object to_json() const;
 };
 
@@ -89,8 +103,9 @@ class client {
   boost::asio::awaitable<expected<queue_stats>> stats(std::string_view queue);
   // Many queues' stats, 100 queues a round trip (two trips each), every command on one key (so
   // a Redis Cluster can route it): what the dashboard's overview reads for 1,000 queues.
+  // `minutes` > 0: each with its last `minutes` minutes (at most 60), in the same round trips.
   boost::asio::awaitable<expected<std::vector<queue_stats>>>
-  stats_many(const std::vector<std::string>& queues);
+  stats_many(const std::vector<std::string>& queues, int minutes = 0);
   // Every queue a forq has initialised or enqueued to on this Redis (forq:queues).
   boost::asio::awaitable<expected<std::vector<std::string>>> queues();
   // Whether a worker has started on the queue (its schema is written): jobs enqueued to a queue
@@ -117,6 +132,11 @@ class client {
                                                                  std::string_view text,
                                                                  std::size_t scan_each = 1000,
                                                                  std::size_t most = 50);
+  // The ids of every dead job whose id, handler, payload, last error or reason contains `text`
+  // (the dead set read 1,000 a round trip, oldest death first): what a bulk retry or purge of
+  // "all matching a filter" takes.
+  boost::asio::awaitable<expected<std::vector<std::string>>> dead_matching(std::string_view queue,
+                                                                           std::string_view text);
   // Back to ready as fresh jobs (same id, attempt 0) / gone for good. No ids: every dead job.
   // Returns how many were handled.
   boost::asio::awaitable<expected<std::size_t>>

@@ -373,7 +373,7 @@ asio::awaitable<reply_t> run_call(http_context& ctx, api_call call) {
         call.limit > 0 ? std::min(total, from + static_cast<std::size_t>(call.limit)) : total;
     std::vector<std::string> page(names->begin() + static_cast<std::ptrdiff_t>(from),
                                   names->begin() + static_cast<std::ptrdiff_t>(to));
-    auto stats = co_await c.stats_many(page);
+    auto stats = co_await c.stats_many(page, call.minutes);
     if (!stats) co_return redis_down(stats.error());
     json::array all;
     for (const auto& s : *stats)
@@ -391,9 +391,11 @@ asio::awaitable<reply_t> run_call(http_context& ctx, api_call call) {
     co_return json_reply(bhttp::status::ok, out);
   }
   case op::queue_stats: {
-    auto s = co_await c.stats(call.queue);
+    std::vector<std::string> one;
+    one.push_back(call.queue);
+    auto s = co_await c.stats_many(one, call.minutes);
     if (!s) co_return redis_down(s.error());
-    co_return json_reply(bhttp::status::ok, s->to_json());
+    co_return json_reply(bhttp::status::ok, s->front().to_json());
   }
   case op::get_job: {
     auto names = co_await c.queues();
@@ -418,14 +420,24 @@ asio::awaitable<reply_t> run_call(http_context& ctx, api_call call) {
   case op::retry_dead:
   case op::purge_dead: {
     const bool retry = call.what == op::retry_dead;
+    std::optional<std::size_t> matched;
+    if (!call.text.empty()) { // {"match": TEXT}: the ids of the dead jobs containing it
+      auto found = co_await c.dead_matching(call.queue, call.text);
+      if (!found) co_return redis_down(found.error());
+      call.ids = std::move(*found);
+      matched = call.ids.size();
+    }
     expected<std::size_t> n = std::size_t{0};
-    if (retry)
+    if (matched && call.ids.empty()) // none matched: nothing to do (no ids would mean all)
+      n = std::size_t{0};
+    else if (retry)
       n = co_await c.retry_dead(call.queue, call.ids);
     else
       n = co_await c.purge_dead(call.queue, call.ids);
     if (!n) co_return redis_down(n.error());
     json::object o;
     o[retry ? "retried" : "purged"] = *n;
+    if (matched) o["matched"] = *matched;
     co_return json_reply(bhttp::status::ok, o);
   }
   case op::pause_queue:

@@ -149,15 +149,24 @@ routed post_job(const config& cfg, const std::vector<std::string>& handlers,
   return call;
 }
 
-// {"ids": [...]}, or an empty body: every dead job.
+// {"ids": [...]}, {"match": "TEXT"} (every dead job containing TEXT), or an empty body: every
+// dead job.
 routed dead_ids(api_call call, const std::string& body) {
   if (body.empty()) return call;
   boost::system::error_code ec;
   auto v = json::parse(body, ec);
   const json::array* list = nullptr;
-  if (!ec && v.is_object())
+  if (!ec && v.is_object() && v.as_object().size() == 1) {
     if (auto* x = v.as_object().if_contains("ids"); x && x->is_array()) list = &x->as_array();
-  if (!list) return error_answer(bad_request, "the body must be {\"ids\": [...]}");
+    if (auto* m = v.as_object().if_contains("match"); m && m->is_string()) {
+      call.text = std::string(m->as_string());
+      if (call.text.empty() || call.text.size() > 200)
+        return error_answer(bad_request, "match is 1 to 200 characters");
+      return call;
+    }
+  }
+  if (!list)
+    return error_answer(bad_request, "the body must be {\"ids\": [...]} or {\"match\": \"text\"}");
   for (const auto& x : *list) {
     if (!x.is_string()) return error_answer(bad_request, "ids are strings");
     call.ids.emplace_back(x.as_string());
@@ -264,6 +273,18 @@ std::optional<std::string> page_of(std::string_view target, api_call& call) {
              (*key == 'l' ? "1" : "0") + " to " + std::to_string(hi);
     *at = n;
   }
+  return std::nullopt;
+}
+
+// ?minutes=N (0 to 60): the queues' figures by the minute asked for too.
+std::optional<std::string> minutes_of(std::string_view target, api_call& call) {
+  auto v = query_param(target, "minutes");
+  if (!v) return std::nullopt;
+  int n = -1;
+  auto [end, ec] = std::from_chars(v->data(), v->data() + v->size(), n);
+  if (ec != std::errc{} || end != v->data() + v->size() || n < 0 || n > 60)
+    return "minutes \"" + *v + "\" is not allowed: a whole number from 0 to 60";
+  call.minutes = n;
   return std::nullopt;
 }
 
@@ -435,6 +456,7 @@ routed route(const config& cfg, const std::vector<std::string>& handlers, const 
     call.text = query_param(req.target, "match").value_or("");
     if (call.text.size() > 200) return error_answer(bad_request, "match is at most 200 characters");
     if (auto why = page_of(req.target, call)) return error_answer(bad_request, *why);
+    if (auto why = minutes_of(req.target, call)) return error_answer(bad_request, *why);
     return call;
   }
   if (parts.size() == 3 && parts[1] == "queues" && method == "GET") {
@@ -442,6 +464,7 @@ routed route(const config& cfg, const std::vector<std::string>& handlers, const 
     call.queue = parts[2];
     if (auto ok = queue::check_queue_name(call.queue); !ok)
       return error_answer(bad_request, ok.error().message());
+    if (auto why = minutes_of(req.target, call)) return error_answer(bad_request, *why);
     return call;
   }
   if (parts.size() == 3 && parts[1] == "jobs" && method == "GET") {

@@ -46,8 +46,8 @@ struct api_call {
   enum class op {
     readyz,          // GET /readyz
     metrics,         // GET /metrics
-    list_queues,     // GET /v1/queues[?match=TEXT&offset=&limit=]
-    queue_stats,     // GET /v1/queues/{queue}
+    list_queues,     // GET /v1/queues[?match=TEXT&offset=&limit=&minutes=]
+    queue_stats,     // GET /v1/queues/{queue}[?minutes=]
     list_workers,    // GET /v1/workers
     get_job,         // GET /v1/jobs/{id}
     post_job,        // POST /v1/queues/{queue}/jobs
@@ -75,8 +75,9 @@ struct api_call {
   std::string action;           // schedule_action: pause | resume | run
   std::string schedule;         // put_schedule: the definition as JSON, checked
   std::string state;            // list_jobs
-  std::string text;             // search_jobs; list_queues: names containing it
-  std::int64_t offset = 0, limit = 50;    // list_jobs, list_queues (limit 0: all)
+  std::string text; // search_jobs; list_queues: names containing it; retry/purge_dead: a match
+  std::int64_t offset = 0, limit = 50; // list_jobs, list_queues (limit 0: all)
+  int minutes = 0; // list_queues, queue_stats: with each queue's last N minutes (0 to 60)
   std::int64_t rate_max = 0, rate_ms = 0; // set_rate_limit; max 0: no limit
 };
 

@@ -33,7 +33,9 @@ asio::awaitable<void> consumer::attempt(delivered_job job) {
     auto dash = job.entry_id.find('-');
     std::from_chars(job.entry_id.data(), job.entry_id.data() + dash, ready_ms);
     auto waited = std::chrono::system_clock::now().time_since_epoch() - milliseconds(ready_ms);
-    stats_.pickup.add(std::chrono::duration_cast<std::chrono::microseconds>(waited));
+    const auto us = std::chrono::duration_cast<std::chrono::microseconds>(waited);
+    stats_.pickup.add(us);
+    ++stats_.pickup_fine[history::bucket_of(us.count())];
   }
   const auto began = std::chrono::steady_clock::now();
   outcome out;
@@ -195,6 +197,7 @@ asio::awaitable<void> consumer::fail(const delivered_job& job, int attempt_made,
   keys k(options_.queue);
   std::vector<std::pair<std::string, std::string>> extra;
   extra.emplace_back("last_error", error);
+  extra.emplace_back("errors", with_error(job, attempt_made, error, epoch_ms()));
   if (!v.retry) extra.emplace_back("reason", v.reason);
   auto json = to_json(job, attempt_made, extra);
   auto when = v.retry ? now_ms(v.delay) : now_ms();

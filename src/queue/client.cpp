@@ -1,6 +1,7 @@
 #include "forq/client.hpp"
 
 #include "forq/error.hpp"
+#include "queue/history.hpp"
 #include "queue/job.hpp"
 #include "queue/protocol.hpp"
 #include "scripts.hpp"
@@ -59,7 +60,14 @@ void take_fields(job_info& info, const json::object& o) {
       info.last_error = text;
     else if (k == "reason")
       info.reason = text;
-    else if (k == "priority")
+    else if (k == "errors") {
+      error_code ec;
+      auto list = json::parse(text, ec);
+      if (!ec && list.is_array())
+        info.errors = std::move(list.as_array());
+      else
+        info.other_fields.emplace_back(std::string(k), text); // not forq's: shown as it is
+    } else if (k == "priority")
       info.priority = static_cast<int>(to_int(text));
     else if (k == "max_attempts")
       info.max_attempts = static_cast<int>(to_int(text));
@@ -121,6 +129,7 @@ json::object job_info::to_json() const {
   }
   if (last_error) o["last_error"] = *last_error;
   if (reason) o["reason"] = *reason;
+  if (errors) o["errors"] = *errors;
   if (run_at_ms) o["run_at_ms"] = *run_at_ms;
   if (finished_ms) o["finished_ms"] = *finished_ms;
   if (queued_ms) o["queued_ms"] = *queued_ms;
@@ -132,6 +141,17 @@ json::object job_info::to_json() const {
       extra[k] = v;
     o["fields"] = std::move(extra);
   }
+  return o;
+}
+
+json::object minute_figures::to_json() const {
+  json::object o;
+  o["at_ms"] = at_ms;
+  o["done"] = done;
+  o["failed"] = failed;
+  o["started"] = started;
+  o["pickup_p50_ms"] = pickup_p50_ms ? json::value(*pickup_p50_ms) : json::value(nullptr);
+  o["pickup_p99_ms"] = pickup_p99_ms ? json::value(*pickup_p99_ms) : json::value(nullptr);
   return o;
 }
 
@@ -147,6 +167,12 @@ json::object queue_stats::to_json() const {
   o["stalled"] = stalled;
   o["died"] = died;
   o["paused"] = paused;
+  if (!minutes.empty()) {
+    json::array m;
+    for (const auto& x : minutes)
+      m.push_back(x.to_json());
+    o["minutes"] = std::move(m);
+  }
   if (rate_max > 0) {
     json::object limit;
     limit["max"] = rate_max;
@@ -493,7 +519,7 @@ boost::asio::awaitable<result<bool>> add_stream_counts(redis::connection& conn,
 } // namespace
 
 boost::asio::awaitable<result<std::vector<queue_stats>>>
-client::stats_many(const std::vector<std::string>& queues) {
+client::stats_many(const std::vector<std::string>& queues, int minutes) {
   for (const auto& q : queues)
     if (auto name = queue::check_queue_name(q); !name) co_return name.error();
   std::vector<queue_stats> out;
@@ -512,6 +538,7 @@ client::stats_many(const std::vector<std::string>& queues) {
       req.push("ZCARD", b.k.dead);                                  // 11
       req.push("HGETALL", b.k.stats);                               // 12
       req.push("HMGET", b.k.meta, "paused", "rate_max", "rate_ms"); // 13
+      if (minutes > 0) req.push("HGETALL", b.k.minutes);            // 14
     }
     auto r = co_await exec(req);
     if (!r) co_return r.error();
@@ -542,6 +569,9 @@ client::stats_many(const std::vector<std::string>& queues) {
         b.s.rate_max = m[1].as_integer().value_or(0);
         b.s.rate_ms = m[2].as_integer().value_or(0);
       }
+      if (minutes > 0)
+        b.s.minutes =
+            queue::history::read(at[f + 14], queue::history::minute_of(queue::epoch_ms()), minutes);
       b.first = groups.commands();
       for (int p : b.streams)
         groups.push("XINFO", "GROUPS", b.k.stream_for(p));
@@ -804,25 +834,47 @@ client::list_in_streams(std::string_view queue, std::string_view state, std::siz
   co_return out;
 }
 
+namespace {
+
+bool job_contains(const job_info& j, std::string_view text) {
+  auto has = [&](const std::optional<std::string>& s) {
+    return s && s->find(text) != std::string::npos;
+  };
+  return j.id.find(text) != std::string::npos || j.handler.find(text) != std::string::npos ||
+         j.payload.find(text) != std::string::npos || has(j.result) || has(j.last_error) ||
+         has(j.reason);
+}
+
+} // namespace
+
+boost::asio::awaitable<result<std::vector<std::string>>>
+client::dead_matching(std::string_view queue, std::string_view text) {
+  if (text.empty()) co_return error(errc::invalid_value, "nothing to match");
+  std::vector<std::string> ids;
+  constexpr std::size_t batch = 1000;
+  for (std::size_t offset = 0;; offset += batch) {
+    auto some = co_await list_jobs(queue, "dead", offset, batch);
+    if (!some) co_return some.error();
+    for (const auto& j : *some)
+      if (job_contains(j, text)) ids.push_back(j.id);
+    if (some->size() < batch) break;
+  }
+  co_return ids;
+}
+
 boost::asio::awaitable<result<std::vector<job_info>>> client::search(std::string_view queue,
                                                                      std::string_view text,
                                                                      std::size_t scan_each,
                                                                      std::size_t most) {
   std::vector<job_info> found;
   if (text.empty()) co_return error(errc::invalid_value, "nothing to search for");
-  auto has = [&](const std::optional<std::string>& s) {
-    return s && s->find(text) != std::string::npos;
-  };
   static constexpr std::array<std::string_view, 3> states{"dead", "delayed", "completed"};
   for (const auto state : states) {
     auto some = co_await list_jobs(queue, state, 0, scan_each);
     if (!some) co_return some.error();
     for (auto& j : *some) {
       if (found.size() >= most) co_return found;
-      if (j.id.find(text) != std::string::npos || j.handler.find(text) != std::string::npos ||
-          j.payload.find(text) != std::string::npos || has(j.result) || has(j.last_error) ||
-          has(j.reason))
-        found.push_back(std::move(j));
+      if (job_contains(j, text)) found.push_back(std::move(j));
     }
   }
   co_return found;

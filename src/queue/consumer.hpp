@@ -4,6 +4,7 @@
 // batches, retry with backoff, dead set, lease renewal and stall recovery, pause, rate limits,
 // slots shared between queues by weight, tidying.
 
+#include "queue/history.hpp"
 #include "queue/job.hpp"
 #include "redis/pool.hpp"
 
@@ -155,6 +156,7 @@ class consumer {
     histogram pickup;     // from the attempt's entry reaching its stream to the attempt's start
     histogram run;        // the handler's own time
     histogram round_trip; // an ack's round trip to Redis
+    history::buckets pickup_fine{}; // pick-up latency in the dashboard's finer buckets
   };
   const counters& stats() const { return stats_; }
   std::size_t running() const { return running_; } // attempts running now

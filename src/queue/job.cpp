@@ -186,6 +186,25 @@ std::string to_json(const delivered_job& j, int attempt,
   return boost::json::serialize(o);
 }
 
+std::string with_error(const delivered_job& j, int attempt, std::string_view error,
+                       std::int64_t at_ms) {
+  boost::json::array list;
+  for (const auto& [k, v] : j.fields) {
+    if (k != "errors") continue;
+    boost::system::error_code ec;
+    auto old = boost::json::parse(v, ec);
+    if (!ec && old.is_array()) list = std::move(old.as_array());
+  }
+  boost::json::object e;
+  e["attempt"] = attempt;
+  e["at_ms"] = at_ms;
+  e["error"] = to_utf8(error.substr(0, error_bytes_kept));
+  list.emplace_back(std::move(e));
+  if (list.size() > errors_kept)
+    list.erase(list.begin(), list.begin() + static_cast<std::ptrdiff_t>(list.size() - errors_kept));
+  return boost::json::serialize(list);
+}
+
 std::string handoff_json(const delivered_job& j) { // (parse_entry let only UTF-8 through)
   boost::json::object o;
   o["id"] = j.id;

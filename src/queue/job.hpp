@@ -52,6 +52,13 @@ std::variant<delivered_job, std::string> parse_entry(std::string_view queue,
 std::string to_json(const delivered_job& j, int attempt,
                     const std::vector<std::pair<std::string, std::string>>& extra);
 
+// The job's `errors` field after this failed attempt: the errors its attempts gave, oldest
+// first, as a JSON array of {"attempt", "at_ms", "error"} (each error's first 1,000 bytes), the
+// last 10 of them; a previous `errors` that is not such an array is started again.
+inline constexpr std::size_t errors_kept = 10, error_bytes_kept = 1000;
+std::string with_error(const delivered_job& j, int attempt, std::string_view error,
+                       std::int64_t at_ms);
+
 // The job as handlers outside the process get it (exec on stdin, http as the POST body):
 // {"id", "queue", "handler", "attempt" (this one, from 1), "payload" (JSON; text kept as a
 // string)}. docs/handlers.md.

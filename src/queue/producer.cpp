@@ -51,6 +51,7 @@ keys::keys(std::string_view queue)
   wake = prefix + "wake";
   rate = prefix + "rate";
   priorities = prefix + "priorities";
+  minutes = prefix + "minutes";
 }
 
 std::string keys::stream_key(std::string_view queue, int priority) {

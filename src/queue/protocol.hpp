@@ -30,6 +30,7 @@ struct keys {
   std::string wake;       // stream: a doorbell rung by producers of delayed jobs
   std::string rate;       // the rate limiter's window counter
   std::string priorities; // set: the priorities consumers have fetched from (stall recovery)
+  std::string minutes;    // hash: figures by the minute, for the dashboard (minutes.lua)
   std::string stream_for(int priority) const; // priority 0: `stream`; 1..9: stream:p<N>
   std::vector<std::string> streams() const;   // every priority's stream, 0 to 9
   // The same keys without building the others, for enqueue's hot path.

@@ -21,6 +21,7 @@ struct protocol_scripts {
   redis::script schedule_remove{"schedule_remove", lua::schedule_remove_lua};
   redis::script schedule_claim{"schedule_claim", lua::schedule_claim_lua};
   redis::script schedule_pause{"schedule_pause", lua::schedule_pause_lua};
+  redis::script minutes{"minutes", lua::minutes_lua};
 };
 
 inline const protocol_scripts& scripts() {

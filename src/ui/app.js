@@ -8,7 +8,6 @@ const state = {
   every: 5000,          // refresh interval, ms; 0: never
   timer: 0,
   generation: 0,        // the newest render; older ones are dropped
-  history: new Map(),   // queue -> [{t, completed}] over the last hour, for throughput
   pending: null,        // an action waiting for the token
 };
 
@@ -106,34 +105,70 @@ const writable = () => state.mode !== "read-only";
 // A button that changes something: none at all in read-only mode.
 const button = (label, onclick, cls) => (writable() ? h("button", { type: "button", class: "act " + (cls || ""), onclick }, label) : null);
 
-function spark(points) {
-  const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
-  svg.setAttribute("class", "spark");
-  svg.setAttribute("viewBox", "0 0 100 20");
-  svg.setAttribute("preserveAspectRatio", "none");
-  if (points.length > 1) {
-    const max = Math.max(1, ...points);
-    const line = document.createElementNS("http://www.w3.org/2000/svg", "polyline");
-    line.setAttribute("points", points.map((v, i) => `${(i * 100) / (points.length - 1)},${19 - (v * 18) / max}`).join(" "));
-    svg.append(line);
-  }
-  return svg;
+const svg_ns = "http://www.w3.org/2000/svg";
+function svg(tag, attrs = {}, ...children) {
+  const el = document.createElementNS(svg_ns, tag);
+  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
+  for (const c of children.flat()) if (c) el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  return el;
 }
 
-// Jobs a minute from the completed counter between refreshes, kept for an hour in this tab.
-function throughput(q) {
-  const now = Date.now();
-  const list = state.history.get(q.queue) || [];
-  if (!list.length || list[list.length - 1].completed !== q.completed || now - list[list.length - 1].t > 1000)
-    list.push({ t: now, completed: q.completed });
-  while (list.length && now - list[0].t > 3600000) list.shift();
-  state.history.set(q.queue, list);
-  const rates = [];
-  for (let i = 1; i < list.length; i++) {
-    const dt = (list[i].t - list[i - 1].t) / 60000;
-    rates.push(dt > 0 ? Math.max(0, list[i].completed - list[i - 1].completed) / dt : 0);
+// A line for each series ({values, cls}) over the same minutes, scaled to the largest value;
+// a missing value (null) breaks its line. Small ones for the overview, big ones (with the
+// largest value and the time written, and each minute's figures on hover) for a queue.
+function chart(series, { big = false, at = [], unit = (v) => fmt(v), label = "" } = {}) {
+  const w = big ? 600 : 100, top = big ? 14 : 1, bottom = big ? 104 : 19;
+  const n = Math.max(0, ...series.map((s) => s.values.length));
+  const max = Math.max(0, ...series.flatMap((s) => s.values.filter((v) => v !== null)));
+  const scale = max > 0 ? max : 1;
+  const x = (i) => (n > 1 ? (i * w) / (n - 1) : 0);
+  const y = (v) => bottom - ((bottom - top) * v) / scale;
+  const el = svg("svg", { class: big ? "chart" : "spark", viewBox: `0 0 ${w} ${big ? 120 : 20}`, preserveAspectRatio: "none", role: "img", "aria-label": label });
+  if (big) el.append(svg("line", { x1: 0, x2: w, y1: bottom, y2: bottom, class: "axis" }));
+  for (const s of series) {
+    let run = [];
+    const lines = [];
+    s.values.forEach((v, i) => {
+      if (v === null) { if (run.length) lines.push(run); run = []; }
+      else run.push(`${x(i).toFixed(1)},${y(v).toFixed(1)}`);
+    });
+    if (run.length) lines.push(run);
+    for (const pts of lines)
+      el.append(pts.length === 1
+        ? svg("circle", { cx: pts[0].split(",")[0], cy: pts[0].split(",")[1], r: big ? 2 : 1, class: s.cls })
+        : svg("polyline", { points: pts.join(" "), class: s.cls }));
   }
-  return { now: rates.length ? Math.round(rates[rates.length - 1]) : null, rates };
+  if (!big) return el;
+  // Each minute's figures on hover: a thin column with a title.
+  for (let i = 0; i < n; i++)
+    el.append(svg("rect", { x: Math.max(0, x(i) - w / n / 2), y: 0, width: w / n, height: 120, class: "hover" },
+      svg("title", {}, [new Date(at[i]).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }),
+        ...series.map((s) => `${s.name}: ${s.values[i] === null ? "–" : unit(s.values[i])}`)].join("\n"))));
+  return h("figure", { class: "chart" },
+    h("figcaption", {}, label, " ", h("span", { class: "muted" }, `(largest ${unit(max)})`),
+      ...series.map((s) => h("span", { class: "key " + s.cls }, s.name))),
+    el,
+    h("div", { class: "chart-x muted" }, h("span", {}, `${n} min ago`), h("span", {}, "now")));
+}
+
+// A latency in ms as people read it: 0.38 ms, 2.1 ms, 45 ms, 2.5 s.
+function ms(v) {
+  if (v === null || v === undefined) return "–";
+  if (v >= 1000) return `${(v / 1000).toLocaleString("en-US", { maximumFractionDigits: 1 })} s`;
+  return `${v.toLocaleString("en-US", { maximumSignificantDigits: v < 1 ? 2 : v < 100 ? 2 : 3 })} ms`;
+}
+
+// A count of each whole minute: the current one, still being added to, is left out (its line
+// would always drop at the end); latencies are estimates whatever the minute's size, so kept.
+const whole = (m, f) => m.map((x, i) => (i === m.length - 1 ? null : f(x)));
+
+// From a queue's minutes (oldest first, the last one still going): jobs done in the last whole
+// minute, and the pick-up percentiles of the latest minute (of the last five) with any.
+function recent(q) {
+  const m = q.minutes || [];
+  const whole = m.length > 1 ? m[m.length - 2] : null;
+  const with_latency = m.slice(-5).reverse().find((x) => x.started > 0) || null;
+  return { per_min: whole ? whole.done : null, p50: with_latency?.pickup_p50_ms ?? null, p99: with_latency?.pickup_p99_ms ?? null };
 }
 
 // The overview reads one page of queues (sorted by name, filtered by a part of the name), so a
@@ -142,18 +177,26 @@ const queues_view = { match: "", offset: 0 };
 const queues_page = 100;
 
 async function overview() {
-  const queues = await api("GET", `/v1/queues?match=${enc(queues_view.match)}&offset=${queues_view.offset}&limit=${queues_page}`);
+  const [queues, workers] = await Promise.all([
+    api("GET", `/v1/queues?match=${enc(queues_view.match)}&offset=${queues_view.offset}&limit=${queues_page}&minutes=60`),
+    api("GET", "/v1/workers"),
+  ]);
   const total = queues.total ?? queues.length;
   const rows = queues.map((q) => {
-    const t = throughput(q);
+    const t = recent(q);
+    const m = q.minutes || [];
     return h("tr", { "data-queue": q.queue },
       h("td", {}, h("a", { href: "#/queue/" + enc(q.queue) }, q.queue), " ",
         q.paused ? h("span", { class: "badge paused" }, "paused") : null),
       ...["ready", "active", "delayed", "dead", "completed"].map((k) =>
         h("td", { class: "num", "data-field": k }, fmt(q[k]))),
       h("td", { class: "num" }, q.rate_limit ? `${fmt(q.rate_limit.max)} / ${fmt(q.rate_limit.per_ms)} ms` : "–"),
-      h("td", { class: "num" }, t.now === null ? "–" : fmt(t.now)),
-      h("td", {}, spark(t.rates)),
+      h("td", { class: "num", "data-field": "per_min" }, t.per_min === null ? "–" : fmt(t.per_min)),
+      h("td", { class: "spark-cell" }, chart([{ name: "done", values: whole(m, (x) => x.done), cls: "done" }], { label: `jobs done a minute in ${q.queue}` })),
+      h("td", { class: "num", "data-field": "pickup" }, t.p50 === null ? "–" : `${ms(t.p50)} / ${ms(t.p99)}`),
+      h("td", { class: "spark-cell" }, chart([
+        { name: "p99", values: m.map((x) => x.pickup_p99_ms), cls: "p99" },
+        { name: "p50", values: m.map((x) => x.pickup_p50_ms), cls: "p50" }], { label: `pick-up latency in ${q.queue}` })),
       h("td", {}, button(q.paused ? "Resume" : "Pause", () =>
         act("POST", `/v1/queues/${enc(q.queue)}/${q.paused ? "resume" : "pause"}`, undefined,
           () => `queue ${q.queue} ${q.paused ? "resumed" : "paused"}`))));
@@ -167,10 +210,14 @@ async function overview() {
     h("button", { type: "submit" }, "Filter"));
   return [
     h("h1", {}, "Queues ", h("span", { class: "muted", id: "queue-total" }, `(${fmt(total)}${queues_view.match ? " matching" : ""})`)),
+    h("p", { class: "muted", id: "alive" }, h("a", { href: "#/workers" }, `${fmt(workers.length)} worker${workers.length === 1 ? "" : "s"} alive`),
+      `, running ${fmt(workers.reduce((n, w) => n + (w.queues || []).reduce((k, x) => k + (x.running || 0), 0), 0))} jobs. Figures by the minute are added by each worker every 10 s.`),
     total > queues_page || queues_view.match ? filter : null,
     queues.length
       ? h("div", { class: "table-wrap" }, h("table", { id: "queues" },
-          h("thead", {}, h("tr", {}, h("th", {}, "Queue"), ...["Ready", "Active", "Delayed", "Dead", "Completed", "Rate limit", "Jobs/min"].map((x) => h("th", { class: "num" }, x)), h("th", {}, "Last hour (this tab)"), h("th", {}, ""))),
+          h("thead", {}, h("tr", {}, h("th", {}, "Queue"), ...["Ready", "Active", "Delayed", "Dead", "Completed", "Rate limit"].map((x) => h("th", { class: "num" }, x)),
+            h("th", { class: "num", title: "jobs done in the last whole minute" }, "Jobs/min"), h("th", {}, "Last hour"),
+            h("th", { class: "num", title: "pick-up latency (ready to started) of the latest minute with any" }, "Pick-up p50 / p99"), h("th", {}, "Last hour"), h("th", {}, ""))),
           h("tbody", {}, rows)))
       : h("p", { class: "muted" }, queues_view.match ? "No queue's name contains that." : "No queues yet: enqueue a job or start a worker."),
     total > queues_page
@@ -213,7 +260,7 @@ async function queue_page(name) {
   if (lists.queue !== name) Object.assign(lists, { queue: name, list: "ready", offset: 0, search: "", found: null });
   const base = `/v1/queues/${enc(name)}`;
   const [q, jobs, schedules] = await Promise.all([
-    api("GET", base),
+    api("GET", `${base}?minutes=60`),
     api("GET", `${base}/jobs?state=${lists.list}&offset=${lists.offset}&limit=${page_size}`),
     api("GET", `${base}/schedules`),
   ]);
@@ -245,6 +292,13 @@ async function queue_page(name) {
     h("h1", {}, "Queue ", name, " ", q.paused ? h("span", { class: "badge paused" }, "paused") : null),
     h("div", { class: "cards" }, ["ready", "active", "delayed", "dead", "completed", "retried", "stalled"].map((k) =>
       h("div", { class: "card" }, h("div", { class: "muted" }, k), h("div", { class: "n", "data-field": k }, fmt(q[k]))))),
+    h("div", { class: "charts", id: "charts" },
+      chart([{ name: "done", values: whole(q.minutes || [], (x) => x.done), cls: "done" },
+        { name: "failed", values: whole(q.minutes || [], (x) => x.failed), cls: "failed" }],
+      { big: true, at: (q.minutes || []).map((x) => x.at_ms), label: "Jobs a minute, last hour (whole minutes)" }),
+      chart([{ name: "p99", values: (q.minutes || []).map((x) => x.pickup_p99_ms), cls: "p99" },
+        { name: "p50", values: (q.minutes || []).map((x) => x.pickup_p50_ms), cls: "p50" }],
+      { big: true, at: (q.minutes || []).map((x) => x.at_ms), unit: ms, label: "Pick-up latency, last hour" })),
     h("div", { class: "actions" },
       button(q.paused ? "Resume" : "Pause", () => act("POST", `${base}/${q.paused ? "resume" : "pause"}`, undefined,
         () => `queue ${name} ${q.paused ? "resumed" : "paused"}`)),
@@ -275,6 +329,18 @@ async function queue_page(name) {
           button("Retry all", () => bulk("retry", [])),
           button("Purge selected", () => { const ids = chosen(); if (ids.length) bulk("purge", ids); else say("select dead jobs first"); }, "danger"),
           button("Purge all", () => bulk("purge", []), "danger"))
+      : null,
+    lists.list === "dead" && jobs.length && writable()
+      ? h("form", { id: "dead-match", class: "inline", onsubmit: (e) => e.preventDefault() },
+          h("input", { id: "dead-match-text", placeholder: "Dead jobs containing…", "aria-label": "Dead jobs containing", spellcheck: "false" }),
+          ...[["retry", "Retry matching", ""], ["purge", "Purge matching", "danger"]].map(([what, label, cls]) =>
+            h("button", { type: "button", class: "act " + cls, onclick: () => {
+              const text = $("dead-match-text").value.trim();
+              if (!text) return say("type what the dead jobs to take contain");
+              confirm_then(`${what === "retry" ? "Retry" : "Purge"} every dead job of ${name} whose id, handler, payload or error contains “${text}”?`,
+                () => act(what === "retry" ? "POST" : "DELETE", what === "retry" ? `${base}/dead/retry` : `${base}/dead`, { match: text },
+                  (r) => `${what === "retry" ? "retried" : "purged"} ${r.retried ?? r.purged} job(s) (${r.matched} matched)`));
+            } }, label)))
       : null,
     jobs.length ? jobs_table(jobs, lists.list) : h("p", { class: "muted" }, `No ${lists.list} jobs${lists.list === "completed" ? " kept" : ""}.`),
     jobs.length || lists.offset
@@ -357,6 +423,13 @@ async function job_page(id) {
   }
   const rows = [];
   for (const [k, v] of Object.entries(j)) {
+    if (k === "errors" && Array.isArray(v)) { // every failed attempt's error, oldest first
+      rows.push(h("dt", {}, k), h("dd", { "data-field": k }, h("table", { class: "errors" },
+        h("thead", {}, h("tr", {}, h("th", { class: "num" }, "Attempt"), h("th", {}, "When"), h("th", {}, "Error"))),
+        h("tbody", {}, v.map((e) => h("tr", {}, h("td", { class: "num" }, fmt(e.attempt)), h("td", {}, when(e.at_ms)),
+          h("td", { class: "wrap" }, h("pre", {}, String(e.error)))))))));
+      continue;
+    }
     const text = typeof v === "object" && v !== null ? JSON.stringify(v, null, 2)
       : k.endsWith("_ms") && typeof v === "number" ? `${when(v)} (${v})` : String(v);
     rows.push(h("dt", {}, k), h("dd", { "data-field": k }, k === "payload" || k === "result" || typeof v === "object" ? h("pre", {}, text) : text));
@@ -391,8 +464,18 @@ async function render(generation) {
   if (generation !== state.generation) return; // a newer page or refresh is on its way
   // Keep what the person selected across a refresh.
   const picked = new Set([...view.querySelectorAll("input.pick:checked")].map((x) => x.value));
+  // And what they are typing: the field keeps its text, its focus and its cursor.
+  const typing = view.contains(document.activeElement) && document.activeElement.tagName === "INPUT" && document.activeElement.id
+    ? { id: document.activeElement.id, value: document.activeElement.value, from: document.activeElement.selectionStart, to: document.activeElement.selectionEnd }
+    : null;
   view.replaceChildren(...nodes.flat().filter(Boolean));
   for (const box of view.querySelectorAll("input.pick")) box.checked = picked.has(box.value);
+  const field = typing && $(typing.id);
+  if (field && field.tagName === "INPUT") {
+    field.value = typing.value;
+    field.focus();
+    if (typing.from !== null) field.setSelectionRange(typing.from, typing.to);
+  }
   $("updated").textContent = "updated " + new Date().toLocaleTimeString();
 }
 

@@ -224,10 +224,14 @@ asio::awaitable<void> consumers::drain(bool wait_for_running) {
     asio::steady_timer t(co_await asio::this_coro::executor, 50ms);
     co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
   }
+  // The last words before the connections close, within 2 s in all: what this process did
+  // since the last flush, and its presence removed.
+  const auto last_words = std::chrono::steady_clock::now() + 2s;
+  co_await flush_minutes(last_words);
   said_farewell = true;
-  if (!farewell.empty()) { // the last word before the connections close (at most 2 s)
+  if (!farewell.empty()) {
     redis::exec_options opts;
-    opts.deadline = std::chrono::steady_clock::now() + 2s;
+    opts.deadline = last_words;
     co_await pool_->commands().exec(farewell, opts);
   }
   pool_->stop();
@@ -299,6 +303,41 @@ void consumers::publish(master::slot_counters& slot) {
     slot.reconnects.fetch_add(re - published_connects_, std::memory_order_relaxed);
     published_connects_ = re;
   }
+}
+
+asio::awaitable<void> consumers::flush_minutes(std::chrono::steady_clock::time_point deadline) {
+  // One at a time: two would add the same counts twice. (drain()'s flush skips when the
+  // loop's is still out: then the last seconds' figures are not added.)
+  if (flushing_) co_return;
+  flushing_ = true;
+  struct done_flushing {
+    bool& f;
+    ~done_flushing() { f = false; }
+  } guard{flushing_};
+  flushed_.resize(list_.size());
+  std::vector<std::pair<std::string, queue::history::delta>> deltas;
+  std::vector<queue::consumer::counters> now;
+  for (std::size_t i = 0; i < list_.size(); ++i) {
+    now.push_back(list_[i]->stats());
+    const auto& n = now.back();
+    const auto& was = flushed_[i];
+    queue::history::delta d;
+    d.done = n.done - was.done;
+    d.failed = (n.retried + n.dead) - (was.retried + was.dead);
+    for (std::size_t b = 0; b < d.pickup.size(); ++b)
+      d.pickup[b] = n.pickup_fine[b] - was.pickup_fine[b];
+    if (!d.empty()) deltas.emplace_back(list_[i]->queue(), d);
+  }
+  if (deltas.empty()) co_return;
+  redis::exec_options opts;
+  opts.deadline = deadline;
+  auto ok = co_await queue::history::add(pool_->commands(), deltas,
+                                         queue::history::minute_of(queue::epoch_ms()), opts);
+  if (!ok) {
+    spdlog::debug("figures by the minute not written (next time): {}", ok.error().message());
+    co_return;
+  }
+  flushed_ = std::move(now);
 }
 
 boost::json::array consumers::describe_queues() const {
@@ -385,6 +424,7 @@ class worker_life {
     if (listener_fd >= 0) asio::co_spawn(ioc_, http::serve_http(web_, listener_fd), asio::detached);
     if (metrics) asio::co_spawn(ioc_, publish_loop(), asio::detached);
     asio::co_spawn(ioc_, presence_loop(), asio::detached);
+    asio::co_spawn(ioc_, minutes_loop(), asio::detached);
   }
 
   int run() {
@@ -533,6 +573,16 @@ class worker_life {
       if (!r && r.error() == errc::redis_shutdown) co_return; // drained: the pool is closed
       beat_.expires_after(draining_ ? 30s : 10s);
       co_await beat_.async_wait(asio::as_tuple(asio::use_awaitable));
+    }
+  }
+
+  // Every 10 s, what the consumers did meanwhile to their queues' figures by the minute (the
+  // dashboard's throughput and pick-up latency history).
+  asio::awaitable<void> minutes_loop() {
+    for (;;) {
+      co_await pause_for(10s);
+      if (draining_) co_return; // drain() adds the last of it
+      co_await work_.flush_minutes(std::chrono::steady_clock::now() + 5s);
     }
   }
 

@@ -63,6 +63,9 @@ class consumers {
   void publish(master::slot_counters& slot);
   // Each queue's running attempts, slots and jobs done, for the worker's presence in Redis.
   boost::json::array describe_queues() const;
+  // Adds what each consumer did since the last call to its queue's figures by the minute in
+  // Redis (queue/history.hpp); a flush Redis did not take is added again to the next one.
+  boost::asio::awaitable<void> flush_minutes(std::chrono::steady_clock::time_point deadline);
   // Sent by drain() just before the connections close (the worker's presence removed).
   redis::request farewell;
   bool said_farewell = false;
@@ -80,6 +83,8 @@ class consumers {
   // Rung (its wait cancelled) whenever a consumer or the pool ends: drain() waits on it.
   boost::asio::steady_timer finished_bell_;
   std::vector<queue::consumer::counters> published_;
+  std::vector<queue::consumer::counters> flushed_; // what flush_minutes() has added
+  bool flushing_ = false;
   std::uint64_t published_connects_ = 0;
 };
 

@@ -5,9 +5,10 @@ Starts its own redis-server on a free port, seeds two queues forq does not consu
 runs the seeded jobs away), starts `forq serve` twice (one with an api_token, one with --ui
 read-only) and drives Debian's chromium through chromedriver and python3-selenium:
 
-  the overview shows the seeded queues and their counts; a job is found by id; pause and resume
+  the overview shows the seeded queues, their counts and their last hour by the minute (jobs
+  and pick-up latency, drawn); a job is found by id; pause and resume
   change the queue in Redis; a bulk retry of two selected dead jobs moves those two back and
-  nothing else; the token is asked for once and a wrong one is refused in words; a read-only
+  nothing else, and so does a retry of the dead jobs matching a filter; the token is asked for once and a wrong one is refused in words; a read-only
   dashboard shows no action and refuses one a page sends anyway; a cross-origin POST is refused;
   the files carry the security headers and an ETag.
 
@@ -86,10 +87,19 @@ class Tree:
 
 
 def dead_job(r, queue, job_id, reason):
-    r.zadd("forq:{%s}:dead" % queue, {job_id: int(time.time() * 1000)})
+    now = int(time.time() * 1000)
+    r.zadd("forq:{%s}:dead" % queue, {job_id: now})
+    # As a consumer writes it: every attempt's error in `errors` (a JSON text), the last too.
+    errors = [{"attempt": a, "at_ms": now - (3 - a) * 1000, "error": "%s (try %d)" % (reason, a)}
+              for a in (1, 2, 3)]
     r.hset("forq:{%s}:dead:jobs" % queue, job_id, json.dumps(
         {"id": job_id, "handler": "mailer", "payload": '{"to":"a@example.com"}',
-         "attempt": 3, "reason": reason}))
+         "attempt": "3", "reason": reason, "last_error": errors[-1]["error"],
+         "errors": json.dumps(errors)}))
+
+
+def done_in_minute(m):
+    return 100 + (m * 37) % 50
 
 
 class DashboardTest(unittest.TestCase):
@@ -107,10 +117,19 @@ class DashboardTest(unittest.TestCase):
         # Seeded: emails with three dead jobs, reports with a delayed one; both registered.
         for i in range(1, 4):
             dead_job(cls.r, "emails", "mail-%d" % i, "smtp said 550 for attempt %d" % i)
+        for i, why in enumerate(("timeout talking to billing", "bad template", "timeout talking to ledger")):
+            dead_job(cls.r, "reports", "rep-dead-%d" % (i + 1), why)
         cls.r.zadd("forq:{reports}:delayed", {"rep-1": int(time.time() * 1000) + 3600000})
         cls.r.hset("forq:{reports}:delayed:jobs", "rep-1",
                    json.dumps({"id": "rep-1", "handler": "report", "payload": "{}", "attempt": 0}))
         cls.r.sadd("forq:queues", "emails", "reports")
+        # emails' figures by the minute, as workers would have added them over the last hour
+        # (and the next two minutes, so a minute turning during the test changes nothing).
+        now = int(time.time() // 60)
+        for m in range(now - 70, now + 3):
+            cls.r.hset("forq:{emails}:minutes", mapping={
+                "%d:d" % m: done_in_minute(m), "%d:f" % m: m % 3,
+                "%d:l2" % m: 90, "%d:l3" % m: 10})  # 90 picked up in 250-500 us, 10 in 0.5-1 ms
         os.makedirs(os.path.join(cls.dir, "a"))
         os.makedirs(os.path.join(cls.dir, "b"))
         cls.tree = Tree(url, os.path.join(cls.dir, "a"), "--api-token", TOKEN)
@@ -197,15 +216,35 @@ class DashboardTest(unittest.TestCase):
     def cell(self, queue, field):
         return self.row(queue).find_element(By.CSS_SELECTOR, 'td[data-field="%s"]' % field).text
 
+    def live_workers(self):
+        """Each tree's one worker says it is alive (forq:workers, forq:worker:<host>:<pid>)."""
+        def live():
+            names = self.r.zrange("forq:workers", 0, -1)
+            return names if len(names) == 2 and all(self.r.exists("forq:worker:" + n) for n in names) else None
+        return wait_until("both workers' presence in Redis", live)
+
     # --- the tests, in order (they share one Redis) --------------------------------------------
 
     def test_1_overview_shows_the_seeded_queues_and_counts(self):
+        self.live_workers()
         self.open(self.tree)
         self.row("emails")
         self.assertEqual(self.cell("emails", "dead"), "3")
         self.assertEqual(self.cell("reports", "delayed"), "1")
-        self.assertEqual(self.cell("reports", "dead"), "0")
+        self.assertEqual(self.cell("reports", "dead"), "3")
         self.assertEqual(self.browser.current_url, self.tree.base + "/ui/#/")
+        # Throughput and pick-up latency from the figures by the minute: the last whole minute's
+        # jobs, the percentiles of 90 in 250-500 us and 10 in 0.5-1 ms, and an hour's lines.
+        now = int(time.time() // 60)
+        self.assertIn(self.cell("emails", "per_min"), {str(done_in_minute(m)) for m in range(now - 3, now + 1)})
+        self.assertEqual(self.cell("emails", "pickup"), "0.39 ms / 0.95 ms")
+        self.assertEqual(self.cell("reports", "per_min"), "0")
+        self.assertEqual(self.cell("reports", "pickup"), "–")
+        lines = self.row("emails").find_elements(By.CSS_SELECTOR, "svg.spark polyline")
+        self.assertEqual(len(lines), 3)  # done; p99 and p50
+        self.assertEqual(len(lines[0].get_attribute("points").split()), 59)  # whole minutes
+        self.assertEqual(len(lines[1].get_attribute("points").split()), 60)  # p99, this one too
+        self.assertIn("2 workers alive", self.find("#alive").text)
         self.shot("overview")
 
     def test_2_a_job_is_found_by_id(self):
@@ -214,6 +253,9 @@ class DashboardTest(unittest.TestCase):
         self.click(lambda: self.find("#find button"))
         self.assertEqual(self.find('#job dd[data-field="state"]').text, "dead")
         self.assertIn("smtp said 550 for attempt 2", self.find('#job dd[data-field="reason"]').text)
+        errors = self.find('#job dd[data-field="errors"] table').find_elements(By.CSS_SELECTOR, "tbody tr")
+        self.assertEqual(len(errors), 3)
+        self.assertIn("(try 1)", errors[0].text)
         self.shot("job")
         self.browser.get(self.tree.base + "/ui/#/job/nobody-knows")
         self.assertIn("No queue knows a job nobody-knows", self.find("#not-found").text)
@@ -274,6 +316,33 @@ class DashboardTest(unittest.TestCase):
         self.assertEqual(ids, ["mail-1", "mail-3"])
         self.click(lambda: self.find('button[data-tab="active"]'))
         self.assertIn("No active jobs", self.find("main p.muted", "No active jobs").text)
+        # The queue's last hour, drawn big: jobs done and failed, and the pick-up percentiles.
+        charts = self.find("#charts").find_elements(By.CSS_SELECTOR, "figure.chart")
+        self.assertEqual(len(charts), 2)
+        self.assertIn("Jobs a minute", charts[0].text)
+        self.assertEqual(len(charts[0].find_elements(By.CSS_SELECTOR, "polyline")), 2)
+        self.assertIn("(largest 0.95 ms)", charts[1].text)
+        self.assertEqual(len(charts[1].find_elements(By.CSS_SELECTOR, "rect.hover")), 60)
+
+    def test_4c_dead_jobs_matching_a_filter_are_retried_and_a_filter_matching_none_takes_none(self):
+        self.open(self.tree, "queue/reports", "Queue reports")
+        self.click(lambda: self.find('button[data-tab="dead"]'))
+        self.find('#jobs[data-list="dead"] tr[data-id="rep-dead-2"]')
+        self.type_into("#dead-match-text", "timeout talking")
+        self.click(lambda: self.find("#dead-match button", "Retry matching"))
+        self.assertIn("timeout talking", self.find("#confirm:not([hidden])").text)
+        self.click(lambda: self.find("#confirm-yes"))
+        self.assertIn("retried 2 job(s) (2 matched)", self.message())
+        self.assertEqual(self.r.zrange("forq:{reports}:dead", 0, -1), ["rep-dead-2"])
+        ids = sorted(fields["id"] for _, fields in self.r.xrange("forq:{reports}:stream"))
+        self.assertEqual(ids, ["rep-dead-1", "rep-dead-3"])
+        # A filter that matches nothing takes nothing (not "every dead job").
+        self.find('#jobs[data-list="dead"] tr[data-id="rep-dead-2"]')
+        self.type_into("#dead-match-text", "no job says this")
+        self.click(lambda: self.find("#dead-match button", "Purge matching"))
+        self.click(lambda: self.find("#confirm-yes"))
+        self.find("#message.info", "purged 0 job(s) (0 matched)")
+        self.assertEqual(self.r.zrange("forq:{reports}:dead", 0, -1), ["rep-dead-2"])
 
     def test_5_read_only_shows_no_action_and_refuses_one_sent_anyway(self):
         self.open(self.read_only, "queue/emails", "Queue emails")
@@ -318,11 +387,7 @@ class DashboardTest(unittest.TestCase):
         self.assertEqual(e.exception.code, 403)
 
     def test_8_workers_page_shows_each_live_worker_process(self):
-        # Each tree's one worker says it is alive (forq:workers, forq:worker:<host>:<pid>).
-        def live():
-            names = self.r.zrange("forq:workers", 0, -1)
-            return names if len(names) == 2 and all(self.r.exists("forq:worker:" + n) for n in names) else None
-        names = wait_until("both workers' presence in Redis", live)
+        names = self.live_workers()
         self.open(self.tree, "workers", "Workers")
         for name in names:
             pid = int(name.rsplit(":", 1)[1])

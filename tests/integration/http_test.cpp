@@ -121,6 +121,71 @@ TEST_F(http_test, the_json_api_enqueues_reports_and_repairs) {
   EXPECT_EQ(call(port_, "POST", "/v1/queues/default/dead/retry").status, 200);
 }
 
+// Figures by the minute: each worker adds what it did every 10 s, and the last of it as it
+// stops; the API reads them summed over the workers.
+TEST_F(http_test, the_queues_figures_by_the_minute_count_every_job_once) {
+  auto done_in = [](const boost::json::value& q) {
+    std::int64_t n = 0;
+    for (const auto& m : q.at("minutes").as_array())
+      n += m.at("done").to_number<std::int64_t>();
+    return n;
+  };
+  for (int i = 0; i < 30; ++i)
+    ASSERT_EQ(call(port_, "POST", "/v1/queues/default/jobs", R"({"handler":"echo"})").status, 201);
+  std::int64_t seen = 0;
+  boost::json::value q;
+  for (int i = 0; i < 150 && seen < 30; ++i) { // the workers add every 10 s
+    auto r = call(port_, "GET", "/v1/queues/default?minutes=5");
+    ASSERT_EQ(r.status, 200) << r.body;
+    q = boost::json::parse(r.body);
+    ASSERT_EQ(q.at("minutes").as_array().size(), 5u) << r.body;
+    seen = done_in(q);
+    if (seen < 30) std::this_thread::sleep_for(100ms);
+  }
+  ASSERT_EQ(seen, 30) << boost::json::serialize(q);
+  const auto& last = q.at("minutes").as_array().back();
+  // The jobs ran in the last minute or two: one of them has the pick-up percentiles.
+  bool latency = false;
+  for (const auto& m : q.at("minutes").as_array())
+    latency = latency ||
+              (m.at("started").to_number<std::int64_t>() > 0 && m.at("pickup_p99_ms").is_double());
+  EXPECT_TRUE(latency) << boost::json::serialize(q);
+  EXPECT_GT(last.at("at_ms").to_number<std::int64_t>(), 0);
+  auto all = boost::json::parse(call(port_, "GET", "/v1/queues?minutes=60").body).as_array();
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_EQ(all[0].at("minutes").as_array().size(), 60u);
+  EXPECT_EQ(done_in(all[0]), 30);
+  EXPECT_FALSE(boost::json::parse(call(port_, "GET", "/v1/queues/default").body)
+                   .as_object()
+                   .contains("minutes"));
+  auto bad = call(port_, "GET", "/v1/queues/default?minutes=61");
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_NE(bad.body.find("from 0 to 60"), std::string::npos) << bad.body;
+  // Five more, and a stop at once: the workers add the last of it as they stop.
+  for (int i = 0; i < 5; ++i)
+    ASSERT_EQ(call(port_, "POST", "/v1/queues/default/jobs", R"({"handler":"echo"})").status, 201);
+  for (int i = 0; i < 200; ++i) {
+    if (redis_.command({"HGET", "forq:{default}:stats", "completed"}) == "35") break;
+    std::this_thread::sleep_for(20ms);
+  }
+  ASSERT_EQ(redis_.command({"HGET", "forq:{default}:stats", "completed"}), "35");
+  forq_->signal(SIGTERM);
+  ASSERT_TRUE(forq_->wait_for(20s));
+  const auto fields = redis_.command({"HGETALL", "forq:{default}:minutes"});
+  std::int64_t done = 0; // "[field, value, field, value, ...]"
+  std::vector<std::string> words;
+  for (std::size_t at = 1; at < fields.size();) {
+    auto end = fields.find_first_of(",]", at);
+    if (end == std::string::npos) break;
+    words.push_back(fields.substr(at, end - at));
+    at = end + 2;
+  }
+  for (std::size_t i = 0; i + 1 < words.size(); i += 2)
+    if (words[i].ends_with(":d")) done += std::stoll(words[i + 1]);
+  EXPECT_EQ(done, 35) << fields;
+  SetUp(); // a forq for TearDown to stop
+}
+
 // The schedule endpoints: the same operations as `forq schedule`, the same JSON shape.
 TEST_F(http_test, schedules_are_added_listed_paused_run_and_removed) {
   const std::string at = "/v1/queues/reports/schedules/nightly";

@@ -3,6 +3,8 @@
 // figures, bulk enqueue with a bad job in the middle.
 #include "forq/client.hpp"
 #include "queue/consumer.hpp"
+#include "queue/history.hpp"
+#include "queue/protocol.hpp"
 #include "support/async_test.hpp"
 #include "support/redis_server.hpp"
 
@@ -418,6 +420,75 @@ TEST_F(client_test, workers_are_the_processes_whose_description_has_not_expired)
     FORQ_CO_ASSERT(all && all->size() == 1);
     EXPECT_EQ(all->front().at("pid").as_int64(), 7);
   });
+}
+
+// What a worker adds every 10 s (history::add with its consumer's counters) is what the
+// dashboard reads back by the minute (stats_many with minutes), summed over workers; minutes
+// older than the hour are trimmed by the script.
+TEST_F(client_test, figures_by_the_minute_add_up_over_workers_and_are_kept_an_hour) {
+  queue::history::delta d;
+  with_consumer(options(), [&](client& cl, queue::consumer& c) -> asio::awaitable<void> {
+    for (int i = 0; i < 20; ++i)
+      FORQ_CO_ASSERT(co_await cl.enqueue("work", job_of("j")));
+    while (c.stats().done < 20)
+      co_await sleep_for(5ms);
+    d.done = c.stats().done;
+    d.pickup = c.stats().pickup_fine;
+  });
+  std::uint64_t started = 0;
+  for (auto n : d.pickup)
+    started += n;
+  EXPECT_EQ(started, 20u);
+  const auto now = queue::history::minute_of(queue::epoch_ms());
+  test::run_async(
+      [&]() -> asio::awaitable<void> {
+        auto ex = co_await asio::this_coro::executor;
+        redis::pool pool(ex, pool_options());
+        auto drive = [&]() -> asio::awaitable<void> {
+          client cl(pool.commands());
+          std::vector<std::pair<std::string, queue::history::delta>> deltas;
+          deltas.emplace_back("work", d);
+          auto added = co_await queue::history::add(pool.commands(), deltas, now);
+          EXPECT_TRUE(added) << added.error().message();
+          // A second worker's 10 s: one failed attempt, picked up after 2 s.
+          queue::history::delta other;
+          other.failed = 1;
+          other.pickup[queue::history::bucket_of(2'000'000)] = 1;
+          deltas.clear();
+          deltas.emplace_back("work", other);
+          added = co_await queue::history::add(pool.commands(), deltas, now);
+          EXPECT_TRUE(added);
+          std::vector<std::string> one(1, "work");
+          auto s = co_await cl.stats_many(one, 60);
+          EXPECT_TRUE(s && s->size() == 1 && s->front().minutes.size() == 60u);
+          if (s && s->size() == 1 && s->front().minutes.size() == 60u) {
+            const auto& m = s->front().minutes;
+            EXPECT_EQ(m.back().at_ms, now * 60000);
+            EXPECT_EQ(m.back().done, 20u);
+            EXPECT_EQ(m.back().failed, 1u);
+            EXPECT_EQ(m.back().started, 21u);
+            EXPECT_LT(m.back().pickup_p50_ms.value_or(1e9), 1000.0); // picked up at once
+            EXPECT_GE(m.back().pickup_p99_ms.value_or(0), 1000.0);   // the one after 2 s
+            EXPECT_EQ(m.front().done, 0u);
+            EXPECT_EQ(s->front().completed, 20); // the running totals beside them, as before
+          }
+          // Without minutes asked for, none are read.
+          auto plain = co_await cl.stats_many(one);
+          EXPECT_TRUE(plain && plain->front().minutes.empty());
+          // An hour and a minute later, the next add trims this minute away.
+          added = co_await queue::history::add(pool.commands(), deltas, now + 61);
+          EXPECT_TRUE(added);
+          pool.stop();
+        };
+        co_await (pool.run() && drive());
+      },
+      30s);
+  const auto fields = redis_.command({"HKEYS", "forq:{work}:minutes"});
+  EXPECT_EQ(fields.find(std::to_string(now) + ":d"), std::string::npos) << fields;
+  EXPECT_NE(fields.find(":f"), std::string::npos) << fields;
+  const auto ttl = std::stoll(redis_.command({"PTTL", "forq:{work}:minutes"}));
+  EXPECT_GT(ttl, 60 * 60000); // kept an hour and 5 minutes after the last add
+  EXPECT_LE(ttl, 65 * 60000);
 }
 
 TEST_F(client_test, queue_figures_follow_the_jobs) {

@@ -286,6 +286,18 @@ TEST_F(user_facing_test, the_retry_policy_is_set_per_worker_queue_and_job) {
                   .find("failed " + std::to_string(attempts) + " time"),
               std::string::npos)
         << json::serialize(info);
+    // Every attempt's error is kept, oldest first, the last one also as last_error.
+    const auto& errors = info.at("errors").as_array();
+    EXPECT_EQ(errors.size(), static_cast<std::size_t>(attempts)) << json::serialize(info);
+    for (std::size_t i = 0; i < errors.size(); ++i) {
+      EXPECT_EQ(errors[i].at("attempt"), static_cast<std::int64_t>(i + 1)) << json::serialize(info);
+      if (i > 0) {
+        EXPECT_GE(errors[i].at("at_ms").as_int64(), errors[i - 1].at("at_ms").as_int64());
+      }
+    }
+    if (!errors.empty()) {
+      EXPECT_EQ(errors.back().at("error"), info.at("last_error")) << json::serialize(info);
+    }
     // Time from the first attempt to the last: the policy's waits (fixed: no jitter).
     auto ms = std::stoll(id.substr(0, id.find('-')));
     EXPECT_GE(info.at("finished_ms").as_int64() - ms, at_least.count()) << json::serialize(info);

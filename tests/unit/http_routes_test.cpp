@@ -308,7 +308,20 @@ TEST(http_routes, job_lists_search_and_the_rate_limit_are_checked_before_redis) 
   auto one = called(route(cfg, handlers, req("GET", "/v1/queues/emails")));
   EXPECT_EQ(one.what, op::queue_stats);
   EXPECT_EQ(one.queue, "emails");
+  EXPECT_EQ(one.minutes, 0);
+  EXPECT_EQ(called(route(cfg, handlers, req("GET", "/v1/queues/emails?minutes=60"))).minutes, 60);
+  EXPECT_EQ(called(route(cfg, handlers, req("GET", "/v1/queues?limit=100&minutes=5"))).minutes, 5);
   EXPECT_EQ(called(route(cfg, handlers, req("GET", "/v1/workers"))).what, op::list_workers);
+  auto matching = called(
+      route(cfg, handlers, req("POST", "/v1/queues/emails/dead/retry", R"({"match": "timeout"})")));
+  EXPECT_EQ(matching.what, op::retry_dead);
+  EXPECT_EQ(matching.text, "timeout");
+  EXPECT_TRUE(matching.ids.empty());
+  auto chosen = called(
+      route(cfg, handlers, req("DELETE", "/v1/queues/emails/dead", R"({"ids": ["a", "b"]})")));
+  EXPECT_EQ(chosen.what, op::purge_dead);
+  EXPECT_EQ(chosen.ids.size(), 2u);
+  EXPECT_TRUE(chosen.text.empty());
   auto found = called(route(cfg, handlers, req("GET", "/v1/queues/emails/search?q=smtp+550%21")));
   EXPECT_EQ(found.what, op::search_jobs);
   EXPECT_EQ(found.text, "smtp 550!");
@@ -333,6 +346,11 @@ TEST(http_routes, job_lists_search_and_the_rate_limit_are_checked_before_redis) 
            {"PUT", "/v1/queues/emails/rate_limit", R"({"max": 0})"},
            {"PUT", "/v1/queues/emails/rate_limit", R"({"max": 5, "per_ms": 0})"},
            {"PUT", "/v1/queues/emails/rate_limit", "{oops"},
+           {"POST", "/v1/queues/emails/dead/retry", R"({"match": ""})"},
+           {"POST", "/v1/queues/emails/dead/retry", R"({"match": 5})"},
+           {"DELETE", "/v1/queues/emails/dead", R"({"ids": ["a"], "match": "a"})"},
+           {"GET", "/v1/queues/emails?minutes=61", ""},
+           {"GET", "/v1/queues?minutes=-1", ""},
        })
     EXPECT_EQ(answered(route(cfg, handlers, req(method, target, body))).status, 400)
         << method << " " << target << " " << body;

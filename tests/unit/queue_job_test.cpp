@@ -47,6 +47,31 @@ TEST(queue_job, a_retry_keeps_its_id_and_counts_attempts) {
   EXPECT_EQ(json.at("handler").as_string(), "h");
 }
 
+TEST(queue_job, each_failed_attempt_adds_its_error_and_the_last_ten_are_kept) {
+  delivered_job j;
+  auto list = boost::json::parse(with_error(j, 1, "timeout", 1000)).as_array();
+  ASSERT_EQ(list.size(), 1u);
+  EXPECT_EQ(list[0].at("attempt"), 1);
+  EXPECT_EQ(list[0].at("at_ms"), 1000);
+  EXPECT_EQ(list[0].at("error"), "timeout");
+  for (int attempt = 2; attempt <= 12; ++attempt) {
+    j.fields.clear();
+    j.fields.emplace_back("errors", boost::json::serialize(list));
+    list = boost::json::parse(with_error(j, attempt, "e" + std::to_string(attempt), attempt))
+               .as_array();
+  }
+  ASSERT_EQ(list.size(), errors_kept);
+  EXPECT_EQ(list.front().at("attempt"), 3); // the oldest two gone
+  EXPECT_EQ(list.back().at("error"), "e12");
+  // A long error is cut; one that is not UTF-8 still makes JSON; a field that is not forq's
+  // list is started again.
+  j.fields.clear();
+  j.fields.emplace_back("errors", "whatever a producer put here");
+  list = boost::json::parse(with_error(j, 1, std::string(5000, 'x') + "\xff", 1)).as_array();
+  ASSERT_EQ(list.size(), 1u);
+  EXPECT_EQ(list[0].at("error").as_string().size(), error_bytes_kept);
+}
+
 TEST(queue_job, malformed_entries_say_why) {
   auto why = [](reply e) {
     auto r = parse_entry("q", "s", 0, e);
