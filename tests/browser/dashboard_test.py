@@ -394,7 +394,10 @@ class DashboardTest(unittest.TestCase):
             os.kill(pid, 0)  # a live process, not a made-up row
             row = self.find('#workers tr[data-worker="%s"]' % name)
             self.assertEqual(row.find_element(By.CSS_SELECTOR, 'td[data-field="pid"]').text, str(pid))
-            self.assertIn("default", row.text)
+            link = row.find_element(By.CSS_SELECTOR, 'a[href="#/queue/default"]')  # a link, not its address as text
+            self.assertEqual(link.text, "default")
+            self.assertIn("default 0 / 0", row.text)
+            self.assertNotIn("http", row.text)
             self.assertIn("connected", row.text)
         self.shot("workers")
 
