@@ -194,8 +194,15 @@ class failover_test : public chaos_test {
     EXPECT_LE(sent.unknown.size(), 20u);
     EXPECT_LE(dups, 32); // jobs running or unacked on the old primary run again: at most a few
     // Consuming again within the failure detection time + 3 s of the fault (docs/scaling.md).
-    EXPECT_LE(resumed_ms, c.resume_limit) << p->err();
-    EXPECT_LE(resumed_ms - failed_over_ms, c.resume_after_failover_limit) << p->err();
+    // Under the sanitizers (everything several times slower, on 2 cores) the bounds are 3 s
+    // looser: the release run holds the documented ones; loss and duplicates are held in both.
+#ifdef FORQ_SANITIZED
+    const std::chrono::milliseconds slack{3000};
+#else
+    const std::chrono::milliseconds slack{0};
+#endif
+    EXPECT_LE(resumed_ms, c.resume_limit + slack) << p->err();
+    EXPECT_LE(resumed_ms - failed_over_ms, c.resume_after_failover_limit + slack) << p->err();
     stop(*p);
   }
 };
