@@ -60,9 +60,9 @@ std::vector<std::string> args_of(const delta& d, std::int64_t minute) {
 
 } // namespace
 
-boost::asio::awaitable<expected<void>> add(redis::connection& conn,
-                                           const std::vector<std::pair<std::string, delta>>& deltas,
-                                           std::int64_t minute, redis::exec_options opts) {
+boost::asio::awaitable<expected<std::vector<bool>>>
+add(redis::connection& conn, const std::vector<std::pair<std::string, delta>>& deltas,
+    std::int64_t minute, redis::exec_options opts) {
   const auto& script = detail::scripts().minutes;
   std::vector<std::string> hashes;
   std::vector<std::vector<std::string>> args;
@@ -77,23 +77,24 @@ boost::asio::awaitable<expected<void>> add(redis::connection& conn,
     words.insert(words.end(), args.back().begin(), args.back().end());
     req.push_range("EVALSHA", words);
   }
-  if (req.empty()) co_return expected<void>();
+  std::vector<bool> added(deltas.size(), false);
+  if (req.empty()) co_return added;
   auto r = co_await conn.exec(req, opts);
   if (!r) co_return error(r.error());
   for (std::size_t i = 0; i < deltas.size(); ++i) {
     const auto& reply = (*r)[i];
-    if (!reply.is_error()) continue;
-    if (!reply.str().starts_with("NOSCRIPT"))
-      co_return error(errc::redis_refused, "minutes.lua: " + std::string(reply.str()));
+    if (!reply.is_error()) {
+      added[i] = true;
+      continue;
+    }
+    if (!reply.str().starts_with("NOSCRIPT")) continue; // refused (OOM, READONLY): next time
     // The server lost its scripts (restarted, SCRIPT FLUSH): loaded and called again.
     std::vector<std::string_view> key(1, hashes[i]);
     std::vector<std::string_view> argv(args[i].begin(), args[i].end());
     auto again = co_await redis::eval(conn, script, key, argv, opts);
-    if (!again) co_return error(again.error());
-    if (again->is_error())
-      co_return error(errc::redis_refused, "minutes.lua: " + std::string(again->str()));
+    added[i] = again && !again->is_error();
   }
-  co_return expected<void>();
+  co_return added;
 }
 
 std::vector<minute_figures> read(const redis::reply& all, std::int64_t now_minute, int n) {

@@ -48,10 +48,12 @@ inline std::int64_t minute_of(std::int64_t epoch_ms) {
 }
 
 // Adds each queue's delta to its current minute: one minutes.lua call a queue, pipelined (a
-// server without the script gets it loaded). Answers the first error.
-boost::asio::awaitable<expected<void>> add(redis::connection& conn,
-                                           const std::vector<std::pair<std::string, delta>>& deltas,
-                                           std::int64_t minute, redis::exec_options opts = {});
+// server without the script gets it loaded). Answers which deltas were added (on a Redis
+// Cluster one primary may refuse while others take theirs: a delta not added goes with the
+// next call, one added must not), or the request's error (none added).
+boost::asio::awaitable<expected<std::vector<bool>>>
+add(redis::connection& conn, const std::vector<std::pair<std::string, delta>>& deltas,
+    std::int64_t minute, redis::exec_options opts = {});
 
 // The `n` minutes up to and including `now_minute`, oldest first, from the hash's HGETALL
 // reply (missing minutes are zeros).

@@ -316,6 +316,7 @@ asio::awaitable<void> consumers::flush_minutes(std::chrono::steady_clock::time_p
   } guard{flushing_};
   flushed_.resize(list_.size());
   std::vector<std::pair<std::string, queue::history::delta>> deltas;
+  std::vector<std::size_t> of; // the consumer behind each delta
   std::vector<queue::consumer::counters> now;
   for (std::size_t i = 0; i < list_.size(); ++i) {
     now.push_back(list_[i]->stats());
@@ -326,7 +327,9 @@ asio::awaitable<void> consumers::flush_minutes(std::chrono::steady_clock::time_p
     d.failed = (n.retried + n.dead) - (was.retried + was.dead);
     for (std::size_t b = 0; b < d.pickup.size(); ++b)
       d.pickup[b] = n.pickup_fine[b] - was.pickup_fine[b];
-    if (!d.empty()) deltas.emplace_back(list_[i]->queue(), d);
+    if (d.empty()) continue;
+    deltas.emplace_back(list_[i]->queue(), d);
+    of.push_back(i);
   }
   if (deltas.empty()) co_return;
   redis::exec_options opts;
@@ -337,7 +340,9 @@ asio::awaitable<void> consumers::flush_minutes(std::chrono::steady_clock::time_p
     spdlog::debug("figures by the minute not written (next time): {}", ok.error().message());
     co_return;
   }
-  flushed_ = std::move(now);
+  // Only what Redis took counts as added: the rest goes with the next flush.
+  for (std::size_t k = 0; k < of.size(); ++k)
+    if ((*ok)[k]) flushed_[of[k]] = now[of[k]];
 }
 
 boost::json::array consumers::describe_queues() const {
