@@ -45,6 +45,7 @@ connection& cluster_router::child(const std::string& host, std::uint16_t port) {
   o.endpoint.port = port;
   o.endpoint.db = 0;
   o.cluster_refresh = milliseconds(0);
+  o.on_lost = [this] { ask_refresh(); };
   node n{host, port, std::make_unique<connection>(ex_, std::move(o))};
   auto* conn = n.conn.get();
   nodes_.emplace(addr, std::move(n));
@@ -233,8 +234,14 @@ asio::awaitable<void> cluster_router::run() {
       retry = milliseconds(100);
       if (options_.cluster_refresh.count() > 0) next = last_refresh_ + options_.cluster_refresh;
     }
-    // Asked for meanwhile: again, but at most ten times a second.
-    if (want_refresh_) next = std::min(next, last_refresh_ + milliseconds(100));
+    // Asked for meanwhile, or requests wait on a connection that is down (written to it just
+    // as it was lost: they stay queued for its next connect): again, at most ten times a
+    // second. Once the map names the dead primary's successor, retire_strays() closes its
+    // connection and exec() sends what was queued there to the new one.
+    bool stuck = false;
+    for (const auto& [addr, n] : nodes_)
+      stuck = stuck || (!n.conn->ready() && n.conn->in_flight() > 0);
+    if (want_refresh_ || stuck) next = std::min(next, last_refresh_ + milliseconds(100));
     wake_.expires_at(next);
     co_await wake_.async_wait(use_tuple);
     // Cancelled from outside (an `||` around run()): stop, as connection::run() does.

@@ -367,6 +367,7 @@ asio::awaitable<void> connection::life() {
     if (stopped_ || co_await cancelled()) break; // stopping, not a lost connection
     auto step = state_.on_lost(lost_reason_, failed, steady_clock::now());
     log_step(step);
+    if (options_.on_lost) options_.on_lost();
     co_await sleep(step.delay);
     if (co_await cancelled()) break;
   }
@@ -863,7 +864,9 @@ void connection::fail_queued(error_code ec) {
 }
 
 bool connection::ready() const {
-  return cluster_ ? cluster_->ready() : ready_;
+  // Lost but not yet torn down (the reader saw the end while the writer stops) is not ready:
+  // a request queued now would wait for the next connection.
+  return cluster_ ? cluster_->ready() : ready_ && lost_reason_.empty();
 }
 
 std::int64_t connection::client_id() const {

@@ -61,6 +61,10 @@ struct connection_options {
   // Called when a reply was late and the connection is dropped for it (the server is silent),
   // with the reason: the pool drops its other connections to that server then too.
   std::function<void(const std::string&)> on_silent;
+  // Called each time an established connection is lost, once its requests in flight have failed
+  // (those not yet written stay queued for the next connection): a cluster router asks for the
+  // slots again then, so that what waits for a primary that died goes to its successor.
+  std::function<void()> on_lost;
 
   // redis-sentinel://: the sentinels' own password (redis.sentinel_password); empty: no AUTH.
   std::string sentinel_password;
