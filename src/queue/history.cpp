@@ -4,9 +4,16 @@
 #include "redis/script.hpp"
 #include "scripts.hpp"
 
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <memory>
 
 namespace forq::queue::history {
 
@@ -66,7 +73,10 @@ add(redis::connection& conn, const std::vector<std::pair<std::string, delta>>& d
   const auto& script = detail::scripts().minutes;
   std::vector<std::string> hashes;
   std::vector<std::vector<std::string>> args;
-  redis::request req;
+  std::vector<redis::request> reqs(1);
+  // On a cluster each queue's add is a request of its own: one request spanning primaries fails
+  // whole when one of them is down, and the queues the others took would be added again.
+  const bool one_each = conn.cluster() != nullptr;
   for (const auto& [queue, d] : deltas) {
     hashes.push_back(keys(queue).minutes);
     args.push_back(args_of(d, minute));
@@ -75,14 +85,61 @@ add(redis::connection& conn, const std::vector<std::pair<std::string, delta>>& d
     words.push_back("1");
     words.push_back(hashes.back());
     words.insert(words.end(), args.back().begin(), args.back().end());
-    req.push_range("EVALSHA", words);
+    if (one_each && !reqs.back().empty()) reqs.emplace_back();
+    reqs.back().push_range("EVALSHA", words);
   }
   std::vector<bool> added(deltas.size(), false);
-  if (req.empty()) co_return added;
-  auto r = co_await conn.exec(req, opts);
-  if (!r) co_return error(r.error());
-  for (std::size_t i = 0; i < deltas.size(); ++i) {
-    const auto& reply = (*r)[i];
+  if (deltas.empty()) co_return added;
+  // The requests go at once (a primary that is down holds up only its own queues), each in a
+  // coroutine of its own that owns what it uses: this one may be cancelled while they are out.
+  struct out {
+    explicit out(boost::asio::any_io_executor ex)
+        : done(ex, std::chrono::steady_clock::time_point::max()) {}
+    std::vector<redis::request> reqs;
+    std::vector<boost::system::result<redis::connection::response>> results;
+    std::size_t left = 0;
+    boost::asio::steady_timer done;
+  };
+  auto ex = co_await boost::asio::this_coro::executor;
+  auto state = std::make_shared<out>(ex);
+  state->reqs = std::move(reqs);
+  state->results.resize(state->reqs.size(), redis::connection::response());
+  state->left = state->reqs.size();
+  for (std::size_t k = 0; k < state->reqs.size(); ++k)
+    boost::asio::co_spawn(
+        ex,
+        [state, k, &conn, opts]() -> boost::asio::awaitable<void> {
+          state->results[k] = co_await conn.exec(state->reqs[k], opts);
+        },
+        [state](const std::exception_ptr&) {
+          if (--state->left == 0) state->done.cancel();
+        });
+  while (state->left > 0)
+    co_await state->done.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+  std::vector<redis::reply> replies;
+  std::vector<bool> answered;
+  std::size_t failed = 0;
+  std::optional<error> first_failure;
+  for (std::size_t k = 0; k < state->reqs.size(); ++k) {
+    auto& r = state->results[k];
+    const auto n = state->reqs[k].commands();
+    if (!r || r->size() != n) {
+      // Those queues' counts wait for the next flush; the others' are in.
+      if (!first_failure) first_failure = r ? error(errc::redis_protocol) : error(r.error());
+      failed += n;
+      replies.resize(replies.size() + n);
+      answered.resize(answered.size() + n, false);
+      continue;
+    }
+    for (auto& one : *r) {
+      replies.push_back(std::move(one));
+      answered.push_back(true);
+    }
+  }
+  if (failed == deltas.size() && first_failure) co_return *first_failure;
+  for (std::size_t i = 0; i < deltas.size() && i < replies.size(); ++i) {
+    const auto& reply = replies[i];
+    if (!answered[i]) continue; // its request failed
     if (!reply.is_error()) {
       added[i] = true;
       continue;

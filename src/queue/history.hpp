@@ -47,10 +47,11 @@ inline std::int64_t minute_of(std::int64_t epoch_ms) {
   return epoch_ms / 60000;
 }
 
-// Adds each queue's delta to its current minute: one minutes.lua call a queue, pipelined (a
-// server without the script gets it loaded). Answers which deltas were added (on a Redis
-// Cluster one primary may refuse while others take theirs: a delta not added goes with the
-// next call, one added must not), or the request's error (none added).
+// Adds each queue's delta to its current minute: one minutes.lua call a queue, pipelined in one
+// request on a single Redis, one request a queue on a cluster (a server without the script gets
+// it loaded). Answers which deltas were added (on a Redis Cluster one primary may refuse, or be
+// down, while others take theirs: a delta not added goes with the next call, one added must
+// not), or the error when none was.
 boost::asio::awaitable<expected<std::vector<bool>>>
 add(redis::connection& conn, const std::vector<std::pair<std::string, delta>>& deltas,
     std::int64_t minute, redis::exec_options opts = {});

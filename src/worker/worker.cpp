@@ -144,7 +144,8 @@ redis::connection_options redis_options(const config& cfg, const redis_endpoint&
 consumers::consumers(asio::any_io_executor ex, const config& cfg, const std::string& url,
                      const queue::handler_map& program, master::shared_metrics* keepers)
     : cfg_(cfg)
-    , finished_bell_(ex) {
+    , finished_bell_(ex)
+    , flush_done_(ex) {
   redis::pool_options po;
   po.connection = redis_options(cfg, parse_redis_url(url).value());
   po.blocking_connections = cfg.queues.size();
@@ -224,14 +225,13 @@ asio::awaitable<void> consumers::drain(bool wait_for_running) {
     asio::steady_timer t(co_await asio::this_coro::executor, 50ms);
     co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
   }
-  // The last words before the connections close, within 2 s in all: what this process did
-  // since the last flush, and its presence removed.
-  const auto last_words = std::chrono::steady_clock::now() + 2s;
-  co_await flush_minutes(last_words);
+  // The last words before the connections close: what this process did since the last flush
+  // (within 2 s, the loop's flush still out included), then its presence removed (1 s more).
+  co_await flush_minutes(std::chrono::steady_clock::now() + 2s);
   said_farewell = true;
   if (!farewell.empty()) {
     redis::exec_options opts;
-    opts.deadline = last_words;
+    opts.deadline = std::chrono::steady_clock::now() + 1s;
     co_await pool_->commands().exec(farewell, opts);
   }
   pool_->stop();
@@ -306,14 +306,22 @@ void consumers::publish(master::slot_counters& slot) {
 }
 
 asio::awaitable<void> consumers::flush_minutes(std::chrono::steady_clock::time_point deadline) {
-  // One at a time: two would add the same counts twice. (drain()'s flush skips when the
-  // loop's is still out: then the last seconds' figures are not added.)
-  if (flushing_) co_return;
+  // One at a time: two would add the same counts twice. drain()'s, asked while the loop's is
+  // still out (a slow Redis), waits for it and then adds what came after the loop's snapshot.
+  while (flushing_) {
+    if (std::chrono::steady_clock::now() >= deadline) co_return;
+    flush_done_.expires_at(deadline);
+    co_await flush_done_.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
   flushing_ = true;
   struct done_flushing {
     bool& f;
-    ~done_flushing() { f = false; }
-  } guard{flushing_};
+    asio::steady_timer& bell;
+    ~done_flushing() {
+      f = false;
+      bell.cancel();
+    }
+  } guard{flushing_, flush_done_};
   flushed_.resize(list_.size());
   std::vector<std::pair<std::string, queue::history::delta>> deltas;
   std::vector<std::size_t> of; // the consumer behind each delta

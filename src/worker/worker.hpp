@@ -64,7 +64,8 @@ class consumers {
   // Each queue's running attempts, slots and jobs done, for the worker's presence in Redis.
   boost::json::array describe_queues() const;
   // Adds what each consumer did since the last call to its queue's figures by the minute in
-  // Redis (queue/history.hpp); a flush Redis did not take is added again to the next one.
+  // Redis (queue/history.hpp); a flush Redis did not take is added again to the next one. One
+  // asked while another is out waits for it (until `deadline`), then adds what is left.
   boost::asio::awaitable<void> flush_minutes(std::chrono::steady_clock::time_point deadline);
   // Sent by drain() just before the connections close (the worker's presence removed).
   redis::request farewell;
@@ -85,6 +86,7 @@ class consumers {
   std::vector<queue::consumer::counters> published_;
   std::vector<queue::consumer::counters> flushed_; // what flush_minutes() has added
   bool flushing_ = false;
+  boost::asio::steady_timer flush_done_; // rung when a flush_minutes() ends
   std::uint64_t published_connects_ = 0;
 };
 

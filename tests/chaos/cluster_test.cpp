@@ -4,6 +4,8 @@
 // producer's steady load (failover.hpp) and count what was enqueued, run, lost and duplicated.
 #include "failover.hpp"
 #include "forq/client.hpp"
+#include "queue/history.hpp"
+#include "queue/job.hpp"
 #include "support/async_test.hpp"
 #include "support/cluster.hpp"
 
@@ -181,6 +183,57 @@ TEST_F(cluster_test, every_feature_works_with_queues_on_every_primary) {
   EXPECT_EQ(forq::test::http_call(port, "GET", "/readyz").status, 200);
   stop(*p);
   stop(*p2);
+}
+
+// The figures by the minute (the dashboard's history) with one primary down: the queues on the
+// others are added once, the down one's is answered "not added" (so the worker adds it with its
+// next flush), and the call ends with its deadline, not the down primary's.
+TEST_F(cluster_test, figures_by_the_minute_with_a_primary_down_are_added_once) {
+  auto primaries = cluster_.primaries();
+  ASSERT_EQ(primaries.size(), 3u);
+  std::vector<std::string> q;
+  for (auto port : primaries)
+    q.push_back(cluster_.queue_on(port, "m"));
+  const auto minute = forq::queue::history::minute_of(forq::queue::epoch_ms());
+  std::vector<std::pair<std::string, forq::queue::history::delta>> deltas;
+  for (int i = 0; i < 3; ++i) {
+    forq::queue::history::delta d;
+    d.done = 5 + i;
+    deltas.emplace_back(q[i], d);
+  }
+  bool finished = forq::test::run_async(
+      [&]() -> asio::awaitable<void> {
+        auto ex = co_await asio::this_coro::executor;
+        forq::redis::connection conn(ex, options());
+        asio::co_spawn(ex, conn.run(), asio::detached);
+        // All three up: one add each.
+        auto first = co_await forq::queue::history::add(conn, deltas, minute);
+        FORQ_CO_ASSERT(first.has_value());
+        EXPECT_EQ(*first, std::vector<bool>(3, true));
+        // The middle one's primary gone (not yet failed over: that takes a node timeout).
+        cluster_.server_on(primaries[1])->stop();
+        forq::redis::exec_options o;
+        const auto start = std::chrono::steady_clock::now();
+        o.deadline = start + 1500ms;
+        auto second = co_await forq::queue::history::add(conn, deltas, minute, o);
+        const auto took = std::chrono::steady_clock::now() - start;
+        FORQ_CO_ASSERT(second.has_value());
+        std::vector<bool> expected(3, true);
+        expected[1] = false;
+        EXPECT_EQ(*second, expected);
+        EXPECT_LT(took, 2500ms);
+        conn.stop();
+      },
+      30s);
+  EXPECT_TRUE(finished);
+  // Each answering primary's queue has exactly its two adds (read once the cluster is whole
+  // again: until the replica takes over, the others refuse with CLUSTERDOWN).
+  ASSERT_TRUE(cluster_.wait_until_ok(30s, "forq:{" + q[1] + "}:x", primaries[1]));
+  for (int i : {0, 2}) {
+    auto done = redis_command(
+        primaries[i], {"HGET", "forq:{" + q[i] + "}:minutes", std::to_string(minute) + ":d"});
+    EXPECT_EQ(done, std::to_string(2 * (5 + i))) << q[i];
+  }
 }
 
 // CLUSTER FAILOVER on the replica of the queue's primary: it takes over in agreement with its
