@@ -9,6 +9,7 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 
@@ -63,7 +64,9 @@ void take_fields(job_info& info, const json::object& o) {
     else if (k == "errors") {
       error_code ec;
       auto list = json::parse(text, ec);
-      if (!ec && list.is_array())
+      if (!ec && list.is_array() &&
+          std::all_of(list.as_array().begin(), list.as_array().end(),
+                      [](const json::value& e) { return e.is_object(); }))
         info.errors = std::move(list.as_array());
       else
         info.other_fields.emplace_back(std::string(k), text); // not forq's: shown as it is

@@ -193,7 +193,9 @@ std::string with_error(const delivered_job& j, int attempt, std::string_view err
     if (k != "errors") continue;
     boost::system::error_code ec;
     auto old = boost::json::parse(v, ec);
-    if (!ec && old.is_array()) list = std::move(old.as_array());
+    if (ec || !old.is_array()) continue;
+    for (auto& e : old.as_array()) // forq's own entries; whatever else a producer put there goes
+      if (e.is_object()) list.push_back(std::move(e));
   }
   boost::json::object e;
   e["attempt"] = attempt;

@@ -27,7 +27,10 @@ function h(tag, attrs = {}, ...children) {
 }
 
 const fmt = (n) => (typeof n === "number" ? n.toLocaleString("en-US") : n ?? "–");
-const when = (ms) => (ms ? new Date(ms).toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC") : "–");
+const when = (ms) => {
+  const d = typeof ms === "number" && ms ? new Date(ms) : null; // a bad time is a dash, never a throw
+  return d && !Number.isNaN(d.getTime()) ? d.toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC") : "–";
+};
 const enc = encodeURIComponent;
 
 function say(text, kind = "error") {
@@ -426,8 +429,9 @@ async function job_page(id) {
     if (k === "errors" && Array.isArray(v)) { // every failed attempt's error, oldest first
       rows.push(h("dt", {}, k), h("dd", { "data-field": k }, h("table", { class: "errors" },
         h("thead", {}, h("tr", {}, h("th", { class: "num" }, "Attempt"), h("th", {}, "When"), h("th", {}, "Error"))),
-        h("tbody", {}, v.map((e) => h("tr", {}, h("td", { class: "num" }, fmt(e.attempt)), h("td", {}, when(e.at_ms)),
-          h("td", { class: "wrap" }, h("pre", {}, String(e.error)))))))));
+        h("tbody", {}, v.map((x) => (x !== null && typeof x === "object" ? x : { error: JSON.stringify(x) })).map((e) =>
+          h("tr", {}, h("td", { class: "num" }, typeof e.attempt === "number" ? fmt(e.attempt) : "–"), h("td", {}, when(e.at_ms)),
+            h("td", { class: "wrap" }, h("pre", {}, String(e.error ?? "")))))))));
       continue;
     }
     const text = typeof v === "object" && v !== null ? JSON.stringify(v, null, 2)

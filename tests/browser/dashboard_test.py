@@ -259,6 +259,23 @@ class DashboardTest(unittest.TestCase):
         self.shot("job")
         self.browser.get(self.tree.base + "/ui/#/job/nobody-knows")
         self.assertIn("No queue knows a job nobody-knows", self.find("#not-found").text)
+        # A producer's own `errors` field: entries that are not forq's are drawn as dashes, and a
+        # list with other things in it is shown as the text it is, among the fields that are not forq's.
+        odd = {"odd-1": [{"attempt": "one", "at_ms": 1e20}], "odd-2": [None, 7]}
+        for job_id, errs in odd.items():
+            self.r.zadd("forq:{reports}:dead", {job_id: 1})
+            self.r.hset("forq:{reports}:dead:jobs", job_id, json.dumps(
+                {"id": job_id, "handler": "h", "payload": "{}", "attempt": "1",
+                 "errors": json.dumps(errs)}))
+        try:
+            self.browser.get(self.tree.base + "/ui/#/job/odd-1")
+            row = self.find('#job dd[data-field="errors"] table tbody tr')
+            self.assertEqual([c.text for c in row.find_elements(By.TAG_NAME, "td")][:2], ["–", "–"])
+            self.browser.get(self.tree.base + "/ui/#/job/odd-2")
+            self.assertIn('"errors": "[null, 7]"', self.find('#job dd[data-field="fields"]').text)
+        finally:
+            self.r.zrem("forq:{reports}:dead", *odd)
+            self.r.hdel("forq:{reports}:dead:jobs", *odd)
 
     def test_3_pause_asks_for_the_token_once_and_refuses_a_wrong_one(self):
         self.open(self.tree)

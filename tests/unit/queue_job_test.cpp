@@ -70,6 +70,14 @@ TEST(queue_job, each_failed_attempt_adds_its_error_and_the_last_ten_are_kept) {
   list = boost::json::parse(with_error(j, 1, std::string(5000, 'x') + "\xff", 1)).as_array();
   ASSERT_EQ(list.size(), 1u);
   EXPECT_EQ(list[0].at("error").as_string().size(), error_bytes_kept);
+  // A list with things other than entries in it keeps only the entries.
+  j.fields.clear();
+  j.fields.emplace_back("errors",
+                        R"([null, 7, "x", [], {"attempt": 1, "at_ms": 5, "error": "a"}])");
+  list = boost::json::parse(with_error(j, 2, "b", 6)).as_array();
+  ASSERT_EQ(list.size(), 2u);
+  EXPECT_EQ(list[0].at("error"), "a");
+  EXPECT_EQ(list[1].at("error"), "b");
 }
 
 TEST(queue_job, malformed_entries_say_why) {
