@@ -64,6 +64,7 @@ struct queue_stats {
   std::int64_t completed = 0, retried = 0, stalled = 0, died = 0; // running totals
   bool paused = false;
   std::int64_t rate_max = 0, rate_ms = 0; // 0: no rate limit
+  std::int64_t schedules = 0;             // schedules defined on the queue (docs/schedules.md)
   std::vector<minute_figures> minutes;    // when asked for: the last N minutes, oldest first
   boost::json::object to_json() const;
 };

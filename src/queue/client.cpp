@@ -170,6 +170,7 @@ json::object queue_stats::to_json() const {
   o["stalled"] = stalled;
   o["died"] = died;
   o["paused"] = paused;
+  o["schedules"] = schedules;
   if (!minutes.empty()) {
     json::array m;
     for (const auto& x : minutes)
@@ -531,7 +532,7 @@ client::stats_many(const std::vector<std::string>& queues, int minutes) {
     std::vector<stats_reading> batch;
     for (std::size_t i = from; i < std::min(queues.size(), from + stats_batch); ++i)
       batch.emplace_back(queues[i]);
-    // Phase 1, one round trip for the batch: 14 commands a queue, each of one key.
+    // Phase 1, one round trip for the batch: 15 commands a queue, each of one key.
     redis::request req;
     for (auto& b : batch) {
       b.first = req.commands();
@@ -541,7 +542,8 @@ client::stats_many(const std::vector<std::string>& queues, int minutes) {
       req.push("ZCARD", b.k.dead);                                  // 11
       req.push("HGETALL", b.k.stats);                               // 12
       req.push("HMGET", b.k.meta, "paused", "rate_max", "rate_ms"); // 13
-      if (minutes > 0) req.push("HGETALL", b.k.minutes);            // 14
+      req.push("HLEN", "forq:{" + b.s.queue + "}:schedules");       // 14 (schedule/detail.hpp)
+      if (minutes > 0) req.push("HGETALL", b.k.minutes);            // 15
     }
     auto r = co_await exec(req);
     if (!r) co_return r.error();
@@ -572,9 +574,10 @@ client::stats_many(const std::vector<std::string>& queues, int minutes) {
         b.s.rate_max = m[1].as_integer().value_or(0);
         b.s.rate_ms = m[2].as_integer().value_or(0);
       }
+      b.s.schedules = at[f + 14].as_integer().value_or(0);
       if (minutes > 0)
         b.s.minutes =
-            queue::history::read(at[f + 14], queue::history::minute_of(queue::epoch_ms()), minutes);
+            queue::history::read(at[f + 15], queue::history::minute_of(queue::epoch_ms()), minutes);
       b.first = groups.commands();
       for (int p : b.streams)
         groups.push("XINFO", "GROUPS", b.k.stream_for(p));

@@ -113,7 +113,7 @@ class DashboardTest(unittest.TestCase):
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         cls.r = redis.Redis(port=port, decode_responses=True)
         wait_until("redis-server", lambda: cls._pings(cls.r))
-        url = "redis://127.0.0.1:%d" % port
+        url = cls.url = "redis://127.0.0.1:%d" % port
         # Seeded: emails with three dead jobs, reports with a delayed one; both registered.
         for i in range(1, 4):
             dead_job(cls.r, "emails", "mail-%d" % i, "smtp said 550 for attempt %d" % i)
@@ -425,6 +425,26 @@ class DashboardTest(unittest.TestCase):
         with urllib.request.urlopen(self.tree.base + "/v1/queues?offset=1&limit=1", timeout=10) as r:
             self.assertEqual(r.headers["X-Total-Count"], "3")  # default (the trees'), emails, reports
             self.assertEqual([q["queue"] for q in json.loads(r.read())], ["emails"])
+
+    def test_9b_the_schedules_page_shows_the_queues_that_have_schedules(self):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FORQ_")}
+        schedule = [FORQ, "schedule", "--redis", self.url, "--queue", "reports"]
+        subprocess.run(schedule[:2] + ["add", "nightly"] + schedule[2:] +
+                       ["--cron", "0 3 * * *", "--handler", "report", "{}"],
+                       check=True, capture_output=True, timeout=30, env=env)
+        try:
+            # Each queue's figures count its schedules: the page asks only those that have any.
+            with urllib.request.urlopen(self.tree.base + "/v1/queues", timeout=10) as r:
+                counts = {q["queue"]: q["schedules"] for q in json.loads(r.read())}
+            self.assertEqual(counts, {"default": 0, "emails": 0, "reports": 1})
+            self.open(self.tree, "schedules", "Schedules")
+            row = self.find('table.schedules tr[data-schedule="nightly"]')
+            self.assertIn("0 3 * * *", row.text)
+            self.assertIn("reports", row.text)
+            self.assertEqual(len(self.browser.find_elements(By.CSS_SELECTOR, "table.schedules tbody tr")), 1)
+        finally:
+            subprocess.run(schedule[:2] + ["remove", "nightly"] + schedule[2:],
+                           check=True, capture_output=True, timeout=30, env=env)
 
 
 if __name__ == "__main__":
