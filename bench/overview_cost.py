@@ -13,7 +13,6 @@ time as the browser sees it.
 """
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,21 +21,12 @@ import urllib.request
 
 import redis
 
+from redis_probe import cpu, free_port
+
 FORQ = sys.argv[1] if len(sys.argv) > 1 else "build/forq"
 SIZES = [int(x) for x in sys.argv[2:]] or [10, 1000]
 REFRESHES = 20
 PAGE = 100  # queues a page of the overview (src/ui/app.js)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def cpu(r):
-    info = r.info("cpu")
-    return info["used_cpu_user"] + info["used_cpu_sys"]
 
 
 def command_usec(r):

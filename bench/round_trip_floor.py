@@ -16,8 +16,6 @@ RUNS runs of SECONDS at RATE a second, paced by the clock (not back to back):
 Prints Redis's CPU (INFO cpu: user + sys, whole process, its own timers included) per tick
 in microseconds, the median of the runs, and each run's figure.
 """
-import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -27,20 +25,11 @@ import time
 
 import redis
 
+from redis_probe import cpu, free_port
+
 RATE = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
 SECONDS = float(sys.argv[2]) if len(sys.argv) > 2 else 10
 RUNS = int(sys.argv[3]) if len(sys.argv) > 3 else 3
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def cpu(r):
-    info = r.info("cpu")
-    return info["used_cpu_user"] + info["used_cpu_sys"]
 
 
 def paced(body):
