@@ -25,6 +25,15 @@ void consumer::histogram::add(std::chrono::microseconds d) {
   sum_us += static_cast<std::uint64_t>(std::max<std::int64_t>(0, d.count()));
 }
 
+std::vector<consumer::running_job> consumer::running_jobs(std::size_t most) const {
+  std::vector<running_job> out;
+  for (const auto& a : running_list_) {
+    if (out.size() >= most) break;
+    out.push_back(running_job{a.job->id, a.started_ms});
+  }
+  return out;
+}
+
 asio::awaitable<void> consumer::attempt(delivered_job job) {
   active_[job.stream].insert(job.entry_id); // its lease is renewed from now until it ends
   {
@@ -38,6 +47,10 @@ asio::awaitable<void> consumer::attempt(delivered_job job) {
     ++stats_.pickup_fine[history::bucket_of(us.count())];
   }
   const auto began = std::chrono::steady_clock::now();
+  running_attempt me;
+  me.job = &job;
+  me.started_ms = epoch_ms();
+  running_list_.push_back(me);
   outcome out;
   if (job.handler.empty()) job.handler = options_.default_handler;
   auto h = handlers_.find(job.handler);

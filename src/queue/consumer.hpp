@@ -10,6 +10,7 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/intrusive/list.hpp>
 #include <boost/system/error_code.hpp>
 
 #include <array>
@@ -160,6 +161,13 @@ class consumer {
   };
   const counters& stats() const { return stats_; }
   std::size_t running() const { return running_; } // attempts running now
+  // The attempts running now, oldest first, at most `most` of them: each job's id and when its
+  // attempt started (ms since the epoch), for the worker's presence (the dashboard's Workers).
+  struct running_job {
+    std::string id;
+    std::int64_t started_ms = 0;
+  };
+  std::vector<running_job> running_jobs(std::size_t most) const;
   // Redis refused this consumer's last write (-OOM, -READONLY, -MISCONF) and has not accepted
   // one since: the worker is not ready (/readyz).
   bool refusing_writes() const { return refusals_.active(); }
@@ -258,6 +266,15 @@ class consumer {
   std::vector<std::string> stream_names_; // priority 9 to 0, then the doorbell (fetch_loop)
   std::mt19937_64 rng_;
   std::size_t running_ = 0;
+  // Each running attempt links itself here from its coroutine frame and unlinks as the frame
+  // goes: no allocation per job.
+  struct running_attempt : boost::intrusive::list_base_hook<
+                               boost::intrusive::link_mode<boost::intrusive::auto_unlink>> {
+    const delivered_job* job = nullptr;
+    std::int64_t started_ms = 0;
+  };
+  boost::intrusive::list<running_attempt, boost::intrusive::constant_time_size<false>>
+      running_list_;
   bool stopping_ = false;
   bool fetching_done_ = false;
   bool paused_ = false;

@@ -398,7 +398,7 @@ async function workers_page() {
     h("h1", {}, "Workers ", h("span", { class: "muted" }, `(${fmt(list.length)})`)),
     h("div", { class: "table-wrap" }, h("table", { id: "workers" },
       h("thead", {}, h("tr", {}, h("th", {}, "Host"), h("th", { class: "num" }, "Pid"), h("th", { class: "num" }, "Slot"), h("th", {}, "State"), h("th", {}, "Redis"),
-        h("th", {}, "Queues (running / done)"), h("th", { class: "num" }, "Running"), h("th", {}, "Up"), h("th", {}, "Last beat"), h("th", {}, "Version"))),
+        h("th", {}, "Queues (running / done)"), h("th", { class: "num" }, "Running"), h("th", {}, "Jobs running, for"), h("th", {}, "Up"), h("th", {}, "Last beat"), h("th", {}, "Version"))),
       h("tbody", {}, list.map((w) => {
         const qs = w.queues || [];
         const running = qs.reduce((n, q) => n + (q.running || 0), 0);
@@ -410,11 +410,13 @@ async function workers_page() {
           h("td", {}, h("span", { class: "badge " + (w.redis === "connected" ? "ok" : "dead") }, w.redis)),
           h("td", { class: "wrap" }, qs.map((q, i) => [i ? ", " : "", h("a", { href: "#/queue/" + enc(q.queue) }, q.queue), ` ${fmt(q.running)} / ${fmt(q.done)}`])),
           h("td", { class: "num" }, `${fmt(running)} of ${fmt(w.concurrency)}`),
+          h("td", { class: "wrap", "data-field": "jobs" }, qs.flatMap((q) => (q.jobs || []).map((j) =>
+            h("div", {}, h("a", { href: "#/job/" + enc(j.id) }, j.id), ` ${since(j.started_ms)}`)))),
           h("td", {}, since(w.started_ms)),
           h("td", {}, ago(w.beat_ms)),
           h("td", {}, w.version));
       })))),
-    h("p", { class: "muted" }, "A worker's running jobs are on its queues' Active lists, each with the worker that holds its lease."),
+    h("p", { class: "muted" }, "Each worker's ten oldest running jobs of each queue, as of its last beat (every 10 s); all of them are on the queues' Active lists."),
   ];
 }
 

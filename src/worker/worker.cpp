@@ -362,6 +362,14 @@ boost::json::array consumers::describe_queues() const {
     q["running"] = c->running();
     q["done"] = c->stats().done;
     q["failed"] = c->stats().retried + c->stats().dead;
+    boost::json::array jobs; // the oldest ten running, each with its start
+    for (const auto& j : c->running_jobs(10)) {
+      boost::json::object o;
+      o["id"] = j.id;
+      o["started_ms"] = j.started_ms;
+      jobs.push_back(std::move(o));
+    }
+    q["jobs"] = std::move(jobs);
     out.push_back(std::move(q));
   }
   return out;

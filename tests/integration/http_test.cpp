@@ -1,6 +1,7 @@
 // The HTTP surface of forq serve (docs/http.md) with the real binary, two workers and a real
 // redis-server: every endpoint, and malformed, oversized and slow requests.
 #include "bench/bench.hpp"
+#include "forq/queue/producer.hpp"
 #include "support/http_client.hpp"
 #include "support/process.hpp"
 #include "support/redis_server.hpp"
@@ -184,6 +185,33 @@ TEST_F(http_test, the_queues_figures_by_the_minute_count_every_job_once) {
     if (words[i].ends_with(":d")) done += std::stoll(words[i + 1]);
   EXPECT_EQ(done, 35) << fields;
   SetUp(); // a forq for TearDown to stop
+}
+
+// The Workers page's source: each worker process says which jobs it runs and since when.
+TEST_F(http_test, each_worker_says_which_jobs_it_runs_and_since_when) {
+  const auto before = forq::queue::epoch_ms();
+  auto added = call(port_, "POST", "/v1/queues/default/jobs",
+                    R"({"handler":"sleep","payload":{"ms":11500}})");
+  ASSERT_EQ(added.status, 201) << added.body;
+  const std::string id(boost::json::parse(added.body).at("id").as_string());
+  // Seen at a worker's next beat (every 10 s).
+  boost::json::object found;
+  std::string body;
+  for (int i = 0; i < 120 && found.empty(); ++i) {
+    auto r = call(port_, "GET", "/v1/workers");
+    ASSERT_EQ(r.status, 200) << r.body;
+    body = r.body;
+    const auto workers = boost::json::parse(r.body);
+    for (const auto& w : workers.as_array())
+      for (const auto& q : w.at("queues").as_array())
+        for (const auto& j : q.at("jobs").as_array())
+          if (j.at("id").as_string() == id) found = j.as_object();
+    if (found.empty()) std::this_thread::sleep_for(100ms);
+  }
+  ASSERT_FALSE(found.empty()) << body;
+  const auto started = found.at("started_ms").to_number<std::int64_t>();
+  EXPECT_GE(started, before);
+  EXPECT_LE(started, forq::queue::epoch_ms());
 }
 
 // The schedule endpoints: the same operations as `forq schedule`, the same JSON shape.
