@@ -416,11 +416,11 @@ class DashboardTest(unittest.TestCase):
             self.assertIn("default 0 / 0", row.text)
             self.assertNotIn("http", row.text)
             self.assertIn("connected", row.text)
-        self.shot("workers")
-        # A worker running a job draws it, a link to its page, with how long it has run.
+        # A worker running a job (another host's, written here) draws it, a link to its page,
+        # with how long it has run.
         now = int(time.time() * 1000)
         self.r.set("forq:worker:elsewhere:4242", json.dumps({
-            "name": "elsewhere:4242", "host": "elsewhere", "pid": 4242, "slot": 1, "version": "0",
+            "name": "elsewhere:4242", "host": "elsewhere", "pid": 4242, "slot": 1, "version": "0.1.0",
             "started_ms": now - 60000, "beat_ms": now, "state": "running", "redis": "connected",
             "concurrency": 4, "queues": [{"queue": "emails", "started": True, "running": 1, "done": 0,
                                           "failed": 0, "jobs": [{"id": "mail-9", "started_ms": now - 42000}]}]}),
@@ -432,6 +432,7 @@ class DashboardTest(unittest.TestCase):
             jobs = self.find('#workers tr[data-worker="elsewhere:4242"] td[data-field="jobs"]')
             self.assertEqual(jobs.find_element(By.CSS_SELECTOR, 'a[href="#/job/mail-9"]').text, "mail-9")
             self.assertRegex(jobs.text, r"mail-9 4[0-9] s")
+            self.shot("workers")
         finally:
             self.r.delete("forq:worker:elsewhere:4242")
             self.r.zrem("forq:workers", "elsewhere:4242")
