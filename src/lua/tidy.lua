@@ -14,18 +14,39 @@ local kept = tonumber(redis.call('HGET', KEYS[3], 'results_kept')) or 0
 local excess = kept - tonumber(ARGV[4])
 local budget = tonumber(ARGV[5])
 local evicted = 0
+-- Most jobs return nothing: with no records at all, an eviction only trims the list, and the ids
+-- need not be passed to HDEL (that was most of the cost, about 1 us an id).
+local has_data = redis.call('EXISTS', KEYS[2]) == 1
 local next_due = 0 -- the budget ran out: more now
+local emptied = false -- the whole index was evicted: the counter is 0, whatever it said
+-- The head of the list is read a window at a time (a redis.call costs about as much as a few
+-- evictions: not two calls a batch), and the whole batches evicted go in one LTRIM at the end:
+-- the list's first `drop` elements.
+local span = 2 * budget + 2
+local window, base = {}, 0 -- window[i] is the list's element base + i - 1
+local function at(i)
+  if i < base or i >= base + #window then
+    window = redis.call('LRANGE', KEYS[1], i, i + span - 1)
+    base = i
+  end
+  return window[i - base + 1]
+end
+local drop = 0
 while evicted < budget do
-  local head = redis.call('LRANGE', KEYS[1], 0, 1)
-  if #head < 2 then -- an empty index keeps nothing, whatever the counter says
-    -- (Written only when it is wrong: a write is replicated and logged.)
-    if #head == 0 and kept ~= 0 then redis.call('HSET', KEYS[3], 'results_kept', 0) end
+  local ms_text = at(drop)
+  if ms_text == nil then
+    emptied = true
     next_due = -1
     break
   end
-  local ms, n = tonumber(head[1]), tonumber(head[2])
+  local n_text = at(drop + 1)
+  if n_text == nil then -- a lone last element: nothing to evict now
+    next_due = -1
+    break
+  end
+  local ms, n = tonumber(ms_text), tonumber(n_text)
   if not ms or not n or n < 0 then -- not forq's: drop the element, never stop tidying on it
-    redis.call('LPOP', KEYS[1])
+    drop = drop + 1
   else
     local take = n
     if ms >= horizon then take = math.max(0, excess) end
@@ -34,20 +55,29 @@ while evicted < budget do
       next_due = ms - horizon
       break
     end
-    if take > 0 then
-      redis.call('HDEL', KEYS[2], unpack(redis.call('LRANGE', KEYS[1], 2, 1 + take)))
+    if take > 0 and has_data then
+      redis.call('HDEL', KEYS[2], unpack(redis.call('LRANGE', KEYS[1], drop + 2, drop + 1 + take)))
+      has_data = redis.call('EXISTS', KEYS[2]) == 1 -- the last record may have gone
     end
     if take == n then
-      redis.call('LTRIM', KEYS[1], 2 + n, -1)
-    else -- part of a batch: drop its first `take` ids and write the header again in front
-      redis.call('LTRIM', KEYS[1], take, -1)
-      redis.call('LSET', KEYS[1], 0, head[1])
+      drop = drop + 2 + n
+    else -- part of a batch: drop its first `take` ids and write its header again in front
+      redis.call('LTRIM', KEYS[1], drop + take, -1)
+      redis.call('LSET', KEYS[1], 0, ms_text)
       redis.call('LSET', KEYS[1], 1, n - take)
+      drop = 0
+      window, base = {}, 0
     end
-    redis.call('HINCRBY', KEYS[3], 'results_kept', -take)
     excess = excess - take
     evicted = evicted + take
   end
+end
+if drop > 0 then redis.call('LTRIM', KEYS[1], drop, -1) end
+-- (Written only when it changes: a write is replicated and logged.)
+if emptied then
+  if kept ~= 0 then redis.call('HSET', KEYS[3], 'results_kept', 0) end
+elseif evicted > 0 then
+  redis.call('HINCRBY', KEYS[3], 'results_kept', -evicted)
 end
 -- A stream entry older than the oldest one still pending was delivered (XREADGROUP '>' hands
 -- entries out in order) and settled, so it can go; with nothing pending, everything up to the
