@@ -2,7 +2,7 @@
 """What Redis itself spends per round trip at a low, steady rate: the floor under issue 16's
 "Redis <= 20 us of CPU per job at 1,000 jobs/s".
 
-  bench/round_trip_floor.py [RATE] [SECONDS] [RUNS]      (default: 1000 10 3)
+  bench/round_trip_floor.py [RATE] [SECONDS] [RUNS] [FLOOR]    (default: 1000 10 3)
 
 A fresh redis-server (the one on PATH, no persistence) on a free port, and for each pattern,
 RUNS runs of SECONDS at RATE a second, paced by the clock (not back to back):
@@ -13,6 +13,11 @@ RUNS runs of SECONDS at RATE a second, paced by the clock (not back to back):
                next blocking XREADGROUP (one write): two requests Redis reads per job.
   job+ack      as forq does it today: the XACK goes on a connection of its own with the job's
                result (RPUSH, two HINCRBY), so Redis reads three requests per job.
+  worker, worker/epoll
+               with FLOOR, the path of forq_worker_floor (built in build/bench): the "job"
+               pattern's consumer written in C++ with plain sockets, nothing of forq in it,
+               reading with blocking recv() or, as an event loop would, epoll_wait() first.
+               Also prints the CPU that process used per job: the least a worker spends.
 Prints Redis's CPU (INFO cpu: user + sys, whole process, its own timers included) per tick
 in microseconds, the median of the runs, and each run's figure.
 """
@@ -30,6 +35,7 @@ from redis_probe import cpu, free_port
 RATE = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
 SECONDS = float(sys.argv[2]) if len(sys.argv) > 2 else 10
 RUNS = int(sys.argv[3]) if len(sys.argv) > 3 else 3
+FLOOR = sys.argv[4] if len(sys.argv) > 4 else None
 
 
 def paced(body):
@@ -67,11 +73,21 @@ def consumer(port, stream, with_own_ack, stop):
 
 
 def one_run(port, pattern):
+    """Redis's CPU per tick, and the C++ consumer's per job (None for the others)."""
     r = redis.Redis(port=port)
     r.flushall()
     stream = "s"
     stop = threading.Event()
     t = None
+    floor = None
+    if pattern.startswith("worker"):
+        r.xgroup_create(stream, "g", id="$", mkstream=True)
+        mode = "epoll" if pattern.endswith("epoll") else "blocking"
+        floor = subprocess.Popen([FLOOR, str(port), stream, "g", str(int(RATE * SECONDS)), mode],
+                                 stdout=subprocess.PIPE, text=True)
+        if floor.stdout.readline().strip() != "ready":
+            raise SystemExit("forq_worker_floor did not start")
+        time.sleep(0.2)
     if pattern.startswith("job"):
         r.xgroup_create(stream, "g", id="$", mkstream=True)
         t = threading.Thread(target=consumer, args=(port, stream, pattern == "job+ack", stop),
@@ -90,7 +106,13 @@ def one_run(port, pattern):
     if t:
         producer.xadd(stream, {"n": "last"})  # wakes the consumer to see stop
         t.join(5)
-    return used / n * 1e6
+    worker = None
+    if floor:
+        out, _ = floor.communicate(timeout=30)
+        if floor.returncode != 0:
+            raise SystemExit("forq_worker_floor failed")
+        worker = float(out.split()[-1])
+    return used / n * 1e6, worker
 
 
 def main():
@@ -109,10 +131,19 @@ def main():
                 time.sleep(0.05)
         print(f"Redis {r.info('server')['redis_version']}, {RATE}/s for {SECONDS:g} s, "
               f"{RUNS} runs each: Redis CPU per tick (us)")
-        for pattern in ("ping", "xadd", "job", "job+ack"):
+        patterns = ["ping", "xadd", "job", "job+ack"]
+        if FLOOR:
+            patterns += ["worker", "worker/epoll"]
+        for pattern in patterns:
             runs = [one_run(port, pattern) for _ in range(RUNS)]
-            print(f"  {pattern:8} median {statistics.median(runs):6.1f}   runs "
-                  + " ".join(f"{x:.1f}" for x in runs))
+            redis_cpu = [x for x, _ in runs]
+            print(f"  {pattern:12} median {statistics.median(redis_cpu):6.1f}   runs "
+                  + " ".join(f"{x:.1f}" for x in redis_cpu))
+            if FLOOR and runs[0][1] is not None:
+                worker = [w for _, w in runs]
+                print(f"  {'':12} the worker's CPU per job (us): median "
+                      f"{statistics.median(worker):.1f}   runs "
+                      + " ".join(f"{w:.1f}" for w in worker))
     finally:
         server.terminate()
         server.wait()
