@@ -1,6 +1,6 @@
 #!/usr/bin/python3
-"""What Redis itself spends per round trip at a low, steady rate: the floor under issue 16's
-"Redis <= 20 us of CPU per job at 1,000 jobs/s".
+"""What Redis itself, and with FLOOR a minimal worker, spend per round trip at a low, steady
+rate: the floors under issue 16's "Redis and worker <= 20 us of CPU per job at 1,000 jobs/s".
 
   bench/round_trip_floor.py [RATE] [SECONDS] [RUNS] [FLOOR]    (default: 1000 10 3)
 

@@ -22,17 +22,22 @@ local emptied = false -- the whole index was evicted: the counter is 0, whatever
 -- The head of the list is read a window at a time (a redis.call costs about as much as a few
 -- evictions: not two calls a batch), and the whole batches evicted go in one LTRIM at the end:
 -- the list's first `drop` elements.
-local span = 2 * budget + 2
+-- Within max_results only age evicts, and usually nothing is due: the first look reads one
+-- header, not a whole window.
+local full = 2 * budget + 2
+local span = excess > 0 and full or 2
 local window, base = {}, 0 -- window[i] is the list's element base + i - 1
 local function at(i)
   if i < base or i >= base + #window then
     window = redis.call('LRANGE', KEYS[1], i, i + span - 1)
     base = i
+    span = full -- a second look: there is more to read
   end
   return window[i - base + 1]
 end
 local drop = 0
-while evicted < budget do
+local junk = 0 -- elements that are not forq's, dropped: they count against the budget too
+while evicted + junk < budget do
   local ms_text = at(drop)
   if ms_text == nil then
     emptied = true
@@ -45,8 +50,9 @@ while evicted < budget do
     break
   end
   local ms, n = tonumber(ms_text), tonumber(n_text)
-  if not ms or not n or n < 0 then -- not forq's: drop the element, never stop tidying on it
-    drop = drop + 1
+  if not ms or not n or n < 0 or n ~= math.floor(n) then
+    drop = drop + 1 -- not forq's: drop the element, never stop tidying on it
+    junk = junk + 1
   else
     local take = n
     if ms >= horizon then take = math.max(0, excess) end

@@ -87,6 +87,12 @@ class consumer_test : public forq::test::redis_test {
     return o;
   }
 
+  // "none" returns nothing, "some" returns a result (kept in results:data).
+  queue::handler_map none_and_some() {
+    return {{"none", counting([](auto&, int) { return queue::outcome::success(); })},
+            {"some", counting([](auto&, int) { return queue::outcome::success("{}"); })}};
+  }
+
   // A handler that counts its calls and succeeds.
   queue::handler_map succeed(const std::string& name) {
     return {{name, counting([](auto&, int) { return queue::outcome::success(); })}};
@@ -296,9 +302,7 @@ TEST_F(consumer_test, results_are_bounded_by_count) {
 // with records and without, one after the other, are bounded exactly all the same, the records
 // go with their jobs, and the index stays whole (its batch headers add up to its length).
 TEST_F(consumer_test, results_are_bounded_by_count_whether_or_not_jobs_return_something) {
-  queue::handler_map h{
-      {"none", counting([](auto&, int) { return queue::outcome::success(); })},
-      {"some", counting([](auto&, int) { return queue::outcome::success("{}"); })}};
+  auto h = none_and_some();
   auto o = options();
   o.max_results = 10;
   o.tidy_every = 20ms;
@@ -328,9 +332,7 @@ TEST_F(consumer_test, results_are_bounded_by_count_whether_or_not_jobs_return_so
 // Every result older than keep_results goes, with its record, and the counter then reads 0 (not
 // less: tidy.lua counts a call's evictions once, and an emptied index resets it).
 TEST_F(consumer_test, results_older_than_keep_results_all_go_and_the_count_reads_zero) {
-  queue::handler_map h{
-      {"none", counting([](auto&, int) { return queue::outcome::success(); })},
-      {"some", counting([](auto&, int) { return queue::outcome::success("{}"); })}};
+  auto h = none_and_some();
   auto o = options();
   o.keep_results = 100ms;
   o.tidy_every = 20ms;
@@ -667,6 +669,23 @@ TEST_F(consumer_test, a_large_backlog_of_old_results_is_worked_off_in_steps) {
   EXPECT_EQ(redis_.command({"HGET", "forq:{work}:stats", "completed"}), "1");
   EXPECT_EQ(redis_.command({"HLEN", "forq:{work}:results:data"}), "0");
   EXPECT_EQ(redis_.command({"LLEN", "forq:{work}:results"}), "3"); // <ms> 1 <id>
+}
+
+// Elements of the results index that are not forq's (written by hand, say) are dropped, and
+// tidying goes on past them to the batches behind.
+TEST_F(consumer_test, elements_of_the_results_index_that_are_not_forqs_are_dropped) {
+  // finished in 1970: older than any keep_results
+  redis_.command({"RPUSH", "forq:{work}:results", "garbage", "x", "1", "2", "old-1", "old-2"});
+  redis_.command({"HSET", "forq:{work}:stats", "results_kept", "2"});
+  auto o = options();
+  o.tidy_every = 20ms;
+  run(
+      o, succeed("j"), [](redis::connection& c) { return enqueue_n(c, 1, "j"); },
+      [this](const queue::consumer& c) {
+        return c.stats().done == 1 && redis_.command({"LLEN", "forq:{work}:results"}) == "3";
+      });
+  EXPECT_EQ(redis_.command({"LINDEX", "forq:{work}:results", "1"}), "1"); // <ms> 1 <id>
+  EXPECT_EQ(redis_.command({"HGET", "forq:{work}:stats", "results_kept"}), "1");
 }
 
 // Issue 4: a worker that starts before its Redis waits for it (the connection retries and logs)
