@@ -31,8 +31,8 @@ fi
 
 # The Node peers, exactly as pinned (package.json; package-lock.json pins the rest, and npm
 # install follows it: npm ci is not used because npm 11 rejects this lock file over optional
-# platform packages of msgpackr, a BullMQ dependency). Skipped when node_modules already holds
-# the pinned versions.
+# platform packages of msgpackr, a BullMQ dependency; --no-save, or npm 11 writes those into the
+# tracked lock file). Skipped when node_modules already holds the pinned versions.
 cd "$here/node"
 want=$(node -e 'const p=require("./package.json");for(const[k,v]of Object.entries(p.dependencies))console.log(k+"@"+v)')
 have=$(node -e '
@@ -43,5 +43,5 @@ have=$(node -e '
   }')
 if [[ $want != "$have" ]]; then
   echo "install.sh: npm install in $here/node" >&2
-  npm install --no-audit --no-fund --loglevel=error --registry=https://registry.npmjs.org/ >/dev/null
+  npm install --no-save --no-audit --no-fund --loglevel=error --registry=https://registry.npmjs.org/ >/dev/null
 fi
