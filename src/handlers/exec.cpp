@@ -19,6 +19,7 @@
 #include <optional>
 #include <spawn.h>
 #include <string>
+#include <string_view>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -106,11 +107,14 @@ struct started {
   std::optional<queue::outcome> refused;
 };
 
-// The job's environment: the worker's, with FORQ_JOB_ID, FORQ_ATTEMPT and FORQ_QUEUE.
+// The job's environment (docs/handlers.md): the worker's, less every FORQ_* variable (forq's
+// own settings, among them FORQ_API_TOKEN and FORQ_REDIS_URL with its password), plus
+// FORQ_JOB_ID, FORQ_ATTEMPT and FORQ_QUEUE. An operator gives a command a value on purpose under
+// a name of its own.
 std::vector<std::string> job_environment(const queue::delivered_job& job) {
   std::vector<std::string> env;
   for (char** e = environ; *e; ++e)
-    env.emplace_back(*e);
+    if (std::string_view(*e).substr(0, 5) != "FORQ_") env.emplace_back(*e);
   env.push_back("FORQ_JOB_ID=" + job.id);
   env.push_back("FORQ_ATTEMPT=" + std::to_string(job.attempt + 1));
   env.push_back("FORQ_QUEUE=" + job.queue);
@@ -133,6 +137,9 @@ started spawn_command(const exec_options& options, const queue::delivered_job& j
   posix_spawn_file_actions_adddup2(&actions, in.read, 0);
   posix_spawn_file_actions_adddup2(&actions, out.write, 1);
   posix_spawn_file_actions_adddup2(&actions, err.write, 2);
+  // Nothing else crosses: not the worker's sockets (each is close-on-exec already) nor anything
+  // a library user's program opened without O_CLOEXEC.
+  posix_spawn_file_actions_addclosefrom_np(&actions, 3);
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
   sigset_t all, none;

@@ -1,6 +1,7 @@
 // The http handler: POSTs each job to the app (the sidecar's delivery). Boost.Beast client,
 // keep-alive connections reused per handler (one handler per worker and name).
 #include "forq/handlers.hpp"
+#include "cloexec.hpp"
 #include "queue/job.hpp"
 #include "utf8.hpp"
 
@@ -172,6 +173,7 @@ queue::handler http(http_options options) {
         stream->expires_after(o.timeout);
         auto [cec, at] = co_await stream->async_connect(state->endpoints, use_tuple);
         (void)at;
+        set_cloexec(stream->socket().native_handle());
         if (cec == beast::error::timeout)
           co_return queue::outcome::retry_later("http: timed out after " +
                                                 std::to_string(o.timeout.count()) +

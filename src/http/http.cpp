@@ -3,6 +3,7 @@
 // shared region), and a JSON API over forq::client. Boost.Beast lives in this file only.
 #include "http/http.hpp"
 
+#include "cloexec.hpp"
 #include "forq/client.hpp"
 #include "http/routes.hpp"
 #include "json_text.hpp"
@@ -25,6 +26,7 @@
 
 #include <algorithm>
 #include <array>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -605,7 +607,8 @@ asio::awaitable<void> serve_http(http_context& ctx, int listener_fd) {
   sockaddr_storage addr{};
   socklen_t len = sizeof addr;
   ::getsockname(listener_fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  acceptor.assign(addr.ss_family == AF_INET6 ? tcp::v6() : tcp::v4(), ::dup(listener_fd), ec);
+  acceptor.assign(addr.ss_family == AF_INET6 ? tcp::v6() : tcp::v4(),
+                  ::fcntl(listener_fd, F_DUPFD_CLOEXEC, 0), ec);
   if (ec) {
     spdlog::error("cannot use the HTTP listener: {}", ec.message());
     co_return;
@@ -621,6 +624,7 @@ asio::awaitable<void> serve_http(http_context& ctx, int listener_fd) {
       co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
       continue;
     }
+    set_cloexec(socket.native_handle());
     asio::co_spawn(ex, session<tcp>(ctx, std::move(socket)), asio::detached);
   }
   ctx.acceptor = nullptr;

@@ -3,6 +3,7 @@
 // restarts a child that dies (with backoff in a crash loop), stops when a child exits with the
 // fatal code, drains every child on SIGTERM/SIGINT, adds or removes one on SIGTTIN/SIGTTOU.
 #include "backoff.hpp"
+#include "cloexec.hpp"
 #include "exit_codes.hpp"
 #include "forq/redis_url.hpp"
 #include "http/access.hpp"
@@ -440,6 +441,7 @@ int serve(const config& cfg, std::function<expected<config>()> reload,
         asio::ip::make_address(cfg.listen.host == "localhost" ? "127.0.0.1" : cfg.listen.host, ec);
     asio::ip::tcp::endpoint at(address, cfg.listen.port);
     if (!ec) listener.open(at.protocol(), ec);
+    if (!ec) set_cloexec(listener.native_handle()); // workers are forked, never exec'd
     if (!ec) listener.set_option(asio::socket_base::reuse_address(true), ec);
     if (!ec) listener.bind(at, ec);
     if (!ec) listener.listen(asio::socket_base::max_listen_connections, ec);

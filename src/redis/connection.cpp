@@ -2,6 +2,7 @@
 // translation unit (awaitable operators, SSL streams), to keep builds fast.
 #include "forq/redis/connection.hpp"
 
+#include "cloexec.hpp"
 #include "redis/cluster.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -396,6 +397,7 @@ asio::awaitable<std::string> connection::open(const redis_endpoint& ep,
     auto [ec] =
         co_await socket.async_connect(asio::local::stream_protocol::endpoint(ep.path), use_tuple);
     if (ec) co_return describe(ec);
+    set_cloexec(socket.native_handle());
     out =
         std::make_unique<stream_transport<asio::local::stream_protocol::socket>>(std::move(socket));
     co_return std::string();
@@ -436,6 +438,7 @@ asio::awaitable<std::string> connection::open(const redis_endpoint& ep,
   tcp::socket socket(ex_);
   auto [cec, endpoint] = co_await asio::async_connect(socket, endpoints, use_tuple);
   if (cec) co_return describe(cec);
+  set_cloexec(socket.native_handle());
   error_code ignored;
   socket.set_option(tcp::no_delay(true), ignored); // pipelined small writes must not wait
   socket.set_option(asio::socket_base::keep_alive(true), ignored);

@@ -5,9 +5,11 @@
 #include "support/process.hpp"
 #include "support/redis_server.hpp"
 
+#include <boost/json.hpp>
 #include <gtest/gtest.h>
 
 #include <csignal>
+#include <filesystem>
 #include <regex>
 #include <sstream>
 #include <sys/wait.h>
@@ -382,3 +384,68 @@ TEST_F(workers_test, the_open_files_limit_is_raised_to_what_the_queues_need_or_n
 }
 
 } // namespace
+
+// What a job's command gets from forq serve (docs/handlers.md, "What a command gets"): stdin,
+// stdout and stderr, nothing more: not the worker's Redis connections nor its HTTP listener;
+// and none of forq's own settings (FORQ_API_TOKEN, FORQ_REDIS_URL with its password) in its
+// environment. A process it leaves behind in a session of its own holds nothing of forq's:
+// when forq stops, its port is free.
+TEST_F(workers_test, a_command_gets_only_its_pipes_and_none_of_forqs_settings) {
+  auto pidfile = (dir_ / "left.pid").string();
+  boost::json::object handlers;
+  handlers["probe"] = {
+      {"exec", boost::json::array{"/usr/bin/python3", "-c", R"(
+import json, os, sys
+sys.stdin.read()
+fds = []
+for fd in range(4096):
+    try:
+        os.fstat(fd)
+        fds.append(fd)
+    except OSError:
+        pass
+print(json.dumps({"fds": fds, "forq": sorted(k for k in os.environ if k.startswith("FORQ_")),
+                  "path": "PATH" in os.environ}))
+)"}}};
+  handlers["leave"] = {
+      {"exec", boost::json::array{"/bin/sh", "-c",
+                                  "cat >/dev/null; setsid sleep 60 </dev/null >/dev/null 2>&1 & "
+                                  "echo $! > " +
+                                      pidfile}}};
+  std::vector<std::string> argv{forq_bin,   "serve",       "--workers",  "1",
+                                "--listen", "127.0.0.1:0", "--data-dir", (dir_ / "data").string(),
+                                "--handlers", boost::json::serialize(handlers)};
+  child_process p(argv, {"FORQ_REDIS_URL=" + redis_.url(), "FORQ_API_TOKEN=sekrit-token-0123456789",
+                         "FORQ_LOG_LEVEL=info"});
+  ASSERT_TRUE(p.wait_for_err("master ready")) << p.err();
+  auto port = forq::test::listening_port(p.err());
+  ASSERT_GT(port, 0) << p.err();
+  auto probe = enqueue(1, "probe", "{}");
+  auto leave = enqueue(1, "leave", "{}");
+  ASSERT_TRUE(wait_until([&] { return stat("completed") == 2; }, 20s)) << p.err();
+  auto shown = run({forq_bin, "job", probe.at(0), "--json", "--redis", redis_.url()});
+  ASSERT_EQ(shown.exit_code, 0) << shown.err;
+  auto result = boost::json::parse(shown.out).at("result");
+  EXPECT_EQ(boost::json::serialize(result.at("fds")), "[0,1,2]") << shown.out;
+  // What forq sets for the job, and nothing of its own configuration.
+  EXPECT_EQ(boost::json::serialize(result.at("forq")),
+            R"(["FORQ_ATTEMPT","FORQ_JOB_ID","FORQ_QUEUE"])")
+      << shown.out;
+  EXPECT_EQ(result.at("path"), true) << "the rest of the environment is passed on";
+
+  ASSERT_TRUE(wait_until([&] { return std::filesystem::exists(pidfile); }, 5s));
+  pid_t left = 0;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        left = std::atoi(forq::test::read_file(pidfile).c_str());
+        return left > 0;
+      },
+      5s));
+  p.signal(SIGTERM);
+  EXPECT_EQ(exit_status(p, 15s), 0) << p.err();
+  ASSERT_EQ(::kill(left, 0), 0) << "the left-behind process should still run";
+  int fd = forq::test::http_connect(port);
+  EXPECT_LT(fd, 0) << "something still accepts on forq's port after it stopped";
+  if (fd >= 0) ::close(fd);
+  ::kill(left, SIGKILL);
+}
