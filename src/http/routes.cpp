@@ -31,7 +31,30 @@ namespace {
 
 constexpr int bad_request = 400;
 
-// The path's segments: "/v1/queues/q/dead" -> {"v1", "queues", "q", "dead"}.
+// `raw` with each %XX replaced by its byte (and "+" by a space when `plus_is_space`: a query's
+// form encoding); a "%" not followed by two hex digits stays as it is.
+std::string percent_decoded(std::string_view raw, bool plus_is_space) {
+  std::string out;
+  out.reserve(raw.size());
+  for (std::size_t i = 0; i < raw.size(); ++i) {
+    unsigned v = 0;
+    if (plus_is_space && raw[i] == '+') {
+      out += ' ';
+    } else if (raw[i] == '%' && i + 2 < raw.size() &&
+               std::from_chars(raw.data() + i + 1, raw.data() + i + 3, v, 16).ptr ==
+                   raw.data() + i + 3) {
+      out += static_cast<char>(v);
+      i += 2;
+    } else {
+      out += raw[i];
+    }
+  }
+  return out;
+}
+
+// The path's segments, each percent-decoded once (the dashboard encodes every id and name it
+// puts in a path, so "a%3Ab" is the queue "a:b" and "x%2Fy" the id "x/y"):
+// "/v1/queues/q/dead" -> {"v1", "queues", "q", "dead"}.
 std::vector<std::string> segments(std::string_view target) {
   auto q = target.find('?');
   if (q != std::string_view::npos) target = target.substr(0, q);
@@ -42,7 +65,7 @@ std::vector<std::string> segments(std::string_view target) {
       ++i;
     auto j = target.find('/', i);
     if (j == std::string_view::npos) j = target.size();
-    if (j > i) out.emplace_back(target.substr(i, j - i));
+    if (j > i) out.push_back(percent_decoded(target.substr(i, j - i), false));
     i = j;
   }
   return out;
@@ -240,22 +263,8 @@ std::optional<std::string> query_param(std::string_view target, std::string_view
     rest = amp == std::string_view::npos ? std::string_view() : rest.substr(amp + 1);
     auto eq = pair.find('=');
     if (pair.substr(0, eq) != key) continue;
-    auto raw = eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1);
-    std::string out;
-    for (std::size_t i = 0; i < raw.size(); ++i) {
-      unsigned v = 0;
-      if (raw[i] == '+') {
-        out += ' ';
-      } else if (raw[i] == '%' && i + 2 < raw.size() &&
-                 std::from_chars(raw.data() + i + 1, raw.data() + i + 3, v, 16).ptr ==
-                     raw.data() + i + 3) {
-        out += static_cast<char>(v);
-        i += 2;
-      } else {
-        out += raw[i];
-      }
-    }
-    return out;
+    return percent_decoded(eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1),
+                           true);
   }
   return std::nullopt;
 }

@@ -1,5 +1,7 @@
 -- Operators' work on the dead set (docs/protocol.md, dead -> ready / gone).
--- KEYS[1] dead (zset), KEYS[2] dead:jobs (hash), KEYS[3..12] the streams of priorities 0..9.
+-- KEYS[1] dead (zset), KEYS[2] dead:jobs (hash), KEYS[3..12] the streams of priorities 0..9,
+-- KEYS[13] entries (hash: job id -> <priority>:<entry id>; a retried job's entry is written
+-- there, a purged job's removed).
 -- ARGV[1] 'retry' or 'purge', ARGV[2] 'ids' then job ids; or ARGV[2] 'before', ARGV[3] a time
 -- (ms), ARGV[4] an offset: the oldest 1,000 jobs that died before that time, from the offset
 -- (the caller repeats, skipping those that stayed; jobs that die meanwhile are not taken).
@@ -19,6 +21,7 @@ for _, id in ipairs(ids) do
   if ARGV[1] == 'purge' then
     handled = handled + redis.call('ZREM', KEYS[1], id)
     redis.call('HDEL', KEYS[2], id)
+    redis.call('HDEL', KEYS[13], id)
   else
     local json = redis.call('HGET', KEYS[2], id)
     local ok, job = false, nil
@@ -49,7 +52,8 @@ for _, id in ipairs(ids) do
           fields[#fields + 1] = tostring(v)
         end
       end
-      redis.call('XADD', KEYS[3 + priority], '*', unpack(fields))
+      local added = redis.call('XADD', KEYS[3 + priority], '*', unpack(fields))
+      redis.call('HSET', KEYS[13], id, priority .. ':' .. added)
       redis.call('ZREM', KEYS[1], id)
       redis.call('HDEL', KEYS[2], id)
       handled = handled + 1

@@ -1,7 +1,8 @@
 -- A failed attempt: either wait for a retry or go to the dead set (docs/protocol.md,
 -- active -> delayed / dead). The verdict is the consumer's (queue::decide).
 -- KEYS[1] stream, KEYS[2] delayed (zset), KEYS[3] delayed:jobs (hash), KEYS[4] dead (zset),
--- KEYS[5] dead:jobs (hash), KEYS[6] stats.
+-- KEYS[5] dead:jobs (hash), KEYS[6] stats, KEYS[7] entries (hash: the job's entry, if it was
+-- written there, is no longer its place: dropped).
 -- ARGV[1] group, ARGV[2] entry id, ARGV[3] job id, ARGV[4] 'retry' or 'dead',
 -- ARGV[5] run at (ms, retry) or now (ms, dead), ARGV[6] the job as JSON (docs/protocol.md).
 -- Returns 1, or 0 when the entry was no longer pending (another consumer recovered it and
@@ -19,5 +20,6 @@ else
   redis.call('HSET', KEYS[5], ARGV[3], ARGV[6])
   redis.call('HINCRBY', KEYS[6], 'dead', 1)
 end
+redis.call('HDEL', KEYS[7], ARGV[3])
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 return 1

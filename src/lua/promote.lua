@@ -1,6 +1,7 @@
 -- Delayed jobs whose time has come go back to their stream (docs/protocol.md, delayed -> ready).
 -- KEYS[1] delayed (zset), KEYS[2] delayed:jobs (hash), KEYS[3..12] the streams of priorities
--- 0..9, KEYS[13] dead (zset), KEYS[14] dead:jobs (hash). ARGV[1] now (ms), ARGV[2] at most this
+-- 0..9, KEYS[13] dead (zset), KEYS[14] dead:jobs (hash), KEYS[15] entries (hash: job id ->
+-- <priority>:<entry id> of the entry added, so a lookup by id finds it in one read). ARGV[1] now (ms), ARGV[2] at most this
 -- many. Returns {promoted, ms until the next is due or -1}. A record that is missing or not a
 -- JSON object goes to the dead set with the reason: it must never stop promotion behind it.
 local function unhex(h)
@@ -41,7 +42,8 @@ for _, id in ipairs(due) do
         fields[#fields + 1] = tostring(v)
       end
     end
-    redis.call('XADD', KEYS[3 + priority], '*', unpack(fields))
+    local added = redis.call('XADD', KEYS[3 + priority], '*', unpack(fields))
+    redis.call('HSET', KEYS[15], id, priority .. ':' .. added)
     promoted = promoted + 1
   else
     local reason = json and 'its delayed record is not a JSON object with fields' or

@@ -4,7 +4,9 @@
 -- bound, and trim from the given streams the entries every consumer is done with.
 -- KEYS[1] results (list: per ack batch <finish ms> <n> <job id> x n, oldest first), KEYS[2]
 -- results:data (hash: job id -> record, for jobs that returned something), KEYS[3] stats
--- (`results_kept`: job ids in the list), KEYS[4..] the queue's streams.
+-- (`results_kept`: job ids in the list), KEYS[4] entries (hash: job id -> its latest entry, for
+-- jobs that ran from an entry of their own; an evicted job's is dropped), KEYS[5..] the queue's
+-- streams.
 -- ARGV[1] group, ARGV[2] now (ms), ARGV[3] keep_ms, ARGV[4] keep_max, ARGV[5] at most this many
 -- results evicted per call (a backlog is worked off over the next calls).
 -- Returns {results evicted, stream entries trimmed, ms until the oldest result kept is due for
@@ -17,6 +19,7 @@ local evicted = 0
 -- Most jobs return nothing: with no records at all, an eviction only trims the list, and the ids
 -- need not be passed to HDEL (that was most of the cost, about 1 us an id).
 local has_data = redis.call('EXISTS', KEYS[2]) == 1
+local has_entries = redis.call('EXISTS', KEYS[4]) == 1
 local next_due = 0 -- the budget ran out: more now
 local emptied = false -- the whole index was evicted: the counter is 0, whatever it said
 -- The head of the list is read a window at a time (a redis.call costs about as much as a few
@@ -61,9 +64,16 @@ while evicted + junk < budget do
       next_due = ms - horizon
       break
     end
-    if take > 0 and has_data then
-      redis.call('HDEL', KEYS[2], unpack(redis.call('LRANGE', KEYS[1], drop + 2, drop + 1 + take)))
-      has_data = redis.call('EXISTS', KEYS[2]) == 1 -- the last record may have gone
+    if take > 0 and (has_data or has_entries) then
+      local ids = redis.call('LRANGE', KEYS[1], drop + 2, drop + 1 + take)
+      if has_data then
+        redis.call('HDEL', KEYS[2], unpack(ids))
+        has_data = redis.call('EXISTS', KEYS[2]) == 1 -- the last record may have gone
+      end
+      if has_entries then
+        redis.call('HDEL', KEYS[4], unpack(ids))
+        has_entries = redis.call('EXISTS', KEYS[4]) == 1
+      end
     end
     if take == n then
       drop = drop + 2 + n
@@ -89,7 +99,7 @@ end
 -- entries out in order) and settled, so it can go; with nothing pending, everything up to the
 -- last delivered entry. '~' removes whole nodes only: cheap, and a few entries linger.
 local trimmed = 0
-for i = 4, #KEYS do
+for i = 5, #KEYS do
   local pending = redis.call('XPENDING', KEYS[i], ARGV[1])
   local bound = pending[2]
   if not bound then

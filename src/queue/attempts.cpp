@@ -221,6 +221,7 @@ asio::awaitable<void> consumer::fail(const delivered_job& job, int attempt_made,
   keys_v.push_back(k.dead);
   keys_v.push_back(k.dead_jobs);
   keys_v.push_back(k.stats);
+  keys_v.push_back(k.entries);
   args.push_back(group);
   args.push_back(job.entry_id);
   args.push_back(job.id);

@@ -261,8 +261,9 @@ client::enqueue_many(std::string_view queue, const std::vector<queue::new_job>& 
 
 namespace {
 
-// client::get_job's steps, most likely place first: the records kept by id, the job's first
-// entry in its stream, the results index, then a bounded scan for a later attempt.
+// client::get_job's steps, most likely place first: the records kept by id, the job's entry in
+// its stream (the latest one the entries index names, else its first), then the results index.
+// Every step reads by the id: the cost does not grow with the queue's backlog (docs/http.md).
 class job_lookup {
  public:
   using found = result<std::optional<job_info>>;
@@ -287,15 +288,25 @@ class job_lookup {
     req.push("HGET", k_.delayed_jobs, id_);                     // 3
     req.push("ZSCORE", k_.delayed, id_);                        // 4
     req.push("GET", queue::keys::unique_key(info_.queue, id_)); // 5: caller id -> first entry id
+    req.push("HGET", k_.entries, id_);                          // 6: its latest entry, if moved
+    req.push("LPOS", k_.results, id_);                          // 7: in the results index?
     auto r = co_await exec(req);
     if (!r) co_return r.error();
     if (from_records(*r)) co_return info_;
-    if (auto ok = co_await read_last_delivered(); !ok) co_return ok.error();
-    auto first = co_await in_first_entry((*r)[5]);
-    if (!first || *first) co_return first;
-    auto completed = co_await in_results_index();
-    if (!completed || *completed) co_return completed;
-    co_return co_await in_later_attempt();
+    std::optional<found> in_stream;
+    if (auto latest = moved_entry((*r)[6])) {
+      in_stream = co_await in_entry(latest->second, latest->first);
+    } else {
+      // Its first attempt's entry: named by a generated id, or where a caller id's marker
+      // points (then the entry carries the id).
+      if ((*r)[5].is_string())
+        in_stream = co_await in_entry(std::string((*r)[5].str()), std::nullopt);
+      else if (auto e = queue::entry_of(id_))
+        in_stream = co_await in_entry(e->first, static_cast<std::size_t>(e->second));
+    }
+    if (in_stream && (!*in_stream || **in_stream)) co_return std::move(*in_stream);
+    if (!(*r)[7].as_integer()) co_return std::optional<job_info>(); // nowhere
+    co_return co_await in_results_index();
   }
 
  private:
@@ -331,124 +342,93 @@ class job_lookup {
     return false;
   }
 
+  // "<priority>:<entry id>" from the entries index, or nothing.
+  static std::optional<std::pair<std::size_t, std::string>> moved_entry(const redis::reply& r) {
+    if (!r.is_string()) return std::nullopt;
+    auto v = r.str();
+    if (v.size() < 3 || v[1] != ':' || v[0] < '0' || v[0] > '9') return std::nullopt;
+    return std::pair{static_cast<std::size_t>(v[0] - '0'), std::string(v.substr(2))};
+  }
+
   // An entry still in a stream is active (pending), ready (not delivered yet: beyond the
   // group's last delivered id), or settled (acknowledged, awaiting trimming: not this job's
-  // current state, which is then found elsewhere). This reads every stream's last delivered id.
-  boost::asio::awaitable<result<void>> read_last_delivered() {
-    last_delivered_.assign(streams_.size(), std::string());
-    redis::request groups;
-    for (const auto& s : streams_)
-      groups.push("XINFO", "GROUPS", s);
-    auto gr = co_await exec(groups);
-    if (!gr) co_return gr.error();
-    for (std::size_t p = 0; p < streams_.size(); ++p) {
-      if (!(*gr)[p].is_array()) continue;
-      for (const auto& g : (*gr)[p].elements()) {
+  // current state, which is then found elsewhere). Reads the stream's last delivered id.
+  boost::asio::awaitable<result<std::optional<std::string>>> state_of(std::size_t p,
+                                                                      const std::string& entry) {
+    redis::request q;
+    q.push("XPENDING", streams_[p], group, entry, entry, "1");
+    q.push("XINFO", "GROUPS", streams_[p]);
+    auto r = co_await exec(q);
+    if (!r) co_return r.error();
+    const auto& pr = (*r)[0];
+    if (pr.is_array() && !pr.elements().empty()) co_return std::optional<std::string>("active");
+    std::string last;
+    if ((*r)[1].is_array())
+      for (const auto& g : (*r)[1].elements()) {
         const auto& kv = g.elements();
-        std::string name, last;
+        std::string name, delivered;
         for (std::size_t i = 0; i + 1 < kv.size(); i += 2) {
           if (kv[i].str() == "name") name = kv[i + 1].str();
-          if (kv[i].str() == "last-delivered-id") last = kv[i + 1].str();
+          if (kv[i].str() == "last-delivered-id") delivered = kv[i + 1].str();
         }
-        if (name == group) last_delivered_[p] = last;
+        if (name == group) last = delivered;
       }
-    }
-    co_return result<void>();
+    if (last.empty() || entry_order(entry) > entry_order(last))
+      co_return std::optional<std::string>("ready");
+    co_return std::optional<std::string>();
   }
 
-  // The entry's state, or nothing when it is settled.
-  boost::asio::awaitable<std::optional<std::string>> state_of(std::size_t p,
-                                                              const std::string& entry) {
-    redis::request q("XPENDING", streams_[p], group, entry, entry, "1");
-    auto pr = redis::connection::single(co_await exec(q));
-    if (pr && pr->is_array() && !pr->elements().empty()) co_return std::string("active");
-    if (last_delivered_[p].empty() || entry_order(entry) > entry_order(last_delivered_[p]))
-      co_return std::string("ready");
-    co_return std::nullopt;
-  }
-
-  // Its first attempt's entry: named by a generated id, or where a caller id's marker points
-  // (then the entry carries the id).
-  boost::asio::awaitable<found> in_first_entry(const redis::reply& marker) {
-    std::string first;
-    std::optional<std::size_t> only; // a generated id names its priority's stream
-    if (marker.is_string()) {
-      first = marker.str();
-    } else if (auto e = queue::entry_of(id_)) {
-      first = e->first;
-      only = static_cast<std::size_t>(e->second);
-    }
-    if (!looks_like_entry_id(first)) co_return std::optional<job_info>();
+  // The job at `entry`, on the stream of priority `only` (or on whichever holds it): nothing
+  // when no stream has it as this job's, or when it is settled (its later life is elsewhere).
+  boost::asio::awaitable<found> in_entry(const std::string& entry,
+                                         std::optional<std::size_t> only) {
+    if (!looks_like_entry_id(entry) || (only && *only >= streams_.size()))
+      co_return std::optional<job_info>();
     redis::request look;
-    for (const auto& s : streams_)
-      look.push("XRANGE", s, first, first);
+    for (std::size_t p = 0; p < streams_.size(); ++p)
+      if (!only || p == *only) look.push("XRANGE", streams_[p], entry, entry);
     auto lr = co_await exec(look);
     if (!lr) co_return lr.error();
-    for (std::size_t p = 0; p < streams_.size(); ++p) {
-      if (only && p != *only) continue;
-      const auto& e = (*lr)[p];
+    for (std::size_t i = 0; i < lr->size(); ++i) {
+      const std::size_t p = only ? *only : i;
+      const auto& e = (*lr)[i];
       if (!e.is_array() || e.elements().empty()) continue;
       auto fields = entry_fields(e.elements()[0]);
-      // A caller id's marker outlives the entry: only an entry of this job counts.
-      if (auto own = string_field(fields, "id"); own ? *own != id_ : !only) continue;
-      auto st = co_await state_of(p, first);
-      if (!st) break; // settled: its later life is elsewhere
+      // A marker or an index entry can outlive the entry it names: only this job's counts
+      // (a generated id's entry carries no id field; it is the id).
+      auto own = string_field(fields, "id");
+      if (own ? *own != id_ : queue::entry_of(id_) == std::nullopt) continue;
+      auto st = co_await state_of(p, entry);
+      if (!st) co_return st.error();
+      if (!*st) break;
       take_fields(info_, fields);
       info_.priority = static_cast<int>(p);
-      info_.state = *st;
+      info_.state = **st;
       co_return std::optional(info_);
     }
     co_return std::optional<job_info>();
   }
 
   // Completed without a result: only the results index knows it (bounded by max_results).
+  // Read in Redis (results.lua): an absent id costs one LPOS and sends nothing back.
   boost::asio::awaitable<found> in_results_index() {
-    redis::request idx("LRANGE", k_.results, "0", "-1");
-    auto ir = redis::connection::single(co_await exec(idx));
+    const std::vector<std::string_view> keys{k_.results}, args{"find", id_};
+    auto ir = co_await redis::eval(conn_, queue::detail::scripts().results, keys, args, opts_);
     if (!ir) co_return ir.error();
-    const auto& list = ir->elements();
-    for (std::size_t p = 0; p + 1 < list.size();) {
-      auto ms = to_int(list[p].str());
-      auto n = static_cast<std::size_t>(to_int(list[p + 1].str()));
-      for (std::size_t q = p + 2; q < p + 2 + n && q < list.size(); ++q)
-        if (list[q].str() == id_) {
-          info_.state = "completed";
-          info_.attempts = 1; // a job that took more runs has a record (results:data)
-          info_.finished_ms = ms;
-          co_return std::optional(info_);
-        }
-      p += 2 + n;
-    }
-    co_return std::optional<job_info>();
-  }
-
-  // A later attempt (after a retry or a hand-back): the streams' entries scanned for its id
-  // field, the newest 10,000 of each stream.
-  boost::asio::awaitable<found> in_later_attempt() {
-    for (std::size_t p = 0; p < streams_.size(); ++p) {
-      redis::request scan("XREVRANGE", streams_[p], "+", "-", "COUNT", "10000");
-      auto sr = redis::connection::single(co_await exec(scan));
-      if (!sr || !sr->is_array()) continue;
-      for (const auto& e : sr->elements()) {
-        auto fields = entry_fields(e);
-        if (auto own = string_field(fields, "id"); own && *own == id_) {
-          auto st = co_await state_of(p, std::string(e.elements()[0].str()));
-          if (!st) continue; // a settled earlier attempt
-          take_fields(info_, fields);
-          info_.priority = static_cast<int>(p);
-          info_.state = *st;
-          co_return std::optional(info_);
-        }
-      }
-    }
-    co_return std::optional<job_info>();
+    if (ir->is_error()) co_return error(errc::redis_refused, std::string(ir->str()));
+    auto ms = ir->as_integer();
+    if (!ms) co_return std::optional<job_info>();
+    info_.state = "completed";
+    info_.attempts = 1; // a job that took more runs has a record (results:data)
+    info_.finished_ms = *ms;
+    co_return std::optional(info_);
   }
 
   redis::connection& conn_;
   redis::exec_options opts_;
   queue::keys k_;
   std::string id_;
-  std::vector<std::string> streams_, last_delivered_;
+  std::vector<std::string> streams_;
   job_info info_;
 };
 
@@ -670,34 +650,29 @@ boost::asio::awaitable<result<std::vector<job_info>>> client::list_jobs(std::str
   const auto& records_key = state == "dead" ? k.dead_jobs
                             : completed     ? k.results_data
                                             : k.delayed_jobs;
-  redis::request req;
-  if (completed) // the index is in the order jobs completed: newest last
-    req.push("LRANGE", k.results, "-" + std::to_string(offset + limit),
-             "-" + std::to_string(offset + 1));
-  else
-    req.push("ZRANGE", state == "dead" ? k.dead : k.delayed, std::to_string(offset),
-             std::to_string(offset + limit - 1), "WITHSCORES");
-  auto r = redis::connection::single(co_await exec(req));
+  result<redis::reply> r = error(errc::redis_refused, "");
+  if (completed) { // the index holds batch headers among the ids: results.lua walks it
+    const auto from = std::to_string(offset), count = std::to_string(limit);
+    const std::vector<std::string_view> keys{k.results}, args{"page", from, count};
+    r = co_await redis::eval(conn_, queue::detail::scripts().results, keys, args, opts_);
+    if (r && r->is_error()) co_return error(errc::redis_refused, std::string(r->str()));
+  } else {
+    redis::request req("ZRANGE", state == "dead" ? k.dead : k.delayed, std::to_string(offset),
+                       std::to_string(offset + limit - 1), "WITHSCORES");
+    r = redis::connection::single(co_await exec(req));
+  }
   if (!r) co_return r.error();
+  if (!r->is_array()) co_return out;
   const auto& e = r->elements();
   if (e.empty()) co_return out;
-  if (completed) {
-    for (auto it = e.rbegin(); it != e.rend(); ++it) { // newest first
-      job_info j;
-      j.queue = queue;
-      j.id = it->str();
-      j.state = "completed";
-      out.push_back(std::move(j));
-    }
-  } else {
-    for (std::size_t i = 0; i + 1 < e.size(); i += 2) {
-      job_info j;
-      j.queue = queue;
-      j.id = e[i].str();
-      j.state = std::string(state);
-      (state == "dead" ? j.finished_ms : j.run_at_ms) = to_int(e[i + 1].str());
-      out.push_back(std::move(j));
-    }
+  for (std::size_t i = 0; i + 1 < e.size(); i += 2) { // id, then its time
+    job_info j;
+    j.queue = queue;
+    j.id = e[i].str();
+    j.state = std::string(state);
+    (state == "delayed" ? j.run_at_ms : j.finished_ms) = e[i + 1].as_integer().value_or(0);
+    if (completed) j.attempts = 1; // more runs leave a record, read below
+    out.push_back(std::move(j));
   }
   std::vector<std::string_view> args;
   args.push_back(records_key);
@@ -896,6 +871,7 @@ client::dead_op(std::string_view queue, std::string_view op, const std::vector<s
   key_storage.push_back(k.dead_jobs);
   for (auto& s : k.streams())
     key_storage.push_back(std::move(s));
+  key_storage.push_back(k.entries);
   std::vector<std::string_view> keys_v(key_storage.begin(), key_storage.end());
   std::size_t handled = 0;
   std::size_t next = 0;

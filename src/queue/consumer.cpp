@@ -470,9 +470,11 @@ asio::awaitable<void> consumer::hand_back(std::vector<delivered_job> jobs) {
   std::map<std::string, std::vector<std::string>> by_stream;
   for (const auto& j : jobs)
     by_stream[j.stream].push_back(j.entry_id);
+  const auto entries = keys(options_.queue).entries;
   for (const auto& [stream, ids] : by_stream) {
     std::vector<std::string_view> keys_v, args;
     keys_v.push_back(stream);
+    keys_v.push_back(entries);
     args.push_back(group);
     args.push_back(name_);
     for (const auto& id : ids)

@@ -52,6 +52,7 @@ keys::keys(std::string_view queue)
   rate = prefix + "rate";
   priorities = prefix + "priorities";
   minutes = prefix + "minutes";
+  entries = prefix + "entries";
 }
 
 std::string keys::stream_key(std::string_view queue, int priority) {

@@ -31,6 +31,7 @@ struct keys {
   std::string rate;       // the rate limiter's window counter
   std::string priorities; // set: the priorities consumers have fetched from (stall recovery)
   std::string minutes;    // hash: figures by the minute, for the dashboard (minutes.lua)
+  std::string entries;    // hash: job id -> <priority>:<entry id> of an entry not named by the id
   std::string stream_for(int priority) const; // priority 0: `stream`; 1..9: stream:p<N>
   std::vector<std::string> streams() const;   // every priority's stream, 0 to 9
   // The same keys without building the others, for enqueue's hot path.

@@ -22,6 +22,7 @@ struct protocol_scripts {
   redis::script schedule_claim{"schedule_claim", lua::schedule_claim_lua};
   redis::script schedule_pause{"schedule_pause", lua::schedule_pause_lua};
   redis::script minutes{"minutes", lua::minutes_lua};
+  redis::script results{"results", lua::results_lua};
 };
 
 inline const protocol_scripts& scripts() {

@@ -61,6 +61,7 @@ asio::awaitable<void> consumer::tidy(bool all) {
   key_storage.push_back(k.results);
   key_storage.push_back(k.results_data);
   key_storage.push_back(k.stats);
+  key_storage.push_back(k.entries);
   std::vector<std::string> streams;
   if (all)
     streams = k.streams();
@@ -164,6 +165,7 @@ asio::awaitable<void> consumer::promote_loop() {
     key_storage.push_back(std::move(s));
   key_storage.push_back(k.dead);
   key_storage.push_back(k.dead_jobs);
+  key_storage.push_back(k.entries);
   std::vector<std::string_view> keys_v(key_storage.begin(), key_storage.end());
   const std::string limit = "100";
   using clock = std::chrono::steady_clock;

@@ -664,3 +664,93 @@ TEST_F(sharing_test, weights_share_the_slots_while_both_queues_have_work) {
 }
 
 } // namespace
+
+namespace {
+
+// The results index holds a batch header (<finish ms> <n>) before each batch of ids: the
+// Completed list shows the jobs, newest first with their finish times, and never a header.
+TEST_F(client_test, the_completed_list_shows_jobs_and_never_the_index_headers) {
+  redis_.command({"RPUSH", "forq:{work}:results", "1700000000000", "2", "a-1", "b-2",
+                  "1700000001000", "1", "c-3", "1700000002000", "3", "42", "7", "d-4"});
+  redis_.command({"HSET", "forq:{work}:results:data", "b-2",
+                  R"({"result":{"ok":1},"attempt":2,"finished_ms":1700000000000})"});
+  with_client([&](client& cl) -> asio::awaitable<void> {
+    auto all = co_await cl.list_jobs("work", "completed", 0, 50);
+    FORQ_CO_ASSERT(all);
+    std::string ids;
+    for (const auto& j : *all)
+      ids += j.id + "@" + std::to_string(j.finished_ms.value_or(0) % 10000) + "/" +
+             std::to_string(j.attempts) + " ";
+    EXPECT_EQ(ids, "d-4@2000/1 7@2000/1 42@2000/1 c-3@1000/1 b-2@0/2 a-1@0/1 ");
+    auto page = co_await cl.list_jobs("work", "completed", 2, 2);
+    FORQ_CO_ASSERT(page && page->size() == 2u);
+    EXPECT_EQ((*page)[0].id, "42");
+    EXPECT_EQ((*page)[1].id, "c-3");
+    EXPECT_EQ((*page)[0].state, "completed");
+    auto found = co_await cl.get_job("work", "7");
+    FORQ_CO_ASSERT(found && *found);
+    EXPECT_EQ((*found)->finished_ms.value_or(0), 1700000002000);
+    auto header = co_await cl.get_job("work", "1700000001000");
+    FORQ_CO_ASSERT(header);
+    EXPECT_FALSE(*header) << "a batch header is not a job";
+  });
+}
+
+// A job retried from the dead set runs from a new entry: the entries index names it, so the
+// lookup finds it ready without scanning the stream.
+TEST_F(client_test, a_job_in_a_later_entry_is_found_by_its_id) {
+  redis_.command({"ZADD", "forq:{work}:dead", "1", "x-1"});
+  redis_.command({"HSET", "forq:{work}:dead:jobs", "x-1",
+                  R"({"id":"x-1","handler":"j","payload":"{}","attempt":"3","priority":"4"})"});
+  with_client([&](client& cl) -> asio::awaitable<void> {
+    std::vector<std::string> one(1, "x-1");
+    auto n = co_await cl.retry_dead("work", one);
+    FORQ_CO_ASSERT(n && *n == 1u);
+    auto info = co_await cl.get_job("work", "x-1");
+    FORQ_CO_ASSERT(info && *info);
+    EXPECT_EQ((*info)->state, "ready");
+    EXPECT_EQ((*info)->priority.value_or(-1), 4);
+    EXPECT_EQ((*info)->handler, "j");
+  });
+  EXPECT_NE(redis_.command({"HGET", "forq:{work}:entries", "x-1"}).find("4:"), std::string::npos);
+}
+
+long long net_output_bytes(forq::test::redis_server& r) {
+  auto info = r.command({"INFO", "stats"});
+  auto at = info.find("total_net_output_bytes:");
+  return at == std::string::npos ? -1 : std::stoll(info.substr(at + 23));
+}
+
+// A lookup by id reads by key: with 2,000 paused jobs of 10 KB each (20 MB) in the queue, an
+// unknown id makes Redis send a few hundred bytes, not the backlog (docs/http.md, "Jobs").
+TEST_F(client_test, looking_up_an_unknown_id_costs_the_same_with_a_large_backlog) {
+  with_client([&](client& cl) -> asio::awaitable<void> {
+    std::vector<queue::new_job> jobs;
+    const std::string payload = "{\"pad\":\"" + std::string(10000, 'x') + "\"}";
+    for (int i = 0; i < 2000; ++i) {
+      auto j = job_of("j", payload);
+      j.priority = i % 10;
+      jobs.push_back(j);
+    }
+    auto added = co_await cl.enqueue_many("work", jobs);
+    FORQ_CO_ASSERT(added);
+  });
+  for (int i = 0; i < 50; ++i) // a full results index too
+    redis_.command({"RPUSH", "forq:{work}:results", "1700000000000", "2", "done-" +
+                    std::to_string(2 * i), "done-" + std::to_string(2 * i + 1)});
+  const auto first = net_output_bytes(redis_);
+  const auto before = net_output_bytes(redis_);
+  const auto info_cost = before - first; // INFO's own reply
+  with_client([&](client& cl) -> asio::awaitable<void> {
+    for (const char* id : {"no-such-job", "1796638800000-0", "1796638800000-0-p3", "done-1x"}) {
+      auto info = co_await cl.get_job("work", id);
+      FORQ_CO_ASSERT(info);
+      EXPECT_FALSE(*info) << id;
+    }
+  });
+  const auto sent = net_output_bytes(redis_) - before - info_cost; // less the INFO above
+  EXPECT_LT(sent, 8000) << "Redis sent " << sent << " bytes for four lookups";
+  EXPECT_GT(sent, 0);
+}
+
+} // namespace

@@ -85,6 +85,28 @@ TEST(http_routes, the_api_s_paths_become_calls_with_their_arguments) {
   EXPECT_EQ(answered(route(cfg, handlers, req("GET", "/v1/queues/bad%20name/dead"))).status, 400);
 }
 
+// The dashboard percent-encodes every id and name it puts in a path; the router decodes each
+// segment once, after splitting, so ":" (every job a schedule makes), "/", spaces and "%"
+// itself reach the call as they were enqueued.
+TEST(http_routes, each_path_segment_is_percent_decoded_once) {
+  auto cfg = test_config();
+  auto job = called(route(cfg, handlers, req("GET", "/v1/jobs/schedule%3Aminutely%3A1796638800000")));
+  EXPECT_EQ(job.id, "schedule:minutely:1796638800000");
+  EXPECT_EQ(called(route(cfg, handlers, req("GET", "/v1/jobs/a%2Fb%20c%2525"))).id, "a/b c%25");
+  EXPECT_EQ(called(route(cfg, handlers, req("GET", "/v1/jobs/a+b%zz%4"))).id, "a+b%zz%4");
+  auto stats = called(route(cfg, handlers, req("GET", "/v1/queues/a%3Ab")));
+  EXPECT_EQ(stats.what, op::queue_stats);
+  EXPECT_EQ(stats.queue, "a:b");
+  auto run = called(
+      route(cfg, handlers, req("POST", "/v1/queues/a%3Ab/schedules/reports%3Adaily/run")));
+  EXPECT_EQ(run.what, op::schedule_action);
+  EXPECT_EQ(run.queue, "a:b");
+  EXPECT_EQ(run.name, "reports:daily");
+  // A decoded "/" is part of the name, not a separator: still four segments, still refused as
+  // a queue name ("/" is not allowed in one).
+  EXPECT_EQ(answered(route(cfg, handlers, req("GET", "/v1/queues/a%2Fb/dead"))).status, 400);
+}
+
 TEST(http_routes, a_job_is_checked_before_any_redis_call) {
   auto cfg = test_config();
   auto ok = called(route(cfg, handlers,
