@@ -24,17 +24,29 @@
 
 namespace {
 
-// Every configuration field becomes a flag on the top-level command and on each subcommand, so
-// both `forq --workers 4 serve` and `forq serve --workers 4` work and both --help pages list
-// every option with its default.
+// The settings a command that only talks to Redis takes (enqueue, job, dead, schedule, ...):
+// where Redis is and how to reach it, and the log's shape. A worker setting (--queues,
+// --workers) means nothing there, and taking it silently would act on another queue than the
+// one meant (`forq dead purge --queues emails` purging `default`).
+bool connection_setting(const forq::config_field& f) {
+  return f.key.starts_with("redis.") || f.key == "data_dir" || f.key.starts_with("log.");
+}
+
+// Every configuration field becomes a flag on `serve`, `config` and `bench`, and on the
+// top-level command, so both `forq --workers 4 serve` and `forq serve --workers 4` work; the
+// other commands take the connection settings alone (connection_setting). Each --help page
+// lists the flags its command takes, with their defaults.
 struct flag_set {
   std::string config_file;
   std::map<std::string, std::string> values; // by field key
   std::vector<std::pair<CLI::Option*, std::string>> options;
+  std::vector<CLI::Option*> top_level_only; // on the top-level command, not a connection setting
+
+  enum class which { all, connection };
 
   // `except`: flags the subcommand uses for something of its own (enqueue's --retry is the
-  // job's policy; the worker setting means nothing to a producer).
-  void add_to(CLI::App& app, const std::vector<std::string>& except = {}) {
+  // job's policy).
+  void add_to(CLI::App& app, which set = which::all, const std::vector<std::string>& except = {}) {
     app.add_option("--config", config_file,
                    "JSON configuration file; flags override environment overrides file "
                    "(env FORQ_CONFIG)")
@@ -42,19 +54,32 @@ struct flag_set {
     const forq::config defaults;
     for (const auto& f : forq::config_fields()) {
       if (std::find(except.begin(), except.end(), f.flag) != except.end()) continue;
+      if (set == which::connection && !connection_setting(f)) continue;
+      const char* group = set == which::connection ? "Connection" : "Options";
       auto help = f.help + " (env " + f.env + ", file key " + f.key + ")";
       if (f.kind == forq::config_field::json_kind::boolean) { // a bare flag: present = true
         auto* opt = app.add_flag_callback(
             f.flag, [this, key = f.key] { values[key] = "true"; }, help);
+        opt->group(group);
         options.emplace_back(opt, f.key);
+        if (!app.get_parent() && !connection_setting(f)) top_level_only.push_back(opt);
         continue;
       }
       auto* opt = app.add_option(f.flag, values[f.key], help);
       opt->type_name(f.metavar);
       auto shown = f.show(defaults);
       opt->default_str(shown.empty() ? "\"\"" : shown);
+      opt->group(group);
       options.emplace_back(opt, f.key);
+      if (!app.get_parent() && !connection_setting(f)) top_level_only.push_back(opt);
     }
+  }
+
+  // A worker setting given before a command that does not take it: its name, or nothing.
+  std::optional<std::string> misplaced() const {
+    for (const auto* o : top_level_only)
+      if (o->count() > 0) return o->get_name();
+    return std::nullopt;
   }
 
   forq::config_sources sources() const {
@@ -109,18 +134,28 @@ CLI::Validator one_of(std::vector<std::string> words) {
       "", "");
 }
 
-// The long option names the command line may use: `app`'s own and those of the subcommand it
-// names (--workers, --delay-ms, ...).
+// The (sub)command the command line names, as deep as it goes (`forq schedule add`), and its
+// words ("forq schedule add").
+std::pair<const CLI::App*, std::string> named_command(const CLI::App& app, int argc, char** argv) {
+  const CLI::App* at = &app;
+  std::string words = "forq";
+  for (int i = 1; i < argc; ++i)
+    for (const auto* sub : at->get_subcommands([](const CLI::App*) { return true; }))
+      if (sub->get_name() == argv[i]) {
+        at = sub;
+        words += " " + sub->get_name();
+        break;
+      }
+  return {at, words};
+}
+
+// The long option names the command line may use: those of the command it names (--workers,
+// --delay-ms, ...; the top-level command's when it names none).
 std::vector<std::string> long_names(const CLI::App& app, int argc, char** argv) {
-  std::vector<const CLI::App*> apps{&app};
-  for (int i = 1; i < argc && apps.size() == 1; ++i)
-    for (const auto* sub : app.get_subcommands([](const CLI::App*) { return true; }))
-      if (sub->get_name() == argv[i]) apps.push_back(sub);
   std::vector<std::string> names{"--help", "--version"};
-  for (const auto* a : apps)
-    for (const auto* o : a->get_options())
-      for (const auto& n : o->get_lnames())
-        names.push_back("--" + n);
+  for (const auto* o : named_command(app, argc, argv).first->get_options())
+    for (const auto& n : o->get_lnames())
+      names.push_back("--" + n);
   return names;
 }
 
@@ -138,8 +173,15 @@ std::string explain(const CLI::ParseError& e, int argc, char** argv,
       if (std::find(options.begin(), options.end(), name) != options.end()) continue;
       std::vector<std::string_view> candidates(options.begin(), options.end());
       auto best = forq::closest(name, candidates);
-      return "unknown option " + std::string(name) +
-             (best ? "; did you mean " + *best + "?" : std::string());
+      auto suggestion = best ? "; did you mean " + *best + "?" : std::string();
+      const auto& top = app.get_options();
+      const bool a_setting = std::any_of(top.begin(), top.end(), [&](const CLI::Option* o) {
+        return o->check_lname(std::string(name.substr(2)));
+      });
+      if (a_setting)
+        return std::string(name) + " is a setting of forq serve, not an option of " +
+               named_command(app, argc, argv).second + suggestion;
+      return "unknown option " + std::string(name) + suggestion;
     }
   }
   for (int i = 1; i < argc; ++i) {
@@ -157,7 +199,7 @@ std::string explain(const CLI::ParseError& e, int argc, char** argv,
     return "unknown command \"" + std::string(arg) + "\"; the commands are: " + all;
   }
   return "a command is required: serve, config, enqueue, queues, job, dead, pause, resume, "
-         "limit or bench";
+         "limit, schedule or bench";
 }
 
 int usage_error(const std::string& message) {
@@ -211,7 +253,7 @@ void add_enqueue_command(CLI::App& app, command_line& c) {
       "enqueue", "Add a job (PAYLOAD_JSON given) or many (one JSON payload per stdin line, "
                  "NDJSON); prints each job's id. Exit 1 if any job was refused (the others are "
                  "added; stderr names the refused lines).");
-  c.flags.add_to(*c.enqueue, {"--retry"});
+  c.flags.add_to(*c.enqueue, flag_set::which::connection, {"--retry"});
   c.enqueue->add_option("--queue", c.enq.queue, "queue name")->default_str("default");
   c.enqueue->add_option("--handler", c.enq.handler,
                         "handler that runs the job (none: the queue's default handler, named by "
@@ -245,19 +287,19 @@ void add_enqueue_command(CLI::App& app, command_line& c) {
 void add_inspect_commands(CLI::App& app, command_line& c) {
   c.queues = app.add_subcommand(
       "queues", "For each queue: ready, delayed, active, dead, and completed (a running total).");
-  c.flags.add_to(*c.queues);
+  c.flags.add_to(*c.queues, flag_set::which::connection);
   c.queues->add_flag("--json", c.queues_json, "one JSON array");
 
   c.job = app.add_subcommand(
       "job", "One job: state, attempts, result, last error. Exit 1 if no queue knows it.");
-  c.flags.add_to(*c.job);
+  c.flags.add_to(*c.job, flag_set::which::connection);
   c.job->add_option("ID", c.job_id, "the job's id")->required();
   c.job->add_option("--queue", c.job_queue, "look in this queue only (default: every queue)");
   c.job->add_flag("--json", c.job_json, "as a JSON object");
   forq::cli::dead_args dead_a;
   c.dead = app.add_subcommand(
       "dead", "Dead jobs: list them, retry them (back to ready, attempts reset) or purge them.");
-  c.flags.add_to(*c.dead);
+  c.flags.add_to(*c.dead, flag_set::which::connection);
   c.dead->add_option("ACTION", c.dead_a.action, "list, retry or purge")
       ->required()
       ->check(one_of({"list", "retry", "purge"}));
@@ -275,17 +317,17 @@ void add_control_commands(CLI::App& app, command_line& c) {
       "most likely a typo)";
   c.pause = app.add_subcommand(
       "pause", "Stop consumers fetching from a queue (within 250 ms); jobs running finish.");
-  c.flags.add_to(*c.pause);
+  c.flags.add_to(*c.pause, flag_set::which::connection);
   c.pause->add_option("QUEUE", c.pause_queue, "queue name")->required();
   c.pause->add_flag("--create", c.create, create_help);
   c.resume = app.add_subcommand("resume", "Let consumers fetch from a paused queue again.");
-  c.flags.add_to(*c.resume);
+  c.flags.add_to(*c.resume, flag_set::which::connection);
   c.resume->add_option("QUEUE", c.pause_queue, "queue name")->required();
   c.resume->add_flag("--create", c.create, create_help);
   c.limit = app.add_subcommand(
       "limit", "Rate-limit a queue: at most N jobs start per --per-ms, across every worker on "
                "this Redis; N = off removes the limit.");
-  c.flags.add_to(*c.limit);
+  c.flags.add_to(*c.limit, flag_set::which::connection);
   c.limit->add_option("QUEUE", c.limit_queue, "queue name")->required();
   c.limit->add_option("N", c.limit_max, "jobs per interval (1 to 1000000), or off")
       ->required()
@@ -309,12 +351,12 @@ void add_schedule_command(CLI::App& app, command_line& c) {
                   "remove. Every worker's keeper runs them; each slot "
                   "is one job.");
   c.schedule->require_subcommand(1, 1);
-  c.flags.add_to(*c.schedule);
+  c.flags.add_to(*c.schedule, flag_set::which::connection);
   auto& a = c.sched;
   c.schedule_add = c.schedule->add_subcommand(
       "add", "Add a schedule, or change the one of that name (the same definition again changes "
              "nothing).");
-  c.flags.add_to(*c.schedule_add);
+  c.flags.add_to(*c.schedule_add, flag_set::which::connection);
   c.schedule_add->add_option("NAME", a.name, "the schedule's name in its queue")->required();
   c.schedule_add->add_option("PAYLOAD_JSON", a.payload, "the payload of each job (JSON)");
   c.schedule_add->add_option("--queue", a.queue, "queue name")->default_str("default");
@@ -351,7 +393,7 @@ void add_schedule_command(CLI::App& app, command_line& c) {
       ->check(CLI::Range(1LL, 1000000000000LL));
   c.schedule_list = c.schedule->add_subcommand(
       "list", "The queue's schedules: when, next and last run, runs, skipped, last job.");
-  c.flags.add_to(*c.schedule_list);
+  c.flags.add_to(*c.schedule_list, flag_set::which::connection);
   c.schedule_list->add_option("--queue", a.queue, "queue name")->default_str("default");
   c.schedule_list->add_flag("--json", c.schedule_json, "one JSON array");
   for (auto [sub, name, help] :
@@ -361,7 +403,7 @@ void add_schedule_command(CLI::App& app, command_line& c) {
                    "Resume a paused schedule from its next slot at least 5 s away."},
         std::tuple{&c.schedule_run, "run", "Run a schedule's job once now, besides its slots."}}) {
     *sub = c.schedule->add_subcommand(name, help);
-    c.flags.add_to(**sub);
+    c.flags.add_to(**sub, flag_set::which::connection);
     (*sub)->add_option("NAME", a.name, "the schedule's name")->required();
     (*sub)->add_option("--queue", a.queue, "queue name")->default_str("default");
   }
@@ -557,6 +599,18 @@ int run_program(int argc, char** argv, forq::handler_map handlers,
     return usage_error(explain(e, argc, argv, command_names, app));
   }
 
+  if (!c.serve->parsed() && !c.show_config->parsed() && !c.bench->parsed()) {
+    if (auto name = c.flags.misplaced()) {
+      std::string command = "forq";
+      for (const CLI::App* a = &app; !a->get_subcommands().empty();) {
+        a = a->get_subcommands().front();
+        command += " " + a->get_name();
+      }
+      return usage_error(*name + " is a setting of forq serve; `" + command +
+                         "` takes its own options and the connection settings (--redis, "
+                         "--data-dir, ...) only: see `" + command + " --help`");
+    }
+  }
   auto loaded = forq::load_config(c.flags.sources(), forq::config_sources::process_env_names());
   if (!loaded) return usage_error(loaded.error().message());
   auto& [cfg, warnings] = *loaded;

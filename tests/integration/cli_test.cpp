@@ -82,6 +82,45 @@ TEST(cli, bad_usage_exits_2_with_one_message) {
   }
 }
 
+// A command that talks to Redis takes its own options and the connection settings only: a worker
+// setting given to it is refused (exit 2, before any Redis is reached), never silently applied
+// to another queue than the one meant; its --help lists what it takes, its own options first.
+TEST(cli, each_command_takes_its_own_options_and_the_connection_settings_only) {
+  struct bad {
+    std::vector<std::string> args;
+    std::string says;
+  };
+  for (const auto& b : std::vector<bad>{
+           {{"dead", "list", "--queues", "emails"},
+            "--queues is a setting of forq serve, not an option of forq dead; did you mean "
+            "--queue?"},
+           {{"dead", "purge", "--queues=emails"}, "not an option of forq dead"},
+           {{"enqueue", "--queues", "emails", "{}"}, "not an option of forq enqueue"},
+           {{"schedule", "remove", "x", "--workers", "2"},
+            "--workers is a setting of forq serve, not an option of forq schedule remove"},
+           {{"--queues", "emails", "dead", "purge"},
+            "--queues is a setting of forq serve; `forq dead` takes its own options"},
+           {{"job", "x", "--listen", "127.0.0.1:1"}, "not an option of forq job"},
+       }) {
+    std::vector<std::string> argv{forq_bin};
+    argv.insert(argv.end(), b.args.begin(), b.args.end());
+    auto r = run(argv, {"FORQ_REDIS_URL=redis://127.0.0.1:1"});
+    EXPECT_EQ(r.exit_code, 2) << b.says << "\n" << r.err;
+    EXPECT_NE(r.err.find(b.says), std::string::npos) << "expected \"" << b.says << "\" in:\n"
+                                                     << r.err;
+  }
+  auto help = run({forq_bin, "schedule", "remove", "--help"});
+  EXPECT_EQ(help.exit_code, 0);
+  EXPECT_EQ(help.out.find("--workers"), std::string::npos) << help.out;
+  EXPECT_EQ(help.out.find("--listen"), std::string::npos) << help.out;
+  EXPECT_NE(help.out.find("--redis URL"), std::string::npos) << help.out;
+  EXPECT_LT(help.out.find("--queue TEXT"), help.out.find("--redis URL")) << help.out;
+  // The settings still go before `serve`, as configuration.md shows.
+  auto before = run({forq_bin, "--workers", "3", "config"});
+  ASSERT_EQ(before.exit_code, 0) << before.err;
+  EXPECT_EQ(boost::json::parse(before.out).at("workers"), 3);
+}
+
 TEST(cli, bad_environment_and_config_files_exit_2) {
   temp_dir dir;
   forq::test::write_file(dir / "typo.json", R"({"wrokers": 2})");
