@@ -88,7 +88,10 @@ class text_formatter final : public spdlog::formatter {
     append_time(msg.time, dest);
     fmt::format_to(std::back_inserter(dest), " {:<5} [{} {}] ", level_name(msg.level),
                    role_storage(), ::getpid());
-    dest.append(msg.payload.begin(), msg.payload.end());
+    // What a job carries (an id, a handler's error) may be in the message: escaped, so it
+    // cannot forge a line or send a terminal escape (JSON lines are escaped by the format).
+    auto text = printable(std::string_view(msg.payload.data(), msg.payload.size()));
+    dest.append(text.data(), text.data() + text.size());
     if (const auto& f = current_field()) {
       dest.push_back(' ');
       dest.append(f->name.data(), f->name.data() + f->name.size());

@@ -57,6 +57,47 @@ std::string to_utf8(std::string_view s) {
   return out;
 }
 
+std::string printable(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  static constexpr char hex[] = "0123456789abcdef";
+  for (std::size_t i = 0; i < s.size();) {
+    auto c = static_cast<unsigned char>(s[i]);
+    auto n = utf8_at(s, i);
+    if (n == 0 || c < 0x20 || c == 0x7f) {
+      switch (c) {
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      default:
+        out += "\\x";
+        out += hex[c >> 4];
+        out += hex[c & 15];
+      }
+      ++i;
+      continue;
+    }
+    if (n == 2 && c == 0xc2 && static_cast<unsigned char>(s[i + 1]) <= 0x9f) { // C1: U+0080..9F
+      auto v = static_cast<unsigned char>(s[i + 1]);
+      out += "\\u00";
+      out += hex[v >> 4];
+      out += hex[v & 15];
+      i += 2;
+      continue;
+    }
+    if (c == '\\') out += '\\'; // so an escape in the text cannot pass for one of these
+    out.append(s.substr(i, n));
+    i += n;
+  }
+  return out;
+}
+
 namespace {
 
 // boost::json::serialize writes every double with an exponent (60 as 6E1, 2.5 as 2.5E0);

@@ -4,6 +4,7 @@
 #include "exit_codes.hpp"
 #include "forq/redis_url.hpp"
 #include "master/embedded_redis.hpp"
+#include "utf8.hpp"
 #include "worker/worker.hpp"
 
 #include <boost/asio/co_spawn.hpp>
@@ -23,7 +24,7 @@ using namespace std::chrono_literals;
 } // namespace
 
 void fail(const std::string& message) {
-  std::fprintf(stderr, "forq: %s\n", message.c_str());
+  std::fprintf(stderr, "forq: %s\n", printable(message).c_str()); // it may quote a job's text
 }
 
 int with_connection(const config& cfg, const std::string& url, std::string_view role,

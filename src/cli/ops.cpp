@@ -10,6 +10,7 @@
 #include "forq/redis_url.hpp"
 #include "master/embedded_redis.hpp"
 #include "queue/job.hpp"
+#include "utf8.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -114,8 +115,9 @@ int enqueue_one(const config& cfg, const enqueue_args& a, const queue::new_job& 
       co_return exit_code::failure;
     }
     if (r->duplicate) {
-      std::printf("%s\tduplicate\n", r->id.c_str());
-      std::fprintf(stderr, "forq: job %s was enqueued before; nothing was added\n", r->id.c_str());
+      std::printf("%s\tduplicate\n", printable(r->id).c_str());
+      std::fprintf(stderr, "forq: job %s was enqueued before; nothing was added\n",
+                   printable(r->id).c_str());
     } else {
       std::printf("%s\n", r->id.c_str());
     }
@@ -162,7 +164,8 @@ int enqueue_lines(const config& cfg, const enqueue_args& a, const queue::new_job
         } else if (o.added) {
           std::printf("%s\n", o.added->id.c_str());
         } else {
-          std::fprintf(stderr, "forq: line %zu refused: %s\n", lines[i], o.refused.c_str());
+          std::fprintf(stderr, "forq: line %zu refused: %s\n", lines[i],
+                       printable(o.refused).c_str());
           code = exit_code::failure;
         }
       }
@@ -262,16 +265,18 @@ int job(const config& cfg, const std::string& id, const std::optional<std::strin
       if (as_json) {
         std::printf("%s\n", queue::serialize_utf8(info.to_json()).c_str());
       } else {
+        // Text that came with the job is escaped: it may hold terminal escapes or line breaks.
+        auto show = [](const std::string& s) { return printable(s); };
         std::printf("id:          %s\nqueue:       %s\nstate:       %s\nattempts:    %d\n",
-                    info.id.c_str(), info.queue.c_str(), info.state.c_str(), info.attempts);
-        if (!info.handler.empty()) std::printf("handler:     %s\n", info.handler.c_str());
-        if (!info.payload.empty()) std::printf("payload:     %s\n", info.payload.c_str());
+                    show(info.id).c_str(), info.queue.c_str(), info.state.c_str(), info.attempts);
+        if (!info.handler.empty()) std::printf("handler:     %s\n", show(info.handler).c_str());
+        if (!info.payload.empty()) std::printf("payload:     %s\n", show(info.payload).c_str());
         if (info.priority) std::printf("priority:    %d\n", *info.priority);
         if (info.max_attempts) std::printf("max attempts: %d\n", *info.max_attempts);
-        if (info.retry) std::printf("retry:       %s\n", info.retry->c_str());
-        if (info.result) std::printf("result:      %s\n", info.result->c_str());
-        if (info.last_error) std::printf("last error:  %s\n", info.last_error->c_str());
-        if (info.reason) std::printf("reason:      %s\n", info.reason->c_str());
+        if (info.retry) std::printf("retry:       %s\n", show(*info.retry).c_str());
+        if (info.result) std::printf("result:      %s\n", show(*info.result).c_str());
+        if (info.last_error) std::printf("last error:  %s\n", show(*info.last_error).c_str());
+        if (info.reason) std::printf("reason:      %s\n", show(*info.reason).c_str());
         // Times as people read them; --json keeps the milliseconds.
         if (info.run_at_ms) std::printf("runs at:     %s\n", iso_time(*info.run_at_ms).c_str());
         if (info.finished_ms) std::printf("finished at: %s\n", iso_time(*info.finished_ms).c_str());
@@ -304,8 +309,9 @@ int dead(const config& cfg, const dead_args& a) {
           all.push_back(d.to_json());
           continue;
         }
-        std::printf("%s\t%s\t%s\n", d.id.c_str(), iso_time(d.finished_ms.value_or(0)).c_str(),
-                    d.reason.value_or("?").c_str());
+        std::printf("%s\t%s\t%s\n", printable(d.id).c_str(),
+                    iso_time(d.finished_ms.value_or(0)).c_str(),
+                    printable(d.reason.value_or("?")).c_str());
       }
       if (a.json) std::printf("%s\n", queue::serialize_utf8(all).c_str());
       // Nothing listed is an answer too (on stderr: stdout stays the list, empty).

@@ -288,7 +288,7 @@ void add_process_fields(std::vector<config_field>& f) {
 
   f.push_back(
       {"api_token", "FORQ_API_TOKEN", "--api-token",
-       "Bearer token the HTTP API's mutating requests (POST, DELETE) must carry; empty: "
+       "Bearer token the HTTP API's mutating requests (POST, PUT, DELETE) must carry; empty: "
        "none needed (the listener is on loopback by default). Prefer the environment: "
        "flags show in ps",
        "16 to 1024 printable ASCII characters without spaces, or empty", "TOKEN", kind::string,
@@ -324,8 +324,8 @@ void add_process_fields(std::vector<config_field>& f) {
                }});
 
   f.push_back({"http_hosts", "FORQ_HTTP_HOSTS", "--http-hosts",
-               "Host names the HTTP listener answers to besides localhost and IP addresses "
-               "(comma-separated); a request for another name is refused (DNS rebinding)",
+               "Host names the HTTP listener answers to besides localhost, *.localhost and IP "
+               "addresses (comma-separated); a request for another name is refused (DNS rebinding)",
                "comma-separated host names of A-Z a-z 0-9 . -, e.g. forq.internal,jobs.example.com",
                "NAMES", kind::string,
                [](config& c, std::string_view v) -> std::optional<std::string> {

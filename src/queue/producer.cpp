@@ -78,6 +78,19 @@ std::vector<std::string> keys::streams() const {
 
 namespace {
 
+// A C0 control (below 0x20), DEL, or a C1 control (U+0080 to U+009F, which some terminals take
+// as escapes) in UTF-8 text.
+static bool has_control(std::string_view s) {
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x20 || c == 0x7f) return true;
+    if (c == 0xc2 && i + 1 < s.size() && static_cast<unsigned char>(s[i + 1]) >= 0x80 &&
+        static_cast<unsigned char>(s[i + 1]) <= 0x9f)
+      return true;
+  }
+  return false;
+}
+
 std::optional<std::string> why_refused(const new_job& j, std::size_t max_payload) {
   // No handler: the job runs its queue's default handler (the workers' --queues Q=HANDLER).
   if (j.handler.size() > 128 || !std::all_of(j.handler.begin(), j.handler.end(), name_char))
@@ -89,6 +102,9 @@ std::optional<std::string> why_refused(const new_job& j, std::size_t max_payload
   if (auto bad = check_json(j.payload)) return "payload is not JSON: " + bad.message();
   if (j.id && (j.id->empty() || j.id->size() > 256)) return "id must be 1 to 256 bytes";
   if (j.id && !is_utf8(*j.id)) return "id must be UTF-8 text";
+  if (j.id && has_control(*j.id))
+    return std::string("id must not hold control characters (newline, tab, NUL, escape, ...): "
+                       "it is printed in lines, logs and terminals");
   if (j.id && looks_generated(*j.id))
     return "id \"" + *j.id +
            "\" has the shape of an id forq generates (<ms>-<n>, <ms>-<n>-p<N>, <ms>-d<n>), so it "

@@ -343,3 +343,29 @@ TEST_F(queue_cli_test, a_queue_s_default_handler_runs_the_jobs_that_name_none) {
 }
 
 } // namespace
+
+namespace {
+
+// What a foreign producer or a handler put in a job is printed escaped: a dead job's id and
+// reason holding terminal escapes and line breaks come out as one line of visible escapes.
+TEST_F(queue_cli_test, job_text_is_printed_escaped_never_as_terminal_escapes) {
+  const std::string id = "evil\x1b[2J\nforged";
+  redis_.command({"ZADD", "forq:{default}:dead", "1700000000000", id});
+  redis_.command({"HSET", "forq:{default}:dead:jobs", id,
+                  "{\"id\":\"evil\\u001b[2J\\nforged\",\"handler\":\"h\\u009b\",\"reason\":"
+                  "\"boom\\u001b]0;title\\u0007\\r\"}"});
+  auto listed = forq({"dead", "list"});
+  ASSERT_EQ(listed.exit_code, 0) << listed.err;
+  EXPECT_EQ(listed.out.find('\x1b'), std::string::npos) << listed.out;
+  EXPECT_EQ(std::count(listed.out.begin(), listed.out.end(), '\n'), 1) << listed.out;
+  EXPECT_NE(listed.out.find(R"(evil\x1b[2J\nforged)"), std::string::npos) << listed.out;
+  EXPECT_NE(listed.out.find(R"(boom\x1b]0;title\x07\r)"), std::string::npos) << listed.out;
+  auto shown = forq({"job", id, "--queue", "default"});
+  ASSERT_EQ(shown.exit_code, 0) << shown.err;
+  EXPECT_EQ(shown.out.find('\x1b'), std::string::npos) << shown.out;
+  EXPECT_NE(shown.out.find(R"(handler:     h\u009b)"), std::string::npos) << shown.out;
+  auto missing = forq({"job", "no\x1b[31mred"});
+  EXPECT_EQ(missing.err.find('\x1b'), std::string::npos) << missing.err;
+}
+
+} // namespace
