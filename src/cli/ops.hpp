@@ -57,9 +57,14 @@ struct schedule_args {
   std::string overlap = "allow"; // allow | skip | queue-one
   std::string start, end;        // RFC 3339 times; empty: none
   long long limit = 0;           // runs at most; 0: no limit
+  // The handlers this forq runs (built-ins, the handlers setting, the program's): one outside
+  // them may live on another host's workers, so it is warned about, not refused.
+  std::vector<std::string> known_handlers;
+  std::string default_handler; // the queue's in this configuration's --queues, if any
 };
 int schedule_add(const config& cfg, const schedule_args& a);
-int schedule_list(const config& cfg, const std::string& queue, bool as_json);
+// One queue's schedules, or every queue's (with a QUEUE column) when `queue` is not given.
+int schedule_list(const config& cfg, const std::optional<std::string>& queue, bool as_json);
 // remove | pause | resume | run
 int schedule_act(const config& cfg, const std::string& action, const std::string& queue,
                  const std::string& name);

@@ -394,7 +394,7 @@ void add_schedule_command(CLI::App& app, command_line& c) {
   c.schedule_list = c.schedule->add_subcommand(
       "list", "The queue's schedules: when, next and last run, runs, skipped, last job.");
   c.flags.add_to(*c.schedule_list, flag_set::which::connection);
-  c.schedule_list->add_option("--queue", a.queue, "queue name")->default_str("default");
+  c.schedule_list->add_option("--queue", a.queue, "only this queue's (default: every queue's)");
   c.schedule_list->add_flag("--json", c.schedule_json, "one JSON array");
   for (auto [sub, name, help] :
        {std::tuple{&c.schedule_remove, "remove", "Remove a schedule."},
@@ -480,7 +480,11 @@ std::optional<int> run_command(command_line& c, const forq::config& cfg) {
     return forq::cli::schedule_add(cfg, c.sched);
   }
   if (c.schedule_list->parsed())
-    return forq::cli::schedule_list(cfg, c.sched.queue, c.schedule_json);
+    return forq::cli::schedule_list(
+        cfg,
+        c.schedule_list->get_option("--queue")->count() > 0 ? std::optional(c.sched.queue)
+                                                            : std::nullopt,
+        c.schedule_json);
   for (auto* sub : {c.schedule_remove, c.schedule_pause, c.schedule_resume, c.schedule_run})
     if (sub->parsed())
       return forq::cli::schedule_act(cfg, sub->get_name(), c.sched.queue, c.sched.name);
@@ -626,6 +630,10 @@ int run_program(int argc, char** argv, forq::handler_map handlers,
   for (const auto& w : warnings)
     spdlog::warn("{}", w);
 
+  for (const auto& [name, h] : forq::worker::worker_handlers(cfg, handlers))
+    c.sched.known_handlers.push_back(name);
+  for (const auto& q : cfg.queues)
+    if (q.name == c.sched.queue) c.sched.default_handler = q.default_handler;
   if (auto code = run_command(c, cfg)) return *code;
   return forq::master::serve(
       cfg, [&] { return load_again(c.flags, handlers, schedules); }, handlers);

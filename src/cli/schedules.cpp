@@ -2,11 +2,13 @@
 #include "cli/connect.hpp"
 #include "cli/ops.hpp"
 #include "exit_codes.hpp"
+#include "forq/client.hpp"
 #include "schedule/schedule.hpp"
 #include "utf8.hpp"
 
 #include <boost/json.hpp>
 
+#include <algorithm>
 #include <charconv>
 #include <cstdio>
 #include <date/date.h>
@@ -108,6 +110,24 @@ int schedule_add(const config& cfg, const schedule_args& a) {
     fail("--tz goes with --cron: an interval (--every) is counted in UTC");
     return exit_code::fatal;
   }
+  // Each slot's job runs this handler: none (and no default for the queue here) or one no
+  // worker has makes a dead job every slot.
+  // The workers may be on other hosts with other settings: warned about, not refused.
+  if (a.handler.empty() && a.default_handler.empty())
+    std::fprintf(stderr, "forq: warning: no --handler: each slot's job runs queue %s's default "
+                         "handler (--queues %s=HANDLER on its workers); a worker without one "
+                         "makes each slot's job dead\n",
+                 a.queue.c_str(), a.queue.c_str());
+  if (!a.handler.empty() && std::find(a.known_handlers.begin(), a.known_handlers.end(),
+                                      a.handler) == a.known_handlers.end()) {
+    std::string known;
+    for (const auto& h : a.known_handlers)
+      known += (known.empty() ? "" : ", ") + h;
+    std::fprintf(stderr,
+                 "forq: warning: handler \"%s\" is not one this forq runs (%s); the schedule is "
+                 "added, but a worker without it makes each slot's job dead\n",
+                 printable(a.handler).c_str(), known.c_str());
+  }
   d.job.handler = a.handler;
   d.job.payload = a.payload.value_or("{}");
   d.job.priority = a.priority;
@@ -155,14 +175,35 @@ int schedule_add(const config& cfg, const schedule_args& a) {
   });
 }
 
-int schedule_list(const config& cfg, const std::string& queue, bool as_json) {
+int schedule_list(const config& cfg, const std::optional<std::string>& queue, bool as_json) {
   return with_redis(cfg, [&](redis::connection& conn) -> asio::awaitable<int> {
-    auto all = co_await schedule::list(conn, queue);
-    if (!all) {
-      fail(all.error() == errc::invalid_value ? all.error().message()
-                                              : "Redis request failed: " + all.error().message());
-      co_return all.error() == errc::invalid_value ? exit_code::fatal : exit_code::failure;
+    // One queue's, or (no --queue) every queue's that has some, with a QUEUE column.
+    std::vector<std::string> queues;
+    if (queue) {
+      queues.push_back(*queue);
+    } else {
+      client c(conn);
+      auto names = co_await c.queues();
+      if (!names) {
+        fail("Redis request failed: " + names.error().message());
+        co_return exit_code::failure;
+      }
+      queues = *names;
+      std::sort(queues.begin(), queues.end());
     }
+    std::vector<schedule::status> found;
+    for (const auto& q : queues) {
+      auto some = co_await schedule::list(conn, q);
+      if (!some) {
+        fail(some.error() == errc::invalid_value
+                 ? some.error().message()
+                 : "Redis request failed: " + some.error().message());
+        co_return some.error() == errc::invalid_value ? exit_code::fatal : exit_code::failure;
+      }
+      for (auto& s : *some)
+        found.push_back(std::move(s));
+    }
+    const auto* all = &found;
     if (as_json) {
       json::array out;
       for (const auto& s : *all)
@@ -171,12 +212,17 @@ int schedule_list(const config& cfg, const std::string& queue, bool as_json) {
       co_return exit_code::ok;
     }
     if (all->empty()) {
-      std::printf("queue %s has no schedules\n", queue.c_str());
+      if (queue)
+        std::printf("queue %s has no schedules\n", queue->c_str());
+      else
+        std::printf("no queue has schedules\n");
       co_return exit_code::ok;
     }
+    if (!queue) std::printf("%-24s ", "QUEUE");
     std::printf("%-24s %-28s %-7s %-21s %-21s %6s %7s  %s\n", "NAME", "WHEN", "STATE", "NEXT (UTC)",
                 "LAST (UTC)", "RUNS", "SKIPPED", "LAST JOB");
     for (const auto& s : *all) {
+      if (!queue) std::printf("%-24s ", s.def.queue.c_str());
       if (!s.unreadable.empty()) {
         std::printf("%-24s unreadable here: %s\n", s.def.name.c_str(), s.unreadable.c_str());
         continue;

@@ -302,6 +302,13 @@ class master {
     for (const auto& [number, status] : ended) {
       auto* s = slots_.find(number);
       auto how = describe_exit(status);
+      // The queues it kept are free at once: the other workers see a 0 within a fraction of a
+      // second (worker.cpp's keeper watch), not at their next look.
+      if (metrics_)
+        for (auto& k : metrics_->keepers) {
+          auto held = static_cast<std::int32_t>(s->pid);
+          k.compare_exchange_strong(held, 0);
+        }
       auto ran = std::chrono::duration_cast<milliseconds>(clock_type::now() - s->started);
       if (metrics_)
         for (auto& q : metrics_->slots[(number - 1) % shared_metrics::max_slots].queues)

@@ -49,7 +49,12 @@ consumer::consumer(redis::pool& pool, consumer_options options, handler_map hand
   if (options_.share) member_ = options_.share->join(options_.weight, slot_free_);
 }
 
+void consumer::keeper_vacant() {
+  if (!stopping_ && !fetching_done_) schedule_due_.cancel();
+}
+
 void consumer::stop() {
+  if (!stopping_ && options_.release_keeper) options_.release_keeper();
   stopping_ = true;
   slot_free_.cancel();
   ack_due_.cancel();

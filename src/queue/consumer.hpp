@@ -100,6 +100,9 @@ struct consumer_options {
   // jobs while it holds some. Asked every few seconds (the role moves when its holder dies);
   // empty: always the keeper.
   std::function<bool()> keeper;
+  // Gives the keeper role up (stop() calls it, so a draining worker's queues are kept by another
+  // at once, not when it exits). Empty: nothing to give up.
+  std::function<void()> release_keeper;
   // Due delayed jobs and retries are promoted on time: a producer's doorbell (the `wake`
   // stream) or this consumer's own retry sets the promoter's timer. This is the keeper's
   // fallback look, for doorbells another consumer answered and then died.
@@ -121,6 +124,8 @@ struct consumer_options {
 // nobody): true when the caller holds the role, or takes it because nobody does or because its
 // holder has exited.
 bool claim_keeper(std::atomic<std::int32_t>& holder);
+// Gives it up, if this process holds it.
+void release_keeper(std::atomic<std::int32_t>& holder);
 
 // Consumes one queue through a pool: blocking fetches on its own blocking connection
 // (options.blocking_connection), everything else on pool.commands(). Single-threaded, like the
@@ -137,6 +142,9 @@ class consumer {
   // redis_refused, invalid_job).
   boost::asio::awaitable<boost::system::error_code> run();
   // Stop fetching; attempts in flight finish. run() completes after them.
+  // The queue's keeper role is free (its holder stopped or exited): the schedules' look asks
+  // for it now instead of at its next look (a slot a second late may be skipped).
+  void keeper_vacant();
   void stop();
   // For a process about to exit (the drain timed out): hands every attempt still running back
   // to its queue at once (handback.lua), without waiting for a lease to expire, and records

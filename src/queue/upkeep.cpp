@@ -291,6 +291,11 @@ asio::awaitable<void> consumer::renew_leases() {
   if (!renew.empty()) co_await pool_.commands().exec(renew);
 }
 
+void release_keeper(std::atomic<std::int32_t>& holder) {
+  auto me = static_cast<std::int32_t>(::getpid());
+  holder.compare_exchange_strong(me, 0);
+}
+
 bool claim_keeper(std::atomic<std::int32_t>& holder) {
   const auto me = static_cast<std::int32_t>(::getpid());
   auto current = holder.load(std::memory_order_relaxed);

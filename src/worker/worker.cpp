@@ -145,7 +145,9 @@ consumers::consumers(asio::any_io_executor ex, const config& cfg, const std::str
                      const queue::handler_map& program, master::shared_metrics* keepers)
     : cfg_(cfg)
     , finished_bell_(ex)
-    , flush_done_(ex) {
+    , flush_done_(ex)
+    , keepers_(keepers)
+    , keeper_watch_(ex) {
   redis::pool_options po;
   po.connection = redis_options(cfg, parse_redis_url(url).value());
   po.blocking_connections = cfg.queues.size();
@@ -162,8 +164,10 @@ consumers::consumers(asio::any_io_executor ex, const config& cfg, const std::str
     o.weight = cfg.queues[i].weight;
     o.lease = cfg.lease;
     o.blocking_connection = i;
-    if (keepers && i < master::shared_metrics::max_keepers)
+    if (keepers && i < master::shared_metrics::max_keepers) {
       o.keeper = [holder = &keepers->keepers[i]] { return queue::claim_keeper(*holder); };
+      o.release_keeper = [holder = &keepers->keepers[i]] { queue::release_keeper(*holder); };
+    }
     o.default_handler = cfg.queues[i].default_handler;
     o.schedules = [queue = cfg.queues[i].name](redis::connection& conn,
                                                std::chrono::milliseconds longest) {
@@ -198,6 +202,21 @@ void consumers::start(std::function<void(int)> on_fatal) {
                                     : exit_code::failure);
                      }
                    });
+  if (keepers_)
+    asio::co_spawn(
+        ex,
+        [this]() -> asio::awaitable<void> {
+          const auto n = std::min(list_.size(), master::shared_metrics::max_keepers);
+          while (watching_) {
+            keeper_watch_.expires_after(200ms);
+            co_await keeper_watch_.async_wait(asio::as_tuple(asio::use_awaitable));
+            if (!watching_) break;
+            for (std::size_t i = 0; i < n; ++i)
+              if (keepers_->keepers[i].load(std::memory_order_relaxed) == 0)
+                list_[i]->keeper_vacant();
+          }
+        },
+        asio::detached);
   std::string names;
   for (const auto& q : cfg_.queues)
     names += (names.empty() ? "" : ", ") + q.name +
@@ -207,6 +226,8 @@ void consumers::start(std::function<void(int)> on_fatal) {
 }
 
 asio::awaitable<void> consumers::drain(bool wait_for_running) {
+  watching_ = false;
+  keeper_watch_.cancel();
   for (auto& c : list_)
     c->stop();
   if (wait_for_running)

@@ -88,6 +88,12 @@ class consumers {
   bool flushing_ = false;
   boost::asio::steady_timer flush_done_; // rung when a flush_minutes() ends
   std::uint64_t published_connects_ = 0;
+  // Five times a second: a queue whose keeper role came free (its holder drains or exited) is
+  // told at once, so a reload or a dead worker leaves its schedules unlooked-at for at most
+  // ~0.2 s (a `missed = skip` slot runs only if at most a second late). Reads shared memory.
+  master::shared_metrics* keepers_ = nullptr;
+  boost::asio::steady_timer keeper_watch_;
+  bool watching_ = true;
 };
 
 } // namespace forq::worker

@@ -463,3 +463,40 @@ TEST_F(schedule_missed_test, all_runs_every_missed_slot_oldest_first) {
 }
 
 } // namespace
+
+namespace {
+
+// A reload replaces every worker; the keeper's role passes on as its holder starts draining
+// (it gives the role up; the others look five times a second), so a schedule every second with
+// missed = skip (a slot runs only if at most a second late) loses no slot across two SIGHUPs.
+TEST_F(schedule_test, a_reload_keeps_every_slot_of_a_schedule_every_second) {
+  ASSERT_EQ(forq({"schedule", "add", "tick", "--every", "1s", "--missed", "skip", "--handler",
+                  "noop"})
+                .exit_code,
+            0);
+  auto p = serve("a", 2);
+  // Its first slot is at least 5 s after the add (docs/schedules.md).
+  for (int i = 0; i < 100 && jobs_of("tick").empty(); ++i)
+    std::this_thread::sleep_for(100ms);
+  ASSERT_FALSE(jobs_of("tick").empty()) << p->err();
+  std::this_thread::sleep_for(2500ms);
+  p->signal(SIGHUP);
+  std::this_thread::sleep_for(2500ms);
+  p->signal(SIGHUP);
+  std::this_thread::sleep_for(2500ms);
+  stop(*p);
+  auto state = by_name();
+  ASSERT_EQ(state.count("tick"), 1u);
+  EXPECT_EQ(state["tick"].at("skipped_missed").as_int64(), 0)
+      << boost::json::serialize(state["tick"]) << "\n"
+      << p->err();
+  // Every slot from the first to the last has its job.
+  auto jobs = jobs_of("tick");
+  ASSERT_GE(jobs.size(), 6u) << p->err();
+  const auto first = jobs.begin()->first, last = jobs.rbegin()->first;
+  EXPECT_EQ(static_cast<long long>(jobs.size()), (last - first) / 1000 + 1)
+      << "slots from " << first << " to " << last << ": " << jobs.size() << "\n"
+      << p->err();
+}
+
+} // namespace
