@@ -109,6 +109,8 @@ class client {
   stats_many(const std::vector<std::string>& queues, int minutes = 0);
   // Every queue a forq has initialised or enqueued to on this Redis (forq:queues).
   boost::asio::awaitable<expected<std::vector<std::string>>> queues();
+  // Whether `queue` is among them (one SISMEMBER).
+  boost::asio::awaitable<expected<bool>> known(std::string_view queue);
   // Whether a worker has started on the queue (its schema is written): jobs enqueued to a queue
   // without one wait until one starts. One HEXISTS.
   boost::asio::awaitable<expected<bool>> has_workers(std::string_view queue);

@@ -192,6 +192,61 @@ reply_t to_reply(answer a) {
           std::move(a.headers)};
 }
 
+// A job as a list answer shows it (GET .../jobs, .../search; docs/http.md): each value that can
+// be long cut to its first preview_bytes bytes, so a page of 50 jobs with 900 KB results is tens
+// of KB, not 45 MB, every refresh. GET /v1/jobs/{id} gives the whole job.
+constexpr std::size_t preview_bytes = 300;
+constexpr std::size_t preview_errors = 10; // failed attempts' errors: the last 10, as forq keeps
+
+// The value cut to preview_bytes bytes of text at a character's start (a value that is not a
+// string as its JSON text), or nothing when it is short enough as it is.
+std::optional<json::value> preview_value(const json::value& v) {
+  auto prefix = [](std::string_view s) {
+    std::size_t n = preview_bytes;
+    while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) // inside a character
+      --n;
+    return json::value(json::string(s.substr(0, n)));
+  };
+  if (v.is_string())
+    return v.get_string().size() > preview_bytes ? std::optional(prefix(v.get_string()))
+                                                 : std::nullopt;
+  if (!v.is_object() && !v.is_array()) return std::nullopt; // a number, true, false, null
+  const auto text = json::serialize(v);
+  return text.size() > preview_bytes ? std::optional(prefix(text)) : std::nullopt;
+}
+
+// The job with payload, result, last_error, reason, each attempt's error and a producer's own
+// fields cut, and "truncated": the names of those that were.
+json::object job_preview(json::object job) {
+  json::array truncated;
+  auto cut_in_place = [](json::value& v) {
+    auto c = preview_value(v);
+    if (c) v = std::move(*c);
+    return c.has_value();
+  };
+  for (std::string_view k : {"payload", "result", "last_error", "reason"})
+    if (auto* v = job.if_contains(k); v && cut_in_place(*v)) truncated.emplace_back(k);
+  if (auto* v = job.if_contains("errors"); v && v->is_array()) {
+    auto& errors = v->get_array();
+    bool any = errors.size() > preview_errors;
+    if (any)
+      errors.erase(errors.begin(), errors.end() - static_cast<std::ptrdiff_t>(preview_errors));
+    for (auto& e : errors) {
+      auto* text = e.is_object() ? e.get_object().if_contains("error") : &e;
+      if (text && cut_in_place(*text)) any = true;
+    }
+    if (any) truncated.emplace_back("errors");
+  }
+  if (auto* v = job.if_contains("fields"); v && v->is_object()) {
+    bool any = false;
+    for (auto& f : v->get_object())
+      any = cut_in_place(f.value()) || any;
+    if (any) truncated.emplace_back("fields");
+  }
+  if (!truncated.empty()) job["truncated"] = std::move(truncated);
+  return job;
+}
+
 // POST /v1/queues/{queue}/jobs, its job checked by route(): the enqueue, and a warning when no
 // worker has started on a queue this forq does not consume.
 asio::awaitable<reply_t> post_job(const http_context& ctx, client& c, api_call& call) {
@@ -359,6 +414,22 @@ asio::awaitable<reply_t> run_call(http_context& ctx, api_call call) {
   auto redis_down = [&](const forq::error& e) {
     return redis_trouble(e, changes, ctx.redis_deadline);
   };
+  // A queue this Redis has never seen is most likely a typo: reading it says so (404) rather
+  // than answering zeros, and pausing or limiting it sets nothing up unless ?create=true.
+  const bool needs_known_queue =
+      call.what == op::queue_stats ||
+      (!call.create && (call.what == op::pause_queue || call.what == op::resume_queue ||
+                        call.what == op::set_rate_limit));
+  if (needs_known_queue) {
+    auto known = co_await c.known(call.queue);
+    if (!known) co_return redis_down(known.error());
+    if (!*known)
+      co_return error_reply(
+          bhttp::status::not_found,
+          "no queue " + call.queue + " on this Redis (no worker started on it, nothing enqueued" +
+              (call.what == op::queue_stats ? std::string(")")
+                                            : "); add ?create=true to set it up anyway"));
+  }
   switch (call.what) {
   case op::list_queues: {
     // A page of the names (sorted) that contain `match`: only its queues are read, so the
@@ -467,7 +538,7 @@ asio::awaitable<reply_t> run_call(http_context& ctx, api_call call) {
     if (!jobs) co_return redis_down(jobs.error());
     json::array all;
     for (const auto& j : *jobs)
-      all.push_back(j.to_json());
+      all.push_back(job_preview(j.to_json()));
     co_return json_reply(bhttp::status::ok, all);
   }
   case op::set_rate_limit: {

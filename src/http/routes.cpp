@@ -199,7 +199,8 @@ routed dead_ids(api_call call, const std::string& body) {
 
 // PUT /v1/queues/{queue}/schedules/{name}: the body is the definition (its "name", if given,
 // must be the path's; "queue" is the path's).
-routed put_schedule(api_call call, const std::string& body) {
+routed put_schedule(const config& cfg, const std::vector<std::string>& handlers, api_call call,
+                    const std::string& body) {
   boost::system::error_code ec;
   auto v = json::parse(body, ec);
   if (ec || !v.is_object())
@@ -214,13 +215,28 @@ routed put_schedule(api_call call, const std::string& body) {
   if (!d) return error_answer(bad_request, d.error().message());
   if (d->from_config)
     return error_answer(bad_request, "source \"config\" is the schedules setting's own");
+  // As POST .../jobs refuses them: each slot's job would die for want of its handler.
+  if (d->job.handler.empty()) {
+    const auto q = std::find_if(cfg.queues.begin(), cfg.queues.end(),
+                                [&](const auto& c) { return c.name == call.queue; });
+    if (q == cfg.queues.end() || q->default_handler.empty())
+      return error_answer(bad_request, "\"handler\" (a string) is required: queue \"" + call.queue +
+                                           "\" has no default handler here");
+  } else if (std::find(handlers.begin(), handlers.end(), d->job.handler) == handlers.end()) {
+    std::string known;
+    for (const auto& h : handlers)
+      known += (known.empty() ? "" : ", ") + h;
+    return error_answer(bad_request,
+                        "unknown handler \"" + d->job.handler + "\"; this forq runs: " + known);
+  }
   call.what = api_call::op::put_schedule;
   call.schedule = schedule::to_json(*d);
   return call;
 }
 
 // /v1/queues/{queue}/schedules[/{name}[/action]]
-routed schedules(api_call call, const std::vector<std::string>& parts, const std::string& method,
+routed schedules(const config& cfg, const std::vector<std::string>& handlers, api_call call,
+                 const std::vector<std::string>& parts, const std::string& method,
                  const std::string& body) {
   if (parts.size() == 4) {
     if (method != "GET")
@@ -232,7 +248,8 @@ routed schedules(api_call call, const std::vector<std::string>& parts, const std
   call.name = parts[4];
   if (auto ok = handlers::check_name(call.name); !ok)
     return error_answer(bad_request, "schedule " + ok.error().message().substr(8));
-  if (parts.size() == 5 && method == "PUT") return put_schedule(std::move(call), body);
+  if (parts.size() == 5 && method == "PUT")
+    return put_schedule(cfg, handlers, std::move(call), body);
   if (parts.size() == 5 && method == "DELETE") {
     call.what = api_call::op::delete_schedule;
     return call;
@@ -367,9 +384,24 @@ bool cross_origin(const config& cfg, const request_view& req) {
          req.sec_fetch_site != "none";
 }
 
+// The dashboard's icon, a queue's lines on a blue square: at /ui/favicon.svg (index.html links
+// it), and at /favicon.ico too, so a browser that asks for that by itself (a page of the API
+// opened in a tab) gets an icon, not a 404. SVG: small, and its kind read from its Content-Type.
+answer favicon() {
+  answer a{200,
+           "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 16 16\">"
+           "<rect width=\"16\" height=\"16\" rx=\"3\" fill=\"#2f5bd3\"/>"
+           "<path d=\"M4 5h8M4 8h6M4 11h3\" stroke=\"#fff\" stroke-width=\"2\" "
+           "stroke-linecap=\"round\"/></svg>\n",
+           "image/svg+xml"};
+  a.headers.emplace_back("Cache-Control", "max-age=86400");
+  return a;
+}
+
 // GET /ui/..., the dashboard's files, compiled in (src/ui/).
 answer ui_file(std::string_view path, std::string_view if_none_match) {
   if (path.empty()) path = "index.html";
+  if (path == "favicon.svg") return favicon();
   for (const auto& f : forq::ui::files) {
     if (f.path != path) continue;
     answer a;
@@ -447,6 +479,7 @@ routed route(const config& cfg, const std::vector<std::string>& handlers, const 
     return ui_file(parts.size() == 2 ? std::string_view(parts[1]) : std::string_view(),
                    req.if_none_match);
   }
+  if (parts.size() == 1 && parts[0] == "favicon.ico" && method == "GET" && ui_on) return favicon();
   if (parts.empty() || parts[0] != "v1") return error_answer(404, "no such path: " + req.target);
   if (parts.size() == 2 && parts[1] == "ui" && method == "GET") {
     json::object o;
@@ -521,6 +554,7 @@ routed route(const config& cfg, const std::vector<std::string>& handlers, const 
         return error_answer(bad_request, "q must be 1 to 200 characters to look for");
       return call;
     }
+    call.create = query_param(req.target, "create").value_or("") == "true";
     if (parts.size() == 4 && parts[3] == "rate_limit" && method == "PUT")
       return rate_limit(std::move(call), req.body);
     if (parts.size() == 4 && parts[3] == "rate_limit" && method == "DELETE") {
@@ -532,7 +566,7 @@ routed route(const config& cfg, const std::vector<std::string>& handlers, const 
       return call;
     }
     if (parts[3] == "schedules" && parts.size() <= 6)
-      return schedules(std::move(call), parts, method, req.body);
+      return schedules(cfg, handlers, std::move(call), parts, method, req.body);
   }
   return error_answer(404, "no such endpoint: " + req.method + " " + req.target);
 }

@@ -79,6 +79,9 @@ struct api_call {
   std::int64_t offset = 0, limit = 50; // list_jobs, list_queues (limit 0: all)
   int minutes = 0; // list_queues, queue_stats: with each queue's last N minutes (0 to 60)
   std::int64_t rate_max = 0, rate_ms = 0; // set_rate_limit; max 0: no limit
+  // pause_queue, resume_queue, set_rate_limit: ?create=true sets up a queue this Redis does not
+  // know yet (else such a name, most likely a typo, is a 404, as `forq pause` refuses it).
+  bool create = false;
 };
 
 using routed = std::variant<answer, api_call>;

@@ -593,6 +593,13 @@ boost::asio::awaitable<result<std::vector<std::string>>> client::queues() {
   co_return names;
 }
 
+boost::asio::awaitable<result<bool>> client::known(std::string_view queue) {
+  redis::request req("SISMEMBER", queue::keys::all_queues, queue);
+  auto r = redis::connection::single(co_await exec(req));
+  if (!r) co_return error(r.error());
+  co_return r->as_integer().value_or(0) == 1;
+}
+
 boost::asio::awaitable<result<bool>> client::has_workers(std::string_view queue) {
   if (auto name = queue::check_queue_name(queue); !name) co_return name.error();
   redis::request req("HEXISTS", queue::keys(queue).meta, "schema");

@@ -33,11 +33,70 @@ const when = (ms) => {
 };
 const enc = encodeURIComponent;
 
-function say(text, kind = "error") {
+// How long ago (or how soon) a time is, as people say it: "just now", "42 s ago", "3 min ago",
+// "in 2 h"; "" for a time that is not one.
+function relative(ms) {
+  if (typeof ms !== "number" || !ms || Number.isNaN(new Date(ms).getTime())) return "";
+  const s = Math.round((Date.now() - ms) / 1000), a = Math.abs(s);
+  if (a < 2) return "just now";
+  const t = a < 90 ? `${a} s` : a < 5400 ? `${Math.round(a / 60)} min` : a < 172800 ? `${Math.round(a / 3600)} h` : `${fmt(Math.round(a / 86400))} days`;
+  return s > 0 ? `${t} ago` : `in ${t}`;
+}
+// A time as its date and, beside it, how long ago: "2026-12-04 10:00:00 UTC 3 min ago".
+const time_text = (ms) => {
+  const rel = relative(ms);
+  return rel ? [h("span", { class: "abs" }, when(ms)), " ", h("span", { class: "muted ago" }, rel)] : when(ms);
+};
+
+// A job's state as a badge of its own colour (style.css: .state-ready, ...).
+const state_badge = (s) => h("span", { class: "badge state state-" + String(s ?? "unknown").replace(/[^a-z]/g, ""), "data-state": s ?? "" }, s ?? "–");
+
+// A long value in a list: one line of at most preview_chars characters, a string as it is and
+// anything else as its JSON text. The server already cut it to 300 bytes (docs/http.md) and says
+// so in `truncated`; this cut holds whatever the server sent.
+const preview_chars = 300;
+function preview(v, cut) {
+  if (v === undefined) return "–";
+  let text = typeof v === "string" ? v : JSON.stringify(v);
+  if (text.length > preview_chars) {
+    text = text.slice(0, /[\ud800-\udbff]/.test(text[preview_chars - 1]) ? preview_chars - 1 : preview_chars);
+    cut = true;
+  }
+  text = text.replace(/\s+/g, " ");
+  return cut ? text + "…" : text;
+}
+const clip = (text) => h("div", { class: "clip", title: text }, text);
+
+// A long value on the job page: whole up to long_chars characters and long_lines lines, else its
+// beginning and a "Show all" button; the values shown whole are kept across refreshes.
+const long_chars = 4000, long_lines = 40;
+const shown_whole = new Set(); // "<job id>\n<field>"
+function long_text(text, key) {
+  // Cut after long_lines lines or long_chars characters, whichever comes first.
+  let n = Math.min(text.length, long_chars);
+  for (let i = 0, at = -1; i < long_lines; i++) {
+    at = text.indexOf("\n", at + 1);
+    if (at === -1 || at >= n) break;
+    if (i === long_lines - 1) n = at;
+  }
+  if (n >= text.length || shown_whole.has(key)) return h("pre", {}, text);
+  if (/[\ud800-\udbff]/.test(text[n - 1])) n--; // not half a character
+  const pre = h("pre", { class: "cut" }, text.slice(0, n) + " …");
+  const more = h("button", { type: "button", class: "show-all", onclick: () => {
+    shown_whole.add(key);
+    pre.textContent = text;
+    pre.classList.remove("cut");
+    more.remove();
+  } }, `Show all (${fmt(text.length)} characters)`);
+  return h("div", { class: "long" }, pre, more);
+}
+
+// A line above the page: text, or nodes (a link); never HTML.
+function say(content, kind = "error") {
   const m = $("message");
-  m.textContent = text;
+  m.replaceChildren(...[content].flat().filter((x) => x !== "" && x !== null && x !== undefined));
   m.className = kind === "info" ? "info" : "";
-  m.hidden = !text;
+  m.hidden = !m.childNodes.length;
 }
 
 class api_error extends Error {
@@ -116,12 +175,14 @@ function svg(tag, attrs = {}, ...children) {
   return el;
 }
 
-// A line for each series ({values, cls}) over the same minutes, scaled to the largest value;
+// A line for each series ({name, values, cls}) over the same minutes, scaled to the largest value;
 // a missing value (null) breaks its line. Small ones for the overview, big ones (with the
-// largest value and the time written, and each minute's figures on hover) for a queue.
-function chart(series, { big = false, at = [], unit = (v) => fmt(v), label = "" } = {}) {
+// largest value and the time written, and each minute's figures on hover) for a queue. A series
+// marked `quiet` (failures) is not drawn while it is all zero: no red line over the baseline.
+function chart(all, { big = false, at = [], unit = (v) => fmt(v), label = "" } = {}) {
+  const series = all.filter((s) => !s.quiet || s.values.some((v) => v));
   const w = big ? 600 : 100, top = big ? 14 : 1, bottom = big ? 104 : 19;
-  const n = Math.max(0, ...series.map((s) => s.values.length));
+  const n = Math.max(0, ...all.map((s) => s.values.length));
   const max = Math.max(0, ...series.flatMap((s) => s.values.filter((v) => v !== null)));
   const scale = max > 0 ? max : 1;
   const x = (i) => (n > 1 ? (i * w) / (n - 1) : 0);
@@ -146,10 +207,11 @@ function chart(series, { big = false, at = [], unit = (v) => fmt(v), label = "" 
   for (let i = 0; i < n; i++)
     el.append(svg("rect", { x: Math.max(0, x(i) - w / n / 2), y: 0, width: w / n, height: 120, class: "hover" },
       svg("title", {}, [new Date(at[i]).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }),
-        ...series.map((s) => `${s.name}: ${s.values[i] === null ? "–" : unit(s.values[i])}`)].join("\n"))));
+        ...all.map((s) => `${s.name}: ${s.values[i] === null ? "–" : unit(s.values[i])}`)].join("\n"))));
   return h("figure", { class: "chart" },
     h("figcaption", {}, label, " ", h("span", { class: "muted" }, `(largest ${unit(max)})`),
-      ...series.map((s) => h("span", { class: "key " + s.cls }, s.name))),
+      ...all.map((s) => series.includes(s) ? h("span", { class: "key " + s.cls }, s.name)
+        : h("span", { class: "key none muted" }, `${s.name}: none`))),
     el,
     h("div", { class: "chart-x muted" }, h("span", {}, `${n} min ago`), h("span", {}, "now")));
 }
@@ -192,7 +254,7 @@ async function overview() {
       h("td", {}, h("a", { href: "#/queue/" + enc(q.queue) }, q.queue), " ",
         q.paused ? h("span", { class: "badge paused" }, "paused") : null),
       ...["ready", "active", "delayed", "dead", "completed"].map((k) =>
-        h("td", { class: "num", "data-field": k }, fmt(q[k]))),
+        h("td", { class: "num" + (k === "dead" && q.dead > 0 ? " bad" : ""), "data-field": k }, fmt(q[k]))),
       h("td", { class: "num" }, q.rate_limit ? `${fmt(q.rate_limit.max)} / ${fmt(q.rate_limit.per_ms)} ms` : "–"),
       h("td", { class: "num", "data-field": "per_min" }, t.per_min === null ? "–" : fmt(t.per_min)),
       h("td", { class: "spark-cell" }, chart([{ name: "done", values: whole(m, (x) => x.done), cls: "done" }], { label: `jobs done a minute in ${q.queue}` })),
@@ -239,24 +301,45 @@ const page_size = 50;
 
 function jobs_table(jobs, list) {
   const pick = list === "dead" && writable();
-  const cols = { dead: ["Died", "finished_ms"], delayed: ["Runs at", "run_at_ms"], completed: ["Finished", "finished_ms"],
-    ready: ["Queued", "queued_ms"], active: ["Queued", "queued_ms"] }[list] || ["When", "finished_ms"];
-  const last = { completed: "Result", ready: "Priority", active: "Worker (lease renewed)" }[list] || "Why";
-  const last_cell = (j) => list === "completed" ? (j.result === undefined ? "–" : JSON.stringify(j.result))
-    : list === "ready" ? String(j.priority ?? 0)
-    : list === "active" ? `${j.consumer ?? "–"} (${fmt(Math.round((j.lease_idle_ms ?? 0) / 1000))} s ago)`
-    : (j.reason ?? j.last_error ?? "–");
-  return h("div", { class: "table-wrap" }, h("table", { id: "jobs", "data-list": list },
-    h("thead", {}, h("tr", {}, pick ? h("th", {}, "") : null, h("th", {}, "Job"), h("th", {}, "State"), h("th", {}, "Handler"),
-      h("th", { class: "num" }, "Attempts"), h("th", {}, cols[0]), h("th", {}, last))),
+  const [time_label, time_field] = { dead: ["Died", "finished_ms"], delayed: ["Runs", "run_at_ms"], completed: ["Finished", "finished_ms"],
+    ready: ["Queued", "queued_ms"], active: ["Queued", "queued_ms"] }[list] || ["When", null];
+  // A long value as one line: its preview (cut by the server too: `truncated` names what was cut).
+  const text = (j, k) => preview(j[k], j.truncated === true || (Array.isArray(j.truncated) && j.truncated.includes(k)));
+  const payload = ["Payload", (j) => clip(text(j, "payload"))];
+  const why = (j) => clip(text(j, j.reason !== undefined ? "reason" : "last_error"));
+  // The columns after the time: [heading, a job's cell, class].
+  const more = {
+    ready: [["Priority", (j) => String(j.priority ?? 0), "num"], payload],
+    active: [["Worker (lease renewed)", (j) => `${j.consumer ?? "–"} (${fmt(Math.round((j.lease_idle_ms ?? 0) / 1000))} s ago)`], payload],
+    delayed: [payload],
+    dead: [["Why", why], payload],
+    completed: [["Result", (j) => clip(text(j, "result"))]],
+  }[list] || [["Result, error or payload", (j) => j.state === "completed" ? clip(text(j, "result"))
+    : j.reason !== undefined || j.last_error !== undefined ? why(j) : clip(text(j, "payload"))]];
+  // Select all: the dead jobs on this page.
+  const all = pick ? h("input", { type: "checkbox", id: "pick-all", "aria-label": "select every dead job on this page",
+    onchange: (e) => { for (const box of view.querySelectorAll("input.pick")) box.checked = e.target.checked; } }) : null;
+  return h("div", { class: "table-wrap" }, h("table", { id: "jobs", class: "jobs", "data-list": list, onchange: (e) => { if (e.target.classList.contains("pick")) sync_pick_all(); } },
+    h("thead", {}, h("tr", {}, pick ? h("th", { class: "pick" }, all) : null, h("th", {}, "Job"), h("th", {}, "State"), h("th", {}, "Handler"),
+      h("th", { class: "num" }, "Attempts"), h("th", {}, time_label), ...more.map(([label, , cls]) => h("th", { class: cls }, label)))),
     h("tbody", {}, jobs.map((j) => h("tr", { "data-id": j.id },
-      pick ? h("td", {}, h("input", { type: "checkbox", class: "pick", value: j.id, "aria-label": "select " + j.id })) : null,
-      h("td", {}, h("a", { href: "#/job/" + enc(j.id) }, j.id)),
-      h("td", {}, j.state),
+      pick ? h("td", { class: "pick" }, h("input", { type: "checkbox", class: "pick", value: j.id, "aria-label": "select " + j.id })) : null,
+      h("td", {}, h("a", { class: "job-id", href: "#/job/" + enc(j.id), title: j.id }, j.id)),
+      h("td", {}, state_badge(j.state)),
       h("td", {}, j.handler ?? "–"),
       h("td", { class: "num" }, fmt(j.attempts)),
-      h("td", {}, when(j[cols[1]] ?? j.finished_ms ?? j.run_at_ms)),
-      h("td", { class: "wrap" }, last_cell(j)))))));
+      h("td", {}, time_text(time_field ? j[time_field] : j.finished_ms ?? j.run_at_ms ?? j.queued_ms)),
+      ...more.map(([, cell, cls]) => h("td", { class: cls }, cell(j))))))));
+}
+
+// The select-all box follows the boxes: ticked when all are, half when some are.
+function sync_pick_all() {
+  const all = $("pick-all");
+  if (!all) return;
+  const boxes = [...view.querySelectorAll("input.pick")];
+  const n = boxes.filter((b) => b.checked).length;
+  all.checked = boxes.length > 0 && n === boxes.length;
+  all.indeterminate = n > 0 && n < boxes.length;
 }
 
 async function queue_page(name) {
@@ -294,10 +377,10 @@ async function queue_page(name) {
   return [
     h("h1", {}, "Queue ", name, " ", q.paused ? h("span", { class: "badge paused" }, "paused") : null),
     h("div", { class: "cards" }, ["ready", "active", "delayed", "dead", "completed", "retried", "stalled"].map((k) =>
-      h("div", { class: "card" }, h("div", { class: "muted" }, k), h("div", { class: "n", "data-field": k }, fmt(q[k]))))),
+      h("div", { class: "card state-" + k }, h("div", { class: "muted" }, k), h("div", { class: "n", "data-field": k }, fmt(q[k]))))),
     h("div", { class: "charts", id: "charts" },
       chart([{ name: "done", values: whole(q.minutes || [], (x) => x.done), cls: "done" },
-        { name: "failed", values: whole(q.minutes || [], (x) => x.failed), cls: "failed" }],
+        { name: "failed", values: whole(q.minutes || [], (x) => x.failed), cls: "failed", quiet: true }],
       { big: true, at: (q.minutes || []).map((x) => x.at_ms), label: "Jobs a minute, last hour (whole minutes)" }),
       chart([{ name: "p99", values: (q.minutes || []).map((x) => x.pickup_p99_ms), cls: "p99" },
         { name: "p50", values: (q.minutes || []).map((x) => x.pickup_p50_ms), cls: "p50" }],
@@ -367,13 +450,14 @@ function schedules_table(list) {
         h("td", {}, h("a", { href: "#/queue/" + enc(s.queue) }, s.queue)),
         h("td", {}, s.name),
         h("td", {}, s.cron ? s.cron + (s.tz ? " " + s.tz : "") : `every ${fmt(s.every_ms / 1000)} s`),
-        h("td", {}, h("span", { class: "badge " + (s.state === "paused" ? "paused" : "") }, s.state)),
-        h("td", {}, when(s.next_ms)),
-        h("td", {}, when(s.last_ms)),
+        h("td", {}, h("span", { class: "badge " + (s.state === "paused" ? "paused" : "ok") }, s.state)),
+        h("td", {}, time_text(s.next_ms)),
+        h("td", {}, time_text(s.last_ms)),
         h("td", { class: "num" }, fmt(s.runs)),
         h("td", { class: "num" }, fmt(s.skipped)),
         h("td", {}, button(s.state === "paused" ? "Resume" : "Pause", () => act("POST", `${at}/${s.state === "paused" ? "resume" : "pause"}`, undefined, () => `schedule ${s.name} ${s.state === "paused" ? "resumed" : "paused"}`)),
-          " ", button("Run now", () => act("POST", `${at}/run`, undefined, (r) => `job ${r.id} enqueued`))));
+          " ", button("Run now", () => act("POST", `${at}/run`, undefined,
+            (r) => ["job ", h("a", { id: "made-job", href: "#/job/" + enc(r.id) }, r.id), " enqueued"]))));
     }))));
 }
 
@@ -411,7 +495,7 @@ async function workers_page() {
           h("td", { class: "wrap" }, qs.map((q, i) => [i ? ", " : "", h("a", { href: "#/queue/" + enc(q.queue) }, q.queue), ` ${fmt(q.running)} / ${fmt(q.done)}`])),
           h("td", { class: "num" }, `${fmt(running)} of ${fmt(w.concurrency)}`),
           h("td", { class: "wrap", "data-field": "jobs" }, qs.flatMap((q) => (q.jobs || []).map((j) =>
-            h("div", {}, h("a", { href: "#/job/" + enc(j.id) }, j.id), ` ${since(j.started_ms)}`)))),
+            h("div", {}, h("a", { class: "job-id", href: "#/job/" + enc(j.id), title: j.id }, j.id), ` ${since(j.started_ms)}`)))),
           h("td", {}, since(w.started_ms)),
           h("td", {}, ago(w.beat_ms)),
           h("td", {}, w.version));
@@ -419,6 +503,15 @@ async function workers_page() {
     h("p", { class: "muted" }, "Each worker's ten oldest running jobs of each queue, as of its last beat (every 10 s); all of them are on the queues' Active lists."),
   ];
 }
+
+// The job page's labels for the API's keys (GET /v1/jobs/{id}); a key not here is shown as it is.
+const job_labels = {
+  queue: "Queue", id: "Id", state: "State", handler: "Handler", payload: "Payload", attempts: "Attempts",
+  priority: "Priority", max_attempts: "Attempts allowed", retry: "Retry policy", result: "Result",
+  last_error: "Last error", reason: "Why it died", errors: "Failed attempts", run_at_ms: "Runs at",
+  finished_ms: "Finished at", queued_ms: "Queued at", consumer: "Held by worker", lease_idle_ms: "Lease renewed",
+  fields: "Other fields",
+};
 
 async function job_page(id) {
   let j;
@@ -430,21 +523,34 @@ async function job_page(id) {
   }
   const rows = [];
   for (const [k, v] of Object.entries(j)) {
+    const label = k === "finished_ms" && j.state === "dead" ? "Died at" : job_labels[k] ?? k;
+    let value;
     if (k === "errors" && Array.isArray(v)) { // every failed attempt's error, oldest first
-      rows.push(h("dt", {}, k), h("dd", { "data-field": k }, h("table", { class: "errors" },
+      value = h("table", { class: "errors" },
         h("thead", {}, h("tr", {}, h("th", { class: "num" }, "Attempt"), h("th", {}, "When"), h("th", {}, "Error"))),
-        h("tbody", {}, v.map((x) => (x !== null && typeof x === "object" ? x : { error: JSON.stringify(x) })).map((e) =>
-          h("tr", {}, h("td", { class: "num" }, typeof e.attempt === "number" ? fmt(e.attempt) : "–"), h("td", {}, when(e.at_ms)),
-            h("td", { class: "wrap" }, h("pre", {}, String(e.error ?? "")))))))));
-      continue;
+        h("tbody", {}, v.map((x) => (x !== null && typeof x === "object" ? x : { error: JSON.stringify(x) })).map((e, i) =>
+          h("tr", {}, h("td", { class: "num" }, typeof e.attempt === "number" ? fmt(e.attempt) : "–"), h("td", {}, time_text(e.at_ms)),
+            h("td", { class: "wrap" }, long_text(String(e.error ?? ""), `${j.id}\nerrors\n${i}`))))));
+    } else if (k === "queue") {
+      value = h("a", { href: "#/queue/" + enc(v) }, v);
+    } else if (k === "state") {
+      value = state_badge(v);
+    } else if (k === "lease_idle_ms" && typeof v === "number") {
+      value = `${fmt(Math.round(v / 1000))} s ago`;
+    } else if (k.endsWith("_ms") && typeof v === "number") {
+      value = time_text(v);
+    } else if (typeof v === "object" && v !== null) {
+      value = long_text(JSON.stringify(v, null, 2), `${j.id}\n${k}`);
+    } else if (k === "payload" || k === "result" || k === "last_error" || k === "reason") {
+      value = long_text(String(v), `${j.id}\n${k}`);
+    } else {
+      value = String(v);
     }
-    const text = typeof v === "object" && v !== null ? JSON.stringify(v, null, 2)
-      : k.endsWith("_ms") && typeof v === "number" ? `${when(v)} (${v})` : String(v);
-    rows.push(h("dt", {}, k), h("dd", { "data-field": k }, k === "payload" || k === "result" || typeof v === "object" ? h("pre", {}, text) : text));
+    rows.push(h("dt", {}, label), h("dd", { "data-field": k }, value));
   }
   const base = `/v1/queues/${enc(j.queue)}/dead`;
   return [
-    h("h1", {}, "Job ", j.id, " ", h("span", { class: "badge " + (j.state === "dead" ? "dead" : j.state === "completed" ? "ok" : "") }, j.state)),
+    h("h1", {}, "Job ", j.id, " ", state_badge(j.state)),
     j.state === "dead" ? h("div", { class: "actions" },
       button("Retry", () => act("POST", `${base}/retry`, { ids: [j.id] }, () => `job ${j.id} retried`)),
       button("Delete", () => confirm_then(`Delete dead job ${j.id} for good?`, () => act("DELETE", base, { ids: [j.id] }, () => `job ${j.id} deleted`)), "danger")) : null,
@@ -452,21 +558,34 @@ async function job_page(id) {
   ];
 }
 
-// The page for the location's hash, drawn in one step (no jump while it loads).
+// The page for the location's hash, drawn in one step (no jump while it loads). The hash holds a
+// queue's name or a job's id percent-encoded once (encodeURIComponent): it is decoded once here,
+// and each page encodes it once again for the API's path.
 async function render(generation) {
   const [, page, arg] = location.hash.match(/^#\/([^/]*)\/?(.*)$/) || [null, "", ""];
-  const name = decodeURIComponent(arg || "");
   for (const a of document.querySelectorAll("nav a"))
     a.classList.toggle("here", a.dataset.nav === (page === "schedules" || page === "workers" ? page : "overview") && page !== "job");
-  let nodes;
+  let nodes, name = arg;
   try {
+    try {
+      name = decodeURIComponent(arg || "");
+    } catch {
+      throw new Error(`The address's "${arg}" is not percent-encoded text (a "%" must be followed by two hex digits: "%25" for "%" itself).`);
+    }
     if (page === "queue" && name) nodes = await queue_page(name);
     else if (page === "job" && name) nodes = await job_page(name);
     else if (page === "schedules") nodes = await schedules_page();
     else if (page === "workers") nodes = await workers_page();
     else nodes = await overview();
   } catch (e) {
-    if (generation === state.generation) say(e.message);
+    if (generation !== state.generation) return;
+    // In place of the page, never over the previous one: its figures are not this page's.
+    const title = page === "queue" && name ? ["Queue ", name] : page === "job" && name ? ["Job ", name]
+      : page === "schedules" ? "Schedules" : page === "workers" ? "Workers" : "Queues";
+    view.replaceChildren(h("h1", {}, title),
+      h("p", { id: "page-error", class: "page-error", role: "alert" }, e.message),
+      h("p", {}, h("button", { type: "button", onclick: () => refresh() }, "Try again")));
+    $("updated").textContent = "failed " + new Date().toLocaleTimeString();
     return;
   }
   if (generation !== state.generation) return; // a newer page or refresh is on its way
@@ -478,6 +597,7 @@ async function render(generation) {
     : null;
   view.replaceChildren(...nodes.flat().filter(Boolean));
   for (const box of view.querySelectorAll("input.pick")) box.checked = picked.has(box.value);
+  sync_pick_all();
   const field = typing && $(typing.id);
   if (field && field.tagName === "INPUT") {
     field.value = typing.value;

@@ -10,7 +10,11 @@ read-only) and drives Debian's chromium through chromedriver and python3-seleniu
   change the queue in Redis; a bulk retry of two selected dead jobs moves those two back and
   nothing else, and so does a retry of the dead jobs matching a filter; the token is asked for once and a wrong one is refused in words; a read-only
   dashboard shows no action and refuses one a page sends anyway; a cross-origin POST is refused;
-  the files carry the security headers and an ETag.
+  the files carry the security headers and an ETag; a queue, a job id and a schedule with every
+  character they may have open from the page (links, the Find box, Pause/Resume, Run now); lists
+  show a line of a 200 KB result or a 2 KiB error (the API sends 300 bytes) and the job page all
+  of it; text that would be script as HTML runs nothing; a page that fails takes the previous
+  page's place; the icon is served.
 
 Run: dashboard_test.py FORQ_BINARY [SCREENSHOT_DIR]. With SCREENSHOT_DIR, a PNG of each page is
 written there (scripts/screenshots.sh).
@@ -26,6 +30,7 @@ import tempfile
 import time
 import unittest
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import redis
@@ -39,6 +44,11 @@ from selenium.webdriver.support.ui import WebDriverWait
 FORQ = sys.argv[1] if len(sys.argv) > 1 else "build/forq"
 SHOTS = sys.argv[2] if len(sys.argv) > 2 else ""
 TOKEN = "test-token-0123456789abcdef"
+# Names and ids with every character they may have (queues and schedules: A-Z a-z 0-9 _ . : -;
+# ids: any UTF-8 without control characters), and text a page must show as text.
+ODD_QUEUE = "a:b.c-d_e"
+ODD_ID = "caller:a/b c%20d#e?f=\u00fcber"  # a "%20" a second decoding would turn into a space
+HOSTILE = '<img src=x onerror="window.pwned=1"><script>window.pwned=1</script>'
 
 
 def free_port():
@@ -98,6 +108,21 @@ def dead_job(r, queue, job_id, reason):
          "errors": json.dumps(errors)}))
 
 
+def completed_job(r, queue, job_id, result):
+    """A job as a consumer leaves it done: in the results index, with its result record."""
+    now = int(time.time() * 1000) - 5000
+    r.rpush("forq:{%s}:results" % queue, now, 1, job_id)
+    r.hset("forq:{%s}:results:data" % queue, job_id, json.dumps(
+        {"result": result, "attempt": 1, "finished_ms": now}))
+    r.hincrby("forq:{%s}:stats" % queue, "completed", 1)
+    r.hincrby("forq:{%s}:stats" % queue, "results_kept", 1)
+
+
+def quote(text):
+    """One path segment or hash part, percent-encoded as encodeURIComponent does."""
+    return urllib.parse.quote(text, safe="-_.!~*'()")
+
+
 def done_in_minute(m):
     return 100 + (m * 37) % 50
 
@@ -138,6 +163,7 @@ class DashboardTest(unittest.TestCase):
         for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                     "--window-size=1280,900"):
             options.add_argument(arg)
+        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # to see a favicon 404
         options.binary_location = "/usr/bin/chromium"
         cls.browser = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
         cls.browser.set_page_load_timeout(30)
@@ -190,7 +216,7 @@ class DashboardTest(unittest.TestCase):
             except StaleElementReferenceException:  # redrawn while looking: look again
                 pass
             return None
-        return WebDriverWait(self.browser, limit).until(lambda _: look())
+        return WebDriverWait(self.browser, limit, poll_frequency=0.05).until(lambda _: look())
 
     def click(self, find):
         """Clicks what `find()` returns, finding it again if a redraw replaced it."""
@@ -215,6 +241,50 @@ class DashboardTest(unittest.TestCase):
 
     def cell(self, queue, field):
         return self.row(queue).find_element(By.CSS_SELECTOR, 'td[data-field="%s"]' % field).text
+
+    def job_row(self, list_name, job_id):
+        """The row of a job in a list (ids are compared as they are, not as CSS)."""
+        def look():
+            try:
+                for tr in self.browser.find_elements(By.CSS_SELECTOR, '#jobs[data-list="%s"] tbody tr' % list_name):
+                    if tr.get_attribute("data-id") == job_id:
+                        return tr
+            except StaleElementReferenceException:
+                pass
+            return None
+        return WebDriverWait(self.browser, 15, poll_frequency=0.05).until(lambda _: look())
+
+    def api(self, method, path, body=None):
+        request = urllib.request.Request(
+            self.tree.base + path, method=method, data=None if body is None else json.dumps(body).encode(),
+            headers={"Authorization": "Bearer " + TOKEN, "Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as r:
+            return r.read()
+
+    def text_of(self, css):
+        """All the text of an element, drawn or not (a clipped cell, a long value)."""
+        return self.find(css).get_attribute("textContent")
+
+    def no_script_ran(self):
+        self.assertIsNone(self.browser.execute_script("return window.pwned;"))
+        self.assertEqual(self.browser.find_elements(By.CSS_SELECTOR, "main img, main script"), [])
+
+    def odd_queue(self):
+        """Queue a:b.c-d_e, seeded once: a ready job with an id of every kind of character, a dead
+        job with a 2 KiB error, a dead job a schedule's slot made, and a job done with a 200 KB
+        result; text that would run script if drawn as HTML in each."""
+        cls = type(self)
+        if getattr(cls, "odd_seeded", False):
+            return
+        cls.odd_seeded = True
+        self.api("POST", "/v1/queues/%s/jobs" % quote(ODD_QUEUE),
+                 {"id": ODD_ID, "handler": "echo", "payload": {"html": HOSTILE}})
+        lines = ["  at frame %d of a long stack %s" % (i, "." * 40) for i in range(30)]
+        cls.long_error = (HOSTILE + "\n" + "\n".join(lines))[:2048]
+        dead_job(self.r, ODD_QUEUE, "long-error", cls.long_error)
+        dead_job(self.r, ODD_QUEUE, "schedule:reports:daily:1767236400000", "the slot's job failed")
+        completed_job(self.r, ODD_QUEUE, "big-result", {"html": HOSTILE, "blob": "x" * 200000})
+        self.r.sadd("forq:queues", ODD_QUEUE)
 
     def live_workers(self):
         """Each tree's one worker says it is alive (forq:workers, forq:worker:<host>:<pid>)."""
@@ -464,6 +534,147 @@ class DashboardTest(unittest.TestCase):
         finally:
             subprocess.run(schedule[:2] + ["remove", "nightly"] + schedule[2:],
                            check=True, capture_output=True, timeout=30, env=env)
+
+    def test_9c_names_and_ids_with_every_allowed_character_open(self):
+        self.odd_queue()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FORQ_")}
+        schedule = [FORQ, "schedule", "--redis", self.url, "--queue", ODD_QUEUE]
+        subprocess.run(schedule[:2] + ["add", "reports:daily"] + schedule[2:] +
+                       ["--cron", "0 3 * * *", "--handler", "echo", "{}"],
+                       check=True, capture_output=True, timeout=30, env=env)
+        try:
+            self.open(self.tree, "", "Queues")
+            self.browser.execute_script("sessionStorage.setItem('forq-token', arguments[0]);", TOKEN)
+            # The overview's link opens the queue's page, and the Ready list's link the job's.
+            self.click(lambda: self.row(ODD_QUEUE).find_element(By.CSS_SELECTOR, "a"))
+            self.find("main h1", "Queue " + ODD_QUEUE)
+            self.assertEqual(self.browser.current_url, self.tree.base + "/ui/#/queue/a%3Ab.c-d_e")
+            self.click(lambda: self.job_row("ready", ODD_ID).find_element(By.CSS_SELECTOR, "a[href^=\"#/job/\"]"))
+            self.assertEqual(self.find('#job dd[data-field="id"]').text, ODD_ID)
+            self.assertEqual(self.find('#job dd[data-field="state"]').text, "ready")
+            self.assertIn(HOSTILE.replace('"', '\\"'), self.text_of('#job dd[data-field="payload"]'))
+            self.no_script_ran()
+            # The Find box takes the id as typed (encoded once in the hash, decoded once).
+            self.open(self.tree, "workers", "Workers")
+            self.type_into("#find-id", ODD_ID)
+            self.click(lambda: self.find("#find button"))
+            self.assertEqual(self.find('#job dd[data-field="id"]').text, ODD_ID)
+            self.assertEqual(self.browser.execute_script("return location.hash;"), "#/job/" + quote(ODD_ID))
+            # The job a schedule's slot made (schedule:<name>:<ms>), from the Dead list.
+            self.open(self.tree, "queue/" + quote(ODD_QUEUE), "Queue " + ODD_QUEUE)
+            self.click(lambda: self.find('button[data-tab="dead"]'))
+            slot_job = "schedule:reports:daily:1767236400000"
+            self.click(lambda: self.job_row("dead", slot_job).find_element(By.CSS_SELECTOR, "a[href^=\"#/job/\"]"))
+            self.assertEqual(self.find('#job dd[data-field="id"]').text, slot_job)
+
+            def schedule_state():
+                got = json.loads(self.api("GET", "/v1/queues/%s/schedules" % quote(ODD_QUEUE)))
+                return {x["name"]: x["state"] for x in got}.get("reports:daily")
+
+            def schedule_button(label):
+                return self.find('table.schedules tr[data-schedule="reports:daily"]').find_element(
+                    By.XPATH, ".//button[text()='%s']" % label)
+            # Schedule reports:daily paused and resumed from its queue's page...
+            self.open(self.tree, "queue/" + quote(ODD_QUEUE), "Queue " + ODD_QUEUE)
+            self.click(lambda: schedule_button("Pause"))
+            self.find("#message.info", "schedule reports:daily paused")
+            wait_until("the schedule paused", lambda: schedule_state() == "paused")
+            self.click(lambda: schedule_button("Resume"))
+            self.find("#message.info", "schedule reports:daily resumed")
+            wait_until("the schedule resumed", lambda: schedule_state() == "active")
+            # ... and run now from the Schedules page: its job opens from the link it leaves.
+            self.open(self.tree, "schedules", "Schedules")
+            self.click(lambda: schedule_button("Run now"))
+            made = self.find("#message.info #made-job").text
+            self.shot("schedules")
+            self.assertTrue(made.startswith("schedule:reports:daily:"), made)
+            self.click(lambda: self.find("#made-job"))
+            self.assertEqual(self.find('#job dd[data-field="id"]').text, made)
+            self.assertEqual(self.find('#job dd[data-field="queue"]').text, ODD_QUEUE)
+            self.assertEqual(self.browser.find_elements(By.CSS_SELECTOR, "#page-error, #not-found"), [])
+        finally:
+            subprocess.run(schedule[:2] + ["remove", "reports:daily"] + schedule[2:],
+                           check=True, capture_output=True, timeout=30, env=env)
+
+    def test_9d_lists_show_a_line_of_a_long_value_and_the_job_page_all_of_it(self):
+        self.odd_queue()
+        # The list answers carry 300 bytes of each long value, not 200 KB; the job all of it.
+        body = self.api("GET", "/v1/queues/%s/jobs?state=completed" % quote(ODD_QUEUE))
+        self.assertLess(len(body), 2000)
+        self.assertEqual(json.loads(body)[0]["truncated"], ["result"])
+        self.assertEqual(len(json.loads(self.api("GET", "/v1/jobs/big-result"))["result"]["blob"]), 200000)
+        body = self.api("GET", "/v1/queues/%s/jobs?state=dead" % quote(ODD_QUEUE))
+        long_one = [j for j in json.loads(body) if j["id"] == "long-error"][0]
+        self.assertEqual(long_one["truncated"], ["last_error", "reason", "errors"])
+        self.assertEqual(long_one["reason"], self.long_error[:300])
+        self.assertLess(len(body), 6000)
+        self.open(self.tree, "queue/" + quote(ODD_QUEUE), "Queue " + ODD_QUEUE)
+        # An hour without failures draws no red line along the baseline.
+        jobs_chart = self.find("#charts figure.chart")
+        self.assertEqual(jobs_chart.find_elements(By.CSS_SELECTOR, "polyline.failed, circle.failed"), [])
+        self.assertIn("failed: none", jobs_chart.text)
+        # Each list's row is one line high, its long value cut with an ellipsis.
+        self.click(lambda: self.find('button[data-tab="completed"]'))
+        row = self.job_row("completed", "big-result")
+        self.assertLess(row.size["height"], 80)
+        self.assertTrue(row.find_element(By.CSS_SELECTOR, ".clip").get_attribute("textContent").endswith("…"))
+        self.assertEqual(row.find_element(By.CSS_SELECTOR, ".badge.state-completed").text, "completed")
+        self.assertLess(self.browser.execute_script("return document.documentElement.scrollHeight;"), 2000)
+        self.shot("queue-completed")
+        self.click(lambda: self.find('button[data-tab="dead"]'))
+        row = self.job_row("dead", "long-error")
+        self.assertLess(row.size["height"], 80)
+        self.assertIn(HOSTILE, row.find_element(By.CSS_SELECTOR, ".clip").get_attribute("title"))
+        self.assertNotEqual(row.find_element(By.CSS_SELECTOR, ".badge.state-dead").value_of_css_property("color"),
+                            self.find(".card.state-completed").value_of_css_property("border-top-color"))
+        self.no_script_ran()
+        # Select all ticks every dead job of the page, and clears them.
+        self.click(lambda: self.find("#pick-all"))
+        boxes = self.browser.find_elements(By.CSS_SELECTOR, "input.pick")
+        self.assertEqual([b.is_selected() for b in boxes], [True, True])
+        self.click(lambda: self.find("#pick-all"))
+        self.assertEqual([b.is_selected() for b in self.browser.find_elements(By.CSS_SELECTOR, "input.pick")], [False, False])
+        self.type_into("#search-text", "onerror")
+        self.click(lambda: self.find("#search button"))
+        for job in ("long-error", "big-result"):
+            self.assertLess(self.job_row("found", job).size["height"], 80)
+        self.no_script_ran()
+        self.shot("queue-long-values")
+        # The job page has the whole value: a long one shown on demand, a 2 KiB one at once.
+        self.open(self.tree, "job/big-result", "Job big-result")
+        result = '#job dd[data-field="result"]'
+        self.assertLess(len(self.text_of(result + " pre")), 5000)
+        self.shot("job-long-value")
+        self.click(lambda: self.find(result + " button.show-all"))
+        self.assertGreater(len(self.text_of(result + " pre")), 200000)
+        self.assertEqual(self.browser.find_elements(By.CSS_SELECTOR, result + " button.show-all"), [])
+        # Labels as people read them, times as dates and how long ago.
+        labels = [dt.text for dt in self.browser.find_elements(By.CSS_SELECTOR, "#job dt")]
+        self.assertIn("Finished at", labels)
+        self.assertNotIn("finished_ms", labels)
+        self.assertRegex(self.find('#job dd[data-field="finished_ms"]').text, r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC \d+ (s|min) ago$")
+        self.no_script_ran()
+        self.open(self.tree, "job/long-error", "Job long-error")
+        self.assertEqual(self.text_of('#job dd[data-field="reason"]'), self.long_error)
+        self.assertIn("Died at", [dt.text for dt in self.browser.find_elements(By.CSS_SELECTOR, "#job dt")])
+        self.no_script_ran()
+        self.shot("job-long-error")
+
+    def test_9e_a_page_that_fails_takes_the_previous_ones_place_and_the_icon_is_served(self):
+        for page, why in (("queue/no%20such%20queue!", "is not allowed"), ("job/100%", "percent-encoded")):
+            self.open(self.tree, "queue/emails", "Queue emails")
+            self.find("#charts")
+            self.browser.get(self.tree.base + "/ui/#/" + page)
+            self.assertIn(why, self.find("#page-error").text)
+            self.assertEqual(self.browser.find_elements(By.CSS_SELECTOR, "#jobs, #charts"), [])
+            self.assertIsNotNone(self.browser.find_element(By.ID, "message").get_attribute("hidden"))
+            self.shot("page-error")
+        self.assertEqual(self.find("main h1").text, "Job 100%")
+        for path in ("/favicon.ico", "/ui/favicon.svg"):
+            with urllib.request.urlopen(self.tree.base + path, timeout=10) as r:
+                self.assertEqual(r.headers["Content-Type"], "image/svg+xml")
+                self.assertIn(b"<svg", r.read())
+        self.assertEqual([e for e in self.browser.get_log("browser") if "favicon" in e["message"]], [])
 
 
 if __name__ == "__main__":

@@ -246,9 +246,10 @@ TEST_F(http_test, schedules_are_added_listed_paused_run_and_removed) {
   EXPECT_EQ(call(port_, "POST", at + "/resume").status, 200);
 
   // /metrics shows the schedules of the queues this forq consumes (here: default).
-  ASSERT_EQ(
-      call(port_, "PUT", "/v1/queues/default/schedules/beat", R"({"every_ms":3600000})").status,
-      201);
+  ASSERT_EQ(call(port_, "PUT", "/v1/queues/default/schedules/beat",
+                 R"({"every_ms":3600000,"handler":"noop"})")
+                .status,
+            201);
   auto m = call(port_, "GET", "/metrics").body;
   EXPECT_NE(m.find(R"(forq_schedule_runs_total{queue="default",schedule="beat"} 0)"),
             std::string::npos)
@@ -293,11 +294,23 @@ TEST_F(http_test, bad_requests_get_clear_errors_and_hurt_no_one_else) {
            {"POST", "/v1/queues/bad{name}/jobs", R"({"handler":"echo"})", 400, "queue name"},
            {"GET", "/nowhere", "", 404, "no such path"},
            {"PUT", "/v1/queues", "", 404, "no such endpoint"},
+           // A queue this Redis never saw is most likely a typo: said, and nothing set up.
+           {"GET", "/v1/queues/defualt", "", 404, "no queue defualt on this Redis"},
+           {"POST", "/v1/queues/defualt/pause", "", 404, "add ?create=true"},
+           {"POST", "/v1/queues/defualt/resume", "", 404, "add ?create=true"},
+           {"PUT", "/v1/queues/defualt/rate_limit", R"({"max":5,"per_ms":1000})", 404,
+            "add ?create=true"},
        }) {
     auto r = call(port_, b.method, b.path, b.body);
     EXPECT_EQ(r.status, b.status) << b.method << " " << b.path << ": " << r.body;
     EXPECT_NE(r.body.find(b.says), std::string::npos) << r.body;
   }
+  auto listed = call(port_, "GET", "/v1/queues");
+  EXPECT_EQ(listed.body.find("defualt"), std::string::npos) << listed.body;
+  auto created = call(port_, "POST", "/v1/queues/later/pause?create=true");
+  EXPECT_EQ(created.status, 200) << created.body;
+  EXPECT_EQ(call(port_, "GET", "/v1/queues/later").status, 200);
+  EXPECT_EQ(call(port_, "GET", "/v1/queues/default").status, 200);
   // Over the 1 MiB limit.
   auto big = call(port_, "POST", "/v1/queues/default/jobs", std::string(2u << 20, 'a'));
   EXPECT_EQ(big.status, 413);

@@ -90,15 +90,16 @@ TEST(http_routes, the_api_s_paths_become_calls_with_their_arguments) {
 // itself reach the call as they were enqueued.
 TEST(http_routes, each_path_segment_is_percent_decoded_once) {
   auto cfg = test_config();
-  auto job = called(route(cfg, handlers, req("GET", "/v1/jobs/schedule%3Aminutely%3A1796638800000")));
+  auto job =
+      called(route(cfg, handlers, req("GET", "/v1/jobs/schedule%3Aminutely%3A1796638800000")));
   EXPECT_EQ(job.id, "schedule:minutely:1796638800000");
   EXPECT_EQ(called(route(cfg, handlers, req("GET", "/v1/jobs/a%2Fb%20c%2525"))).id, "a/b c%25");
   EXPECT_EQ(called(route(cfg, handlers, req("GET", "/v1/jobs/a+b%zz%4"))).id, "a+b%zz%4");
   auto stats = called(route(cfg, handlers, req("GET", "/v1/queues/a%3Ab")));
   EXPECT_EQ(stats.what, op::queue_stats);
   EXPECT_EQ(stats.queue, "a:b");
-  auto run = called(
-      route(cfg, handlers, req("POST", "/v1/queues/a%3Ab/schedules/reports%3Adaily/run")));
+  auto run =
+      called(route(cfg, handlers, req("POST", "/v1/queues/a%3Ab/schedules/reports%3Adaily/run")));
   EXPECT_EQ(run.what, op::schedule_action);
   EXPECT_EQ(run.queue, "a:b");
   EXPECT_EQ(run.name, "reports:daily");
@@ -204,6 +205,12 @@ TEST(http_routes, schedule_paths_become_calls_and_bad_definitions_are_refused_be
             400, "the schedules setting's own"},
            {"PUT", "/v1/queues/emails/schedules/bad name", R"({"every_ms":1000})", 400,
             "is not allowed"},
+           // As POST .../jobs: a handler this forq does not run, or none where the queue has
+           // no default here, would make a dead job every slot.
+           {"PUT", "/v1/queues/emails/schedules/digest", R"({"every_ms":1000,"handler":"nope"})",
+            400, "unknown handler \"nope\"; this forq runs: noop, echo, mailer"},
+           {"PUT", "/v1/queues/default/schedules/digest", R"({"every_ms":1000})", 400,
+            "\"handler\" (a string) is required: queue \"default\" has no default handler here"},
            {"POST", "/v1/queues/emails/schedules", "", 405, "takes GET"},
            {"POST", "/v1/queues/emails/schedules/digest/explode", "", 404, "no such endpoint"},
        }) {
