@@ -480,11 +480,11 @@ std::optional<int> run_command(command_line& c, const forq::config& cfg) {
     return forq::cli::schedule_add(cfg, c.sched);
   }
   if (c.schedule_list->parsed())
-    return forq::cli::schedule_list(
-        cfg,
-        c.schedule_list->get_option("--queue")->count() > 0 ? std::optional(c.sched.queue)
-                                                            : std::nullopt,
-        c.schedule_json);
+    return forq::cli::schedule_list(cfg,
+                                    c.schedule_list->get_option("--queue")->count() > 0
+                                        ? std::optional(c.sched.queue)
+                                        : std::nullopt,
+                                    c.schedule_json);
   for (auto* sub : {c.schedule_remove, c.schedule_pause, c.schedule_resume, c.schedule_run})
     if (sub->parsed())
       return forq::cli::schedule_act(cfg, sub->get_name(), c.sched.queue, c.sched.name);
@@ -612,7 +612,8 @@ int run_program(int argc, char** argv, forq::handler_map handlers,
       }
       return usage_error(*name + " is a setting of forq serve; `" + command +
                          "` takes its own options and the connection settings (--redis, "
-                         "--data-dir, ...) only: see `" + command + " --help`");
+                         "--data-dir, ...) only: see `" +
+                         command + " --help`");
     }
   }
   auto loaded = forq::load_config(c.flags.sources(), forq::config_sources::process_env_names());

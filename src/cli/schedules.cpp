@@ -114,9 +114,10 @@ int schedule_add(const config& cfg, const schedule_args& a) {
   // worker has makes a dead job every slot.
   // The workers may be on other hosts with other settings: warned about, not refused.
   if (a.handler.empty() && a.default_handler.empty())
-    std::fprintf(stderr, "forq: warning: no --handler: each slot's job runs queue %s's default "
-                         "handler (--queues %s=HANDLER on its workers); a worker without one "
-                         "makes each slot's job dead\n",
+    std::fprintf(stderr,
+                 "forq: warning: no --handler: each slot's job runs queue %s's default "
+                 "handler (--queues %s=HANDLER on its workers); a worker without one "
+                 "makes each slot's job dead\n",
                  a.queue.c_str(), a.queue.c_str());
   if (!a.handler.empty() && std::find(a.known_handlers.begin(), a.known_handlers.end(),
                                       a.handler) == a.known_handlers.end()) {

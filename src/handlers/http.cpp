@@ -1,7 +1,7 @@
 // The http handler: POSTs each job to the app (the sidecar's delivery). Boost.Beast client,
 // keep-alive connections reused per handler (one handler per worker and name).
-#include "forq/handlers.hpp"
 #include "cloexec.hpp"
+#include "forq/handlers.hpp"
 #include "queue/job.hpp"
 #include "utf8.hpp"
 

@@ -736,8 +736,8 @@ TEST_F(client_test, looking_up_an_unknown_id_costs_the_same_with_a_large_backlog
     FORQ_CO_ASSERT(added);
   });
   for (int i = 0; i < 50; ++i) // a full results index too
-    redis_.command({"RPUSH", "forq:{work}:results", "1700000000000", "2", "done-" +
-                    std::to_string(2 * i), "done-" + std::to_string(2 * i + 1)});
+    redis_.command({"RPUSH", "forq:{work}:results", "1700000000000", "2",
+                    "done-" + std::to_string(2 * i), "done-" + std::to_string(2 * i + 1)});
   const auto first = net_output_bytes(redis_);
   const auto before = net_output_bytes(redis_);
   const auto info_cost = before - first; // INFO's own reply

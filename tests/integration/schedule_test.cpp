@@ -470,10 +470,10 @@ namespace {
 // (it gives the role up; the others look five times a second), so a schedule every second with
 // missed = skip (a slot runs only if at most a second late) loses no slot across two SIGHUPs.
 TEST_F(schedule_test, a_reload_keeps_every_slot_of_a_schedule_every_second) {
-  ASSERT_EQ(forq({"schedule", "add", "tick", "--every", "1s", "--missed", "skip", "--handler",
-                  "noop"})
-                .exit_code,
-            0);
+  ASSERT_EQ(
+      forq({"schedule", "add", "tick", "--every", "1s", "--missed", "skip", "--handler", "noop"})
+          .exit_code,
+      0);
   auto p = serve("a", 2);
   // Its first slot is at least 5 s after the add (docs/schedules.md).
   for (int i = 0; i < 100 && jobs_of("tick").empty(); ++i)

@@ -393,8 +393,7 @@ TEST_F(workers_test, the_open_files_limit_is_raised_to_what_the_queues_need_or_n
 TEST_F(workers_test, a_command_gets_only_its_pipes_and_none_of_forqs_settings) {
   auto pidfile = (dir_ / "left.pid").string();
   boost::json::object handlers;
-  handlers["probe"] = {
-      {"exec", boost::json::array{"/usr/bin/python3", "-c", R"(
+  handlers["probe"] = {{"exec", boost::json::array{"/usr/bin/python3", "-c", R"(
 import json, os, sys
 sys.stdin.read()
 fds = []
@@ -412,8 +411,10 @@ print(json.dumps({"fds": fds, "forq": sorted(k for k in os.environ if k.startswi
                                   "cat >/dev/null; setsid sleep 60 </dev/null >/dev/null 2>&1 & "
                                   "echo $! > " +
                                       pidfile}}};
-  std::vector<std::string> argv{forq_bin,   "serve",       "--workers",  "1",
-                                "--listen", "127.0.0.1:0", "--data-dir", (dir_ / "data").string(),
+  std::vector<std::string> argv{forq_bin,     "serve",
+                                "--workers",  "1",
+                                "--listen",   "127.0.0.1:0",
+                                "--data-dir", (dir_ / "data").string(),
                                 "--handlers", boost::json::serialize(handlers)};
   child_process p(argv, {"FORQ_REDIS_URL=" + redis_.url(), "FORQ_API_TOKEN=sekrit-token-0123456789",
                          "FORQ_LOG_LEVEL=info"});

@@ -100,12 +100,15 @@ TEST_F(log_test, text_lines_carry_role_and_pid) {
 // a second line: control characters and bytes that are not UTF-8 are written as escapes.
 TEST_F(log_test, text_lines_escape_what_a_job_could_smuggle_in) {
   init(forq::log_format::text, forq::log_level::info, "worker 1");
-  spdlog::warn("job {} failed: {}", "x\x1b[2J", "line one\n2026-01-01T00:00:00.000Z info  forged\t\xc2\x9b\xff \\n");
+  spdlog::warn("job {} failed: {}", "x\x1b[2J",
+               "line one\n2026-01-01T00:00:00.000Z info  forged\t\xc2\x9b\xff \\n");
   spdlog::default_logger()->flush();
   auto got = lines(out_.str());
   ASSERT_EQ(got.size(), 1u) << out_.str();
-  EXPECT_NE(got[0].find(R"(job x\x1b[2J failed: line one\n2026-01-01T00:00:00.000Z info  forged\t\u009b\xff \\n)"),
-            std::string::npos)
+  EXPECT_NE(
+      got[0].find(
+          R"(job x\x1b[2J failed: line one\n2026-01-01T00:00:00.000Z info  forged\t\u009b\xff \\n)"),
+      std::string::npos)
       << got[0];
   EXPECT_EQ(forq::printable("caf\xc3\xa9 ok"), "caf\xc3\xa9 ok"); // other text unchanged
 }

@@ -79,7 +79,8 @@ TEST(job_ids, a_caller_id_shaped_like_a_generated_one_is_refused) {
   // Ids are printed in lines, logs and terminals: no control character gets in.
   for (std::string bad : {std::string("a\nb"), std::string("a\tb"), std::string("a\0b", 3),
                           std::string("\x1b[31mred"), std::string("del\x7f"),
-                          std::string("c1\xc2\x9b" "2J")}) {
+                          std::string("c1\xc2\x9b"
+                                      "2J")}) {
     ok.id = bad;
     ASSERT_FALSE(check_job(ok)) << bad;
     EXPECT_NE(check_job(ok).error().message().find("control characters"), std::string::npos);
