@@ -22,16 +22,21 @@ local has_data = redis.call('EXISTS', KEYS[2]) == 1
 local has_entries = redis.call('EXISTS', KEYS[4]) == 1
 local next_due = 0 -- the budget ran out: more now
 local emptied = false -- the whole index was evicted: the counter is 0, whatever it said
--- The head of the list is read a window at a time (a redis.call costs about as much as a few
--- evictions: not two calls a batch), and the whole batches evicted go in one LTRIM at the end:
--- the list's first `drop` elements.
--- Within max_results only age evicts, and usually nothing is due: the first look reads one
--- header, not a whole window.
+-- Only the batch headers are read here (the ids, when HDEL needs them, are read apart): after a
+-- batch of many ids the next header is read alone (two elements: a window would bring ids only
+-- to drop them, and turning a reply into Lua strings is most of a call's cost), after small
+-- batches a window at a time (a redis.call costs about as much as a few evictions: not one
+-- call per small batch). The whole batches evicted go in one LTRIM at the end: the list's
+-- first `drop` elements.
+-- The first look reads one header (within max_results only age evicts, and usually nothing is
+-- due; beyond it, the batch's size says how to read on).
 local full = 2 * budget + 2
-local span = excess > 0 and full or 2
+local span = 2
+local last_n = nil -- the size of the last batch looked at
 local window, base = {}, 0 -- window[i] is the list's element base + i - 1
 local function at(i)
   if i < base or i >= base + #window then
+    if last_n then span = last_n >= 8 and 2 or full end
     window = redis.call('LRANGE', KEYS[1], i, i + span - 1)
     base = i
     span = full -- a second look: there is more to read
@@ -53,6 +58,7 @@ while evicted + junk < budget do
     break
   end
   local ms, n = tonumber(ms_text), tonumber(n_text)
+  last_n = n
   if not ms or not n or n < 0 or n ~= math.floor(n) then
     drop = drop + 1 -- not forq's: drop the element, never stop tidying on it
     junk = junk + 1

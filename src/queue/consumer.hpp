@@ -301,6 +301,8 @@ class consumer {
   std::set<std::string> settled_streams_; // entries settled since the last tidy
   // When the oldest result kept is due for eviction (tidy.lua says); max: none, or not known.
   std::chrono::steady_clock::time_point evict_at_ = std::chrono::steady_clock::time_point::max();
+  bool evicting_ = false; // the last tidy said "more now": calls go back to back
+  std::chrono::steady_clock::time_point trimmed_at_{}; // the streams' last trim
   std::array<bool, 10> noted_priorities_{}; // in the queue's `priorities` set (this process)
   std::array<bool, 10> priorities_seen_{};  // the set as stall recovery last read it...
   std::optional<std::chrono::steady_clock::time_point> priorities_read_; // ...and when

@@ -63,11 +63,19 @@ asio::awaitable<void> consumer::tidy(bool all) {
   key_storage.push_back(k.stats);
   key_storage.push_back(k.entries);
   std::vector<std::string> streams;
-  if (all)
+  // While results are evicted back to back (a drain past max_results: a call every ~0.1 ms),
+  // the streams are trimmed once per tidy_every, not by every call: a trim is an XPENDING and
+  // an XTRIM per stream, most of what a call costs when it evicts 100 results.
+  const auto now_steady = std::chrono::steady_clock::now();
+  const bool trim = all || !evicting_ || now_steady - trimmed_at_ >= options_.tidy_every;
+  if (all) {
     streams = k.streams();
-  else
+    settled_streams_.clear();
+  } else if (trim) {
     streams.assign(settled_streams_.begin(), settled_streams_.end());
-  settled_streams_.clear();
+    settled_streams_.clear();
+  }
+  if (trim) trimmed_at_ = now_steady;
   key_storage.insert(key_storage.end(), streams.begin(), streams.end());
   std::vector<std::string_view> keys_v(key_storage.begin(), key_storage.end());
   const auto keep_ms = std::to_string(options_.keep_results.count());
@@ -93,6 +101,7 @@ asio::awaitable<void> consumer::tidy(bool all) {
   auto r = co_await redis::eval(pool_.commands(), detail::scripts().tidy, keys_v, args);
   if (r && r->is_array() && r->elements().size() == 3) {
     auto next = r->elements()[2].as_integer().value_or(-1);
+    evicting_ = next == 0;
     evict_at_ = next < 0 ? std::chrono::steady_clock::time_point::max()
                          : std::chrono::steady_clock::now() + milliseconds(next);
     co_return;
