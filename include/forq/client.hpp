@@ -100,6 +100,11 @@ class client {
   // Nothing: no queue knows the id (never enqueued, or completed and its record evicted).
   boost::asio::awaitable<expected<std::optional<job_info>>> get_job(std::string_view queue,
                                                                     std::string_view id);
+  // The job with this id in whichever queue knows it (the first, by name: a generated id is
+  // unique in its queue only, so give the queue to get_job when it is known). Reads by key only:
+  // one round trip per 100 queues says which queues may hold it, then those are looked in, so
+  // an unknown id costs a few small round trips however many queues and jobs there are.
+  boost::asio::awaitable<expected<std::optional<job_info>>> find_job(std::string_view id);
 
   boost::asio::awaitable<expected<queue_stats>> stats(std::string_view queue);
   // Many queues' stats, 100 queues a round trip (two trips each), every command on one key (so

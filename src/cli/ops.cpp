@@ -243,24 +243,19 @@ int queues(const config& cfg, bool as_json) {
 int job(const config& cfg, const std::string& id, const std::optional<std::string>& queue,
         bool as_json) {
   return with_client(cfg, [&](client& c) -> asio::awaitable<int> {
-    std::vector<std::string> where;
-    if (queue) {
-      where.push_back(*queue);
-    } else {
-      auto names = co_await c.queues();
-      if (!names) {
-        fail(redis_error(names.error()));
-        co_return exit_code::failure;
-      }
-      where = *names;
+    // One queue, or whichever knows the id (a few round trips however many queues there are).
+    // (Each co_await a statement of its own: GCC 12 loses temporaries across one in an
+    // expression.)
+    expected<std::optional<job_info>> r = std::optional<job_info>();
+    if (queue)
+      r = co_await c.get_job(*queue, id);
+    else
+      r = co_await c.find_job(id);
+    if (!r) {
+      fail(redis_error(r.error()));
+      co_return exit_code::failure;
     }
-    for (const auto& q : where) {
-      auto r = co_await c.get_job(q, id);
-      if (!r) {
-        fail(redis_error(r.error()));
-        co_return exit_code::failure;
-      }
-      if (!*r) continue;
+    if (*r) {
       const auto& info = **r;
       if (as_json) {
         std::printf("%s\n", queue::serialize_utf8(info.to_json()).c_str());

@@ -471,13 +471,9 @@ asio::awaitable<reply_t> run_call(http_context& ctx, api_call call) {
     co_return json_reply(bhttp::status::ok, s->front().to_json());
   }
   case op::get_job: {
-    auto names = co_await c.queues();
-    if (!names) co_return redis_down(names.error());
-    for (const auto& n : *names) {
-      auto info = co_await c.get_job(n, call.id);
-      if (!info) co_return redis_down(info.error());
-      if (*info) co_return json_reply(bhttp::status::ok, (*info)->to_json());
-    }
+    auto info = co_await c.find_job(call.id);
+    if (!info) co_return redis_down(info.error());
+    if (*info) co_return json_reply(bhttp::status::ok, (*info)->to_json());
     co_return error_reply(bhttp::status::not_found, "no job " + call.id);
   }
   case op::post_job:

@@ -279,17 +279,37 @@ class job_lookup {
     info_.id = id;
   }
 
+  // Everything addressable by the id, as `first_reads` commands: its records, its caller id's
+  // marker, the entries index, the results index; for a generated id, its first entry.
+  static constexpr std::size_t first_reads = 9;
+  static void push_first(redis::request& req, const queue::keys& k, std::string_view queue,
+                         std::string_view id) {
+    req.push("HGET", k.results_data, id);                // 0
+    req.push("HGET", k.dead_jobs, id);                   // 1
+    req.push("ZSCORE", k.dead, id);                      // 2
+    req.push("HGET", k.delayed_jobs, id);                // 3
+    req.push("ZSCORE", k.delayed, id);                   // 4
+    req.push("GET", queue::keys::unique_key(queue, id)); // 5: caller id -> first entry id
+    req.push("HGET", k.entries, id);                     // 6: its latest entry, if moved
+    req.push("LPOS", k.results, id);                     // 7: in the results index?
+    if (auto e = queue::entry_of(id))                    // 8: a generated id's entry
+      req.push("XRANGE", k.stream_for(e->second), e->first, e->first);
+    else
+      req.push("EXISTS", k.meta); // (a placeholder on the queue's slot: read as "no entry")
+  }
+  // Whether the first reads found anything of the id in this queue.
+  static bool maybe_here(const redis::connection::response& r, std::size_t at,
+                         std::string_view id) {
+    for (std::size_t i = at; i < at + 8 && i < r.size(); ++i)
+      if (!r[i].is_nil() && !r[i].is_error()) return true;
+    return queue::entry_of(id) && at + 8 < r.size() && r[at + 8].is_array() &&
+           !r[at + 8].elements().empty();
+  }
+
   boost::asio::awaitable<found> run() {
     // Everything addressable by the id, in one round trip.
     redis::request req;
-    req.push("HGET", k_.results_data, id_);                     // 0
-    req.push("HGET", k_.dead_jobs, id_);                        // 1
-    req.push("ZSCORE", k_.dead, id_);                           // 2
-    req.push("HGET", k_.delayed_jobs, id_);                     // 3
-    req.push("ZSCORE", k_.delayed, id_);                        // 4
-    req.push("GET", queue::keys::unique_key(info_.queue, id_)); // 5: caller id -> first entry id
-    req.push("HGET", k_.entries, id_);                          // 6: its latest entry, if moved
-    req.push("LPOS", k_.results, id_);                          // 7: in the results index?
+    push_first(req, k_, info_.queue, id_);
     auto r = co_await exec(req);
     if (!r) co_return r.error();
     if (from_records(*r)) co_return info_;
@@ -439,6 +459,33 @@ boost::asio::awaitable<result<std::optional<job_info>>> client::get_job(std::str
   if (auto name = queue::check_queue_name(queue); !name) co_return name.error();
   job_lookup lookup(conn_, opts_, queue, id);
   co_return co_await lookup.run();
+}
+
+boost::asio::awaitable<result<std::optional<job_info>>> client::find_job(std::string_view id) {
+  auto names = co_await queues();
+  if (!names) co_return names.error();
+  constexpr std::size_t per_trip = 100;
+  for (std::size_t from = 0; from < names->size(); from += per_trip) {
+    const auto to = std::min(names->size(), from + per_trip);
+    redis::request req;
+    for (auto i = from; i < to; ++i) {
+      if (!queue::check_queue_name((*names)[i])) continue; // (read as absent below)
+      job_lookup::push_first(req, queue::keys((*names)[i]), (*names)[i], id);
+    }
+    auto r = co_await exec(req);
+    if (!r) co_return r.error();
+    std::size_t at = 0;
+    for (auto i = from; i < to; ++i) {
+      if (!queue::check_queue_name((*names)[i])) continue;
+      const bool here = job_lookup::maybe_here(*r, at, id);
+      at += job_lookup::first_reads;
+      if (!here) continue;
+      job_lookup lookup(conn_, opts_, (*names)[i], id);
+      auto found = co_await lookup.run();
+      if (!found || *found) co_return found;
+    }
+  }
+  co_return std::optional<job_info>();
 }
 
 boost::asio::awaitable<result<queue_stats>> client::stats(std::string_view queue) {

@@ -754,3 +754,49 @@ TEST_F(client_test, looking_up_an_unknown_id_costs_the_same_with_a_large_backlog
 }
 
 } // namespace
+
+namespace {
+
+// find_job looks in every queue at once, 100 queues a round trip, by key only: a job in the
+// 130th of 150 queues is found (and by a generated id, which names an entry), and an unknown
+// id costs Redis a few hundred bytes a queue, not the queues' contents.
+TEST_F(client_test, find_job_looks_in_every_queue_by_key_only) {
+  std::string generated;
+  with_client([&](client& cl) -> asio::awaitable<void> {
+    for (int i = 0; i < 150; ++i) {
+      auto q = "q" + std::to_string(1000 + i); // sorted as numbered
+      auto j = job_of("j", "{\"pad\":\"" + std::string(2000, 'x') + "\"}");
+      if (i == 130) j.id = "the-one";
+      auto r = co_await cl.enqueue(q, j);
+      FORQ_CO_ASSERT(r);
+      if (i == 140) generated = r->id;
+    }
+  });
+  with_client([&](client& cl) -> asio::awaitable<void> {
+    auto one = co_await cl.find_job("the-one");
+    FORQ_CO_ASSERT(one && *one);
+    EXPECT_EQ((*one)->queue, "q1130");
+    EXPECT_EQ((*one)->state, "ready");
+    // A generated id is unique in its queue only (entry ids of streams enqueued to in the same
+    // millisecond repeat): the first queue by name that holds it answers.
+    auto gen = co_await cl.find_job(generated);
+    FORQ_CO_ASSERT(gen && *gen);
+    EXPECT_EQ((*gen)->id, generated);
+    EXPECT_LE((*gen)->queue, "q1140");
+    auto there = co_await cl.get_job("q1140", generated);
+    FORQ_CO_ASSERT(there && *there);
+  });
+  const auto first = net_output_bytes(redis_);
+  const auto before = net_output_bytes(redis_);
+  const auto info_cost = before - first;
+  with_client([&](client& cl) -> asio::awaitable<void> {
+    auto none = co_await cl.find_job("nobody-has-this");
+    FORQ_CO_ASSERT(none);
+    EXPECT_FALSE(*none);
+  });
+  const auto sent = net_output_bytes(redis_) - before - info_cost;
+  // The queue names (SMEMBERS) and nine small replies a queue: far below one payload a queue.
+  EXPECT_LT(sent, 150 * 200) << sent;
+}
+
+} // namespace
