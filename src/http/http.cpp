@@ -471,7 +471,11 @@ asio::awaitable<reply_t> run_call(http_context& ctx, api_call call) {
     co_return json_reply(bhttp::status::ok, s->front().to_json());
   }
   case op::get_job: {
-    auto info = co_await c.find_job(call.id);
+    expected<std::optional<job_info>> info = std::optional<job_info>();
+    if (call.queue.empty())
+      info = co_await c.find_job(call.id);
+    else
+      info = co_await c.get_job(call.queue, call.id);
     if (!info) co_return redis_down(info.error());
     if (*info) co_return json_reply(bhttp::status::ok, (*info)->to_json());
     co_return error_reply(bhttp::status::not_found, "no job " + call.id);

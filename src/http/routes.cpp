@@ -512,6 +512,11 @@ routed route(const config& cfg, const std::vector<std::string>& handlers, const 
   if (parts.size() == 3 && parts[1] == "jobs" && method == "GET") {
     call.what = api_call::op::get_job;
     call.id = parts[2];
+    // ?queue=Q: look in that queue only (one queue's reads, not every queue's).
+    call.queue = query_param(req.target, "queue").value_or("");
+    if (!call.queue.empty())
+      if (auto ok = queue::check_queue_name(call.queue); !ok)
+        return error_answer(bad_request, ok.error().message());
     return call;
   }
   if (parts.size() >= 4 && parts[1] == "queues") {

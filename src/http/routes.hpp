@@ -49,7 +49,7 @@ struct api_call {
     list_queues,     // GET /v1/queues[?match=TEXT&offset=&limit=&minutes=]
     queue_stats,     // GET /v1/queues/{queue}[?minutes=]
     list_workers,    // GET /v1/workers
-    get_job,         // GET /v1/jobs/{id}
+    get_job,         // GET /v1/jobs/{id}[?queue=Q]
     post_job,        // POST /v1/queues/{queue}/jobs
     list_dead,       // GET /v1/queues/{queue}/dead
     retry_dead,      // POST /v1/queues/{queue}/dead/retry [{"ids": [...]}]

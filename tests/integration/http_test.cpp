@@ -104,6 +104,11 @@ TEST_F(http_test, the_json_api_enqueues_reports_and_repairs) {
   auto job = boost::json::parse(call(port_, "GET", "/v1/jobs/" + id).body);
   EXPECT_EQ(job.at("result").at("x"), 1);
   EXPECT_EQ(call(port_, "GET", "/v1/jobs/1-1").status, 404);
+  // In one queue only: found there, not in a queue that lacks it.
+  auto in_default = call(port_, "GET", "/v1/jobs/" + id + "?queue=default");
+  EXPECT_EQ(in_default.status, 200) << in_default.body;
+  EXPECT_EQ(boost::json::parse(in_default.body).at("result").at("x"), 1);
+  EXPECT_EQ(call(port_, "GET", "/v1/jobs/" + id + "?queue=other").status, 404);
 
   auto queues = boost::json::parse(call(port_, "GET", "/v1/queues").body).as_array();
   ASSERT_EQ(queues.size(), 1u);

@@ -94,6 +94,11 @@ TEST(http_routes, each_path_segment_is_percent_decoded_once) {
       called(route(cfg, handlers, req("GET", "/v1/jobs/schedule%3Aminutely%3A1796638800000")));
   EXPECT_EQ(job.id, "schedule:minutely:1796638800000");
   EXPECT_EQ(called(route(cfg, handlers, req("GET", "/v1/jobs/a%2Fb%20c%2525"))).id, "a/b c%25");
+  auto in_one = called(route(cfg, handlers, req("GET", "/v1/jobs/x%3A1?queue=a%3Ab")));
+  EXPECT_EQ(in_one.id, "x:1");
+  EXPECT_EQ(in_one.queue, "a:b"); // one queue's reads only
+  EXPECT_TRUE(called(route(cfg, handlers, req("GET", "/v1/jobs/x"))).queue.empty());
+  EXPECT_EQ(answered(route(cfg, handlers, req("GET", "/v1/jobs/x?queue=bad%20name"))).status, 400);
   EXPECT_EQ(called(route(cfg, handlers, req("GET", "/v1/jobs/a+b%zz%4"))).id, "a+b%zz%4");
   auto stats = called(route(cfg, handlers, req("GET", "/v1/queues/a%3Ab")));
   EXPECT_EQ(stats.what, op::queue_stats);
