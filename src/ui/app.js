@@ -324,7 +324,7 @@ function jobs_table(jobs, list) {
       h("th", { class: "num" }, "Attempts"), h("th", {}, time_label), ...more.map(([label, , cls]) => h("th", { class: cls }, label)))),
     h("tbody", {}, jobs.map((j) => h("tr", { "data-id": j.id },
       pick ? h("td", { class: "pick" }, h("input", { type: "checkbox", class: "pick", value: j.id, "aria-label": "select " + j.id })) : null,
-      h("td", {}, h("a", { class: "job-id", href: "#/job/" + enc(j.id), title: j.id }, j.id)),
+      h("td", {}, h("a", { class: "job-id", href: job_href(j.id, j.queue), title: j.id }, j.id)),
       h("td", {}, state_badge(j.state)),
       h("td", {}, j.handler ?? "–"),
       h("td", { class: "num" }, fmt(j.attempts)),
@@ -495,7 +495,7 @@ async function workers_page() {
           h("td", { class: "wrap" }, qs.map((q, i) => [i ? ", " : "", h("a", { href: "#/queue/" + enc(q.queue) }, q.queue), ` ${fmt(q.running)} / ${fmt(q.done)}`])),
           h("td", { class: "num" }, `${fmt(running)} of ${fmt(w.concurrency)}`),
           h("td", { class: "wrap", "data-field": "jobs" }, qs.flatMap((q) => (q.jobs || []).map((j) =>
-            h("div", {}, h("a", { class: "job-id", href: "#/job/" + enc(j.id), title: j.id }, j.id), ` ${since(j.started_ms)}`)))),
+            h("div", {}, h("a", { class: "job-id", href: job_href(j.id, q.queue), title: j.id }, j.id), ` ${since(j.started_ms)}`)))),
           h("td", {}, since(w.started_ms)),
           h("td", {}, ago(w.beat_ms)),
           h("td", {}, w.version));
@@ -513,10 +513,16 @@ const job_labels = {
   fields: "Other fields",
 };
 
-async function job_page(id) {
+// A job's page: #/job/ID (any queue: the Find box), or #/job/QUEUE/ID from a list, which knows
+// the queue, so the lookup reads that queue alone (GET /v1/jobs/{id}?queue=Q).
+function job_href(id, queue) {
+  return "#/job/" + (queue ? enc(queue) + "/" : "") + enc(id);
+}
+
+async function job_page(id, queue) {
   let j;
   try {
-    j = await api("GET", "/v1/jobs/" + enc(id));
+    j = await api("GET", "/v1/jobs/" + enc(id) + (queue ? "?queue=" + enc(queue) : ""));
   } catch (e) {
     if (e.status === 404) return [h("h1", {}, "Job ", id), h("p", { id: "not-found" }, `No queue knows a job ${id}.`)];
     throw e;
@@ -565,15 +571,18 @@ async function render(generation) {
   const [, page, arg] = location.hash.match(/^#\/([^/]*)\/?(.*)$/) || [null, "", ""];
   for (const a of document.querySelectorAll("nav a"))
     a.classList.toggle("here", a.dataset.nav === (page === "schedules" || page === "workers" ? page : "overview") && page !== "job");
-  let nodes, name = arg;
+  let nodes, name = arg, in_queue = "";
   try {
     try {
-      name = decodeURIComponent(arg || "");
+      // A job's address may name its queue first: #/job/QUEUE/ID (each part encoded once).
+      const cut = page === "job" ? (arg || "").indexOf("/") : -1;
+      if (cut >= 0) in_queue = decodeURIComponent(arg.slice(0, cut));
+      name = decodeURIComponent(cut >= 0 ? arg.slice(cut + 1) : arg || "");
     } catch {
       throw new Error(`The address's "${arg}" is not percent-encoded text (a "%" must be followed by two hex digits: "%25" for "%" itself).`);
     }
     if (page === "queue" && name) nodes = await queue_page(name);
-    else if (page === "job" && name) nodes = await job_page(name);
+    else if (page === "job" && name) nodes = await job_page(name, in_queue);
     else if (page === "schedules") nodes = await schedules_page();
     else if (page === "workers") nodes = await workers_page();
     else nodes = await overview();

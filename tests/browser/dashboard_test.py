@@ -500,7 +500,8 @@ class DashboardTest(unittest.TestCase):
             self.open(self.tree, "", "Queues")  # away and back: drawn again, with it
             self.open(self.tree, "workers", "Workers")
             jobs = self.find('#workers tr[data-worker="elsewhere:4242"] td[data-field="jobs"]')
-            self.assertEqual(jobs.find_element(By.CSS_SELECTOR, 'a[href="#/job/mail-9"]').text, "mail-9")
+            # (A list knows the job's queue: its link names it, and the page reads that queue alone.)
+            self.assertEqual(jobs.find_element(By.CSS_SELECTOR, 'a[href="#/job/emails/mail-9"]').text, "mail-9")
             self.assertRegex(jobs.text, r"mail-9 4[0-9] s")
             self.shot("workers")
         finally:
@@ -551,6 +552,9 @@ class DashboardTest(unittest.TestCase):
             self.assertEqual(self.browser.current_url, self.tree.base + "/ui/#/queue/a%3Ab.c-d_e")
             self.click(lambda: self.job_row("ready", ODD_ID).find_element(By.CSS_SELECTOR, "a[href^=\"#/job/\"]"))
             self.assertEqual(self.find('#job dd[data-field="id"]').text, ODD_ID)
+            # From a list the address names the queue too: the page reads that queue alone.
+            self.assertEqual(self.browser.execute_script("return location.hash;"),
+                             "#/job/" + quote(ODD_QUEUE) + "/" + quote(ODD_ID))
             self.assertEqual(self.find('#job dd[data-field="state"]').text, "ready")
             self.assertIn(HOSTILE.replace('"', '\\"'), self.text_of('#job dd[data-field="payload"]'))
             self.no_script_ran()
