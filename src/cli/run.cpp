@@ -605,11 +605,7 @@ int run_program(int argc, char** argv, forq::handler_map handlers,
 
   if (!c.serve->parsed() && !c.show_config->parsed() && !c.bench->parsed()) {
     if (auto name = c.flags.misplaced()) {
-      std::string command = "forq";
-      for (const CLI::App* a = &app; !a->get_subcommands().empty();) {
-        a = a->get_subcommands().front();
-        command += " " + a->get_name();
-      }
+      const auto command = named_command(app, argc, argv).second;
       return usage_error(*name + " is a setting of forq serve; `" + command +
                          "` takes its own options and the connection settings (--redis, "
                          "--data-dir, ...) only: see `" +

@@ -204,15 +204,14 @@ int schedule_list(const config& cfg, const std::optional<std::string>& queue, bo
       for (auto& s : *some)
         found.push_back(std::move(s));
     }
-    const auto* all = &found;
     if (as_json) {
       json::array out;
-      for (const auto& s : *all)
+      for (const auto& s : found)
         out.push_back(s.to_json());
       std::printf("%s\n", serialize_utf8(out).c_str());
       co_return exit_code::ok;
     }
-    if (all->empty()) {
+    if (found.empty()) {
       if (queue)
         std::printf("queue %s has no schedules\n", queue->c_str());
       else
@@ -222,7 +221,7 @@ int schedule_list(const config& cfg, const std::optional<std::string>& queue, bo
     if (!queue) std::printf("%-24s ", "QUEUE");
     std::printf("%-24s %-28s %-7s %-21s %-21s %6s %7s  %s\n", "NAME", "WHEN", "STATE", "NEXT (UTC)",
                 "LAST (UTC)", "RUNS", "SKIPPED", "LAST JOB");
-    for (const auto& s : *all) {
+    for (const auto& s : found) {
       if (!queue) std::printf("%-24s ", s.def.queue.c_str());
       if (!s.unreadable.empty()) {
         std::printf("%-24s unreadable here: %s\n", s.def.name.c_str(), s.unreadable.c_str());

@@ -312,6 +312,12 @@ class job_lookup {
     push_first(req, k_, info_.queue, id_);
     auto r = co_await exec(req);
     if (!r) co_return r.error();
+    co_return co_await from_first(*r);
+  }
+
+  // The rest of the lookup, from what the first reads (push_first's) found.
+  boost::asio::awaitable<found> from_first(const redis::connection::response& first) {
+    const auto* r = &first;
     if (from_records(*r)) co_return info_;
     std::optional<found> in_stream;
     if (auto latest = moved_entry((*r)[6])) {
@@ -462,26 +468,28 @@ boost::asio::awaitable<result<std::optional<job_info>>> client::get_job(std::str
 }
 
 boost::asio::awaitable<result<std::optional<job_info>>> client::find_job(std::string_view id) {
-  auto names = co_await queues();
-  if (!names) co_return names.error();
+  auto all = co_await queues();
+  if (!all) co_return all.error();
+  std::vector<std::string> names;
+  for (auto& n : *all)
+    if (queue::check_queue_name(n)) names.push_back(std::move(n)); // not forq's: never a job's
   constexpr std::size_t per_trip = 100;
-  for (std::size_t from = 0; from < names->size(); from += per_trip) {
-    const auto to = std::min(names->size(), from + per_trip);
+  for (std::size_t from = 0; from < names.size(); from += per_trip) {
+    const auto to = std::min(names.size(), from + per_trip);
     redis::request req;
-    for (auto i = from; i < to; ++i) {
-      if (!queue::check_queue_name((*names)[i])) continue; // (read as absent below)
-      job_lookup::push_first(req, queue::keys((*names)[i]), (*names)[i], id);
-    }
+    for (auto i = from; i < to; ++i)
+      job_lookup::push_first(req, queue::keys(names[i]), names[i], id);
     auto r = co_await exec(req);
     if (!r) co_return r.error();
-    std::size_t at = 0;
     for (auto i = from; i < to; ++i) {
-      if (!queue::check_queue_name((*names)[i])) continue;
-      const bool here = job_lookup::maybe_here(*r, at, id);
-      at += job_lookup::first_reads;
-      if (!here) continue;
-      job_lookup lookup(conn_, opts_, (*names)[i], id);
-      auto found = co_await lookup.run();
+      const auto at = (i - from) * job_lookup::first_reads;
+      if (!job_lookup::maybe_here(*r, at, id)) continue;
+      // Go on from this queue's first reads, not read again.
+      const redis::connection::response first(
+          r->begin() + static_cast<std::ptrdiff_t>(at),
+          r->begin() + static_cast<std::ptrdiff_t>(at + job_lookup::first_reads));
+      job_lookup lookup(conn_, opts_, names[i], id);
+      auto found = co_await lookup.from_first(first);
       if (!found || *found) co_return found;
     }
   }

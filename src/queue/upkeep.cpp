@@ -68,14 +68,14 @@ asio::awaitable<void> consumer::tidy(bool all) {
   // an XTRIM per stream, most of what a call costs when it evicts 100 results.
   const auto now_steady = std::chrono::steady_clock::now();
   const bool trim = all || !evicting_ || now_steady - trimmed_at_ >= options_.tidy_every;
-  if (all) {
+  if (all)
     streams = k.streams();
-    settled_streams_.clear();
-  } else if (trim) {
+  else if (trim)
     streams.assign(settled_streams_.begin(), settled_streams_.end());
+  if (trim) {
     settled_streams_.clear();
+    trimmed_at_ = now_steady;
   }
-  if (trim) trimmed_at_ = now_steady;
   key_storage.insert(key_storage.end(), streams.begin(), streams.end());
   std::vector<std::string_view> keys_v(key_storage.begin(), key_storage.end());
   const auto keep_ms = std::to_string(options_.keep_results.count());
