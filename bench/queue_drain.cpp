@@ -89,7 +89,8 @@ int main(int argc, char** argv) {
           o.concurrency = static_cast<std::size_t>(concurrency);
           o.block = std::chrono::milliseconds(100);
           queue::handler_map h{
-              {"noop", [](const queue::delivered_job&) -> asio::awaitable<queue::outcome> {
+              {"noop",
+               [](const queue::delivered_job&, queue::context&) -> asio::awaitable<queue::outcome> {
                  co_return queue::outcome::success();
                }}};
           queue::consumer c(pool, o, h);

@@ -3,7 +3,7 @@
 //
 //   count_words  {"text": "..."}        -> {"words": N, "lines": N}; no "text": dead at once
 //   square_later {"n": N, "ms": M}      -> waits M ms on the event loop (never blocking it),
-//                                          then {"square": N*N}
+//                                          reporting progress halfway, then {"square": N*N}
 // and one schedule, morning-count: count_words every morning at 06:00 in London.
 //
 // Try it (an embedded Redis in ./.forq-wordcount):
@@ -31,7 +31,7 @@ json::object payload_object(const forq::job& j) {
   return v.is_object() ? v.as_object() : json::object();
 }
 
-asio::awaitable<forq::result> count_words(const forq::job& j) {
+asio::awaitable<forq::result> count_words(const forq::job& j, forq::context&) {
   auto payload = payload_object(j);
   auto* text = payload.if_contains("text");
   if (!text || !text->is_string())
@@ -51,7 +51,7 @@ asio::awaitable<forq::result> count_words(const forq::job& j) {
   co_return forq::result::success(json::serialize(out));
 }
 
-asio::awaitable<forq::result> square_later(const forq::job& j) {
+asio::awaitable<forq::result> square_later(const forq::job& j, forq::context& ctx) {
   auto payload = payload_object(j);
   auto* n = payload.if_contains("n");
   auto* ms = payload.if_contains("ms");
@@ -59,9 +59,14 @@ asio::awaitable<forq::result> square_later(const forq::job& j) {
     co_return forq::result::failure("square_later needs {\"n\": N}, |N| < 3037000500");
   if (ms && (!ms->is_int64() || ms->as_int64() < 0 || ms->as_int64() > 60000))
     co_return forq::result::failure("\"ms\" must be 0 to 60000");
-  // Other jobs run on this worker's loop while this one waits.
-  asio::steady_timer wait(co_await asio::this_coro::executor,
-                          std::chrono::milliseconds(ms ? ms->as_int64() : 0));
+  // Other jobs run on this worker's loop while this one waits, in two halves with progress
+  // between them (`forq-wordcount job ID` shows it meanwhile). If the attempt is cancelled
+  // (the queue's --attempt-timeout), the wait ends at once with an exception: nothing to add.
+  const auto half = std::chrono::milliseconds(ms ? ms->as_int64() / 2 : 0);
+  asio::steady_timer wait(co_await asio::this_coro::executor, half);
+  co_await wait.async_wait(asio::use_awaitable);
+  ctx.progress(R"({"half":true})");
+  wait.expires_after(half);
   co_await wait.async_wait(asio::use_awaitable);
   json::object out;
   out["square"] = n->as_int64() * n->as_int64();

@@ -42,6 +42,7 @@ struct job_info {
   std::optional<std::int64_t> queued_ms;     // ready or active: when this attempt's entry was added
   std::optional<std::string> consumer;       // active: the consumer holding its lease
   std::optional<std::int64_t> lease_idle_ms; // active: since its lease was taken or renewed
+  std::optional<std::string> progress;       // active: the attempt's latest progress (JSON)
   // Fields a producer added that forq does not use (shown as they are: "fields": {...}).
   std::vector<std::pair<std::string, std::string>> other_fields;
   boost::json::object to_json() const;

@@ -4,13 +4,15 @@
 // (configuration, embedded Redis, pre-fork workers, supervision, signals, HTTP, metrics).
 // docs/cpp-api.md; a complete program: examples/wordcount/.
 //
-//   boost::asio::awaitable<forq::result> resize(const forq::job& j) {
+//   boost::asio::awaitable<forq::result> resize(const forq::job& j, forq::context& ctx) {
 //     ...                                     // co_await anything on the worker's loop
+//     ctx.progress(R"({"done":0.5})");        // and report progress, enqueue, hear a cancel
 //     co_return forq::result::success(R"({"ok":true})");
 //   }
 //   int main(int argc, char** argv) { return forq::run(argc, argv, {{"resize", resize}}); }
 
 #include "forq/queue/handler.hpp"
+#include "forq/queue/producer.hpp"
 #include "forq/schedule.hpp"
 
 namespace forq {
@@ -18,9 +20,14 @@ namespace forq {
 // One attempt of a job, as a handler gets it: id, queue, handler, payload (JSON text), attempt
 // (attempts made before this one), max_attempts, priority, and every stream field.
 using job = queue::delivered_job;
-// What a handler says: result::success(json), result::retry_later(why[, after]) or
-// result::failure(why) (dead at once). An exception thrown is a failed attempt, retried.
+// What a handler says: result::success(json), result::retry_later(why[, after]),
+// result::failure(why) (fail now: dead at once, no retry) or result::cancelled(why). An
+// exception thrown is a failed attempt, retried.
 using result = queue::outcome;
+// What the attempt can do besides returning (forq/queue/handler.hpp): attempt(), stalls(),
+// deadline(), progress(json), enqueue(queue, job), cancelled() and until_cancelled(); its
+// coroutine is bound to a cancellation slot.
+using context = queue::context;
 // A handler runs on its worker's single-threaded event loop: co_await, never block. It is
 // copied into every worker process (one copy per queue), after fork.
 using handler = queue::handler;

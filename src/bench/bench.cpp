@@ -151,26 +151,27 @@ std::uint64_t field(std::string_view payload, std::string_view key) {
 }
 
 queue::handler make_handler(shared_state* shared) {
-  return [shared](const queue::delivered_job& j) -> asio::awaitable<queue::outcome> {
-    auto start = now_ns();
-    std::string_view p = j.payload;
-    auto seq = field(p, "\"seq\":");
-    auto due = field(p, "\"t\":");
-    shared->attempts.fetch_add(1, std::memory_order_relaxed);
-    if (j.attempt == 0) shared->pickup.add(start > due ? start - due : 0);
-    if (field(p, "\"fail\":") == 1 && j.attempt == 0) {
-      shared->injected_failures.fetch_add(1, std::memory_order_relaxed);
-      co_return queue::outcome::retry_later("forq bench: an injected failure", 20ms);
-    }
-    if (auto us = field(p, "\"sleep_us\":"); us > 0) {
-      asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::microseconds(us));
-      co_await t.async_wait(asio::use_awaitable);
-    }
-    if (seq < shared->jobs) shared->seen()[seq].fetch_add(1, std::memory_order_relaxed);
-    shared->completed.fetch_add(1, std::memory_order_relaxed);
-    shared->run.add(now_ns() - start);
-    co_return queue::outcome::success();
-  };
+  return
+      [shared](const queue::delivered_job& j, queue::context&) -> asio::awaitable<queue::outcome> {
+        auto start = now_ns();
+        std::string_view p = j.payload;
+        auto seq = field(p, "\"seq\":");
+        auto due = field(p, "\"t\":");
+        shared->attempts.fetch_add(1, std::memory_order_relaxed);
+        if (j.attempt == 0) shared->pickup.add(start > due ? start - due : 0);
+        if (field(p, "\"fail\":") == 1 && j.attempt == 0) {
+          shared->injected_failures.fetch_add(1, std::memory_order_relaxed);
+          co_return queue::outcome::retry_later("forq bench: an injected failure", 20ms);
+        }
+        if (auto us = field(p, "\"sleep_us\":"); us > 0) {
+          asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::microseconds(us));
+          co_await t.async_wait(asio::use_awaitable);
+        }
+        if (seq < shared->jobs) shared->seen()[seq].fetch_add(1, std::memory_order_relaxed);
+        shared->completed.fetch_add(1, std::memory_order_relaxed);
+        shared->run.add(now_ns() - start);
+        co_return queue::outcome::success();
+      };
 }
 
 struct redis_sample {

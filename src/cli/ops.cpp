@@ -272,6 +272,7 @@ int job(const config& cfg, const std::string& id, const std::optional<std::strin
         if (info.result) std::printf("result:      %s\n", show(*info.result).c_str());
         if (info.last_error) std::printf("last error:  %s\n", show(*info.last_error).c_str());
         if (info.reason) std::printf("reason:      %s\n", show(*info.reason).c_str());
+        if (info.progress) std::printf("progress:    %s\n", show(*info.progress).c_str());
         // Times as people read them; --json keeps the milliseconds.
         if (info.run_at_ms) std::printf("runs at:     %s\n", iso_time(*info.run_at_ms).c_str());
         if (info.finished_ms) std::printf("finished at: %s\n", iso_time(*info.finished_ms).c_str());

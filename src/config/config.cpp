@@ -406,11 +406,13 @@ void add_queue_fields(std::vector<config_field>& f) {
       {"handlers", "FORQ_HANDLERS", "--handlers",
        "Handlers besides the built-ins (noop, echo, sleep, fail), as a JSON object: name -> "
        "a command, {\"exec\": [argv...], \"timeout\": seconds, \"retry_exit_code\": N, "
-       "\"max_output\": bytes}, or an app to POST each job to, {\"http\": \"http://...\", "
+       "\"fail_exit_code\": N, \"max_output\": bytes}, or an app to POST each job to, {\"http\": "
+       "\"http://...\", "
        "\"timeout\": seconds, \"max_output\": bytes} (docs/handlers.md)",
        "a JSON object of handler names (A-Z a-z 0-9 _ . : -) to {\"exec\": [...]} or "
        "{\"http\": URL} settings; timeout 0.001 to 86400 s (default 60), retry_exit_code "
-       "(exec only) 1 to 255 (default 75), max_output 1 to 67108864 (default 1048576)",
+       "(exec only) 1 to 255 (default 75), fail_exit_code (exec only) 1 to 255 (default 65), "
+       "max_output 1 to 67108864 (default 1048576)",
        "JSON", kind::object, set_handlers, show_handlers});
 
   f.push_back({"schedules", "FORQ_SCHEDULES", "--schedules",
@@ -434,6 +436,19 @@ void add_queue_fields(std::vector<config_field>& f) {
                  return std::nullopt;
                },
                [](const config& c) { return show_seconds(c.lease); }});
+
+  f.push_back({"attempt_timeout", "FORQ_ATTEMPT_TIMEOUT", "--attempt-timeout",
+               "Seconds an attempt may run before it is cancelled and retried per policy (the "
+               "handler's awaits end; an exec command gets SIGTERM); 0: no limit (exec and http "
+               "handlers keep their own timeout, the shorter wins)",
+               "seconds from 0 to 86400, fractions allowed (0: no limit)", "SECONDS", kind::number,
+               [](config& c, std::string_view v) -> std::optional<std::string> {
+                 auto d = parse_seconds(v, 86400);
+                 if (!d) return "expected seconds from 0 to 86400 (e.g. 300 or 2.5; 0: no limit)";
+                 c.attempt_timeout = *d;
+                 return std::nullopt;
+               },
+               [](const config& c) { return show_seconds(c.attempt_timeout); }});
 }
 
 // log.*

@@ -104,6 +104,7 @@ struct config {
     std::string http;              // a URL (an http handler)
     std::chrono::milliseconds timeout{60000};
     int retry_exit_code = 75;
+    int fail_exit_code = 65;
     std::size_t max_output = 1u << 20;
   };
   std::vector<handler_spec> handlers;
@@ -116,6 +117,10 @@ struct config {
   // file `lease`, env FORQ_LEASE, flag --lease (seconds). How long a fetched job stays leased
   // without renewal (renewed every third of it while it runs).
   std::chrono::milliseconds lease{std::chrono::seconds(30)};
+  // file `attempt_timeout`, env FORQ_ATTEMPT_TIMEOUT, flag --attempt-timeout (seconds; 0:
+  // none). An attempt still running this long is cancelled and retried per policy
+  // (queue::consumer_options::attempt_timeout).
+  std::chrono::milliseconds attempt_timeout{0};
   // file `log.format`, env FORQ_LOG_FORMAT, flag --log-format.
   log_format log_fmt = log_format::text;
   // file `log.level`, env FORQ_LOG_LEVEL, flag --log-level.

@@ -117,23 +117,31 @@ std::optional<std::string> set_handlers(config& c, std::string_view v) {
         if (!x.is_int64() || x.as_int64() < 1 || x.as_int64() > 255)
           return "handler \"" + n + "\": retry_exit_code must be 1 to 255";
         h.retry_exit_code = static_cast<int>(x.as_int64());
+      } else if (k == "fail_exit_code") {
+        if (!x.is_int64() || x.as_int64() < 1 || x.as_int64() > 255)
+          return "handler \"" + n + "\": fail_exit_code must be 1 to 255";
+        h.fail_exit_code = static_cast<int>(x.as_int64());
       } else if (k == "max_output") {
         if (!x.is_int64() || x.as_int64() < 1 || x.as_int64() > (64 << 20))
           return "handler \"" + n + "\": max_output must be 1 to 67108864";
         h.max_output = static_cast<std::size_t>(x.as_int64());
       } else {
         return "handler \"" + n + "\": unknown setting \"" + std::string(k) +
-               "\" (known: exec, http, timeout, retry_exit_code, max_output)";
+               "\" (known: exec, http, timeout, retry_exit_code, fail_exit_code, max_output)";
       }
     }
     if (h.exec.empty() == h.http.empty())
       return "handler \"" + n +
              "\" needs one of \"exec\" (a command) or "
              "\"http\" (a URL)";
-    if (!h.http.empty() && body.as_object().contains("retry_exit_code"))
-      return "handler \"" + n +
-             "\": retry_exit_code is for exec handlers (an "
-             "http handler retries on 408, 429 and 5xx)";
+    for (std::string_view exit_code : {"retry_exit_code", "fail_exit_code"})
+      if (!h.http.empty() && body.as_object().contains(exit_code))
+        return "handler \"" + n + "\": " + std::string(exit_code) +
+               " is for exec handlers (an http handler retries on 408, 429 and 5xx, and "
+               "fails at once on any other status that is not 2xx)";
+    if (h.retry_exit_code == h.fail_exit_code)
+      return "handler \"" + n + "\": retry_exit_code and fail_exit_code must differ (both are " +
+             std::to_string(h.fail_exit_code) + ")";
     specs.push_back(std::move(h));
   }
   c.handlers = std::move(specs);
@@ -176,7 +184,10 @@ std::string show_handlers(const config& c) {
       spec["exec"] = argv;
     }
     spec["timeout"] = static_cast<double>(h.timeout.count()) / 1000.0;
-    if (h.http.empty()) spec["retry_exit_code"] = h.retry_exit_code;
+    if (h.http.empty()) {
+      spec["retry_exit_code"] = h.retry_exit_code;
+      spec["fail_exit_code"] = h.fail_exit_code;
+    }
     spec["max_output"] = h.max_output;
     o[h.name] = spec;
   }

@@ -29,30 +29,37 @@ std::optional<std::int64_t> int_member(std::string_view payload, std::string_vie
 
 queue::handler_map builtins() {
   queue::handler_map h;
-  h.emplace("noop", [](const queue::delivered_job&) -> asio::awaitable<queue::outcome> {
-    co_return queue::outcome::success();
-  });
-  h.emplace("echo", [](const queue::delivered_job& j) -> asio::awaitable<queue::outcome> {
-    co_return queue::outcome::success(j.payload);
-  });
-  h.emplace("sleep", [](const queue::delivered_job& j) -> asio::awaitable<queue::outcome> {
-    auto ms = int_member(j.payload, "ms");
-    if (!ms || *ms < 0 || *ms > 600000)
-      co_return queue::outcome::failure("sleep needs a payload {\"ms\": N}, N from 0 to 600000");
-    asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::milliseconds(*ms));
-    co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
-    co_return queue::outcome::success();
-  });
-  h.emplace("fail", [](const queue::delivered_job& j) -> asio::awaitable<queue::outcome> {
-    auto times = int_member(j.payload, "times");
-    if (!times || *times < 0)
-      co_return queue::outcome::failure("fail needs a payload {\"times\": N}, N >= 0");
-    if (j.attempt < *times)
-      co_return queue::outcome::retry_later("failing on purpose: attempt " +
-                                            std::to_string(j.attempt + 1) + " of the first " +
-                                            std::to_string(*times));
-    co_return queue::outcome::success("{\"attempts\":" + std::to_string(j.attempt + 1) + "}");
-  });
+  h.emplace("noop",
+            [](const queue::delivered_job&, queue::context&) -> asio::awaitable<queue::outcome> {
+              co_return queue::outcome::success();
+            });
+  h.emplace("echo",
+            [](const queue::delivered_job& j, queue::context&) -> asio::awaitable<queue::outcome> {
+              co_return queue::outcome::success(j.payload);
+            });
+  h.emplace("sleep",
+            [](const queue::delivered_job& j, queue::context&) -> asio::awaitable<queue::outcome> {
+              auto ms = int_member(j.payload, "ms");
+              if (!ms || *ms < 0 || *ms > 600000)
+                co_return queue::outcome::failure(
+                    "sleep needs a payload {\"ms\": N}, N from 0 to 600000");
+              asio::steady_timer t(co_await asio::this_coro::executor,
+                                   std::chrono::milliseconds(*ms));
+              co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+              co_return queue::outcome::success();
+            });
+  h.emplace("fail",
+            [](const queue::delivered_job& j, queue::context&) -> asio::awaitable<queue::outcome> {
+              auto times = int_member(j.payload, "times");
+              if (!times || *times < 0)
+                co_return queue::outcome::failure("fail needs a payload {\"times\": N}, N >= 0");
+              if (j.attempt < *times)
+                co_return queue::outcome::retry_later("failing on purpose: attempt " +
+                                                      std::to_string(j.attempt + 1) +
+                                                      " of the first " + std::to_string(*times));
+              co_return queue::outcome::success("{\"attempts\":" + std::to_string(j.attempt + 1) +
+                                                "}");
+            });
   return h;
 }
 

@@ -11,7 +11,9 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/json.hpp>
+#include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
@@ -103,7 +105,7 @@ asio::awaitable<int> wait_exit(pid_t pid) {
 // attempt's outcome.
 struct started {
   pid_t pid = -1;
-  int stdin_w = -1, stdout_r = -1, stderr_r = -1;
+  int stdin_w = -1, stdout_r = -1, stderr_r = -1, progress_r = -1;
   std::optional<queue::outcome> refused;
 };
 
@@ -125,10 +127,10 @@ std::vector<std::string> job_environment(const queue::delivered_job& job) {
 // whole), with default signal dispositions and an empty mask (the worker ignores SIGPIPE and
 // handles others through Asio).
 started spawn_command(const exec_options& options, const queue::delivered_job& job) {
-  auto in = make_pipe(), out = make_pipe(), err = make_pipe();
-  if (in.read < 0 || out.read < 0 || err.read < 0) {
+  auto in = make_pipe(), out = make_pipe(), err = make_pipe(), prog = make_pipe();
+  if (in.read < 0 || out.read < 0 || err.read < 0 || prog.read < 0) {
     close_fd(in.read), close_fd(in.write), close_fd(out.read), close_fd(out.write);
-    close_fd(err.read), close_fd(err.write);
+    close_fd(err.read), close_fd(err.write), close_fd(prog.read), close_fd(prog.write);
     return {.refused = queue::outcome::retry_later(std::string("exec: no pipes: ") +
                                                    std::strerror(errno))};
   }
@@ -137,9 +139,10 @@ started spawn_command(const exec_options& options, const queue::delivered_job& j
   posix_spawn_file_actions_adddup2(&actions, in.read, 0);
   posix_spawn_file_actions_adddup2(&actions, out.write, 1);
   posix_spawn_file_actions_adddup2(&actions, err.write, 2);
+  posix_spawn_file_actions_adddup2(&actions, prog.write, 3); // progress lines
   // Nothing else crosses: not the worker's sockets (each is close-on-exec already) nor anything
   // a library user's program opened without O_CLOEXEC.
-  posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+  posix_spawn_file_actions_addclosefrom_np(&actions, 4);
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
   sigset_t all, none;
@@ -163,15 +166,15 @@ started spawn_command(const exec_options& options, const queue::delivered_job& j
   int rc = ::posix_spawnp(&s.pid, argv[0], &actions, &attr, argv.data(), envp.data());
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attr);
-  close_fd(in.read), close_fd(out.write), close_fd(err.write);
+  close_fd(in.read), close_fd(out.write), close_fd(err.write), close_fd(prog.write);
   if (rc != 0) {
-    close_fd(in.write), close_fd(out.read), close_fd(err.read);
+    close_fd(in.write), close_fd(out.read), close_fd(err.read), close_fd(prog.read);
     // Retrying cannot make a missing program appear: dead at once, saying so.
     s.refused = queue::outcome::failure("exec: cannot run " + options.command[0] + ": " +
                                         std::strerror(rc));
     return s;
   }
-  s.stdin_w = in.write, s.stdout_r = out.read, s.stderr_r = err.read;
+  s.stdin_w = in.write, s.stdout_r = out.read, s.stderr_r = err.read, s.progress_r = prog.read;
   return s;
 }
 
@@ -183,25 +186,56 @@ struct finished {
   int status = 0;
 };
 
+// Reads the command's progress lines (fd 3) and reports each through the context; a line that
+// is not JSON, or too long, is said once per attempt in the log and otherwise ignored.
+asio::awaitable<void> read_progress(asio::posix::stream_descriptor& in, queue::context& ctx,
+                                    const queue::delivered_job& job) {
+  std::string line;
+  bool warned = false, skipping = false;
+  char buf[4096];
+  for (;;) {
+    auto [ec, n] = co_await in.async_read_some(asio::buffer(buf), use_tuple);
+    for (std::size_t i = 0; i < n; ++i) {
+      if (buf[i] != '\n') {
+        if (!skipping) line.push_back(buf[i]);
+        if (line.size() > queue::context::max_progress) skipping = true, line.clear();
+        continue;
+      }
+      expected<> r = skipping ? expected<>(error(errc::invalid_value, "a line over 4096 bytes"))
+                              : ctx.progress(line);
+      if (!r && !warned) {
+        warned = true;
+        spdlog::warn("job {} of queue {}: a progress line of its command was ignored: {}",
+                     printable(job.id), printable(job.queue), r.error().message());
+      }
+      line.clear();
+      skipping = false;
+    }
+    if (ec) co_return;
+  }
+}
+
 // Feeds the job to the command's stdin and reads its output while it runs (a full pipe would
 // stall it), until it exits or the timeout kills its group.
 asio::awaitable<finished> run_command(const exec_options& options, const queue::delivered_job& job,
-                                      const started& cmd) {
+                                      queue::context& ctx, const started& cmd,
+                                      std::int64_t deadline_ms) {
   auto ex = co_await asio::this_coro::executor;
   asio::posix::stream_descriptor stdin_d(ex, cmd.stdin_w), stdout_d(ex, cmd.stdout_r),
-      stderr_d(ex, cmd.stderr_r);
+      stderr_d(ex, cmd.stderr_r), progress_d(ex, cmd.progress_r);
   finished f;
   const pid_t pid = cmd.pid;
 
   auto feed = [&]() -> asio::awaitable<void> {
-    auto text = queue::handoff_json(job);
+    auto text = queue::handoff_json(job, deadline_ms);
     co_await asio::async_write(stdin_d, asio::buffer(text), use_tuple); // EPIPE: it did not read
     boost::system::error_code ignored;
     stdin_d.close(ignored);
   };
   auto run = [&]() -> asio::awaitable<void> {
     co_await (feed() && drain_into(stdout_d, f.output, f.output_bytes, options.max_output, 0) &&
-              drain_into(stderr_d, f.errors, f.error_bytes, 0, options.stderr_tail));
+              drain_into(stderr_d, f.errors, f.error_bytes, 0, options.stderr_tail) &&
+              read_progress(progress_d, ctx, job));
   };
   // The process's exit, or the timeout, which kills its group (and then its exit comes).
   // Plain timer cancellation links the two: an operation's own cancellation is not relied on.
@@ -210,6 +244,8 @@ asio::awaitable<finished> run_command(const exec_options& options, const queue::
   // (something outside its group, a daemon it started, may hold them open forever).
   asio::steady_timer grace(ex, asio::steady_timer::time_point::max());
   bool ended = false, io_done = false;
+  // A cancel (the context's): SIGTERM to the group, SIGKILL after the grace; the exit follows.
+  asio::steady_timer ended_bell(ex, asio::steady_timer::time_point::max());
   auto waited = [&]() -> asio::awaitable<void> {
     f.status = co_await wait_exit(pid);
     // Everything left in its group goes too: whatever still holds its pipes open (a
@@ -217,6 +253,7 @@ asio::awaitable<finished> run_command(const exec_options& options, const queue::
     ::kill(-pid, SIGKILL);
     ended = true;
     timeout.cancel();
+    ended_bell.cancel();
     grace.expires_after(milliseconds(2000));
   };
   auto deadline = [&]() -> asio::awaitable<void> {
@@ -226,7 +263,18 @@ asio::awaitable<finished> run_command(const exec_options& options, const queue::
       ::kill(-pid, SIGKILL);
     }
   };
-  auto supervise = [&]() -> asio::awaitable<void> { co_await (waited() && deadline()); };
+  auto on_cancel = [&]() -> asio::awaitable<void> {
+    auto bell = [&]() -> asio::awaitable<void> { co_await ended_bell.async_wait(use_tuple); };
+    co_await (ctx.until_cancelled() || bell());
+    if (ended || !ctx.cancelled()) co_return;
+    ::kill(-pid, SIGTERM);
+    ended_bell.expires_after(options.cancel_grace);
+    auto [ec] = co_await ended_bell.async_wait(use_tuple);
+    if (!ec && !ended) ::kill(-pid, SIGKILL);
+  };
+  auto supervise = [&]() -> asio::awaitable<void> {
+    co_await (waited() && deadline() && on_cancel());
+  };
   auto io = [&]() -> asio::awaitable<void> {
     co_await run();
     io_done = true;
@@ -241,6 +289,7 @@ asio::awaitable<finished> run_command(const exec_options& options, const queue::
         stdin_d.close(ignored);
         stdout_d.close(ignored);
         stderr_d.close(ignored);
+        progress_d.close(ignored);
         co_return;
       }
       // Cancelled because the exit re-armed it: wait again.
@@ -275,6 +324,8 @@ queue::outcome outcome_of(const exec_options& options, finished f) {
   }
   if (WIFEXITED(f.status) && WEXITSTATUS(f.status) == options.retry_exit_code)
     return queue::outcome::retry_later(reason(describe(f.status) + " (retry later)"));
+  if (WIFEXITED(f.status) && WEXITSTATUS(f.status) == options.fail_exit_code)
+    return queue::outcome::failure(reason(describe(f.status) + " (fail now, no retry)"));
   return queue::outcome::retry_later(reason(describe(f.status)));
 }
 
@@ -284,11 +335,25 @@ queue::handler exec(exec_options options) {
   // A command that exits without reading its stdin must cost its attempt an EPIPE, not the
   // whole process a SIGPIPE (forq serve ignores SIGPIPE anyway; library users get the same).
   std::signal(SIGPIPE, SIG_IGN);
-  return [options](const queue::delivered_job& job) -> asio::awaitable<queue::outcome> {
+  return [options](const queue::delivered_job& job,
+                   queue::context& ctx) -> asio::awaitable<queue::outcome> {
     if (options.command.empty()) co_return queue::outcome::failure("exec: no command configured");
+    // The command is stopped its own way on a cancel (SIGTERM, then SIGKILL): the awaits below
+    // must not be aborted under it, or its exit and output would be lost.
+    co_await asio::this_coro::reset_cancellation_state(asio::disable_cancellation());
+    if (ctx.cancelled()) co_return queue::outcome::cancelled(ctx.cancel_reason());
+    // Its own timeout kills the group at once; the queue's (the context's deadline, when it
+    // comes first) is a cancel: SIGTERM, then SIGKILL after the grace.
+    auto deadline = std::chrono::system_clock::now() + options.timeout;
+    if (auto d = ctx.deadline()) deadline = std::min(deadline, *d);
     auto cmd = spawn_command(options, job);
     if (cmd.refused) co_return *cmd.refused;
-    co_return outcome_of(options, co_await run_command(options, job, cmd));
+    auto f = co_await run_command(
+        options, job, ctx, cmd,
+        std::chrono::duration_cast<milliseconds>(deadline.time_since_epoch()).count());
+    if (ctx.cancelled() && !(WIFEXITED(f.status) && WEXITSTATUS(f.status) == 0))
+      co_return queue::outcome::cancelled(ctx.cancel_reason());
+    co_return outcome_of(options, std::move(f));
   };
 }
 

@@ -15,6 +15,7 @@
 #include <boost/json.hpp>
 #include <boost/url/parse.hpp>
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <deque>
@@ -93,12 +94,13 @@ bhttp::request<bhttp::string_body> job_request(const pool_state& state,
   req.set(bhttp::field::user_agent, "forq");
   req.set("Forq-Job-Id", job.id);
   req.set("Forq-Attempt", std::to_string(job.attempt + 1));
+  req.set("Forq-Stalls", std::to_string(job.stalls));
   req.set("Forq-Queue", job.queue);
-  req.set("Forq-Deadline", std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                              deadline.time_since_epoch())
-                                              .count()));
+  const auto deadline_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(deadline.time_since_epoch()).count();
+  req.set("Forq-Deadline", std::to_string(deadline_ms));
   req.keep_alive(true);
-  req.body() = queue::handoff_json(job);
+  req.body() = queue::handoff_json(job, deadline_ms);
   req.prepare_payload();
   return req;
 }
@@ -141,11 +143,15 @@ queue::handler http(http_options options) {
     state->where.path = u->encoded_target().empty() ? "/" : std::string(u->encoded_target());
     state->where.host_header = std::string(u->encoded_host_and_port());
   }
-  return [state](const queue::delivered_job& job) -> asio::awaitable<queue::outcome> {
+  return [state](const queue::delivered_job& job,
+                 queue::context& ctx) -> asio::awaitable<queue::outcome> {
     auto ex = co_await asio::this_coro::executor;
     const auto& o = state->options;
     if (state->where.host.empty()) co_return queue::outcome::failure("http: bad URL " + o.url);
-    const auto deadline = std::chrono::system_clock::now() + o.timeout;
+    // The queue's deadline, when it comes first, cancels the request (the attempt is bound to
+    // the context's cancellation): the app is told the earlier one.
+    auto deadline = std::chrono::system_clock::now() + o.timeout;
+    if (auto d = ctx.deadline()) deadline = std::min(deadline, *d);
     auto unreachable = [&](const std::string& why) {
       return queue::outcome::retry_later("http: cannot deliver to " + o.url + ": " + why);
     };

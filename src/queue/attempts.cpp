@@ -7,6 +7,10 @@
 #include "queue/verdict.hpp"
 #include "scripts.hpp"
 
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/json/parse.hpp>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -34,7 +38,94 @@ std::vector<consumer::running_job> consumer::running_jobs(std::size_t most) cons
   return out;
 }
 
-asio::awaitable<void> consumer::attempt(delivered_job job) {
+consumer::attempt_context::attempt_context(consumer& c)
+    : owner(&c)
+    , bell(c.pool_.commands().executor(), std::chrono::steady_clock::time_point::max()) {}
+
+void consumer::attempt_context::begin(const delivered_job& j) {
+  job = &j;
+  attempt_ = j.attempt + 1;
+  stalls_ = j.stalls;
+  cancel_reason_.clear();
+  timed_out = false;
+  in_handler = false;
+  progress_value.clear();
+  progress_dirty = progress_reported = false;
+  started_ms = epoch_ms();
+  const auto limit = owner->options_.attempt_timeout;
+  if (limit.count() > 0) {
+    due = std::chrono::steady_clock::now() + limit;
+    deadline_ = std::chrono::system_clock::now() + limit;
+  } else {
+    due = std::chrono::steady_clock::time_point::max();
+    deadline_.reset();
+  }
+}
+
+void consumer::attempt_context::cancel(std::string reason) {
+  if (!in_handler || cancelled()) return;
+  cancel_reason_ = std::move(reason);
+  bell.cancel();
+  signal.emit(asio::cancellation_type::terminal);
+}
+
+asio::awaitable<void> consumer::attempt_context::until_cancelled() {
+  while (!cancelled()) {
+    auto [ec] = co_await bell.async_wait(use_tuple);
+    if (ec && !cancelled()) co_return; // this wait itself was cancelled (bound to the signal)
+  }
+}
+
+expected<> consumer::attempt_context::progress(std::string_view json) {
+  if (json.size() > max_progress)
+    return error(errc::invalid_value, "progress of " + std::to_string(json.size()) +
+                                          " bytes is not allowed: at most " +
+                                          std::to_string(max_progress));
+  boost::system::error_code ec;
+  boost::json::parse(json, ec);
+  if (ec) return error(errc::invalid_value, "progress must be JSON text: " + ec.message());
+  if (!owner || !in_handler) return {};
+  progress_value.assign(json);
+  progress_reported = true;
+  if (!progress_dirty) {
+    progress_dirty = true;
+    if (owner->progress_pending_++ == 0) owner->progress_due_.cancel();
+  }
+  return {};
+}
+
+asio::awaitable<expected<enqueue_result>> consumer::attempt_context::enqueue(std::string_view queue,
+                                                                             const new_job& j) {
+  if (!owner) co_return error(errc::redis_unavailable, "the worker's consumer has stopped");
+  co_return co_await queue::enqueue(owner->pool_.commands(), queue, j);
+}
+
+consumer::~consumer() {
+  for (auto& c : contexts_->all)
+    c->owner = nullptr;
+}
+
+void consumer::start(delivered_job job) {
+  ++running_;
+  if (options_.share) options_.share->started(member_);
+  attempt_context* ctx;
+  if (contexts_->spare.empty()) {
+    contexts_->all.push_back(std::make_unique<attempt_context>(*this));
+    ctx = contexts_->all.back().get();
+  } else {
+    ctx = contexts_->spare.back();
+    contexts_->spare.pop_back();
+  }
+  // Bound to the context's signal; the context is reused once the coroutine is gone (its
+  // completion), not before: the coroutine's cancellation state lives in the signal.
+  asio::co_spawn(
+      pool_.commands().executor(), attempt(std::move(job), *ctx),
+      asio::bind_cancellation_slot(ctx->signal.slot(), [pool = contexts_, ctx](std::exception_ptr) {
+        pool->spare.push_back(ctx);
+      }));
+}
+
+asio::awaitable<void> consumer::attempt(delivered_job job, attempt_context& ctx) {
   active_[job.stream].insert(job.entry_id); // its lease is renewed from now until it ends
   {
     // The entry id's time is when this attempt became ready.
@@ -47,10 +138,9 @@ asio::awaitable<void> consumer::attempt(delivered_job job) {
     ++stats_.pickup_fine[history::bucket_of(us.count())];
   }
   const auto began = std::chrono::steady_clock::now();
-  running_attempt me;
-  me.job = &job;
-  me.started_ms = epoch_ms();
-  running_list_.push_back(me);
+  ctx.begin(job);
+  running_list_.push_back(ctx);
+  if (options_.attempt_timeout.count() > 0 && running_list_.size() == 1) deadline_due_.cancel();
   outcome out;
   if (job.handler.empty()) job.handler = options_.default_handler;
   auto h = handlers_.find(job.handler);
@@ -60,13 +150,30 @@ asio::awaitable<void> consumer::attempt(delivered_job job) {
   } else if (h == handlers_.end()) {
     out = outcome::failure("unknown handler \"" + job.handler + "\"");
   } else {
+    ctx.in_handler = true;
     try {
-      out = co_await h->second(job);
+      out = co_await h->second(job, ctx);
     } catch (const std::exception& e) {
       out = outcome::retry_later(std::string("the handler threw: ") + e.what());
     } catch (...) {
       out = outcome::retry_later("the handler threw something that is not a std::exception");
     }
+    ctx.in_handler = false;
+    if (ctx.cancelled()) {
+      // Cancelled: the awaits that follow are the consumer's own, not to be aborted.
+      co_await asio::this_coro::reset_cancellation_state();
+      if (out.what != outcome::kind::done) {
+        if (ctx.timed_out)
+          out = outcome::retry_later(ctx.cancel_reason());
+        else if (out.what != outcome::kind::cancelled)
+          out = outcome::cancelled(ctx.cancel_reason());
+      }
+    }
+  }
+  ctx.unlink();
+  if (ctx.progress_dirty) { // not written yet, and cleared with the outcome below
+    ctx.progress_dirty = false;
+    --progress_pending_;
   }
   stats_.run.add(std::chrono::duration_cast<std::chrono::microseconds>(
       std::chrono::steady_clock::now() - began));
@@ -80,9 +187,12 @@ asio::awaitable<void> consumer::attempt(delivered_job job) {
     f.entry_id = job.entry_id;
     f.id = job.id;
     f.record = result_record(out.text, job.attempt + 1 + job.stalls); // every run counts
+    f.progress = ctx.progress_reported;
     to_ack_.push_back(std::move(f));
   } else {
-    co_await fail(job, job.attempt + 1, out.what == outcome::kind::fail, out.text, out.retry_after);
+    const bool permanent = out.what != outcome::kind::retry;
+    if (out.what == outcome::kind::cancelled) out.text = "cancelled: " + out.text;
+    co_await fail(job, job.attempt + 1, permanent, out.text, out.retry_after);
     active_[job.stream].erase(job.entry_id);
   }
   --running_;
@@ -93,6 +203,64 @@ asio::awaitable<void> consumer::attempt(delivered_job job) {
     promote_due_.cancel();
     lease_due_.cancel();
     tidy_due_.cancel();
+    progress_due_.cancel();
+    deadline_due_.cancel();
+  }
+}
+
+asio::awaitable<void> consumer::progress_loop() {
+  while (!(stopping_ && fetching_done_ && running_ == 0)) {
+    if (progress_pending_ == 0) {
+      co_await wait(progress_due_);
+      continue;
+    }
+    // At most one write per 100 ms: what was reported meanwhile replaces what came before.
+    const auto next = progress_written_ + milliseconds(100);
+    if (std::chrono::steady_clock::now() < next) {
+      progress_due_.expires_at(next);
+      co_await progress_due_.async_wait(use_tuple);
+      continue;
+    }
+    keys k(options_.queue);
+    std::vector<std::string_view> args{k.progress};
+    for (auto& a : running_list_)
+      if (a.progress_dirty) {
+        a.progress_dirty = false;
+        args.push_back(a.job->id);
+        args.push_back(a.progress_value);
+      }
+    progress_pending_ = 0;
+    progress_written_ = std::chrono::steady_clock::now();
+    if (args.size() == 1) continue;
+    redis::request req;
+    req.push_range("HSET", args); // copies the values: they may change while it is out
+    auto r = redis::connection::single(co_await pool_.commands().exec(req));
+    if (r && r->is_error()) co_await on_error_reply("writing the progress of jobs of", *r, false);
+  }
+}
+
+asio::awaitable<void> consumer::deadline_loop() {
+  if (options_.attempt_timeout.count() <= 0) co_return;
+  while (!(stopping_ && fetching_done_ && running_ == 0)) {
+    // Attempts are listed as they started, so by deadline (they all have the same timeout).
+    const auto now = std::chrono::steady_clock::now();
+    auto next = std::chrono::steady_clock::time_point::max();
+    std::vector<attempt_context*> due;
+    for (auto& a : running_list_) {
+      if (a.cancelled() || !a.in_handler) continue;
+      if (a.due > now) {
+        next = a.due;
+        break;
+      }
+      due.push_back(&a);
+    }
+    for (auto* a : due) {
+      a->timed_out = true;
+      a->cancel("timed out after " + std::to_string(options_.attempt_timeout.count()) +
+                " ms (the queue's timeout)");
+    }
+    deadline_due_.expires_at(next);
+    co_await deadline_due_.async_wait(use_tuple);
   }
 }
 
@@ -168,6 +336,10 @@ redis::request consumer::ack_request(const std::vector<finished>& batch) const {
     args.insert(args.end(), ids.begin(), ids.end());
     req.push_range("XACK", args);
   }
+  std::vector<std::string_view> progress{k.progress};
+  for (const auto& f : batch)
+    if (f.progress) progress.push_back(f.id);
+  if (progress.size() > 1) req.push_range("HDEL", progress); // only jobs that reported some
   req.push("HINCRBY", k.stats, "completed", count);
   req.push("HINCRBY", k.stats, "results_kept", count); // the index's size, for tidy.lua
   // redis.durability = replicated:N: the acks are settled once N replicas hold them too.
@@ -222,6 +394,7 @@ asio::awaitable<void> consumer::fail(const delivered_job& job, int attempt_made,
   keys_v.push_back(k.dead_jobs);
   keys_v.push_back(k.stats);
   keys_v.push_back(k.entries);
+  keys_v.push_back(k.progress);
   args.push_back(group);
   args.push_back(job.entry_id);
   args.push_back(job.id);

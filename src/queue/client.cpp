@@ -139,6 +139,11 @@ json::object job_info::to_json() const {
   if (queued_ms) o["queued_ms"] = *queued_ms;
   if (consumer) o["consumer"] = *consumer;
   if (lease_idle_ms) o["lease_idle_ms"] = *lease_idle_ms;
+  if (progress) {
+    error_code ec;
+    auto v = json::parse(*progress, ec);
+    o["progress"] = ec ? json::value(*progress) : v;
+  }
   if (!other_fields.empty()) {
     json::object extra;
     for (const auto& [k, v] : other_fields)
@@ -281,7 +286,7 @@ class job_lookup {
 
   // Everything addressable by the id, as `first_reads` commands: its records, its caller id's
   // marker, the entries index, the results index; for a generated id, its first entry.
-  static constexpr std::size_t first_reads = 9;
+  static constexpr std::size_t first_reads = 10;
   static void push_first(redis::request& req, const queue::keys& k, std::string_view queue,
                          std::string_view id) {
     req.push("HGET", k.results_data, id);                // 0
@@ -295,7 +300,8 @@ class job_lookup {
     if (auto e = queue::entry_of(id))                    // 8: a generated id's entry
       req.push("XRANGE", k.stream_for(e->second), e->first, e->first);
     else
-      req.push("EXISTS", k.meta); // (a placeholder on the queue's slot: read as "no entry")
+      req.push("EXISTS", k.meta);     // (a placeholder on the queue's slot: read as "no entry")
+    req.push("HGET", k.progress, id); // 9: a running attempt's progress
   }
   // Whether the first reads found anything of the id in this queue.
   static bool maybe_here(const redis::connection::response& r, std::size_t at,
@@ -317,6 +323,14 @@ class job_lookup {
 
   // The rest of the lookup, from what the first reads (push_first's) found.
   boost::asio::awaitable<found> from_first(const redis::connection::response& first) {
+    auto f = co_await from_first_reads(first);
+    if (f && *f && (*f)->state == "active" && first.size() > 9 && first[9].is_string())
+      (*f)->progress = std::string(first[9].str());
+    co_return f;
+  }
+
+ private:
+  boost::asio::awaitable<found> from_first_reads(const redis::connection::response& first) {
     const auto* r = &first;
     if (from_records(*r)) co_return info_;
     std::optional<found> in_stream;
@@ -335,7 +349,6 @@ class job_lookup {
     co_return co_await in_results_index();
   }
 
- private:
   boost::asio::awaitable<boost::system::result<redis::connection::response>>
   exec(const redis::request& req) {
     return conn_.exec(req, opts_);

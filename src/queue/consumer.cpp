@@ -45,7 +45,9 @@ consumer::consumer(redis::pool& pool, consumer_options options, handler_map hand
     , renew_due_(pool.commands().executor())
     , tidy_due_(pool.commands().executor())
     , unblock_due_(pool.commands().executor())
-    , schedule_due_(pool.commands().executor()) {
+    , schedule_due_(pool.commands().executor())
+    , progress_due_(pool.commands().executor())
+    , deadline_due_(pool.commands().executor()) {
   if (options_.share) member_ = options_.share->join(options_.weight, slot_free_);
 }
 
@@ -64,6 +66,8 @@ void consumer::stop() {
   tidy_due_.cancel();
   unblock_due_.cancel();
   schedule_due_.cancel();
+  progress_due_.cancel();
+  deadline_due_.cancel();
 }
 
 asio::awaitable<void> consumer::unblock_loop() {
@@ -117,17 +121,11 @@ asio::awaitable<error_code> consumer::run() {
   if (auto ec = co_await start_queue(pool_.commands(), options_.queue)) co_return ec;
   started_ = true;
   co_await (fetch_loop() && ack_loop() && promote_loop() && renew_loop() && stall_loop() &&
-            tidy_loop() && unblock_loop() && schedule_loop());
+            tidy_loop() && unblock_loop() && schedule_loop() && progress_loop() && deadline_loop());
   // Attempts started while the loops wound down may have finished after ack_loop ended.
   if (!to_ack_.empty()) co_await ack_loop();
   if (!settled_streams_.empty()) co_await tidy(); // a stopped consumer leaves its streams tidy
   co_return error_code{};
-}
-
-void consumer::start(delivered_job job) {
-  ++running_;
-  if (options_.share) options_.share->started(member_);
-  asio::co_spawn(pool_.commands().executor(), attempt(std::move(job)), asio::detached);
 }
 
 asio::awaitable<std::vector<delivered_job>> consumer::take(const redis::reply& answer) {
@@ -271,6 +269,8 @@ asio::awaitable<void> consumer::fetch_loop() {
   tidy_due_.cancel();
   unblock_due_.cancel();
   schedule_due_.cancel();
+  progress_due_.cancel();
+  deadline_due_.cancel();
 }
 
 asio::awaitable<bool> consumer::read_jobs() {

@@ -4,11 +4,13 @@
 // batches, retry with backoff, dead set, lease renewal and stall recovery, pause, rate limits,
 // slots shared between queues by weight, tidying.
 
+#include "forq/queue/producer.hpp"
 #include "queue/history.hpp"
 #include "queue/job.hpp"
 #include "redis/pool.hpp"
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/intrusive/list.hpp>
 #include <boost/system/error_code.hpp>
@@ -83,6 +85,11 @@ struct consumer_options {
   // consumer take the job back; more than max_stalls such recoveries and the job is dead.
   std::chrono::milliseconds lease{30000};
   int max_stalls = 3;
+  // An attempt still running this long after it started is cancelled (context::deadline; the
+  // handler's awaits end with operation_aborted) and retried per policy, unless it then
+  // returns a success. Zero: no limit (handlers with timeouts of their own, exec and http,
+  // keep theirs; the shorter wins).
+  std::chrono::milliseconds attempt_timeout{0};
   // A consumer that settled jobs tidies (tidy.lua: evicts results, trims the streams it
   // settled entries on) at most this often; results are also evicted when the oldest is due.
   std::chrono::milliseconds tidy_every{1000};
@@ -135,6 +142,7 @@ struct fetch_view; // src/queue/fetch_plan.hpp
 class consumer {
  public:
   consumer(redis::pool& pool, consumer_options options, handler_map handlers);
+  ~consumer();
 
   // Starts the queue (start_queue: waits for Redis as long as it takes), then consumes until
   // stop(); completes once every attempt in flight has finished and been acknowledged or
@@ -186,6 +194,7 @@ class consumer {
  private:
   struct finished {
     std::string stream, entry_id, id, record; // record: results:data's value (JSON)
+    bool progress = false;                    // it reported progress: clear it
   };
 
   boost::asio::awaitable<void> fetch_loop();
@@ -199,7 +208,13 @@ class consumer {
                                               std::chrono::steady_clock::time_point asked);
   boost::asio::awaitable<boost::system::result<redis::reply>> fetch_exactly(std::size_t n_streams,
                                                                             std::size_t count);
-  boost::asio::awaitable<void> attempt(delivered_job job);
+  class attempt_context;
+  boost::asio::awaitable<void> attempt(delivered_job job, attempt_context& ctx);
+  // Writes the progress reported since the last write (one HSET for all attempts, at most
+  // every 100 ms).
+  boost::asio::awaitable<void> progress_loop();
+  // Cancels the attempts whose deadline passed (attempt_timeout), on one timer.
+  boost::asio::awaitable<void> deadline_loop();
   boost::asio::awaitable<void> ack_loop();
   // ack_loop's steps: one batch's request (results, their index, XACKs, counts, and WAIT with
   // redis.durability), and what an acknowledged batch settles.
@@ -274,15 +289,48 @@ class consumer {
   std::vector<std::string> stream_names_; // priority 9 to 0, then the doorbell (fetch_loop)
   std::mt19937_64 rng_;
   std::size_t running_ = 0;
-  // Each running attempt links itself here from its coroutine frame and unlinks as the frame
-  // goes: no allocation per job.
-  struct running_attempt : boost::intrusive::list_base_hook<
-                               boost::intrusive::link_mode<boost::intrusive::auto_unlink>> {
+
+  // One attempt's context (forq/queue/handler.hpp): its cancellation signal (the attempt's
+  // coroutine is bound to it), its progress, and its place in running_list_. Pooled: reused
+  // once its attempt's coroutine is gone, so a job costs no allocation for it.
+  class attempt_context final : public context,
+                                public boost::intrusive::list_base_hook<
+                                    boost::intrusive::link_mode<boost::intrusive::auto_unlink>> {
+   public:
+    explicit attempt_context(consumer& owner);
+    boost::asio::awaitable<void> until_cancelled() override;
+    expected<> progress(std::string_view json) override;
+    boost::asio::awaitable<expected<enqueue_result>> enqueue(std::string_view queue,
+                                                             const new_job& j) override;
+    // Ready for `job`'s attempt, started now.
+    void begin(const delivered_job& job);
+    // Tells the handler to stop (once; only while it runs).
+    void cancel(std::string reason);
+
+    consumer* owner = nullptr; // null once its consumer is gone
     const delivered_job* job = nullptr;
     std::int64_t started_ms = 0;
+    std::chrono::steady_clock::time_point due = std::chrono::steady_clock::time_point::max();
+    bool in_handler = false;
+    bool timed_out = false;
+    boost::asio::cancellation_signal signal;
+    boost::asio::steady_timer bell; // cancelled on cancel: until_cancelled
+    std::string progress_value;     // reported, not written yet (progress_dirty)
+    bool progress_dirty = false, progress_reported = false;
   };
-  boost::intrusive::list<running_attempt, boost::intrusive::constant_time_size<false>>
+
+  // The contexts: owned here, and by each attempt's completion (the last to let go frees them,
+  // so a consumer may go while an attempt's coroutine finishes).
+  struct context_pool {
+    std::vector<std::unique_ptr<attempt_context>> all;
+    std::vector<attempt_context*> spare;
+  };
+  std::shared_ptr<context_pool> contexts_ = std::make_shared<context_pool>();
+  // The attempts running now, oldest first (each links itself as it starts).
+  boost::intrusive::list<attempt_context, boost::intrusive::constant_time_size<false>>
       running_list_;
+  std::size_t progress_pending_ = 0; // attempts with progress_dirty
+  std::chrono::steady_clock::time_point progress_written_{};
   bool stopping_ = false;
   bool fetching_done_ = false;
   bool paused_ = false;
@@ -319,7 +367,7 @@ class consumer {
   bool started_ = false;
   // cancel() = something changed: a slot freed, an ack is due, a retry was scheduled, stop.
   boost::asio::steady_timer slot_free_, ack_due_, promote_due_, lease_due_, renew_due_, tidy_due_,
-      unblock_due_, schedule_due_;
+      unblock_due_, schedule_due_, progress_due_, deadline_due_;
   counters stats_;
 };
 

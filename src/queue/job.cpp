@@ -207,12 +207,14 @@ std::string with_error(const delivered_job& j, int attempt, std::string_view err
   return boost::json::serialize(list);
 }
 
-std::string handoff_json(const delivered_job& j) { // (parse_entry let only UTF-8 through)
-  boost::json::object o;
+std::string handoff_json(const delivered_job& j, std::int64_t deadline_ms) {
+  boost::json::object o; // (parse_entry let only UTF-8 through)
   o["id"] = j.id;
   o["queue"] = j.queue;
   o["handler"] = j.handler;
   o["attempt"] = j.attempt + 1;
+  o["stalls"] = j.stalls;
+  o["deadline_ms"] = deadline_ms;
   boost::system::error_code ec;
   auto payload = boost::json::parse(j.payload, ec);
   o["payload"] = ec ? boost::json::value(j.payload) : payload;

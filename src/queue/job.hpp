@@ -60,9 +60,10 @@ std::string with_error(const delivered_job& j, int attempt, std::string_view err
                        std::int64_t at_ms);
 
 // The job as handlers outside the process get it (exec on stdin, http as the POST body):
-// {"id", "queue", "handler", "attempt" (this one, from 1), "payload" (JSON; text kept as a
-// string)}. docs/handlers.md.
-std::string handoff_json(const delivered_job& j);
+// {"id", "queue", "handler", "attempt" (this one, from 1), "stalls", "deadline_ms" (when the
+// attempt is given up, ms since the epoch), "payload" (JSON; text kept as a string)}.
+// docs/handlers.md.
+std::string handoff_json(const delivered_job& j, std::int64_t deadline_ms);
 
 // How a consumer lives through a Redis that refuses writes (-OOM, -READONLY, -MISCONF): the
 // first refusal of a spell is logged, the rest are not; retries back off from 100 ms, doubling

@@ -53,6 +53,7 @@ keys::keys(std::string_view queue)
   priorities = prefix + "priorities";
   minutes = prefix + "minutes";
   entries = prefix + "entries";
+  progress = prefix + "progress";
 }
 
 std::string keys::stream_key(std::string_view queue, int priority) {

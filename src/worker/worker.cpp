@@ -100,6 +100,7 @@ queue::handler_map worker_handlers(const config& cfg, const queue::handler_map& 
     o.command = spec.exec;
     o.timeout = spec.timeout;
     o.retry_exit_code = spec.retry_exit_code;
+    o.fail_exit_code = spec.fail_exit_code;
     o.max_output = spec.max_output;
     h.emplace(spec.name, handlers::exec(std::move(o)));
   }
@@ -163,6 +164,7 @@ consumers::consumers(asio::any_io_executor ex, const config& cfg, const std::str
     o.share = share;
     o.weight = cfg.queues[i].weight;
     o.lease = cfg.lease;
+    o.attempt_timeout = cfg.attempt_timeout;
     o.blocking_connection = i;
     if (keepers && i < master::shared_metrics::max_keepers) {
       o.keeper = [holder = &keepers->keepers[i]] { return queue::claim_keeper(*holder); };

@@ -29,7 +29,7 @@ int log_fd() {
   return fd;
 }
 
-asio::awaitable<forq::result> count(const forq::job& j) {
+asio::awaitable<forq::result> count(const forq::job& j, forq::context&) {
   auto payload = boost::json::parse(j.payload).as_object();
   auto seq = payload.at("seq").as_int64();
   if (auto* block = payload.if_contains("block_ms"))

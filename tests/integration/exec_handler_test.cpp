@@ -1,6 +1,6 @@
 // The exec handler (forq/handlers.hpp) run by a real consumer against a real redis-server:
-// results, the retry code, failures with stderr, timeouts that kill the whole process group,
-// a command that does not exist, output over the limit.
+// results, the retry and fail codes, failures with stderr, timeouts that kill the whole process
+// group, a command that does not exist, output over the limit, progress on fd 3, a cancel.
 #include "forq/client.hpp"
 #include "forq/handlers.hpp"
 #include "support/async_test.hpp"
@@ -12,6 +12,8 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/json.hpp>
 #include <gtest/gtest.h>
+
+#include <fstream>
 
 namespace {
 
@@ -83,6 +85,71 @@ TEST_F(exec_test, the_retry_exit_code_means_try_again) {
   EXPECT_EQ(info->result.value_or(""), "\"second time\"");
   EXPECT_EQ(info->attempts, 2);
   EXPECT_EQ(redis_.command({"HGET", "forq:{work}:stats", "retried"}), "1");
+}
+
+// Exit fail_exit_code (65, EX_DATAERR): dead at once, whatever attempts are left.
+TEST_F(exec_test, the_fail_exit_code_means_dead_at_once) {
+  auto info = run_one(shell("cat >/dev/null; echo 'no such user' >&2; exit 65"), "{}", 5);
+  ASSERT_TRUE(info);
+  EXPECT_EQ(info->state, "dead");
+  EXPECT_EQ(info->attempts, 1);
+  EXPECT_NE(info->reason.value_or("").find("exit 65 (fail now, no retry): no such user"),
+            std::string::npos)
+      << info->reason.value_or("");
+  EXPECT_EQ(redis_.command({"HGET", "forq:{work}:stats", "retried"}), "(nil)");
+}
+
+// The input carries the attempt's stall count and deadline; each line written to fd 3 is the
+// job's progress while it runs (shown by a lookup), and the progress is gone once it ends.
+TEST_F(exec_test, progress_lines_on_fd_3_are_the_jobs_progress_while_it_runs) {
+  forq::test::temp_dir dir;
+  auto go = (dir.path() / "go").string();
+  auto o = shell("read job; echo \"$job\" > " + (dir.path() / "input").string() +
+                 "; echo 'not json' >&3; echo '{\"done\":0.5}' >&3; "
+                 "while [ ! -e " +
+                 go + " ]; do sleep 0.02; done; echo '\"ok\"'");
+  std::string seen;
+  auto midway = [&]() -> asio::awaitable<void> {
+    for (int i = 0; i < 250 && seen.empty(); ++i) {
+      co_await sleep_for(20ms);
+      auto v = redis_.command({"HVALS", "forq:{work}:progress"});
+      if (v != "[]") seen = v;
+    }
+    std::ofstream(go).put('\n');
+  };
+  auto info = test::run_one_job(
+                  pool_options(), [&] { return handlers::exec(o); }, "{}", 1, 30s, midway)
+                  .info;
+  ASSERT_TRUE(info);
+  EXPECT_EQ(info->state, "completed");
+  EXPECT_EQ(seen, R"([{"done":0.5}])") << "the JSON line, not the one that is not JSON";
+  EXPECT_EQ(redis_.command({"EXISTS", "forq:{work}:progress"}), "0") << "cleared at the end";
+  auto input = boost::json::parse(forq::test::read_file((dir.path() / "input").string()));
+  EXPECT_EQ(input.at("stalls"), 0);
+  EXPECT_GT(input.at("deadline_ms").as_int64(), queue::epoch_ms());
+}
+
+// A cancel (here the queue's attempt timeout) sends SIGTERM to the command's group; one that
+// ignores it gets SIGKILL after the grace. The attempt ends as a timeout: retried per policy.
+TEST_F(exec_test, a_cancel_sends_sigterm_then_sigkill_after_the_grace) {
+  forq::test::temp_dir dir;
+  auto marker = (dir.path() / "term").string();
+  auto o =
+      shell("cat >/dev/null; trap 'echo term > " + marker + "' TERM; while :; do sleep 0.05; done");
+  o.cancel_grace = 300ms;
+  auto started = std::chrono::steady_clock::now();
+  auto info = test::run_one_job(
+                  pool_options(), [&] { return handlers::exec(o); }, "{}", 1, 30s, {},
+                  [](queue::consumer_options& co) { co.attempt_timeout = 400ms; })
+                  .info;
+  auto took = std::chrono::steady_clock::now() - started;
+  ASSERT_TRUE(info);
+  EXPECT_EQ(info->state, "dead");
+  EXPECT_NE(info->reason.value_or("").find("timed out after 400 ms"), std::string::npos)
+      << info->reason.value_or("");
+  EXPECT_EQ(forq::test::read_file(marker), "term\n") << "SIGTERM first";
+  EXPECT_GE(took, 700ms) << "SIGKILL only after the grace";
+  EXPECT_LT(took, 10s);
 }
 
 TEST_F(exec_test, a_failure_is_dead_after_its_attempts_with_the_end_of_stderr) {

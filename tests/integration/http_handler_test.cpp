@@ -89,6 +89,23 @@ TEST_F(http_handler_test, a_2xx_body_is_the_result_and_the_job_is_posted_with_it
   EXPECT_EQ(r.at("body").at("payload").at("n"), 1);
 }
 
+// A cancel (here the queue's attempt timeout, shorter than the handler's own) abandons the
+// request at once: the attempt ends as the cancel says, long before the app replies.
+TEST_F(http_handler_test, a_cancel_abandons_the_request) {
+  handlers::http_options ho;
+  ho.url = url("/slow?ms=4000");
+  ho.timeout = 30s;
+  auto run = test::run_one_job(
+      pool_options(), [&] { return handlers::http(ho); }, "{}", 1, 30s, {},
+      [](queue::consumer_options& co) { co.attempt_timeout = 300ms; });
+  ASSERT_TRUE(run.info);
+  EXPECT_EQ(run.info->state, "dead");
+  EXPECT_NE(run.info->reason.value_or("").find("timed out after 300 ms (the queue's timeout)"),
+            std::string::npos)
+      << run.info->reason.value_or("");
+  EXPECT_LT(run.took, 3s);
+}
+
 TEST_F(http_handler_test, a_5xx_is_retried_and_then_succeeds) {
   auto info = run_one(url("/flaky"), 3);
   ASSERT_TRUE(info);

@@ -44,13 +44,17 @@ class client_test : public forq::test::redis_test {
           auto ex = co_await asio::this_coro::executor;
           redis::pool pool(ex, pool_options());
           queue::handler_map h;
-          h.emplace("j", [this](const queue::delivered_job& j) -> asio::awaitable<queue::outcome> {
-            started_[j.id] = clock_type::now();
-            co_return queue::outcome::success(j.payload);
-          });
-          h.emplace("nothing", [](const queue::delivered_job&) -> asio::awaitable<queue::outcome> {
-            co_return queue::outcome::success(); // no result record, only the index
-          });
+          h.emplace("j",
+                    [this](const queue::delivered_job& j,
+                           queue::context&) -> asio::awaitable<queue::outcome> {
+                      started_[j.id] = clock_type::now();
+                      co_return queue::outcome::success(j.payload);
+                    });
+          h.emplace(
+              "nothing",
+              [](const queue::delivered_job&, queue::context&) -> asio::awaitable<queue::outcome> {
+                co_return queue::outcome::success(); // no result record, only the index
+              });
           queue::consumer c(pool, o, h);
           client cl(pool.commands());
           auto consume = [&]() -> asio::awaitable<void> {
@@ -535,15 +539,15 @@ class sharing_test : public client_test {
             all[i].blocking_connection = i;
             all[i].name = "c" + std::to_string(i);
             queue::handler_map h;
-            h.emplace(
-                "slow",
-                [this, work](const queue::delivered_job& j) -> asio::awaitable<queue::outcome> {
-                  span s{j.queue, clock_type::now(), {}};
-                  co_await sleep_for(work);
-                  s.end = clock_type::now();
-                  spans_.push_back(s);
-                  co_return queue::outcome::success();
-                });
+            h.emplace("slow",
+                      [this, work](const queue::delivered_job& j,
+                                   queue::context&) -> asio::awaitable<queue::outcome> {
+                        span s{j.queue, clock_type::now(), {}};
+                        co_await sleep_for(work);
+                        s.end = clock_type::now();
+                        spans_.push_back(s);
+                        co_return queue::outcome::success();
+                      });
             consumers.push_back(std::make_unique<queue::consumer>(pool, all[i], h));
           }
           std::size_t finished = 0;

@@ -30,7 +30,8 @@ class consumer_test : public forq::test::redis_test {
   std::vector<std::string> order_;   // job ids in the order their attempts started
 
   queue::handler counting(std::function<queue::outcome(const queue::delivered_job&, int)> f) {
-    return [this, f](const queue::delivered_job& j) -> asio::awaitable<queue::outcome> {
+    return [this, f](const queue::delivered_job& j,
+                     queue::context&) -> asio::awaitable<queue::outcome> {
       order_.push_back(j.id);
       co_return f(j, ++calls_[j.id]);
     };
@@ -157,7 +158,8 @@ TEST_F(consumer_test, a_job_that_keeps_failing_is_dead_with_the_reason) {
 
 TEST_F(consumer_test, a_handler_that_throws_is_retried_with_the_message) {
   queue::handler_map h{
-      {"thrower", [](const queue::delivered_job&) -> asio::awaitable<queue::outcome> {
+      {"thrower",
+       [](const queue::delivered_job&, queue::context&) -> asio::awaitable<queue::outcome> {
          throw std::runtime_error("null pointer in user code");
          co_return queue::outcome::success();
        }}};
@@ -168,6 +170,101 @@ TEST_F(consumer_test, a_handler_that_throws_is_retried_with_the_message) {
       [](const queue::consumer& c) { return c.stats().dead == 1; });
   auto all = redis_.command({"HVALS", "forq:{work}:dead:jobs"});
   EXPECT_NE(all.find("the handler threw: null pointer in user code"), std::string::npos) << all;
+}
+
+// The handler's context (forq/queue/handler.hpp): the attempt's number, progress written to
+// Redis while it runs (bad values refused, nothing written for them) and cleared when it ends,
+// and a follow-up job enqueued on the worker's own connection.
+TEST_F(consumer_test, a_handler_reports_progress_and_enqueues_through_its_context) {
+  std::vector<int> attempts;
+  std::string progress_seen;
+  std::vector<std::string> refusals;
+  int children = 0;
+  queue::handler_map h{
+      {"parent",
+       [&](const queue::delivered_job&, queue::context& ctx) -> asio::awaitable<queue::outcome> {
+         attempts.push_back(ctx.attempt());
+         EXPECT_EQ(ctx.stalls(), 0);
+         EXPECT_FALSE(ctx.deadline()) << "no attempt_timeout: no deadline";
+         EXPECT_FALSE(ctx.cancelled());
+         if (ctx.attempt() == 1) {
+           for (auto bad : {std::string("not json"), std::string(5000, '1')})
+             if (auto r = ctx.progress(bad); !r) refusals.push_back(r.error().message());
+           EXPECT_TRUE(ctx.progress(R"({"step":1})"));
+           EXPECT_TRUE(ctx.progress(R"({"step":2})")); // replaces step 1 before it is written
+           co_await sleep_for(300ms);
+           progress_seen = redis_.command({"HVALS", "forq:{work}:progress"});
+           queue::new_job child;
+           child.handler = "child";
+           child.id = "child-of-parent";
+           auto r = co_await ctx.enqueue("work", child);
+           EXPECT_TRUE(r && r->id == "child-of-parent" && !r->duplicate);
+           co_return queue::outcome::retry_later("once more", 10ms);
+         }
+         co_return queue::outcome::success();
+       }},
+      {"child", counting([&](auto&, int) {
+         ++children;
+         return queue::outcome::success();
+       })}};
+  run(
+      options(), h, [](redis::connection& c) { return enqueue_n(c, 1, "parent"); },
+      [&](const queue::consumer& c) { return c.stats().done == 2; });
+  EXPECT_EQ(attempts, (std::vector<int>{1, 2}));
+  EXPECT_EQ(children, 1);
+  EXPECT_EQ(progress_seen, R"([{"step":2}])");
+  ASSERT_EQ(refusals.size(), 2u);
+  EXPECT_NE(refusals[0].find("must be JSON"), std::string::npos) << refusals[0];
+  EXPECT_NE(refusals[1].find("5000 bytes is not allowed: at most 4096"), std::string::npos)
+      << refusals[1];
+  EXPECT_EQ(redis_.command({"EXISTS", "forq:{work}:progress"}), "0") << "cleared as it ended";
+}
+
+// consumer_options::attempt_timeout: past its deadline the attempt is cancelled (what it
+// awaits ends with operation_aborted), said so through its context, and retried per policy.
+TEST_F(consumer_test, an_attempt_past_the_queue_s_timeout_is_cancelled_and_retried) {
+  std::vector<std::string> seen;
+  queue::handler_map h{
+      {"slow",
+       [&](const queue::delivered_job&, queue::context& ctx) -> asio::awaitable<queue::outcome> {
+         EXPECT_TRUE(ctx.deadline());
+         if (ctx.attempt() > 1) co_return queue::outcome::success();
+         try {
+           co_await sleep_for(20s);
+         } catch (const boost::system::system_error& e) {
+           seen.push_back(e.code() == asio::error::operation_aborted ? "aborted" : e.what());
+           seen.push_back(ctx.cancel_reason());
+           throw;
+         }
+         co_return queue::outcome::success("\"not reached\"");
+       }}};
+  auto o = options();
+  o.attempt_timeout = 200ms;
+  o.retry.max_attempts = 3;
+  const auto started = std::chrono::steady_clock::now();
+  run(
+      o, h, [](redis::connection& c) { return enqueue_n(c, 1, "slow"); },
+      [](const queue::consumer& c) { return c.stats().done == 1; });
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 5s);
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[0], "aborted");
+  EXPECT_EQ(seen[1], "timed out after 200 ms (the queue's timeout)");
+  EXPECT_EQ(redis_.command({"HGET", "forq:{work}:stats", "retried"}), "1");
+}
+
+// outcome::cancelled: the job ends at once, never retried, with the reason.
+TEST_F(consumer_test, a_cancelled_outcome_is_never_retried) {
+  queue::handler_map h{{"stop", counting([](auto&, int) {
+                          return queue::outcome::cancelled("the order was withdrawn");
+                        })}};
+  auto o = options();
+  o.retry.max_attempts = 5;
+  run(
+      o, h, [](redis::connection& c) { return enqueue_n(c, 1, "stop"); },
+      [](const queue::consumer& c) { return c.stats().dead == 1; });
+  EXPECT_EQ(calls_.begin()->second, 1);
+  auto all = redis_.command({"HVALS", "forq:{work}:dead:jobs"});
+  EXPECT_NE(all.find("cancelled: the order was withdrawn"), std::string::npos) << all;
 }
 
 TEST_F(consumer_test, bad_jobs_go_dead_with_reasons_and_never_block_good_ones) {
@@ -234,7 +331,8 @@ TEST_F(consumer_test, a_corpus_of_hostile_jobs_goes_dead_with_reasons_around_goo
 
 TEST_F(consumer_test, jobs_naming_no_handler_run_the_queue_s_default_handler) {
   std::vector<std::string> ran; // the handler each job ran with, as the job says
-  auto record = [&](const queue::delivered_job& j) -> asio::awaitable<queue::outcome> {
+  auto record = [&](const queue::delivered_job& j,
+                    queue::context&) -> asio::awaitable<queue::outcome> {
     ran.push_back(j.handler);
     co_return queue::outcome::success();
   };
@@ -373,7 +471,8 @@ TEST_F(consumer_test, settled_entries_are_trimmed_from_the_stream) {
 
 TEST_F(consumer_test, stop_lets_jobs_in_flight_finish_and_acknowledges_them) {
   queue::handler_map h{
-      {"slow", [this](const queue::delivered_job& j) -> asio::awaitable<queue::outcome> {
+      {"slow",
+       [this](const queue::delivered_job& j, queue::context&) -> asio::awaitable<queue::outcome> {
          ++calls_[j.id];
          co_await sleep_for(200ms);
          co_return queue::outcome::success();
@@ -405,10 +504,11 @@ TEST_F(consumer_test, a_stalled_job_runs_again_within_a_second_of_its_lease_runn
   auto o = options();
   o.lease = 9s;
   std::optional<std::chrono::steady_clock::time_point> started, taken, ran;
-  queue::handler_map h{{"j", [&](const queue::delivered_job&) -> asio::awaitable<queue::outcome> {
-                          if (!ran) ran = std::chrono::steady_clock::now();
-                          co_return queue::outcome::success();
-                        }}};
+  queue::handler_map h{
+      {"j", [&](const queue::delivered_job&, queue::context&) -> asio::awaitable<queue::outcome> {
+         if (!ran) ran = std::chrono::steady_clock::now();
+         co_return queue::outcome::success();
+       }}};
   run(
       o, h,
       [&](redis::connection& c) -> asio::awaitable<void> { co_await queue::init_queue(c, "work"); },
@@ -588,7 +688,8 @@ TEST_F(consumer_test, a_renewed_lease_keeps_a_long_job_from_running_twice) {
         redis::pool pool_a(ex, pool_options()), pool_b(ex, pool_options());
         int runs = 0;
         queue::handler_map h{
-            {"long", [&](const queue::delivered_job&) -> asio::awaitable<queue::outcome> {
+            {"long",
+             [&](const queue::delivered_job&, queue::context&) -> asio::awaitable<queue::outcome> {
                ++runs;
                co_await sleep_for(900ms); // three leases
                co_return queue::outcome::success();

@@ -386,7 +386,8 @@ TEST_F(workers_test, the_open_files_limit_is_raised_to_what_the_queues_need_or_n
 } // namespace
 
 // What a job's command gets from forq serve (docs/handlers.md, "What a command gets"): stdin,
-// stdout and stderr, nothing more: not the worker's Redis connections nor its HTTP listener;
+// stdout, stderr and its progress pipe (fd 3), nothing more: not the worker's Redis connections
+// nor its HTTP listener;
 // and none of forq's own settings (FORQ_API_TOKEN, FORQ_REDIS_URL with its password) in its
 // environment. A process it leaves behind in a session of its own holds nothing of forq's:
 // when forq stops, its port is free.
@@ -427,7 +428,7 @@ print(json.dumps({"fds": fds, "forq": sorted(k for k in os.environ if k.startswi
   auto shown = run({forq_bin, "job", probe.at(0), "--json", "--redis", redis_.url()});
   ASSERT_EQ(shown.exit_code, 0) << shown.err;
   auto result = boost::json::parse(shown.out).at("result");
-  EXPECT_EQ(boost::json::serialize(result.at("fds")), "[0,1,2]") << shown.out;
+  EXPECT_EQ(boost::json::serialize(result.at("fds")), "[0,1,2,3]") << shown.out; // 3: progress
   // What forq sets for the job, and nothing of its own configuration.
   EXPECT_EQ(boost::json::serialize(result.at("forq")),
             R"(["FORQ_ATTEMPT","FORQ_JOB_ID","FORQ_QUEUE"])")

@@ -14,7 +14,8 @@ using namespace std::chrono_literals;
 
 one_job run_one_job(const redis::pool_options& pool_opts, std::function<queue::handler()> make,
                     const std::string& payload, int max_attempts, std::chrono::milliseconds lease,
-                    std::function<asio::awaitable<void>()> midway) {
+                    std::function<asio::awaitable<void>()> midway,
+                    std::function<void(queue::consumer_options&)> configure) {
   one_job out;
   run_async(
       [&]() -> asio::awaitable<void> {
@@ -27,6 +28,7 @@ one_job run_one_job(const redis::pool_options& pool_opts, std::function<queue::h
         co.retry.backoff = 10ms;
         co.retry.exponential = false;
         co.retry.max_attempts = max_attempts;
+        if (configure) configure(co);
         queue::handler_map h;
         h.emplace("x", make());
         queue::consumer c(pool, co, h);

@@ -21,12 +21,14 @@ struct one_job {
 };
 
 // Queue "work", handler name "x", retry backoff 10 ms fixed, `max_attempts`, `lease`.
-// `midway`, if given, runs right after the enqueue (while the job is being worked on).
+// `midway`, if given, runs right after the enqueue (while the job is being worked on);
+// `configure`, if given, changes the consumer's options last.
 // `make` builds the handler inside the test's event loop: a handler may hold I/O objects of
 // that loop (the http handler keeps connections), so it must not outlive it.
 one_job run_one_job(const redis::pool_options& pool, std::function<queue::handler()> make,
                     const std::string& payload, int max_attempts,
                     std::chrono::milliseconds lease = std::chrono::seconds(30),
-                    std::function<boost::asio::awaitable<void>()> midway = {});
+                    std::function<boost::asio::awaitable<void>()> midway = {},
+                    std::function<void(queue::consumer_options&)> configure = {});
 
 } // namespace forq::test

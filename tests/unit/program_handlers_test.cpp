@@ -10,7 +10,7 @@
 namespace {
 
 forq::handler some_handler() {
-  return [](const forq::job&) -> boost::asio::awaitable<forq::result> {
+  return [](const forq::job&, forq::context&) -> boost::asio::awaitable<forq::result> {
     co_return forq::result::success();
   };
 }
