@@ -189,6 +189,7 @@ asio::awaitable<void> consumer::attempt(delivered_job job, attempt_context& ctx)
     f.record = result_record(out.text, job.attempt + 1 + job.stalls); // every run counts
     f.progress = ctx.progress_reported;
     to_ack_.push_back(std::move(f));
+    acks_.enter();
   } else {
     const bool permanent = out.what != outcome::kind::retry;
     if (out.what == outcome::kind::cancelled) out.text = "cancelled: " + out.text;
@@ -209,7 +210,7 @@ asio::awaitable<void> consumer::attempt(delivered_job job, attempt_context& ctx)
 }
 
 asio::awaitable<void> consumer::progress_loop() {
-  while (!(stopping_ && fetching_done_ && running_ == 0)) {
+  while (!wound_down()) {
     if (progress_pending_ == 0) {
       co_await wait(progress_due_);
       continue;
@@ -241,7 +242,7 @@ asio::awaitable<void> consumer::progress_loop() {
 
 asio::awaitable<void> consumer::deadline_loop() {
   if (options_.attempt_timeout.count() <= 0) co_return;
-  while (!(stopping_ && fetching_done_ && running_ == 0)) {
+  while (!wound_down()) {
     // Attempts are listed as they started, so by deadline (they all have the same timeout).
     const auto now = std::chrono::steady_clock::now();
     auto next = std::chrono::steady_clock::time_point::max();
@@ -264,10 +265,14 @@ asio::awaitable<void> consumer::deadline_loop() {
   }
 }
 
+asio::awaitable<bool> consumer::acks_sent(std::chrono::steady_clock::time_point until) {
+  co_return co_await acks_.wait(until, false);
+}
+
 asio::awaitable<void> consumer::ack_loop() {
   for (;;) {
     if (to_ack_.empty()) {
-      if (stopping_ && fetching_done_ && running_ == 0) break;
+      if (wound_down()) break;
       co_await wait(ack_due_);
       continue;
     }
@@ -369,6 +374,7 @@ void consumer::acked(const std::vector<finished>& batch, const redis::connection
   for (const auto& f : batch) {
     active_[f.stream].erase(f.entry_id);
     settled(f.stream);
+    acks_.leave();
   }
 }
 

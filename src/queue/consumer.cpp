@@ -112,6 +112,10 @@ asio::awaitable<std::size_t> consumer::release_running() {
         running.push_back(std::move(j));
         released_.insert(id);
       }
+  // Their handlers are told (the process leaves): an exec command gets SIGTERM.
+  for (auto& a : running_list_)
+    if (released_.count(a.job->entry_id))
+      a.cancel("the worker is leaving (its drain timeout passed): the job was handed back");
   auto before = stats_.handed_back;
   if (!running.empty()) co_await hand_back(std::move(running));
   co_return static_cast<std::size_t>(stats_.handed_back - before);

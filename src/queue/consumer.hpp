@@ -5,6 +5,7 @@
 // slots shared between queues by weight, tidying.
 
 #include "forq/queue/producer.hpp"
+#include "gate.hpp"
 #include "queue/history.hpp"
 #include "queue/job.hpp"
 #include "redis/pool.hpp"
@@ -157,8 +158,12 @@ class consumer {
   // For a process about to exit (the drain timed out): hands every attempt still running back
   // to its queue at once (handback.lua), without waiting for a lease to expire, and records
   // none of their outcomes from then on. Attempts finished but not yet acknowledged are kept
-  // (their ack goes on). Returns how many were handed back.
+  // (their ack goes on). Their handlers are cancelled (context::cancelled). Returns how many
+  // were handed back.
   boost::asio::awaitable<std::size_t> release_running();
+  // Completes once every outcome recorded so far is acknowledged in Redis (true), or at
+  // `until` (false): what a leaving process waits for before it closes its connections.
+  boost::asio::awaitable<bool> acks_sent(std::chrono::steady_clock::time_point until);
 
   // Durations in fixed buckets (upper bounds in seconds; the last counts everything above).
   struct histogram {
@@ -345,6 +350,9 @@ class consumer {
   std::chrono::steady_clock::time_point exact_until_{};
   std::deque<delivered_job> waiting_; // fetched, not started: highest priority first
   std::deque<finished> to_ack_;
+  gate acks_; // one per job from its outcome until its ack is answered (acks_sent)
+  // Stopped, fetching over, no attempt left: every loop ends.
+  bool wound_down() const { return stopping_ && fetching_done_ && running_ == 0; }
   std::size_t acked_since_tidy_ = 0;
   std::set<std::string> settled_streams_; // entries settled since the last tidy
   // When the oldest result kept is due for eviction (tidy.lua says); max: none, or not known.

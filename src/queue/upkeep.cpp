@@ -26,7 +26,7 @@ asio::awaitable<void> consumer::tidy_loop() {
   using clock = std::chrono::steady_clock;
   auto last = clock::now() - options_.tidy_every;
   auto full_at = clock::time_point::max(); // the keeper's next tidy of everything
-  while (!(stopping_ && fetching_done_ && running_ == 0)) {
+  while (!wound_down()) {
     auto now = clock::now();
     const bool keeping = keeper();
     if (!keeping)
@@ -184,7 +184,7 @@ asio::awaitable<void> consumer::promote_loop() {
   // that fires for nothing but the keeper question sends nothing).
   bool look = false;
   auto known_due = clock::time_point::max();
-  while (!(stopping_ && fetching_done_ && running_ == 0)) {
+  while (!wound_down()) {
     if (!stopping_ && (look || keeper() || clock::now() >= known_due)) {
       auto now = now_ms();
       // The head of `delayed` alone says whether anything is due: one plain command, where the
@@ -222,7 +222,7 @@ asio::awaitable<void> consumer::promote_loop() {
       }
     }
     // The wake-up that says "done" may have come while this looked: see before waiting.
-    if (stopping_ && fetching_done_ && running_ == 0) break;
+    if (wound_down()) break;
     promote_due_.expires_at(std::min(known_due, clock::now() + options_.promote_check_every));
     auto [ec] = co_await promote_due_.async_wait(use_tuple);
     // Woken on purpose (a doorbell, a retry): look now. Not for stop(): nothing runs after it.
@@ -247,7 +247,7 @@ asio::awaitable<void> consumer::renew_loop() {
   using clock = std::chrono::steady_clock;
   const auto every = options_.lease / 3;
   auto renew_at = clock::now() + every;
-  while (!(stopping_ && fetching_done_ && running_ == 0)) {
+  while (!wound_down()) {
     renew_due_.expires_at(renew_at);
     co_await renew_due_.async_wait(use_tuple);
     if (clock::now() < renew_at) continue; // woken early (stop, the end of fetching): not yet
@@ -262,7 +262,7 @@ asio::awaitable<void> consumer::stall_loop() {
   const auto every = options_.lease / 3;
   auto full_scan_at = clock::now() + options_.full_upkeep_every;
   auto look_at = clock::now() + every;
-  while (!(stopping_ && fetching_done_ && running_ == 0)) {
+  while (!wound_down()) {
     lease_due_.expires_at(look_at);
     co_await lease_due_.async_wait(use_tuple);
     if (clock::now() < look_at) continue;

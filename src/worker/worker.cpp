@@ -244,9 +244,13 @@ asio::awaitable<void> consumers::drain(bool wait_for_running) {
       spdlog::warn("drain timeout ({} ms) passed: handed {} running job{} back to {} queue",
                    cfg_.drain_timeout.count(), back, back == 1 ? "" : "s",
                    list_.size() == 1 ? "its" : "their");
-    // Acks of attempts that ended meanwhile go out with what is left of this turn.
-    asio::steady_timer t(co_await asio::this_coro::executor, 50ms);
-    co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+    // The outcomes recorded so far (attempts that ended before the hand-back) are acknowledged
+    // before the connections close: waited for, at most 2 s (then stall recovery reruns them).
+    const auto until = std::chrono::steady_clock::now() + 2s;
+    for (auto& c : list_)
+      if (!co_await c->acks_sent(until))
+        spdlog::warn("queue {}: acks still unanswered after 2 s; those jobs may run again",
+                     c->queue());
   }
   // The last words before the connections close: what this process did since the last flush
   // (within 2 s, the loop's flush still out included), then its presence removed (1 s more).
