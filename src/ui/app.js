@@ -510,6 +510,7 @@ const job_labels = {
   priority: "Priority", max_attempts: "Attempts allowed", retry: "Retry policy", result: "Result",
   last_error: "Last error", reason: "Why it died", errors: "Failed attempts", run_at_ms: "Runs at",
   finished_ms: "Finished at", queued_ms: "Queued at", consumer: "Held by worker", lease_idle_ms: "Lease renewed",
+  progress: "Progress",
   fields: "Other fields",
 };
 

@@ -1,0 +1,3 @@
+#pragma once
+// A fixture for layers_check: the Redis layer reaching up into the queue stage.
+#include "queue/consumer.hpp"
