@@ -19,7 +19,7 @@ void try_entry(const forq::redis::reply& entry) {
   auto parsed = forq::queue::parse_entry("q", "forq:{q}:stream", 0, entry);
   if (auto* job = std::get_if<forq::queue::delivered_job>(&parsed)) {
     (void)forq::queue::to_json(*job, job->attempt + 1, {{"last_error", "x"}});
-    (void)forq::queue::handoff_json(*job);
+    (void)forq::queue::handoff_json(*job, 1796650000000);
   } else if (std::get<std::string>(parsed).empty()) {
     __builtin_trap(); // a refusal always says why
   }
