@@ -140,7 +140,10 @@ asio::awaitable<void> consumer::attempt(delivered_job job, attempt_context& ctx)
   const auto began = std::chrono::steady_clock::now();
   ctx.begin(job);
   running_list_.push_back(ctx);
-  if (options_.attempt_timeout.count() > 0 && running_list_.size() == 1) deadline_due_.cancel();
+  // The deadline loop sleeps without end when no attempt it watches is left: wake it.
+  if (options_.attempt_timeout.count() > 0 &&
+      deadline_due_.expiry() == std::chrono::steady_clock::time_point::max())
+    deadline_due_.cancel();
   outcome out;
   if (job.handler.empty()) job.handler = options_.default_handler;
   auto h = handlers_.find(job.handler);
