@@ -80,14 +80,15 @@ class context {
   // then): none when no timeout is set.
   std::optional<std::chrono::system_clock::time_point> deadline() const { return deadline_; }
 
-  // Cancellation. The attempt's coroutine is bound to a cancellation slot: when forq cancels
-  // the attempt (its deadline passed, the worker is leaving after its drain timeout, or, later,
-  // an operator's cancel), whatever the handler is awaiting on Asio completes with
-  // operation_aborted (thrown, by default) at once. cancelled() says whether that happened and
-  // cancel_reason() why; until_cancelled() completes then, for a handler that stops its own
-  // work its own way (the exec handler signals its process group). A handler that returns a
-  // success after a cancel has still succeeded; any other outcome, or an exception, after a
-  // cancel ends as the cancel says (a timeout: retried per policy).
+  // Cancellation. Forq cancels an attempt when its deadline passes (the queue's
+  // attempt_timeout) or when the worker leaves after its drain timeout. cancelled() says whether
+  // that happened and cancel_reason() why; until_cancelled() completes then, for a handler that
+  // stops its own work its own way (the exec handler signals its process group). On a queue
+  // with an attempt_timeout the attempt's coroutine is also bound to a cancellation slot, so
+  // whatever the handler awaits on Asio completes with operation_aborted (thrown, by default)
+  // at once (binding costs every job, so queues without a timeout are not bound). A handler that
+  // returns a success after a cancel has still succeeded; any other outcome, or an exception, after
+  // a cancel ends as the cancel says (a timeout: retried per policy).
   bool cancelled() const { return !cancel_reason_.empty(); }
   const std::string& cancel_reason() const { return cancel_reason_; }
   virtual boost::asio::awaitable<void> until_cancelled() = 0;
