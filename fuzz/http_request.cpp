@@ -42,7 +42,7 @@ struct scene {
     cfg.queues.push_back({"emails", 3, "echo", {}}); // a queue with a default handler
 
     ctx.cfg = &cfg;
-    ctx.metrics = forq::master::shared_metrics::create();
+    ctx.metrics = forq::process::shared_metrics::create();
     ctx.conn = &conn;
     ctx.not_ready = [this] { return ready ? std::string() : std::string("Redis unreachable"); };
     ctx.handlers = {"noop", "echo", "sleep", "fail"};

@@ -1,7 +1,5 @@
 #pragma once
 
-#include "config/config.hpp"
-
 #include <spdlog/sinks/sink.h>
 
 #include <cstdint>
@@ -10,6 +8,10 @@
 #include <string_view>
 
 namespace forq {
+
+// The two line formats and the levels (the config's `log.format` and `log.level` name them).
+enum class log_format { text, json };
+enum class log_level { trace, debug, info, warn, error, critical, off };
 
 // Sets up the process-wide spdlog logger: one line per event on stderr, as text for people or
 // JSON lines for collectors, each tagged with the process role and pid. Call once at start; call

@@ -11,11 +11,11 @@
 #include "bench/bench.hpp"
 
 #include "bench/stats.hpp"
-#include "cli/connect.hpp"
 #include "exit_codes.hpp"
 #include "forq/client.hpp"
 #include "forq/redis/connection.hpp"
 #include "forq/redis_url.hpp"
+#include "master/connect.hpp"
 #include "master/embedded_redis.hpp"
 #include "master/master.hpp"
 #include "queue/consumer.hpp"
@@ -211,12 +211,13 @@ class bench_run {
     if (!shared_) return std::string("cannot map shared memory for the counters");
     // (with_connection says on stderr why, if it never runs the body)
     std::variant<run_figures, std::string> out = std::string("see the error above");
-    cli::with_connection(cfg_, url_, "bench", [&](redis::connection& conn) -> asio::awaitable<int> {
-      out = co_await body(conn);
-      stop_serve(); // (blocks this loop for the workers' drain: nothing else runs on it)
-      co_await cleanup(conn);
-      co_return exit_code::ok;
-    });
+    master::with_connection(
+        cfg_, url_, "bench", [&](redis::connection& conn) -> asio::awaitable<int> {
+          out = co_await body(conn);
+          stop_serve(); // (blocks this loop for the workers' drain: nothing else runs on it)
+          co_await cleanup(conn);
+          co_return exit_code::ok;
+        });
     stop_serve();
     shared_state::destroy(shared_);
     return out;

@@ -2,9 +2,9 @@
 // several serve trees (as on that many hosts), and what they cost: Redis commands per second
 // (in all, per queue per host, by command), Redis's CPU and the workers' CPU.
 #include "bench/bench.hpp"
-#include "cli/connect.hpp"
 #include "exit_codes.hpp"
 #include "forq/redis/connection.hpp"
+#include "master/connect.hpp"
 #include "master/master.hpp"
 
 #include <boost/asio/steady_timer.hpp>
@@ -71,12 +71,13 @@ class idle_run {
 
   int go() {
     int code = exit_code::failure;
-    cli::with_connection(cfg_, url_, "bench", [&](redis::connection& conn) -> asio::awaitable<int> {
-      code = co_await body(conn);
-      stop();
-      co_await cleanup(conn);
-      co_return exit_code::ok;
-    });
+    master::with_connection(cfg_, url_, "bench",
+                            [&](redis::connection& conn) -> asio::awaitable<int> {
+                              code = co_await body(conn);
+                              stop();
+                              co_await cleanup(conn);
+                              co_return exit_code::ok;
+                            });
     return code;
   }
 

@@ -4,10 +4,10 @@
 // unreachable, job not found, a job refused), 2 bad usage (main.cpp).
 #include "cli/ops.hpp"
 
-#include "cli/connect.hpp"
 #include "exit_codes.hpp"
 #include "forq/client.hpp"
 #include "forq/redis_url.hpp"
+#include "master/connect.hpp"
 #include "master/embedded_redis.hpp"
 #include "queue/job.hpp"
 #include "utf8.hpp"
@@ -26,6 +26,9 @@
 #include <iostream>
 
 namespace forq::cli {
+
+using master::fail;
+using master::with_redis;
 namespace {
 
 namespace asio = boost::asio;

@@ -9,6 +9,7 @@
 #include "forq/queue/producer.hpp"
 #include "log.hpp"
 #include "master/master.hpp"
+#include "process/process_title.hpp"
 #include "schedule/schedule.hpp"
 #include "utf8.hpp"
 #include "worker/worker.hpp"
@@ -571,7 +572,7 @@ namespace {
 // forq::run's body; `schedules`: the program's, if it declares them (even none).
 int run_program(int argc, char** argv, forq::handler_map handlers,
                 std::optional<forq::schedule_list> schedules) {
-  forq::master::init_process_title(argc, argv); // before anything keeps pointers into argv
+  forq::process::init_process_title(argc, argv); // before anything keeps pointers into argv
   CLI::App app{"forq runs background jobs out of Redis, on every core.", "forq"};
   app.set_version_flag("--version", "forq " FORQ_VERSION);
   app.require_subcommand(1, 1);

@@ -1,8 +1,8 @@
 // forq schedule add | list | remove (docs/schedules.md).
-#include "cli/connect.hpp"
 #include "cli/ops.hpp"
 #include "exit_codes.hpp"
 #include "forq/client.hpp"
+#include "master/connect.hpp"
 #include "schedule/schedule.hpp"
 #include "utf8.hpp"
 
@@ -15,6 +15,9 @@
 #include <tuple>
 
 namespace forq::cli {
+
+using master::fail;
+using master::with_redis;
 namespace {
 
 namespace asio = boost::asio;

@@ -1,6 +1,7 @@
 #pragma once
 
 #include "forq/queue/retry.hpp"
+#include "log.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -14,8 +15,6 @@
 
 namespace forq {
 
-enum class log_format { text, json };
-enum class log_level { trace, debug, info, warn, error, critical, off };
 // How the embedded redis-server keeps its append-only file.
 enum class aof_policy {
   everysec, // fsync once a second: at most ~1 s of acknowledged writes lost on a host crash

@@ -37,10 +37,10 @@ namespace forq::http {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace bhttp = beast::http;
-using master::queue_counters;
-using master::shared_histogram;
-using master::shared_metrics;
-using master::slot_counters;
+using process::queue_counters;
+using process::shared_histogram;
+using process::shared_metrics;
+using process::slot_counters;
 namespace json = boost::json;
 using tcp = asio::ip::tcp;
 using namespace std::chrono_literals;

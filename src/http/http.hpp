@@ -5,7 +5,7 @@
 
 #include "config/config.hpp"
 #include "forq/redis/connection.hpp"
-#include "master/shared_metrics.hpp"
+#include "process/shared_metrics.hpp"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -20,7 +20,7 @@ namespace forq::http {
 // What a worker's HTTP server needs.
 struct http_context {
   const config* cfg = nullptr;
-  master::shared_metrics* metrics = nullptr;
+  process::shared_metrics* metrics = nullptr;
   redis::connection* conn = nullptr; // the worker's command connection
   // /readyz: why this worker is not ready ("Redis unreachable", ...), empty when it is.
   std::function<std::string()> not_ready;

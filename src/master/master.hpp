@@ -19,9 +19,4 @@ namespace forq::master {
 int serve(const config& cfg, std::function<expected<config>()> reload,
           const queue::handler_map& program);
 
-// Process titles as ps shows them ("forq: master", "forq: worker 3 [draining]"). init once in
-// main() with its argv; set_process_title truncates to the space argv had.
-void init_process_title(int argc, char** argv);
-void set_process_title(const std::string& title);
-
 } // namespace forq::master

@@ -10,8 +10,9 @@
 #include "log.hpp"
 #include "master/embedded_redis.hpp"
 #include "master/master.hpp"
-#include "master/shared_metrics.hpp"
 #include "master/supervisor.hpp"
+#include "process/process_title.hpp"
+#include "process/shared_metrics.hpp"
 #include "worker/worker.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -39,6 +40,8 @@ namespace asio = boost::asio;
 using namespace std::chrono_literals;
 using std::chrono::milliseconds;
 using clock_type = std::chrono::steady_clock;
+using process::set_process_title;
+using process::shared_metrics;
 
 // Keeps the embedded Redis alive while the service runs: a redis-server that dies is started
 // again on the same AOF, with a pause that doubles up to 30 s while it keeps dying.

@@ -4,7 +4,6 @@
 #include "queue/history.hpp"
 #include "queue/job.hpp"
 #include "queue/protocol.hpp"
-#include "schedule/detail.hpp"
 #include "scripts.hpp"
 
 #include <boost/json/parse.hpp>
@@ -586,13 +585,13 @@ client::stats_many(const std::vector<std::string>& queues, int minutes) {
     for (auto& b : batch) {
       b.first = req.commands();
       for (int p = 0; p <= 9; ++p)
-        req.push("XLEN", b.k.stream_for(p));                                  // 0..9
-      req.push("ZCARD", b.k.delayed);                                         // 10
-      req.push("ZCARD", b.k.dead);                                            // 11
-      req.push("HGETALL", b.k.stats);                                         // 12
-      req.push("HMGET", b.k.meta, "paused", "rate_max", "rate_ms");           // 13
-      req.push("HLEN", schedule::detail::schedule_keys(b.s.queue).schedules); // 14
-      if (minutes > 0) req.push("HGETALL", b.k.minutes);                      // 15
+        req.push("XLEN", b.k.stream_for(p));                        // 0..9
+      req.push("ZCARD", b.k.delayed);                               // 10
+      req.push("ZCARD", b.k.dead);                                  // 11
+      req.push("HGETALL", b.k.stats);                               // 12
+      req.push("HMGET", b.k.meta, "paused", "rate_max", "rate_ms"); // 13
+      req.push("HLEN", queue::keys(b.s.queue).schedules);           // 14
+      if (minutes > 0) req.push("HGETALL", b.k.minutes);            // 15
     }
     auto r = co_await exec(req);
     if (!r) co_return r.error();

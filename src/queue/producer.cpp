@@ -54,6 +54,9 @@ keys::keys(std::string_view queue)
   minutes = prefix + "minutes";
   entries = prefix + "entries";
   progress = prefix + "progress";
+  schedules = prefix + "schedules";
+  schedule_state = prefix + "schedule_state";
+  schedule_due = prefix + "schedule_due";
 }
 
 std::string keys::stream_key(std::string_view queue, int priority) {

@@ -33,6 +33,9 @@ struct keys {
   std::string minutes;    // hash: figures by the minute, for the dashboard (minutes.lua)
   std::string entries;    // hash: job id -> <priority>:<entry id> of an entry not named by the id
   std::string progress;   // hash: job id -> its running attempt's latest progress (JSON)
+  // The queue's schedules (docs/schedules.md, "In Redis"): definitions, per-schedule state,
+  // and the zset of when each is next due.
+  std::string schedules, schedule_state, schedule_due;
   std::string stream_for(int priority) const; // priority 0: `stream`; 1..9: stream:p<N>
   std::vector<std::string> streams() const;   // every priority's stream, 0 to 9
   // The same keys without building the others, for enqueue's hot path.

@@ -3,6 +3,7 @@
 // What the schedule stage's files share (definition.cpp, schedule.cpp, keeper.cpp): a queue's
 // schedule keys, a whole-number reader, and a definition's slot clock. Not installed.
 
+#include "queue/protocol.hpp"
 #include "schedule/schedule.hpp"
 
 #include <charconv>
@@ -16,9 +17,11 @@ namespace forq::schedule::detail {
 // A queue's schedule keys, under its hash tag.
 struct schedule_keys {
   explicit schedule_keys(std::string_view queue)
-      : schedules("forq:{" + std::string(queue) + "}:schedules")
-      , state("forq:{" + std::string(queue) + "}:schedule_state")
-      , due("forq:{" + std::string(queue) + "}:schedule_due") {}
+      : schedule_keys(queue::keys(queue)) {}
+  explicit schedule_keys(const queue::keys& k)
+      : schedules(k.schedules)
+      , state(k.schedule_state)
+      , due(k.schedule_due) {}
   std::string schedules, state, due;
 };
 

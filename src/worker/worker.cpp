@@ -9,7 +9,7 @@
 #include "forq/redis_url.hpp"
 #include "http/http.hpp"
 #include "log.hpp"
-#include "master/master.hpp"
+#include "process/process_title.hpp"
 #include "queue/consumer.hpp"
 #include "queue/protocol.hpp"
 #include "redis/pool.hpp"
@@ -31,8 +31,8 @@
 
 namespace forq::worker {
 
-using master::shared_histogram;
-using master::shared_metrics;
+using process::shared_histogram;
+using process::shared_metrics;
 namespace {
 
 namespace asio = boost::asio;
@@ -143,7 +143,7 @@ redis::connection_options redis_options(const config& cfg, const redis_endpoint&
 }
 
 consumers::consumers(asio::any_io_executor ex, const config& cfg, const std::string& url,
-                     const queue::handler_map& program, master::shared_metrics* keepers)
+                     const queue::handler_map& program, process::shared_metrics* keepers)
     : cfg_(cfg)
     , finished_bell_(ex)
     , flush_done_(ex)
@@ -166,7 +166,7 @@ consumers::consumers(asio::any_io_executor ex, const config& cfg, const std::str
     o.lease = cfg.lease;
     o.attempt_timeout = cfg.attempt_timeout;
     o.blocking_connection = i;
-    if (keepers && i < master::shared_metrics::max_keepers) {
+    if (keepers && i < process::shared_metrics::max_keepers) {
       o.keeper = [holder = &keepers->keepers[i]] { return queue::claim_keeper(*holder); };
       o.release_keeper = [holder = &keepers->keepers[i]] { queue::release_keeper(*holder); };
     }
@@ -208,7 +208,7 @@ void consumers::start(std::function<void(int)> on_fatal) {
     asio::co_spawn(
         ex,
         [this]() -> asio::awaitable<void> {
-          const auto n = std::min(list_.size(), master::shared_metrics::max_keepers);
+          const auto n = std::min(list_.size(), process::shared_metrics::max_keepers);
           while (watching_) {
             keeper_watch_.expires_after(200ms);
             co_await keeper_watch_.async_wait(asio::as_tuple(asio::use_awaitable));
@@ -296,7 +296,7 @@ std::string consumers::not_ready() const {
   return {};
 }
 
-void consumers::publish(master::slot_counters& slot) {
+void consumers::publish(process::slot_counters& slot) {
   published_.resize(list_.size());
   for (std::size_t i = 0; i < list_.size() && i < shared_metrics::max_queues; ++i) {
     const auto& now = list_[i]->stats();
@@ -520,7 +520,7 @@ class worker_life {
     asio::co_spawn(ioc_, drain_watchdog(), asio::detached);
     asio::co_spawn(ioc_, quit_while_draining(), asio::detached);
     spdlog::info("worker {} draining (SIG{})", slot_, sigabbrev_np(sig));
-    master::set_process_title("forq: worker " + std::to_string(slot_) + " [draining]");
+    process::set_process_title("forq: worker " + std::to_string(slot_) + " [draining]");
     co_await work_.drain(true);
     if (metrics_) work_.publish(my_slot());
     spdlog::info("worker {} stopped; {} done", slot_, counted(work_.done(), "job"));
@@ -634,7 +634,7 @@ class worker_life {
     }
   }
 
-  master::slot_counters& my_slot() {
+  process::slot_counters& my_slot() {
     return metrics_->slots[(slot_ - 1) % shared_metrics::max_slots];
   }
 
@@ -654,7 +654,7 @@ class worker_life {
 } // namespace
 
 int run_worker(const config& cfg, const std::string& url, unsigned slot, int listener_fd,
-               master::shared_metrics* metrics, const queue::handler_map& program) {
+               process::shared_metrics* metrics, const queue::handler_map& program) {
   worker_life life(cfg, url, slot, listener_fd, metrics, program);
   return life.run();
 }

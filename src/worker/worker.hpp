@@ -4,7 +4,7 @@
 // one Redis pool, its handler set, and its share of the HTTP listener.
 
 #include "config/config.hpp"
-#include "master/shared_metrics.hpp"
+#include "process/shared_metrics.hpp"
 #include "queue/consumer.hpp"
 #include "redis/pool.hpp"
 
@@ -24,7 +24,7 @@ namespace forq::worker {
 // Runs until SIGTERM/SIGINT (drain) or SIGQUIT (at once), or a fatal error. Returns its exit
 // code (exit_codes.hpp).
 int run_worker(const config& cfg, const std::string& url, unsigned slot, int listener_fd,
-               master::shared_metrics* metrics, const queue::handler_map& program);
+               process::shared_metrics* metrics, const queue::handler_map& program);
 
 // How forq talks to the Redis of `cfg` at `ep` (a parsed redis.url, or the embedded Redis's
 // socket): the timeouts (redis.timeout), the sentinels' password and redis.durability. Every
@@ -45,7 +45,7 @@ std::optional<std::string> check_handlers(const config& cfg, const queue::handle
 class consumers {
  public:
   consumers(boost::asio::any_io_executor ex, const config& cfg, const std::string& url,
-            const queue::handler_map& program, master::shared_metrics* keepers = nullptr);
+            const queue::handler_map& program, process::shared_metrics* keepers = nullptr);
   ~consumers();
   // on_fatal(exit code): a consumer cannot go on (schema mismatch, a refused key, ...).
   void start(std::function<void(int)> on_fatal);
@@ -60,7 +60,7 @@ class consumers {
   std::string not_ready() const;
   redis::connection& commands() { return pool_->commands(); }
   // Adds what happened since the last call to the shared counters of this worker's slot.
-  void publish(master::slot_counters& slot);
+  void publish(process::slot_counters& slot);
   // Each queue's running attempts, slots and jobs done, for the worker's presence in Redis.
   boost::json::array describe_queues() const;
   // Adds what each consumer did since the last call to its queue's figures by the minute in
@@ -91,7 +91,7 @@ class consumers {
   // Five times a second: a queue whose keeper role came free (its holder drains or exited) is
   // told at once, so a reload or a dead worker leaves its schedules unlooked-at for at most
   // ~0.2 s (a `missed = skip` slot runs only if at most a second late). Reads shared memory.
-  master::shared_metrics* keepers_ = nullptr;
+  process::shared_metrics* keepers_ = nullptr;
   boost::asio::steady_timer keeper_watch_;
   bool watching_ = true;
 };

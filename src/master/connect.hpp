@@ -12,7 +12,7 @@
 #include <string>
 #include <string_view>
 
-namespace forq::cli {
+namespace forq::master {
 
 // Connects to `url` (named forq:<host>:<pid>:<role> in CLIENT LIST), waits until the
 // connection is ready (at most its connect timeout and 2 s), runs `body` and returns its exit
@@ -30,4 +30,4 @@ void fail(const std::string& message);
 int with_redis(const config& cfg,
                std::function<boost::asio::awaitable<int>(redis::connection&)> body);
 
-} // namespace forq::cli
+} // namespace forq::master

@@ -1,5 +1,5 @@
 // with_connection (connect.hpp): the short-lived commands' way to Redis.
-#include "connect.hpp"
+#include "master/connect.hpp"
 
 #include "exit_codes.hpp"
 #include "forq/redis_url.hpp"
@@ -15,7 +15,7 @@
 
 #include <cstdio>
 
-namespace forq::cli {
+namespace forq::master {
 namespace {
 
 namespace asio = boost::asio;
@@ -93,4 +93,4 @@ int with_redis(const config& cfg, std::function<asio::awaitable<int>(redis::conn
   return with_connection(cfg, url, "cli", std::move(body));
 }
 
-} // namespace forq::cli
+} // namespace forq::master

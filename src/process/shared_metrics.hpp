@@ -10,7 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 
-namespace forq::master {
+namespace forq::process {
 
 struct shared_histogram {
   std::atomic<std::uint64_t> counts[12]{}; // queue::consumer::histogram's buckets
@@ -35,4 +35,4 @@ struct shared_metrics {
   static shared_metrics* create(); // nullptr if mmap fails
 };
 
-} // namespace forq::master
+} // namespace forq::process

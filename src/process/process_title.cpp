@@ -1,12 +1,12 @@
 // Process titles: ps and top show "forq: master", "forq: worker 3 [draining]". The title
 // overwrites the argv strings (the classic way; /proc/<pid>/cmdline reads that memory), so it
 // is cut to the length the command line had; prctl(PR_SET_NAME) sets the short name top shows.
-#include "master/master.hpp"
+#include "process/process_title.hpp"
 
 #include <cstring>
 #include <sys/prctl.h>
 
-namespace forq::master {
+namespace forq::process {
 namespace {
 char* area = nullptr;
 std::size_t area_size = 0;
@@ -30,4 +30,4 @@ void set_process_title(const std::string& title) {
   std::memset(area + n, 0, area_size - n);
 }
 
-} // namespace forq::master
+} // namespace forq::process

@@ -1,9 +1,9 @@
-#include "master/shared_metrics.hpp"
+#include "process/shared_metrics.hpp"
 
 #include <new>
 #include <sys/mman.h>
 
-namespace forq::master {
+namespace forq::process {
 
 shared_metrics* shared_metrics::create() {
   void* p = ::mmap(nullptr, sizeof(shared_metrics), PROT_READ | PROT_WRITE,
@@ -12,4 +12,4 @@ shared_metrics* shared_metrics::create() {
   return new (p) shared_metrics(); // zeroed by mmap; atomics start at 0
 }
 
-} // namespace forq::master
+} // namespace forq::process
