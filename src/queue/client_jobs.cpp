@@ -1,0 +1,511 @@
+// forq::client's reading of jobs (forq/client.hpp): a job by its id in one queue or in every
+// queue, a queue's jobs by state, the dead set, and search by text. Every read is bounded by the
+// page asked for or by the id, never by the queue's backlog (docs/http.md).
+#include "forq/client.hpp"
+
+#include "forq/error.hpp"
+#include "queue/history.hpp"
+#include "queue/job.hpp"
+#include "queue/protocol.hpp"
+#include "queue/client_detail.hpp"
+#include "scripts.hpp"
+
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+
+namespace forq {
+
+namespace json = boost::json;
+using boost::system::error_code;
+template <class T>
+using result = expected<T>;
+
+using namespace client_detail;
+
+namespace {
+
+// client::get_job's steps, most likely place first: the records kept by id, the job's entry in
+// its stream (the latest one the entries index names, else its first), then the results index.
+// Every step reads by the id: the cost does not grow with the queue's backlog (docs/http.md).
+class job_lookup {
+ public:
+  using found = result<std::optional<job_info>>;
+
+  job_lookup(redis::connection& conn, redis::exec_options opts, std::string_view queue,
+             std::string_view id)
+      : conn_(conn)
+      , opts_(opts)
+      , k_(queue)
+      , id_(id)
+      , streams_(k_.streams()) {
+    info_.queue = queue;
+    info_.id = id;
+  }
+
+  // Everything addressable by the id, as `first_reads` commands: its records, its caller id's
+  // marker, the entries index, the results index; for a generated id, its first entry.
+  static constexpr std::size_t first_reads = 10;
+  static void push_first(redis::request& req, const queue::keys& k, std::string_view queue,
+                         std::string_view id) {
+    req.push("HGET", k.results_data, id);                // 0
+    req.push("HGET", k.dead_jobs, id);                   // 1
+    req.push("ZSCORE", k.dead, id);                      // 2
+    req.push("HGET", k.delayed_jobs, id);                // 3
+    req.push("ZSCORE", k.delayed, id);                   // 4
+    req.push("GET", queue::keys::unique_key(queue, id)); // 5: caller id -> first entry id
+    req.push("HGET", k.entries, id);                     // 6: its latest entry, if moved
+    req.push("LPOS", k.results, id);                     // 7: in the results index?
+    if (auto e = queue::entry_of(id))                    // 8: a generated id's entry
+      req.push("XRANGE", k.stream_for(e->second), e->first, e->first);
+    else
+      req.push("EXISTS", k.meta);     // (a placeholder on the queue's slot: read as "no entry")
+    req.push("HGET", k.progress, id); // 9: a running attempt's progress
+  }
+  // Whether the first reads found anything of the id in this queue.
+  static bool maybe_here(const redis::connection::response& r, std::size_t at,
+                         std::string_view id) {
+    for (std::size_t i = at; i < at + 8 && i < r.size(); ++i)
+      if (!r[i].is_nil() && !r[i].is_error()) return true;
+    return queue::entry_of(id) && at + 8 < r.size() && r[at + 8].is_array() &&
+           !r[at + 8].elements().empty();
+  }
+
+  boost::asio::awaitable<found> run() {
+    // Everything addressable by the id, in one round trip.
+    redis::request req;
+    push_first(req, k_, info_.queue, id_);
+    auto r = co_await exec(req);
+    if (!r) co_return r.error();
+    co_return co_await from_first(*r);
+  }
+
+  // The rest of the lookup, from what the first reads (push_first's) found.
+  boost::asio::awaitable<found> from_first(const redis::connection::response& first) {
+    auto f = co_await from_first_reads(first);
+    if (f && *f && (*f)->state == "active" && first.size() > 9 && first[9].is_string())
+      (*f)->progress = std::string(first[9].str());
+    co_return f;
+  }
+
+ private:
+  boost::asio::awaitable<found> from_first_reads(const redis::connection::response& first) {
+    const auto* r = &first;
+    if (from_records(*r)) co_return info_;
+    std::optional<found> in_stream;
+    if (auto latest = moved_entry((*r)[6])) {
+      in_stream = co_await in_entry(latest->second, latest->first);
+    } else {
+      // Its first attempt's entry: named by a generated id, or where a caller id's marker
+      // points (then the entry carries the id).
+      if ((*r)[5].is_string())
+        in_stream = co_await in_entry(std::string((*r)[5].str()), std::nullopt);
+      else if (auto e = queue::entry_of(id_))
+        in_stream = co_await in_entry(e->first, static_cast<std::size_t>(e->second));
+    }
+    if (in_stream && (!*in_stream || **in_stream)) co_return std::move(*in_stream);
+    if (!(*r)[7].as_integer()) co_return std::optional<job_info>(); // nowhere
+    co_return co_await in_results_index();
+  }
+
+  boost::asio::awaitable<boost::system::result<redis::connection::response>>
+  exec(const redis::request& req) {
+    return conn_.exec(req, opts_);
+  }
+
+  // A completed job with a record, a dead one or a delayed one.
+  bool from_records(const redis::connection::response& at) {
+    if (at[0].is_string()) {
+      auto o = parse_object(at[0].str());
+      info_.state = "completed";
+      if (auto* v = o.if_contains("result"); v && !v->is_null()) info_.result = serialize_utf8(*v);
+      if (auto* v = o.if_contains("attempt"); v && v->is_int64())
+        info_.attempts = static_cast<int>(v->as_int64());
+      if (auto* v = o.if_contains("finished_ms"); v && v->is_int64())
+        info_.finished_ms = v->as_int64();
+      return true;
+    }
+    if (at[1].is_string()) {
+      info_.state = "dead";
+      take_fields(info_, parse_object(at[1].str()));
+      if (at[2].is_string()) info_.finished_ms = to_int(at[2].str());
+      return true;
+    }
+    if (at[3].is_string()) {
+      info_.state = "delayed";
+      take_fields(info_, parse_object(at[3].str()));
+      if (at[4].is_string()) info_.run_at_ms = to_int(at[4].str());
+      return true;
+    }
+    return false;
+  }
+
+  // "<priority>:<entry id>" from the entries index, or nothing.
+  static std::optional<std::pair<std::size_t, std::string>> moved_entry(const redis::reply& r) {
+    if (!r.is_string()) return std::nullopt;
+    auto v = r.str();
+    if (v.size() < 3 || v[1] != ':' || v[0] < '0' || v[0] > '9') return std::nullopt;
+    return std::pair{static_cast<std::size_t>(v[0] - '0'), std::string(v.substr(2))};
+  }
+
+  // An entry still in a stream is active (pending), ready (not delivered yet: beyond the
+  // group's last delivered id), or settled (acknowledged, awaiting trimming: not this job's
+  // current state, which is then found elsewhere). Reads the stream's last delivered id.
+  boost::asio::awaitable<result<std::optional<std::string>>> state_of(std::size_t p,
+                                                                      const std::string& entry) {
+    redis::request q;
+    q.push("XPENDING", streams_[p], group, entry, entry, "1");
+    q.push("XINFO", "GROUPS", streams_[p]);
+    auto r = co_await exec(q);
+    if (!r) co_return r.error();
+    const auto& pr = (*r)[0];
+    if (pr.is_array() && !pr.elements().empty()) co_return std::optional<std::string>("active");
+    std::string last;
+    if ((*r)[1].is_array())
+      for (const auto& g : (*r)[1].elements()) {
+        const auto& kv = g.elements();
+        std::string name, delivered;
+        for (std::size_t i = 0; i + 1 < kv.size(); i += 2) {
+          if (kv[i].str() == "name") name = kv[i + 1].str();
+          if (kv[i].str() == "last-delivered-id") delivered = kv[i + 1].str();
+        }
+        if (name == group) last = delivered;
+      }
+    if (last.empty() || entry_order(entry) > entry_order(last))
+      co_return std::optional<std::string>("ready");
+    co_return std::optional<std::string>();
+  }
+
+  // The job at `entry`, on the stream of priority `only` (or on whichever holds it): nothing
+  // when no stream has it as this job's, or when it is settled (its later life is elsewhere).
+  boost::asio::awaitable<found> in_entry(const std::string& entry,
+                                         std::optional<std::size_t> only) {
+    if (!looks_like_entry_id(entry) || (only && *only >= streams_.size()))
+      co_return std::optional<job_info>();
+    redis::request look;
+    for (std::size_t p = 0; p < streams_.size(); ++p)
+      if (!only || p == *only) look.push("XRANGE", streams_[p], entry, entry);
+    auto lr = co_await exec(look);
+    if (!lr) co_return lr.error();
+    for (std::size_t i = 0; i < lr->size(); ++i) {
+      const std::size_t p = only ? *only : i;
+      const auto& e = (*lr)[i];
+      if (!e.is_array() || e.elements().empty()) continue;
+      auto fields = entry_fields(e.elements()[0]);
+      // A marker or an index entry can outlive the entry it names: only this job's counts
+      // (a generated id's entry carries no id field; it is the id).
+      auto own = string_field(fields, "id");
+      if (own ? *own != id_ : queue::entry_of(id_) == std::nullopt) continue;
+      auto st = co_await state_of(p, entry);
+      if (!st) co_return st.error();
+      if (!*st) break;
+      take_fields(info_, fields);
+      info_.priority = static_cast<int>(p);
+      info_.state = **st;
+      co_return std::optional(info_);
+    }
+    co_return std::optional<job_info>();
+  }
+
+  // Completed without a result: only the results index knows it (bounded by max_results).
+  // Read in Redis (results.lua): an absent id costs one LPOS and sends nothing back.
+  boost::asio::awaitable<found> in_results_index() {
+    const std::vector<std::string_view> keys{k_.results}, args{"find", id_};
+    auto ir = co_await redis::eval(conn_, queue::detail::scripts().results, keys, args, opts_);
+    if (!ir) co_return ir.error();
+    if (ir->is_error()) co_return error(errc::redis_refused, std::string(ir->str()));
+    auto ms = ir->as_integer();
+    if (!ms) co_return std::optional<job_info>();
+    info_.state = "completed";
+    info_.attempts = 1; // a job that took more runs has a record (results:data)
+    info_.finished_ms = *ms;
+    co_return std::optional(info_);
+  }
+
+  redis::connection& conn_;
+  redis::exec_options opts_;
+  queue::keys k_;
+  std::string id_;
+  std::vector<std::string> streams_;
+  job_info info_;
+};
+
+} // namespace
+
+boost::asio::awaitable<result<std::optional<job_info>>> client::get_job(std::string_view queue,
+                                                                        std::string_view id) {
+  if (auto name = queue::check_queue_name(queue); !name) co_return name.error();
+  job_lookup lookup(conn_, opts_, queue, id);
+  co_return co_await lookup.run();
+}
+
+boost::asio::awaitable<result<std::optional<job_info>>> client::find_job(std::string_view id) {
+  auto all = co_await queues();
+  if (!all) co_return all.error();
+  std::vector<std::string> names;
+  for (auto& n : *all)
+    if (queue::check_queue_name(n)) names.push_back(std::move(n)); // not forq's: never a job's
+  constexpr std::size_t per_trip = 100;
+  for (std::size_t from = 0; from < names.size(); from += per_trip) {
+    const auto to = std::min(names.size(), from + per_trip);
+    redis::request req;
+    for (auto i = from; i < to; ++i)
+      job_lookup::push_first(req, queue::keys(names[i]), names[i], id);
+    auto r = co_await exec(req);
+    if (!r) co_return r.error();
+    for (auto i = from; i < to; ++i) {
+      const auto at = (i - from) * job_lookup::first_reads;
+      if (!job_lookup::maybe_here(*r, at, id)) continue;
+      // Go on from this queue's first reads, not read again.
+      const redis::connection::response first(
+          r->begin() + static_cast<std::ptrdiff_t>(at),
+          r->begin() + static_cast<std::ptrdiff_t>(at + job_lookup::first_reads));
+      job_lookup lookup(conn_, opts_, names[i], id);
+      auto found = co_await lookup.from_first(first);
+      if (!found || *found) co_return found;
+    }
+  }
+  co_return std::optional<job_info>();
+}
+
+
+boost::asio::awaitable<result<std::vector<job_info>>> client::dead(std::string_view queue,
+                                                                   std::size_t limit) {
+  return list_jobs(queue, "dead", 0, limit);
+}
+
+boost::asio::awaitable<result<std::vector<job_info>>> client::list_jobs(std::string_view queue,
+                                                                        std::string_view state,
+                                                                        std::size_t offset,
+                                                                        std::size_t limit) {
+  if (auto name = queue::check_queue_name(queue); !name) co_return name.error();
+  if (state == "ready" || state == "active")
+    co_return co_await list_in_streams(queue, state, offset, limit);
+  if (state != "dead" && state != "delayed" && state != "completed")
+    co_return error(errc::invalid_value,
+                    "state \"" + std::string(state) +
+                        "\" cannot be listed: ready, active, delayed, dead or completed");
+  queue::keys k(queue);
+  std::vector<job_info> out;
+  if (limit == 0) co_return out;
+  const bool completed = state == "completed";
+  const auto& records_key = state == "dead" ? k.dead_jobs
+                            : completed     ? k.results_data
+                                            : k.delayed_jobs;
+  result<redis::reply> r = error(errc::redis_refused, "");
+  if (completed) { // the index holds batch headers among the ids: results.lua walks it
+    const auto from = std::to_string(offset), count = std::to_string(limit);
+    const std::vector<std::string_view> keys{k.results}, args{"page", from, count};
+    r = co_await redis::eval(conn_, queue::detail::scripts().results, keys, args, opts_);
+    if (r && r->is_error()) co_return error(errc::redis_refused, std::string(r->str()));
+  } else {
+    redis::request req("ZRANGE", state == "dead" ? k.dead : k.delayed, std::to_string(offset),
+                       std::to_string(offset + limit - 1), "WITHSCORES");
+    r = redis::connection::single(co_await exec(req));
+  }
+  if (!r) co_return r.error();
+  if (!r->is_array()) co_return out;
+  const auto& e = r->elements();
+  if (e.empty()) co_return out;
+  for (std::size_t i = 0; i + 1 < e.size(); i += 2) { // id, then its time
+    job_info j;
+    j.queue = queue;
+    j.id = e[i].str();
+    j.state = std::string(state);
+    (state == "delayed" ? j.run_at_ms : j.finished_ms) = e[i + 1].as_integer().value_or(0);
+    if (completed) j.attempts = 1; // more runs leave a record, read below
+    out.push_back(std::move(j));
+  }
+  std::vector<std::string_view> args;
+  args.push_back(records_key);
+  for (const auto& j : out)
+    args.push_back(j.id);
+  redis::request get;
+  get.push_range("HMGET", args);
+  auto records = redis::connection::single(co_await exec(get));
+  if (!records) co_return records.error();
+  for (std::size_t i = 0; i < out.size() && i < records->elements().size(); ++i) {
+    const auto& rec = records->elements()[i];
+    if (!rec.is_string()) {
+      if (state == "dead")
+        out[i].reason = "its record is missing (dead:jobs has no entry for this id)";
+      continue;
+    }
+    auto o = parse_object(rec.str());
+    if (!completed) {
+      take_fields(out[i], o);
+      continue;
+    }
+    if (auto* v = o.if_contains("result"); v && !v->is_null()) out[i].result = serialize_utf8(*v);
+    if (auto* v = o.if_contains("attempt"); v && v->is_int64())
+      out[i].attempts = static_cast<int>(v->as_int64());
+    if (auto* v = o.if_contains("finished_ms"); v && v->is_int64())
+      out[i].finished_ms = v->as_int64();
+  }
+  co_return out;
+}
+
+// Ready jobs: each stream's entries beyond its group's last delivered one (all of them before a
+// consumer made the group). Active jobs: each stream's pending list, whose entries are the
+// leases. Highest priority first, oldest first within one; offset + limit of each stream read,
+// so the cost is bounded by the page's depth, not the queue's length.
+boost::asio::awaitable<result<std::vector<job_info>>>
+client::list_in_streams(std::string_view queue, std::string_view state, std::size_t offset,
+                        std::size_t limit) {
+  constexpr std::size_t deepest = 10000;
+  if (offset + limit > deepest)
+    co_return error(errc::invalid_value, std::string(state) + " jobs are listed 10,000 deep: " +
+                                             "offset + limit must be at most 10000");
+  std::vector<job_info> out;
+  if (limit == 0) co_return out;
+  const bool active = state == "active";
+  const queue::keys k(queue);
+  const auto want = std::to_string(offset + limit);
+  redis::request first;
+  for (int p = 9; p >= 0; --p)
+    if (active)
+      first.push("XPENDING", k.stream_for(p), group, "-", "+", want);
+    else
+      first.push("XINFO", "GROUPS", k.stream_for(p));
+  auto r = co_await exec(first);
+  if (!r) co_return r.error();
+  struct found {
+    int priority;
+    std::string entry, consumer;
+    std::int64_t idle = 0;
+  };
+  std::vector<found> entries; // active: the page's leases
+  redis::request second;      // ready: a range of each stream; active: each entry of the page
+  std::size_t skipped = 0;
+  for (int p = 9; p >= 0; --p) {
+    const auto& reply = (*r)[static_cast<std::size_t>(9 - p)];
+    if (active) {
+      if (!reply.is_array()) continue; // no stream, or no group yet: nothing leased
+      for (const auto& e : reply.elements()) {
+        if (!e.is_array() || e.elements().size() < 3) continue;
+        if (skipped < offset) {
+          ++skipped;
+          continue;
+        }
+        if (entries.size() >= limit) break;
+        const auto& f = e.elements();
+        entries.push_back(found{p, std::string(f[0].str()), std::string(f[1].str()),
+                                f[2].as_integer().value_or(0)});
+        second.push("XRANGE", k.stream_for(p), f[0].str(), f[0].str());
+      }
+      continue;
+    }
+    std::string from = "-";
+    if (reply.is_array())
+      for (const auto& g : reply.elements()) {
+        const auto& kv = g.elements();
+        std::string name, last;
+        for (std::size_t i = 0; i + 1 < kv.size(); i += 2) {
+          if (kv[i].str() == "name") name = kv[i + 1].str();
+          if (kv[i].str() == "last-delivered-id") last = kv[i + 1].str();
+        }
+        if (name == group) from = "(" + last;
+      }
+    second.push("XRANGE", k.stream_for(p), from, "+", "COUNT", want);
+  }
+  if (second.empty()) co_return out;
+  auto s2 = co_await exec(second);
+  if (!s2) co_return s2.error();
+  auto add = [&](int p, const redis::reply& entry) {
+    job_info j;
+    j.queue = queue;
+    j.state = std::string(state);
+    j.priority = p;
+    const std::string id(entry.elements()[0].str());
+    auto fields = entry_fields(entry);
+    j.id = string_field(fields, "id").value_or(queue::first_attempt_id(id, p));
+    j.queued_ms = static_cast<std::int64_t>(entry_order(id).first);
+    take_fields(j, fields);
+    out.push_back(std::move(j));
+  };
+  if (active) {
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+      const auto& e = (*s2)[i];
+      if (e.is_array() && !e.elements().empty() && e.elements()[0].is_array()) {
+        add(entries[i].priority, e.elements()[0]);
+      } else { // the entry is gone (trimmed by a foreign tool): the lease is all there is
+        job_info j;
+        j.queue = queue;
+        j.state = "active";
+        j.priority = entries[i].priority;
+        j.id = queue::first_attempt_id(entries[i].entry, entries[i].priority);
+        j.queued_ms = static_cast<std::int64_t>(entry_order(entries[i].entry).first);
+        out.push_back(std::move(j));
+      }
+      out.back().consumer = entries[i].consumer;
+      out.back().lease_idle_ms = entries[i].idle;
+    }
+    co_return out;
+  }
+  for (int p = 9; p >= 0 && out.size() < limit; --p) {
+    const auto& range = (*s2)[static_cast<std::size_t>(9 - p)];
+    if (!range.is_array()) continue;
+    for (const auto& entry : range.elements()) {
+      if (out.size() >= limit) break;
+      if (!entry.is_array() || entry.elements().size() != 2) continue;
+      if (skipped < offset) {
+        ++skipped;
+        continue;
+      }
+      add(p, entry);
+    }
+  }
+  co_return out;
+}
+
+namespace {
+
+bool job_contains(const job_info& j, std::string_view text) {
+  auto has = [&](const std::optional<std::string>& s) {
+    return s && s->find(text) != std::string::npos;
+  };
+  return j.id.find(text) != std::string::npos || j.handler.find(text) != std::string::npos ||
+         j.payload.find(text) != std::string::npos || has(j.result) || has(j.last_error) ||
+         has(j.reason);
+}
+
+} // namespace
+
+boost::asio::awaitable<result<std::vector<std::string>>>
+client::dead_matching(std::string_view queue, std::string_view text) {
+  if (text.empty()) co_return error(errc::invalid_value, "nothing to match");
+  std::vector<std::string> ids;
+  constexpr std::size_t batch = 1000;
+  for (std::size_t offset = 0;; offset += batch) {
+    auto some = co_await list_jobs(queue, "dead", offset, batch);
+    if (!some) co_return some.error();
+    for (const auto& j : *some)
+      if (job_contains(j, text)) ids.push_back(j.id);
+    if (some->size() < batch) break;
+  }
+  co_return ids;
+}
+
+boost::asio::awaitable<result<std::vector<job_info>>> client::search(std::string_view queue,
+                                                                     std::string_view text,
+                                                                     std::size_t scan_each,
+                                                                     std::size_t most) {
+  std::vector<job_info> found;
+  if (text.empty()) co_return error(errc::invalid_value, "nothing to search for");
+  static constexpr std::array<std::string_view, 3> states{"dead", "delayed", "completed"};
+  for (const auto state : states) {
+    auto some = co_await list_jobs(queue, state, 0, scan_each);
+    if (!some) co_return some.error();
+    for (auto& j : *some) {
+      if (found.size() >= most) co_return found;
+      if (job_contains(j, text)) found.push_back(std::move(j));
+    }
+  }
+  co_return found;
+}
+
+
+} // namespace forq
