@@ -106,6 +106,13 @@ class client {
   // one round trip per 100 queues says which queues may hold it, then those are looked in, so
   // an unknown id costs a few small round trips however many queues and jobs there are.
   boost::asio::awaitable<expected<std::optional<job_info>>> find_job(std::string_view id);
+  // Reports a running job's progress from outside the worker that runs it (an http handler's
+  // app, through the HTTP API): JSON text of at most 4,096 bytes (else invalid_value), written
+  // only while the job's attempt runs (progress.lua), and cleared when it ends. Returns the
+  // job's state: "active" when written; another state (nothing written); "finished" when the
+  // attempt ended meanwhile; empty when no such job is in the queue.
+  boost::asio::awaitable<expected<std::string>>
+  set_progress(std::string_view queue, std::string_view id, std::string_view json);
 
   boost::asio::awaitable<expected<queue_stats>> stats(std::string_view queue);
   // Many queues' stats, 100 queues a round trip (two trips each), every command on one key (so

@@ -541,6 +541,36 @@ asio::awaitable<reply_t> run_call(http_context& ctx, api_call call) {
       all.push_back(job_preview(j.to_json()));
     co_return json_reply(bhttp::status::ok, all);
   }
+  case op::set_progress: {
+    const auto now = std::chrono::steady_clock::now();
+    auto key = call.queue + '\n' + call.id;
+    if (auto at = ctx.progress_at.find(key);
+        at != ctx.progress_at.end() && now - at->second < 100ms) {
+      auto r = error_reply(bhttp::status::too_many_requests,
+                           "progress of job " + call.id +
+                               " was reported less than 100 ms ago: send the latest at most "
+                               "every 100 ms");
+      r.headers.emplace_back("Retry-After", "1");
+      co_return r;
+    }
+    if (ctx.progress_at.size() > 10000) // forget jobs not heard from for a second
+      std::erase_if(ctx.progress_at, [&](const auto& e) { return now - e.second > 1s; });
+    ctx.progress_at[key] = now;
+    auto state = co_await c.set_progress(call.queue, call.id, call.text);
+    if (!state) {
+      if (state.error() == errc::invalid_value)
+        co_return error_reply(bhttp::status::bad_request, state.error().message());
+      co_return redis_down(state.error());
+    }
+    if (state->empty())
+      co_return error_reply(bhttp::status::not_found,
+                            "no job " + call.id + " in queue " + call.queue);
+    if (*state != "active")
+      co_return error_reply(bhttp::status::conflict, "job " + call.id + " is not running (" +
+                                                         *state +
+                                                         "): progress is for a running attempt");
+    co_return reply_t{bhttp::status::no_content, "", "text/plain"};
+  }
   case op::set_rate_limit: {
     std::optional<std::pair<std::int64_t, std::chrono::milliseconds>> limit;
     if (call.rate_max > 0) limit.emplace(call.rate_max, std::chrono::milliseconds(call.rate_ms));

@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,9 @@ struct http_context {
   // How long a request may wait for Redis (the Redis timeout, at most 10 s): then 503.
   std::chrono::milliseconds redis_deadline{5000};
   bool stopping = false;
+  // set_progress: when each job's last report was taken (queue + '\n' + id), so one job's
+  // reports reach Redis at most every 100 ms from this worker.
+  std::map<std::string, std::chrono::steady_clock::time_point> progress_at;
   boost::asio::ip::tcp::acceptor* acceptor = nullptr; // while serve_http runs: close to stop
 };
 // Accepts on the listener the master bound (a copy of listener_fd) until ctx.stopping.

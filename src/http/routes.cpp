@@ -1,6 +1,7 @@
 #include "http/routes.hpp"
 
 #include "forq/names.hpp"
+#include "forq/queue/handler.hpp"
 #include "forq/queue/limits.hpp"
 #include "forq/queue/retry.hpp"
 #include "forq_ui.hpp"
@@ -525,6 +526,20 @@ routed route(const config& cfg, const std::vector<std::string>& handlers, const 
       return error_answer(bad_request, ok.error().message());
     if (parts.size() == 4 && parts[3] == "jobs" && method == "POST")
       return post_job(cfg, handlers, call.queue, req.body);
+    if (parts.size() == 6 && parts[3] == "jobs" && parts[5] == "progress" && method == "POST") {
+      // A running job's progress from an http handler's app (docs/handlers.md).
+      call.what = api_call::op::set_progress;
+      call.id = parts[4];
+      if (req.body.size() > queue::context::max_progress)
+        return error_answer(bad_request, "progress of " + std::to_string(req.body.size()) +
+                                             " bytes is not allowed: at most " +
+                                             std::to_string(queue::context::max_progress));
+      boost::system::error_code ec;
+      boost::json::parse(req.body, ec);
+      if (ec) return error_answer(bad_request, "the body must be JSON text: " + ec.message());
+      call.text = req.body;
+      return call;
+    }
     if (parts.size() == 4 && parts[3] == "dead" && method == "GET") {
       call.what = api_call::op::list_dead;
       return call;

@@ -63,10 +63,11 @@ struct api_call {
     list_jobs,       // GET /v1/queues/{queue}/jobs?state=ready|active|delayed|dead|completed&...
     search_jobs,     // GET /v1/queues/{queue}/search?q=TEXT
     set_rate_limit,  // PUT /v1/queues/{queue}/rate_limit {"max": N, "per_ms": M}; DELETE: none
+    set_progress,    // POST /v1/queues/{queue}/jobs/{id}/progress {any JSON}
   } what = op::readyz;
   bool changes = false; // it would change something (then a late reply means: maybe)
   std::string queue;
-  std::string id;               // get_job
+  std::string id;               // get_job, set_progress
   queue::new_job job;           // post_job (its run_at_ms is left to the caller: delay_ms)
   std::int64_t delay_ms = 0;    // post_job: run no earlier than this long from now
   bool consumed_here = true;    // post_job: a queue this forq consumes
@@ -75,7 +76,9 @@ struct api_call {
   std::string action;           // schedule_action: pause | resume | run
   std::string schedule;         // put_schedule: the definition as JSON, checked
   std::string state;            // list_jobs
-  std::string text; // search_jobs; list_queues: names containing it; retry/purge_dead: a match
+  // search_jobs; list_queues: names containing it; retry/purge_dead: a match; set_progress:
+  // the progress (JSON text, checked)
+  std::string text;
   std::int64_t offset = 0, limit = 50; // list_jobs, list_queues (limit 0: all)
   int minutes = 0; // list_queues, queue_stats: with each queue's last N minutes (0 to 60)
   std::int64_t rate_max = 0, rate_ms = 0; // set_rate_limit; max 0: no limit

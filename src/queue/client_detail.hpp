@@ -23,7 +23,6 @@ namespace forq::client_detail {
 namespace json = boost::json;
 using boost::system::error_code;
 
-
 inline const std::string group(queue::keys::group);
 
 inline std::int64_t to_int(std::string_view s) {
@@ -109,6 +108,5 @@ inline bool looks_like_entry_id(std::string_view id) {
     if (i != dash && (id[i] < '0' || id[i] > '9')) return false;
   return true;
 }
-
 
 } // namespace forq::client_detail

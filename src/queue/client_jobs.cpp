@@ -2,12 +2,11 @@
 // queue, a queue's jobs by state, the dead set, and search by text. Every read is bounded by the
 // page asked for or by the id, never by the queue's backlog (docs/http.md).
 #include "forq/client.hpp"
-
 #include "forq/error.hpp"
+#include "queue/client_detail.hpp"
 #include "queue/history.hpp"
 #include "queue/job.hpp"
 #include "queue/protocol.hpp"
-#include "queue/client_detail.hpp"
 #include "scripts.hpp"
 
 #include <boost/json/parse.hpp>
@@ -73,6 +72,10 @@ class job_lookup {
     return queue::entry_of(id) && at + 8 < r.size() && r[at + 8].is_array() &&
            !r[at + 8].elements().empty();
   }
+
+  // Where the job was found in a stream (ready or active): its stream and entry; else empty.
+  const std::string& stream() const { return stream_; }
+  const std::string& entry() const { return entry_; }
 
   boost::asio::awaitable<found> run() {
     // Everything addressable by the id, in one round trip.
@@ -205,6 +208,8 @@ class job_lookup {
       take_fields(info_, fields);
       info_.priority = static_cast<int>(p);
       info_.state = **st;
+      stream_ = streams_[p];
+      entry_ = entry;
       co_return std::optional(info_);
     }
     co_return std::optional<job_info>();
@@ -230,6 +235,7 @@ class job_lookup {
   queue::keys k_;
   std::string id_;
   std::vector<std::string> streams_;
+  std::string stream_, entry_; // in_entry's find
   job_info info_;
 };
 
@@ -271,6 +277,29 @@ boost::asio::awaitable<result<std::optional<job_info>>> client::find_job(std::st
   co_return std::optional<job_info>();
 }
 
+boost::asio::awaitable<result<std::string>>
+client::set_progress(std::string_view queue, std::string_view id, std::string_view json) {
+  if (json.size() > queue::context::max_progress)
+    co_return error(errc::invalid_value, "progress of " + std::to_string(json.size()) +
+                                             " bytes is not allowed: at most " +
+                                             std::to_string(queue::context::max_progress));
+  error_code ec;
+  json::parse(json, ec);
+  if (ec) co_return error(errc::invalid_value, "progress must be JSON text: " + ec.message());
+  job_lookup lookup(conn_, opts_, queue, id);
+  auto found = co_await lookup.run();
+  if (!found) co_return found.error();
+  if (!*found) co_return std::string();
+  if ((*found)->state != "active") co_return (*found)->state;
+  queue::keys k(queue);
+  std::vector<std::string_view> keys_v{k.progress, lookup.stream()};
+  std::vector<std::string_view> args{group, lookup.entry(), id, json};
+  auto r = co_await redis::eval(conn_, queue::detail::scripts().progress, keys_v, args, opts_);
+  if (!r) co_return r.error();
+  if (r->is_error()) co_return queue::write_error(*r);
+  // 0: the attempt ended between the lookup and the write: it is no longer running.
+  co_return std::string(r->as_integer().value_or(0) == 1 ? "active" : "finished");
+}
 
 boost::asio::awaitable<result<std::vector<job_info>>> client::dead(std::string_view queue,
                                                                    std::size_t limit) {
@@ -443,6 +472,20 @@ client::list_in_streams(std::string_view queue, std::string_view state, std::siz
       out.back().consumer = entries[i].consumer;
       out.back().lease_idle_ms = entries[i].idle;
     }
+    // Each running job's latest progress, for the page's jobs only.
+    if (!out.empty()) {
+      redis::request pr;
+      std::vector<std::string_view> ids{k.progress};
+      for (const auto& j : out)
+        ids.push_back(j.id);
+      pr.push_range("HMGET", ids);
+      auto got = redis::connection::single(co_await conn_.exec(pr, opts_));
+      if (!got) co_return got.error();
+      if (got->is_array() && got->elements().size() == out.size())
+        for (std::size_t i = 0; i < out.size(); ++i)
+          if (got->elements()[i].is_string())
+            out[i].progress = std::string(got->elements()[i].str());
+    }
     co_return out;
   }
   for (int p = 9; p >= 0 && out.size() < limit; --p) {
@@ -506,6 +549,5 @@ boost::asio::awaitable<result<std::vector<job_info>>> client::search(std::string
   }
   co_return found;
 }
-
 
 } // namespace forq

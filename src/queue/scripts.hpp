@@ -23,6 +23,7 @@ struct protocol_scripts {
   redis::script schedule_pause{"schedule_pause", lua::schedule_pause_lua};
   redis::script minutes{"minutes", lua::minutes_lua};
   redis::script results{"results", lua::results_lua};
+  redis::script progress{"progress", lua::progress_lua};
 };
 
 inline const protocol_scripts& scripts() {

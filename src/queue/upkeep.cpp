@@ -62,6 +62,7 @@ asio::awaitable<void> consumer::tidy(bool all) {
   key_storage.push_back(k.results_data);
   key_storage.push_back(k.stats);
   key_storage.push_back(k.entries);
+  key_storage.push_back(k.progress);
   std::vector<std::string> streams;
   // While results are evicted back to back (a drain past max_results: a call every ~0.1 ms),
   // the streams are trimmed once per tidy_every, not by every call: a trim is an XPENDING and

@@ -310,7 +310,8 @@ function jobs_table(jobs, list) {
   // The columns after the time: [heading, a job's cell, class].
   const more = {
     ready: [["Priority", (j) => String(j.priority ?? 0), "num"], payload],
-    active: [["Worker (lease renewed)", (j) => `${j.consumer ?? "–"} (${fmt(Math.round((j.lease_idle_ms ?? 0) / 1000))} s ago)`], payload],
+    active: [["Worker (lease renewed)", (j) => `${j.consumer ?? "–"} (${fmt(Math.round((j.lease_idle_ms ?? 0) / 1000))} s ago)`],
+      ["Progress", (j) => j.progress === undefined ? "–" : clip(JSON.stringify(j.progress))], payload],
     delayed: [payload],
     dead: [["Why", why], payload],
     completed: [["Result", (j) => clip(text(j, "result"))]],

@@ -1,8 +1,6 @@
 // A worker's consumers (worker.hpp): one per configured queue on one Redis pool, their keepers,
 // their drain, and the figures they publish (the shared metrics region, figures by the minute,
 // the queues' description for the worker's presence).
-#include "worker/worker.hpp"
-
 #include "exit_codes.hpp"
 #include "log.hpp"
 #include "queue/consumer.hpp"
@@ -10,6 +8,7 @@
 #include "redis/pool.hpp"
 #include "schedule/schedule.hpp"
 #include "utf8.hpp"
+#include "worker/worker.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>

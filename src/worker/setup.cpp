@@ -1,10 +1,9 @@
 // What a worker is made of, decided before it runs: its handler set (the built-ins, the
 // configured exec and http handlers, the program's) and how each of its Redis connections is
 // set up from the configuration.
-#include "worker/worker.hpp"
-
 #include "forq/handlers.hpp"
 #include "redis/pool.hpp"
+#include "worker/worker.hpp"
 
 #include <algorithm>
 

@@ -219,6 +219,45 @@ TEST_F(http_test, each_worker_says_which_jobs_it_runs_and_since_when) {
   EXPECT_LE(started, forq::queue::epoch_ms());
 }
 
+// An http handler's app reports a running job's progress through the API: seen by the job's
+// lookup and the Active list while it runs, refused for a job that is not running, and not
+// shown once the attempt ends. (Each worker takes one report per job per 100 ms; with two workers
+// behind one port, which one answers is the kernel's choice, so that is not asserted here.)
+TEST_F(http_test, a_running_job_s_progress_is_reported_through_the_api_and_shown) {
+  auto added = call(port_, "POST", "/v1/queues/default/jobs",
+                    R"({"handler":"sleep","payload":{"ms":1500}})");
+  ASSERT_EQ(added.status, 201) << added.body;
+  const std::string id(boost::json::parse(added.body).at("id").as_string());
+  const auto path = "/v1/queues/default/jobs/" + id + "/progress";
+  forq::test::http_response r;
+  for (int i = 0; i < 100; ++i) { // until a worker has it
+    r = call(port_, "POST", path, R"({"pct":40})");
+    if (r.status != 409) break;
+    std::this_thread::sleep_for(20ms);
+  }
+  ASSERT_EQ(r.status, 204) << r.body;
+  auto job = call(port_, "GET", "/v1/jobs/" + id + "?queue=default");
+  ASSERT_EQ(job.status, 200);
+  EXPECT_EQ(boost::json::serialize(boost::json::parse(job.body).at("progress")), R"({"pct":40})");
+  auto active = call(port_, "GET", "/v1/queues/default/jobs?state=active");
+  ASSERT_EQ(active.status, 200);
+  EXPECT_NE(active.body.find(R"("progress":{"pct":40})"), std::string::npos) << active.body;
+  EXPECT_EQ(call(port_, "POST", path, "not json").status, 400);
+  EXPECT_EQ(call(port_, "POST", "/v1/queues/default/jobs/no-such-job/progress", "1").status, 404);
+  // Once it has finished: refused, and nothing of its progress is left.
+  for (int i = 0; i < 200; ++i) {
+    auto j = call(port_, "GET", "/v1/jobs/" + id + "?queue=default");
+    if (boost::json::parse(j.body).at("state") == "completed") break;
+    std::this_thread::sleep_for(20ms);
+  }
+  std::this_thread::sleep_for(150ms); // past the 100 ms between reports
+  auto late = call(port_, "POST", path, R"({"pct":100})");
+  EXPECT_EQ(late.status, 409) << late.body;
+  EXPECT_NE(late.body.find("is not running (completed)"), std::string::npos) << late.body;
+  auto done = boost::json::parse(call(port_, "GET", "/v1/jobs/" + id + "?queue=default").body);
+  EXPECT_FALSE(done.as_object().contains("progress")) << "a finished job shows no progress";
+}
+
 // The schedule endpoints: the same operations as `forq schedule`, the same JSON shape.
 TEST_F(http_test, schedules_are_added_listed_paused_run_and_removed) {
   const std::string at = "/v1/queues/reports/schedules/nightly";

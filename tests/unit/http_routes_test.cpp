@@ -83,6 +83,21 @@ TEST(http_routes, the_api_s_paths_become_calls_with_their_arguments) {
   EXPECT_EQ(none.status, 404);
   EXPECT_EQ(error_of(none), "no such endpoint: PUT /v1/queues");
   EXPECT_EQ(answered(route(cfg, handlers, req("GET", "/v1/queues/bad%20name/dead"))).status, 400);
+  auto progress = called(route(
+      cfg, handlers, req("POST", "/v1/queues/emails/jobs/schedule%3Ad%3A1/progress", "{\"p\":1}")));
+  EXPECT_EQ(progress.what, op::set_progress);
+  EXPECT_EQ(progress.id, "schedule:d:1");
+  EXPECT_EQ(progress.text, "{\"p\":1}");
+  EXPECT_TRUE(progress.changes);
+  auto not_json =
+      answered(route(cfg, handlers, req("POST", "/v1/queues/emails/jobs/1-0/progress", "50%")));
+  EXPECT_EQ(not_json.status, 400);
+  EXPECT_NE(error_of(not_json).find("must be JSON text"), std::string::npos);
+  auto too_big = answered(route(
+      cfg, handlers,
+      req("POST", "/v1/queues/emails/jobs/1-0/progress", "\"" + std::string(5000, 'x') + "\"")));
+  EXPECT_EQ(too_big.status, 400);
+  EXPECT_NE(error_of(too_big).find("5002 bytes is not allowed: at most 4096"), std::string::npos);
 }
 
 // The dashboard percent-encodes every id and name it puts in a path; the router decodes each
