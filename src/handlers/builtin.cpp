@@ -37,17 +37,19 @@ queue::handler_map builtins() {
             [](const queue::delivered_job& j, queue::context&) -> asio::awaitable<queue::outcome> {
               co_return queue::outcome::success(j.payload);
             });
-  h.emplace("sleep",
-            [](const queue::delivered_job& j, queue::context&) -> asio::awaitable<queue::outcome> {
-              auto ms = int_member(j.payload, "ms");
-              if (!ms || *ms < 0 || *ms > 600000)
-                co_return queue::outcome::failure(
-                    "sleep needs a payload {\"ms\": N}, N from 0 to 600000");
-              asio::steady_timer t(co_await asio::this_coro::executor,
-                                   std::chrono::milliseconds(*ms));
-              co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
-              co_return queue::outcome::success();
-            });
+  h.emplace(
+      "sleep",
+      [](const queue::delivered_job& j, queue::context& ctx) -> asio::awaitable<queue::outcome> {
+        auto ms = int_member(j.payload, "ms");
+        if (!ms || *ms < 0 || *ms > 600000)
+          co_return queue::outcome::failure(
+              "sleep needs a payload {\"ms\": N}, N from 0 to 600000");
+        asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::milliseconds(*ms));
+        co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+        // Cut short by a cancel (a bound attempt's wait ends at once): not a success.
+        if (ctx.cancelled()) co_return queue::outcome::cancelled(ctx.cancel_reason());
+        co_return queue::outcome::success();
+      });
   h.emplace("fail",
             [](const queue::delivered_job& j, queue::context&) -> asio::awaitable<queue::outcome> {
               auto times = int_member(j.payload, "times");

@@ -1,5 +1,5 @@
 // What forq::run refuses before it starts anything: the program's handlers against the
-// built-ins and the configuration (src/worker/worker.cpp, check_handlers), and queues' default
+// built-ins and the configuration (src/worker/setup.cpp, check_handlers), and queues' default
 // handlers that no one provides.
 #include "config/config.hpp"
 #include "forq/forq.hpp"
