@@ -201,8 +201,11 @@ asio::awaitable<void> read_progress(asio::posix::stream_descriptor& in, queue::c
         if (line.size() > queue::context::max_progress) skipping = true, line.clear();
         continue;
       }
-      expected<> r = skipping ? expected<>(error(errc::invalid_value, "a line over 4096 bytes"))
-                              : ctx.progress(line);
+      expected<> r =
+          skipping ? expected<>(error(errc::invalid_value,
+                                      "a line over " +
+                                          std::to_string(queue::context::max_progress) + " bytes"))
+                   : ctx.progress(line);
       if (!r && !warned) {
         warned = true;
         spdlog::warn("job {} of queue {}: a progress line of its command was ignored: {}",

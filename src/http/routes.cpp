@@ -530,13 +530,8 @@ routed route(const config& cfg, const std::vector<std::string>& handlers, const 
       // A running job's progress from an http handler's app (docs/handlers.md).
       call.what = api_call::op::set_progress;
       call.id = parts[4];
-      if (req.body.size() > queue::context::max_progress)
-        return error_answer(bad_request, "progress of " + std::to_string(req.body.size()) +
-                                             " bytes is not allowed: at most " +
-                                             std::to_string(queue::context::max_progress));
-      boost::system::error_code ec;
-      boost::json::parse(req.body, ec);
-      if (ec) return error_answer(bad_request, "the body must be JSON text: " + ec.message());
+      if (auto ok = queue::check_progress(req.body); !ok)
+        return error_answer(bad_request, ok.error().message());
       call.text = req.body;
       return call;
     }

@@ -10,7 +10,6 @@
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/this_coro.hpp>
-#include <boost/json/parse.hpp>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -77,13 +76,7 @@ asio::awaitable<void> consumer::attempt_context::until_cancelled() {
 }
 
 expected<> consumer::attempt_context::progress(std::string_view json) {
-  if (json.size() > max_progress)
-    return error(errc::invalid_value, "progress of " + std::to_string(json.size()) +
-                                          " bytes is not allowed: at most " +
-                                          std::to_string(max_progress));
-  boost::system::error_code ec;
-  boost::json::parse(json, ec);
-  if (ec) return error(errc::invalid_value, "progress must be JSON text: " + ec.message());
+  if (auto ok = check_progress(json); !ok) return ok;
   if (!owner || !in_handler) return {};
   progress_value.assign(json);
   progress_reported = true;

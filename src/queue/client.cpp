@@ -16,12 +16,7 @@
 
 namespace forq {
 
-namespace json = boost::json;
-using boost::system::error_code;
-template <class T>
-using result = expected<T>;
-
-using namespace client_detail;
+using namespace client_detail; // json, error_code, result<T>, and how a job's forms are read
 
 json::object job_info::to_json() const {
   json::object o;

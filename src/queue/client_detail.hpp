@@ -22,6 +22,8 @@ namespace forq::client_detail {
 
 namespace json = boost::json;
 using boost::system::error_code;
+template <class T>
+using result = expected<T>;
 
 inline const std::string group(queue::keys::group);
 

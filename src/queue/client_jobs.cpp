@@ -18,12 +18,7 @@
 
 namespace forq {
 
-namespace json = boost::json;
-using boost::system::error_code;
-template <class T>
-using result = expected<T>;
-
-using namespace client_detail;
+using namespace client_detail; // json, error_code, result<T>, and how a job's forms are read
 
 namespace {
 
@@ -279,13 +274,7 @@ boost::asio::awaitable<result<std::optional<job_info>>> client::find_job(std::st
 
 boost::asio::awaitable<result<std::string>>
 client::set_progress(std::string_view queue, std::string_view id, std::string_view json) {
-  if (json.size() > queue::context::max_progress)
-    co_return error(errc::invalid_value, "progress of " + std::to_string(json.size()) +
-                                             " bytes is not allowed: at most " +
-                                             std::to_string(queue::context::max_progress));
-  error_code ec;
-  json::parse(json, ec);
-  if (ec) co_return error(errc::invalid_value, "progress must be JSON text: " + ec.message());
+  if (auto ok = queue::check_progress(json); !ok) co_return ok.error();
   job_lookup lookup(conn_, opts_, queue, id);
   auto found = co_await lookup.run();
   if (!found) co_return found.error();

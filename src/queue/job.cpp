@@ -207,6 +207,17 @@ std::string with_error(const delivered_job& j, int attempt, std::string_view err
   return boost::json::serialize(list);
 }
 
+expected<> check_progress(std::string_view json) {
+  if (json.size() > context::max_progress)
+    return error(errc::invalid_value, "progress of " + std::to_string(json.size()) +
+                                          " bytes is not allowed: at most " +
+                                          std::to_string(context::max_progress));
+  boost::system::error_code ec;
+  boost::json::parse(json, ec);
+  if (ec) return error(errc::invalid_value, "progress must be JSON text: " + ec.message());
+  return {};
+}
+
 std::string handoff_json(const delivered_job& j, std::int64_t deadline_ms) {
   boost::json::object o; // (parse_entry let only UTF-8 through)
   o["id"] = j.id;

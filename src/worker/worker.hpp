@@ -1,7 +1,8 @@
 #pragma once
 
 // One worker process of `forq serve` (worker.cpp): its consumers, one per configured queue on
-// one Redis pool, its handler set, and its share of the HTTP listener.
+// one Redis pool (consumers.cpp), its handler set and connection settings (setup.cpp), and its
+// share of the HTTP listener.
 
 #include "config/config.hpp"
 #include "process/shared_metrics.hpp"

@@ -58,8 +58,8 @@ TEST(handler_context, a_handler_reports_and_enqueues_through_the_context_it_is_g
   forq::job j;
   j.payload = "{}";
   forq::result out;
-  ASSERT_TRUE(forq::test::run_async(
-      [&]() -> asio::awaitable<void> { out = co_await h(j, ctx); }, 5s));
+  ASSERT_TRUE(
+      forq::test::run_async([&]() -> asio::awaitable<void> { out = co_await h(j, ctx); }, 5s));
   EXPECT_EQ(out.what, forq::result::kind::done);
   EXPECT_EQ(out.text, R"({"attempt":2,"child":"child-1"})");
   EXPECT_EQ(ctx.reports, (std::vector<std::string>{R"({"step":"fetched"})"}));
@@ -77,11 +77,10 @@ TEST(handler_context, a_bound_attempt_s_awaits_end_at_once_when_it_is_cancelled)
       [&]() -> asio::awaitable<void> {
         auto ex = co_await asio::this_coro::executor;
         asio::cancellation_signal signal;
-        asio::co_spawn(ex, sleep(j, ctx),
-                       asio::bind_cancellation_slot(signal.slot(),
-                                                    [&](std::exception_ptr, forq::result r) {
-                                                      out = std::move(r);
-                                                    }));
+        asio::co_spawn(
+            ex, sleep(j, ctx),
+            asio::bind_cancellation_slot(
+                signal.slot(), [&](std::exception_ptr, forq::result r) { out = std::move(r); }));
         asio::steady_timer t(ex, 20ms);
         co_await t.async_wait(asio::use_awaitable);
         ctx.cancel("timed out after 20 ms (the queue's timeout)");

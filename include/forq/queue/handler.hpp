@@ -113,6 +113,11 @@ class context {
   std::string cancel_reason_; // empty: not cancelled
 };
 
+// Nothing, or errc::invalid_value saying why `json` cannot be a job's progress: not JSON text,
+// or over context::max_progress bytes. The one check of every way progress comes in (the
+// context, an exec command's fd 3, the HTTP API).
+expected<> check_progress(std::string_view json);
+
 // A handler runs one attempt of a job. It must not outlive the consumer, nor the event loop it
 // runs on (the http handler keeps that loop's connections), and must not keep `ctx` past its
 // return; an exception it throws counts as a failed attempt (retried per policy) with the
