@@ -9,5 +9,7 @@ inline constexpr int failure = 1;
 // Fatal: bad flags, bad config, missing redis-server, unusable data directory. Restarting with
 // the same input cannot help, so the master never respawns a child that exits with it.
 inline constexpr int fatal = 2;
+// A wait ended before the job did (forq enqueue --wait, forq job --wait): as timeout(1) says it.
+inline constexpr int wait_timeout = 124;
 
 } // namespace forq::exit_code

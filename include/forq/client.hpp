@@ -26,7 +26,7 @@ namespace forq {
 // print this one shape, through to_json (docs/operations.md, "One shape for a job").
 struct job_info {
   std::string queue, id;
-  // ready | active | delayed | completed | dead
+  // ready | active | delayed | completed | dead | cancelled (docs/job-control.md)
   std::string state;
   std::string handler, payload;      // when still known (not kept for completed jobs)
   int attempts = 0;                  // attempts made; completed: including the last
@@ -43,6 +43,11 @@ struct job_info {
   std::optional<std::string> consumer;       // active: the consumer holding its lease
   std::optional<std::int64_t> lease_idle_ms; // active: since its lease was taken or renewed
   std::optional<std::string> progress;       // active: the attempt's latest progress (JSON)
+  bool waitable = false;                     // its end is announced to waiters
+  // Cancelled: who and why (finished_ms: when). Active with a cancel asked for and not yet
+  // heard by its worker: cancel_requested, and who and why.
+  std::optional<std::string> cancelled_by, cancel_reason;
+  bool cancel_requested = false;
   // Fields a producer added that forq does not use (shown as they are: "fields": {...}).
   std::vector<std::pair<std::string, std::string>> other_fields;
   boost::json::object to_json() const;
@@ -62,7 +67,9 @@ struct minute_figures {
 struct queue_stats {
   std::string queue;
   std::int64_t ready = 0, active = 0, delayed = 0, dead = 0;
+  std::int64_t cancelled = 0;                                     // kept (the last 10,000)
   std::int64_t completed = 0, retried = 0, stalled = 0, died = 0; // running totals
+  std::int64_t cancels = 0;                                       // running total
   bool paused = false;
   std::int64_t rate_max = 0, rate_ms = 0; // 0: no rate limit
   std::int64_t schedules = 0;             // schedules defined on the queue (docs/schedules.md)
@@ -113,6 +120,28 @@ class client {
   // attempt ended meanwhile; empty when no such job is in the queue.
   boost::asio::awaitable<expected<std::string>>
   set_progress(std::string_view queue, std::string_view id, std::string_view json);
+
+  // Cancels a job (docs/job-control.md): a ready, delayed or retry-waiting job never starts and
+  // ends cancelled at once; a running one is marked, and whoever runs it is told within its
+  // consumer's cancel_check_every (500 ms) and ends it cancelled (a handler that finished before
+  // it heard has completed). `by` and `why` are kept with it. Nothing: no such job.
+  struct cancel_result {
+    std::string outcome; // cancelled | requested (running: told) | already_requested | terminal
+    job_info job;        // the job as it stands after the call
+  };
+  boost::asio::awaitable<expected<std::optional<cancel_result>>> cancel(std::string_view queue,
+                                                                        std::string_view id,
+                                                                        std::string_view by = "api",
+                                                                        std::string_view why = "");
+
+  // Waits until the job ends (completed, dead or cancelled) or `timeout` passes, and returns it
+  // as it stands then (nothing: no such job, or it ended and its record was evicted). A job
+  // that ended before the call returns at once. A waitable job (new_job::waitable) wakes the
+  // wait the moment it ends: the wait reads the queue's `finished` stream, blocking inside
+  // Redis on this client's connection for up to a second at a time (so give a wait a
+  // connection of its own); another job is looked up again every 100 ms, growing to 1 s.
+  boost::asio::awaitable<expected<std::optional<job_info>>>
+  wait(std::string_view queue, std::string_view id, std::chrono::milliseconds timeout);
 
   boost::asio::awaitable<expected<queue_stats>> stats(std::string_view queue);
   // Many queues' stats, 100 queues a round trip (two trips each), every command on one key (so

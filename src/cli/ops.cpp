@@ -102,6 +102,78 @@ std::string iso_time(std::int64_t ms) {
 }
 
 // One job, PAYLOAD given: its id on stdout, or why not on stderr.
+// One job as `forq job` prints it: text that came with the job escaped (it may hold terminal
+// escapes or line breaks), or the one JSON shape.
+void print_job(const job_info& info, bool as_json) {
+  if (as_json) {
+    std::printf("%s\n", queue::serialize_utf8(info.to_json()).c_str());
+    return;
+  }
+  auto show = [](const std::string& s) { return printable(s); };
+  std::printf("id:          %s\nqueue:       %s\nstate:       %s\nattempts:    %d\n",
+              show(info.id).c_str(), info.queue.c_str(), info.state.c_str(), info.attempts);
+  if (!info.handler.empty()) std::printf("handler:     %s\n", show(info.handler).c_str());
+  if (!info.payload.empty()) std::printf("payload:     %s\n", show(info.payload).c_str());
+  if (info.priority) std::printf("priority:    %d\n", *info.priority);
+  if (info.max_attempts) std::printf("max attempts: %d\n", *info.max_attempts);
+  if (info.retry) std::printf("retry:       %s\n", show(*info.retry).c_str());
+  if (info.waitable) std::printf("waitable:    yes\n");
+  if (info.result) std::printf("result:      %s\n", show(*info.result).c_str());
+  if (info.last_error) std::printf("last error:  %s\n", show(*info.last_error).c_str());
+  if (info.reason) std::printf("reason:      %s\n", show(*info.reason).c_str());
+  if (info.progress) std::printf("progress:    %s\n", show(*info.progress).c_str());
+  if (info.cancel_requested) std::printf("cancel:      asked for, not yet heard by its worker\n");
+  if (info.cancelled_by)
+    std::printf("cancelled by: %s%s\n", show(*info.cancelled_by).c_str(),
+                info.cancel_reason && !info.cancel_reason->empty()
+                    ? (" (" + show(*info.cancel_reason) + ")").c_str()
+                    : "");
+  // Times as people read them; --json keeps the milliseconds.
+  if (info.run_at_ms) std::printf("runs at:     %s\n", iso_time(*info.run_at_ms).c_str());
+  if (info.finished_ms) std::printf("finished at: %s\n", iso_time(*info.finished_ms).c_str());
+}
+
+std::chrono::milliseconds wait_span(double seconds) {
+  return std::chrono::milliseconds(static_cast<std::int64_t>(seconds * 1000));
+}
+
+// What a wait's end prints and exits with: `show` for a completed job (exit 0); the reason on
+// stderr for a dead or cancelled one (1), or for one still going when the wait ended (124).
+int waited(const expected<std::optional<job_info>>& done, const std::string& queue,
+           const std::string& id, double seconds,
+           const std::function<void(const job_info&)>& show) {
+  if (!done) {
+    fail(redis_error(done.error()));
+    return exit_code::failure;
+  }
+  if (!*done) {
+    fail("no job " + printable(id) + " in queue " + queue +
+         " (never enqueued, or finished and its record evicted)");
+    return exit_code::failure;
+  }
+  const auto& info = **done;
+  if (info.state == "completed") {
+    show(info);
+    return exit_code::ok;
+  }
+  if (info.state == "dead") {
+    show(info);
+    fail("job " + printable(id) + " is dead: " + printable(info.reason.value_or("")));
+    return exit_code::failure;
+  }
+  if (info.state == "cancelled") {
+    show(info);
+    fail("job " + printable(id) + " was cancelled by " +
+         printable(info.cancelled_by.value_or("?")) +
+         (info.cancel_reason && !info.cancel_reason->empty() ? ": " + printable(*info.cancel_reason)
+                                                             : std::string()));
+    return exit_code::failure;
+  }
+  std::fprintf(stderr, "forq: job %s is still %s after %g s of waiting\n", printable(id).c_str(),
+               info.state.c_str(), seconds);
+  return exit_code::wait_timeout;
+}
+
 int enqueue_one(const config& cfg, const enqueue_args& a, const queue::new_job& j) {
   return with_client(cfg, [&](client& c) -> asio::awaitable<int> {
     // Producers may enqueue before any worker starts: a warning, not a refusal.
@@ -116,6 +188,16 @@ int enqueue_one(const config& cfg, const enqueue_args& a, const queue::new_job& 
       else
         fail(e == errc::invalid_job ? e.message() : redis_error(e));
       co_return exit_code::failure;
+    }
+    if (a.wait_s) {
+      // The result on stdout, what went wrong on stderr; a duplicate waits for the first.
+      if (r->duplicate)
+        std::fprintf(stderr, "forq: job %s was enqueued before; waiting for it\n",
+                     printable(r->id).c_str());
+      auto done = co_await c.wait(a.queue, r->id, wait_span(*a.wait_s));
+      co_return waited(done, a.queue, r->id, *a.wait_s, [](const job_info& info) {
+        std::printf("%s\n", info.result ? printable(*info.result).c_str() : "null");
+      });
     }
     if (r->duplicate) {
       std::printf("%s\tduplicate\n", printable(r->id).c_str());
@@ -191,6 +273,12 @@ int enqueue(const config& cfg, const enqueue_args& a) {
     if (parsed) proto.retry = *parsed;
   }
   if (a.delay_ms > 0) proto.run_at_ms = queue::epoch_ms() + a.delay_ms;
+  proto.waitable = a.waitable || a.wait_s.has_value();
+  if (a.wait_s && !a.payload) {
+    fail("--wait waits for one job: give its PAYLOAD_JSON (jobs read from stdin can be "
+         "--waitable, and waited for with forq job ID --wait)");
+    return exit_code::fatal;
+  }
   // Refuse what can be refused before touching Redis.
   if (auto ok = queue::check_queue_name(a.queue); !ok) {
     fail(ok.error().message());
@@ -222,8 +310,8 @@ int queues(const config& cfg, bool as_json) {
     }
     json::array all;
     if (!as_json)
-      std::printf("%-24s %10s %10s %10s %10s %12s %s\n", "QUEUE", "READY", "DELAYED", "ACTIVE",
-                  "DEAD", "COMPLETED", "PAUSED");
+      std::printf("%-24s %10s %10s %10s %10s %10s %12s %s\n", "QUEUE", "READY", "DELAYED", "ACTIVE",
+                  "DEAD", "CANCELLED", "COMPLETED", "PAUSED");
     for (const auto& n : *names) {
       auto s = co_await c.stats(n);
       if (!s) {
@@ -233,10 +321,11 @@ int queues(const config& cfg, bool as_json) {
       if (as_json)
         all.push_back(s->to_json());
       else
-        std::printf("%-24s %10lld %10lld %10lld %10lld %12lld %s\n", n.c_str(),
+        std::printf("%-24s %10lld %10lld %10lld %10lld %10lld %12lld %s\n", n.c_str(),
                     static_cast<long long>(s->ready), static_cast<long long>(s->delayed),
                     static_cast<long long>(s->active), static_cast<long long>(s->dead),
-                    static_cast<long long>(s->completed), s->paused ? "yes" : "no");
+                    static_cast<long long>(s->cancelled), static_cast<long long>(s->completed),
+                    s->paused ? "yes" : "no");
     }
     if (as_json) std::printf("%s\n", queue::serialize_utf8(all).c_str());
     co_return exit_code::ok;
@@ -244,7 +333,7 @@ int queues(const config& cfg, bool as_json) {
 }
 
 int job(const config& cfg, const std::string& id, const std::optional<std::string>& queue,
-        bool as_json) {
+        bool as_json, std::optional<double> wait_s) {
   return with_client(cfg, [&](client& c) -> asio::awaitable<int> {
     // One queue, or whichever knows the id (a few round trips however many queues there are).
     // (Each co_await a statement of its own: GCC 12 loses temporaries across one in an
@@ -258,33 +347,66 @@ int job(const config& cfg, const std::string& id, const std::optional<std::strin
       fail(redis_error(r.error()));
       co_return exit_code::failure;
     }
+    if (*r && wait_s) {
+      const auto in = (*r)->queue;
+      auto done = co_await c.wait(in, id, wait_span(*wait_s));
+      co_return waited(done, in, id, *wait_s,
+                       [&](const job_info& info) { print_job(info, as_json); });
+    }
     if (*r) {
-      const auto& info = **r;
-      if (as_json) {
-        std::printf("%s\n", queue::serialize_utf8(info.to_json()).c_str());
-      } else {
-        // Text that came with the job is escaped: it may hold terminal escapes or line breaks.
-        auto show = [](const std::string& s) { return printable(s); };
-        std::printf("id:          %s\nqueue:       %s\nstate:       %s\nattempts:    %d\n",
-                    show(info.id).c_str(), info.queue.c_str(), info.state.c_str(), info.attempts);
-        if (!info.handler.empty()) std::printf("handler:     %s\n", show(info.handler).c_str());
-        if (!info.payload.empty()) std::printf("payload:     %s\n", show(info.payload).c_str());
-        if (info.priority) std::printf("priority:    %d\n", *info.priority);
-        if (info.max_attempts) std::printf("max attempts: %d\n", *info.max_attempts);
-        if (info.retry) std::printf("retry:       %s\n", show(*info.retry).c_str());
-        if (info.result) std::printf("result:      %s\n", show(*info.result).c_str());
-        if (info.last_error) std::printf("last error:  %s\n", show(*info.last_error).c_str());
-        if (info.reason) std::printf("reason:      %s\n", show(*info.reason).c_str());
-        if (info.progress) std::printf("progress:    %s\n", show(*info.progress).c_str());
-        // Times as people read them; --json keeps the milliseconds.
-        if (info.run_at_ms) std::printf("runs at:     %s\n", iso_time(*info.run_at_ms).c_str());
-        if (info.finished_ms) std::printf("finished at: %s\n", iso_time(*info.finished_ms).c_str());
-      }
+      print_job(**r, as_json);
       co_return exit_code::ok;
     }
     fail("no job " + id + " in " + (queue ? "queue " + *queue : "any queue") +
          " (never enqueued, or finished and its record evicted)");
     co_return exit_code::failure;
+  });
+}
+
+int cancel(const config& cfg, const std::string& id, const std::optional<std::string>& queue,
+           const std::string& reason, bool as_json) {
+  return with_client(cfg, [&](client& c) -> asio::awaitable<int> {
+    std::string in;
+    if (queue) {
+      in = *queue;
+    } else { // whichever queue knows the id
+      auto r = co_await c.find_job(id);
+      if (!r) {
+        fail(redis_error(r.error()));
+        co_return exit_code::failure;
+      }
+      if (*r) in = (*r)->queue;
+    }
+    expected<std::optional<client::cancel_result>> done = std::optional<client::cancel_result>();
+    if (!in.empty()) done = co_await c.cancel(in, id, "cli", reason);
+    if (!done) {
+      fail(done.error() == errc::invalid_value ? done.error().message()
+                                               : redis_error(done.error()));
+      co_return done.error() == errc::invalid_value ? exit_code::fatal : exit_code::failure;
+    }
+    if (!*done) {
+      fail("no job " + printable(id) + " in " + (queue ? "queue " + *queue : "any queue") +
+           " (never enqueued, or finished and its record evicted)");
+      co_return exit_code::failure;
+    }
+    const auto& [outcome, info] = **done;
+    if (as_json) {
+      json::object o;
+      o["outcome"] = outcome;
+      o["job"] = info.to_json();
+      std::printf("%s\n", queue::serialize_utf8(o).c_str());
+    } else if (outcome == "cancelled") {
+      std::printf("job %s cancelled: it will not run\n", printable(id).c_str());
+    } else if (outcome == "requested" || outcome == "already_requested") {
+      std::printf("job %s is running%s: told to stop (it ends cancelled within about a second, "
+                  "unless it finishes first)\n",
+                  printable(id).c_str(),
+                  info.consumer ? (" on " + printable(*info.consumer)).c_str() : "");
+    } else {
+      std::fprintf(stderr, "forq: job %s has already ended (%s); nothing changed\n",
+                   printable(id).c_str(), info.state.c_str());
+    }
+    co_return outcome == "terminal" ? exit_code::failure : exit_code::ok;
   });
 }
 

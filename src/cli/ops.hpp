@@ -23,11 +23,19 @@ struct enqueue_args {
   int priority = 0;
   int attempts = 0;                 // 0: the queue's policy
   std::optional<std::string> retry; // checked by the parser (queue::parse_retry)
+  // Wait this long for the job's end and print its result (docs/job-control.md); the job is
+  // enqueued waitable. Exit 0 completed, 1 dead or cancelled, 124 still running at the end.
+  std::optional<double> wait_s;
+  bool waitable = false; // enqueued waitable, not waited for here
 };
 int enqueue(const config& cfg, const enqueue_args& a);
 int queues(const config& cfg, bool as_json);
+// With `wait_s`: waits for the job's end first (exit codes as enqueue's --wait).
 int job(const config& cfg, const std::string& id, const std::optional<std::string>& queue,
-        bool as_json);
+        bool as_json, std::optional<double> wait_s = std::nullopt);
+// Cancels a job (docs/job-control.md). Exit 0 cancelled or told, 1 already ended or no such job.
+int cancel(const config& cfg, const std::string& id, const std::optional<std::string>& queue,
+           const std::string& reason, bool as_json);
 struct dead_args {
   std::string action; // list | retry | purge
   std::string queue = "default";

@@ -221,12 +221,14 @@ struct command_line {
            *job = nullptr, *dead = nullptr, *pause = nullptr, *resume = nullptr, *limit = nullptr,
            *bench = nullptr, *schedule = nullptr, *schedule_add = nullptr, *schedule_list = nullptr,
            *schedule_remove = nullptr, *schedule_pause = nullptr, *schedule_resume = nullptr,
-           *schedule_run = nullptr;
+           *schedule_run = nullptr, *cancel = nullptr;
   forq::cli::enqueue_args enq;
   bool queues_json = false;
   std::string job_id;
   std::optional<std::string> job_queue;
   bool job_json = false;
+  std::optional<double> job_wait;
+  std::string cancel_reason;
   forq::cli::dead_args dead_a;
   std::string pause_queue;
   bool create = false;
@@ -281,6 +283,16 @@ void add_enqueue_command(CLI::App& app, command_line& c) {
             return parsed ? std::string() : "\"" + text + "\": " + parsed.error().message();
           },
           "", ""));
+  c.enqueue
+      ->add_option("--wait", c.enq.wait_s,
+                   "wait up to SECONDS for the job's end and print its result; exit 0 "
+                   "completed, 1 dead or cancelled (why on stderr), 124 still running "
+                   "(docs/job-control.md)")
+      ->type_name("SECONDS")
+      ->check(CLI::Range(0.0, 86400.0));
+  c.enqueue->add_flag("--waitable", c.enq.waitable,
+                      "announce the job's end to waiters (forq job ID --wait, the API's "
+                      "?wait=), which then wake at once");
   c.enqueue->add_option("PAYLOAD_JSON", c.enq.payload, "the job's payload (JSON)");
 }
 
@@ -297,6 +309,20 @@ void add_inspect_commands(CLI::App& app, command_line& c) {
   c.job->add_option("ID", c.job_id, "the job's id")->required();
   c.job->add_option("--queue", c.job_queue, "look in this queue only (default: every queue)");
   c.job->add_flag("--json", c.job_json, "as a JSON object");
+  c.job
+      ->add_option("--wait", c.job_wait,
+                   "wait up to SECONDS for the job's end first; exit 0 completed, 1 dead or "
+                   "cancelled, 124 still running")
+      ->type_name("SECONDS")
+      ->check(CLI::Range(0.0, 86400.0));
+  c.cancel = app.add_subcommand(
+      "cancel", "Cancel a job: a waiting one never runs; a running one is told to stop, on "
+                "whichever host runs it. Exit 1 if it had already ended or no queue knows it.");
+  c.flags.add_to(*c.cancel, flag_set::which::connection);
+  c.cancel->add_option("ID", c.job_id, "the job's id")->required();
+  c.cancel->add_option("--queue", c.job_queue, "the job's queue (default: whichever knows it)");
+  c.cancel->add_option("--reason", c.cancel_reason, "why, kept with the job (1,000 bytes)");
+  c.cancel->add_flag("--json", c.job_json, "the outcome and the job as a JSON object");
   forq::cli::dead_args dead_a;
   c.dead = app.add_subcommand(
       "dead", "Dead jobs: list them, retry them (back to ready, attempts reset) or purge them.");
@@ -461,7 +487,9 @@ std::optional<int> run_command(command_line& c, const forq::config& cfg) {
   }
   if (c.enqueue->parsed()) return forq::cli::enqueue(cfg, c.enq);
   if (c.queues->parsed()) return forq::cli::queues(cfg, c.queues_json);
-  if (c.job->parsed()) return forq::cli::job(cfg, c.job_id, c.job_queue, c.job_json);
+  if (c.job->parsed()) return forq::cli::job(cfg, c.job_id, c.job_queue, c.job_json, c.job_wait);
+  if (c.cancel->parsed())
+    return forq::cli::cancel(cfg, c.job_id, c.job_queue, c.cancel_reason, c.job_json);
   if (c.dead->parsed()) return forq::cli::dead(cfg, c.dead_a);
   if (c.pause->parsed()) return forq::cli::pause(cfg, c.pause_queue, true, c.create);
   if (c.resume->parsed()) return forq::cli::pause(cfg, c.pause_queue, false, c.create);
@@ -588,9 +616,9 @@ int run_program(int argc, char** argv, forq::handler_map handlers,
   add_control_commands(app, c);
   add_bench_command(app, c);
   add_schedule_command(app, c);
-  const std::vector<std::string> command_names{"serve", "config", "enqueue", "queues",
-                                               "job",   "dead",   "pause",   "resume",
-                                               "limit", "bench",  "schedule"};
+  const std::vector<std::string> command_names{"serve", "config", "enqueue",  "queues",
+                                               "job",   "dead",   "pause",    "resume",
+                                               "limit", "bench",  "schedule", "cancel"};
 
   try {
     app.parse(argc, argv);

@@ -2,6 +2,7 @@
 #include "forq/handlers.hpp"
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -11,6 +12,8 @@
 #include <array>
 
 namespace forq::handlers {
+
+using namespace boost::asio::experimental::awaitable_operators;
 namespace {
 
 namespace asio = boost::asio;
@@ -45,8 +48,10 @@ queue::handler_map builtins() {
           co_return queue::outcome::failure(
               "sleep needs a payload {\"ms\": N}, N from 0 to 600000");
         asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::milliseconds(*ms));
-        co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
-        // Cut short by a cancel (a bound attempt's wait ends at once): not a success.
+        // Until the time is up, or a cancel (a job's cancel, the queue's timeout, the worker
+        // leaving) comes first.
+        co_await (t.async_wait(asio::as_tuple(asio::use_awaitable)) || ctx.until_cancelled());
+        // Cut short by a cancel: not a success.
         if (ctx.cancelled()) co_return queue::outcome::cancelled(ctx.cancel_reason());
         co_return queue::outcome::success();
       });

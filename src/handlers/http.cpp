@@ -6,6 +6,7 @@
 #include "utf8.hpp"
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -20,6 +21,7 @@
 #include <charconv>
 #include <deque>
 #include <memory>
+#include <variant>
 
 namespace forq::handlers {
 
@@ -29,6 +31,7 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace bhttp = beast::http;
 using tcp = asio::ip::tcp;
+using namespace asio::experimental::awaitable_operators;
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
 struct target {
@@ -165,47 +168,72 @@ queue::handler http(http_options options) {
     }
     auto req = job_request(*state, job, deadline);
 
-    // A kept-alive connection may have been closed by the app meanwhile: one more try on a
-    // fresh connection if a reused one fails before any reply.
-    for (int tries = 0; tries < 2; ++tries) {
-      std::unique_ptr<beast::tcp_stream> stream;
-      bool reused = false;
-      if (!state->idle.empty()) {
-        stream = std::move(state->idle.front());
-        state->idle.pop_front();
-        reused = true;
-      } else {
-        stream = std::make_unique<beast::tcp_stream>(ex);
-        stream->expires_after(o.timeout);
-        auto [cec, at] = co_await stream->async_connect(state->endpoints, use_tuple);
-        (void)at;
-        set_cloexec(stream->socket().native_handle());
-        if (cec == beast::error::timeout)
-          co_return queue::outcome::retry_later("http: timed out after " +
-                                                std::to_string(o.timeout.count()) +
-                                                " ms connecting to " + o.url);
-        if (cec) co_return unreachable(cec.message());
+    // A cancel (the job's, the queue's timeout, the worker leaving) abandons the exchange: the
+    // socket in use is cancelled, and the attempt ends as the cancel says.
+    beast::tcp_stream* current = nullptr;
+    auto told = [&]() -> asio::awaitable<queue::outcome> {
+      co_await ctx.until_cancelled();
+      if (!ctx.cancelled()) co_return queue::outcome::success(); // the delivery ended first
+      if (current) {
+        boost::system::error_code ignored;
+        current->socket().cancel(ignored);
       }
-      stream->expires_after(o.timeout); // the whole exchange; the lease is renewed meanwhile
-      auto [wec, wn] = co_await bhttp::async_write(*stream, req, use_tuple);
-      (void)wn;
-      beast::flat_buffer buffer;
-      bhttp::response_parser<bhttp::buffer_body> parser;
-      std::string body;
-      bool truncated = false;
-      boost::system::error_code rec;
-      if (!wec) rec = co_await read_capped(*stream, buffer, parser, o.max_output, body, truncated);
-      auto ec = wec ? wec : rec;
-      if (ec && reused && !parser.is_header_done() && ec != beast::error::timeout)
-        continue; // the app had closed the idle connection
-      if (ec == beast::error::timeout)
-        co_return queue::outcome::retry_later(
-            "http: timed out after " + std::to_string(o.timeout.count()) + " ms at " + o.url);
-      if (ec) co_return unreachable(ec.message());
-      if (!truncated && parser.get().keep_alive()) state->idle.push_back(std::move(stream));
-      co_return outcome_of(parser, std::move(body), truncated);
-    }
-    co_return unreachable("the connection closed before a reply");
+      co_return queue::outcome::cancelled(ctx.cancel_reason());
+    };
+    auto deliver = [&]() -> asio::awaitable<queue::outcome> {
+      // A kept-alive connection may have been closed by the app meanwhile: one more try on a
+      // fresh connection if a reused one fails before any reply.
+      for (int tries = 0; tries < 2; ++tries) {
+        std::unique_ptr<beast::tcp_stream> stream;
+        struct forget { // `current` never outlives the stream it names
+          beast::tcp_stream*& at;
+          ~forget() { at = nullptr; }
+        } forget_current{current};
+        bool reused = false;
+        if (!state->idle.empty()) {
+          stream = std::move(state->idle.front());
+          state->idle.pop_front();
+          reused = true;
+        } else {
+          stream = std::make_unique<beast::tcp_stream>(ex);
+          current = stream.get();
+          stream->expires_after(o.timeout);
+          auto [cec, at] = co_await stream->async_connect(state->endpoints, use_tuple);
+          (void)at;
+          set_cloexec(stream->socket().native_handle());
+          if (cec == beast::error::timeout)
+            co_return queue::outcome::retry_later("http: timed out after " +
+                                                  std::to_string(o.timeout.count()) +
+                                                  " ms connecting to " + o.url);
+          if (cec) co_return unreachable(cec.message());
+        }
+        current = stream.get();
+        stream->expires_after(o.timeout); // the whole exchange; the lease is renewed meanwhile
+        auto [wec, wn] = co_await bhttp::async_write(*stream, req, use_tuple);
+        (void)wn;
+        beast::flat_buffer buffer;
+        bhttp::response_parser<bhttp::buffer_body> parser;
+        std::string body;
+        bool truncated = false;
+        boost::system::error_code rec;
+        if (!wec)
+          rec = co_await read_capped(*stream, buffer, parser, o.max_output, body, truncated);
+        auto ec = wec ? wec : rec;
+        if (ec && reused && !parser.is_header_done() && ec != beast::error::timeout)
+          continue; // the app had closed the idle connection
+        if (ec == beast::error::timeout)
+          co_return queue::outcome::retry_later(
+              "http: timed out after " + std::to_string(o.timeout.count()) + " ms at " + o.url);
+        if (ec) co_return unreachable(ec.message());
+        current = nullptr;
+        if (!truncated && parser.get().keep_alive() && !ctx.cancelled())
+          state->idle.push_back(std::move(stream));
+        co_return outcome_of(parser, std::move(body), truncated);
+      }
+      co_return unreachable("the connection closed before a reply");
+    };
+    auto first = co_await (deliver() || told());
+    co_return std::visit([](auto& out) { return std::move(out); }, first);
   };
 }
 

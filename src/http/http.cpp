@@ -107,7 +107,8 @@ std::string metrics_text(const shared_metrics& m, const config& cfg) {
                               {"retried", &queue_counters::retried},
                               {"dead", &queue_counters::dead},
                               {"recovered", &queue_counters::recovered},
-                              {"handed_back", &queue_counters::handed_back}};
+                              {"handed_back", &queue_counters::handed_back},
+                              {"cancelled", &queue_counters::cancelled}};
   auto sum = [&](std::size_t q, std::atomic<std::uint64_t> queue_counters::*f) {
     std::uint64_t n = 0;
     for (const auto& slot : m.slots)
@@ -247,9 +248,32 @@ json::object job_preview(json::object job) {
   return job;
 }
 
+// ?wait=: the job once it has ended, or as it stands when the wait ends (200 either way; 404
+// if no such job). The wait holds no connection (http/waits.hpp).
+asio::awaitable<reply_t> wait_reply(http_context& ctx, const std::string& queue,
+                                    const std::string& id, std::int64_t wait_ms,
+                                    bhttp::status found_status = bhttp::status::ok) {
+  if (ctx.waits >= http_context::max_waits)
+    co_return error_reply(bhttp::status::service_unavailable,
+                          "this worker has " + std::to_string(ctx.waits) +
+                              " waits open, its most; ask again without ?wait, or later");
+  if (!ctx.feed) ctx.feed = std::make_unique<finished_feed>(*ctx.conn);
+  ++ctx.waits;
+  struct count_down {
+    std::size_t& n;
+    ~count_down() { --n; }
+  } leave{ctx.waits};
+  const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
+  auto done = co_await ctx.feed->wait(queue, id, until, ctx.redis_deadline);
+  if (!done) co_return redis_trouble(done.error(), false, ctx.redis_deadline);
+  if (!*done)
+    co_return error_reply(bhttp::status::not_found, "no job " + id + " in queue " + queue);
+  co_return json_reply(found_status, (*done)->to_json());
+}
+
 // POST /v1/queues/{queue}/jobs, its job checked by route(): the enqueue, and a warning when no
 // worker has started on a queue this forq does not consume.
-asio::awaitable<reply_t> post_job(const http_context& ctx, client& c, api_call& call) {
+asio::awaitable<reply_t> post_job(http_context& ctx, client& c, api_call& call) {
   if (call.delay_ms > 0) call.job.run_at_ms = queue::epoch_ms() + call.delay_ms;
   auto r = co_await c.enqueue(call.queue, call.job);
   if (!r) {
@@ -257,6 +281,9 @@ asio::awaitable<reply_t> post_job(const http_context& ctx, client& c, api_call& 
       co_return error_reply(bhttp::status::bad_request, r.error().message());
     co_return redis_trouble(r.error(), true, ctx.redis_deadline);
   }
+  if (call.wait_ms > 0) // a synchronous call: the job once it has ended
+    co_return co_await wait_reply(ctx, call.queue, r->id, call.wait_ms,
+                                  r->duplicate ? bhttp::status::ok : bhttp::status::created);
   json::object out;
   out["id"] = r->id;
   out["queue"] = call.queue;
@@ -477,8 +504,26 @@ asio::awaitable<reply_t> run_call(http_context& ctx, api_call call) {
     else
       info = co_await c.get_job(call.queue, call.id);
     if (!info) co_return redis_down(info.error());
-    if (*info) co_return json_reply(bhttp::status::ok, (*info)->to_json());
-    co_return error_reply(bhttp::status::not_found, "no job " + call.id);
+    if (!*info) co_return error_reply(bhttp::status::not_found, "no job " + call.id);
+    if (call.wait_ms > 0) co_return co_await wait_reply(ctx, (*info)->queue, call.id, call.wait_ms);
+    co_return json_reply(bhttp::status::ok, (*info)->to_json());
+  }
+  case op::cancel_job: {
+    auto done = co_await c.cancel(call.queue, call.id, "api", call.text);
+    if (!done) {
+      if (done.error() == errc::invalid_value)
+        co_return error_reply(bhttp::status::bad_request, done.error().message());
+      co_return redis_down(done.error());
+    }
+    if (!*done)
+      co_return error_reply(bhttp::status::not_found,
+                            "no job " + call.id + " in queue " + call.queue);
+    json::object o;
+    o["outcome"] = (*done)->outcome;
+    o["job"] = (*done)->job.to_json();
+    // An ended job is not changed: 409, saying how it ended.
+    co_return json_reply(
+        (*done)->outcome == "terminal" ? bhttp::status::conflict : bhttp::status::ok, o);
   }
   case op::post_job:
     co_return co_await post_job(ctx, c, call);

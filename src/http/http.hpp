@@ -5,6 +5,7 @@
 
 #include "config/config.hpp"
 #include "forq/redis/connection.hpp"
+#include "http/waits.hpp"
 #include "process/shared_metrics.hpp"
 
 #include <boost/asio/awaitable.hpp>
@@ -33,6 +34,11 @@ struct http_context {
   // reports reach Redis at most every 100 ms from this worker.
   std::map<std::string, std::chrono::steady_clock::time_point> progress_at;
   boost::asio::ip::tcp::acceptor* acceptor = nullptr; // while serve_http runs: close to stop
+  // The API's waits for jobs' ends (?wait=): made with the first; closed when the worker
+  // leaves (every wait then answers at once). At most max_waits at a time (then 503).
+  std::unique_ptr<finished_feed> feed;
+  std::size_t waits = 0;
+  static constexpr std::size_t max_waits = 10000;
 };
 // Accepts on the listener the master bound (a copy of listener_fd) until ctx.stopping.
 boost::asio::awaitable<void> serve_http(http_context& ctx, int listener_fd);

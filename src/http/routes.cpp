@@ -288,6 +288,20 @@ std::optional<std::string> query_param(std::string_view target, std::string_view
 }
 
 // ?offset= and ?limit= of a list: whole numbers within bounds.
+// ?wait=SECONDS (a number, up to api_call::max_wait_ms): into call.wait_ms; or why not.
+std::optional<std::string> wait_of(std::string_view target, api_call& call) {
+  auto v = query_param(target, "wait");
+  if (!v) return std::nullopt;
+  double s = -1;
+  auto [end, ec] = std::from_chars(v->data(), v->data() + v->size(), s);
+  if (ec != std::errc() || end != v->data() + v->size() || !(s >= 0) ||
+      s * 1000 > static_cast<double>(api_call::max_wait_ms))
+    return "wait is a number of seconds from 0 to " + std::to_string(api_call::max_wait_ms / 1000) +
+           ": how long to wait for the job's end";
+  call.wait_ms = static_cast<std::int64_t>(s * 1000);
+  return std::nullopt;
+}
+
 std::optional<std::string> page_of(std::string_view target, api_call& call) {
   for (auto [key, at, hi] : {std::tuple{"offset", &call.offset, std::int64_t{1000000}},
                              std::tuple{"limit", &call.limit, std::int64_t{500}}}) {
@@ -518,14 +532,39 @@ routed route(const config& cfg, const std::vector<std::string>& handlers, const 
     if (!call.queue.empty())
       if (auto ok = queue::check_queue_name(call.queue); !ok)
         return error_answer(bad_request, ok.error().message());
+    if (auto why = wait_of(req.target, call)) return error_answer(bad_request, *why);
     return call;
   }
   if (parts.size() >= 4 && parts[1] == "queues") {
     call.queue = parts[2];
     if (auto ok = queue::check_queue_name(call.queue); !ok)
       return error_answer(bad_request, ok.error().message());
-    if (parts.size() == 4 && parts[3] == "jobs" && method == "POST")
-      return post_job(cfg, handlers, call.queue, req.body);
+    if (parts.size() == 4 && parts[3] == "jobs" && method == "POST") {
+      auto posted = post_job(cfg, handlers, call.queue, req.body);
+      if (auto* c = std::get_if<api_call>(&posted)) {
+        if (auto why = wait_of(req.target, *c)) return error_answer(bad_request, *why);
+        if (c->wait_ms > 0) c->job.waitable = true; // its end wakes the wait at once
+      }
+      return posted;
+    }
+    if (parts.size() == 6 && parts[3] == "jobs" && parts[5] == "cancel" && method == "POST") {
+      call.what = api_call::op::cancel_job;
+      call.id = parts[4];
+      if (!req.body.empty()) {
+        boost::system::error_code ec;
+        auto v = json::parse(req.body, ec);
+        if (ec || !v.is_object())
+          return error_answer(bad_request, "the body, if any, is {\"reason\": \"...\"}");
+        for (const auto& [k, x] : v.as_object())
+          if (k != "reason" || !x.is_string())
+            return error_answer(bad_request,
+                                "the body, if any, is {\"reason\": \"...\"} (a string)");
+        if (auto why = string_member(v.as_object(), "reason")) call.text = *why;
+        if (call.text.size() > 1000 || !is_utf8(call.text))
+          return error_answer(bad_request, "\"reason\" is at most 1,000 bytes of UTF-8 text");
+      }
+      return call;
+    }
     if (parts.size() == 6 && parts[3] == "jobs" && parts[5] == "progress" && method == "POST") {
       // A running job's progress from an http handler's app (docs/handlers.md).
       call.what = api_call::op::set_progress;
@@ -552,10 +591,10 @@ routed route(const config& cfg, const std::vector<std::string>& handlers, const 
       call.state = query_param(req.target, "state").value_or("dead");
       const bool in_streams = call.state == "ready" || call.state == "active";
       if (!in_streams && call.state != "dead" && call.state != "delayed" &&
-          call.state != "completed")
-        return error_answer(bad_request,
-                            "state \"" + call.state +
-                                "\" cannot be listed: ready, active, delayed, dead or completed");
+          call.state != "completed" && call.state != "cancelled")
+        return error_answer(bad_request, "state \"" + call.state +
+                                             "\" cannot be listed: ready, active, delayed, dead, "
+                                             "cancelled or completed");
       if (auto why = page_of(req.target, call)) return error_answer(bad_request, *why);
       if (in_streams && call.offset + call.limit > 10000)
         return error_answer(bad_request, call.state + " jobs are listed 10,000 deep: offset + "

@@ -64,10 +64,15 @@ struct api_call {
     search_jobs,     // GET /v1/queues/{queue}/search?q=TEXT
     set_rate_limit,  // PUT /v1/queues/{queue}/rate_limit {"max": N, "per_ms": M}; DELETE: none
     set_progress,    // POST /v1/queues/{queue}/jobs/{id}/progress {any JSON}
+    cancel_job,      // POST /v1/queues/{queue}/jobs/{id}/cancel [{"reason": "..."}]
   } what = op::readyz;
   bool changes = false; // it would change something (then a late reply means: maybe)
   std::string queue;
-  std::string id;               // get_job, set_progress
+  std::string id; // get_job, set_progress, cancel_job
+  // get_job, post_job: ?wait=SECONDS (up to max_wait_ms): answer once the job has ended
+  // (docs/job-control.md); 0: at once.
+  std::int64_t wait_ms = 0;
+  static constexpr std::int64_t max_wait_ms = 300000;
   queue::new_job job;           // post_job (its run_at_ms is left to the caller: delay_ms)
   std::int64_t delay_ms = 0;    // post_job: run no earlier than this long from now
   bool consumed_here = true;    // post_job: a queue this forq consumes
@@ -77,7 +82,7 @@ struct api_call {
   std::string schedule;         // put_schedule: the definition as JSON, checked
   std::string state;            // list_jobs
   // search_jobs; list_queues: names containing it; retry/purge_dead: a match; set_progress:
-  // the progress (JSON text, checked)
+  // the progress (JSON text, checked); cancel_job: the reason
   std::string text;
   std::int64_t offset = 0, limit = 50; // list_jobs, list_queues (limit 0: all)
   int minutes = 0; // list_queues, queue_stats: with each queue's last N minutes (0 to 60)

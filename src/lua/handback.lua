@@ -5,7 +5,9 @@
 -- group's lag unknown to XINFO): nothing counts as a stall.
 -- The new entry is written into the queue's entries index (job id -> <priority>:<entry id>),
 -- so a lookup by id finds it in one read (docs/protocol.md, "Keys of a queue").
--- KEYS[1] the stream, KEYS[2] entries (hash); ARGV[1] group, ARGV[2] consumer, ARGV[3..] entry ids. Only entries still
+-- A job with a cancel mark is not handed back: it stays pending, and whoever recovers it when
+-- its lease runs out finds the mark and ends it cancelled (it never runs again).
+-- KEYS[1] the stream, KEYS[2] entries (hash), KEYS[3] cancel (hash); ARGV[1] group, ARGV[2] consumer, ARGV[3..] entry ids. Only entries still
 -- pending for this consumer are handed back (one another consumer recovered is its to run).
 -- Returns how many were handed back. A first attempt's job id is its entry id, with `-p<N>` on
 -- the stream of priority N (docs/protocol.md, "Job ids").
@@ -26,10 +28,12 @@ for i = 3, #ARGV do
       fields[#fields + 1] = 'id'
       fields[#fields + 1] = id
     end
-    local added = redis.call('XADD', KEYS[1], '*', unpack(fields))
-    redis.call('HSET', KEYS[2], id, priority .. ':' .. added)
-    redis.call('XACK', KEYS[1], ARGV[1], ARGV[i])
-    n = n + 1
+    if redis.call('HEXISTS', KEYS[3], id) == 0 then
+      local added = redis.call('XADD', KEYS[1], '*', unpack(fields))
+      redis.call('HSET', KEYS[2], id, priority .. ':' .. added)
+      redis.call('XACK', KEYS[1], ARGV[1], ARGV[i])
+      n = n + 1
+    end
   end
 end
 return n

@@ -7,7 +7,8 @@
 -- (`results_kept`: job ids in the list), KEYS[4] entries (hash: job id -> its latest entry, for
 -- jobs that ran from an entry of their own; an evicted job's is dropped), KEYS[5] progress
 -- (hash: an evicted job's is dropped: one reported through the API after its attempt's ack),
--- KEYS[6..] the queue's streams.
+-- KEYS[6] cancel (hash: the cancel mark of a job that completed before it heard it is dropped),
+-- KEYS[7..] the queue's streams.
 -- ARGV[1] group, ARGV[2] now (ms), ARGV[3] keep_ms, ARGV[4] keep_max, ARGV[5] at most this many
 -- results evicted per call (a backlog is worked off over the next calls).
 -- Returns {results evicted, stream entries trimmed, ms until the oldest result kept is due for
@@ -22,6 +23,7 @@ local evicted = 0
 local has_data = redis.call('EXISTS', KEYS[2]) == 1
 local has_entries = redis.call('EXISTS', KEYS[4]) == 1
 local has_progress = redis.call('EXISTS', KEYS[5]) == 1
+local has_marks = redis.call('EXISTS', KEYS[6]) == 1
 local next_due = 0 -- the budget ran out: more now
 local emptied = false -- the whole index was evicted: the counter is 0, whatever it said
 -- Only the batch headers are read here (the ids, when HDEL needs them, are read apart): after a
@@ -72,7 +74,7 @@ while evicted + junk < budget do
       next_due = ms - horizon
       break
     end
-    if take > 0 and (has_data or has_entries or has_progress) then
+    if take > 0 and (has_data or has_entries or has_progress or has_marks) then
       local ids = redis.call('LRANGE', KEYS[1], drop + 2, drop + 1 + take)
       if has_data then
         redis.call('HDEL', KEYS[2], unpack(ids))
@@ -85,6 +87,10 @@ while evicted + junk < budget do
       if has_progress then
         redis.call('HDEL', KEYS[5], unpack(ids))
         has_progress = redis.call('EXISTS', KEYS[5]) == 1
+      end
+      if has_marks then
+        redis.call('HDEL', KEYS[6], unpack(ids))
+        has_marks = redis.call('EXISTS', KEYS[6]) == 1
       end
     end
     if take == n then
@@ -111,7 +117,7 @@ end
 -- entries out in order) and settled, so it can go; with nothing pending, everything up to the
 -- last delivered entry. '~' removes whole nodes only: cheap, and a few entries linger.
 local trimmed = 0
-for i = 6, #KEYS do
+for i = 7, #KEYS do
   local pending = redis.call('XPENDING', KEYS[i], ARGV[1])
   local bound = pending[2]
   if not bound then

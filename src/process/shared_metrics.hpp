@@ -18,7 +18,7 @@ struct shared_histogram {
 };
 struct queue_counters {
   std::atomic<std::uint64_t> fetched{0}, done{0}, retried{0}, dead{0}, recovered{0}, handed_back{0},
-      in_flight{0};
+      cancelled{0}, in_flight{0};
   shared_histogram pickup, run, round_trip;
 };
 struct slot_counters {

@@ -46,7 +46,7 @@ void consumer::attempt_context::begin(const delivered_job& j) {
   attempt_ = j.attempt + 1;
   stalls_ = j.stalls;
   cancel_reason_.clear();
-  timed_out = false;
+  timed_out = by_mark = false;
   in_handler = false;
   progress_value.clear();
   progress_dirty = progress_reported = false;
@@ -138,6 +138,8 @@ asio::awaitable<void> consumer::attempt(delivered_job job, attempt_context& ctx)
   const auto began = std::chrono::steady_clock::now();
   ctx.begin(job);
   running_list_.push_back(ctx);
+  // The cancel loop sleeps without end while nothing runs: wake it.
+  if (cancel_idle_) cancel_due_.cancel();
   // The deadline loop sleeps without end when no attempt it watches is left: wake it.
   if (options_.attempt_timeout.count() > 0 &&
       deadline_due_.expiry() == std::chrono::steady_clock::time_point::max())
@@ -163,7 +165,11 @@ asio::awaitable<void> consumer::attempt(delivered_job job, attempt_context& ctx)
     if (ctx.cancelled()) {
       // Cancelled: the awaits that follow are the consumer's own, not to be aborted.
       co_await asio::this_coro::reset_cancellation_state();
-      if (out.what != outcome::kind::done) {
+      // Told of a cancel (docs/job-control.md): the job ends cancelled whatever the handler
+      // then says; one that finished before it was told has completed.
+      if (ctx.by_mark)
+        out = outcome::cancelled(ctx.cancel_reason());
+      else if (out.what != outcome::kind::done) {
         if (ctx.timed_out)
           out = outcome::retry_later(ctx.cancel_reason());
         else if (out.what != outcome::kind::cancelled)
@@ -189,12 +195,13 @@ asio::awaitable<void> consumer::attempt(delivered_job job, attempt_context& ctx)
     f.id = job.id;
     f.record = result_record(out.text, job.attempt + 1 + job.stalls); // every run counts
     f.progress = ctx.progress_reported;
+    f.waitable = job.waitable;
     to_ack_.push_back(std::move(f));
     acks_.enter();
   } else {
     const bool permanent = out.what != outcome::kind::retry;
-    if (out.what == outcome::kind::cancelled) out.text = "cancelled: " + out.text;
-    co_await fail(job, job.attempt + 1, permanent, out.text, out.retry_after);
+    co_await fail(job, job.attempt + 1, permanent, out.text, out.retry_after,
+                  out.what == outcome::kind::cancelled);
     active_[job.stream].erase(job.entry_id);
   }
   --running_;
@@ -207,6 +214,7 @@ asio::awaitable<void> consumer::attempt(delivered_job job, attempt_context& ctx)
     tidy_due_.cancel();
     progress_due_.cancel();
     deadline_due_.cancel();
+    cancel_due_.cancel();
   }
 }
 
@@ -263,6 +271,57 @@ asio::awaitable<void> consumer::deadline_loop() {
     }
     deadline_due_.expires_at(next);
     co_await deadline_due_.async_wait(use_tuple);
+  }
+}
+
+asio::awaitable<void> consumer::cancel_loop() {
+  while (!wound_down()) {
+    if (running_list_.empty()) {
+      if (stopping_) break; // nothing starts from now on
+      cancel_idle_ = true;
+      co_await wait(cancel_due_);
+      cancel_idle_ = false;
+      continue;
+    }
+    cancel_due_.expires_after(options_.cancel_check_every);
+    co_await cancel_due_.async_wait(use_tuple);
+    if (running_list_.empty()) continue;
+    // One HMGET of the cancel marks of every attempt running here (1,000 ids a command).
+    const keys k(options_.queue);
+    redis::request req;
+    std::vector<std::string> ids;
+    std::vector<std::string_view> args;
+    for (auto& a : running_list_)
+      if (a.in_handler && !a.cancelled()) ids.push_back(a.job->id);
+    for (std::size_t from = 0; from < ids.size(); from += 1000) {
+      args.assign(1, k.cancel);
+      for (auto i = from; i < std::min(ids.size(), from + 1000); ++i)
+        args.push_back(ids[i]);
+      req.push_range("HMGET", args);
+    }
+    if (ids.empty()) continue;
+    auto r = co_await pool_.commands().exec(req);
+    if (!r) continue; // the connection's trouble: looked at again next time
+    std::map<std::string, std::string, std::less<>> marked;
+    std::size_t at = 0;
+    for (const auto& one : *r) {
+      if (one.is_error()) {
+        co_await on_error_reply("reading the cancel marks of", one, false);
+        break;
+      }
+      for (const auto& v : one.elements()) {
+        if (at < ids.size() && v.is_string()) marked.emplace(ids[at], std::string(v.str()));
+        ++at;
+      }
+    }
+    if (marked.empty()) continue;
+    // Attempts may have ended meanwhile: only those still running are told.
+    for (auto& a : running_list_) {
+      auto m = marked.find(a.job->id);
+      if (m == marked.end() || !a.in_handler || a.cancelled()) continue;
+      a.by_mark = true;
+      a.cancel(cancel_words(m->second));
+    }
   }
 }
 
@@ -346,6 +405,9 @@ redis::request consumer::ack_request(const std::vector<finished>& batch) const {
   for (const auto& f : batch)
     if (f.progress) progress.push_back(f.id);
   if (progress.size() > 1) req.push_range("HDEL", progress); // only jobs that reported some
+  for (const auto& f : batch) // waiters hear of their jobs' ends (docs/job-control.md)
+    if (f.waitable)
+      req.push("XADD", k.finished, "MAXLEN", "~", "10000", "*", "id", f.id, "state", "completed");
   req.push("HINCRBY", k.stats, "completed", count);
   req.push("HINCRBY", k.stats, "results_kept", count); // the index's size, for tidy.lua
   // redis.durability = replicated:N: the acks are settled once N replicas hold them too.
@@ -381,18 +443,20 @@ void consumer::acked(const std::vector<finished>& batch, const redis::connection
 
 asio::awaitable<void> consumer::fail(const delivered_job& job, int attempt_made, bool permanent,
                                      const std::string& error,
-                                     std::optional<milliseconds> retry_after) {
+                                     std::optional<milliseconds> retry_after, bool cancelled) {
   auto policy = options_.retry;
   if (job.retry) policy = apply(policy, *job.retry);
   if (job.max_attempts) policy.max_attempts = *job.max_attempts;
   auto v = decide(policy, attempt_made, permanent, error, retry_after, rng_);
+  if (cancelled) v.retry = false;
   keys k(options_.queue);
   std::vector<std::pair<std::string, std::string>> extra;
   extra.emplace_back("last_error", error);
   extra.emplace_back("errors", with_error(job, attempt_made, error, epoch_ms()));
-  if (!v.retry) extra.emplace_back("reason", v.reason);
+  if (!v.retry && !cancelled) extra.emplace_back("reason", v.reason);
   auto json = to_json(job, attempt_made, extra);
-  auto when = v.retry ? now_ms(v.delay) : now_ms();
+  auto now = now_ms();
+  auto when = v.retry ? now_ms(v.delay) : now;
   std::vector<std::string_view> keys_v, args;
   keys_v.push_back(job.stream);
   keys_v.push_back(k.delayed);
@@ -402,19 +466,26 @@ asio::awaitable<void> consumer::fail(const delivered_job& job, int attempt_made,
   keys_v.push_back(k.stats);
   keys_v.push_back(k.entries);
   keys_v.push_back(k.progress);
+  keys_v.push_back(k.cancel);
+  keys_v.push_back(k.cancelled);
+  keys_v.push_back(k.cancelled_jobs);
+  keys_v.push_back(k.finished);
   args.push_back(group);
   args.push_back(job.entry_id);
   args.push_back(job.id);
-  args.push_back(v.retry ? "retry" : "dead");
+  args.push_back(cancelled ? "cancelled" : v.retry ? "retry" : "dead");
   args.push_back(when);
   args.push_back(json);
-  bool recorded = false;
+  args.push_back(job.waitable ? "1" : "0");
+  args.push_back(now);
+  args.push_back(error);
+  std::int64_t recorded = 0; // fail.lua: 1 retried, 2 dead, 3 cancelled
   for (int tries = 0; tries < 50; ++tries) {
     auto r = co_await redis::eval(pool_.commands(), detail::scripts().fail, keys_v, args);
     if (r && !r->is_error()) {
       // 0: no longer pending, settled by whoever recovered it; nothing was written.
-      recorded = r->as_integer().value_or(0) == 1;
-      if (recorded) {
+      recorded = r->as_integer().value_or(0);
+      if (recorded > 0) {
         write_accepted();
         settled(job.stream);
       }
@@ -430,13 +501,15 @@ asio::awaitable<void> consumer::fail(const delivered_job& job, int attempt_made,
     co_await pause_for(milliseconds(100));
   }
   // Not recorded: the job stays pending, and stall recovery brings it back.
-  if (!recorded) co_return;
-  if (v.retry) {
+  if (recorded == 1) {
     ++stats_.retried;
     promote_due_.cancel(); // it may be due before the promoter's next look
-  } else {
+  } else if (recorded == 2) {
     ++stats_.dead;
     spdlog::warn("job {} of queue {} is dead: {}", job.id, options_.queue, v.reason);
+  } else if (recorded == 3) {
+    ++stats_.cancelled;
+    spdlog::info("job {} of queue {} is cancelled", job.id, options_.queue);
   }
 }
 

@@ -46,6 +46,10 @@ json::object job_info::to_json() const {
   if (queued_ms) o["queued_ms"] = *queued_ms;
   if (consumer) o["consumer"] = *consumer;
   if (lease_idle_ms) o["lease_idle_ms"] = *lease_idle_ms;
+  if (waitable) o["waitable"] = true;
+  if (cancel_requested) o["cancel_requested"] = true;
+  if (cancelled_by) o["cancelled_by"] = *cancelled_by;
+  if (cancel_reason) o["cancel_reason"] = *cancel_reason;
   if (progress) {
     error_code ec;
     auto v = json::parse(*progress, ec);
@@ -78,10 +82,12 @@ json::object queue_stats::to_json() const {
   o["delayed"] = delayed;
   o["active"] = active;
   o["dead"] = dead;
+  o["cancelled"] = cancelled;
   o["completed"] = completed;
   o["retried"] = retried;
   o["stalled"] = stalled;
   o["died"] = died;
+  o["cancels"] = cancels;
   o["paused"] = paused;
   o["schedules"] = schedules;
   if (!minutes.empty()) {
@@ -199,34 +205,41 @@ constexpr std::size_t stats_batch = 100; // queues per round trip
 // One stream's share of ready and active, from its XINFO GROUPS. Answers false when the stream
 // has no group of forq's (no consumer has started on it): then all its entries are ready, which
 // its length tells.
-boost::asio::awaitable<result<bool>> add_stream_counts(redis::connection& conn,
-                                                       redis::exec_options opts, queue_stats& s,
-                                                       const queue::keys& k, int p,
-                                                       const redis::reply& info) {
+boost::asio::awaitable<result<bool>>
+add_stream_counts(redis::connection& conn, redis::exec_options opts, queue_stats& s,
+                  const queue::keys& k, int p, const redis::reply& info, std::int64_t length) {
   bool grouped = false;
   if (info.is_array())
     for (const auto& g : info.elements()) {
       const auto& kv = g.elements();
-      std::string name, last;
-      std::optional<std::int64_t> lag;
+      std::string name;
+      std::optional<std::int64_t> lag, read;
       std::int64_t pending = 0;
       for (std::size_t i = 0; i + 1 < kv.size(); i += 2) {
         auto key = kv[i].str();
         if (key == "name") name = kv[i + 1].str();
         if (key == "pending") pending = kv[i + 1].as_integer().value_or(0);
         if (key == "lag" && kv[i + 1].as_integer()) lag = *kv[i + 1].as_integer();
-        if (key == "last-delivered-id") last = kv[i + 1].str();
+        if (key == "entries-read" && kv[i + 1].as_integer()) read = *kv[i + 1].as_integer();
       }
       if (name != group) continue;
       grouped = true;
       s.active += pending;
-      if (!lag) { // unknown after an XDEL: count what lies beyond the last delivered entry
-        redis::request c("XRANGE", k.stream_for(p), "(" + last, "+", "COUNT", "1000000");
+      if (!lag && read) {
+        // Unknown after an XDEL ahead of the group (a cancelled ready job: cancel.lua counts
+        // it out of entries-added): entries added minus entries read, from the stream's header.
+        redis::request c("XINFO", "STREAM", k.stream_for(p));
         auto cr = redis::connection::single(co_await conn.exec(c, opts));
         if (!cr) co_return error(cr.error());
-        lag = cr->is_array() ? static_cast<std::int64_t>(cr->elements().size()) : 0;
+        if (cr->is_array())
+          for (std::size_t i = 0; i + 1 < cr->elements().size(); i += 2)
+            if (cr->elements()[i].str() == "entries-added")
+              if (auto added = cr->elements()[i + 1].as_integer()) lag = *added - *read;
       }
-      s.ready += *lag;
+      // Still unknown (the group's reads are not counted): what the stream holds beyond the
+      // leases, an estimate (acknowledged entries not trimmed yet count too).
+      if (!lag) lag = length - pending;
+      s.ready += std::max<std::int64_t>(0, *lag);
     }
   co_return grouped;
 }
@@ -254,7 +267,8 @@ client::stats_many(const std::vector<std::string>& queues, int minutes) {
       req.push("HGETALL", b.k.stats);                               // 12
       req.push("HMGET", b.k.meta, "paused", "rate_max", "rate_ms"); // 13
       req.push("HLEN", queue::keys(b.s.queue).schedules);           // 14
-      if (minutes > 0) req.push("HGETALL", b.k.minutes);            // 15
+      req.push("ZCARD", b.k.cancelled);                             // 15
+      if (minutes > 0) req.push("HGETALL", b.k.minutes);            // 16
     }
     auto r = co_await exec(req);
     if (!r) co_return r.error();
@@ -278,6 +292,7 @@ client::stats_many(const std::vector<std::string>& queues, int minutes) {
         if (key == "retried") b.s.retried = v;
         if (key == "stalled") b.s.stalled = v;
         if (key == "dead") b.s.died = v;
+        if (key == "cancelled") b.s.cancels = v;
       }
       if (at[f + 13].is_array() && at[f + 13].elements().size() == 3) {
         const auto& m = at[f + 13].elements();
@@ -286,9 +301,10 @@ client::stats_many(const std::vector<std::string>& queues, int minutes) {
         b.s.rate_ms = m[2].as_integer().value_or(0);
       }
       b.s.schedules = at[f + 14].as_integer().value_or(0);
+      b.s.cancelled = at[f + 15].as_integer().value_or(0);
       if (minutes > 0)
         b.s.minutes =
-            queue::history::read(at[f + 15], queue::history::minute_of(queue::epoch_ms()), minutes);
+            queue::history::read(at[f + 16], queue::history::minute_of(queue::epoch_ms()), minutes);
       b.first = groups.commands();
       for (int p : b.streams)
         groups.push("XINFO", "GROUPS", b.k.stream_for(p));
@@ -300,8 +316,8 @@ client::stats_many(const std::vector<std::string>& queues, int minutes) {
       if (!g) co_return g.error();
       for (auto& b : batch)
         for (std::size_t j = 0; j < b.streams.size(); ++j) {
-          auto grouped =
-              co_await add_stream_counts(conn_, opts_, b.s, b.k, b.streams[j], (*g)[b.first + j]);
+          auto grouped = co_await add_stream_counts(conn_, opts_, b.s, b.k, b.streams[j],
+                                                    (*g)[b.first + j], b.lengths[j]);
           if (!grouped) co_return grouped.error();
           if (!*grouped) b.s.ready += b.lengths[j]; // no consumer started: every entry is ready
         }

@@ -79,6 +79,14 @@ inline void take_fields(job_info& info, const json::object& o) {
       info.max_attempts = static_cast<int>(to_int(text));
     else if (k == "retry")
       info.retry = text;
+    else if (k == "waitable")
+      info.waitable = text == "1";
+    else if (k == "cancelled_by")
+      info.cancelled_by = text;
+    else if (k == "cancel_reason")
+      info.cancel_reason = text;
+    else if (k == "cancelled_ms")
+      info.finished_ms = to_int(text);
     else if (k != "id" && k != "raw_hex") // (raw_hex: the exact bytes, for retry only)
       info.other_fields.emplace_back(std::string(k), text);
   }

@@ -47,7 +47,8 @@ consumer::consumer(redis::pool& pool, consumer_options options, handler_map hand
     , unblock_due_(pool.commands().executor())
     , schedule_due_(pool.commands().executor())
     , progress_due_(pool.commands().executor())
-    , deadline_due_(pool.commands().executor()) {
+    , deadline_due_(pool.commands().executor())
+    , cancel_due_(pool.commands().executor()) {
   if (options_.share) member_ = options_.share->join(options_.weight, slot_free_);
 }
 
@@ -68,6 +69,7 @@ void consumer::stop() {
   schedule_due_.cancel();
   progress_due_.cancel();
   deadline_due_.cancel();
+  cancel_due_.cancel();
 }
 
 asio::awaitable<void> consumer::unblock_loop() {
@@ -125,7 +127,8 @@ asio::awaitable<error_code> consumer::run() {
   if (auto ec = co_await start_queue(pool_.commands(), options_.queue)) co_return ec;
   started_ = true;
   co_await (fetch_loop() && ack_loop() && promote_loop() && renew_loop() && stall_loop() &&
-            tidy_loop() && unblock_loop() && schedule_loop() && progress_loop() && deadline_loop());
+            tidy_loop() && unblock_loop() && schedule_loop() && progress_loop() &&
+            deadline_loop() && cancel_loop());
   // Attempts started while the loops wound down may have finished after ack_loop ended.
   if (!to_ack_.empty()) co_await ack_loop();
   if (!settled_streams_.empty()) co_await tidy(); // a stopped consumer leaves its streams tidy
@@ -275,6 +278,7 @@ asio::awaitable<void> consumer::fetch_loop() {
   schedule_due_.cancel();
   progress_due_.cancel();
   deadline_due_.cancel();
+  cancel_due_.cancel();
 }
 
 asio::awaitable<bool> consumer::read_jobs() {
@@ -479,11 +483,14 @@ asio::awaitable<void> consumer::hand_back(std::vector<delivered_job> jobs) {
   std::map<std::string, std::vector<std::string>> by_stream;
   for (const auto& j : jobs)
     by_stream[j.stream].push_back(j.entry_id);
-  const auto entries = keys(options_.queue).entries;
+  const keys k(options_.queue);
+  const auto& entries = k.entries;
+  const auto& cancel_key = k.cancel;
   for (const auto& [stream, ids] : by_stream) {
     std::vector<std::string_view> keys_v, args;
     keys_v.push_back(stream);
     keys_v.push_back(entries);
+    keys_v.push_back(cancel_key);
     args.push_back(group);
     args.push_back(name_);
     for (const auto& id : ids)

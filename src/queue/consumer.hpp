@@ -91,6 +91,9 @@ struct consumer_options {
   // returns a success. Zero: no limit (handlers with timeouts of their own, exec and http,
   // keep theirs; the shorter wins).
   std::chrono::milliseconds attempt_timeout{0};
+  // While attempts run, how often the consumer reads their cancel marks (one HMGET for all of
+  // them; docs/job-control.md): a running job hears a cancel within this, on any host.
+  std::chrono::milliseconds cancel_check_every{500};
   // A consumer that settled jobs tidies (tidy.lua: evicts results, trims the streams it
   // settled entries on) at most this often; results are also evicted when the oldest is due.
   std::chrono::milliseconds tidy_every{1000};
@@ -174,7 +177,8 @@ class consumer {
     void add(std::chrono::microseconds d);
   };
   struct counters {
-    std::uint64_t fetched = 0, done = 0, retried = 0, dead = 0, recovered = 0, handed_back = 0;
+    std::uint64_t fetched = 0, done = 0, retried = 0, dead = 0, recovered = 0, handed_back = 0,
+                  cancelled = 0;
     histogram pickup;     // from the attempt's entry reaching its stream to the attempt's start
     histogram run;        // the handler's own time
     histogram round_trip; // an ack's round trip to Redis
@@ -200,6 +204,7 @@ class consumer {
   struct finished {
     std::string stream, entry_id, id, record; // record: results:data's value (JSON)
     bool progress = false;                    // it reported progress: clear it
+    bool waitable = false;                    // its end is announced (the finished stream)
   };
 
   boost::asio::awaitable<void> fetch_loop();
@@ -220,6 +225,9 @@ class consumer {
   boost::asio::awaitable<void> progress_loop();
   // Cancels the attempts whose deadline passed (attempt_timeout), on one timer.
   boost::asio::awaitable<void> deadline_loop();
+  // Tells the attempts whose job was cancelled (a mark in `cancel`): one HMGET of the running
+  // jobs' marks every cancel_check_every while any runs, nothing while none does.
+  boost::asio::awaitable<void> cancel_loop();
   boost::asio::awaitable<void> ack_loop();
   // ack_loop's steps: one batch's request (results, their index, XACKs, counts, and WAIT with
   // redis.durability), and what an acknowledged batch settles.
@@ -275,9 +283,12 @@ class consumer {
   boost::asio::awaitable<void> note_priorities(const std::vector<delivered_job>& got);
   boost::asio::awaitable<void> bury_malformed(const std::string& stream, int priority,
                                               const redis::reply& entry, const std::string& why);
+  // Records a failed attempt (fail.lua): a retry, dead, or with `cancelled`, cancelled. A job
+  // with a cancel mark ends cancelled whatever was asked.
   boost::asio::awaitable<void> fail(const delivered_job& job, int attempt_made, bool permanent,
                                     const std::string& error,
-                                    std::optional<std::chrono::milliseconds> retry_after);
+                                    std::optional<std::chrono::milliseconds> retry_after,
+                                    bool cancelled = false);
   // What every loop does with an error reply of Redis: the queue's keys gone (NOGROUP, a
   // missing schema) -> restore them at once; writes refused -> say so once and back off; else
   // log `doing` with the reply and wait a second (waits only with `pace`). Completes when the
@@ -318,6 +329,7 @@ class consumer {
     std::chrono::steady_clock::time_point due = std::chrono::steady_clock::time_point::max();
     bool in_handler = false;
     bool timed_out = false;
+    bool by_mark = false; // told of a cancel mark: ends cancelled whatever it returns
     boost::asio::cancellation_signal signal;
     boost::asio::steady_timer bell; // cancelled on cancel: until_cancelled
     std::string progress_value;     // reported, not written yet (progress_dirty)
@@ -375,7 +387,8 @@ class consumer {
   bool started_ = false;
   // cancel() = something changed: a slot freed, an ack is due, a retry was scheduled, stop.
   boost::asio::steady_timer slot_free_, ack_due_, promote_due_, lease_due_, renew_due_, tidy_due_,
-      unblock_due_, schedule_due_, progress_due_, deadline_due_;
+      unblock_due_, schedule_due_, progress_due_, deadline_due_, cancel_due_;
+  bool cancel_idle_ = false; // cancel_loop waits for an attempt to start
   counters stats_;
 };
 

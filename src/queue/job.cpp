@@ -134,6 +134,8 @@ std::variant<delivered_job, std::string> parse_entry(std::string_view queue,
         j.attempt = *n;
       else
         j.max_attempts = *n;
+    } else if (k == "waitable") {
+      j.waitable = v == "1";
     }
     j.fields.emplace_back(std::move(k), std::move(v));
   }
@@ -216,6 +218,17 @@ expected<> check_progress(std::string_view json) {
   boost::json::parse(json, ec);
   if (ec) return error(errc::invalid_value, "progress must be JSON text: " + ec.message());
   return {};
+}
+
+std::string cancel_words(std::string_view mark) {
+  std::string by = "unknown", why;
+  boost::system::error_code ec;
+  auto v = boost::json::parse(mark, ec);
+  if (!ec && v.is_object()) {
+    if (auto* b = v.as_object().if_contains("by"); b && b->is_string()) by = b->as_string();
+    if (auto* r = v.as_object().if_contains("reason"); r && r->is_string()) why = r->as_string();
+  }
+  return "cancelled by " + by + (why.empty() ? std::string() : ": " + why);
 }
 
 std::string handoff_json(const delivered_job& j, std::int64_t deadline_ms) {

@@ -65,6 +65,10 @@ std::string with_error(const delivered_job& j, int attempt, std::string_view err
 // docs/handlers.md.
 std::string handoff_json(const delivered_job& j, std::int64_t deadline_ms);
 
+// A cancel mark's words for the handler (context::cancel_reason): "cancelled by <by>: <reason>"
+// from the mark's JSON ({"by", "at_ms", "reason"}; docs/job-control.md).
+std::string cancel_words(std::string_view mark);
+
 // How a consumer lives through a Redis that refuses writes (-OOM, -READONLY, -MISCONF): the
 // first refusal of a spell is logged, the rest are not; retries back off from 100 ms, doubling
 // to 1 s; the first write accepted after a spell ends it with one line. Leased jobs stay

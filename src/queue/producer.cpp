@@ -54,6 +54,10 @@ keys::keys(std::string_view queue)
   minutes = prefix + "minutes";
   entries = prefix + "entries";
   progress = prefix + "progress";
+  cancel = prefix + "cancel";
+  cancelled = prefix + "cancelled";
+  cancelled_jobs = prefix + "cancelled:jobs";
+  finished = prefix + "finished";
   schedules = prefix + "schedules";
   schedule_state = prefix + "schedule_state";
   schedule_due = prefix + "schedule_due";
@@ -156,6 +160,10 @@ std::vector<std::string_view> job_fields(const new_job& j, std::string& storage)
   if (j.retry) {
     fields.push_back("retry");
     fields.push_back(all.substr(attempts.size()));
+  }
+  if (j.waitable) {
+    fields.push_back("waitable");
+    fields.push_back("1");
   }
   return fields;
 }

@@ -33,6 +33,10 @@ struct keys {
   std::string minutes;    // hash: figures by the minute, for the dashboard (minutes.lua)
   std::string entries;    // hash: job id -> <priority>:<entry id> of an entry not named by the id
   std::string progress;   // hash: job id -> its running attempt's latest progress (JSON)
+  // Job control (docs/job-control.md): the cancel marks of jobs told to stop while they run
+  // (hash: job id -> {"by", "at_ms", "reason"}), cancelled jobs (zset by when, and their records),
+  // and the ends of waitable jobs (stream: `id`, `state`), which waiters read.
+  std::string cancel, cancelled, cancelled_jobs, finished;
   // The queue's schedules (docs/schedules.md, "In Redis"): definitions, per-schedule state,
   // and the zset of when each is next due.
   std::string schedules, schedule_state, schedule_due;

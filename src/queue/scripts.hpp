@@ -24,6 +24,7 @@ struct protocol_scripts {
   redis::script minutes{"minutes", lua::minutes_lua};
   redis::script results{"results", lua::results_lua};
   redis::script progress{"progress", lua::progress_lua};
+  redis::script cancel{"cancel", lua::cancel_lua};
 };
 
 inline const protocol_scripts& scripts() {

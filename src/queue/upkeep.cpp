@@ -14,6 +14,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <unistd.h>
+#include <variant>
 
 namespace forq::queue {
 
@@ -63,6 +64,7 @@ asio::awaitable<void> consumer::tidy(bool all) {
   key_storage.push_back(k.stats);
   key_storage.push_back(k.entries);
   key_storage.push_back(k.progress);
+  key_storage.push_back(k.cancel);
   std::vector<std::string> streams;
   // While results are evicted back to back (a drain past max_results: a call every ~0.1 ms),
   // the streams are trimmed once per tidy_every, not by every call: a trim is an XPENDING and
@@ -417,6 +419,24 @@ consumer::rerun_stalled(const std::vector<std::pair<std::string, const redis::re
     deliveries.push("XPENDING", stream, group, id, id, "1");
   }
   auto counts = co_await pool_.commands().exec(deliveries);
+  // Which of them were cancelled meanwhile: those end cancelled here and never run again.
+  std::vector<std::variant<delivered_job, std::string>> parsed_all;
+  std::vector<std::string_view> mark_args;
+  const keys k(options_.queue);
+  mark_args.push_back(k.cancel);
+  for (const auto& [stream, entry] : found) {
+    parsed_all.push_back(parse_entry(options_.queue, stream, priority_of(stream), *entry));
+    if (auto* j = std::get_if<delivered_job>(&parsed_all.back())) mark_args.push_back(j->id);
+  }
+  std::set<std::string, std::less<>> marked;
+  if (mark_args.size() > 1) {
+    redis::request marks;
+    marks.push_range("HMGET", mark_args);
+    auto m = redis::connection::single(co_await pool_.commands().exec(marks));
+    if (m && m->is_array())
+      for (std::size_t i = 0; i < m->elements().size() && i + 1 < mark_args.size(); ++i)
+        if (m->elements()[i].is_string()) marked.emplace(mark_args[i + 1]);
+  }
   for (std::size_t i = 0; i < found.size(); ++i) {
     long long delivered = 2;
     if (counts && (*counts)[i].is_array() && !(*counts)[i].elements().empty()) {
@@ -425,7 +445,7 @@ consumer::rerun_stalled(const std::vector<std::pair<std::string, const redis::re
     }
     auto stalls = static_cast<int>(delivered - 1);
     const auto& [stream, entry] = found[i];
-    auto parsed = parse_entry(options_.queue, stream, priority_of(stream), *entry);
+    auto& parsed = parsed_all[i];
     auto* job = std::get_if<delivered_job>(&parsed);
     if (!job) { // never fetched again by XREADGROUP >: it must go dead here
       co_await bury_malformed(stream, priority_of(stream), *entry, std::get<std::string>(parsed));
@@ -433,6 +453,11 @@ consumer::rerun_stalled(const std::vector<std::pair<std::string, const redis::re
     }
     if (stopping_) continue; // stays pending: recovered again after a lease, by whoever runs
     ++stats_.recovered;
+    if (marked.count(job->id)) {
+      co_await fail(*job, job->attempt + 1, true, "cancelled while its worker was gone",
+                    std::nullopt, true);
+      continue;
+    }
     spdlog::warn("job {} of queue {} stalled (lease of {} ms expired, {} time{}); {}", job->id,
                  options_.queue, options_.lease.count(), stalls, stalls == 1 ? "" : "s",
                  stalls > options_.max_stalls ? "giving up" : "running it again");

@@ -294,7 +294,7 @@ async function overview() {
   ];
 }
 
-// The queue page's list (ready, active, delayed, dead or completed, 50 a page) and its search, kept while the
+// The queue page's list (ready, active, delayed, dead, cancelled or completed, 50 a page) and its search, kept while the
 // person stays on the queue.
 const lists = { queue: "", list: "ready", offset: 0, search: "", found: null };
 const page_size = 50;
@@ -302,6 +302,7 @@ const page_size = 50;
 function jobs_table(jobs, list) {
   const pick = list === "dead" && writable();
   const [time_label, time_field] = { dead: ["Died", "finished_ms"], delayed: ["Runs", "run_at_ms"], completed: ["Finished", "finished_ms"],
+    cancelled: ["Cancelled", "finished_ms"],
     ready: ["Queued", "queued_ms"], active: ["Queued", "queued_ms"] }[list] || ["When", null];
   // A long value as one line: its preview (cut by the server too: `truncated` names what was cut).
   const text = (j, k) => preview(j[k], j.truncated === true || (Array.isArray(j.truncated) && j.truncated.includes(k)));
@@ -315,6 +316,7 @@ function jobs_table(jobs, list) {
     delayed: [payload],
     dead: [["Why", why], payload],
     completed: [["Result", (j) => clip(text(j, "result"))]],
+    cancelled: [["By", (j) => j.cancelled_by ?? "–"], ["Why", (j) => clip(j.cancel_reason ?? "")], payload],
   }[list] || [["Result, error or payload", (j) => j.state === "completed" ? clip(text(j, "result"))
     : j.reason !== undefined || j.last_error !== undefined ? why(j) : clip(text(j, "payload"))]];
   // Select all: the dead jobs on this page.
@@ -377,7 +379,7 @@ async function queue_page(name) {
     : q.rate_limit ? h("span", { class: "muted" }, `rate limit ${fmt(q.rate_limit.max)} per ${fmt(q.rate_limit.per_ms)} ms`) : null;
   return [
     h("h1", {}, "Queue ", name, " ", q.paused ? h("span", { class: "badge paused" }, "paused") : null),
-    h("div", { class: "cards" }, ["ready", "active", "delayed", "dead", "completed", "retried", "stalled"].map((k) =>
+    h("div", { class: "cards" }, ["ready", "active", "delayed", "dead", "cancelled", "completed", "retried", "stalled"].map((k) =>
       h("div", { class: "card state-" + k }, h("div", { class: "muted" }, k), h("div", { class: "n", "data-field": k }, fmt(q[k]))))),
     h("div", { class: "charts", id: "charts" },
       chart([{ name: "done", values: whole(q.minutes || [], (x) => x.done), cls: "done" },
@@ -409,7 +411,7 @@ async function queue_page(name) {
       ? [h("h2", {}, `Jobs containing “${lists.search}” (${lists.found.length}${lists.found.length >= 50 ? ", the first 50" : ""}; the first 1,000 of each list are searched)`),
          lists.found.length ? jobs_table(lists.found, "found") : h("p", { class: "muted", id: "nothing-found" }, "None.")]
       : null,
-    h("div", { class: "actions tabs" }, tab("ready", "Ready"), tab("active", "Active"), tab("delayed", "Delayed"), tab("dead", "Dead"), tab("completed", "Completed")),
+    h("div", { class: "actions tabs" }, tab("ready", "Ready"), tab("active", "Active"), tab("delayed", "Delayed"), tab("dead", "Dead"), tab("cancelled", "Cancelled"), tab("completed", "Completed")),
     lists.list === "dead" && jobs.length
       ? h("div", { class: "actions" },
           button("Retry selected", () => { const ids = chosen(); if (ids.length) bulk("retry", ids); else say("select dead jobs first"); }),
@@ -511,7 +513,8 @@ const job_labels = {
   priority: "Priority", max_attempts: "Attempts allowed", retry: "Retry policy", result: "Result",
   last_error: "Last error", reason: "Why it died", errors: "Failed attempts", run_at_ms: "Runs at",
   finished_ms: "Finished at", queued_ms: "Queued at", consumer: "Held by worker", lease_idle_ms: "Lease renewed",
-  progress: "Progress",
+  progress: "Progress", waitable: "Waitable", cancelled_by: "Cancelled by", cancel_reason: "Why it was cancelled",
+  cancel_requested: "Cancel asked for",
   fields: "Other fields",
 };
 
@@ -531,7 +534,8 @@ async function job_page(id, queue) {
   }
   const rows = [];
   for (const [k, v] of Object.entries(j)) {
-    const label = k === "finished_ms" && j.state === "dead" ? "Died at" : job_labels[k] ?? k;
+    const label = k === "finished_ms" && j.state === "dead" ? "Died at"
+      : k === "finished_ms" && j.state === "cancelled" ? "Cancelled at" : job_labels[k] ?? k;
     let value;
     if (k === "errors" && Array.isArray(v)) { // every failed attempt's error, oldest first
       value = h("table", { class: "errors" },
@@ -549,7 +553,9 @@ async function job_page(id, queue) {
       value = time_text(v);
     } else if (typeof v === "object" && v !== null) {
       value = long_text(JSON.stringify(v, null, 2), `${j.id}\n${k}`);
-    } else if (k === "payload" || k === "result" || k === "last_error" || k === "reason") {
+    } else if (typeof v === "boolean") {
+      value = v ? "yes" : "no";
+    } else if (k === "payload" || k === "result" || k === "last_error" || k === "reason" || k === "cancel_reason") {
       value = long_text(String(v), `${j.id}\n${k}`);
     } else {
       value = String(v);
@@ -562,6 +568,10 @@ async function job_page(id, queue) {
     j.state === "dead" ? h("div", { class: "actions" },
       button("Retry", () => act("POST", `${base}/retry`, { ids: [j.id] }, () => `job ${j.id} retried`)),
       button("Delete", () => confirm_then(`Delete dead job ${j.id} for good?`, () => act("DELETE", base, { ids: [j.id] }, () => `job ${j.id} deleted`)), "danger")) : null,
+    ["ready", "delayed", "active"].includes(j.state) ? h("div", { class: "actions" },
+      button("Cancel", () => confirm_then(`Cancel job ${j.id}? ${j.state === "active" ? "It is running: its worker is told to stop." : "It will not run."}`,
+        () => act("POST", `/v1/queues/${enc(j.queue)}/jobs/${enc(j.id)}/cancel`, undefined,
+          (r) => r.outcome === "cancelled" ? `job ${j.id} cancelled` : r.outcome === "terminal" ? `job ${j.id} had already ended` : `job ${j.id} is told to stop`)), "danger")) : null,
     h("div", { class: "card" }, h("dl", { id: "job" }, rows)),
   ];
 }

@@ -193,6 +193,7 @@ void consumers::publish(process::slot_counters& slot) {
     q.dead.fetch_add(now.dead - was.dead, std::memory_order_relaxed);
     q.recovered.fetch_add(now.recovered - was.recovered, std::memory_order_relaxed);
     q.handed_back.fetch_add(now.handed_back - was.handed_back, std::memory_order_relaxed);
+    q.cancelled.fetch_add(now.cancelled - was.cancelled, std::memory_order_relaxed);
     q.in_flight.store(list_[i]->running(), std::memory_order_relaxed);
     auto add = [](shared_histogram& to, const queue::consumer::histogram& n,
                   const queue::consumer::histogram& w) {

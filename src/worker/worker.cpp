@@ -201,6 +201,7 @@ class worker_life {
     draining_ = true;
     beat_.cancel(); // say so at once
     web_.stopping = true;
+    if (web_.feed) web_.feed->close(); // waits answer now, with the job as it stands
     if (web_.acceptor) {
       boost::system::error_code ignored;
       web_.acceptor->close(ignored);

@@ -664,6 +664,32 @@ class DashboardTest(unittest.TestCase):
         self.no_script_ran()
         self.shot("job-long-error")
 
+    def test_9f_a_waiting_job_is_cancelled_from_its_page(self):
+        at = int(time.time() * 1000) + 3600000
+        self.r.zadd("forq:{reports}:delayed", {"rep-cancel": at})
+        self.r.hset("forq:{reports}:delayed:jobs", "rep-cancel",
+                    json.dumps({"id": "rep-cancel", "handler": "report", "payload": "{}", "attempt": "0"}))
+        # Read-only: no Cancel button.
+        self.browser.get(self.read_only.base + "/ui/#/job/reports/rep-cancel")
+        self.find('#job dd[data-field="state"]')
+        self.assertFalse([b for b in self.browser.find_elements(By.CSS_SELECTOR, ".actions button")
+                          if b.text == "Cancel"])
+        self.open(self.tree, "job/reports/rep-cancel")
+        self.assertEqual(self.find('#job dd[data-field="state"]').text, "delayed")
+        self.click(lambda: self.find(".actions button", "Cancel"))
+        self.assertIn("It will not run", self.find("#confirm:not([hidden])").text)
+        self.click(lambda: self.find("#confirm-yes"))
+        wait_until("the job cancelled in Redis",
+                   lambda: self.r.zscore("forq:{reports}:cancelled", "rep-cancel") is not None)
+        self.assertIn("job rep-cancel cancelled", self.message())
+        self.assertEqual(self.find('#job dd[data-field="state"]', "cancelled").text, "cancelled")
+        self.assertEqual(self.find('#job dd[data-field="cancelled_by"]').text, "api")
+        self.assertIsNone(self.r.zscore("forq:{reports}:delayed", "rep-cancel"))
+        # The queue's Cancelled list shows it.
+        self.open(self.tree, "queue/reports", "Queue reports")
+        self.click(lambda: self.find('button[data-tab="cancelled"]'))
+        self.find('#jobs[data-list="cancelled"] tr[data-id="rep-cancel"]')
+
     def test_9e_a_page_that_fails_takes_the_previous_ones_place_and_the_icon_is_served(self):
         for page, why in (("queue/no%20such%20queue!", "is not allowed"), ("job/100%", "percent-encoded")):
             self.open(self.tree, "queue/emails", "Queue emails")

@@ -258,6 +258,61 @@ TEST_F(http_test, a_running_job_s_progress_is_reported_through_the_api_and_shown
   EXPECT_FALSE(done.as_object().contains("progress")) << "a finished job shows no progress";
 }
 
+// Job control through the API (docs/job-control.md): a synchronous enqueue, a cancel of a
+// running, a delayed and an ended job, a wait that wakes when a cancel ends the job.
+TEST_F(http_test, jobs_are_cancelled_and_waited_for_through_the_api) {
+  auto sync = call(port_, "POST", "/v1/queues/default/jobs?wait=10",
+                   R"({"handler":"echo","payload":{"n":7}})");
+  ASSERT_EQ(sync.status, 201) << sync.body;
+  auto done = boost::json::parse(sync.body).as_object();
+  EXPECT_EQ(done.at("state"), "completed") << sync.body;
+  EXPECT_EQ(done.at("result").at("n"), 7) << sync.body;
+
+  auto added = call(port_, "POST", "/v1/queues/default/jobs",
+                    R"({"handler":"sleep","payload":{"ms":30000},"id":"long"})");
+  ASSERT_EQ(added.status, 201) << added.body;
+  for (int i = 0; i < 200; ++i) { // until a worker runs it
+    auto j = call(port_, "GET", "/v1/jobs/long?queue=default");
+    if (boost::json::parse(j.body).at("state") == "active") break;
+    std::this_thread::sleep_for(20ms);
+  }
+  const auto asked = std::chrono::steady_clock::now();
+  auto c = call(port_, "POST", "/v1/queues/default/jobs/long/cancel", R"({"reason":"no longer"})");
+  ASSERT_EQ(c.status, 200) << c.body;
+  EXPECT_EQ(boost::json::parse(c.body).at("outcome"), "requested") << c.body;
+  auto waited = call(port_, "GET", "/v1/jobs/long?queue=default&wait=10");
+  ASSERT_EQ(waited.status, 200) << waited.body;
+  EXPECT_LT(std::chrono::steady_clock::now() - asked, 2s);
+  auto ended = boost::json::parse(waited.body).as_object();
+  EXPECT_EQ(ended.at("state"), "cancelled") << waited.body;
+  EXPECT_EQ(ended.at("cancelled_by"), "api");
+  EXPECT_EQ(ended.at("cancel_reason"), "no longer");
+  auto late = call(port_, "POST", "/v1/queues/default/jobs/long/cancel");
+  EXPECT_EQ(late.status, 409) << late.body;
+  EXPECT_EQ(boost::json::parse(late.body).at("outcome"), "terminal");
+
+  auto delayed = call(port_, "POST", "/v1/queues/default/jobs",
+                      R"({"handler":"echo","delay_ms":60000,"id":"later"})");
+  ASSERT_EQ(delayed.status, 201);
+  auto cd = call(port_, "POST", "/v1/queues/default/jobs/later/cancel");
+  EXPECT_EQ(boost::json::parse(cd.body).at("outcome"), "cancelled") << cd.body;
+  auto list = call(port_, "GET", "/v1/queues/default/jobs?state=cancelled");
+  ASSERT_EQ(list.status, 200) << list.body;
+  EXPECT_EQ(boost::json::parse(list.body).as_array().size(), 2u) << list.body;
+  auto stats = boost::json::parse(call(port_, "GET", "/v1/queues/default").body);
+  EXPECT_EQ(stats.at("cancelled"), 2);
+  // A wait that runs out: the job as it stands.
+  auto slow = call(port_, "POST", "/v1/queues/default/jobs?wait=0.2",
+                   R"({"handler":"sleep","payload":{"ms":2000}})");
+  ASSERT_EQ(slow.status, 201) << slow.body;
+  EXPECT_NE(boost::json::parse(slow.body).at("state"), "completed");
+
+  EXPECT_EQ(call(port_, "GET", "/v1/jobs/long?queue=default&wait=abc").status, 400);
+  EXPECT_EQ(call(port_, "GET", "/v1/jobs/long?queue=default&wait=301").status, 400);
+  EXPECT_EQ(call(port_, "POST", "/v1/queues/default/jobs/nobody/cancel").status, 404);
+  EXPECT_EQ(call(port_, "POST", "/v1/queues/default/jobs/long/cancel", "[1]").status, 400);
+}
+
 // The schedule endpoints: the same operations as `forq schedule`, the same JSON shape.
 TEST_F(http_test, schedules_are_added_listed_paused_run_and_removed) {
   const std::string at = "/v1/queues/reports/schedules/nightly";

@@ -368,4 +368,70 @@ TEST_F(queue_cli_test, job_text_is_printed_escaped_never_as_terminal_escapes) {
   EXPECT_EQ(missing.err.find('\x1b'), std::string::npos) << missing.err;
 }
 
+// Job control from the command line (docs/job-control.md): a running command is cancelled from
+// another process (no pub/sub, no shared memory: the mark in Redis), its process group ends, a
+// waiting `forq enqueue --wait` hears it, and each exit code says what happened.
+TEST_F(queue_cli_test, a_running_command_is_cancelled_and_its_waiter_told) {
+  const auto pids = (dir_ / "pids").string();
+  auto p = serve({"--handlers", R"({"hang": {"exec": ["/bin/sh", "-c", "sleep 60 & echo $$ $! > )" +
+                                    pids + R"(; wait"], "timeout": 120}})"});
+  // The job waits for its end in a process of its own, as a web request would.
+  child_process waiter({forq_bin, "enqueue", "--redis", redis_.url(), "--handler", "hang", "--id",
+                        "job-1", "--wait", "20", "{}"});
+  ASSERT_TRUE(wait_until([&] {
+    return std::filesystem::exists(pids) &&
+           forq::test::read_file(pids).find(' ') != std::string::npos;
+  })) << p->err();
+  pid_t shell = 0, sleeper = 0;
+  {
+    std::istringstream in(forq::test::read_file(pids));
+    in >> shell >> sleeper;
+  }
+  ASSERT_GT(sleeper, 0);
+  const auto asked = std::chrono::steady_clock::now();
+  auto c = forq({"cancel", "job-1", "--reason", "the user left"});
+  EXPECT_EQ(c.exit_code, 0) << c.err;
+  EXPECT_NE(c.out.find("told to stop"), std::string::npos) << c.out;
+  auto status = waiter.wait_for(10s);
+  ASSERT_TRUE(status);
+  EXPECT_LT(std::chrono::steady_clock::now() - asked, 2s);
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 1) << waiter.err();
+  EXPECT_NE(waiter.err().find("was cancelled by cli: the user left"), std::string::npos)
+      << waiter.err();
+  // The whole group is gone (SIGTERM: sh and its sleep both end).
+  EXPECT_TRUE(forq::test::wait_process_gone(sleeper, 6s));
+  EXPECT_TRUE(forq::test::wait_process_gone(shell, 6s));
+  auto shown = forq({"job", "job-1", "--json"});
+  auto info = boost::json::parse(shown.out).as_object();
+  EXPECT_EQ(info.at("state"), "cancelled") << shown.out;
+  EXPECT_EQ(info.at("cancelled_by"), "cli");
+  EXPECT_EQ(info.at("attempts"), 1) << "never retried";
+  auto again = forq({"cancel", "job-1"});
+  EXPECT_EQ(again.exit_code, 1);
+  EXPECT_NE(again.err.find("has already ended (cancelled); nothing changed"), std::string::npos)
+      << again.err;
+  // A waiting job never starts: cancelled at once.
+  auto later = forq({"enqueue", "--handler", "hang", "--delay-ms", "60000", "--id", "later", "{}"});
+  ASSERT_EQ(later.exit_code, 0) << later.err;
+  auto cl = forq({"cancel", "later", "--queue", "default", "--json"});
+  EXPECT_EQ(cl.exit_code, 0) << cl.err;
+  EXPECT_EQ(boost::json::parse(cl.out).at("outcome"), "cancelled") << cl.out;
+  // --wait on a job that completes: its result on stdout, exit 0; one still running: 124.
+  auto echo = forq({"enqueue", "--handler", "echo", "--wait", "10", R"({"w":1})"});
+  EXPECT_EQ(echo.exit_code, 0) << echo.err;
+  EXPECT_EQ(boost::json::parse(echo.out).at("w"), 1) << echo.out;
+  auto slow =
+      forq({"enqueue", "--handler", "sleep", "--id", "slow", "--wait", "0.3", R"({"ms":3000})"});
+  EXPECT_EQ(slow.exit_code, 124) << slow.err;
+  EXPECT_NE(slow.err.find("after 0.3 s of waiting"), std::string::npos) << slow.err;
+  auto job_wait = forq({"job", "slow", "--wait", "10", "--json"});
+  EXPECT_EQ(job_wait.exit_code, 0) << job_wait.err;
+  EXPECT_EQ(boost::json::parse(job_wait.out).at("state"), "completed") << job_wait.out;
+  auto q = forq({"queues"});
+  EXPECT_NE(q.out.find("CANCELLED"), std::string::npos) << q.out;
+  auto qj = boost::json::parse(forq({"queues", "--json"}).out).as_array();
+  EXPECT_EQ(qj.at(0).at("cancelled"), 2) << qj;
+  stop(*p);
+}
+
 } // namespace

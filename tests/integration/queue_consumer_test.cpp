@@ -252,7 +252,8 @@ TEST_F(consumer_test, an_attempt_past_the_queue_s_timeout_is_cancelled_and_retri
   EXPECT_EQ(redis_.command({"HGET", "forq:{work}:stats", "retried"}), "1");
 }
 
-// outcome::cancelled: the job ends at once, never retried, with the reason.
+// outcome::cancelled: the job ends cancelled at once (by "handler"), never retried, with the
+// reason.
 TEST_F(consumer_test, a_cancelled_outcome_is_never_retried) {
   queue::handler_map h{{"stop", counting([](auto&, int) {
                           return queue::outcome::cancelled("the order was withdrawn");
@@ -261,10 +262,13 @@ TEST_F(consumer_test, a_cancelled_outcome_is_never_retried) {
   o.retry.max_attempts = 5;
   run(
       o, h, [](redis::connection& c) { return enqueue_n(c, 1, "stop"); },
-      [](const queue::consumer& c) { return c.stats().dead == 1; });
+      [](const queue::consumer& c) { return c.stats().cancelled == 1; });
   EXPECT_EQ(calls_.begin()->second, 1);
-  auto all = redis_.command({"HVALS", "forq:{work}:dead:jobs"});
-  EXPECT_NE(all.find("cancelled: the order was withdrawn"), std::string::npos) << all;
+  auto all = redis_.command({"HVALS", "forq:{work}:cancelled:jobs"});
+  EXPECT_NE(all.find("\"cancel_reason\":\"the order was withdrawn\""), std::string::npos) << all;
+  EXPECT_NE(all.find("\"cancelled_by\":\"handler\""), std::string::npos) << all;
+  EXPECT_EQ(redis_.command({"ZCARD", "forq:{work}:dead"}), "0");
+  EXPECT_EQ(redis_.command({"HGET", "forq:{work}:stats", "cancelled"}), "1");
 }
 
 TEST_F(consumer_test, bad_jobs_go_dead_with_reasons_and_never_block_good_ones) {

@@ -7,11 +7,13 @@
 #include "forq/handlers.hpp"
 #include "support/async_test.hpp"
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <gtest/gtest.h>
 
 #include <exception>
@@ -24,11 +26,19 @@ namespace {
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 
-// A context that records what the handler asks of it.
+// A context that records what the handler asks of it. until_cancelled() keeps its contract:
+// it completes when cancel() is called (or when its own wait is cancelled).
 class recording_context final : public forq::context {
  public:
   explicit recording_context(int attempt) { attempt_ = attempt; }
-  asio::awaitable<void> until_cancelled() override { co_return; }
+  asio::awaitable<void> until_cancelled() override {
+    asio::steady_timer bell(co_await asio::this_coro::executor,
+                            asio::steady_timer::time_point::max());
+    bell_ = &bell;
+    auto [ec] = co_await bell.async_wait(asio::as_tuple(asio::use_awaitable));
+    (void)ec; // told, or this wait itself was cancelled: either way, done
+    bell_ = nullptr;
+  }
   forq::expected<> progress(std::string_view json) override {
     reports.emplace_back(json);
     return {};
@@ -38,9 +48,15 @@ class recording_context final : public forq::context {
     enqueued.push_back(std::string(queue) + "/" + j.handler);
     co_return forq::queue::enqueue_result{"child-1", false};
   }
-  void cancel(std::string why) { cancel_reason_ = std::move(why); }
+  void cancel(std::string why) {
+    cancel_reason_ = std::move(why);
+    if (bell_) bell_->cancel();
+  }
 
   std::vector<std::string> reports, enqueued;
+
+ private:
+  asio::steady_timer* bell_ = nullptr;
 };
 
 TEST(handler_context, a_handler_reports_and_enqueues_through_the_context_it_is_given) {
@@ -95,6 +111,35 @@ TEST(handler_context, a_bound_attempt_s_awaits_end_at_once_when_it_is_cancelled)
   ASSERT_TRUE(out);
   EXPECT_EQ(out->what, forq::result::kind::cancelled) << "cut short is not a success";
   EXPECT_EQ(out->text, "timed out after 20 ms (the queue's timeout)");
+}
+
+// Not bound (a queue without a timeout): the built-in sleep hears the cancel through
+// until_cancelled() and ends at once, cancelled.
+TEST(handler_context, an_unbound_sleep_hears_a_cancel_through_the_context) {
+  auto sleep = forq::handlers::builtins().at("sleep");
+  recording_context ctx(1);
+  forq::job j;
+  j.payload = R"({"ms": 10000})";
+  std::optional<forq::result> out;
+  const auto started = std::chrono::steady_clock::now();
+  ASSERT_TRUE(forq::test::run_async(
+      [&]() -> asio::awaitable<void> {
+        auto ex = co_await asio::this_coro::executor;
+        asio::co_spawn(ex, sleep(j, ctx),
+                       [&](std::exception_ptr, forq::result r) { out = std::move(r); });
+        asio::steady_timer t(ex, 20ms);
+        co_await t.async_wait(asio::use_awaitable);
+        ctx.cancel("cancelled by ops: no longer needed");
+        while (!out) {
+          t.expires_after(1ms);
+          co_await t.async_wait(asio::use_awaitable);
+        }
+      },
+      5s));
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 2s) << "not the whole 10 s";
+  ASSERT_TRUE(out);
+  EXPECT_EQ(out->what, forq::result::kind::cancelled);
+  EXPECT_EQ(out->text, "cancelled by ops: no longer needed");
 }
 
 } // namespace

@@ -33,6 +33,7 @@ struct delivered_job {
   std::optional<int> max_attempts;
   std::optional<retry_override> retry; // the job's own `retry` field, over its queue's policy
   int priority = 0;
+  bool waitable = false; // its end is announced to waiters (the `waitable` field is "1")
   std::vector<std::pair<std::string, std::string>> fields; // every field, as received
 };
 
@@ -54,8 +55,8 @@ struct outcome {
   // Fail now, no retry: retrying cannot help. Dead at once, with this reason.
   static outcome failure(std::string error) { return {kind::fail, std::move(error), {}}; }
   // The job should not run to its end (the handler stopped because it was told to, or it
-  // decided so itself): never retried, whatever its attempts left. Today it ends in the dead set
-  // with the reason "cancelled: <why>" (docs/cpp-api.md).
+  // decided so itself): never retried, whatever its attempts left. It ends `cancelled`
+  // (docs/job-control.md), by "handler" with this reason unless a cancel said otherwise.
   static outcome cancelled(std::string why) { return {kind::cancelled, std::move(why), {}}; }
 };
 

@@ -35,6 +35,10 @@ struct new_job {
   // Run no earlier than this (ms since the Unix epoch); in the past or absent: ready now; at
   // most delay_bounds (a year) from now.
   std::optional<std::int64_t> run_at_ms;
+  // Its end is announced to waiters (the `waitable` field; docs/job-control.md, "Wait"): a wait
+  // for it wakes the moment it ends. A job without it can be waited for too, by looking it up
+  // again and again (every 100 ms to 1 s).
+  bool waitable = false;
 };
 
 // Milliseconds since the Unix epoch, now: the clock of run_at_ms and of every *_ms field.

@@ -1,0 +1,291 @@
+// Job control against a real redis-server (docs/job-control.md): cancel a job wherever it stands
+// (ready, delayed, waiting for a retry, running, held by a dead worker, ended), and wait for a
+// job's end (before, during, after; every way it can end).
+#include "forq/client.hpp"
+#include "forq/queue/producer.hpp"
+#include "queue/consumer.hpp"
+#include "queue/protocol.hpp"
+#include "support/async_test.hpp"
+#include "support/redis_server.hpp"
+
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <gtest/gtest.h>
+
+#include <map>
+#include <set>
+
+namespace {
+
+namespace asio = boost::asio;
+using namespace forq;
+using namespace std::chrono_literals;
+using namespace asio::experimental::awaitable_operators;
+using forq::test::sleep_for;
+
+class job_control_test : public forq::test::redis_test {
+ protected:
+  std::map<std::string, int> calls_; // attempts started, per job id
+
+  static queue::consumer_options options() {
+    queue::consumer_options o;
+    o.queue = "work";
+    o.block = 100ms;
+    o.retry.backoff = 20ms;
+    o.retry.exponential = false;
+    o.cancel_check_every = 100ms;
+    return o;
+  }
+
+  // Runs `body` with a client on a connection of its own and a consumer of "work" running
+  // `handlers` on a pool of its own (a second worker, as far as Redis can tell).
+  void with_consumer(queue::consumer_options o, queue::handler_map handlers,
+                     std::function<asio::awaitable<void>(client&, queue::consumer&)> body,
+                     std::function<asio::awaitable<void>(client&)> before = {}) {
+    test::run_async(
+        [&]() -> asio::awaitable<void> {
+          auto ex = co_await asio::this_coro::executor;
+          redis::pool pool(ex, pool_options());
+          redis::pool caller(ex, pool_options());
+          queue::consumer c(pool, o, handlers);
+          client cl(caller.commands());
+          bool started = false;
+          auto consume = [&]() -> asio::awaitable<void> {
+            while (!started)
+              co_await sleep_for(5ms);
+            auto r = co_await c.run();
+            EXPECT_FALSE(r) << r.message();
+            pool.stop();
+          };
+          auto drive = [&]() -> asio::awaitable<void> {
+            co_await queue::init_queue(caller.commands(), "work");
+            if (before) co_await before(cl);
+            started = true;
+            co_await body(cl, c);
+            c.stop();
+            caller.stop();
+          };
+          co_await (pool.run() && caller.run() && consume() && drive());
+        },
+        60s);
+  }
+
+  queue::handler counted(queue::handler h) {
+    return [this, h](const queue::delivered_job& j,
+                     queue::context& ctx) -> asio::awaitable<queue::outcome> {
+      ++calls_[j.id];
+      co_return co_await h(j, ctx);
+    };
+  }
+
+  static queue::new_job job(std::string handler, std::optional<std::string> id = std::nullopt) {
+    queue::new_job j;
+    j.handler = std::move(handler);
+    j.id = std::move(id);
+    return j;
+  }
+
+  // Until the job is in `state` (or 5 s).
+  static asio::awaitable<std::optional<job_info>> until_state(client& c, std::string id,
+                                                              std::string state) {
+    for (int i = 0; i < 500; ++i) {
+      auto j = co_await c.get_job("work", id);
+      if (j && *j && (*j)->state == state) co_return **j;
+      co_await sleep_for(10ms);
+    }
+    co_return std::nullopt;
+  }
+};
+
+// Ready, delayed and retry-waiting jobs that are cancelled never start, over many rounds; the
+// rest run; the queue's figures count them.
+TEST_F(job_control_test, waiting_jobs_that_are_cancelled_never_start) {
+  queue::handler_map h{
+      {"ok",
+       counted([](const queue::delivered_job&, queue::context&) -> asio::awaitable<queue::outcome> {
+         co_return queue::outcome::success();
+       })},
+      {"flaky",
+       counted([](const queue::delivered_job&, queue::context&) -> asio::awaitable<queue::outcome> {
+         co_return queue::outcome::retry_later("not yet", 400ms);
+       })}};
+  std::set<std::string> cancelled, kept;
+  with_consumer(options(), h, [&](client& c, queue::consumer& con) -> asio::awaitable<void> {
+    co_await c.pause("work"); // the ready jobs stay ready while they are cancelled
+    for (int round = 0; round < 20; ++round) {
+      auto a = co_await c.enqueue("work", job("ok"));
+      auto b = co_await c.enqueue("work", job("ok", "keep-" + std::to_string(round)));
+      auto d = job("ok", "later-" + std::to_string(round));
+      d.run_at_ms = queue::epoch_ms() + 300;
+      auto dl = co_await c.enqueue("work", d);
+      EXPECT_TRUE(a && b && dl);
+      for (const auto& id : {a->id, dl->id}) {
+        auto r = co_await c.cancel("work", id, "test", "round " + std::to_string(round));
+        EXPECT_TRUE(r && *r && (*r)->outcome == "cancelled") << id;
+        cancelled.insert(id);
+      }
+      kept.insert(b->id);
+    }
+    auto s = co_await c.stats("work");
+    EXPECT_TRUE(s);
+    EXPECT_EQ(s->ready, 20);  // the cancelled ready entries are not counted as ready
+    EXPECT_EQ(s->delayed, 0); // nor the delayed ones as delayed
+    EXPECT_EQ(s->cancelled, 40);
+    co_await c.resume("work");
+    // A job waiting for its retry: its first attempt fails, then it is cancelled.
+    auto f = co_await c.enqueue("work", job("flaky", "flaky"));
+    EXPECT_TRUE(f);
+    co_await until_state(c, "flaky", "delayed");
+    auto r = co_await c.cancel("work", "flaky", "test", "");
+    EXPECT_TRUE(r && *r && (*r)->outcome == "cancelled");
+    for (int i = 0; i < 300 && con.stats().done < 20; ++i)
+      co_await sleep_for(10ms);
+    co_await sleep_for(800ms); // past the retry's time and the delayed jobs' time
+    auto one = co_await c.get_job("work", *cancelled.begin());
+    EXPECT_TRUE(one && *one);
+    EXPECT_EQ((*one)->state, "cancelled");
+    EXPECT_EQ((*one)->cancelled_by, "test");
+    EXPECT_TRUE((*one)->finished_ms);
+  });
+  for (const auto& id : cancelled)
+    EXPECT_EQ(calls_.count(id), 0u) << id << " started";
+  for (const auto& id : kept)
+    EXPECT_EQ(calls_[id], 1) << id;
+  EXPECT_EQ(calls_["flaky"], 1); // never again after the cancel
+  EXPECT_EQ(redis_.command({"HGET", "forq:{work}:stats", "cancelled"}), "41");
+}
+
+// A running job hears its cancel within a second (here the consumer looks every 100 ms), ends
+// cancelled with who and why, and is never retried; a waiter wakes at once.
+TEST_F(job_control_test, a_running_job_is_told_and_ends_cancelled) {
+  bool heard = false;
+  std::string reason;
+  queue::handler_map h{
+      {"long", counted([&](const queue::delivered_job&,
+                           queue::context& ctx) -> asio::awaitable<queue::outcome> {
+         co_await ctx.until_cancelled();
+         heard = true;
+         reason = ctx.cancel_reason();
+         // Whatever it says now, the job ends cancelled.
+         co_return queue::outcome::success("\"finished anyway\"");
+       })}};
+  auto o = options();
+  o.retry.max_attempts = 5;
+  with_consumer(o, h, [&](client& c, queue::consumer&) -> asio::awaitable<void> {
+    auto j = job("long", "long-1");
+    j.waitable = true;
+    EXPECT_TRUE(co_await c.enqueue("work", j));
+    EXPECT_TRUE(co_await until_state(c, "long-1", "active"));
+    const auto asked = std::chrono::steady_clock::now();
+    auto r = co_await c.cancel("work", "long-1", "alice", "the customer left");
+    EXPECT_TRUE(r && *r);
+    EXPECT_EQ((*r)->outcome, "requested");
+    EXPECT_TRUE((*r)->job.cancel_requested || (*r)->job.state == "cancelled");
+    auto again = co_await c.cancel("work", "long-1", "bob", "");
+    EXPECT_TRUE(again && *again);
+    if (again && *again && (*again)->job.state != "cancelled") {
+      EXPECT_EQ((*again)->outcome, "already_requested");
+    }
+    auto end = co_await c.wait("work", "long-1", 5s);
+    const auto took = std::chrono::steady_clock::now() - asked;
+    EXPECT_LT(took, 1s);
+    EXPECT_TRUE(end && *end);
+    EXPECT_EQ((*end)->state, "cancelled");
+    EXPECT_EQ((*end)->cancelled_by, "alice");
+    EXPECT_EQ((*end)->cancel_reason, "the customer left");
+    EXPECT_FALSE((*end)->result);
+    co_await sleep_for(300ms); // no retry comes
+    auto later = co_await c.cancel("work", "long-1", "carol", "");
+    EXPECT_TRUE(later && *later && (*later)->outcome == "terminal");
+  });
+  EXPECT_TRUE(heard);
+  EXPECT_EQ(reason, "cancelled by alice: the customer left");
+  EXPECT_EQ(calls_["long-1"], 1);
+  EXPECT_EQ(redis_.command({"HLEN", "forq:{work}:cancel"}), "0"); // the mark is gone with it
+}
+
+// A worker killed while it held a job: the job is cancelled meanwhile, and stall recovery ends
+// it cancelled instead of running it again.
+TEST_F(job_control_test, a_cancelled_job_of_a_dead_worker_is_not_run_again) {
+  queue::handler_map h{{"j", counted([](const queue::delivered_job&,
+                                        queue::context&) -> asio::awaitable<queue::outcome> {
+                          co_return queue::outcome::success();
+                        })}};
+  auto o = options();
+  o.lease = 300ms;
+  with_consumer(
+      o, h,
+      [&](client& c, queue::consumer&) -> asio::awaitable<void> {
+        auto r = co_await c.cancel("work", "held", "ops", "stuck");
+        EXPECT_TRUE(r) << r.error().message();
+        if (!r || !*r) co_return;
+        EXPECT_EQ((*r)->outcome, "requested");
+        auto end = co_await c.wait("work", "held", 5s);
+        EXPECT_TRUE(end && *end);
+        EXPECT_EQ((*end)->state, "cancelled");
+        EXPECT_EQ((*end)->cancel_reason, "stuck");
+      },
+      [&](client& c) -> asio::awaitable<void> {
+        EXPECT_TRUE(co_await c.enqueue("work", job("j", "held")));
+        // A consumer "ghost" takes it and never answers (a worker killed with -9).
+        redis_.command({"XREADGROUP", "GROUP", "workers", "ghost", "COUNT", "1", "STREAMS",
+                        "forq:{work}:stream", ">"});
+      });
+  EXPECT_EQ(calls_.count("held"), 0u);
+}
+
+// A wait returns at once for a job that ended before it began; wakes for each way a waitable
+// job ends (completed, dead); and for a job that is not waitable, by looking again.
+TEST_F(job_control_test, waits_see_every_end_and_never_hang) {
+  queue::handler_map h{{"ok", counted([](const queue::delivered_job& j,
+                                         queue::context&) -> asio::awaitable<queue::outcome> {
+                          co_await sleep_for(200ms);
+                          co_return queue::outcome::success("{\"for\":\"" + j.id + "\"}");
+                        })},
+                       {"bad", counted([](const queue::delivered_job&,
+                                          queue::context&) -> asio::awaitable<queue::outcome> {
+                          co_await sleep_for(200ms);
+                          co_return queue::outcome::failure("broken");
+                        })}};
+  with_consumer(options(), h, [&](client& c, queue::consumer&) -> asio::awaitable<void> {
+    auto waitable = [](std::string handler, std::string id) {
+      auto j = job(std::move(handler), std::move(id));
+      j.waitable = true;
+      return j;
+    };
+    EXPECT_TRUE(co_await c.enqueue("work", waitable("ok", "w-ok")));
+    EXPECT_TRUE(co_await c.enqueue("work", waitable("bad", "w-bad")));
+    EXPECT_TRUE(co_await c.enqueue("work", job("ok", "plain")));
+    auto t0 = std::chrono::steady_clock::now();
+    auto ok = co_await c.wait("work", "w-ok", 5s);
+    EXPECT_TRUE(ok && *ok);
+    EXPECT_EQ((*ok)->state, "completed");
+    EXPECT_EQ((*ok)->result, "{\"for\":\"w-ok\"}"); // its own result, not another's
+    auto bad = co_await c.wait("work", "w-bad", 5s);
+    EXPECT_TRUE(bad && *bad);
+    EXPECT_EQ((*bad)->state, "dead");
+    auto plain = co_await c.wait("work", "plain", 5s);
+    EXPECT_TRUE(plain && *plain);
+    EXPECT_EQ((*plain)->state, "completed");
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s);
+    // Ended before the wait began: at once.
+    auto t1 = std::chrono::steady_clock::now();
+    auto again = co_await c.wait("work", "w-ok", 5s);
+    EXPECT_TRUE(again && *again && (*again)->state == "completed");
+    EXPECT_LT(std::chrono::steady_clock::now() - t1, 200ms);
+    // Nothing of that id: at once, nothing.
+    auto none = co_await c.wait("work", "never-enqueued", 5s);
+    EXPECT_TRUE(none && !*none);
+    // Still running when the wait ends: the job as it stands.
+    EXPECT_TRUE(co_await c.enqueue("work", waitable("ok", "slow")));
+    auto t2 = std::chrono::steady_clock::now();
+    auto slow = co_await c.wait("work", "slow", 50ms);
+    EXPECT_TRUE(slow && *slow);
+    EXPECT_NE((*slow)->state, "completed");
+    EXPECT_LT(std::chrono::steady_clock::now() - t2, 1s);
+    auto ended = co_await c.wait("work", "slow", 5s);
+    EXPECT_TRUE(ended && *ended && (*ended)->state == "completed");
+  });
+}
+
+} // namespace
