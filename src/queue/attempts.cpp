@@ -138,8 +138,12 @@ asio::awaitable<void> consumer::attempt(delivered_job job, attempt_context& ctx)
   const auto began = std::chrono::steady_clock::now();
   ctx.begin(job);
   running_list_.push_back(ctx);
-  // The cancel loop sleeps without end while nothing runs: wake it.
-  if (cancel_idle_) cancel_due_.cancel();
+  // The cancel loop sleeps without end while nothing runs: wake it, once (short jobs one after
+  // another must not wake it each: it looks every cancel_check_every from then on).
+  if (cancel_idle_) {
+    cancel_idle_ = false;
+    cancel_due_.cancel();
+  }
   // The deadline loop sleeps without end when no attempt it watches is left: wake it.
   if (options_.attempt_timeout.count() > 0 &&
       deadline_due_.expiry() == std::chrono::steady_clock::time_point::max())
@@ -276,16 +280,19 @@ asio::awaitable<void> consumer::deadline_loop() {
 
 asio::awaitable<void> consumer::cancel_loop() {
   while (!wound_down()) {
-    if (running_list_.empty()) {
+    if (running_list_.empty() && !cancel_awake_) {
       if (stopping_) break; // nothing starts from now on
       cancel_idle_ = true;
-      co_await wait(cancel_due_);
+      co_await wait(cancel_due_); // an attempt's start wakes it (and clears cancel_idle_)
       cancel_idle_ = false;
+      cancel_awake_ = true; // look at least once after a wake, however short the attempt
       continue;
     }
+    cancel_awake_ = false;
     cancel_due_.expires_after(options_.cancel_check_every);
     co_await cancel_due_.async_wait(use_tuple);
     if (running_list_.empty()) continue;
+    cancel_awake_ = true; // something runs: look again after the next period
     // One HMGET of the cancel marks of every attempt running here (1,000 ids a command).
     const keys k(options_.queue);
     redis::request req;

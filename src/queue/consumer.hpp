@@ -388,7 +388,8 @@ class consumer {
   // cancel() = something changed: a slot freed, an ack is due, a retry was scheduled, stop.
   boost::asio::steady_timer slot_free_, ack_due_, promote_due_, lease_due_, renew_due_, tidy_due_,
       unblock_due_, schedule_due_, progress_due_, deadline_due_, cancel_due_;
-  bool cancel_idle_ = false; // cancel_loop waits for an attempt to start
+  bool cancel_idle_ = false;  // cancel_loop waits for an attempt to start
+  bool cancel_awake_ = false; // cancel_loop looks again after its period
   counters stats_;
 };
 

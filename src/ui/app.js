@@ -301,6 +301,7 @@ const page_size = 50;
 
 function jobs_table(jobs, list) {
   const pick = list === "dead" && writable();
+  const cancellable = ["ready", "active", "delayed"].includes(list) && writable();
   const [time_label, time_field] = { dead: ["Died", "finished_ms"], delayed: ["Runs", "run_at_ms"], completed: ["Finished", "finished_ms"],
     cancelled: ["Cancelled", "finished_ms"],
     ready: ["Queued", "queued_ms"], active: ["Queued", "queued_ms"] }[list] || ["When", null];
@@ -324,7 +325,8 @@ function jobs_table(jobs, list) {
     onchange: (e) => { for (const box of view.querySelectorAll("input.pick")) box.checked = e.target.checked; } }) : null;
   return h("div", { class: "table-wrap" }, h("table", { id: "jobs", class: "jobs", "data-list": list, onchange: (e) => { if (e.target.classList.contains("pick")) sync_pick_all(); } },
     h("thead", {}, h("tr", {}, pick ? h("th", { class: "pick" }, all) : null, h("th", {}, "Job"), h("th", {}, "State"), h("th", {}, "Handler"),
-      h("th", { class: "num" }, "Attempts"), h("th", {}, time_label), ...more.map(([label, , cls]) => h("th", { class: cls }, label)))),
+      h("th", { class: "num" }, "Attempts"), h("th", {}, time_label), ...more.map(([label, , cls]) => h("th", { class: cls }, label)),
+      cancellable ? h("th", {}, "") : null)),
     h("tbody", {}, jobs.map((j) => h("tr", { "data-id": j.id },
       pick ? h("td", { class: "pick" }, h("input", { type: "checkbox", class: "pick", value: j.id, "aria-label": "select " + j.id })) : null,
       h("td", {}, h("a", { class: "job-id", href: job_href(j.id, j.queue), title: j.id }, j.id)),
@@ -332,7 +334,15 @@ function jobs_table(jobs, list) {
       h("td", {}, j.handler ?? "–"),
       h("td", { class: "num" }, fmt(j.attempts)),
       h("td", {}, time_text(time_field ? j[time_field] : j.finished_ms ?? j.run_at_ms ?? j.queued_ms)),
-      ...more.map(([, cell, cls]) => h("td", { class: cls }, cell(j))))))));
+      ...more.map(([, cell, cls]) => h("td", { class: cls }, cell(j))),
+      cancellable ? h("td", {}, cancel_button(j)) : null)))));
+}
+
+// Cancel a waiting or running job (docs/job-control.md), after a confirmation.
+function cancel_button(j) {
+  return button("Cancel", () => confirm_then(`Cancel job ${j.id}? ${j.state === "active" ? "It is running: its worker is told to stop." : "It will not run."}`,
+    () => act("POST", `/v1/queues/${enc(j.queue)}/jobs/${enc(j.id)}/cancel`, undefined,
+      (r) => r.outcome === "cancelled" ? `job ${j.id} cancelled` : r.outcome === "terminal" ? `job ${j.id} had already ended` : `job ${j.id} is told to stop`)), "danger");
 }
 
 // The select-all box follows the boxes: ticked when all are, half when some are.
@@ -568,10 +578,7 @@ async function job_page(id, queue) {
     j.state === "dead" ? h("div", { class: "actions" },
       button("Retry", () => act("POST", `${base}/retry`, { ids: [j.id] }, () => `job ${j.id} retried`)),
       button("Delete", () => confirm_then(`Delete dead job ${j.id} for good?`, () => act("DELETE", base, { ids: [j.id] }, () => `job ${j.id} deleted`)), "danger")) : null,
-    ["ready", "delayed", "active"].includes(j.state) ? h("div", { class: "actions" },
-      button("Cancel", () => confirm_then(`Cancel job ${j.id}? ${j.state === "active" ? "It is running: its worker is told to stop." : "It will not run."}`,
-        () => act("POST", `/v1/queues/${enc(j.queue)}/jobs/${enc(j.id)}/cancel`, undefined,
-          (r) => r.outcome === "cancelled" ? `job ${j.id} cancelled` : r.outcome === "terminal" ? `job ${j.id} had already ended` : `job ${j.id} is told to stop`)), "danger")) : null,
+    ["ready", "delayed", "active"].includes(j.state) ? h("div", { class: "actions" }, cancel_button(j)) : null,
     h("div", { class: "card" }, h("dl", { id: "job" }, rows)),
   ];
 }

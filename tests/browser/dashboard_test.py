@@ -685,10 +685,22 @@ class DashboardTest(unittest.TestCase):
         self.assertEqual(self.find('#job dd[data-field="state"]', "cancelled").text, "cancelled")
         self.assertEqual(self.find('#job dd[data-field="cancelled_by"]').text, "api")
         self.assertIsNone(self.r.zscore("forq:{reports}:delayed", "rep-cancel"))
-        # The queue's Cancelled list shows it.
+        # From the Delayed list: each row has its Cancel.
+        self.r.zadd("forq:{reports}:delayed", {"rep-cancel-2": at})
+        self.r.hset("forq:{reports}:delayed:jobs", "rep-cancel-2",
+                    json.dumps({"id": "rep-cancel-2", "handler": "report", "payload": "{}", "attempt": "0"}))
+        self.open(self.tree, "queue/reports", "Queue reports")
+        self.click(lambda: self.find('button[data-tab="delayed"]'))
+        row = self.find('#jobs[data-list="delayed"] tr[data-id="rep-cancel-2"]')
+        self.click(lambda: row.find_element(By.CSS_SELECTOR, "button.act"))
+        self.click(lambda: self.find("#confirm-yes"))
+        wait_until("the second job cancelled in Redis",
+                   lambda: self.r.zscore("forq:{reports}:cancelled", "rep-cancel-2") is not None)
+        # The queue's Cancelled list shows both.
         self.open(self.tree, "queue/reports", "Queue reports")
         self.click(lambda: self.find('button[data-tab="cancelled"]'))
         self.find('#jobs[data-list="cancelled"] tr[data-id="rep-cancel"]')
+        self.find('#jobs[data-list="cancelled"] tr[data-id="rep-cancel-2"]')
 
     def test_9e_a_page_that_fails_takes_the_previous_ones_place_and_the_icon_is_served(self):
         for page, why in (("queue/no%20such%20queue!", "is not allowed"), ("job/100%", "percent-encoded")):

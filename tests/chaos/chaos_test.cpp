@@ -6,15 +6,19 @@
 // at-least-once cases allow (a job running in a process that died, or on a connection that
 // was cut before its ack reached Redis).
 #include "chaos_fixture.hpp"
+#include "support/http_client.hpp"
 #include "support/tcp_proxy.hpp"
 
+#include <boost/json.hpp>
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <csignal>
 #include <fstream>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <random>
 #include <regex>
@@ -75,6 +79,133 @@ TEST_F(chaos_aof_test, redis_killed_and_restarted_on_its_aof_mid_drain_loses_not
   // Jobs whose ack was in flight when Redis died run again: at most what was running.
   EXPECT_LE(duplicates(), 2 * concurrency);
   expect_queue_settled();
+  stop(*p);
+}
+
+// Waits through faults (docs/job-control.md, "Wait"): for 5 s, threads enqueue jobs and wait for
+// each one's end, through the API (POST ...?wait=) and the CLI (forq enqueue --wait), while a
+// worker is killed with -9 and Redis is killed and restarted on its AOF. Every wait returns (a
+// result, or an error after which a wait by id finds the end), none hangs, and each result is
+// its own job's.
+TEST_F(chaos_aof_test, every_wait_returns_its_own_job_through_kills_and_a_redis_restart) {
+  auto p = serve({"--workers", "2", "--concurrency", "16"});
+  ASSERT_TRUE(p->wait_for_err("consuming")) << p->err();
+  const int port = forq::test::listening_port(p->err());
+  ASSERT_GT(port, 0);
+  std::atomic<bool> over{false};
+  std::atomic<int> waited{0}, retried{0}, wrong{0};
+  std::mutex m;
+  std::vector<std::string> problems;
+  auto note = [&](std::string what) {
+    std::lock_guard lock(m);
+    if (problems.size() < 20) problems.push_back(std::move(what));
+  };
+  // The job's end by its id, asked again until it answers (a worker killed or Redis away
+  // fails a wait; the job itself is kept). A job Redis never took (the enqueue's answer was
+  // lost: "the outcome is unknown") is enqueued again, as the answer says to: its id makes that
+  // safe.
+  auto result_of = [&](const std::string& id,
+                       const std::function<void()>& resend) -> std::optional<boost::json::object> {
+    for (int i = 0; i < 100; ++i) {
+      auto r = forq::test::http_call(port, "GET", "/v1/jobs/" + id + "?queue=default&wait=30");
+      if (r.status == 200) {
+        auto j = boost::json::parse(r.body).as_object();
+        if (j.at("state") == "completed") return j;
+      } else if (r.status == 404) {
+        resend();
+      }
+      ++retried;
+      std::this_thread::sleep_for(100ms);
+    }
+    return std::nullopt;
+  };
+  auto check = [&](const std::string& id, int n, const boost::json::object& j) {
+    const auto* r = j.if_contains("result");
+    if (!r || !r->is_object() || !r->as_object().contains("n") || r->as_object().at("n") != n) {
+      ++wrong;
+      note(id + " got " + boost::json::serialize(j));
+    }
+    ++waited;
+  };
+  auto through_api = [&](int t) {
+    for (int i = 0; !over; ++i) {
+      const auto id = "api-" + std::to_string(t) + "-" + std::to_string(i);
+      const int n = t * 100000 + i;
+      auto r = forq::test::http_call(port, "POST", "/v1/queues/default/jobs?wait=30",
+                                     R"({"handler":"echo","id":")" + id + R"(","payload":{"n":)" +
+                                         std::to_string(n) + "}}");
+      std::optional<boost::json::object> j;
+      if (r.status == 201 || r.status == 200) {
+        j = boost::json::parse(r.body).as_object();
+        if (j->at("state") != "completed") j.reset();
+      }
+      if (!j)
+        j = result_of(id, [&] {
+          forq::test::http_call(port, "POST", "/v1/queues/default/jobs",
+                                R"({"handler":"echo","id":")" + id + R"(","payload":{"n":)" +
+                                    std::to_string(n) + "}}");
+        });
+      if (!j) {
+        note(id + ": no end after the faults (" + std::to_string(r.status) + " " + r.body + ")");
+        continue;
+      }
+      check(id, n, *j);
+    }
+  };
+  auto through_cli = [&](int t) {
+    for (int i = 0; !over; ++i) {
+      const auto id = "cli-" + std::to_string(t) + "-" + std::to_string(i);
+      const int n = t * 100000 + i;
+      const std::vector<std::string> enqueue{worker_bin,
+                                             "enqueue",
+                                             "--redis",
+                                             redis_.url(),
+                                             "--handler",
+                                             "echo",
+                                             "--id",
+                                             id,
+                                             "--wait",
+                                             "30",
+                                             "{\"n\":" + std::to_string(n) + "}"};
+      auto r = run(enqueue, {}, 60s);
+      std::optional<boost::json::object> j;
+      if (r.exit_code == 0) {
+        boost::json::object o;
+        o["result"] = boost::json::parse(r.out);
+        j = o;
+      } else {
+        j = result_of(id, [&] { run(enqueue, {}, 60s); });
+      }
+      if (!j) {
+        note(id + ": no end after the faults (exit " + std::to_string(r.exit_code) + " " + r.err +
+             ")");
+        continue;
+      }
+      check(id, n, *j);
+    }
+  };
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 6; ++t)
+    threads.emplace_back(through_api, t);
+  for (int t = 6; t < 8; ++t)
+    threads.emplace_back(through_cli, t);
+  std::this_thread::sleep_for(1s);
+  auto workers = worker_pids(p->err());
+  ASSERT_FALSE(workers.empty());
+  ::kill(workers.front(), SIGKILL);
+  std::this_thread::sleep_for(1500ms);
+  redis_.stop(); // SIGKILL, as a crash
+  std::this_thread::sleep_for(1s);
+  redis_.start(); // same port, same AOF
+  std::this_thread::sleep_for(1500ms);
+  over = true;
+  for (auto& t : threads)
+    t.join(); // a wait that hung would hang here: ctest's timeout says so
+  EXPECT_EQ(wrong, 0);
+  EXPECT_TRUE(problems.empty()) << problems.front();
+  EXPECT_GT(waited, 100) << "too few waits to mean anything";
+  RecordProperty("waits", waited.load());
+  RecordProperty("waits_asked_again", retried.load());
   stop(*p);
 }
 

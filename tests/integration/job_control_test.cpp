@@ -288,4 +288,61 @@ TEST_F(job_control_test, waits_see_every_end_and_never_hang) {
   });
 }
 
+// A cancel racing the job's end: every job ends exactly once, completed or cancelled, never
+// both, never neither; the queue's totals add up.
+TEST_F(job_control_test, a_cancel_racing_completion_gives_exactly_one_end) {
+  constexpr int n = 200;
+  queue::handler_map h{
+      {"short", counted([](const queue::delivered_job& j,
+                           queue::context& ctx) -> asio::awaitable<queue::outcome> {
+         // 0 to 19 ms, then done; told of a cancel meanwhile, it stops.
+         const auto ms = std::hash<std::string>{}(j.id) % 20;
+         co_await sleep_for(std::chrono::milliseconds(ms));
+         if (ctx.cancelled()) co_return queue::outcome::cancelled(ctx.cancel_reason());
+         co_return queue::outcome::success();
+       })}};
+  auto o = options();
+  o.cancel_check_every = 5ms;
+  o.concurrency = 16;
+  std::map<std::string, std::string> outcome_of;
+  with_consumer(o, h, [&](client& c, queue::consumer&) -> asio::awaitable<void> {
+    std::vector<std::string> ids;
+    for (int i = 0; i < n; ++i) {
+      auto r = co_await c.enqueue("work", job("short", "race-" + std::to_string(i)));
+      EXPECT_TRUE(r);
+      ids.push_back(r->id);
+    }
+    for (const auto& id : ids) { // while they run, finish, or wait their turn
+      auto r = co_await c.cancel("work", id, "test", "");
+      EXPECT_TRUE(r && *r) << id;
+      if (r && *r) outcome_of[id] = (*r)->outcome;
+      co_await sleep_for(1ms);
+    }
+    for (const auto& id : ids) {
+      auto end = co_await c.wait("work", id, 5s);
+      EXPECT_TRUE(end && *end) << id;
+      if (!end || !*end) continue;
+      const auto& st = (*end)->state;
+      EXPECT_TRUE(st == "completed" || st == "cancelled") << id << " " << st;
+      // What the cancel answered agrees with the end: a job cancelled before it ran, or one
+      // that had ended, cannot end the other way.
+      if (outcome_of[id] == "cancelled") {
+        EXPECT_EQ(st, "cancelled") << id;
+      }
+      if (outcome_of[id] == "terminal") {
+        EXPECT_EQ(st, "completed") << id;
+      }
+    }
+    auto s = co_await c.stats("work");
+    EXPECT_TRUE(s);
+    EXPECT_EQ(s->completed + s->cancels, n);
+    EXPECT_EQ(s->cancelled, s->cancels);
+  });
+  for (const auto& [id, runs] : calls_)
+    EXPECT_EQ(runs, 1) << id << " ran again";
+  const auto done = redis_.command({"HGET", "forq:{work}:stats", "completed"});
+  const auto cancelled = redis_.command({"ZCARD", "forq:{work}:cancelled"});
+  EXPECT_EQ(std::stoi(done == "(nil)" ? "0" : done) + std::stoi(cancelled), n);
+}
+
 } // namespace

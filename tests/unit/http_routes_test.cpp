@@ -100,6 +100,49 @@ TEST(http_routes, the_api_s_paths_become_calls_with_their_arguments) {
   EXPECT_NE(error_of(too_big).find("5002 bytes is not allowed: at most 4096"), std::string::npos);
 }
 
+// Job control's calls (docs/job-control.md): cancel with an optional reason, ?wait= on a lookup
+// and on an enqueue (which makes the job waitable), each checked before any Redis call.
+TEST(http_routes, cancel_and_wait_are_checked_before_redis) {
+  auto cfg = test_config();
+  auto c = called(route(
+      cfg, handlers, req("POST", "/v1/queues/emails/jobs/order%3A7/cancel", R"({"reason":"x"})")));
+  EXPECT_EQ(c.what, op::cancel_job);
+  EXPECT_EQ(c.id, "order:7");
+  EXPECT_EQ(c.text, "x");
+  EXPECT_TRUE(c.changes);
+  EXPECT_EQ(called(route(cfg, handlers, req("POST", "/v1/queues/emails/jobs/a/cancel"))).text, "");
+  for (const auto* body : {"[1]", R"({"reason":7})", R"({"why":"x"})", "nope"})
+    EXPECT_EQ(
+        answered(route(cfg, handlers, req("POST", "/v1/queues/emails/jobs/a/cancel", body))).status,
+        400)
+        << body;
+  EXPECT_EQ(answered(route(cfg, handlers,
+                           req("POST", "/v1/queues/emails/jobs/a/cancel",
+                               "{\"reason\":\"" + std::string(1001, 'r') + "\"}")))
+                .status,
+            400);
+  EXPECT_EQ(answered(route(cfg, handlers, req("GET", "/v1/queues/emails/jobs/a/cancel"))).status,
+            404);
+  auto w = called(route(cfg, handlers, req("GET", "/v1/jobs/a?queue=emails&wait=2.5")));
+  EXPECT_EQ(w.wait_ms, 2500);
+  EXPECT_EQ(called(route(cfg, handlers, req("GET", "/v1/jobs/a"))).wait_ms, 0);
+  for (const auto* bad : {"abc", "-1", "301", "1e9", "", "2s"})
+    EXPECT_EQ(
+        answered(route(cfg, handlers, req("GET", std::string("/v1/jobs/a?wait=") + bad))).status,
+        400)
+        << bad;
+  auto sync = called(
+      route(cfg, handlers, req("POST", "/v1/queues/emails/jobs?wait=30", R"({"payload":{}})")));
+  EXPECT_EQ(sync.what, op::post_job);
+  EXPECT_EQ(sync.wait_ms, 30000);
+  EXPECT_TRUE(sync.job.waitable);
+  EXPECT_FALSE(
+      called(route(cfg, handlers, req("POST", "/v1/queues/emails/jobs", "{}"))).job.waitable);
+  EXPECT_EQ(
+      called(route(cfg, handlers, req("GET", "/v1/queues/emails/jobs?state=cancelled"))).state,
+      "cancelled");
+}
+
 // The dashboard percent-encodes every id and name it puts in a path; the router decodes each
 // segment once, after splitting, so ":" (every job a schedule makes), "/", spaces and "%"
 // itself reach the call as they were enqueued.
