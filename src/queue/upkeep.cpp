@@ -424,10 +424,12 @@ consumer::rerun_stalled(const std::vector<std::pair<std::string, const redis::re
   std::vector<std::string_view> mark_args;
   const keys k(options_.queue);
   mark_args.push_back(k.cancel);
-  for (const auto& [stream, entry] : found) {
+  parsed_all.reserve(found.size());
+  for (const auto& [stream, entry] : found)
     parsed_all.push_back(parse_entry(options_.queue, stream, priority_of(stream), *entry));
-    if (auto* j = std::get_if<delivered_job>(&parsed_all.back())) mark_args.push_back(j->id);
-  }
+  // (Views into the jobs' ids, taken once the vector no longer grows.)
+  for (const auto& p : parsed_all)
+    if (auto* j = std::get_if<delivered_job>(&p)) mark_args.push_back(j->id);
   std::set<std::string, std::less<>> marked;
   if (mark_args.size() > 1) {
     redis::request marks;

@@ -106,8 +106,10 @@ TEST_F(chaos_aof_test, every_wait_returns_its_own_job_through_kills_and_a_redis_
   // safe.
   auto result_of = [&](const std::string& id,
                        const std::function<void()>& resend) -> std::optional<boost::json::object> {
-    for (int i = 0; i < 100; ++i) {
-      auto r = forq::test::http_call(port, "GET", "/v1/jobs/" + id + "?queue=default&wait=30");
+    // Bounded: 30 s for a job's end after the faults, however they went.
+    const auto until = std::chrono::steady_clock::now() + 30s;
+    while (std::chrono::steady_clock::now() < until) {
+      auto r = forq::test::http_call(port, "GET", "/v1/jobs/" + id + "?queue=default&wait=5");
       if (r.status == 200) {
         auto j = boost::json::parse(r.body).as_object();
         if (j.at("state") == "completed") return j;
@@ -131,7 +133,7 @@ TEST_F(chaos_aof_test, every_wait_returns_its_own_job_through_kills_and_a_redis_
     for (int i = 0; !over; ++i) {
       const auto id = "api-" + std::to_string(t) + "-" + std::to_string(i);
       const int n = t * 100000 + i;
-      auto r = forq::test::http_call(port, "POST", "/v1/queues/default/jobs?wait=30",
+      auto r = forq::test::http_call(port, "POST", "/v1/queues/default/jobs?wait=10",
                                      R"({"handler":"echo","id":")" + id + R"(","payload":{"n":)" +
                                          std::to_string(n) + "}}");
       std::optional<boost::json::object> j;
@@ -165,16 +167,16 @@ TEST_F(chaos_aof_test, every_wait_returns_its_own_job_through_kills_and_a_redis_
                                              "--id",
                                              id,
                                              "--wait",
-                                             "30",
+                                             "10",
                                              "{\"n\":" + std::to_string(n) + "}"};
-      auto r = run(enqueue, {}, 60s);
+      auto r = run(enqueue, {}, 20s);
       std::optional<boost::json::object> j;
       if (r.exit_code == 0) {
         boost::json::object o;
         o["result"] = boost::json::parse(r.out);
         j = o;
       } else {
-        j = result_of(id, [&] { run(enqueue, {}, 60s); });
+        j = result_of(id, [&] { run(enqueue, {}, 20s); });
       }
       if (!j) {
         note(id + ": no end after the faults (exit " + std::to_string(r.exit_code) + " " + r.err +
