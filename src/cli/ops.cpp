@@ -191,9 +191,10 @@ int enqueue_one(const config& cfg, const enqueue_args& a, const queue::new_job& 
     }
     if (a.wait_s) {
       // The result on stdout, what went wrong on stderr; a duplicate waits for the first.
-      if (r->duplicate)
-        std::fprintf(stderr, "forq: job %s was enqueued before; waiting for it\n",
-                     printable(r->id).c_str());
+      // The id on stderr (stdout gets the result): what `forq cancel` or `forq job` take.
+      std::fprintf(stderr, "forq: job %s %s; waiting up to %g s for its end\n",
+                   printable(r->id).c_str(),
+                   r->duplicate ? "was enqueued before (nothing added)" : "enqueued", *a.wait_s);
       auto done = co_await c.wait(a.queue, r->id, wait_span(*a.wait_s));
       co_return waited(done, a.queue, r->id, *a.wait_s, [](const job_info& info) {
         std::printf("%s\n", info.result ? printable(*info.result).c_str() : "null");

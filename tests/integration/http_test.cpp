@@ -287,6 +287,18 @@ TEST_F(http_test, jobs_are_cancelled_and_waited_for_through_the_api) {
   EXPECT_EQ(ended.at("state"), "cancelled") << waited.body;
   EXPECT_EQ(ended.at("cancelled_by"), "api");
   EXPECT_EQ(ended.at("cancel_reason"), "no longer");
+  // The metrics count it (published by the worker within a second).
+  std::string metrics;
+  for (int i = 0; i < 100; ++i) {
+    metrics = call(port_, "GET", "/metrics").body;
+    if (metrics.find(R"(forq_jobs_total{queue="default",outcome="cancelled"} 1)") !=
+        std::string::npos)
+      break;
+    std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_NE(metrics.find(R"(forq_jobs_total{queue="default",outcome="cancelled"} 1)"),
+            std::string::npos)
+      << metrics;
   auto late = call(port_, "POST", "/v1/queues/default/jobs/long/cancel");
   EXPECT_EQ(late.status, 409) << late.body;
   EXPECT_EQ(boost::json::parse(late.body).at("outcome"), "terminal");

@@ -82,25 +82,29 @@ TEST(handler_context, a_handler_reports_and_enqueues_through_the_context_it_is_g
   EXPECT_EQ(ctx.enqueued, (std::vector<std::string>{"parse/parse"}));
 }
 
-TEST(handler_context, a_bound_attempt_s_awaits_end_at_once_when_it_is_cancelled) {
+// The built-in sleep of 10 s, cancelled after 20 ms with `why`: bound to a cancellation slot as
+// forq binds an attempt on a queue with a timeout (`bound`), or not (then only the context
+// tells it). What it returned, and that it did so at once.
+std::optional<forq::result> sleep_cancelled(bool bound, const std::string& why) {
   auto sleep = forq::handlers::builtins().at("sleep");
   recording_context ctx(1);
   forq::job j;
   j.payload = R"({"ms": 10000})";
   std::optional<forq::result> out;
   const auto started = std::chrono::steady_clock::now();
-  ASSERT_TRUE(forq::test::run_async(
+  EXPECT_TRUE(forq::test::run_async(
       [&]() -> asio::awaitable<void> {
         auto ex = co_await asio::this_coro::executor;
         asio::cancellation_signal signal;
-        asio::co_spawn(
-            ex, sleep(j, ctx),
-            asio::bind_cancellation_slot(
-                signal.slot(), [&](std::exception_ptr, forq::result r) { out = std::move(r); }));
+        auto done = [&](std::exception_ptr, forq::result r) { out = std::move(r); };
+        if (bound)
+          asio::co_spawn(ex, sleep(j, ctx), asio::bind_cancellation_slot(signal.slot(), done));
+        else
+          asio::co_spawn(ex, sleep(j, ctx), done);
         asio::steady_timer t(ex, 20ms);
         co_await t.async_wait(asio::use_awaitable);
-        ctx.cancel("timed out after 20 ms (the queue's timeout)");
-        signal.emit(asio::cancellation_type::terminal);
+        ctx.cancel(why);
+        if (bound) signal.emit(asio::cancellation_type::terminal);
         while (!out) {
           t.expires_after(1ms);
           co_await t.async_wait(asio::use_awaitable);
@@ -108,6 +112,11 @@ TEST(handler_context, a_bound_attempt_s_awaits_end_at_once_when_it_is_cancelled)
       },
       5s));
   EXPECT_LT(std::chrono::steady_clock::now() - started, 2s) << "not the whole 10 s";
+  return out;
+}
+
+TEST(handler_context, a_bound_attempt_s_awaits_end_at_once_when_it_is_cancelled) {
+  auto out = sleep_cancelled(true, "timed out after 20 ms (the queue's timeout)");
   ASSERT_TRUE(out);
   EXPECT_EQ(out->what, forq::result::kind::cancelled) << "cut short is not a success";
   EXPECT_EQ(out->text, "timed out after 20 ms (the queue's timeout)");
@@ -116,27 +125,7 @@ TEST(handler_context, a_bound_attempt_s_awaits_end_at_once_when_it_is_cancelled)
 // Not bound (a queue without a timeout): the built-in sleep hears the cancel through
 // until_cancelled() and ends at once, cancelled.
 TEST(handler_context, an_unbound_sleep_hears_a_cancel_through_the_context) {
-  auto sleep = forq::handlers::builtins().at("sleep");
-  recording_context ctx(1);
-  forq::job j;
-  j.payload = R"({"ms": 10000})";
-  std::optional<forq::result> out;
-  const auto started = std::chrono::steady_clock::now();
-  ASSERT_TRUE(forq::test::run_async(
-      [&]() -> asio::awaitable<void> {
-        auto ex = co_await asio::this_coro::executor;
-        asio::co_spawn(ex, sleep(j, ctx),
-                       [&](std::exception_ptr, forq::result r) { out = std::move(r); });
-        asio::steady_timer t(ex, 20ms);
-        co_await t.async_wait(asio::use_awaitable);
-        ctx.cancel("cancelled by ops: no longer needed");
-        while (!out) {
-          t.expires_after(1ms);
-          co_await t.async_wait(asio::use_awaitable);
-        }
-      },
-      5s));
-  EXPECT_LT(std::chrono::steady_clock::now() - started, 2s) << "not the whole 10 s";
+  auto out = sleep_cancelled(false, "cancelled by ops: no longer needed");
   ASSERT_TRUE(out);
   EXPECT_EQ(out->what, forq::result::kind::cancelled);
   EXPECT_EQ(out->text, "cancelled by ops: no longer needed");
