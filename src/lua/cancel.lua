@@ -47,7 +47,9 @@ if ARGV[6] == 'delayed' then
 end
 
 local entry = ARGV[7]
-if #redis.call('XPENDING', KEYS[9], ARGV[1], entry, entry, 1) == 1 then
+-- (No group yet: no worker ever started on the queue, so nothing is pending or delivered.)
+local pending = redis.pcall('XPENDING', KEYS[9], ARGV[1], entry, entry, 1)
+if type(pending) == 'table' and pending.err == nil and #pending == 1 then
   if redis.call('HEXISTS', KEYS[1], id) == 1 then return {'marked', 'already'} end
   redis.call('HSET', KEYS[1], id,
              cjson.encode({by = ARGV[4], at_ms = ARGV[3], reason = ARGV[5]}))
@@ -60,7 +62,9 @@ local function parts(e)
   return tonumber(ms), tonumber(seq)
 end
 local last = nil
-for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[9])) do
+local groups = redis.pcall('XINFO', 'GROUPS', KEYS[9])
+if type(groups) ~= 'table' or groups.err ~= nil then groups = {} end
+for _, g in ipairs(groups) do
   local name, delivered = nil, nil
   for i = 1, #g, 2 do
     if g[i] == 'name' then name = g[i + 1] end

@@ -345,4 +345,20 @@ TEST_F(job_control_test, a_cancel_racing_completion_gives_exactly_one_end) {
   EXPECT_EQ(std::stoi(done == "(nil)" ? "0" : done) + std::stoi(cancelled), n);
 }
 
+// A queue no worker has started on (no consumer group yet): its ready job is cancelled all the
+// same, and its figures say so.
+TEST_F(job_control_test, a_job_of_a_queue_no_worker_started_on_is_cancelled) {
+  with_consumer(options(), {}, [&](client& c, queue::consumer&) -> asio::awaitable<void> {
+    auto r = co_await c.enqueue("fresh", job("ok"));
+    EXPECT_TRUE(r);
+    auto cancelled = co_await c.cancel("fresh", r->id, "test", "before any worker");
+    EXPECT_TRUE(cancelled) << cancelled.error().message();
+    EXPECT_TRUE(cancelled && *cancelled && (*cancelled)->outcome == "cancelled");
+    auto s = co_await c.stats("fresh");
+    EXPECT_TRUE(s);
+    EXPECT_EQ(s->ready, 0);
+    EXPECT_EQ(s->cancelled, 1);
+  });
+}
+
 } // namespace
