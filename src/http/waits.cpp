@@ -69,7 +69,6 @@ asio::awaitable<expected<std::optional<job_info>>> finished_feed::wait(const std
     const auto next =
         (*found)->waitable ? clock::now() + std::chrono::seconds(5) : clock::now() + again;
     again = std::min(again * 2, milliseconds(1000));
-    me.news = false;
     wake.expires_at(std::min(next, until));
     co_await wake.async_wait(use_tuple);
   }
@@ -95,10 +94,8 @@ asio::awaitable<void> finished_feed::read_loop(std::string queue, std::shared_pt
           for (std::size_t i = 0; i + 1 < kv.size(); i += 2) {
             if (kv[i].str() != "id") continue;
             auto [from, to] = w->waiters.equal_range(kv[i + 1].str());
-            for (auto it = from; it != to; ++it) {
-              it->second->news = true;
+            for (auto it = from; it != to; ++it)
               it->second->wake->cancel();
-            }
           }
         }
       }

@@ -39,8 +39,7 @@ class finished_feed {
  private:
   struct waiter {
     std::string id;
-    boost::asio::steady_timer* wake;
-    bool news = false;
+    boost::asio::steady_timer* wake; // cancelled when the reader sees the job's end
   };
   struct watched {
     std::string last = "0-0"; // the finished stream's entry read last

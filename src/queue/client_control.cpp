@@ -65,7 +65,9 @@ client::cancel(std::string_view queue, std::string_view id, std::string_view by,
     if (terminal(job)) co_return cancel_result{"terminal", std::move(job)};
     const bool delayed = job.state == "delayed";
     const auto now = std::to_string(queue::epoch_ms());
-    const auto record = delayed ? std::string() : record_of(job);
+    // A ready job's record, for cancel.lua to keep if it removes the entry (a running one is
+    // only marked, a delayed one keeps its own).
+    const auto record = job.state == "ready" ? record_of(job) : std::string();
     std::vector<std::string_view> keys_v, args;
     keys_v.push_back(k.cancel);
     keys_v.push_back(k.cancelled);
