@@ -75,6 +75,8 @@ void check(std::string_view answer) {
     auto header = head.put(asio::buffer(answer.data(), answer.size()), ec);
     if (ec || !head.is_header_done()) __builtin_trap(); // forq wrote something that is not HTTP
     const auto rest = answer.substr(header);
+    // Server-Sent Events: the body runs to the connection's end (Connection: close).
+    if (head.get()[http::field::content_type].starts_with("text/event-stream")) return;
     http::response_parser<http::string_body> p;
     p.body_limit(1u << 24);
     p.eager(true);

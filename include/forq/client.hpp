@@ -13,6 +13,7 @@
 #include <boost/json/object.hpp>
 #include <boost/system/result.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <set>
@@ -73,7 +74,20 @@ struct queue_stats {
   bool paused = false;
   std::int64_t rate_max = 0, rate_ms = 0; // 0: no rate limit
   std::int64_t schedules = 0;             // schedules defined on the queue (docs/schedules.md)
+  std::int64_t events_max = 0;            // its events stream's MAXLEN while events are on; 0: off
   std::vector<minute_figures> minutes;    // when asked for: the last N minutes, oldest first
+  boost::json::object to_json() const;
+};
+
+// One entry of a queue's events stream (docs/job-control.md, "Events").
+struct queue_event {
+  std::string event_id; // the stream entry's id: `<ms>-<n>`, when it was written; resume after it
+  std::string event;    // added, active, progress, completed, failed, retrying, dead, cancelled,
+                        // stalled
+  std::string job_id;
+  std::vector<std::pair<std::string, std::string>> fields; // the others, as written
+  // {"event_id", "at_ms", "event", "id", and the fields: attempt, stalls and run_at_ms as
+  // numbers, progress and result as the JSON they hold, the others as strings}.
   boost::json::object to_json() const;
 };
 
@@ -200,6 +214,21 @@ class client {
   boost::asio::awaitable<expected<>>
   set_rate_limit(std::string_view queue,
                  std::optional<std::pair<std::int64_t, std::chrono::milliseconds>> limit);
+
+  // The queue's events (docs/job-control.md, "Events"): best-effort, and written only while
+  // turned on. set_events: on, keeping about `max` of them (events_max_bounds), or off
+  // (nothing: the stream is deleted). Producers and workers see a change within a second.
+  boost::asio::awaitable<expected<>> set_events(std::string_view queue,
+                                                std::optional<std::int64_t> max);
+  // Up to `count` events after `after` (an event id; "0": from the oldest kept), oldest first.
+  // `block` > 0: when there is none yet, waits for one inside Redis up to that long, on this
+  // client's connection. `after` = "$": only events written from now on (needs `block`).
+  boost::asio::awaitable<expected<std::vector<queue_event>>>
+  events(std::string_view queue, std::string_view after, std::size_t count,
+         std::chrono::milliseconds block = std::chrono::milliseconds(0));
+  // The newest `count` events, oldest first.
+  boost::asio::awaitable<expected<std::vector<queue_event>>> last_events(std::string_view queue,
+                                                                         std::size_t count);
 
  private:
   boost::asio::awaitable<expected<std::size_t>> dead_op(std::string_view queue, std::string_view op,

@@ -16,11 +16,13 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
 #include <algorithm>
+#include <charconv>
 #include <cstdio>
 #include <ctime>
 #include <iostream>
@@ -506,6 +508,86 @@ int rate_limit(const config& cfg, const std::string& queue, long long max, long 
     else
       std::printf("queue %s: no rate limit\n", queue.c_str());
     co_return exit_code::ok;
+  });
+}
+
+} // namespace forq::cli
+
+namespace forq::cli {
+
+int events(const config& cfg, const events_args& a) {
+  if (auto ok = queue::check_queue_name(a.queue); !ok) {
+    fail(ok.error().message());
+    return exit_code::fatal;
+  }
+  return with_client(cfg, [&](client& c) -> asio::awaitable<int> {
+    if (a.on || a.off) { // turn them on or off
+      if (auto unknown = co_await check_known(c, a.queue, a.create)) {
+        fail(*unknown);
+        co_return exit_code::fatal;
+      }
+      std::optional<std::int64_t> max;
+      if (a.on) max = a.max;
+      auto done = co_await c.set_events(a.queue, max);
+      if (!done) {
+        fail(done.error() == errc::invalid_value ? done.error().message()
+                                                 : redis_error(done.error()));
+        co_return done.error() == errc::invalid_value ? exit_code::fatal : exit_code::failure;
+      }
+      if (max)
+        std::printf("queue %s: events on (about %lld kept)\n", a.queue.c_str(),
+                    static_cast<long long>(*max));
+      else
+        std::printf("queue %s: events off (the stream is deleted)\n", a.queue.c_str());
+      co_return exit_code::ok;
+    }
+    // Text that came with a job is escaped: it may hold terminal escapes.
+    auto print = [&](const queue_event& e) {
+      if (a.json) {
+        std::printf("%s\n", queue::serialize_utf8(e.to_json()).c_str());
+      } else {
+        std::int64_t ms = 0;
+        std::from_chars(e.event_id.data(), e.event_id.data() + e.event_id.size(), ms);
+        std::string line = iso_time(ms) + "  " + printable(e.event) + "  " + printable(e.job_id);
+        for (const auto& [f, v] : e.fields)
+          line += "  " + printable(f) + "=" + printable(v);
+        std::printf("%s\n", line.c_str());
+      }
+      std::fflush(stdout);
+    };
+    auto stats = co_await c.stats(a.queue);
+    if (stats && stats->events_max == 0)
+      fail("warning: queue " + a.queue + "'s events are off (forq events " + a.queue +
+           " --on turns them on)");
+    // The last ones (the newest one's id, with --last 0: where following starts).
+    auto last = co_await c.last_events(a.queue, std::max<std::size_t>(a.last, 1));
+    if (!last) {
+      fail(redis_error(last.error()));
+      co_return exit_code::failure;
+    }
+    std::string after = last->empty() ? "0-0" : last->back().event_id;
+    if (a.last > 0)
+      for (const auto& e : *last)
+        print(e);
+    if (!a.follow) co_return exit_code::ok;
+    // Follow: a blocking read at a time, up to a second each, until killed. Redis away: said
+    // once, tried again every second.
+    bool failing = false;
+    for (;;) {
+      auto more = co_await c.events(a.queue, after, 1000, 1s);
+      if (!more) {
+        if (!failing) fail(redis_error(more.error()) + "; trying again every second");
+        failing = true;
+        asio::steady_timer t(co_await asio::this_coro::executor, 1s);
+        co_await t.async_wait(asio::use_awaitable);
+        continue;
+      }
+      if (failing) fail("reading events again");
+      failing = false;
+      for (const auto& e : *more)
+        print(e);
+      if (!more->empty()) after = more->back().event_id;
+    }
   });
 }
 

@@ -36,6 +36,16 @@ int job(const config& cfg, const std::string& id, const std::optional<std::strin
 // Cancels a job (docs/job-control.md). Exit 0 cancelled or told, 1 already ended or no such job.
 int cancel(const config& cfg, const std::string& id, const std::optional<std::string>& queue,
            const std::string& reason, bool as_json);
+// forq events (docs/job-control.md, "Events"): the last `last` events, then with `follow` the
+// new ones as they come; or `on` (keeping about `max`) / `off`.
+struct events_args {
+  std::string queue;
+  bool follow = false, json = false;
+  std::size_t last = 20;
+  bool on = false, off = false, create = false;
+  long long max = 10000;
+};
+int events(const config& cfg, const events_args& a);
 struct dead_args {
   std::string action; // list | retry | purge
   std::string queue = "default";

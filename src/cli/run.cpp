@@ -221,7 +221,8 @@ struct command_line {
            *job = nullptr, *dead = nullptr, *pause = nullptr, *resume = nullptr, *limit = nullptr,
            *bench = nullptr, *schedule = nullptr, *schedule_add = nullptr, *schedule_list = nullptr,
            *schedule_remove = nullptr, *schedule_pause = nullptr, *schedule_resume = nullptr,
-           *schedule_run = nullptr, *cancel = nullptr;
+           *schedule_run = nullptr, *cancel = nullptr, *events = nullptr;
+  forq::cli::events_args events_a;
   forq::cli::enqueue_args enq;
   bool queues_json = false;
   std::string job_id;
@@ -369,6 +370,26 @@ void add_control_commands(CLI::App& app, command_line& c) {
   c.limit->add_option("--per-ms", c.limit_per_ms, "the interval in ms (1 to 86400000)")
       ->default_str("1000")
       ->check(within(forq::queue::rate_interval_bounds));
+  c.events = app.add_subcommand(
+      "events", "A queue's events (added, active, progress, completed, failed, retrying, dead, "
+                "cancelled, stalled): the last ones, and with --follow the new ones as they "
+                "come. Best-effort, and written only once turned on with --on.");
+  c.flags.add_to(*c.events, flag_set::which::connection);
+  c.events->add_option("QUEUE", c.events_a.queue, "queue name")->required();
+  c.events->add_flag("--follow,-f", c.events_a.follow, "then print new events until killed");
+  c.events->add_flag("--json", c.events_a.json, "one JSON object per line");
+  c.events->add_option("--last", c.events_a.last, "how many of the last events to print first")
+      ->default_str("20")
+      ->check(CLI::Range(0, 10000));
+  auto* on = c.events->add_flag("--on", c.events_a.on, "turn the queue's events on");
+  auto* off =
+      c.events->add_flag("--off", c.events_a.off, "turn them off (and delete the events kept)");
+  on->excludes(off);
+  c.events->add_option("--max", c.events_a.max, "with --on: about this many events kept")
+      ->default_str("10000")
+      ->check(within(forq::queue::events_max_bounds))
+      ->needs(on);
+  c.events->add_flag("--create", c.create, create_help);
 }
 
 // forq schedule add | list | remove (docs/schedules.md).
@@ -491,6 +512,10 @@ std::optional<int> run_command(command_line& c, const forq::config& cfg) {
   if (c.cancel->parsed())
     return forq::cli::cancel(cfg, c.job_id, c.job_queue, c.cancel_reason, c.job_json);
   if (c.dead->parsed()) return forq::cli::dead(cfg, c.dead_a);
+  if (c.events->parsed()) {
+    c.events_a.create = c.create;
+    return forq::cli::events(cfg, c.events_a);
+  }
   if (c.pause->parsed()) return forq::cli::pause(cfg, c.pause_queue, true, c.create);
   if (c.resume->parsed()) return forq::cli::pause(cfg, c.pause_queue, false, c.create);
   if (c.bench->parsed()) {

@@ -5,6 +5,7 @@
 
 #include "cloexec.hpp"
 #include "forq/client.hpp"
+#include "http/events.hpp"
 #include "http/routes.hpp"
 #include "json_text.hpp"
 #include "queue/consumer.hpp"
@@ -54,6 +55,9 @@ struct reply_t {
   std::string body;
   std::string type = "application/json";
   std::vector<std::pair<std::string, std::string>> headers{};
+  // GET .../events: not a body but a stream of the queue's events (events.hpp), from `after` or
+  // the newest `last`; the session sends it until the client or the worker goes.
+  std::optional<api_call> events{};
 };
 
 reply_t json_reply(bhttp::status s, const json::value& v) {
@@ -508,6 +512,15 @@ asio::awaitable<reply_t> run_call(http_context& ctx, api_call call) {
     if (call.wait_ms > 0) co_return co_await wait_reply(ctx, (*info)->queue, call.id, call.wait_ms);
     co_return json_reply(bhttp::status::ok, (*info)->to_json());
   }
+  case op::events: {
+    if (ctx.event_streams >= http_context::max_event_streams)
+      co_return error_reply(bhttp::status::service_unavailable,
+                            "this worker serves " + std::to_string(ctx.event_streams) +
+                                " event streams, its most; try again later");
+    reply_t r;
+    r.events = std::move(call);
+    co_return r;
+  }
   case op::cancel_job: {
     auto done = co_await c.cancel(call.queue, call.id, "api", call.text);
     if (!done) {
@@ -657,9 +670,36 @@ asio::awaitable<reply_t> handle(http_context& ctx, const bhttp::request<bhttp::s
   view.origin = std::string(req[bhttp::field::origin]);
   view.sec_fetch_site = std::string(req["Sec-Fetch-Site"]);
   view.if_none_match = std::string(req[bhttp::field::if_none_match]);
+  view.last_event_id = std::string(req["Last-Event-ID"]);
   auto routed = route(*ctx.cfg, ctx.handlers, view);
   if (auto* a = std::get_if<answer>(&routed)) co_return to_reply(std::move(*a));
   co_return co_await run_call(ctx, std::move(std::get<api_call>(routed)));
+}
+
+// GET /v1/queues/{queue}/events: the head, then the stream (events.hpp) until either side goes.
+// No length and Connection: close: the body ends when the connection does.
+template <class Stream>
+asio::awaitable<void> send_events(http_context& ctx, Stream& stream, const api_call& call) {
+  ++ctx.event_streams;
+  struct count_down {
+    std::size_t& n;
+    ~count_down() { --n; }
+  } leave{ctx.event_streams};
+  std::string head = "HTTP/1.1 200 OK\r\nServer: forq\r\n"
+                     "Content-Type: text/event-stream; charset=utf-8\r\n"
+                     "Cache-Control: no-store\r\nConnection: close\r\n"
+                     "X-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\n"
+                     "Content-Security-Policy: " +
+                     std::string(content_security_policy) + "\r\n\r\n";
+  auto write = [&stream](std::string text) -> asio::awaitable<bool> {
+    stream.expires_after(10s); // a client that reads nothing loses its stream
+    auto [ec, n] =
+        co_await asio::async_write(stream, asio::buffer(text), asio::as_tuple(asio::use_awaitable));
+    (void)n;
+    co_return !ec;
+  };
+  if (!co_await write(std::move(head))) co_return;
+  co_await stream_events(ctx, call.queue, call.id, call.limit, write);
 }
 
 // One connection, until its client closes it, goes quiet for 10 s, or asks to close. A TCP
@@ -701,6 +741,10 @@ asio::awaitable<void> session(http_context& ctx, typename Protocol::socket socke
       } catch (const std::exception& e) {
         r = error_reply(bhttp::status::internal_server_error, e.what());
       }
+    }
+    if (r.events) { // Server-Sent Events until the client or the worker goes; then close
+      co_await send_events(ctx, stream, *r.events);
+      break;
     }
     bhttp::response<bhttp::string_body> res{r.status, 11};
     res.set(bhttp::field::server, "forq");

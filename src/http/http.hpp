@@ -39,6 +39,9 @@ struct http_context {
   std::unique_ptr<finished_feed> feed;
   std::size_t waits = 0;
   static constexpr std::size_t max_waits = 10000;
+  // GET /v1/queues/{queue}/events streams open now; at most max_event_streams (then 503).
+  std::size_t event_streams = 0;
+  static constexpr std::size_t max_event_streams = 256;
 };
 // Accepts on the listener the master bound (a copy of listener_fd) until ctx.stopping.
 boost::asio::awaitable<void> serve_http(http_context& ctx, int listener_fd);

@@ -302,6 +302,17 @@ std::optional<std::string> wait_of(std::string_view target, api_call& call) {
   return std::nullopt;
 }
 
+// A stream entry id as an event carries it: <ms>-<n>, or <ms>.
+bool is_event_id(std::string_view s) {
+  auto dash = s.find('-');
+  auto digits = [](std::string_view d) {
+    return !d.empty() && d.size() <= 20 &&
+           std::all_of(d.begin(), d.end(), [](char c) { return c >= '0' && c <= '9'; });
+  };
+  if (dash == std::string_view::npos) return digits(s);
+  return digits(s.substr(0, dash)) && digits(s.substr(dash + 1));
+}
+
 std::optional<std::string> page_of(std::string_view target, api_call& call) {
   for (auto [key, at, hi] : {std::tuple{"offset", &call.offset, std::int64_t{1000000}},
                              std::tuple{"limit", &call.limit, std::int64_t{500}}}) {
@@ -572,6 +583,26 @@ routed route(const config& cfg, const std::vector<std::string>& handlers, const 
       if (auto ok = queue::check_progress(req.body); !ok)
         return error_answer(bad_request, ok.error().message());
       call.text = req.body;
+      return call;
+    }
+    if (parts.size() == 4 && parts[3] == "events" && method == "GET") {
+      // Server-Sent Events (docs/http.md): from after Last-Event-ID (a reconnecting
+      // EventSource) or ?after=ID; else the newest ?last=N (default 0), then the new ones.
+      call.what = api_call::op::events;
+      call.id = !req.last_event_id.empty() ? req.last_event_id
+                                           : query_param(req.target, "after").value_or("");
+      if (!call.id.empty() && !is_event_id(call.id))
+        return error_answer(bad_request, "\"" + call.id.substr(0, 40) +
+                                             "\" is not an event id (<ms>-<n>, as sent in id:)");
+      call.limit = 0;
+      if (auto v = query_param(req.target, "last")) {
+        std::int64_t n = -1;
+        auto [end, ec] = std::from_chars(v->data(), v->data() + v->size(), n);
+        if (ec != std::errc{} || end != v->data() + v->size() || n < 0 || n > 1000)
+          return error_answer(bad_request, "last \"" + v->substr(0, 40) +
+                                               "\" is not allowed: a whole number from 0 to 1000");
+        call.limit = n;
+      }
       return call;
     }
     if (parts.size() == 4 && parts[3] == "dead" && method == "GET") {

@@ -39,6 +39,7 @@ struct request_view {
   std::string origin;         // the Origin header, sent by browsers ("" if none)
   std::string sec_fetch_site; // Sec-Fetch-Site, sent by browsers ("" if none)
   std::string if_none_match;  // If-None-Match (the dashboard's files)
+  std::string last_event_id;  // Last-Event-ID (a reconnecting EventSource)
 };
 
 // One call of the API, its arguments checked.
@@ -65,10 +66,11 @@ struct api_call {
     set_rate_limit,  // PUT /v1/queues/{queue}/rate_limit {"max": N, "per_ms": M}; DELETE: none
     set_progress,    // POST /v1/queues/{queue}/jobs/{id}/progress {any JSON}
     cancel_job,      // POST /v1/queues/{queue}/jobs/{id}/cancel [{"reason": "..."}]
+    events,          // GET /v1/queues/{queue}/events[?after=ID|?last=N]: Server-Sent Events
   } what = op::readyz;
   bool changes = false; // it would change something (then a late reply means: maybe)
   std::string queue;
-  std::string id; // get_job, set_progress, cancel_job
+  std::string id; // get_job, set_progress, cancel_job; events: the event id to go on after
   // get_job, post_job: ?wait=SECONDS (up to max_wait_ms): answer once the job has ended
   // (docs/job-control.md); 0: at once.
   std::int64_t wait_ms = 0;

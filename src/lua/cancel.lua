@@ -4,7 +4,8 @@
 -- KEYS[1] cancel (hash: job id -> mark), KEYS[2] cancelled (zset), KEYS[3] cancelled:jobs
 -- (hash), KEYS[4] stats, KEYS[5] finished (stream: the ends of waitable jobs), KEYS[6] delayed
 -- (zset), KEYS[7] delayed:jobs (hash), KEYS[8] entries (hash), KEYS[9] the stream of the job's
--- entry (mode 'entry'; any stream of the queue otherwise).
+-- entry (mode 'entry'; any stream of the queue otherwise), KEYS[10] meta, KEYS[11] events
+-- (stream: a `cancelled` event when meta's `events` turns them on).
 -- ARGV[1] group, ARGV[2] job id, ARGV[3] now (ms), ARGV[4] who cancels, ARGV[5] why,
 -- ARGV[6] 'delayed' (waiting in `delayed`, for its time or a retry) or 'entry' (its entry in
 -- KEYS[9]: ready or running), ARGV[7] the entry id, ARGV[8] the job's record (JSON, as
@@ -32,6 +33,11 @@ local function record(job, waitable)
   redis.call('HDEL', KEYS[8], id)
   if waitable then
     redis.call('XADD', KEYS[5], 'MAXLEN', '~', 10000, '*', 'id', id, 'state', 'cancelled')
+  end
+  local max = tonumber(redis.call('HGET', KEYS[10], 'events') or '0') or 0
+  if max > 0 then
+    redis.call('XADD', KEYS[11], 'MAXLEN', '~', max, '*', 'event', 'cancelled', 'id', id, 'by',
+               ARGV[4], 'reason', ARGV[5])
   end
 end
 

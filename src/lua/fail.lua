@@ -6,11 +6,13 @@
 -- written there, is no longer its place: dropped), KEYS[8] progress (hash: the attempt's
 -- progress, cleared as it ends), KEYS[9] cancel (hash: job id -> its cancel mark, JSON),
 -- KEYS[10] cancelled (zset), KEYS[11] cancelled:jobs (hash), KEYS[12] finished (stream: the
--- ends of waitable jobs).
+-- ends of waitable jobs), KEYS[13] meta, KEYS[14] events (stream: written when meta's `events`
+-- turns them on, docs/job-control.md).
 -- ARGV[1] group, ARGV[2] entry id, ARGV[3] job id, ARGV[4] 'retry', 'dead' or 'cancelled',
 -- ARGV[5] run at (ms, retry) or now (ms), ARGV[6] the job as JSON (docs/protocol.md),
--- ARGV[7] '1' when the job is waitable, ARGV[8] now (ms), ARGV[9] a cancelled job's reason
--- (when no mark gives one).
+-- ARGV[7] '1' when the job is waitable, ARGV[8] now (ms), ARGV[9] the attempt's error (a
+-- cancelled job's reason, when no mark gives one), ARGV[10] the attempt that failed (1 for the
+-- first), ARGV[11] why it is dead (verdict 'dead').
 -- Returns 1 (retry), 2 (dead) or 3 (cancelled), or 0 when the entry was no longer pending (another consumer recovered it and
 -- settled it): then nothing is written, so a late attempt cannot revive a finished job.
 local pending = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
@@ -18,6 +20,7 @@ if #pending == 0 then return 0 end
 local mark = redis.call('HGET', KEYS[9], ARGV[3])
 local verdict = ARGV[4]
 if mark then verdict = 'cancelled' end
+local by, at, why -- who cancelled it, when and why (verdict 'cancelled')
 -- Write first, acknowledge last: if a write is refused (maxmemory), the job stays pending and
 -- comes back through stall recovery instead of being lost.
 if verdict == 'retry' then
@@ -30,7 +33,7 @@ elseif verdict == 'dead' then
   redis.call('HINCRBY', KEYS[6], 'dead', 1)
 else
   -- Who cancelled it, when and why: the mark's words, or the handler's own.
-  local by, at, why = 'handler', ARGV[8], ARGV[9]
+  by, at, why = 'handler', ARGV[8], ARGV[9]
   if mark then
     local ok, m = pcall(cjson.decode, mark)
     if ok and type(m) == 'table' then
@@ -61,6 +64,22 @@ redis.call('HDEL', KEYS[8], ARGV[3])
 if ARGV[7] == '1' and verdict ~= 'retry' then
   redis.call('XADD', KEYS[12], 'MAXLEN', '~', 10000, '*', 'id', ARGV[3], 'state',
              verdict == 'dead' and 'dead' or 'cancelled')
+end
+local max = tonumber(redis.call('HGET', KEYS[13], 'events') or '0') or 0
+if max > 0 then
+  local outcome = verdict == 'retry' and 'retrying' or verdict
+  redis.call('XADD', KEYS[14], 'MAXLEN', '~', max, '*', 'event', 'failed', 'id', ARGV[3],
+             'attempt', ARGV[10], 'reason', ARGV[9], 'next', outcome)
+  if verdict == 'retry' then
+    redis.call('XADD', KEYS[14], 'MAXLEN', '~', max, '*', 'event', 'retrying', 'id', ARGV[3],
+               'run_at_ms', ARGV[5])
+  elseif verdict == 'dead' then
+    redis.call('XADD', KEYS[14], 'MAXLEN', '~', max, '*', 'event', 'dead', 'id', ARGV[3],
+               'reason', ARGV[11] or ARGV[9])
+  else
+    redis.call('XADD', KEYS[14], 'MAXLEN', '~', max, '*', 'event', 'cancelled', 'id', ARGV[3],
+               'by', by, 'reason', why)
+  end
 end
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 return verdict == 'retry' and 1 or (verdict == 'dead' and 2 or 3)

@@ -138,6 +138,7 @@ asio::awaitable<void> consumer::attempt(delivered_job job, attempt_context& ctx)
   const auto began = std::chrono::steady_clock::now();
   ctx.begin(job);
   running_list_.push_back(ctx);
+  if (events_max_ > 0) note_event("active", job.id, {"attempt", std::to_string(job.attempt + 1)});
   // The cancel loop sleeps without end while nothing runs: wake it, once (short jobs one after
   // another must not wake it each: it looks every cancel_check_every from then on).
   if (cancel_idle_) {
@@ -200,6 +201,14 @@ asio::awaitable<void> consumer::attempt(delivered_job job, attempt_context& ctx)
     f.record = result_record(out.text, job.attempt + 1 + job.stalls); // every run counts
     f.progress = ctx.progress_reported;
     f.waitable = job.waitable;
+    if (events_max_ > 0) {
+      // The result goes with the event when it is small (the job's record keeps it anyway).
+      const auto attempt = std::to_string(job.attempt + 1);
+      if (!out.text.empty() && out.text != "null" && out.text.size() <= event_result_max)
+        note_event("completed", job.id, {"attempt", attempt, "result", out.text});
+      else
+        note_event("completed", job.id, {"attempt", attempt});
+    }
     to_ack_.push_back(std::move(f));
     acks_.enter();
   } else {
@@ -219,6 +228,7 @@ asio::awaitable<void> consumer::attempt(delivered_job job, attempt_context& ctx)
     progress_due_.cancel();
     deadline_due_.cancel();
     cancel_due_.cancel();
+    events_due_.cancel();
   }
 }
 
@@ -242,14 +252,64 @@ asio::awaitable<void> consumer::progress_loop() {
         a.progress_dirty = false;
         args.push_back(a.job->id);
         args.push_back(a.progress_value);
+        if (events_max_ > 0) note_event("progress", a.job->id, {"progress", a.progress_value});
       }
     progress_pending_ = 0;
     progress_written_ = std::chrono::steady_clock::now();
     if (args.size() == 1) continue;
     redis::request req;
-    req.push_range("HSET", args); // copies the values: they may change while it is out
-    auto r = redis::connection::single(co_await pool_.commands().exec(req));
-    if (r && r->is_error()) co_await on_error_reply("writing the progress of jobs of", *r, false);
+    const auto events = take_events(req); // the jobs' events so far, in their order
+    req.push_range("HSET", args);         // copies the values: they may change while it is out
+    auto r = co_await pool_.commands().exec(req);
+    if (r && r->size() > events && (*r)[events].is_error())
+      co_await on_error_reply("writing the progress of jobs of", (*r)[events], false);
+  }
+}
+
+void consumer::note_event(std::string_view name, std::string_view id,
+                          std::initializer_list<std::string_view> fields) {
+  std::vector<std::string_view> args;
+  const keys k(options_.queue);
+  const auto max = std::to_string(events_max_);
+  args.insert(args.end(),
+              {std::string_view(k.events), "MAXLEN", "~", max, "*", "event", name, "id", id});
+  args.insert(args.end(), fields.begin(), fields.end());
+  const bool first = events_out_.empty();
+  events_out_.push_range("XADD", args);
+  if (first) events_due_.cancel(); // events_loop sends it within 20 ms if nothing else does
+}
+
+std::size_t consumer::take_events(redis::request& req) {
+  const auto n = events_out_.commands();
+  if (n == 0) return 0;
+  req.append(events_out_);
+  events_out_ = redis::request();
+  return n;
+}
+
+asio::awaitable<void> consumer::send_events() {
+  redis::request req;
+  if (take_events(req) == 0) co_return;
+  // Best-effort (docs/job-control.md): a refused write loses these events, said in the log.
+  auto r = co_await pool_.commands().exec(req);
+  if (!r) co_return;
+  for (const auto& one : *r)
+    if (one.is_error()) {
+      co_await on_error_reply("writing the events of", one, false);
+      break;
+    }
+}
+
+asio::awaitable<void> consumer::events_loop() {
+  while (!wound_down()) {
+    if (events_out_.empty()) {
+      co_await wait(events_due_);
+      continue;
+    }
+    // Within 20 ms: what comes meanwhile (more starts, an ack that takes them along) shares it.
+    events_due_.expires_after(milliseconds(20));
+    co_await events_due_.async_wait(use_tuple);
+    co_await send_events();
   }
 }
 
@@ -293,9 +353,11 @@ asio::awaitable<void> consumer::cancel_loop() {
     co_await cancel_due_.async_wait(use_tuple);
     if (running_list_.empty()) continue;
     cancel_awake_ = true; // something runs: look again after the next period
-    // One HMGET of the cancel marks of every attempt running here (1,000 ids a command).
+    // One HMGET of the cancel marks of every attempt running here (1,000 ids a command), and
+    // the queue's events setting (read here while the queue is busy: refresh_paused reads it
+    // after idle waits).
     const keys k(options_.queue);
-    redis::request req;
+    redis::request req("HGET", k.meta, "events");
     std::vector<std::string> ids;
     std::vector<std::string_view> args;
     for (auto& a : running_list_)
@@ -306,12 +368,14 @@ asio::awaitable<void> consumer::cancel_loop() {
         args.push_back(ids[i]);
       req.push_range("HMGET", args);
     }
-    if (ids.empty()) continue;
     auto r = co_await pool_.commands().exec(req);
     if (!r) continue; // the connection's trouble: looked at again next time
+    if (!r->front().is_error())
+      events_max_ = std::max<std::int64_t>(0, r->front().as_integer().value_or(0));
     std::map<std::string, std::string, std::less<>> marked;
     std::size_t at = 0;
-    for (const auto& one : *r) {
+    for (std::size_t i = 1; i < r->size(); ++i) {
+      const auto& one = (*r)[i];
       if (one.is_error()) {
         co_await on_error_reply("reading the cancel marks of", one, false);
         break;
@@ -351,15 +415,20 @@ asio::awaitable<void> consumer::ack_loop() {
     }
     const auto& durable = pool_.commands().options().durability;
     const auto sent = std::chrono::steady_clock::now();
-    auto r = co_await pool_.commands().exec(
-        ack_request(batch), durable.replicas > 0 ? durable.timeout : milliseconds(0));
+    // The batch's events (and any before them) first, in the same round trip; their errors
+    // are not the acks' (best-effort: they are not sent again).
+    redis::request req;
+    const auto events = take_events(req);
+    req.append(ack_request(batch));
+    auto r = co_await pool_.commands().exec(req, durable.replicas > 0 ? durable.timeout
+                                                                      : milliseconds(0));
     stats_.round_trip.add(std::chrono::duration_cast<std::chrono::microseconds>(
         std::chrono::steady_clock::now() - sent));
     if (!r && r.error() == errc::redis_shutdown) break; // these stay pending: stall recovery
     const redis::reply* refused = nullptr;
     if (r)
-      for (const auto& one : *r)
-        if (one.is_error()) refused = &one;
+      for (std::size_t i = events; i < r->size(); ++i)
+        if ((*r)[i].is_error()) refused = &(*r)[i];
     if (!r || refused) {
       // Acks repeat safely (XACK of an acked entry is a no-op): put the batch back, retry soon.
       for (auto& f : batch)
@@ -477,6 +546,9 @@ asio::awaitable<void> consumer::fail(const delivered_job& job, int attempt_made,
   keys_v.push_back(k.cancelled);
   keys_v.push_back(k.cancelled_jobs);
   keys_v.push_back(k.finished);
+  keys_v.push_back(k.meta);
+  keys_v.push_back(k.events);
+  const auto attempt = std::to_string(attempt_made);
   args.push_back(group);
   args.push_back(job.entry_id);
   args.push_back(job.id);
@@ -486,7 +558,10 @@ asio::awaitable<void> consumer::fail(const delivered_job& job, int attempt_made,
   args.push_back(job.waitable ? "1" : "0");
   args.push_back(now);
   args.push_back(error);
-  std::int64_t recorded = 0; // fail.lua: 1 retried, 2 dead, 3 cancelled
+  args.push_back(attempt);
+  args.push_back(v.reason);
+  if (events_max_ > 0) co_await send_events(); // what came before this job's end goes first
+  std::int64_t recorded = 0;                   // fail.lua: 1 retried, 2 dead, 3 cancelled
   for (int tries = 0; tries < 50; ++tries) {
     auto r = co_await redis::eval(pool_.commands(), detail::scripts().fail, keys_v, args);
     if (r && !r->is_error()) {

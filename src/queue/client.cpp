@@ -90,6 +90,7 @@ json::object queue_stats::to_json() const {
   o["cancels"] = cancels;
   o["paused"] = paused;
   o["schedules"] = schedules;
+  o["events"] = events_max; // 0: off
   if (!minutes.empty()) {
     json::array m;
     for (const auto& x : minutes)
@@ -126,6 +127,7 @@ client::enqueue_many(std::string_view queue, const std::vector<queue::new_job>& 
   }
   redis::request reg("SADD", queue::keys::all_queues, queue);
   if (auto r = co_await exec(reg); !r) co_return r.error();
+  const bool events = co_await queue::events_on(conn_, queue, opts_);
   std::size_t i = 0;
   while (i < jobs.size()) {
     // A run of plain jobs: one pipelined request of XADDs.
@@ -138,7 +140,10 @@ client::enqueue_many(std::string_view queue, const std::vector<queue::new_job>& 
         continue;
       }
       if (j.id || (j.run_at_ms && *j.run_at_ms > queue::epoch_ms())) break;
-      queue::push_xadd(batch, queue, j);
+      if (events)
+        queue::push_added(batch, queue, j); // with its `added` event
+      else
+        queue::push_xadd(batch, queue, j);
       in_batch.push_back(i);
     }
     if (!in_batch.empty()) {
@@ -261,14 +266,14 @@ client::stats_many(const std::vector<std::string>& queues, int minutes) {
     for (auto& b : batch) {
       b.first = req.commands();
       for (int p = 0; p <= 9; ++p)
-        req.push("XLEN", b.k.stream_for(p));                        // 0..9
-      req.push("ZCARD", b.k.delayed);                               // 10
-      req.push("ZCARD", b.k.dead);                                  // 11
-      req.push("HGETALL", b.k.stats);                               // 12
-      req.push("HMGET", b.k.meta, "paused", "rate_max", "rate_ms"); // 13
-      req.push("HLEN", queue::keys(b.s.queue).schedules);           // 14
-      req.push("ZCARD", b.k.cancelled);                             // 15
-      if (minutes > 0) req.push("HGETALL", b.k.minutes);            // 16
+        req.push("XLEN", b.k.stream_for(p));                                  // 0..9
+      req.push("ZCARD", b.k.delayed);                                         // 10
+      req.push("ZCARD", b.k.dead);                                            // 11
+      req.push("HGETALL", b.k.stats);                                         // 12
+      req.push("HMGET", b.k.meta, "paused", "rate_max", "rate_ms", "events"); // 13
+      req.push("HLEN", queue::keys(b.s.queue).schedules);                     // 14
+      req.push("ZCARD", b.k.cancelled);                                       // 15
+      if (minutes > 0) req.push("HGETALL", b.k.minutes);                      // 16
     }
     auto r = co_await exec(req);
     if (!r) co_return r.error();
@@ -294,11 +299,12 @@ client::stats_many(const std::vector<std::string>& queues, int minutes) {
         if (key == "dead") b.s.died = v;
         if (key == "cancelled") b.s.cancels = v;
       }
-      if (at[f + 13].is_array() && at[f + 13].elements().size() == 3) {
+      if (at[f + 13].is_array() && at[f + 13].elements().size() == 4) {
         const auto& m = at[f + 13].elements();
         b.s.paused = m[0].str() == "1";
         b.s.rate_max = m[1].as_integer().value_or(0);
         b.s.rate_ms = m[2].as_integer().value_or(0);
+        b.s.events_max = std::max<std::int64_t>(0, m[3].as_integer().value_or(0));
       }
       b.s.schedules = at[f + 14].as_integer().value_or(0);
       b.s.cancelled = at[f + 15].as_integer().value_or(0);

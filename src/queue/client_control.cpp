@@ -78,6 +78,8 @@ client::cancel(std::string_view queue, std::string_view id, std::string_view by,
     keys_v.push_back(k.delayed_jobs);
     keys_v.push_back(k.entries);
     keys_v.push_back(delayed ? k.stream : lookup.stream());
+    keys_v.push_back(k.meta);
+    keys_v.push_back(k.events);
     args.push_back(group);
     args.push_back(id);
     args.push_back(now);

@@ -48,7 +48,8 @@ consumer::consumer(redis::pool& pool, consumer_options options, handler_map hand
     , schedule_due_(pool.commands().executor())
     , progress_due_(pool.commands().executor())
     , deadline_due_(pool.commands().executor())
-    , cancel_due_(pool.commands().executor()) {
+    , cancel_due_(pool.commands().executor())
+    , events_due_(pool.commands().executor()) {
   if (options_.share) member_ = options_.share->join(options_.weight, slot_free_);
 }
 
@@ -70,6 +71,7 @@ void consumer::stop() {
   progress_due_.cancel();
   deadline_due_.cancel();
   cancel_due_.cancel();
+  events_due_.cancel();
 }
 
 asio::awaitable<void> consumer::unblock_loop() {
@@ -128,9 +130,10 @@ asio::awaitable<error_code> consumer::run() {
   started_ = true;
   co_await (fetch_loop() && ack_loop() && promote_loop() && renew_loop() && stall_loop() &&
             tidy_loop() && unblock_loop() && schedule_loop() && progress_loop() &&
-            deadline_loop() && cancel_loop());
+            deadline_loop() && cancel_loop() && events_loop());
   // Attempts started while the loops wound down may have finished after ack_loop ended.
   if (!to_ack_.empty()) co_await ack_loop();
+  if (!events_out_.empty()) co_await send_events();
   if (!settled_streams_.empty()) co_await tidy(); // a stopped consumer leaves its streams tidy
   co_return error_code{};
 }
@@ -279,6 +282,7 @@ asio::awaitable<void> consumer::fetch_loop() {
   progress_due_.cancel();
   deadline_due_.cancel();
   cancel_due_.cancel();
+  events_due_.cancel();
 }
 
 asio::awaitable<bool> consumer::read_jobs() {
@@ -395,14 +399,15 @@ asio::awaitable<void> consumer::settle_fetched(std::vector<delivered_job> got, s
 
 asio::awaitable<bool> consumer::refresh_paused() {
   keys k(options_.queue);
-  redis::request req("HMGET", k.meta, "schema", "paused", "rate_max", "rate_ms");
+  redis::request req("HMGET", k.meta, "schema", "paused", "rate_max", "rate_ms", "events");
   auto r = redis::connection::single(co_await pool_.commands().exec(req));
-  if (r && r->is_array() && r->elements().size() == 4 && r->elements()[0].is_nil()) {
+  if (r && r->is_array() && r->elements().size() == 5 && r->elements()[0].is_nil()) {
     co_await heal(); // no schema: the queue's keys are gone (flushed, restarted empty, ...)
     co_return paused_;
   }
-  if (r && r->is_array() && r->elements().size() == 4) {
-    const auto* v = r->elements().data() + 1; // paused, rate_max, rate_ms
+  if (r && r->is_array() && r->elements().size() == 5) {
+    const auto* v = r->elements().data() + 1; // paused, rate_max, rate_ms, events
+    events_max_ = std::max<std::int64_t>(0, v[3].as_integer().value_or(0));
     bool now_paused = v[0].str() == "1";
     if (now_paused != paused_)
       spdlog::info("queue {} {}", options_.queue, now_paused ? "is paused" : "is resumed");

@@ -228,6 +228,15 @@ class consumer {
   // Tells the attempts whose job was cancelled (a mark in `cancel`): one HMGET of the running
   // jobs' marks every cancel_check_every while any runs, nothing while none does.
   boost::asio::awaitable<void> cancel_loop();
+  // The queue's events (docs/job-control.md, "Events"), while meta's `events` turns them on:
+  // note_event buffers one (an XADD of `event <name> id <job id>` and `fields`); the buffer goes
+  // out in front of the next write that concerns its jobs (an ack, progress, a failure), or
+  // within 20 ms (events_loop). take_events moves it into `req` and says how many it moved.
+  void note_event(std::string_view name, std::string_view id,
+                  std::initializer_list<std::string_view> fields = {});
+  std::size_t take_events(redis::request& req);
+  boost::asio::awaitable<void> send_events();
+  boost::asio::awaitable<void> events_loop();
   boost::asio::awaitable<void> ack_loop();
   // ack_loop's steps: one batch's request (results, their index, XACKs, counts, and WAIT with
   // redis.durability), and what an acknowledged batch settles.
@@ -352,10 +361,14 @@ class consumer {
   bool fetching_done_ = false;
   bool paused_ = false;
   std::int64_t rate_max_ = 0, rate_ms_ = 0; // the queue's rate limit; 0: none
-  std::string rate_window_;                 // the window the last permits came from
-  std::size_t member_ = 0;                  // in options_.share
-  bool last_full_ = false; // the last fetch got all it asked for: more is likely waiting
-  bool idle_ = false;      // the last wait inside Redis brought nothing (no pause look since)
+  // The events stream's MAXLEN while meta's `events` turns them on (0: off), as last read (by
+  // refresh_paused, and every cancel_check_every while attempts run); what waits to be written.
+  std::int64_t events_max_ = 0;
+  redis::request events_out_;
+  std::string rate_window_; // the window the last permits came from
+  std::size_t member_ = 0;  // in options_.share
+  bool last_full_ = false;  // the last fetch got all it asked for: more is likely waiting
+  bool idle_ = false;       // the last wait inside Redis brought nothing (no pause look since)
   bool waiting_in_redis_ = false; // a blocking fetch is in flight
   std::chrono::steady_clock::time_point paused_checked_{};
   // Priorities in use at once: fetch exactly by priority (fetch.lua) until this time.
@@ -387,7 +400,7 @@ class consumer {
   bool started_ = false;
   // cancel() = something changed: a slot freed, an ack is due, a retry was scheduled, stop.
   boost::asio::steady_timer slot_free_, ack_due_, promote_due_, lease_due_, renew_due_, tidy_due_,
-      unblock_due_, schedule_due_, progress_due_, deadline_due_, cancel_due_;
+      unblock_due_, schedule_due_, progress_due_, deadline_due_, cancel_due_, events_due_;
   bool cancel_idle_ = false;  // cancel_loop waits for an attempt to start
   bool cancel_awake_ = false; // cancel_loop looks again after its period
   counters stats_;

@@ -16,6 +16,8 @@
 
 #include <algorithm>
 #include <charconv>
+#include <map>
+#include <mutex>
 
 namespace forq::queue {
 
@@ -58,6 +60,7 @@ keys::keys(std::string_view queue)
   cancelled = prefix + "cancelled";
   cancelled_jobs = prefix + "cancelled:jobs";
   finished = prefix + "finished";
+  events = prefix + "events";
   schedules = prefix + "schedules";
   schedule_state = prefix + "schedule_state";
   schedule_due = prefix + "schedule_due";
@@ -70,6 +73,35 @@ std::string keys::stream_key(std::string_view queue, int priority) {
 
 std::string keys::unique_key(std::string_view queue, std::string_view caller_id) {
   return "forq:{" + std::string(queue) + "}:unique:" + std::string(caller_id);
+}
+
+std::string keys::named(std::string_view queue, std::string_view name) {
+  return "forq:{" + std::string(queue) + "}:" + std::string(name);
+}
+
+boost::asio::awaitable<bool> events_on(redis::connection& conn, std::string_view queue,
+                                       redis::exec_options opts) {
+  struct seen {
+    bool on = false;
+    std::chrono::steady_clock::time_point at;
+  };
+  static std::mutex lock;
+  static std::map<std::pair<const void*, std::string>, seen> cache;
+  const auto now = std::chrono::steady_clock::now();
+  std::pair<const void*, std::string> key(&conn, std::string(queue));
+  {
+    std::lock_guard hold(lock);
+    auto it = cache.find(key);
+    if (it != cache.end() && now - it->second.at < std::chrono::seconds(1)) co_return it->second.on;
+  }
+  redis::request req("HGET", keys::named(queue, "meta"), "events");
+  auto r = redis::connection::single(co_await conn.exec(req, opts));
+  // Not known (Redis away): off; the enqueue that follows says what is wrong.
+  const bool on = r && !r->is_error() && r->as_integer().value_or(0) > 0;
+  std::lock_guard hold(lock);
+  if (cache.size() > 10000) cache.clear(); // connections come and go: bounded
+  cache[key] = seen{on, now};
+  co_return on;
 }
 
 std::string keys::stream_for(int priority) const {
@@ -179,6 +211,19 @@ void push_xadd(redis::request& req, std::string_view queue, const new_job& j) {
   req.push_range("XADD", args); // copies the arguments into the request
 }
 
+void push_added(redis::request& req, std::string_view queue, const new_job& j) {
+  const auto stream = keys::stream_key(queue, j.priority), meta = keys::named(queue, "meta"),
+             events = keys::named(queue, "events");
+  const auto priority = std::to_string(j.priority);
+  std::string storage;
+  auto fields = job_fields(j, storage);
+  // EVAL with the source (a few hundred bytes), so a pipeline of them needs no NOSCRIPT retry.
+  std::vector<std::string_view> args{
+      detail::scripts().added.source(), "3", stream, meta, events, priority};
+  args.insert(args.end(), fields.begin(), fields.end());
+  req.push_range("EVAL", args);
+}
+
 void push_wait(redis::request& req, const redis::durability& d) {
   req.push("WAIT", std::to_string(d.replicas), std::to_string(d.timeout.count()));
 }
@@ -245,6 +290,8 @@ boost::asio::awaitable<expected<enqueue_result>> enqueue(redis::connection& conn
     keys_v.push_back(k.stats);
     keys_v.push_back(k.wake);
     if (j.id) keys_v.push_back(marker);
+    keys_v.push_back(k.meta); // an `added` event when the queue's events are on
+    keys_v.push_back(k.events);
     args.push_back(at);
     args.push_back(j.id ? std::string_view(*j.id) : std::string_view());
     args.push_back(ttl);
@@ -260,7 +307,10 @@ boost::asio::awaitable<expected<enqueue_result>> enqueue(redis::connection& conn
 
   if (!j.id) { // the common case: one XADD, the entry id is the job id
     redis::request xadd;
-    push_xadd(xadd, queue, j);
+    if (co_await events_on(conn, queue, opts))
+      push_added(xadd, queue, j); // the XADD and the job's `added` event (added.lua)
+    else
+      push_xadd(xadd, queue, j);
     auto r = redis::connection::single(co_await conn.exec(xadd, opts));
     if (!r) co_return r.error();
     if (r->is_error()) co_return write_error(*r);
@@ -272,8 +322,11 @@ boost::asio::awaitable<expected<enqueue_result>> enqueue(redis::connection& conn
   auto unique_key = keys::unique_key(queue, *j.id);
   std::string ttl = "604800"; // a week: the dedupe window until result retention is configurable
   std::vector<std::string_view> keys_v, args;
+  const auto meta = keys::named(queue, "meta"), events = keys::named(queue, "events");
   keys_v.push_back(unique_key);
   keys_v.push_back(stream);
+  keys_v.push_back(meta); // an `added` event when the queue's events are on
+  keys_v.push_back(events);
   args.push_back(*j.id);
   args.push_back(ttl);
   args.insert(args.end(), fields.begin(), fields.end());

@@ -22,6 +22,8 @@ namespace forq::queue {
 // list), tidy.lua, wake, rate. A worker of schema 3 upgrades a schema-2 queue in place.
 inline constexpr int schema_version = 3;
 inline constexpr int upgrades_from_schema = 2;
+// A completed event carries the job's result when it is at most this long (docs/job-control.md).
+inline constexpr std::size_t event_result_max = 1024;
 // Every key of a queue, under its hash tag.
 struct keys {
   explicit keys(std::string_view queue);
@@ -37,6 +39,9 @@ struct keys {
   // (hash: job id -> {"by", "at_ms", "reason"}), cancelled jobs (zset by when, and their records),
   // and the ends of waitable jobs (stream: `id`, `state`), which waiters read.
   std::string cancel, cancelled, cancelled_jobs, finished;
+  // The queue's events (stream, docs/job-control.md "Events"): written only while meta's `events`
+  // (the stream's MAXLEN) turns them on; best-effort.
+  std::string events;
   // The queue's schedules (docs/schedules.md, "In Redis"): definitions, per-schedule state,
   // and the zset of when each is next due.
   std::string schedules, schedule_state, schedule_due;
@@ -45,6 +50,7 @@ struct keys {
   // The same keys without building the others, for enqueue's hot path.
   static std::string stream_key(std::string_view queue, int priority);
   static std::string unique_key(std::string_view queue, std::string_view caller_id);
+  static std::string named(std::string_view queue, std::string_view name); // forq:{Q}:<name>
   static constexpr std::string_view all_queues = "forq:queues";
   // Worker processes that said they are alive (zset: name -> last beat, ms), and each one's
   // description (string, JSON, expiring): docs/protocol.md, "Workers".
@@ -62,6 +68,13 @@ std::vector<std::string_view> job_fields(const new_job& j, std::string& storage)
 
 // The plain XADD of a job without a caller id or a delay (one command), added to `req`.
 void push_xadd(redis::request& req, std::string_view queue, const new_job& j);
+
+// The same job as push_xadd, with its `added` event (added.lua), for a queue whose events are on.
+void push_added(redis::request& req, std::string_view queue, const new_job& j);
+// Whether `queue`'s events are on (meta's `events`), as this process last read it through
+// `conn`: read again when that is more than a second old (docs/job-control.md, "Events").
+boost::asio::awaitable<bool> events_on(redis::connection& conn, std::string_view queue,
+                                       redis::exec_options opts = {});
 
 // redis.durability: WAIT <replicas> <timeout>, added to `req` after the writes it confirms.
 void push_wait(redis::request& req, const redis::durability& d);

@@ -25,6 +25,7 @@ struct protocol_scripts {
   redis::script results{"results", lua::results_lua};
   redis::script progress{"progress", lua::progress_lua};
   redis::script cancel{"cancel", lua::cancel_lua};
+  redis::script added{"added", lua::added_lua};
 };
 
 inline const protocol_scripts& scripts() {

@@ -469,6 +469,7 @@ consumer::rerun_stalled(const std::vector<std::pair<std::string, const redis::re
       continue;
     }
     job->stalls = stalls;
+    if (events_max_ > 0) note_event("stalled", job->id, {"stalls", std::to_string(stalls)});
     start(std::move(*job));
   }
   redis::request count("HINCRBY", keys(options_.queue).stats, "stalled",

@@ -20,6 +20,9 @@ inline constexpr bounds attempts_bounds{"attempts", 1, 1000, ""};
 inline constexpr bounds delay_bounds{"delay_ms", 0, 31'536'000'000LL, " ms (one year)"};
 inline constexpr bounds rate_max_bounds{"N", 1, 1'000'000, " jobs per interval"};
 inline constexpr bounds rate_interval_bounds{"per_ms", 1, 86'400'000, " ms (one day)"};
+// A queue's events stream, while on: about this many entries kept (docs/job-control.md).
+inline constexpr bounds events_max_bounds{"max", 100, 10'000'000, " events kept"};
+inline constexpr long long events_max_default = 10'000;
 
 // Nothing if `value` is in bounds, else errc::invalid_value with "VALUE is not allowed: use a whole
 // number from LO to HI<unit>".
