@@ -13,6 +13,7 @@
 #include "bench/stats.hpp"
 #include "exit_codes.hpp"
 #include "forq/client.hpp"
+#include "forq/queue/limits.hpp"
 #include "forq/redis/connection.hpp"
 #include "forq/redis_url.hpp"
 #include "master/connect.hpp"
@@ -373,6 +374,9 @@ class bench_run {
     std::mt19937_64 rng(42);
     run_figures f;
     f.enqueued = total_;
+    if (a_.events) // the queue's events on (docs/job-control.md): what they cost
+      if (auto on = co_await cl.set_events(queue_, queue::events_max_default); !on)
+        co_return "cannot turn the queue's events on: " + on.error().message();
     std::optional<redis_sample> before;
     clock_type::time_point began;
 

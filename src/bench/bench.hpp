@@ -55,6 +55,7 @@ struct bench_args {
   std::size_t payload_bytes = 100; // drain, steady (mixed mixes sizes)
   unsigned repeat = 1;
   bool json = false;
+  bool events = false; // with the queue's events on
 };
 // Returns the process exit code: 1 if a job was lost or duplicated.
 int bench(const config& cfg, const bench_args& a);

@@ -498,6 +498,8 @@ void add_bench_command(CLI::App& app, command_line& c) {
       ->default_str("1")
       ->check(within(forq::queue::bounds{"repeat", 1, 100, ""}));
   c.bench->add_flag("--json", c.bench_a.json, "one JSON object on stdout instead of the table");
+  c.bench->add_flag("--events", c.bench_a.events,
+                    "drain, steady, mixed: with the queue's events on (forq events --on)");
 }
 
 // The command that was parsed, other than serve, or nothing for serve.

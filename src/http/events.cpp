@@ -1,8 +1,8 @@
 // Server-Sent Events of a queue's events (events.hpp).
 #include "http/events.hpp"
 
-#include "http/http.hpp"
 #include "forq/error.hpp"
+#include "http/http.hpp"
 #include "utf8.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -32,7 +32,8 @@ asio::awaitable<void> stream_events(http_context& ctx, std::string queue, std::s
   while (after.empty() && !ctx.stopping) {
     opts.deadline = std::chrono::steady_clock::now() + ctx.redis_deadline;
     client c(*ctx.conn, opts);
-    auto newest = co_await c.last_events(queue, static_cast<std::size_t>(std::max<std::int64_t>(last, 1)));
+    auto newest =
+        co_await c.last_events(queue, static_cast<std::size_t>(std::max<std::int64_t>(last, 1)));
     if (!newest && newest.error() == errc::redis_shutdown) co_return; // the worker leaves
     if (newest) {
       std::string out;

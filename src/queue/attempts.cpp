@@ -276,7 +276,7 @@ void consumer::note_event(std::string_view name, std::string_view id,
   args.insert(args.end(), fields.begin(), fields.end());
   const bool first = events_out_.empty();
   events_out_.push_range("XADD", args);
-  if (first) events_due_.cancel(); // events_loop sends it within 20 ms if nothing else does
+  if (first) events_due_.cancel(); // events_loop sends it next, if nothing else took it
 }
 
 std::size_t consumer::take_events(redis::request& req) {
@@ -306,9 +306,9 @@ asio::awaitable<void> consumer::events_loop() {
       co_await wait(events_due_);
       continue;
     }
-    // Within 20 ms: what comes meanwhile (more starts, an ack that takes them along) shares it.
-    events_due_.expires_after(milliseconds(20));
-    co_await events_due_.async_wait(use_tuple);
+    // At once (the attempts started in one turn of the loop share a write; what is noted while
+    // it is out goes in the next): an http handler's app may report progress through the API
+    // as soon as it has the job, and its event must come after this one.
     co_await send_events();
   }
 }

@@ -16,8 +16,12 @@ namespace json = boost::json;
 namespace {
 
 // Fields that hold numbers, and fields that hold JSON, in an event's JSON form.
-bool numeric(std::string_view f) { return f == "attempt" || f == "stalls" || f == "run_at_ms"; }
-bool holds_json(std::string_view f) { return f == "progress" || f == "result"; }
+bool numeric(std::string_view f) {
+  return f == "attempt" || f == "stalls" || f == "run_at_ms";
+}
+bool holds_json(std::string_view f) {
+  return f == "progress" || f == "result";
+}
 
 // An XRANGE / XREAD entry: [id, [field, value, ...]].
 std::optional<queue_event> event_of(const redis::reply& entry) {

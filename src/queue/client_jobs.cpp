@@ -66,7 +66,7 @@ client::set_progress(std::string_view queue, std::string_view id, std::string_vi
   if (!*found) co_return std::string();
   if ((*found)->state != "active") co_return (*found)->state;
   queue::keys k(queue);
-  std::vector<std::string_view> keys_v{k.progress, lookup.stream()};
+  std::vector<std::string_view> keys_v{k.progress, lookup.stream(), k.meta, k.events};
   std::vector<std::string_view> args{group, lookup.entry(), id, json};
   auto r = co_await redis::eval(conn_, queue::detail::scripts().progress, keys_v, args, opts_);
   if (!r) co_return r.error();

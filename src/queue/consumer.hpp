@@ -230,8 +230,8 @@ class consumer {
   boost::asio::awaitable<void> cancel_loop();
   // The queue's events (docs/job-control.md, "Events"), while meta's `events` turns them on:
   // note_event buffers one (an XADD of `event <name> id <job id>` and `fields`); the buffer goes
-  // out in front of the next write that concerns its jobs (an ack, progress, a failure), or
-  // within 20 ms (events_loop). take_events moves it into `req` and says how many it moved.
+  // out with the next write that concerns its jobs (in front of an ack, progress, a failure),
+  // or on its own from events_loop, at once. take_events moves it into `req` and says how many.
   void note_event(std::string_view name, std::string_view id,
                   std::initializer_list<std::string_view> fields = {});
   std::size_t take_events(redis::request& req);

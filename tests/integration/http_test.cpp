@@ -13,6 +13,7 @@
 #include <csignal>
 #include <netinet/in.h>
 #include <regex>
+#include <sstream>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <thread>
@@ -323,6 +324,100 @@ TEST_F(http_test, jobs_are_cancelled_and_waited_for_through_the_api) {
   EXPECT_EQ(call(port_, "GET", "/v1/jobs/long?queue=default&wait=301").status, 400);
   EXPECT_EQ(call(port_, "POST", "/v1/queues/default/jobs/nobody/cancel").status, 404);
   EXPECT_EQ(call(port_, "POST", "/v1/queues/default/jobs/long/cancel", "[1]").status, 400);
+}
+
+// A queue's events (docs/job-control.md, "Events"): off until turned on; then one job's events
+// come in order through `forq events --follow`, and the SSE endpoint goes on after the id a
+// reconnecting client sends as Last-Event-ID.
+TEST_F(http_test, a_queue_s_events_are_followed_in_order_and_resumed_over_sse) {
+  auto cli = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {forq_bin, "events", "default"});
+    args.insert(args.end(), {"--redis", redis_.url()});
+    return std::make_unique<child_process>(args);
+  };
+  // Off: a job of the queue leaves no events.
+  auto quiet = call(port_, "POST", "/v1/queues/default/jobs?wait=10", R"({"handler":"echo"})");
+  ASSERT_EQ(quiet.status, 201) << quiet.body;
+  ASSERT_EQ(boost::json::parse(quiet.body).at("state"), "completed") << quiet.body;
+  auto none = cli({"--json"});
+  ASSERT_EQ(none->wait_for(10s), 0) << none->err();
+  EXPECT_EQ(none->out(), "");
+  EXPECT_NE(none->err().find("events are off"), std::string::npos) << none->err();
+
+  auto on = cli({"--on", "--max", "1000"});
+  ASSERT_EQ(on->wait_for(10s), 0) << on->err();
+  auto follow = cli({"--follow", "--json", "--last", "0"});
+  std::this_thread::sleep_for(1500ms); // producers and workers look again within a second
+  auto added = call(port_, "POST", "/v1/queues/default/jobs",
+                    R"({"handler":"sleep","payload":{"ms":1000},"id":"ev-1"})");
+  ASSERT_EQ(added.status, 201) << added.body;
+  forq::test::http_response p;
+  for (int i = 0; i < 100; ++i) { // until a worker has it
+    p = call(port_, "POST", "/v1/queues/default/jobs/ev-1/progress", R"({"pct":50})");
+    if (p.status != 409 && p.status != 429) break;
+    std::this_thread::sleep_for(110ms); // a worker takes one report per job per 100 ms
+  }
+  ASSERT_EQ(p.status, 204) << p.body;
+  auto done = call(port_, "GET", "/v1/jobs/ev-1?queue=default&wait=10");
+  ASSERT_EQ(boost::json::parse(done.body).at("state"), "completed") << done.body;
+
+  // The follower's lines about ev-1: added, active, progress, completed, in that order.
+  std::vector<boost::json::object> seen;
+  for (int i = 0; i < 300; ++i) {
+    seen.clear();
+    std::istringstream lines(follow->out());
+    for (std::string line; std::getline(lines, line);) {
+      auto e = boost::json::parse(line).as_object();
+      if (e.at("id") == "ev-1") seen.push_back(e);
+    }
+    if (!seen.empty() && seen.back().at("event") == "completed") break;
+    std::this_thread::sleep_for(20ms);
+  }
+  follow->signal(SIGTERM);
+  follow->wait_for(5s);
+  std::vector<std::string> kinds;
+  for (const auto& e : seen)
+    kinds.emplace_back(e.at("event").as_string());
+  ASSERT_EQ(kinds, (std::vector<std::string>{"added", "active", "progress", "completed"}))
+      << follow->out();
+  EXPECT_EQ(seen[1].at("attempt"), 1);
+  EXPECT_EQ(boost::json::serialize(seen[2].at("progress")), R"({"pct":50})");
+  EXPECT_FALSE(seen[3].contains("result")) << "the built-in sleep returns no result";
+
+  // SSE, resumed after "active": the next message is the progress, then the completion.
+  const std::string after(seen[1].at("event_id").as_string());
+  int fd = http_connect(port_);
+  ASSERT_GE(fd, 0);
+  const std::string req = "GET /v1/queues/default/events HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                          "Last-Event-ID: " +
+                          after + "\r\n\r\n";
+  ASSERT_EQ(::send(fd, req.data(), req.size(), MSG_NOSIGNAL), static_cast<ssize_t>(req.size()));
+  std::string got;
+  const auto until = std::chrono::steady_clock::now() + 5s;
+  while (got.find("\"completed\"") == std::string::npos &&
+         std::chrono::steady_clock::now() < until) {
+    char buf[4096];
+    auto n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    got.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  EXPECT_NE(got.find("Content-Type: text/event-stream"), std::string::npos) << got;
+  auto first = got.find("id: ");
+  ASSERT_NE(first, std::string::npos) << got;
+  EXPECT_EQ(got.substr(first, 4 + seen[2].at("event_id").as_string().size()),
+            "id: " + std::string(seen[2].at("event_id").as_string()))
+      << got;
+  EXPECT_NE(got.find("\"event\":\"completed\",\"id\":\"ev-1\""), std::string::npos) << got;
+  EXPECT_EQ(got.find("\"event\":\"added\""), std::string::npos) << "nothing before the id: " << got;
+  EXPECT_EQ(call(port_, "GET", "/v1/queues/default/events?after=x1").status, 400);
+  EXPECT_EQ(call(port_, "GET", "/v1/queues/default/events?last=1001").status, 400);
+
+  auto off = cli({"--off"});
+  ASSERT_EQ(off->wait_for(10s), 0) << off->err();
+  auto gone = cli({"--json"});
+  ASSERT_EQ(gone->wait_for(10s), 0) << gone->err();
+  EXPECT_EQ(gone->out(), "") << "turned off, the events kept are deleted";
 }
 
 // The schedule endpoints: the same operations as `forq schedule`, the same JSON shape.

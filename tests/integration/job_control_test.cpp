@@ -10,6 +10,7 @@
 
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/this_coro.hpp>
+#include <boost/json/serialize.hpp>
 #include <gtest/gtest.h>
 
 #include <map>
@@ -358,6 +359,103 @@ TEST_F(job_control_test, a_job_of_a_queue_no_worker_started_on_is_cancelled) {
     EXPECT_TRUE(s);
     EXPECT_EQ(s->ready, 0);
     EXPECT_EQ(s->cancelled, 1);
+  });
+}
+
+// A queue's events (docs/job-control.md, "Events"): none while off; once on, each job's story
+// in order, whichever way it is enqueued (plain, with an id, with a priority, delayed) and
+// however it ends (completed with its result, dead after a retry, cancelled before it ran).
+TEST_F(job_control_test, events_tell_each_job_s_story_in_order) {
+  queue::handler_map h{
+      {"ok",
+       [](const queue::delivered_job&, queue::context& ctx) -> asio::awaitable<queue::outcome> {
+         EXPECT_TRUE(ctx.progress(R"({"step":1})"));
+         co_await sleep_for(150ms); // past the 100 ms between progress writes
+         co_return queue::outcome::success(R"({"n":7})");
+       }},
+      {"bad", [](const queue::delivered_job&, queue::context&) -> asio::awaitable<queue::outcome> {
+         co_return queue::outcome::retry_later("not today");
+       }}};
+  with_consumer(options(), h, [&](client& c, queue::consumer&) -> asio::awaitable<void> {
+    // Off: nothing is written.
+    auto quiet = co_await c.enqueue("work", job("ok"));
+    EXPECT_TRUE(quiet);
+    auto waited = co_await c.wait("work", quiet->id, 5s);
+    EXPECT_TRUE(waited && *waited && (*waited)->state == "completed");
+    auto none = co_await c.events("work", "0", 100);
+    EXPECT_TRUE(none && none->empty());
+
+    EXPECT_TRUE(co_await c.set_events("work", 1000));
+    EXPECT_EQ((co_await c.set_events("work", 5)).error(), errc::invalid_value);
+    co_await sleep_for(1100ms); // what producers and the consumer knew is a second old
+    auto plain = co_await c.enqueue("work", job("ok"));
+    auto prio = job("ok", "prio-1");
+    prio.priority = 3;
+    auto high = co_await c.enqueue("work", prio);
+    auto unprio = job("ok");
+    unprio.priority = 5;
+    auto generated = co_await c.enqueue("work", unprio);
+    auto failing = job("bad", "bad-1");
+    failing.max_attempts = 2;
+    auto dead = co_await c.enqueue("work", failing);
+    auto later = job("ok", "later-1");
+    later.run_at_ms = queue::epoch_ms() + 60000;
+    auto delayed = co_await c.enqueue("work", later);
+    EXPECT_TRUE(plain && high && generated && dead && delayed);
+    auto cancelled = co_await c.cancel("work", "later-1", "test", "changed my mind");
+    EXPECT_TRUE(cancelled && *cancelled && (*cancelled)->outcome == "cancelled");
+    for (const auto& id : {plain->id, std::string("prio-1"), generated->id, std::string("bad-1")})
+      EXPECT_TRUE(co_await c.wait("work", id, 10s));
+    co_await sleep_for(100ms); // the last events go out within 20 ms of the ends
+
+    auto all = co_await c.events("work", "0", 1000);
+    EXPECT_TRUE(all) << all.error().message();
+    std::map<std::string, std::vector<queue_event>> story;
+    for (const auto& e : *all)
+      story[e.job_id].push_back(e);
+    auto kinds = [&](const std::string& id) {
+      std::vector<std::string> k;
+      for (const auto& e : story[id])
+        k.push_back(e.event);
+      return k;
+    };
+    using list = std::vector<std::string>;
+    const list ran{"added", "active", "progress", "completed"};
+    EXPECT_EQ(kinds(plain->id), ran);
+    EXPECT_EQ(kinds("prio-1"), ran);
+    EXPECT_EQ(kinds(generated->id), ran) << "a generated id with a priority: " << generated->id;
+    EXPECT_EQ(kinds("bad-1"),
+              (list{"added", "active", "failed", "retrying", "active", "failed", "dead"}));
+    EXPECT_EQ(kinds("later-1"), (list{"added", "cancelled"}));
+    EXPECT_TRUE(story[quiet->id].empty()) << "written while events were off";
+    auto json = story[plain->id].back().to_json();
+    EXPECT_EQ(boost::json::serialize(json.at("result")), R"({"n":7})");
+    EXPECT_EQ(json.at("attempt"), 1);
+    EXPECT_EQ(boost::json::serialize(story[plain->id][2].to_json().at("progress")),
+              R"({"step":1})");
+    auto first_fail = story["bad-1"][2].to_json();
+    EXPECT_EQ(first_fail.at("reason"), "not today");
+    EXPECT_EQ(first_fail.at("next"), "retrying");
+    EXPECT_EQ(story["bad-1"][5].to_json().at("next"), "dead");
+    auto gone = story["later-1"][1].to_json();
+    EXPECT_EQ(gone.at("by"), "test");
+    EXPECT_EQ(gone.at("reason"), "changed my mind");
+    EXPECT_TRUE(story["later-1"][0].to_json().contains("run_at_ms"));
+    // Reading goes on after an id; the newest come oldest first.
+    auto rest = co_await c.events("work", all->front().event_id, 1000);
+    EXPECT_TRUE(rest && rest->size() + 1 == all->size());
+    auto last = co_await c.last_events("work", 2);
+    EXPECT_TRUE(last && last->size() == 2 && last->back().event_id == all->back().event_id);
+    auto s = co_await c.stats("work");
+    EXPECT_TRUE(s && s->events_max == 1000);
+    // Off again: the stream is gone, and nothing more is written.
+    EXPECT_TRUE(co_await c.set_events("work", std::nullopt));
+    co_await sleep_for(1100ms);
+    auto after_off = co_await c.enqueue("work", job("ok"));
+    EXPECT_TRUE(co_await c.wait("work", after_off->id, 5s));
+    co_await sleep_for(100ms);
+    auto empty = co_await c.events("work", "0", 100);
+    EXPECT_TRUE(empty && empty->empty()) << (empty ? empty->size() : 0);
   });
 }
 
