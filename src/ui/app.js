@@ -450,7 +450,59 @@ async function queue_page(name) {
       : null,
     h("h2", {}, "Schedules"),
     schedules_table(schedules),
+    h("h2", {}, "Events, live"),
+    events_list(name, (q.events ?? 0) > 0),
   ];
+}
+
+// The queue page's live events (docs/job-control.md, "Events"): one EventSource while the page
+// shows a queue whose events are on; the newest 50 kept across the page's refreshes, and each
+// new one drawn into the list in place. A reconnect resumes after the last one (Last-Event-ID).
+const feed = { queue: null, source: null, items: [] };
+
+function close_feed() {
+  if (feed.source) feed.source.close();
+  Object.assign(feed, { queue: null, source: null, items: [] });
+}
+
+function event_row(e) {
+  const cut = (t) => (String(t).length > 120 ? String(t).slice(0, 119) + "…" : String(t));
+  const detail = e.progress !== undefined ? "progress " + cut(JSON.stringify(e.progress))
+    : e.result !== undefined ? "result " + cut(JSON.stringify(e.result))
+    : e.reason !== undefined ? cut(e.reason) + (e.next ? ` (then ${e.next})` : "")
+    : e.run_at_ms !== undefined ? `runs ${when(e.run_at_ms)} (${relative(e.run_at_ms)})`
+    : e.attempt !== undefined ? "attempt " + e.attempt
+    : e.stalls !== undefined ? `stalled ${e.stalls} time(s)` : "";
+  return h("li", { "data-event": e.event },
+    h("span", { class: "muted" }, new Date(e.at_ms).toISOString().slice(11, 23), " "),
+    h("span", { class: "badge state state-" + e.event }, e.event), " ",
+    h("a", { class: "job-id", href: job_href(e.id, feed.queue), title: e.id }, e.id), " ",
+    h("span", { class: "muted" }, by_text(e), detail));
+}
+const by_text = (e) => (e.by !== undefined ? `by ${e.by}: ` : "");
+
+function events_list(name, on) {
+  if (!on) {
+    if (feed.queue === name) close_feed();
+    return h("p", { class: "muted", id: "events-off" }, `Events are off for this queue (forq events ${name} --on turns them on).`);
+  }
+  if (feed.queue !== name) {
+    close_feed();
+    feed.queue = name;
+    feed.source = new EventSource(`/v1/queues/${enc(name)}/events?last=20`);
+    feed.source.onmessage = (m) => {
+      let e;
+      try { e = JSON.parse(m.data); } catch { return; }
+      feed.items.unshift(e);
+      feed.items.length = Math.min(feed.items.length, 50);
+      const list = $("events");
+      if (list) {
+        list.prepend(event_row(e));
+        while (list.children.length > 50) list.lastChild.remove();
+      }
+    };
+  }
+  return h("ol", { id: "events", class: "events", reversed: true }, feed.items.map(event_row));
 }
 
 function schedules_table(list) {
@@ -600,6 +652,7 @@ async function render(generation) {
     } catch {
       throw new Error(`The address's "${arg}" is not percent-encoded text (a "%" must be followed by two hex digits: "%25" for "%" itself).`);
     }
+    if (!(page === "queue" && name === feed.queue)) close_feed(); // another page: the stream ends
     if (page === "queue" && name) nodes = await queue_page(name);
     else if (page === "job" && name) nodes = await job_page(name, in_queue);
     else if (page === "schedules") nodes = await schedules_page();

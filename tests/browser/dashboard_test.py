@@ -702,6 +702,26 @@ class DashboardTest(unittest.TestCase):
         self.find('#jobs[data-list="cancelled"] tr[data-id="rep-cancel"]')
         self.find('#jobs[data-list="cancelled"] tr[data-id="rep-cancel-2"]')
 
+    def test_9g_a_queue_s_events_show_live_and_escaped(self):
+        self.open(self.tree, "queue/reports", "Queue reports")
+        self.assertIn("forq events reports --on", self.find("#events-off").text)
+        self.r.hset("forq:{reports}:meta", "events", 1000)
+        self.browser.refresh()  # the same address: reloaded, not redrawn by a hash change
+        self.find("#events")
+        time.sleep(1.2)  # the API's producer looks at the queue's events setting once a second
+        self.api("POST", "/v1/queues/reports/jobs", {"handler": "echo", "delay_ms": 3600000, "id": "rep-ev"})
+        row = self.find('#events li[data-event="added"]', "rep-ev")
+        self.assertIn("runs ", row.text)
+        self.assertIn("(in ", row.text)
+        self.api("POST", "/v1/queues/reports/jobs/rep-ev/cancel", {"reason": "<img src=x onerror=\"window.pwned=1\">"})
+        row = self.find('#events li[data-event="cancelled"]', "rep-ev")
+        self.assertIn('by api: <img src=x onerror="window.pwned=1">', row.text)
+        self.no_script_ran()
+        # Its link opens the job.
+        self.click(lambda: self.find('#events li[data-event="cancelled"] a.job-id', "rep-ev"))
+        self.assertEqual(self.find('#job dd[data-field="state"]', "cancelled").text, "cancelled")
+        self.r.hdel("forq:{reports}:meta", "events")
+
     def test_9e_a_page_that_fails_takes_the_previous_ones_place_and_the_icon_is_served(self):
         for page, why in (("queue/no%20such%20queue!", "is not allowed"), ("job/100%", "percent-encoded")):
             self.open(self.tree, "queue/emails", "Queue emails")
