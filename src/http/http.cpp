@@ -517,6 +517,10 @@ asio::awaitable<reply_t> run_call(http_context& ctx, api_call call) {
       co_return error_reply(bhttp::status::service_unavailable,
                             "this worker serves " + std::to_string(ctx.event_streams) +
                                 " event streams, its most; try again later");
+    // A name this Redis has never seen is most likely a typo: said, not streamed as silence.
+    auto known = co_await c.known(call.queue);
+    if (!known) co_return redis_down(known.error());
+    if (!*known) co_return error_reply(bhttp::status::not_found, "no queue " + call.queue);
     reply_t r;
     r.events = std::move(call);
     co_return r;

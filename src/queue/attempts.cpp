@@ -138,7 +138,7 @@ asio::awaitable<void> consumer::attempt(delivered_job job, attempt_context& ctx)
   const auto began = std::chrono::steady_clock::now();
   ctx.begin(job);
   running_list_.push_back(ctx);
-  if (events_max_ > 0) note_event("active", job.id, {"attempt", std::to_string(job.attempt + 1)});
+  if (events_max_ > 0) note_started(job);
   // The cancel loop sleeps without end while nothing runs: wake it, once (short jobs one after
   // another must not wake it each: it looks every cancel_check_every from then on).
   if (cancel_idle_) {
@@ -201,14 +201,7 @@ asio::awaitable<void> consumer::attempt(delivered_job job, attempt_context& ctx)
     f.record = result_record(out.text, job.attempt + 1 + job.stalls); // every run counts
     f.progress = ctx.progress_reported;
     f.waitable = job.waitable;
-    if (events_max_ > 0) {
-      // The result goes with the event when it is small (the job's record keeps it anyway).
-      const auto attempt = std::to_string(job.attempt + 1);
-      if (!out.text.empty() && out.text != "null" && out.text.size() <= event_result_max)
-        note_event("completed", job.id, {"attempt", attempt, "result", out.text});
-      else
-        note_event("completed", job.id, {"attempt", attempt});
-    }
+    if (events_max_ > 0) note_completed(job, out.text);
     to_ack_.push_back(std::move(f));
     acks_.enter();
   } else {
@@ -277,6 +270,20 @@ void consumer::note_event(std::string_view name, std::string_view id,
   const bool first = events_out_.empty();
   events_out_.push_range("XADD", args);
   if (first) events_due_.cancel(); // events_loop sends it next, if nothing else took it
+}
+
+// Out of the attempt's coroutine, so its frame (one per job) carries none of this.
+void consumer::note_started(const delivered_job& job) {
+  note_event("active", job.id, {"attempt", std::to_string(job.attempt + 1)});
+}
+
+void consumer::note_completed(const delivered_job& job, const std::string& result) {
+  // The result goes with the event when it is small (the job's record keeps it anyway).
+  const auto attempt = std::to_string(job.attempt + 1);
+  if (!result.empty() && result != "null" && result.size() <= event_result_max)
+    note_event("completed", job.id, {"attempt", attempt, "result", result});
+  else
+    note_event("completed", job.id, {"attempt", attempt});
 }
 
 std::size_t consumer::take_events(redis::request& req) {
@@ -417,9 +424,13 @@ asio::awaitable<void> consumer::ack_loop() {
     const auto sent = std::chrono::steady_clock::now();
     // The batch's events (and any before them) first, in the same round trip; their errors
     // are not the acks' (best-effort: they are not sent again).
-    redis::request req;
-    const auto events = take_events(req);
-    req.append(ack_request(batch));
+    auto req = ack_request(batch);
+    std::size_t events = 0;
+    if (!events_out_.empty()) { // (a copy of the acks, only while events are on)
+      redis::request both;
+      events = take_events(both);
+      req = std::move(both.append(req));
+    }
     auto r = co_await pool_.commands().exec(req, durable.replicas > 0 ? durable.timeout
                                                                       : milliseconds(0));
     stats_.round_trip.add(std::chrono::duration_cast<std::chrono::microseconds>(

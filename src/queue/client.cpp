@@ -127,12 +127,16 @@ client::enqueue_many(std::string_view queue, const std::vector<queue::new_job>& 
   }
   redis::request reg("SADD", queue::keys::all_queues, queue);
   if (auto r = co_await exec(reg); !r) co_return r.error();
-  const bool events = co_await queue::events_on(conn_, queue, opts_);
+  const auto known = queue::events_known(conn_, queue);
+  const bool events = known ? *known : co_await queue::events_on(conn_, queue, opts_);
   std::size_t i = 0;
   while (i < jobs.size()) {
     // A run of plain jobs: one pipelined request of XADDs.
     redis::request batch;
     std::vector<std::size_t> in_batch;
+    // While events are on: added.lua loaded first, so each job's EVALSHA finds it.
+    if (events) batch.push("SCRIPT", "LOAD", queue::detail::scripts().added.source());
+    const std::size_t first = batch.commands();
     for (; i < jobs.size() && in_batch.size() < 1000; ++i) {
       const auto& j = jobs[i];
       if (auto ok = queue::check_job(j); !ok) {
@@ -156,7 +160,7 @@ client::enqueue_many(std::string_view queue, const std::vector<queue::new_job>& 
       std::optional<std::string> unconfirmed;
       if (d.replicas > 0) unconfirmed = queue::short_of_replicas(r->back(), d, "the job is");
       for (std::size_t k = 0; k < in_batch.size(); ++k) {
-        const auto& reply = (*r)[k];
+        const auto& reply = (*r)[first + k];
         if (reply.is_error())
           out[in_batch[k]].refused = std::string(reply.str());
         else

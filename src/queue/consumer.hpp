@@ -235,6 +235,8 @@ class consumer {
   void note_event(std::string_view name, std::string_view id,
                   std::initializer_list<std::string_view> fields = {});
   std::size_t take_events(redis::request& req);
+  void note_started(const delivered_job& job);
+  void note_completed(const delivered_job& job, const std::string& result);
   boost::asio::awaitable<void> send_events();
   boost::asio::awaitable<void> events_loop();
   boost::asio::awaitable<void> ack_loop();

@@ -16,8 +16,6 @@
 
 #include <algorithm>
 #include <charconv>
-#include <map>
-#include <mutex>
 
 namespace forq::queue {
 
@@ -79,28 +77,46 @@ std::string keys::named(std::string_view queue, std::string_view name) {
   return "forq:{" + std::string(queue) + "}:" + std::string(name);
 }
 
+namespace {
+
+// What this thread's producers last read of each queue's events setting, per connection: a few
+// entries (the queues a process enqueues to), searched in order.
+struct events_seen {
+  const void* conn = nullptr;
+  std::string queue;
+  bool on = false;
+  std::chrono::steady_clock::time_point at;
+};
+thread_local std::vector<events_seen> seen_events;
+
+events_seen* find_seen(const void* conn, std::string_view queue) {
+  for (auto& s : seen_events)
+    if (s.conn == conn && s.queue == queue) return &s;
+  return nullptr;
+}
+
+} // namespace
+
+std::optional<bool> events_known(const redis::connection& conn, std::string_view queue) {
+  const auto* s = find_seen(&conn, queue);
+  if (s && std::chrono::steady_clock::now() - s->at < std::chrono::seconds(1)) return s->on;
+  return std::nullopt;
+}
+
 boost::asio::awaitable<bool> events_on(redis::connection& conn, std::string_view queue,
                                        redis::exec_options opts) {
-  struct seen {
-    bool on = false;
-    std::chrono::steady_clock::time_point at;
-  };
-  static std::mutex lock;
-  static std::map<std::pair<const void*, std::string>, seen> cache;
-  const auto now = std::chrono::steady_clock::now();
-  std::pair<const void*, std::string> key(&conn, std::string(queue));
-  {
-    std::lock_guard hold(lock);
-    auto it = cache.find(key);
-    if (it != cache.end() && now - it->second.at < std::chrono::seconds(1)) co_return it->second.on;
-  }
+  if (auto known = events_known(conn, queue)) co_return *known;
   redis::request req("HGET", keys::named(queue, "meta"), "events");
   auto r = redis::connection::single(co_await conn.exec(req, opts));
   // Not known (Redis away): off; the enqueue that follows says what is wrong.
   const bool on = r && !r->is_error() && r->as_integer().value_or(0) > 0;
-  std::lock_guard hold(lock);
-  if (cache.size() > 10000) cache.clear(); // connections come and go: bounded
-  cache[key] = seen{on, now};
+  auto* s = find_seen(&conn, queue);
+  if (!s) {
+    if (seen_events.size() >= 256) seen_events.clear(); // connections come and go: bounded
+    s = &seen_events.emplace_back(events_seen{&conn, std::string(queue), on, {}});
+  }
+  s->on = on;
+  s->at = std::chrono::steady_clock::now();
   co_return on;
 }
 
@@ -217,11 +233,10 @@ void push_added(redis::request& req, std::string_view queue, const new_job& j) {
   const auto priority = std::to_string(j.priority);
   std::string storage;
   auto fields = job_fields(j, storage);
-  // EVAL with the source (a few hundred bytes), so a pipeline of them needs no NOSCRIPT retry.
   std::vector<std::string_view> args{
-      detail::scripts().added.source(), "3", stream, meta, events, priority};
+      detail::scripts().added.sha1(), "3", stream, meta, events, priority};
   args.insert(args.end(), fields.begin(), fields.end());
-  req.push_range("EVAL", args);
+  req.push_range("EVALSHA", args); // after a SCRIPT LOAD of added.lua in the same pipeline
 }
 
 void push_wait(redis::request& req, const redis::durability& d) {
@@ -307,11 +322,16 @@ boost::asio::awaitable<expected<enqueue_result>> enqueue(redis::connection& conn
 
   if (!j.id) { // the common case: one XADD, the entry id is the job id
     redis::request xadd;
-    if (co_await events_on(conn, queue, opts))
+    auto events = events_known(conn, queue); // (a coroutine's frame only when it must look)
+    if (events ? *events : co_await events_on(conn, queue, opts)) {
+      xadd = redis::request("SCRIPT", "LOAD", detail::scripts().added.source());
       push_added(xadd, queue, j); // the XADD and the job's `added` event (added.lua)
-    else
+    } else {
       push_xadd(xadd, queue, j);
-    auto r = redis::connection::single(co_await conn.exec(xadd, opts));
+    }
+    auto replies = co_await conn.exec(xadd, opts);
+    if (!replies) co_return replies.error();
+    boost::system::result<redis::reply> r = std::move(replies->back());
     if (!r) co_return r.error();
     if (r->is_error()) co_return write_error(*r);
     enqueue_result done{first_attempt_id(r->str(), j.priority), false};

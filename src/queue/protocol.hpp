@@ -69,10 +69,13 @@ std::vector<std::string_view> job_fields(const new_job& j, std::string& storage)
 // The plain XADD of a job without a caller id or a delay (one command), added to `req`.
 void push_xadd(redis::request& req, std::string_view queue, const new_job& j);
 
-// The same job as push_xadd, with its `added` event (added.lua), for a queue whose events are on.
+// The same job as push_xadd, with its `added` event, for a queue whose events are on: EVALSHA of
+// added.lua, after a `SCRIPT LOAD` of it earlier in the same pipeline.
 void push_added(redis::request& req, std::string_view queue, const new_job& j);
-// Whether `queue`'s events are on (meta's `events`), as this process last read it through
-// `conn`: read again when that is more than a second old (docs/job-control.md, "Events").
+// Whether `queue`'s events are on (meta's `events`), as this thread last read it through
+// `conn`: events_known while that is under a second old (no Redis call), events_on reads it
+// again when it is not (docs/job-control.md, "Events").
+std::optional<bool> events_known(const redis::connection& conn, std::string_view queue);
 boost::asio::awaitable<bool> events_on(redis::connection& conn, std::string_view queue,
                                        redis::exec_options opts = {});
 

@@ -412,6 +412,7 @@ TEST_F(http_test, a_queue_s_events_are_followed_in_order_and_resumed_over_sse) {
   EXPECT_EQ(got.find("\"event\":\"added\""), std::string::npos) << "nothing before the id: " << got;
   EXPECT_EQ(call(port_, "GET", "/v1/queues/default/events?after=x1").status, 400);
   EXPECT_EQ(call(port_, "GET", "/v1/queues/default/events?last=1001").status, 400);
+  EXPECT_EQ(call(port_, "GET", "/v1/queues/no-such-queue/events").status, 404);
 
   auto off = cli({"--off"});
   ASSERT_EQ(off->wait_for(10s), 0) << off->err();

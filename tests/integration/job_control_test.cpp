@@ -389,6 +389,11 @@ TEST_F(job_control_test, events_tell_each_job_s_story_in_order) {
     EXPECT_EQ((co_await c.set_events("work", 5)).error(), errc::invalid_value);
     co_await sleep_for(1100ms); // what producers and the consumer knew is a second old
     auto plain = co_await c.enqueue("work", job("ok"));
+    std::vector<queue::new_job> two; // (no braced list: GCC 12 in a coroutine)
+    two.push_back(job("ok"));
+    two.push_back(job("ok"));
+    auto many = co_await c.enqueue_many("work", two); // pipelined
+    EXPECT_TRUE(many && many->size() == 2 && (*many)[0].added && (*many)[1].added);
     auto prio = job("ok", "prio-1");
     prio.priority = 3;
     auto high = co_await c.enqueue("work", prio);
@@ -404,9 +409,12 @@ TEST_F(job_control_test, events_tell_each_job_s_story_in_order) {
     EXPECT_TRUE(plain && high && generated && dead && delayed);
     auto cancelled = co_await c.cancel("work", "later-1", "test", "changed my mind");
     EXPECT_TRUE(cancelled && *cancelled && (*cancelled)->outcome == "cancelled");
-    for (const auto& id : {plain->id, std::string("prio-1"), generated->id, std::string("bad-1")})
+    std::vector<std::string> ran_ids{plain->id, "prio-1", generated->id, "bad-1"};
+    ran_ids.push_back((*many)[0].added->id);
+    ran_ids.push_back((*many)[1].added->id);
+    for (const auto& id : ran_ids)
       EXPECT_TRUE(co_await c.wait("work", id, 10s));
-    co_await sleep_for(100ms); // the last events go out within 20 ms of the ends
+    co_await sleep_for(100ms); // the last events go out as the jobs end
 
     auto all = co_await c.events("work", "0", 1000);
     EXPECT_TRUE(all) << all.error().message();
@@ -422,6 +430,8 @@ TEST_F(job_control_test, events_tell_each_job_s_story_in_order) {
     using list = std::vector<std::string>;
     const list ran{"added", "active", "progress", "completed"};
     EXPECT_EQ(kinds(plain->id), ran);
+    EXPECT_EQ(kinds((*many)[0].added->id), ran);
+    EXPECT_EQ(kinds((*many)[1].added->id), ran);
     EXPECT_EQ(kinds("prio-1"), ran);
     EXPECT_EQ(kinds(generated->id), ran) << "a generated id with a priority: " << generated->id;
     EXPECT_EQ(kinds("bad-1"),
