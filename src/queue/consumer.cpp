@@ -48,8 +48,7 @@ consumer::consumer(redis::pool& pool, consumer_options options, handler_map hand
     , schedule_due_(pool.commands().executor())
     , progress_due_(pool.commands().executor())
     , deadline_due_(pool.commands().executor())
-    , cancel_due_(pool.commands().executor())
-    , events_due_(pool.commands().executor()) {
+    , cancel_due_(pool.commands().executor()) {
   if (options_.share) member_ = options_.share->join(options_.weight, slot_free_);
 }
 
@@ -71,7 +70,6 @@ void consumer::stop() {
   progress_due_.cancel();
   deadline_due_.cancel();
   cancel_due_.cancel();
-  events_due_.cancel();
 }
 
 asio::awaitable<void> consumer::unblock_loop() {
@@ -130,7 +128,7 @@ asio::awaitable<error_code> consumer::run() {
   started_ = true;
   co_await (fetch_loop() && ack_loop() && promote_loop() && renew_loop() && stall_loop() &&
             tidy_loop() && unblock_loop() && schedule_loop() && progress_loop() &&
-            deadline_loop() && cancel_loop() && events_loop());
+            deadline_loop() && cancel_loop());
   // Attempts started while the loops wound down may have finished after ack_loop ended.
   if (!to_ack_.empty()) co_await ack_loop();
   if (!events_out_.empty()) co_await send_events();
@@ -282,7 +280,6 @@ asio::awaitable<void> consumer::fetch_loop() {
   progress_due_.cancel();
   deadline_due_.cancel();
   cancel_due_.cancel();
-  events_due_.cancel();
 }
 
 asio::awaitable<bool> consumer::read_jobs() {

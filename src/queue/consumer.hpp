@@ -221,7 +221,7 @@ class consumer {
   class attempt_context;
   boost::asio::awaitable<void> attempt(delivered_job job, attempt_context& ctx);
   // Writes the progress reported since the last write (one HSET for all attempts, at most
-  // every 100 ms).
+  // every 100 ms), and the events noted (at once).
   boost::asio::awaitable<void> progress_loop();
   // Cancels the attempts whose deadline passed (attempt_timeout), on one timer.
   boost::asio::awaitable<void> deadline_loop();
@@ -231,14 +231,13 @@ class consumer {
   // The queue's events (docs/job-control.md, "Events"), while meta's `events` turns them on:
   // note_event buffers one (an XADD of `event <name> id <job id>` and `fields`); the buffer goes
   // out with the next write that concerns its jobs (in front of an ack, progress, a failure),
-  // or on its own from events_loop, at once. take_events moves it into `req` and says how many.
+  // or on its own from progress_loop, at once. take_events moves it into `req` and says how many.
   void note_event(std::string_view name, std::string_view id,
                   std::initializer_list<std::string_view> fields = {});
   std::size_t take_events(redis::request& req);
   void note_started(const delivered_job& job);
   void note_completed(const delivered_job& job, const std::string& result);
   boost::asio::awaitable<void> send_events();
-  boost::asio::awaitable<void> events_loop();
   boost::asio::awaitable<void> ack_loop();
   // ack_loop's steps: one batch's request (results, their index, XACKs, counts, and WAIT with
   // redis.durability), and what an acknowledged batch settles.
@@ -402,7 +401,7 @@ class consumer {
   bool started_ = false;
   // cancel() = something changed: a slot freed, an ack is due, a retry was scheduled, stop.
   boost::asio::steady_timer slot_free_, ack_due_, promote_due_, lease_due_, renew_due_, tidy_due_,
-      unblock_due_, schedule_due_, progress_due_, deadline_due_, cancel_due_, events_due_;
+      unblock_due_, schedule_due_, progress_due_, deadline_due_, cancel_due_;
   bool cancel_idle_ = false;  // cancel_loop waits for an attempt to start
   bool cancel_awake_ = false; // cancel_loop looks again after its period
   counters stats_;
