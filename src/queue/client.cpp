@@ -132,11 +132,7 @@ client::enqueue_many(std::string_view queue, const std::vector<queue::new_job>& 
   std::size_t i = 0;
   while (i < jobs.size()) {
     // A run of plain jobs: one pipelined request of XADDs.
-    redis::request batch;
     std::vector<std::size_t> in_batch;
-    // While events are on: added.lua loaded first, so each job's EVALSHA finds it.
-    if (events) batch.push("SCRIPT", "LOAD", queue::detail::scripts().added.source());
-    const std::size_t first = batch.commands();
     for (; i < jobs.size() && in_batch.size() < 1000; ++i) {
       const auto& j = jobs[i];
       if (auto ok = queue::check_job(j); !ok) {
@@ -144,13 +140,19 @@ client::enqueue_many(std::string_view queue, const std::vector<queue::new_job>& 
         continue;
       }
       if (j.id || (j.run_at_ms && *j.run_at_ms > queue::epoch_ms())) break;
-      if (events)
-        queue::push_added(batch, queue, j); // with its `added` event
-      else
-        queue::push_xadd(batch, queue, j);
       in_batch.push_back(i);
     }
-    if (!in_batch.empty()) {
+    // While events are on, each is an EVALSHA of added.lua (with its `added` event); those a
+    // Redis without the script refused (-NOSCRIPT: nothing done) go again after a SCRIPT LOAD.
+    for (int pass = 0; pass < 2 && !in_batch.empty(); ++pass) {
+      redis::request batch;
+      if (pass == 1) batch.push("SCRIPT", "LOAD", queue::detail::scripts().added.source());
+      const std::size_t first = batch.commands();
+      for (auto k : in_batch)
+        if (events)
+          queue::push_added(batch, queue, jobs[k]);
+        else
+          queue::push_xadd(batch, queue, jobs[k]);
       const auto& d = conn_.options().durability;
       if (d.replicas > 0) queue::push_wait(batch, d);
       auto o = opts_;
@@ -159,15 +161,20 @@ client::enqueue_many(std::string_view queue, const std::vector<queue::new_job>& 
       if (!r) co_return r.error();
       std::optional<std::string> unconfirmed;
       if (d.replicas > 0) unconfirmed = queue::short_of_replicas(r->back(), d, "the job is");
+      std::vector<std::size_t> again;
       for (std::size_t k = 0; k < in_batch.size(); ++k) {
         const auto& reply = (*r)[first + k];
-        if (reply.is_error())
-          out[in_batch[k]].refused = std::string(reply.str());
+        auto& o_k = out[in_batch[k]];
+        if (reply.is_noscript() && pass == 0)
+          again.push_back(in_batch[k]);
+        else if (reply.is_error())
+          o_k.refused = std::string(reply.str());
         else
-          out[in_batch[k]].added = queue::enqueue_result{
+          o_k.added = queue::enqueue_result{
               queue::first_attempt_id(reply.str(), jobs[in_batch[k]].priority), false};
-        if (unconfirmed && out[in_batch[k]].added) out[in_batch[k]].unconfirmed = *unconfirmed;
+        if (unconfirmed && o_k.added) o_k.unconfirmed = *unconfirmed;
       }
+      in_batch = std::move(again);
     }
     // One that needs a script (caller-given id, or later).
     if (i < jobs.size() && out[i].refused.empty() && !out[i].added) {

@@ -236,7 +236,7 @@ void push_added(redis::request& req, std::string_view queue, const new_job& j) {
   std::vector<std::string_view> args{
       detail::scripts().added.sha1(), "3", stream, meta, events, priority};
   args.insert(args.end(), fields.begin(), fields.end());
-  req.push_range("EVALSHA", args); // after a SCRIPT LOAD of added.lua in the same pipeline
+  req.push_range("EVALSHA", args);
 }
 
 void push_wait(redis::request& req, const redis::durability& d) {
@@ -321,17 +321,20 @@ boost::asio::awaitable<expected<enqueue_result>> enqueue(redis::connection& conn
   }
 
   if (!j.id) { // the common case: one XADD, the entry id is the job id
-    redis::request xadd;
+    boost::system::result<redis::reply> r;
     auto events = events_known(conn, queue); // (a coroutine's frame only when it must look)
     if (events ? *events : co_await events_on(conn, queue, opts)) {
-      xadd = redis::request("SCRIPT", "LOAD", detail::scripts().added.source());
-      push_added(xadd, queue, j); // the XADD and the job's `added` event (added.lua)
+      // The XADD and the job's `added` event (added.lua).
+      const auto meta = keys::named(queue, "meta"), log = keys::named(queue, "events");
+      const auto priority = std::to_string(j.priority);
+      std::vector<std::string_view> keys_v{stream, meta, log}, args{priority};
+      args.insert(args.end(), fields.begin(), fields.end());
+      r = co_await redis::eval(conn, detail::scripts().added, keys_v, args, opts);
     } else {
+      redis::request xadd;
       push_xadd(xadd, queue, j);
+      r = redis::connection::single(co_await conn.exec(xadd, opts));
     }
-    auto replies = co_await conn.exec(xadd, opts);
-    if (!replies) co_return replies.error();
-    boost::system::result<redis::reply> r = std::move(replies->back());
     if (!r) co_return r.error();
     if (r->is_error()) co_return write_error(*r);
     enqueue_result done{first_attempt_id(r->str(), j.priority), false};

@@ -70,7 +70,7 @@ std::vector<std::string_view> job_fields(const new_job& j, std::string& storage)
 void push_xadd(redis::request& req, std::string_view queue, const new_job& j);
 
 // The same job as push_xadd, with its `added` event, for a queue whose events are on: EVALSHA of
-// added.lua, after a `SCRIPT LOAD` of it earlier in the same pipeline.
+// added.lua (a -NOSCRIPT reply: nothing was done; load it and send it again).
 void push_added(redis::request& req, std::string_view queue, const new_job& j);
 // Whether `queue`'s events are on (meta's `events`), as this thread last read it through
 // `conn`: events_known while that is under a second old (no Redis call), events_on reads it
