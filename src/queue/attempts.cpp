@@ -13,7 +13,9 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <array>
 #include <charconv>
+#include <span>
 
 namespace forq::queue {
 
@@ -272,14 +274,24 @@ asio::awaitable<void> consumer::progress_loop() {
 
 void consumer::note_event(std::string_view name, std::string_view id,
                           std::initializer_list<std::string_view> fields) {
-  std::vector<std::string_view> args;
-  const keys k(options_.queue);
-  const auto max = std::to_string(events_max_);
-  args.insert(args.end(),
-              {std::string_view(k.events), "MAXLEN", "~", max, "*", "event", name, "id", id});
-  args.insert(args.end(), fields.begin(), fields.end());
+  // The key and the MAXLEN as text, made once (not per event: a drain notes two a job).
+  if (events_key_.empty()) events_key_ = keys::named(options_.queue, "events");
+  if (events_max_text_.first != events_max_)
+    events_max_text_ = {events_max_, std::to_string(events_max_)};
+  std::array<std::string_view, 16> args{std::string_view(events_key_),
+                                        "MAXLEN",
+                                        "~",
+                                        events_max_text_.second,
+                                        "*",
+                                        "event",
+                                        name,
+                                        "id",
+                                        id};
+  std::size_t n = 9;
+  for (auto f : fields)
+    if (n < args.size()) args[n++] = f;
   const bool first = events_out_.empty();
-  events_out_.push_range("XADD", args);
+  events_out_.push_range("XADD", std::span(args.data(), n));
   if (first) progress_due_.cancel(); // progress_loop sends it next, if nothing else took it
 }
 

@@ -366,6 +366,8 @@ class consumer {
   // refresh_paused, and every cancel_check_every while attempts run); what waits to be written.
   std::int64_t events_max_ = 0;
   redis::request events_out_;
+  std::string events_key_;                                       // forq:{Q}:events, once
+  std::pair<std::int64_t, std::string> events_max_text_{0, "0"}; // events_max_ as text
   std::string rate_window_; // the window the last permits came from
   std::size_t member_ = 0;  // in options_.share
   bool last_full_ = false;  // the last fetch got all it asked for: more is likely waiting
