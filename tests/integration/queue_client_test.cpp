@@ -637,11 +637,16 @@ TEST_F(sharing_test, weights_share_the_slots_while_both_queues_have_work) {
     if (s.queue == "heavy") heavy_done = std::max(heavy_done, s.end);
   }
   // While both have work (after the first round, in which one may take every idle slot):
-  // 3 heavy to 1 light, and never more than the 4 slots.
-  int samples = 0;
-  for (auto t = first + 120ms; t < heavy_done - 60ms; t += 20ms, ++samples) {
+  // 3 heavy to 1 light, and never more than the 4 slots. The heavy queue may hold the fourth
+  // slot for one round at most: when every job ends at the same instant, the heavy consumer's
+  // refill can win the freed slots before the light one claims its share again (seen on a slow
+  // host: light 50-100 ms, then 4 heavy 100-150, light again from 150).
+  const auto from = first + 120ms;
+  int samples = 0, over = 0, most_over = 0;
+  for (auto t = from; t < heavy_done - 60ms; t += 20ms, ++samples) {
     EXPECT_LE(running_at("heavy", t) + running_at("light", t), 4u);
-    EXPECT_LE(running_at("heavy", t), 3u);
+    over = running_at("heavy", t) > 3 ? over + 1 : 0;
+    most_over = std::max(most_over, over);
     // Between one light job's end and the next one's start lies a fetch (a round trip, ~2 ms
     // under ASan, more on a loaded CI machine): starving means no light job over a whole job's
     // length (50 ms) and more, not a gap of a few milliseconds.
@@ -649,12 +654,13 @@ TEST_F(sharing_test, weights_share_the_slots_while_both_queues_have_work) {
         << "the light queue starved at +" << (t - first) / 1ms << " ms";
   }
   EXPECT_GT(samples, 5);
+  EXPECT_LE(most_over, 3) << "the heavy queue held more than its share for over a round";
   // And its share: of the jobs started while both had work, about one in four is light. A
   // scheduler that let the heavy queue take the slots first would start light jobs only at the
   // end; half the weighted share leaves room for timing, not for starvation.
   std::size_t light = 0, both = 0;
   for (const auto& s : spans_)
-    if (s.start > first + 120ms && s.start < heavy_done - 60ms) {
+    if (s.start > from && s.start < heavy_done - 60ms) {
       ++both;
       if (s.queue == "light") ++light;
     }
