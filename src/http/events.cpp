@@ -53,7 +53,9 @@ asio::awaitable<void> stream_events(http_context& ctx, std::string queue, std::s
     opts.deadline = std::chrono::steady_clock::now() + ctx.redis_deadline;
     client c(*ctx.conn, opts);
     auto more = co_await c.events(queue, after, 500);
-    if (!more && more.error() == errc::redis_shutdown) co_return;
+    // The worker leaves, or Redis refuses the id (route() let only ids it takes through).
+    if (!more && (more.error() == errc::redis_shutdown || more.error() == errc::invalid_value))
+      co_return;
     std::string out;
     if (more) {
       told_down = false;

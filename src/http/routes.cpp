@@ -302,11 +302,12 @@ std::optional<std::string> wait_of(std::string_view target, api_call& call) {
   return std::nullopt;
 }
 
-// A stream entry id as an event carries it: <ms>-<n>, or <ms>.
+// A stream entry id as an event carries it: <ms>-<n>, or <ms> (19 digits at most: every such
+// number is a 64-bit one, as Redis reads them).
 bool is_event_id(std::string_view s) {
   auto dash = s.find('-');
   auto digits = [](std::string_view d) {
-    return !d.empty() && d.size() <= 20 &&
+    return !d.empty() && d.size() <= 19 &&
            std::all_of(d.begin(), d.end(), [](char c) { return c >= '0' && c <= '9'; });
   };
   if (dash == std::string_view::npos) return digits(s);

@@ -100,6 +100,35 @@ TEST(http_routes, the_api_s_paths_become_calls_with_their_arguments) {
   EXPECT_NE(error_of(too_big).find("5002 bytes is not allowed: at most 4096"), std::string::npos);
 }
 
+// A queue's events (docs/job-control.md, "Events"): where the stream starts, checked before any
+// Redis call; Last-Event-ID (a reconnecting EventSource) goes before ?after.
+TEST(http_routes, an_events_stream_starts_where_it_is_asked_to) {
+  auto cfg = test_config();
+  auto e = called(route(cfg, handlers, req("GET", "/v1/queues/emails/events?last=5")));
+  EXPECT_EQ(e.what, op::events);
+  EXPECT_EQ(e.queue, "emails");
+  EXPECT_EQ(e.limit, 5);
+  EXPECT_EQ(e.id, "");
+  EXPECT_FALSE(e.changes) << "reading is open, like every GET";
+  EXPECT_EQ(called(route(cfg, handlers, req("GET", "/v1/queues/emails/events"))).limit, 0);
+  EXPECT_EQ(called(route(cfg, handlers, req("GET", "/v1/queues/emails/events?after=17-3"))).id,
+            "17-3");
+  auto resumed = req("GET", "/v1/queues/emails/events?after=1-0");
+  resumed.last_event_id = "1796675709264-12";
+  EXPECT_EQ(called(route(cfg, handlers, resumed)).id, "1796675709264-12");
+  for (const auto* bad : {"?after=x", "?after=1-", "?after=-1", "?after=1-2-3",
+                          "?after=99999999999999999999", "?last=-1", "?last=1001", "?last=1e3"})
+    EXPECT_EQ(
+        answered(route(cfg, handlers, req("GET", std::string("/v1/queues/emails/events") + bad)))
+            .status,
+        400)
+        << bad;
+  auto odd = req("GET", "/v1/queues/emails/events");
+  odd.last_event_id = "<script>";
+  EXPECT_EQ(answered(route(cfg, handlers, odd)).status, 400);
+  EXPECT_EQ(answered(route(cfg, handlers, req("POST", "/v1/queues/emails/events"))).status, 404);
+}
+
 // Job control's calls (docs/job-control.md): cancel with an optional reason, ?wait= on a lookup
 // and on an enqueue (which makes the job waitable), each checked before any Redis call.
 TEST(http_routes, cancel_and_wait_are_checked_before_redis) {
