@@ -23,45 +23,35 @@ std::string sse_message(const queue_event& e) {
 asio::awaitable<void> stream_events(http_context& ctx, std::string queue, std::string after,
                                     std::int64_t last,
                                     std::function<asio::awaitable<bool>(std::string)> write) {
-  redis::exec_options opts;
-  opts.deadline = std::chrono::steady_clock::now() + ctx.redis_deadline;
   asio::steady_timer pause(co_await asio::this_coro::executor);
   auto quiet_since = std::chrono::steady_clock::now();
   bool told_down = false;
-  // Where to start: after `after`, or at the newest `last` (0: only what comes from now on).
-  while (after.empty() && !ctx.stopping) {
-    opts.deadline = std::chrono::steady_clock::now() + ctx.redis_deadline;
-    client c(*ctx.conn, opts);
-    auto newest =
-        co_await c.last_events(queue, static_cast<std::size_t>(std::max<std::int64_t>(last, 1)));
-    if (!newest && newest.error() == errc::redis_shutdown) co_return; // the worker leaves
-    if (newest) {
-      std::string out;
-      if (last > 0)
-        for (const auto& e : *newest)
-          out += sse_message(e);
-      after = newest->empty() ? "0-0" : newest->back().event_id;
-      if (!out.empty() && !co_await write(std::move(out))) co_return;
-      break;
-    }
-    if (!told_down && !co_await write(": Redis cannot be read now; trying again\n\n")) co_return;
-    told_down = true;
-    pause.expires_after(1s);
-    co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
-  }
   while (!ctx.stopping) {
+    redis::exec_options opts;
     opts.deadline = std::chrono::steady_clock::now() + ctx.redis_deadline;
     client c(*ctx.conn, opts);
-    auto more = co_await c.events(queue, after, 500);
+    // The first read, without `after`: the newest `last` (0: only what comes from now on, so
+    // the newest one is read for its id alone).
+    const bool starting = after.empty();
+    expected<std::vector<queue_event>> got; // (no co_await in a ?: : GCC 12 miscompiles it)
+    if (starting)
+      got =
+          co_await c.last_events(queue, static_cast<std::size_t>(std::max<std::int64_t>(last, 1)));
+    else
+      got = co_await c.events(queue, after, 500);
     // The worker leaves, or Redis refuses the id (route() let only ids it takes through).
-    if (!more && (more.error() == errc::redis_shutdown || more.error() == errc::invalid_value))
+    if (!got && (got.error() == errc::redis_shutdown || got.error() == errc::invalid_value))
       co_return;
     std::string out;
-    if (more) {
+    if (got) {
       told_down = false;
-      for (const auto& e : *more)
-        out += sse_message(e);
-      if (!more->empty()) after = more->back().event_id;
+      if (!starting || last > 0)
+        for (const auto& e : *got)
+          out += sse_message(e);
+      if (!got->empty())
+        after = got->back().event_id;
+      else if (starting)
+        after = "0-0";
     } else if (!told_down) {
       out = ": Redis cannot be read now; trying again\n\n";
       told_down = true;
@@ -72,9 +62,9 @@ asio::awaitable<void> stream_events(http_context& ctx, std::string queue, std::s
       quiet_since = now;
       if (!co_await write(std::move(out))) co_return;
     }
-    // A full read goes on at once; otherwise look again in 200 ms.
-    if (more && more->size() >= 500) continue;
-    pause.expires_after(more ? 200ms : 1s);
+    // A full read goes on at once; otherwise look again in 200 ms (1 s while Redis is away).
+    if (got && !starting && got->size() >= 500) continue;
+    pause.expires_after(got ? 200ms : 1s);
     co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
   }
 }

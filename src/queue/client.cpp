@@ -127,8 +127,9 @@ client::enqueue_many(std::string_view queue, const std::vector<queue::new_job>& 
   }
   redis::request reg("SADD", queue::keys::all_queues, queue);
   if (auto r = co_await exec(reg); !r) co_return r.error();
-  const auto known = queue::events_known(conn_, queue);
-  const bool events = known ? *known : co_await queue::events_on(conn_, queue, opts_);
+  auto known = queue::events_known(conn_, queue);
+  if (!known) known = co_await queue::events_on(conn_, queue, opts_); // (no co_await in a ?:)
+  const bool events = *known;
   std::size_t i = 0;
   while (i < jobs.size()) {
     // A run of plain jobs: one pipelined request of XADDs.

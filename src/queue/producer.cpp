@@ -227,16 +227,23 @@ void push_xadd(redis::request& req, std::string_view queue, const new_job& j) {
   req.push_range("XADD", args); // copies the arguments into the request
 }
 
-void push_added(redis::request& req, std::string_view queue, const new_job& j) {
-  const auto stream = keys::stream_key(queue, j.priority), meta = keys::named(queue, "meta"),
-             events = keys::named(queue, "events");
-  const auto priority = std::to_string(j.priority);
-  std::string storage;
+added_call::added_call(std::string_view queue, const new_job& j)
+    : stream(keys::stream_key(queue, j.priority))
+    , meta(keys::named(queue, "meta"))
+    , events(keys::named(queue, "events"))
+    , priority(std::to_string(j.priority))
+    , keys_v{stream, meta, events}
+    , args{priority} {
   auto fields = job_fields(j, storage);
-  std::vector<std::string_view> args{
-      detail::scripts().added.sha1(), "3", stream, meta, events, priority};
   args.insert(args.end(), fields.begin(), fields.end());
-  req.push_range("EVALSHA", args);
+}
+
+void push_added(redis::request& req, std::string_view queue, const new_job& j) {
+  const added_call call(queue, j);
+  std::vector<std::string_view> argv{detail::scripts().added.sha1(), "3"};
+  argv.insert(argv.end(), call.keys_v.begin(), call.keys_v.end());
+  argv.insert(argv.end(), call.args.begin(), call.args.end());
+  req.push_range("EVALSHA", argv);
 }
 
 void push_wait(redis::request& req, const redis::durability& d) {
@@ -323,13 +330,10 @@ boost::asio::awaitable<expected<enqueue_result>> enqueue(redis::connection& conn
   if (!j.id) { // the common case: one XADD, the entry id is the job id
     boost::system::result<redis::reply> r;
     auto events = events_known(conn, queue); // (a coroutine's frame only when it must look)
-    if (events ? *events : co_await events_on(conn, queue, opts)) {
-      // The XADD and the job's `added` event (added.lua).
-      const auto meta = keys::named(queue, "meta"), log = keys::named(queue, "events");
-      const auto priority = std::to_string(j.priority);
-      std::vector<std::string_view> keys_v{stream, meta, log}, args{priority};
-      args.insert(args.end(), fields.begin(), fields.end());
-      r = co_await redis::eval(conn, detail::scripts().added, keys_v, args, opts);
+    if (!events) events = co_await events_on(conn, queue, opts); // (no co_await in a ?:)
+    if (*events) {
+      const added_call call(queue, j); // the XADD and the job's `added` event
+      r = co_await redis::eval(conn, detail::scripts().added, call.keys_v, call.args, opts);
     } else {
       redis::request xadd;
       push_xadd(xadd, queue, j);

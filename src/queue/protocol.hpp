@@ -69,8 +69,16 @@ std::vector<std::string_view> job_fields(const new_job& j, std::string& storage)
 // The plain XADD of a job without a caller id or a delay (one command), added to `req`.
 void push_xadd(redis::request& req, std::string_view queue, const new_job& j);
 
-// The same job as push_xadd, with its `added` event, for a queue whose events are on: EVALSHA of
-// added.lua (a -NOSCRIPT reply: nothing was done; load it and send it again).
+// The same job as push_xadd, with its `added` event, for a queue whose events are on: added.lua's
+// KEYS and ARGV (views into the call's own strings: it neither moves nor copies), and its
+// EVALSHA added to `req` (a -NOSCRIPT reply: nothing was done; load it and send it again).
+struct added_call {
+  added_call(std::string_view queue, const new_job& j);
+  added_call(const added_call&) = delete;
+  added_call& operator=(const added_call&) = delete;
+  std::string stream, meta, events, priority, storage;
+  std::vector<std::string_view> keys_v, args;
+};
 void push_added(redis::request& req, std::string_view queue, const new_job& j);
 // Whether `queue`'s events are on (meta's `events`), as this thread last read it through
 // `conn`: events_known while that is under a second old (no Redis call), events_on reads it
