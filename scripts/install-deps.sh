@@ -13,8 +13,9 @@ packages=(
   libhowardhinnant-date-dev tzdata
   # tests; clang and its runtime for the libFuzzer targets (fuzz/); the format check (CI)
   libgtest-dev libgmock-dev clang libclang-rt-14-dev clang-format
-  # the foreign-producer test: a Python producer written from docs/protocol.md alone
-  python3 python3-redis
+  # the foreign-producer test: a Python producer written from docs/protocol.md alone; the
+  # Python client (clients/python), its asyncio half and its install test (a venv)
+  python3 python3-redis python3-venv python3-setuptools python3-wheel
   # the cron oracle: forq's schedule times checked against croniter's
   python3-croniter
   # the embedded default and the test servers
@@ -24,6 +25,11 @@ packages=(
   # the dashboard's tests and screenshots: a real headless browser driven by Selenium
   chromium chromium-driver python3-selenium
 )
+
+# The Node client's tests (clients/node): Debian's nodejs (18) and npm, unless a node and an npm
+# are there already (a NodeSource nodejs carries its own npm, which Debian's npm would clash with).
+command -v node >/dev/null 2>&1 || packages+=(nodejs)
+command -v npm >/dev/null 2>&1 || packages+=(npm)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -1,0 +1,200 @@
+"""forq.Client: the synchronous client, on redis-py."""
+from __future__ import annotations
+
+import datetime as _dt
+import time
+from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Union
+
+import redis
+from redis.exceptions import NoScriptError, ResponseError
+
+from . import _core
+from ._core import Job
+from .errors import ForqError, InvalidJob
+
+Seconds = Union[float, int, _dt.timedelta]
+
+
+class Enqueued(NamedTuple):
+    id: str
+    duplicate: bool  # a job with this caller id was already enqueued; nothing was added
+
+
+class Cancelled(NamedTuple):
+    # cancelled: it will never start; requested: it runs, and its worker is told to stop (within
+    # about 0.5 s); already_requested: asked before; terminal: it had already ended.
+    outcome: str
+    job: Job
+
+
+def seconds(value: Seconds) -> float:
+    return value.total_seconds() if isinstance(value, _dt.timedelta) else float(value)
+
+
+def connect(url: str, asyncio: bool = False, sentinel_password: Optional[str] = None,
+            **kwargs: Any) -> Any:
+    """A redis-py client (sync, or redis.asyncio's) for a URL as forq takes it."""
+    u = _core.parse_url(url)
+    kwargs.setdefault("decode_responses", True)
+    kwargs.setdefault("encoding_errors", "replace")
+    if asyncio:
+        import redis.asyncio as lib
+        from redis.asyncio.cluster import ClusterNode, RedisCluster
+        from redis.asyncio.sentinel import Sentinel
+    else:
+        lib = redis
+        from redis.cluster import ClusterNode, RedisCluster
+        from redis.sentinel import Sentinel
+    if u.kind == "plain":
+        return lib.Redis.from_url(u.url, **kwargs)
+    creds = {"username": u.username, "password": u.password}
+    if u.tls:
+        kwargs["ssl"] = True
+    if u.kind == "cluster":
+        return RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in u.nodes], **creds,
+                            **kwargs)
+    sentinel_kwargs = {"password": sentinel_password} if sentinel_password else {}
+    if u.tls:
+        sentinel_kwargs["ssl"] = True
+    s = Sentinel(u.nodes, sentinel_kwargs=sentinel_kwargs, **kwargs)
+    return s.master_for(u.master, db=u.db, **creds)
+
+
+class Client:
+    """A producer's and waiter's handle on forq's queues (docs/clients.md).
+
+        client = forq.Client("redis://127.0.0.1:6379")
+        job = client.enqueue("emails", "send", {"to": "a@example.com"}, waitable=True)
+        done = client.wait("emails", job.id, timeout=30)
+
+    `url` is a URL as forq takes it (redis://, rediss://, unix://, redis-sentinel://,
+    redis-cluster://) or a redis-py client of your own. Thread-safe as redis-py is.
+    """
+
+    def __init__(self, url: Any = "redis://127.0.0.1:6379", *,
+                 sentinel_password: Optional[str] = None, **redis_kwargs: Any):
+        if isinstance(url, str):
+            self.redis = connect(url, sentinel_password=sentinel_password, **redis_kwargs)
+            self._own = True
+        else:
+            self.redis, self._own = url, False
+        self._cache = _core.QueueCache()
+
+    def close(self) -> None:
+        if self._own:
+            self.redis.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # -- the driver: runs an operation's steps on redis-py --
+
+    def _run(self, ops: Any) -> Any:
+        reply: Any = None
+        try:
+            while True:
+                reply = self._do(ops.send(reply))
+        except StopIteration as done:
+            return done.value
+
+    def _do(self, step: tuple) -> Any:
+        kind = step[0]
+        if kind == "cmd":
+            return self.redis.execute_command(*step[1])
+        if kind == "script":
+            name, keys, args = step[1:]
+            s = _core.SCRIPTS[name]
+            try:
+                return self.redis.evalsha(s.sha, len(keys), *keys, *args)
+            except NoScriptError:
+                return self.redis.eval(s.source, len(keys), *keys, *args)
+        if kind == "block":
+            return self.redis.execute_command(*step[2])
+        if kind == "sleep":
+            time.sleep(step[1])
+            return None
+        if kind == "pipe":
+            return self._pipe(step[1])
+        raise AssertionError(kind)
+
+    def _pipe(self, steps: List[tuple]) -> List[Any]:
+        def send(which: List[int]) -> List[Any]:
+            pipe = self.redis.pipeline(transaction=False)
+            for i in which:
+                st = steps[i]
+                if st[0] == "cmd":
+                    pipe.execute_command(*st[1])
+                else:  # (by name: redis-py's cluster pipeline refuses its evalsha method)
+                    s = _core.SCRIPTS[st[1]]
+                    pipe.execute_command("EVALSHA", s.sha, len(st[2]), *st[2], *st[3])
+            return pipe.execute(raise_on_error=False)
+        out = send(list(range(len(steps))))
+        unloaded = [i for i, r in enumerate(out) if isinstance(r, NoScriptError) or (
+            isinstance(r, ResponseError) and str(r).startswith("NOSCRIPT"))]
+        if unloaded:  # refused before doing anything: load the scripts, send those again
+            for name in {steps[i][1] for i in unloaded}:
+                self.redis.script_load(_core.SCRIPTS[name].source)
+            for i, r in zip(unloaded, send(unloaded)):
+                out[i] = r
+        return out
+
+    # -- what a backend does --
+
+    def enqueue(self, queue: str, handler: Optional[str] = None, payload: Any = None, *,
+                id: Optional[str] = None, priority: int = 0, attempts: Optional[int] = None,
+                retry: Optional[str] = None, delay: Any = None, run_at: Any = None,
+                waitable: bool = False) -> Enqueued:
+        """Adds one job. `delay`: ms or a timedelta; `run_at`: ms since the epoch or an aware
+        datetime; `id`: yours, making the enqueue idempotent (a duplicate adds nothing);
+        `waitable`: its end is announced, so `wait` wakes at once. InvalidJob in the words of
+        `forq enqueue` if the job breaks a rule."""
+        p = _core.plan(queue, handler, payload, id=id, priority=priority, attempts=attempts,
+                       retry=retry, delay=delay, run_at=run_at, waitable=waitable)
+        return Enqueued(*self._run(_core.enqueue(self._cache, p)))
+
+    def enqueue_many(self, queue: str, jobs: Iterable[Dict[str, Any]]
+                     ) -> List[Union[Enqueued, ForqError]]:
+        """Many jobs, pipelined (1,000 a round trip). Each job is a dict of enqueue's arguments
+        (handler, payload, id, priority, ...). One outcome per job, in order: Enqueued, or the
+        error that refused it (InvalidJob: nothing added for it)."""
+        out = self._run(_core.enqueue_many(self._cache, queue, list(jobs)))
+        return [o if isinstance(o, Exception) else Enqueued(*o) for o in out]
+
+    def get_job(self, queue: str, id: str) -> Optional[Job]:
+        """The job as it stands, or None when the queue knows nothing of the id."""
+        return self._run(_core.get_job(queue, id))[0]
+
+    def wait(self, queue: str, id: str, timeout: Seconds = 30.0) -> Optional[Job]:
+        """The job once it has ended (completed, dead or cancelled), or as it stands when the
+        timeout runs out (check `job.terminal`); None if the queue knows nothing of the id."""
+        return self._run(_core.wait(queue, id, seconds(timeout)))
+
+    def enqueue_and_wait(self, queue: str, handler: Optional[str] = None, payload: Any = None,
+                         *, timeout: Seconds = 30.0, **options: Any) -> Job:
+        """enqueue (waitable), then wait for its end."""
+        options["waitable"] = True
+        job = self.enqueue(queue, handler, payload, **options)
+        found = self.wait(queue, job.id, timeout)
+        if found is None:
+            raise ForqError("job %s vanished from queue %s while waited for" % (job.id, queue))
+        return found
+
+    def cancel(self, queue: str, id: str, *, by: str = "client", reason: str = ""
+               ) -> Optional[Cancelled]:
+        """Cancels a job: one not started never starts; a running one is told to stop. None if
+        the queue knows nothing of the id."""
+        r = self._run(_core.cancel(queue, id, by, reason))
+        return None if r is None else Cancelled(*r)
+
+    def counts(self, queue: str) -> Dict[str, Any]:
+        """{"ready", "active", "delayed", "dead", "cancelled", "completed", "paused"}."""
+        return self._run(_core.counts(queue))
+
+    def pause(self, queue: str) -> None:
+        self._run(_core.set_paused(queue, True))
+
+    def resume(self, queue: str) -> None:
+        self._run(_core.set_paused(queue, False))
