@@ -173,7 +173,7 @@ std::optional<std::string> why_refused(const new_job& j, std::size_t max_payload
   }
   if (j.max_attempts)
     if (auto ok = check_bounds(attempts_bounds, *j.max_attempts); !ok)
-      return "max_attempts " + ok.error().message();
+      return "attempts " + ok.error().message(); // (the CLI, API and clients name it so)
   if (j.run_at_ms && *j.run_at_ms > epoch_ms() + delay_bounds.hi) // (no overflow either way)
     return "run_at_ms " + std::to_string(*j.run_at_ms) +
            " is more than a year from now: a job may wait at most " +

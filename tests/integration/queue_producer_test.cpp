@@ -124,7 +124,7 @@ TEST_F(queue_test, bad_jobs_are_refused_before_redis_with_the_reason) {
   bad.push_back({"q", prio, "priority 10 is not allowed"});
   auto attempts = make("noop", "{}");
   attempts.max_attempts = 0;
-  bad.push_back({"q", attempts, "max_attempts 0 is not allowed"});
+  bad.push_back({"q", attempts, "attempts 0 is not allowed"});
   with_connection([&](redis::connection& conn) -> asio::awaitable<void> {
     for (const auto& b : bad) {
       auto r = co_await queue::enqueue(conn, b.queue, b.job);
