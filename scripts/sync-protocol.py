@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 FILES = ["protocol/protocol.json", "protocol/vectors.json", "lua/added.lua",
-         "lua/enqueue_unique.lua", "lua/enqueue_delayed.lua", "lua/job.lua", "lua/results.lua",
+         "lua/enqueue_many.lua", "lua/enqueue_unique.lua", "lua/enqueue_delayed.lua", "lua/job.lua", "lua/results.lua",
          "lua/cancel.lua"]
 COPIES = ["clients/node/protocol", "clients/python/forq/protocol"]
 

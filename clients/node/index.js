@@ -102,30 +102,68 @@ class Client {
     return p.jobId(await this.run(p.step(on)));
   }
 
-  // Many jobs, pipelined (1,000 a round trip). One outcome per job, in order: {id, duplicate},
-  // or {error} (an InvalidJob: nothing added for it; or what Redis refused).
+  // Many jobs: plain ones in enqueue_many.lua calls of up to 1,000 jobs (or about 4 MiB) per
+  // priority, the others one script call each; up to 1,000 jobs a round trip. One outcome per
+  // job, in order: {id, duplicate}, or {error} (an InvalidJob: nothing added for it; or what
+  // Redis refused).
   async enqueueMany(queue, jobs) {
     core.checkQueue(queue);
-    const on = await this.eventsOn(queue);
-    const out = [];
+    await this.eventsOn(queue); // (the schema check; the scripts read events themselves)
+    const out = new Array(jobs.length).fill(null);
     const plans = [];
-    for (const j of jobs) {
+    jobs.forEach((j, at) => {
       try {
-        plans.push([out.length, core.plan(queue, j)]);
-        out.push(null);
+        plans.push([at, core.plan(queue, j, true)]);
       } catch (e) {
         if (!(e instanceof ForqError)) throw e;
-        out.push({ error: e });
+        out[at] = { error: e };
       }
-    }
+    });
+    // Up to 4 rounds of 1,000 jobs in flight: Redis runs one while this process makes the next
+    // (one connection, so they run in order).
+    const inFlight = [];
     for (let start = 0; start < plans.length; start += 1000) {
       const chunk = plans.slice(start, start + 1000);
-      const replies = await this.pipe(chunk.map(([, p]) => p.step(on)));
-      chunk.forEach(([at, p], n) => {
-        const r = replies[n];
-        out[at] = r instanceof Error ? { error: new ForqError(r.message) } : p.jobId(r);
-      });
+      const steps = [];
+      const owners = []; // the jobs each step enqueues
+      const plain = new Map();
+      for (const [at, p] of chunk) {
+        if (p.kind === 'xadd') {
+          if (!plain.has(p.priority)) plain.set(p.priority, []);
+          plain.get(p.priority).push([at, p]);
+        } else {
+          steps.push(p.step(false));
+          owners.push([[at, p]]);
+        }
+      }
+      for (const [priority, group] of plain) {
+        let size = 0, begun = 0;
+        group.forEach(([, p], n) => {
+          size += p.size;
+          if (size > 4 << 20 || n === group.length - 1) {
+            const part = group.slice(begun, n + 1);
+            steps.push(core.bulkStep(queue, priority, part.map(([, q]) => q)));
+            owners.push(part);
+            begun = n + 1;
+            size = 0;
+          }
+        });
+      }
+      inFlight.push(this.pipe(steps).then((replies) => {
+        owners.forEach((owned, n) => {
+          const r = replies[n];
+          if (r instanceof Error) {
+            for (const [at] of owned) out[at] = { error: new ForqError(r.message) };
+          } else if (owned.length === 1 && owned[0][1].kind !== 'xadd') {
+            out[owned[0][0]] = owned[0][1].jobId(r);
+          } else {
+            owned.forEach(([at, p], i) => { out[at] = p.jobId(r[i]); });
+          }
+        });
+      }));
+      if (inFlight.length >= 4) await inFlight.shift();
     }
+    await Promise.all(inFlight);
     return out;
   }
 

@@ -29,7 +29,7 @@ class SchemaMismatch extends ForqError {
 }
 
 const SCRIPTS = {};
-for (const name of ['added', 'enqueue_unique', 'enqueue_delayed', 'job', 'results', 'cancel']) {
+for (const name of ['added', 'enqueue_many', 'enqueue_unique', 'enqueue_delayed', 'job', 'results', 'cancel']) {
   const source = fs.readFileSync(path.join(DIR, name + '.lua'), 'utf8');
   SCRIPTS[name] = { name, source, sha: crypto.createHash('sha1').update(source).digest('hex') };
 }
@@ -39,8 +39,22 @@ function key(queue, name, parts = {}) {
   for (const [k, v] of Object.entries(parts)) text = text.replace(`<${k}>`, String(v));
   return text;
 }
+const streamKeys = new Map();
 function streamKey(queue, priority) {
-  return priority === 0 ? key(queue, 'stream') : key(queue, 'stream_priority', { priority });
+  const k = `${priority}:${queue}`;
+  let s = streamKeys.get(k);
+  if (s === undefined) {
+    s = priority === 0 ? key(queue, 'stream') : key(queue, 'stream_priority', { priority });
+    if (streamKeys.size > 1024) streamKeys.clear();
+    streamKeys.set(k, s);
+  }
+  return s;
+}
+
+// One enqueue_many.lua call for plain jobs of one priority.
+function bulkStep(queue, priority, plans) {
+  return { script: 'enqueue_many', keys: [streamKey(queue, priority), key(queue, 'meta'), key(queue, 'events')],
+    args: [String(priority), JSON.stringify(plans.map((p) => p.fields))] };
 }
 
 function checkQueue(queue) {
@@ -144,8 +158,14 @@ function ms(value) {
 // How one job goes into Redis: kind xadd (a plain XADD, or added.lua while the queue's events
 // are on), unique (enqueue_unique.lua) or delayed (enqueue_delayed.lua).
 class Plan {
-  constructor(kind, queue, priority, fields, id = null, runAtMs = null) {
-    Object.assign(this, { kind, queue, priority, fields, id, runAtMs });
+  constructor(kind, queue, priority, fields, id = null, runAtMs = null, size = 0) {
+    this.kind = kind;
+    this.queue = queue;
+    this.priority = priority;
+    this.fields = fields;
+    this.id = id;
+    this.runAtMs = runAtMs;
+    this.size = size; // the payload's JSON, in bytes
   }
   // {cmd: [...]} or {script, keys, args}
   step(eventsOn) {
@@ -189,8 +209,8 @@ const JOB_OPTIONS = new Set(['handler', 'payload', 'id', 'priority', 'attempts',
   'runAt', 'waitable']);
 
 // Checks a job as `forq enqueue` does and says how it goes into Redis.
-function plan(queue, job = {}) {
-  checkQueue(queue);
+function plan(queue, job = {}, queueChecked = false) {
+  if (!queueChecked) checkQueue(queue);
   for (const k of Object.keys(job))
     if (!JOB_OPTIONS.has(k))
       throw new InvalidJob(`unknown option "${k}": the options are ${[...JOB_OPTIONS].join(', ')}`);
@@ -242,7 +262,7 @@ function plan(queue, job = {}) {
   const hasId = id !== undefined && id !== null;
   if (at !== null) return new Plan('delayed', queue, priority, fields, hasId ? id : null, at);
   if (hasId) return new Plan('unique', queue, priority, fields, id);
-  return new Plan('xadd', queue, priority, fields);
+  return new Plan('xadd', queue, priority, fields, null, null, size);
 }
 
 // ---- a job as forq shows it (docs/operations.md, "One shape for a job") ----
@@ -396,5 +416,5 @@ function parseUrl(url) {
 
 module.exports = {
   PROTOCOL, SCHEMA, GROUP, LIMITS, SCRIPTS, ForqError, InvalidJob, SchemaMismatch, key, streamKey,
-  checkQueue, normaliseRetry, plan, Plan, shape, lookupKeys, isTerminal, parseUrl, pairs, toInt,
+  checkQueue, normaliseRetry, plan, Plan, bulkStep, shape, lookupKeys, isTerminal, parseUrl, pairs, toInt,
 };

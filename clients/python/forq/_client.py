@@ -10,7 +10,7 @@ from redis.exceptions import NoScriptError, ResponseError
 
 from . import _core
 from ._core import Job
-from .errors import ForqError, InvalidJob
+from .errors import ForqError
 
 Seconds = Union[float, int, _dt.timedelta]
 

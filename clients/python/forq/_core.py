@@ -12,6 +12,7 @@ A step is one of:
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import hashlib
 import json
 import math
@@ -19,7 +20,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 from urllib.parse import parse_qs, unquote
 
 from .errors import InvalidJob, SchemaMismatch, ForqError
@@ -33,6 +34,8 @@ _NAME = re.compile(LIMITS["name_pattern"])
 _NAME_RULE = "use 1 to 128 characters of A-Z a-z 0-9 _ . : -"
 _GENERATED = re.compile(r"^\d+-\d+$|^\d+-\d+-p\d+$|^\d+-d\d+$")
 UNIQUE_TTL = str(LIMITS["unique_ttl_s"])
+_PAYLOAD_MAX = LIMITS["payload_bytes"]
+_GOOD_HANDLERS: set = set()  # names that passed the check (a bulk of one handler checks it once)
 
 
 class Script:
@@ -42,8 +45,8 @@ class Script:
         self.sha = hashlib.sha1(self.source.encode()).hexdigest()
 
 
-SCRIPTS = {n: Script(n) for n in ("added", "enqueue_unique", "enqueue_delayed", "job", "results",
-                                  "cancel")}
+SCRIPTS = {n: Script(n) for n in ("added", "enqueue_many", "enqueue_unique", "enqueue_delayed",
+                                  "job", "results", "cancel")}
 
 
 def key(queue: str, name: str, **parts: Any) -> str:
@@ -53,6 +56,7 @@ def key(queue: str, name: str, **parts: Any) -> str:
     return text
 
 
+@functools.lru_cache(maxsize=1024)
 def stream_key(queue: str, priority: int) -> str:
     return key(queue, "stream") if priority == 0 else key(queue, "stream_priority",
                                                              priority=priority)
@@ -163,9 +167,12 @@ def normalise_retry(text: str) -> str:
     return "/".join(parts)
 
 
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+
+
 def to_json(value: Any) -> str:
     try:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        return _ENCODE(value)
     except (TypeError, ValueError) as e:
         raise InvalidJob("payload is not JSON: %s" % e) from None
 
@@ -183,16 +190,15 @@ def _ms(value: Any, name: str) -> int:
     return value
 
 
-@dataclass
 class Plan:
     """How one job goes into Redis: kind xadd (a plain XADD, or added.lua while the queue's
     events are on), unique (enqueue_unique.lua) or delayed (enqueue_delayed.lua)."""
-    kind: str
-    queue: str
-    priority: int
-    fields: List[str]
-    id: Optional[str] = None
-    run_at_ms: Optional[int] = None
+    __slots__ = ("kind", "queue", "priority", "fields", "id", "run_at_ms", "size")
+
+    def __init__(self, kind: str, queue: str, priority: int, fields: List[str],
+                 id: Optional[str] = None, run_at_ms: Optional[int] = None, size: int = 0):
+        self.kind, self.queue, self.priority, self.fields = kind, queue, priority, fields
+        self.id, self.run_at_ms, self.size = id, run_at_ms, size
 
     def step(self, events_on: bool) -> tuple:
         q = self.queue
@@ -233,19 +239,30 @@ class Plan:
 
 def plan(queue: str, handler: Optional[str] = None, payload: Any = None, *, id: Optional[str] = None,
          priority: int = 0, attempts: Optional[int] = None, retry: Optional[str] = None,
-         delay: Any = None, run_at: Any = None, waitable: bool = False) -> Plan:
+         delay: Any = None, run_at: Any = None, waitable: bool = False,
+         _queue_checked: bool = False) -> Plan:
     """Checks a job as `forq enqueue` does and says how it goes into Redis."""
-    check_queue(queue)
-    fields: List[str] = []
-    if handler is not None:
+    if not _queue_checked:
+        check_queue(queue)
+    if handler is None:
+        fields = []
+    elif handler in _GOOD_HANDLERS:
+        fields = ["handler", handler]
+    else:
         if not isinstance(handler, str) or not _NAME.match(handler) or "\n" in handler:
             raise InvalidJob('handler "%s" is not allowed: %s' % (handler, _NAME_RULE))
-        fields += ["handler", handler]
+        if len(_GOOD_HANDLERS) > 1000:
+            _GOOD_HANDLERS.clear()
+        _GOOD_HANDLERS.add(handler)
+        fields = ["handler", handler]
     text = to_json(payload)
-    size = len(text.encode("utf-8"))
-    if size > LIMITS["payload_bytes"]:
-        raise InvalidJob("payload is %d bytes; the limit is %d" % (size, LIMITS["payload_bytes"]))
-    fields += ["payload", text]
+    size = len(text)  # characters: bytes only matter near the limit (4 bytes a character at most)
+    if size * 4 > _PAYLOAD_MAX:
+        size = len(text.encode("utf-8"))
+        if size > _PAYLOAD_MAX:
+            raise InvalidJob("payload is %d bytes; the limit is %d" % (size, _PAYLOAD_MAX))
+    fields.append("payload")
+    fields.append(text)
     if id is not None:
         if not isinstance(id, str):
             raise InvalidJob("id must be text (1 to 256 bytes of UTF-8)")
@@ -263,8 +280,9 @@ def plan(queue: str, handler: Optional[str] = None, payload: Any = None, *, id: 
             raise InvalidJob('id "%s" has the shape of an id forq generates (<ms>-<n>, '
                              "<ms>-<n>-p<N>, <ms>-d<n>), so it could name another job: choose "
                              "another" % id)
-    lo, hi = LIMITS["priority"]
-    _bounds("priority", priority, lo, hi, " (higher runs first)")
+    if priority != 0 or type(priority) is not int:
+        lo, hi = LIMITS["priority"]
+        _bounds("priority", priority, lo, hi, " (higher runs first)")
     if retry is not None:
         retry = normalise_retry(retry)
     if attempts is not None:
@@ -275,6 +293,10 @@ def plan(queue: str, handler: Optional[str] = None, payload: Any = None, *, id: 
         fields += ["retry", retry]
     if waitable:
         fields += ["waitable", "1"]
+    if delay is None and run_at is None:
+        if id is not None:
+            return Plan("unique", queue, priority, fields, id)
+        return Plan("xadd", queue, priority, fields, None, None, size)
     at = None
     lo, hi = LIMITS["delay_ms"]
     if delay is not None and run_at is not None:
@@ -297,7 +319,7 @@ def plan(queue: str, handler: Optional[str] = None, payload: Any = None, *, id: 
         return Plan("delayed", queue, priority, fields, id, at)
     if id is not None:
         return Plan("unique", queue, priority, fields, id)
-    return Plan("xadd", queue, priority, fields)
+    return Plan("xadd", queue, priority, fields, None, None, size)
 
 
 # ---- a job as forq shows it (docs/operations.md, "One shape for a job") ----
@@ -485,26 +507,58 @@ def enqueue(cache: QueueCache, p: Plan) -> Ops:
     return p.job_id(reply)
 
 
+def _bulk_step(queue: str, priority: int, plans: List["Plan"]) -> tuple:
+    return ("script", "enqueue_many", [stream_key(queue, priority), key(queue, "meta"),
+                                       key(queue, "events")],
+            [str(priority), _ENCODE([p.fields for p in plans])])
+
+
 def enqueue_many(cache: QueueCache, queue: str, jobs: List[Any]) -> Ops:
-    """One outcome per job, in order: (id, duplicate), or the InvalidJob that refused it."""
+    """One outcome per job, in order: (id, duplicate), or the error that refused it. Plain jobs
+    go in enqueue_many.lua calls of up to 1,000 jobs (or about 4 MiB) per priority, the others
+    one script call each; up to 1,000 jobs a round trip."""
     check_queue(queue)
-    on = yield from cache.events_on(queue)
-    out: List[Any] = []
+    yield from cache.events_on(queue)  # (the schema check; the scripts read events themselves)
+    out: List[Any] = [None] * len(jobs)
     plans: List[Tuple[int, Plan]] = []
-    for j in jobs:
+    for at, j in enumerate(jobs):
         try:
-            plans.append((len(out), plan(queue, **j)))
-            out.append(None)
+            plans.append((at, plan(queue, _queue_checked=True, **j)))
         except InvalidJob as e:
-            out.append(e)
+            out[at] = e
         except TypeError as e:
-            out.append(InvalidJob("not a job: %s" % e))
+            out[at] = InvalidJob("not a job: %s" % e)
     for start in range(0, len(plans), 1000):
         chunk = plans[start:start + 1000]
-        replies = yield ("pipe", [p.step(on) for _, p in chunk])
-        for (at, p), r in zip(chunk, replies):
-            # A write Redis refused (full, read-only) is that job's outcome: the others stand.
-            out[at] = ForqError(str(r)) if isinstance(r, Exception) else p.job_id(r)
+        steps: List[tuple] = []
+        owners: List[List[Tuple[int, Plan]]] = []  # the jobs each step enqueues
+        plain: Dict[int, List[Tuple[int, Plan]]] = {}
+        for at, p in chunk:
+            if p.kind == "xadd":
+                plain.setdefault(p.priority, []).append((at, p))
+            else:
+                steps.append(p.step(False))
+                owners.append([(at, p)])
+        for priority, group in plain.items():
+            size, begun = 0, 0
+            for n, (_at, p) in enumerate(group):
+                size += p.size
+                if size > 4 << 20 or n == len(group) - 1:
+                    part = group[begun:n + 1]
+                    steps.append(_bulk_step(queue, priority, [q for _, q in part]))
+                    owners.append(part)
+                    begun, size = n + 1, 0
+        replies = yield ("pipe", steps)
+        for owned, r in zip(owners, replies):
+            if isinstance(r, Exception):  # refused (full, read-only): those jobs' outcome
+                for at, _p in owned:
+                    out[at] = ForqError(str(r))
+            elif len(owned) == 1 and owned[0][1].kind != "xadd":
+                at, p = owned[0]
+                out[at] = p.job_id(r)
+            else:
+                for (at, p), entry in zip(owned, r):
+                    out[at] = p.job_id(entry)
     return out
 
 
