@@ -96,7 +96,7 @@ class Client:
         reply: Any = None
         try:
             while True:
-                reply = self._do(ops.send(reply))
+                reply = _core.text(self._do(ops.send(reply)))
         except StopIteration as done:
             return done.value
 

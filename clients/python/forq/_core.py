@@ -62,6 +62,21 @@ def stream_key(queue: str, priority: int) -> str:
                                                              priority=priority)
 
 
+def text(x: Any) -> Any:
+    """A reply with every bytes value as str (a redis-py client of the caller's own may not decode
+    replies; bytes that are not UTF-8 become U+FFFD, as forq shows them)."""
+    if isinstance(x, bytes):
+        return x.decode("utf-8", "replace")
+    if isinstance(x, list):
+        return [text(v) for v in x] if any(isinstance(v, (bytes, list, tuple, dict)) for v in x) \
+            else x
+    if isinstance(x, tuple):
+        return tuple(text(v) for v in x)
+    if isinstance(x, dict):
+        return {text(k): text(v) for k, v in x.items()}
+    return x
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)
 

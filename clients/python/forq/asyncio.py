@@ -44,7 +44,7 @@ class Client:
         reply: Any = None
         try:
             while True:
-                reply = await self._do(ops.send(reply))
+                reply = _core.text(await self._do(ops.send(reply)))
         except StopIteration as done:
             return done.value
 

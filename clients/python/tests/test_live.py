@@ -133,6 +133,15 @@ class Sync(unittest.TestCase):
             self.c.enqueue(q, "echo", 1)
         self.assertEqual(self.c.redis.xlen("forq:{%s}:stream" % q), 0)
 
+    def test_a_redis_client_of_your_own_even_one_that_does_not_decode(self):
+        import redis
+        own = redis.Redis.from_url(URL)  # replies as bytes
+        with forq.Client(own) as c:
+            job = c.enqueue_and_wait(QUEUE, "echo", {"own": "\u00e9"}, timeout=20)
+            self.assertEqual((job.state, job.result), ("completed", {"own": "\u00e9"}))
+            self.assertEqual(c.counts(QUEUE)["queue"], QUEUE)
+        self.assertTrue(own.ping())  # not closed: it is the caller's
+
     def test_events_on_writes_added(self):
         q = fresh("events")
         self.c.redis.hset("forq:{%s}:meta" % q, "events", "1000")
