@@ -16,6 +16,8 @@ packages=(
   # the foreign-producer test: a Python producer written from docs/protocol.md alone; the
   # Python client (clients/python), its asyncio half and its install test (a venv)
   python3 python3-redis python3-venv python3-setuptools python3-wheel
+  # redis-py's faster reply parser, which the Python client uses when it is there (benchmarks)
+  python3-hiredis
   # the cron oracle: forq's schedule times checked against croniter's
   python3-croniter
   # the embedded default and the test servers

@@ -112,6 +112,11 @@ class Client {
     const out = new Array(jobs.length).fill(null);
     const plans = [];
     jobs.forEach((j, at) => {
+      const quick = core.quickPlan(queue, j);
+      if (quick) {
+        plans.push([at, quick]);
+        return;
+      }
       try {
         plans.push([at, core.plan(queue, j, true)]);
       } catch (e) {

@@ -205,6 +205,26 @@ class Plan {
   }
 }
 
+// Handler names that passed the check (a bulk of one handler checks it once).
+const GOOD_HANDLERS = new Set();
+
+// The common bulk job, {handler: <a name already checked>, payload}, as a plain job's plan,
+// at a fraction of plan()'s cost (the same checks: the name, the JSON, the size); null for any
+// other job, or one that fails a check (plan() then says why, in its words).
+function quickPlan(queue, job) {
+  if (job === null || typeof job !== 'object' || !('payload' in job)) return null;
+  const keys = Object.keys(job);
+  let fields;
+  if (keys.length === 1) fields = [];
+  else if (keys.length === 2 && GOOD_HANDLERS.has(job.handler)) fields = ['handler', job.handler];
+  else return null;
+  let text;
+  try { text = JSON.stringify(job.payload); } catch { return null; }
+  if (typeof text !== 'string' || text.length * 3 > LIMITS.payload_bytes) return null;
+  fields.push('payload', text);
+  return new Plan('xadd', queue, 0, fields, null, null, text.length);
+}
+
 const JOB_OPTIONS = new Set(['handler', 'payload', 'id', 'priority', 'attempts', 'retry', 'delayMs',
   'runAt', 'waitable']);
 
@@ -217,8 +237,12 @@ function plan(queue, job = {}, queueChecked = false) {
   const { handler, payload, id, priority = 0, attempts, retry, delayMs, runAt, waitable } = job;
   const fields = [];
   if (handler !== undefined && handler !== null) {
-    if (typeof handler !== 'string' || !NAME.test(handler) || handler.includes('\n'))
-      throw new InvalidJob(`handler "${handler}" is not allowed: ${NAME_RULE}`);
+    if (!GOOD_HANDLERS.has(handler)) {
+      if (typeof handler !== 'string' || !NAME.test(handler) || handler.includes('\n'))
+        throw new InvalidJob(`handler "${handler}" is not allowed: ${NAME_RULE}`);
+      if (GOOD_HANDLERS.size > 1000) GOOD_HANDLERS.clear();
+      GOOD_HANDLERS.add(handler);
+    }
     fields.push('handler', handler);
   }
   const text = toJson(payload);
@@ -416,5 +440,5 @@ function parseUrl(url) {
 
 module.exports = {
   PROTOCOL, SCHEMA, GROUP, LIMITS, SCRIPTS, ForqError, InvalidJob, SchemaMismatch, key, streamKey,
-  checkQueue, normaliseRetry, plan, Plan, bulkStep, shape, lookupKeys, isTerminal, parseUrl, pairs, toInt,
+  checkQueue, normaliseRetry, plan, quickPlan, Plan, bulkStep, shape, lookupKeys, isTerminal, parseUrl, pairs, toInt,
 };
