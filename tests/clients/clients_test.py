@@ -307,6 +307,52 @@ def both_clients_run_jobs_through(test, url, queue):
                      [("completed", {"a": i}) for i in range(3)])
 
 
+class RedisRestart(unittest.TestCase):
+    def test_waits_ride_out_a_redis_restart(self):
+        """Each client waits for the other's running job while Redis (append-only file, fsync
+        always) is shut down and started again on the same port: both waits end completed."""
+        port = free_port()
+        d = os.path.join(TMP, "restart")
+        os.makedirs(d)
+        args = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                "--appendonly", "yes", "--appendfsync", "always", "--dir", d]
+        first = start(args, "redis-restart-1")
+        wait_until("redis", lambda: redis.Redis(port=port).ping())
+        url = "redis://127.0.0.1:%d" % port
+        serve(url, "rs", "serve-restart")
+        with forq.Client(url) as c:
+            wait_until("forq serve's queue", registered(c.redis, "rs"))
+            py_id = c.enqueue("rs", "sleep", {"ms": 2500}, waitable=True).id
+            js_id = node(url, "enqueue", "rs", json.dumps(
+                [{"handler": "sleep", "payload": {"ms": 2500}, "waitable": True}]))[0]["id"]
+            wait_until("both jobs running", lambda: all(
+                c.get_job("rs", i).state == "active" for i in (py_id, js_id)))
+            js_wait = subprocess.Popen(["node", NODE_TOOL, url, "wait", "rs", py_id, "30000"],
+                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            outcome = {}
+
+            def py_wait():
+                try:
+                    outcome["job"] = c.wait("rs", js_id, timeout=30)
+                except Exception as e:  # noqa: BLE001 (said below)
+                    outcome["error"] = e
+            import threading
+            waiter = threading.Thread(target=py_wait)
+            waiter.start()
+            time.sleep(0.5)
+            redis.Redis(port=port).shutdown(nosave=False)
+            first.wait(timeout=10)
+            time.sleep(0.5)  # down for a moment: every connection to it is refused
+            start(args, "redis-restart-2")
+            wait_until("redis again", lambda: redis.Redis(port=port).ping())
+            waiter.join(timeout=40)
+            self.assertNotIn("error", outcome)
+            self.assertEqual(outcome["job"].state, "completed")
+            out, err = js_wait.communicate(timeout=40)
+            self.assertEqual(js_wait.returncode, 0, err)
+            self.assertEqual(json.loads(out)["state"], "completed")
+
+
 class Cluster(unittest.TestCase):
     def test_both_clients_through_a_cluster_url(self):
         ports = [redis_server("--cluster-enabled", "yes", "--cluster-config-file",

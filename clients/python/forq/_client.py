@@ -79,6 +79,7 @@ class Client:
         else:
             self.redis, self._own = url, False
         self._cache = _core.QueueCache()
+        self._loaded = False
 
     def close(self) -> None:
         if self._own:
@@ -94,9 +95,15 @@ class Client:
 
     def _run(self, ops: Any) -> Any:
         reply: Any = None
+        failed: Optional[BaseException] = None
         try:
             while True:
-                reply = _core.text(self._do(ops.send(reply)))
+                step = ops.send(reply) if failed is None else ops.throw(failed)
+                failed = None
+                try:
+                    reply = _core.text(self._do(step))
+                except Exception as e:  # the operation's to handle (a wait rides out a restart)
+                    failed = e
         except StopIteration as done:
             return done.value
 
@@ -104,6 +111,14 @@ class Client:
         kind = step[0]
         if kind == "cmd":
             return self.redis.execute_command(*step[1])
+        if kind in ("script", "pipe", "pipes") and not self._loaded:
+            # A cluster's client logs every error reply, NOSCRIPT too: its primaries get the
+            # scripts before the first call (a primary that comes later answers NOSCRIPT once,
+            # and the script is sent in full).
+            self._loaded = True
+            if hasattr(self.redis, "get_nodes"):
+                for s in _core.SCRIPTS.values():
+                    self.redis.script_load(s.source)
         if kind == "script":
             name, keys, args = step[1:]
             s = _core.SCRIPTS[name]

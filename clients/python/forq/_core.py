@@ -25,6 +25,8 @@ from importlib import resources
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 from urllib.parse import parse_qs, unquote
 
+import redis.exceptions
+
 from .errors import InvalidJob, SchemaMismatch, ForqError
 
 _FILES = resources.files(__package__) / "protocol"
@@ -619,17 +621,40 @@ def get_job(queue: str, id: str) -> Ops:
     return job, raw
 
 
+# What a wait rides out (Redis restarting, failing over, loading its data, a cluster moving a
+# slot): it tries again until its deadline, growing the pause from 0.1 s to 1 s.
+_PASSING = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, ConnectionError,
+            TimeoutError, redis.exceptions.ClusterDownError, redis.exceptions.TryAgainError)
+
+
+def _again(make: Any, until: float) -> Ops:
+    pause = 0.1
+    while True:
+        try:
+            return (yield from make())
+        except _PASSING:
+            if time.monotonic() + pause >= until:
+                raise
+            yield ("sleep", pause)
+            pause = min(pause * 2, 1.0)
+
+
 def wait(queue: str, id: str, timeout_s: float) -> Ops:
     """The job once it has ended, or as it stands when timeout_s runs out; None if no queue knows
-    it. The same steps as forq::client::wait (docs/protocol.md, "Wait")."""
+    it. The same steps as forq::client::wait (docs/protocol.md, "Wait"); Redis going away
+    meanwhile (a restart, a failover) is waited out until the deadline."""
     check_queue(queue)
     until = time.monotonic() + max(0.0, timeout_s)
     finished = key(queue, "finished")
-    last = "0-0"
-    top = yield ("cmd", ["XREVRANGE", finished, "+", "-", "COUNT", "1"])
-    if top:
-        last = top[0][0]
-    job, _ = yield from get_job(queue, id)
+
+    def look() -> Ops:
+        # Where the finished stream stands, then the job: an end announced after that id is
+        # news; one before it is seen by the look.
+        top = yield ("cmd", ["XREVRANGE", finished, "+", "-", "COUNT", "1"])
+        found, _ = yield from get_job(queue, id)
+        return (top[0][0] if top else "0-0"), found
+
+    last, job = yield from _again(look, until)
     looked = time.monotonic()
     again = 0.1
     while True:
@@ -641,8 +666,17 @@ def wait(queue: str, id: str, timeout_s: float) -> Ops:
         news = False
         if job.waitable:
             block = max(1, min(1000, int(left * 1000)))
-            r = yield ("block", block, ["XREAD", "COUNT", "1000", "BLOCK", str(block), "STREAMS",
-                                        finished, last])
+
+            def read() -> Ops:
+                return (yield ("block", block, ["XREAD", "COUNT", "1000", "BLOCK", str(block),
+                                                "STREAMS", finished, last]))
+            try:
+                r = yield from read()
+            except _PASSING:
+                # The read's connection went: look again (from where the stream stands now).
+                last, job = yield from _again(look, until)
+                looked = time.monotonic()
+                continue
             for _stream, entries in (r or []):
                 for entry_id, kv in entries:
                     last = entry_id
@@ -653,7 +687,7 @@ def wait(queue: str, id: str, timeout_s: float) -> Ops:
         else:
             yield ("sleep", min(again, left))
             again = min(again * 2, 1.0)
-        job, _ = yield from get_job(queue, id)
+        job, _ = yield from _again(lambda: get_job(queue, id), until)
         looked = time.monotonic()
 
 

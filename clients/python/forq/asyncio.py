@@ -29,6 +29,7 @@ class Client:
         else:
             self.redis, self._own = url, False
         self._cache = _core.QueueCache()
+        self._loaded = False
 
     async def close(self) -> None:
         if self._own:
@@ -42,9 +43,15 @@ class Client:
 
     async def _run(self, ops: Any) -> Any:
         reply: Any = None
+        failed: Optional[BaseException] = None
         try:
             while True:
-                reply = _core.text(await self._do(ops.send(reply)))
+                step = ops.send(reply) if failed is None else ops.throw(failed)
+                failed = None
+                try:
+                    reply = _core.text(await self._do(step))
+                except Exception as e:  # the operation's to handle (a wait rides out a restart)
+                    failed = e
         except StopIteration as done:
             return done.value
 
@@ -52,6 +59,14 @@ class Client:
         kind = step[0]
         if kind == "cmd":
             return await self.redis.execute_command(*step[1])
+        if kind in ("script", "pipe", "pipes") and not self._loaded:
+            # A cluster's client logs every error reply, NOSCRIPT too: its primaries get the
+            # scripts before the first call (a primary that comes later answers NOSCRIPT once,
+            # and the script is sent in full).
+            self._loaded = True
+            if hasattr(self.redis, "get_nodes"):
+                for s in _core.SCRIPTS.values():
+                    await self.redis.script_load(s.source)
         if kind == "script":
             name, keys, args = step[1:]
             s = _core.SCRIPTS[name]
