@@ -47,6 +47,14 @@ test('live', { skip: !URL && 'FORQ_TEST_REDIS not set' }, async (t) => {
     assert.ok(Date.now() - start >= 500);
   });
 
+  await t.test('a job that is not waitable is waited for by looking again', async () => {
+    const e = await c.enqueue(QUEUE, { handler: 'sleep', payload: { ms: 300 } });
+    const t0 = Date.now();
+    const job = await c.wait(QUEUE, e.id, { timeoutMs: 20000 });
+    assert.strictEqual(job.state, 'completed');
+    assert.ok(Date.now() - t0 < 5000);
+  });
+
   await t.test('a dead job, and a wait that times out', async () => {
     const e = await c.enqueue(QUEUE, { handler: 'fail', payload: { times: 5 }, attempts: 1, waitable: true });
     const job = await c.wait(QUEUE, e.id, { timeoutMs: 20000 });

@@ -64,6 +64,13 @@ class Sync(unittest.TestCase):
         self.assertEqual((done.state, done.result), ("completed", {"d": 1}))
         self.assertGreaterEqual(time.time() - start, 0.5)
 
+    def test_a_job_not_waitable_is_waited_for_by_looking_again(self):
+        e = self.c.enqueue(QUEUE, "sleep", {"ms": 300})  # its end is not announced
+        t0 = time.monotonic()
+        job = self.c.wait(QUEUE, e.id, timeout=20)
+        self.assertEqual(job.state, "completed")
+        self.assertLess(time.monotonic() - t0, 5)
+
     def test_a_delayed_job_is_delayed_until_due(self):
         d = self.c.enqueue(IDLE, "echo", 1, delay=60_000, priority=2, attempts=3)
         job = self.c.get_job(IDLE, d.id)
