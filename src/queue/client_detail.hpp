@@ -111,12 +111,4 @@ inline std::pair<std::uint64_t, std::uint64_t> entry_order(std::string_view id) 
   return {ms, seq};
 }
 
-inline bool looks_like_entry_id(std::string_view id) {
-  auto dash = id.find('-');
-  if (dash == 0 || dash == std::string_view::npos || dash + 1 == id.size()) return false;
-  for (std::size_t i = 0; i < id.size(); ++i)
-    if (i != dash && (id[i] < '0' || id[i] > '9')) return false;
-  return true;
-}
-
 } // namespace forq::client_detail

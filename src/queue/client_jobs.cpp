@@ -45,12 +45,8 @@ boost::asio::awaitable<result<std::optional<job_info>>> client::find_job(std::st
     for (auto i = from; i < to; ++i) {
       const auto at = (i - from) * job_lookup::first_reads;
       if (!job_lookup::maybe_here(*r, at, id)) continue;
-      // Go on from this queue's first reads, not read again.
-      const redis::connection::response first(
-          r->begin() + static_cast<std::ptrdiff_t>(at),
-          r->begin() + static_cast<std::ptrdiff_t>(at + job_lookup::first_reads));
       job_lookup lookup(conn_, opts_, names[i], id);
-      auto found = co_await lookup.from_first(first);
+      auto found = co_await lookup.run();
       if (!found || *found) co_return found;
     }
   }

@@ -26,6 +26,7 @@ struct protocol_scripts {
   redis::script progress{"progress", lua::progress_lua};
   redis::script cancel{"cancel", lua::cancel_lua};
   redis::script added{"added", lua::added_lua};
+  redis::script job{"job", lua::job_lua};
 };
 
 inline const protocol_scripts& scripts() {

@@ -125,7 +125,7 @@ if entry then
             end
             if delivered == nil or after(entry, delivered) then state = 'ready' end
           end
-          if state then -- (else settled, awaiting trimming: its end is in the index below)
+          if state then -- (else settled, awaiting trimming)
             put('state', state)
             put('fields', fields)
             put('priority', tostring(p))
@@ -138,8 +138,9 @@ if entry then
             end
             return out
           end
+          break -- settled: its end is in the index below
         end
-        break
+        -- (another job's entry of the same id in this stream: look in the next)
       end
     end
   end
