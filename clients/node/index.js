@@ -35,6 +35,7 @@ class Client {
     }
     this.events = new Map(); // queue -> {on, at}: read again after a second
     this.blocking = []; // idle connections for waits (a blocking read holds its connection)
+    this.loaded = false; // every script loaded into Redis by this client (before a pipeline)
   }
 
   async close() {
@@ -53,8 +54,22 @@ class Client {
     }
   }
 
-  // One round trip of steps ({cmd} or {script, keys, args}); each reply, or its Error.
+  // SCRIPT LOAD of the named scripts, into every primary of a cluster (a command without a key
+  // goes to any one node).
+  async loadScripts(names) {
+    const targets = typeof this.redis.nodes === 'function' ? this.redis.nodes('master') : [this.redis];
+    for (const node of targets) for (const name of names) await node.script('LOAD', SCRIPTS[name].source);
+  }
+
+  // One round trip of steps ({cmd} or {script, keys, args}); each reply, or its Error. Redis
+  // gets the scripts before the first pipeline (and again after it is seen without them), so
+  // that no call of a pipeline is refused (NOSCRIPT) and sent again after the others, out of
+  // their order.
   async pipe(steps) {
+    if (!this.loaded && steps.some((st) => st.script)) {
+      await this.loadScripts(Object.keys(SCRIPTS));
+      this.loaded = true;
+    }
     const send = async (which) => {
       const p = this.redis.pipeline();
       for (const i of which) {
@@ -67,8 +82,8 @@ class Client {
     const out = await send(steps.map((_, i) => i));
     const unloaded = out.map((r, i) => (isNoScript(r) ? i : -1)).filter((i) => i >= 0);
     if (unloaded.length) { // refused before doing anything: load the scripts, send those again
-      for (const name of new Set(unloaded.map((i) => steps[i].script)))
-        await this.redis.script('LOAD', SCRIPTS[name].source);
+      this.loaded = false;
+      await this.loadScripts(new Set(unloaded.map((i) => steps[i].script)));
       const again = await send(unloaded);
       unloaded.forEach((i, n) => { out[i] = again[n]; });
     }
@@ -131,29 +146,34 @@ class Client {
       const chunk = plans.slice(start, start + 1000);
       const steps = [];
       const owners = []; // the jobs each step enqueues
-      const plain = new Map();
+      let plain = new Map(); // priority -> plain jobs not yet in a step
+      const flush = () => { // the plain jobs so far, in calls of about 4 MiB at most
+        for (const [priority, group] of plain) {
+          let size = 0, begun = 0;
+          group.forEach(([, p], n) => {
+            size += p.size;
+            if (size > 4 << 20 || n === group.length - 1) {
+              const part = group.slice(begun, n + 1);
+              steps.push(core.bulkStep(queue, priority, part.map(([, q]) => q)));
+              owners.push(part);
+              begun = n + 1;
+              size = 0;
+            }
+          });
+        }
+        plain = new Map();
+      };
       for (const [at, p] of chunk) {
         if (p.kind === 'xadd') {
           if (!plain.has(p.priority)) plain.set(p.priority, []);
           plain.get(p.priority).push([at, p]);
-        } else {
+        } else { // its own script call, after the plain jobs before it (so they keep order)
+          flush();
           steps.push(p.step(false));
           owners.push([[at, p]]);
         }
       }
-      for (const [priority, group] of plain) {
-        let size = 0, begun = 0;
-        group.forEach(([, p], n) => {
-          size += p.size;
-          if (size > 4 << 20 || n === group.length - 1) {
-            const part = group.slice(begun, n + 1);
-            steps.push(core.bulkStep(queue, priority, part.map(([, q]) => q)));
-            owners.push(part);
-            begun = n + 1;
-            size = 0;
-          }
-        });
-      }
+      flush();
       inFlight.push(this.pipe(steps).then((replies) => {
         owners.forEach((owned, n) => {
           const r = replies[n];

@@ -218,6 +218,22 @@ class OneRedis(unittest.TestCase):
             states.add(want["state"])
         self.assertGreaterEqual(states, {"completed", "dead", "ready", "delayed", "cancelled"})
 
+    def test_an_entry_of_the_same_id_in_another_stream_is_not_the_job(self):
+        """Entry ids are per stream: the job with caller id "same:1" runs from entry E of the
+        priority-5 stream, and another job has entry E in the priority-0 stream, looked at
+        first. Every reader finds the right one."""
+        q = "same-entry"
+        e = self.c.enqueue(q, "echo", {"right": 1}, id="same:1", priority=5)
+        entry = self.c.redis.get("forq:{%s}:unique:same:1" % q)
+        self.c.redis.xadd("forq:{%s}:stream" % q, {"handler": "echo", "payload": "{}"}, id=entry)
+        want = {"queue": q, "id": e.id, "state": "ready", "handler": "echo",
+                "payload": {"right": 1}, "attempts": 0, "priority": 5}
+        self.assertEqual(self.c.get_job(q, e.id).to_dict(), want)
+        self.assertEqual(node(self.url, "get", q, e.id), want)
+        cli = subprocess.run([FORQ, "job", "--redis", self.url, "--queue", q, "--json", e.id],
+                             capture_output=True, text=True, timeout=30, env=clean_env())
+        self.assertEqual(json.loads(cli.stdout), want, cli.stderr)
+
     def test_bad_input_is_refused_in_the_words_of_forq_enqueue(self):
         cases = [("bad queue", "echo", None), ("x", "x/y", None), ("x", "echo", "1-0"),
                  ("x", "echo", "a\tb"), ("x", "echo", ""), ("x", "echo", "\u00e9" * 200)]

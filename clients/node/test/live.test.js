@@ -7,6 +7,7 @@ const test = require('node:test');
 const assert = require('node:assert');
 const crypto = require('crypto');
 const { Client, InvalidJob, SchemaMismatch } = require('..');
+const core = require('../lib/core');
 
 const URL = process.env.FORQ_TEST_REDIS;
 const QUEUE = process.env.FORQ_TEST_QUEUE || 'node';
@@ -45,6 +46,15 @@ test('live', { skip: !URL && 'FORQ_TEST_REDIS not set' }, async (t) => {
     const dd = await c.wait(QUEUE, d.id, { timeoutMs: 20000 });
     assert.deepStrictEqual([dd.state, dd.result], ['completed', { d: 1 }]);
     assert.ok(Date.now() - start >= 500);
+  });
+
+  await t.test('a bulk keeps its order in the stream', async () => {
+    const q = fresh('order');
+    const many = await c.enqueueMany(q, [{ handler: 'echo', payload: 1 }, { handler: 'echo', payload: 2, id: fresh('u') },
+      { handler: 'echo', payload: 3, priority: 2 }, { payload: 4 }, { handler: 'echo', payload: 5, id: fresh('u') }]);
+    const entries = await c.redis.xrange(`forq:{${q}}:stream`, '-', '+');
+    assert.deepStrictEqual(entries.map(([, f]) => core.pairs(f).payload), ['1', '2', '4', '5']);
+    assert.match(many[2].id, /-p2$/);
   });
 
   await t.test('a job that is not waitable is waited for by looking again', async () => {

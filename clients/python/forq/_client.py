@@ -9,15 +9,10 @@ import redis
 from redis.exceptions import NoScriptError, ResponseError
 
 from . import _core
-from ._core import Job
+from ._core import Enqueued, Job
 from .errors import ForqError
 
 Seconds = Union[float, int, _dt.timedelta]
-
-
-class Enqueued(NamedTuple):
-    id: str
-    duplicate: bool  # a job with this caller id was already enqueued; nothing was added
 
 
 class Cancelled(NamedTuple):
@@ -58,6 +53,25 @@ def connect(url: str, asyncio: bool = False, sentinel_password: Optional[str] = 
         sentinel_kwargs["ssl"] = True
     s = Sentinel(u.nodes, sentinel_kwargs=sentinel_kwargs, **kwargs)
     return s.master_for(u.master, db=u.db, **creds)
+
+
+def _args(step: tuple) -> List[Any]:
+    """A "cmd" or "script" step as a command's arguments."""
+    if step[0] == "cmd":
+        return list(step[1])
+    s = _core.SCRIPTS[step[1]]
+    return ["EVALSHA", s.sha, len(step[2]), *step[2], *step[3]]
+
+
+def _read(conn: Any, n: int) -> List[Any]:
+    """n replies from a connection, an error reply as its exception."""
+    got: List[Any] = []
+    for _ in range(n):
+        try:
+            got.append(conn.read_response())
+        except ResponseError as e:
+            got.append(e)
+    return got
 
 
 class Client:
@@ -111,14 +125,15 @@ class Client:
         kind = step[0]
         if kind == "cmd":
             return self.redis.execute_command(*step[1])
-        if kind in ("script", "pipe", "pipes") and not self._loaded:
-            # A cluster's client logs every error reply, NOSCRIPT too: its primaries get the
-            # scripts before the first call (a primary that comes later answers NOSCRIPT once,
-            # and the script is sent in full).
+        if not self._loaded and (kind in ("pipe", "pipes") or (
+                kind == "script" and hasattr(self.redis, "get_nodes"))):
+            # Redis gets the scripts before the first pipeline, so that none of its calls is
+            # refused (NOSCRIPT) and sent again after the others, out of their order; and a
+            # cluster's before its first call (its client logs every error reply). Loaded again
+            # after Redis is seen without them.
+            for s in _core.SCRIPTS.values():
+                self.redis.script_load(s.source)
             self._loaded = True
-            if hasattr(self.redis, "get_nodes"):
-                for s in _core.SCRIPTS.values():
-                    self.redis.script_load(s.source)
         if kind == "script":
             name, keys, args = step[1:]
             s = _core.SCRIPTS[name]
@@ -138,9 +153,40 @@ class Client:
         raise AssertionError(kind)
 
     def _pipes(self, rounds: Any) -> List[List[Any]]:
-        """Each round's replies, in order, one round trip after the other. (A thread sending
-        while this one makes the next round gained nothing: it waits for the GIL.)"""
-        return [_core.text(self._pipe(steps)) for steps in rounds]
+        """Each round's replies, in order. On one connection of a plain or sentinel client, a
+        round is sent before the replies of the one before are read, so Redis runs one while
+        this process makes the next (one socket: in order; no thread, no GIL to wait for). A
+        cluster's client sends one round after the other."""
+        pool = getattr(self.redis, "connection_pool", None)
+        if pool is None or hasattr(self.redis, "get_nodes"):
+            return [_core.text(self._pipe(steps)) for steps in rounds]
+        sent: List[List[tuple]] = []
+        out: List[List[Any]] = []
+        conn = pool.get_connection("EVALSHA")
+        try:
+            for steps in rounds:
+                conn.send_packed_command(conn.pack_commands([_args(st) for st in steps]))
+                sent.append(steps)
+                if len(sent) - len(out) > 1:
+                    out.append(_read(conn, len(sent[len(out)])))
+            while len(out) < len(sent):
+                out.append(_read(conn, len(sent[len(out)])))
+        except BaseException:
+            conn.disconnect()  # replies may be left unread on it
+            raise
+        finally:
+            pool.release(conn)
+        # Calls refused for a script Redis did not have (flushed, restarted) did nothing: load
+        # the scripts and send those again, in order.
+        again = [(i, j) for i, got in enumerate(out) for j, r in enumerate(got)
+                 if isinstance(r, NoScriptError) or (isinstance(r, ResponseError) and
+                                                     str(r).startswith("NOSCRIPT"))]
+        if again:
+            for s in _core.SCRIPTS.values():
+                self.redis.script_load(s.source)
+            for i, j in again:
+                out[i][j] = self._pipe([sent[i][j]])[0]
+        return [_core.text(got) for got in out]
 
     def _pipe(self, steps: List[tuple]) -> List[Any]:
         def send(which: List[int]) -> List[Any]:
@@ -157,6 +203,7 @@ class Client:
         unloaded = [i for i, r in enumerate(out) if isinstance(r, NoScriptError) or (
             isinstance(r, ResponseError) and str(r).startswith("NOSCRIPT"))]
         if unloaded:  # refused before doing anything: load the scripts, send those again
+            self._loaded = False  # (Redis lost them: all are loaded before the next pipeline)
             for name in {steps[i][1] for i in unloaded}:
                 self.redis.script_load(_core.SCRIPTS[name].source)
             for i, r in zip(unloaded, send(unloaded)):
@@ -175,15 +222,14 @@ class Client:
         `forq enqueue` if the job breaks a rule."""
         p = _core.plan(queue, handler, payload, id=id, priority=priority, attempts=attempts,
                        retry=retry, delay=delay, run_at=run_at, waitable=waitable)
-        return Enqueued(*self._run(_core.enqueue(self._cache, p)))
+        return self._run(_core.enqueue(self._cache, p))
 
     def enqueue_many(self, queue: str, jobs: Iterable[Dict[str, Any]]
                      ) -> List[Union[Enqueued, ForqError]]:
         """Many jobs, pipelined (1,000 a round trip). Each job is a dict of enqueue's arguments
         (handler, payload, id, priority, ...). One outcome per job, in order: Enqueued, or the
         error that refused it (InvalidJob: nothing added for it)."""
-        out = self._run(_core.enqueue_many(self._cache, queue, list(jobs)))
-        return [o if isinstance(o, Exception) else Enqueued(*o) for o in out]
+        return self._run(_core.enqueue_many(self._cache, queue, list(jobs)))
 
     def get_job(self, queue: str, id: str) -> Optional[Job]:
         """The job as it stands, or None when the queue knows nothing of the id."""

@@ -22,7 +22,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Tuple
 from urllib.parse import parse_qs, unquote
 
 import redis.exceptions
@@ -207,6 +207,12 @@ def _ms(value: Any, name: str) -> int:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return value
+
+
+class Enqueued(NamedTuple):
+    """A job added (or found added before: `duplicate`, and nothing was added)."""
+    id: str
+    duplicate: bool  # a job with this caller id was already enqueued; nothing was added
 
 
 class Plan:
@@ -523,7 +529,7 @@ class QueueCache:
 def enqueue(cache: QueueCache, p: Plan) -> Ops:
     on = yield from cache.events_on(p.queue)
     reply = yield p.step(on)
-    return p.job_id(reply)
+    return Enqueued(*p.job_id(reply))
 
 
 def _bulk_step(queue: str, priority: int, fields: List[List[str]]) -> tuple:
@@ -546,23 +552,44 @@ def enqueue_many(cache: QueueCache, queue: str, jobs: List[Any]) -> Ops:
 
     def one_round(batch: List[Any], first: int) -> List[tuple]:
         steps: List[tuple] = []
-        owners: List[Any] = []
-        plain: Dict[int, List[Tuple[int, List[str], int]]] = {}
+        owners: List[tuple] = []
+        # Plain jobs by priority, not yet in a step: their places in `jobs`, their fields, their
+        # payloads' sizes.
+        plain: Dict[int, Tuple[List[int], List[List[str]], List[int]]] = {}
+
+        def flush() -> None:  # the plain jobs so far, in calls of about 4 MiB at most
+            for priority, (ats, fields, sizes) in plain.items():
+                suffix = "-p%d" % priority if priority else ""
+                size, begun = 0, 0
+                for n, length in enumerate(sizes):
+                    size += length
+                    if size > 4 << 20 or n == len(sizes) - 1:
+                        steps.append(_bulk_step(queue, priority, fields[begun:n + 1]))
+                        owners.append(("bulk", ats[begun:n + 1], suffix))
+                        begun, size = n + 1, 0
+            plain.clear()
+
+        ats0: List[int] = []
+        fields0: List[List[str]] = []
+        sizes0: List[int] = []
+        plain[0] = (ats0, fields0, sizes0)
         for at, j in enumerate(batch, first):
             # The common bulk job, {"handler": <a name already checked>, "payload": ...}, checked
             # here at a fraction of plan()'s cost (the same checks: the name, the JSON, the
             # size); any other job, or one that fails a check, goes through plan() for its words.
-            if type(j) is dict and "payload" in j and (len(j) == 1 or (
-                    len(j) == 2 and type(j.get("handler")) is str and j["handler"] in good)):
-                try:
-                    text = encode(j["payload"])
-                except (TypeError, ValueError):
-                    text = None
-                if text is not None and len(text) <= most:
-                    fields = ["handler", j["handler"], "payload", text] if len(j) == 2 else \
-                        ["payload", text]
-                    plain.setdefault(0, []).append((at, fields, len(text)))
-                    continue
+            if type(j) is dict and "payload" in j:
+                n = len(j)
+                if n == 1 or (n == 2 and type(j.get("handler")) is str and j["handler"] in good):
+                    try:
+                        text = encode(j["payload"])
+                    except (TypeError, ValueError):
+                        text = None
+                    if text is not None and len(text) <= most:
+                        ats0.append(at)
+                        fields0.append(["handler", j["handler"], "payload", text] if n == 2
+                                       else ["payload", text])
+                        sizes0.append(len(text))
+                        continue
             try:
                 p = plan(queue, _queue_checked=True, **j)
             except InvalidJob as e:
@@ -572,36 +599,38 @@ def enqueue_many(cache: QueueCache, queue: str, jobs: List[Any]) -> Ops:
                 out[at] = InvalidJob("not a job: %s" % e)
                 continue
             if p.kind == "xadd":
-                plain.setdefault(p.priority, []).append((at, p.fields, p.size))
-            else:
+                group = plain.setdefault(p.priority, ([], [], []))
+                group[0].append(at)
+                group[1].append(p.fields)
+                group[2].append(p.size)
+            else:  # its own script call, after the plain jobs before it (so they keep order)
+                if any(g[0] for g in plain.values()):
+                    flush()
+                    ats0, fields0, sizes0 = [], [], []
+                    plain[0] = (ats0, fields0, sizes0)
                 steps.append(p.step(False))
-                owners.append((at, p))
-        for priority, group in plain.items():
-            suffix = "-p%d" % priority if priority else ""
-            size, begun = 0, 0
-            for n, (_at, _f, length) in enumerate(group):
-                size += length
-                if size > 4 << 20 or n == len(group) - 1:
-                    part = group[begun:n + 1]
-                    steps.append(_bulk_step(queue, priority, [f for _, f, _ in part]))
-                    owners.append([(at, suffix) for at, _, _ in part])
-                    begun, size = n + 1, 0
+                owners.append(("one", at, p))
+        plain = {k: g for k, g in plain.items() if g[0]}
+        flush()
         rounds.append(owners)
         return steps
 
     replies = yield ("pipes", (one_round(jobs[start:start + 1000], start)
                                for start in range(0, len(jobs), 1000)))
+    made = tuple.__new__  # (an Enqueued from a pair, at a third of its constructor's cost)
     for owners, got in zip(rounds, replies):
         for owned, r in zip(owners, got):
-            if isinstance(owned, tuple):  # a script call of its own
-                at, p = owned
-                out[at] = ForqError(str(r)) if isinstance(r, Exception) else p.job_id(r)
+            if owned[0] == "one":  # a script call of its own
+                _, at, p = owned
+                out[at] = ForqError(str(r)) if isinstance(r, Exception) else \
+                    made(Enqueued, p.job_id(r))
             elif isinstance(r, Exception):  # refused (full, read-only): those jobs' outcome
-                for at, _ in owned:
+                for at in owned[1]:
                     out[at] = ForqError(str(r))
             else:
-                for (at, suffix), entry in zip(owned, r):
-                    out[at] = (entry + suffix, False)
+                suffix = owned[2]
+                for at, entry in zip(owned[1], r):
+                    out[at] = made(Enqueued, (entry + suffix, False))
     return out
 
 

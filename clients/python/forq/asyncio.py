@@ -59,14 +59,15 @@ class Client:
         kind = step[0]
         if kind == "cmd":
             return await self.redis.execute_command(*step[1])
-        if kind in ("script", "pipe", "pipes") and not self._loaded:
-            # A cluster's client logs every error reply, NOSCRIPT too: its primaries get the
-            # scripts before the first call (a primary that comes later answers NOSCRIPT once,
-            # and the script is sent in full).
+        if not self._loaded and (kind in ("pipe", "pipes") or (
+                kind == "script" and hasattr(self.redis, "get_nodes"))):
+            # Redis gets the scripts before the first pipeline, so that none of its calls is
+            # refused (NOSCRIPT) and sent again after the others, out of their order; and a
+            # cluster's before its first call (its client logs every error reply). Loaded again
+            # after Redis is seen without them.
+            for s in _core.SCRIPTS.values():
+                await self.redis.script_load(s.source)
             self._loaded = True
-            if hasattr(self.redis, "get_nodes"):
-                for s in _core.SCRIPTS.values():
-                    await self.redis.script_load(s.source)
         if kind == "script":
             name, keys, args = step[1:]
             s = _core.SCRIPTS[name]
@@ -99,7 +100,8 @@ class Client:
         out = await send(list(range(len(steps))))
         unloaded = [i for i, r in enumerate(out) if isinstance(r, NoScriptError) or (
             isinstance(r, ResponseError) and str(r).startswith("NOSCRIPT"))]
-        if unloaded:
+        if unloaded:  # refused before doing anything: load the scripts, send those again
+            self._loaded = False  # (Redis lost them: all are loaded before the next pipeline)
             for name in {steps[i][1] for i in unloaded}:
                 await self.redis.script_load(_core.SCRIPTS[name].source)
             for i, r in zip(unloaded, await send(unloaded)):
@@ -112,12 +114,11 @@ class Client:
                       delay: Any = None, run_at: Any = None, waitable: bool = False) -> Enqueued:
         p = _core.plan(queue, handler, payload, id=id, priority=priority, attempts=attempts,
                        retry=retry, delay=delay, run_at=run_at, waitable=waitable)
-        return Enqueued(*await self._run(_core.enqueue(self._cache, p)))
+        return await self._run(_core.enqueue(self._cache, p))
 
     async def enqueue_many(self, queue: str, jobs: Iterable[Dict[str, Any]]
                            ) -> List[Union[Enqueued, ForqError]]:
-        out = await self._run(_core.enqueue_many(self._cache, queue, list(jobs)))
-        return [o if isinstance(o, Exception) else Enqueued(*o) for o in out]
+        return await self._run(_core.enqueue_many(self._cache, queue, list(jobs)))
 
     async def get_job(self, queue: str, id: str) -> Optional[Job]:
         return (await self._run(_core.get_job(queue, id)))[0]

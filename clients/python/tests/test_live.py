@@ -64,6 +64,17 @@ class Sync(unittest.TestCase):
         self.assertEqual((done.state, done.result), ("completed", {"d": 1}))
         self.assertGreaterEqual(time.time() - start, 0.5)
 
+    def test_a_bulk_keeps_its_order_in_the_stream(self):
+        q = fresh("order")
+        many = self.c.enqueue_many(q, [{"handler": "echo", "payload": 1},
+                                       {"handler": "echo", "payload": 2, "id": fresh("u")},
+                                       {"handler": "echo", "payload": 3, "priority": 2},
+                                       {"payload": 4}, {"handler": "echo", "payload": 5,
+                                                        "id": fresh("u")}])
+        payloads = [f["payload"] for _, f in self.c.redis.xrange("forq:{%s}:stream" % q)]
+        self.assertEqual(payloads, ["1", "2", "4", "5"])
+        self.assertTrue(many[2].id.endswith("-p2"))
+
     def test_a_job_not_waitable_is_waited_for_by_looking_again(self):
         e = self.c.enqueue(QUEUE, "sleep", {"ms": 300})  # its end is not announced
         t0 = time.monotonic()
