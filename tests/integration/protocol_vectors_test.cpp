@@ -26,11 +26,15 @@ namespace json = boost::json;
 using namespace forq;
 using namespace asio::experimental::awaitable_operators;
 
-json::array vectors() {
-  std::ifstream f(FORQ_SOURCE_DIR "/src/protocol/vectors.json");
+json::object read_json(const char* path) {
+  std::ifstream f(path);
   std::stringstream text;
   text << f.rdbuf();
-  return json::parse(text.str()).as_object().at("enqueue").as_array();
+  return json::parse(text.str()).as_object();
+}
+
+json::array vectors() {
+  return read_json(FORQ_SOURCE_DIR "/src/protocol/vectors.json").at("enqueue").as_array();
 }
 
 // A vector's job as a C++ caller hands it over: what the CLI and the API check before the
@@ -70,6 +74,58 @@ std::vector<std::string> strings(const redis::reply& r) {
   for (const auto& e : r.elements())
     out.emplace_back(e.str());
   return out;
+}
+
+// protocol.json, what the clients read their facts from, says what the C++ code does.
+TEST(protocol_json, its_schema_keys_and_limits_are_the_cpp_codes) {
+  const auto p = read_json(FORQ_SOURCE_DIR "/src/protocol/protocol.json");
+  EXPECT_EQ(p.at("schema").as_int64(), queue::schema_version);
+  EXPECT_EQ(p.at("group").as_string(), queue::keys::group);
+  const queue::keys k("q");
+  const std::pair<const char*, std::string> names[] = {
+      {"meta", k.meta},
+      {"stream", k.stream},
+      {"delayed", k.delayed},
+      {"delayed_jobs", k.delayed_jobs},
+      {"wake", k.wake},
+      {"dead", k.dead},
+      {"dead_jobs", k.dead_jobs},
+      {"results", k.results},
+      {"results_data", k.results_data},
+      {"progress", k.progress},
+      {"entries", k.entries},
+      {"cancel", k.cancel},
+      {"cancelled", k.cancelled},
+      {"cancelled_jobs", k.cancelled_jobs},
+      {"finished", k.finished},
+      {"events", k.events},
+      {"stats", k.stats},
+      {"schedules", k.schedules},
+      {"stream_priority", k.stream_for(7)},
+      {"unique", queue::keys::unique_key("q", "an:id")},
+      {"queue_registry", std::string(queue::keys::all_queues)}};
+  const auto& keys = p.at("keys").as_object();
+  EXPECT_EQ(keys.size(), std::size(names));
+  for (const auto& [name, want] : names) {
+    std::string text(keys.at(name).as_string());
+    for (auto [from, to] : {std::pair<std::string, std::string>{"<queue>", "q"},
+                            {"<priority>", "7"},
+                            {"<id>", "an:id"}})
+      if (auto at = text.find(from); at != std::string::npos) text.replace(at, from.size(), to);
+    EXPECT_EQ(text, want) << name;
+  }
+  const auto& l = p.at("limits").as_object();
+  auto range = [&](const char* name) {
+    const auto& a = l.at(name).as_array();
+    return std::pair<long long, long long>{a[0].as_int64(), a[1].as_int64()};
+  };
+  EXPECT_EQ(range("priority"), (std::pair{queue::priority_bounds.lo, queue::priority_bounds.hi}));
+  EXPECT_EQ(range("max_attempts"),
+            (std::pair{queue::attempts_bounds.lo, queue::attempts_bounds.hi}));
+  EXPECT_EQ(range("delay_ms"), (std::pair{queue::delay_bounds.lo, queue::delay_bounds.hi}));
+  EXPECT_EQ(range("backoff_ms"), (std::pair{queue::backoff_bounds.lo, queue::backoff_bounds.hi}));
+  EXPECT_EQ(l.at("payload_bytes").as_int64(),
+            static_cast<std::int64_t>(queue::default_max_payload));
 }
 
 class protocol_vectors : public test::redis_test {};

@@ -159,7 +159,7 @@ class Client:
         cluster's client sends one round after the other."""
         pool = getattr(self.redis, "connection_pool", None)
         if pool is None or hasattr(self.redis, "get_nodes"):
-            return [_core.text(self._pipe(steps)) for steps in rounds]
+            return [self._pipe(steps) for steps in rounds]
         sent: List[List[tuple]] = []
         out: List[List[Any]] = []
         conn = pool.get_connection("EVALSHA")
@@ -186,7 +186,7 @@ class Client:
                 self.redis.script_load(s.source)
             for i, j in again:
                 out[i][j] = self._pipe([sent[i][j]])[0]
-        return [_core.text(got) for got in out]
+        return out  # (_run makes text of every reply)
 
     def _pipe(self, steps: List[tuple]) -> List[Any]:
         def send(which: List[int]) -> List[Any]:

@@ -83,7 +83,7 @@ class Client:
         if kind == "pipe":
             return await self._pipe(step[1])
         if kind == "pipes":  # (one loop: no making while sending; in order)
-            return [_core.text(await self._pipe(steps)) for steps in step[1]]
+            return [await self._pipe(steps) for steps in step[1]]
         raise AssertionError(kind)
 
     async def _pipe(self, steps: List[tuple]) -> List[Any]:
